@@ -1,0 +1,38 @@
+/*
+ * buf: a growable contiguous byte buffer with a consumed-prefix offset.
+ * Used as a conn's read buffer (bytes arrive at the end, parsers consume
+ * from the front) and as a msg's request and response bytes. Parsers need
+ * contiguous bytes, so a buffer grows rather than chains; it gives memory
+ * back (buf_shrink) when it is empty again, so a spike does not stay.
+ */
+#ifndef CMX_BUF_H
+#define CMX_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+struct buf {
+    uint8_t *data;
+    size_t start;   /* first unconsumed byte */
+    size_t end;     /* one past the last byte */
+    size_t cap;
+};
+
+static inline size_t buf_len(const struct buf *b) { return b->end - b->start; }
+static inline uint8_t *buf_head(const struct buf *b) { return b->data + b->start; }
+
+/* Make room for at least n more bytes at the end. Returns 0 or -1 (ENOMEM). */
+int buf_reserve(struct buf *b, size_t n) MUSTCHECK;
+/* Append n bytes. Returns 0 or -1. */
+int buf_append(struct buf *b, const void *p, size_t n) MUSTCHECK;
+/* Drop n bytes from the front; an emptied buffer resets to offset 0. */
+void buf_consume(struct buf *b, size_t n);
+/* Forget the contents, keep the memory. */
+static inline void buf_reset(struct buf *b) { b->start = b->end = 0; }
+/* Free the memory when the buffer is empty and larger than keep bytes. */
+void buf_shrink(struct buf *b, size_t keep);
+void buf_free(struct buf *b);
+
+#endif

@@ -1,0 +1,125 @@
+/*
+ * conf: the INI configuration: [cachemux] process settings and one
+ * [pool NAME] section per pool. conf_load() reads a file, scans its lines
+ * itself (line numbers, overlong and indented lines; see conf_scan.h), hands
+ * the text to inih and validates every key. The result is an immutable
+ * struct conf (a "generation"); host names are resolved later by the
+ * supervisor (net), which fills the sockaddr fields.
+ *
+ * Every problem is reported as "FILE:LINE: message" naming the key and value,
+ * and all of them are reported, not just the first.
+ */
+#ifndef CMX_CONF_H
+#define CMX_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "dist.h"
+#include "hash.h"
+
+#define CONF_DEFAULT_STATS_PORT 22222
+#define CONF_DEFAULT_MBUF_SIZE 16384
+#define CONF_MIN_MBUF_SIZE 512
+#define CONF_MAX_MBUF_SIZE 16777216
+#define CONF_DEFAULT_MAX_REQUEST_SIZE 67108864ULL
+#define CONF_DEFAULT_SHUTDOWN_TIMEOUT 30000
+#define CONF_DEFAULT_LOG_LEVEL 5
+#define CONF_MAX_LINE 198  /* a line of 199 bytes or more is an error */
+
+/* A listen or server address as written: host:port, [v6]:port or a unix path. */
+struct conf_addr {
+    char *host;         /* host name or literal, or the unix socket path */
+    int port;           /* 0 for unix */
+    bool is_unix;
+    int perm;           /* unix listen mode (octal in the file), -1 if not given */
+    /* Filled by the supervisor's resolver (net_resolve), not by conf. */
+    struct sockaddr_storage sa;
+    socklen_t salen;
+};
+
+struct conf_server {
+    char *ident;        /* identity: name, else host:port, host (port 11211) or path: */
+    char *name;         /* NULL when the line has none */
+    struct conf_addr addr;
+    uint32_t weight;
+    int line;           /* line of its "server =" */
+};
+
+struct conf_pool {
+    char *name;
+    int line;                       /* line of the [pool NAME] header */
+    struct conf_addr listen;
+    char *listen_str;               /* as written, for messages and comparisons */
+    struct dist_key_rule key_rule;  /* hash and hash_tag */
+    enum dist_type dist;
+    uint64_t timeout_ms;            /* 0: none */
+    uint32_t backlog;
+    bool preconnect;
+    bool redis;
+    char *redis_auth;               /* NULL: none */
+    uint32_t redis_db;
+    uint32_t server_connections;    /* per server per worker, >= 1 */
+    bool auto_eject_hosts;
+    uint64_t server_retry_timeout_ms;
+    uint32_t server_failure_limit;
+    uint32_t client_connections;    /* 0: no limit */
+    bool tcpkeepalive;
+    struct conf_server *servers;    /* sorted in identity order (dist_ident_cmp) */
+    size_t nservers;
+};
+
+struct conf {
+    char *path;                     /* the file it came from */
+    int workers;                    /* 0: auto */
+    char *stats_host;               /* default "127.0.0.1" */
+    int stats_port;                 /* default 22222 */
+    char *metrics_listen;           /* NULL: off */
+    char *log_file;                 /* NULL: stderr */
+    int log_level;                  /* -1: not set in the file */
+    char *pid_file;                 /* NULL: none */
+    uint32_t mbuf_size;
+    uint64_t max_request_size;
+    uint64_t shutdown_timeout_ms;
+    struct conf_pool *pools;        /* twemproxy order: shorter names first, then bytewise */
+    size_t npools;
+};
+
+/* Collected error messages, each "FILE:LINE: message". */
+struct conf_errors {
+    char **msgs;
+    size_t n;
+    size_t cap;
+};
+
+/*
+ * Load and validate path. On success returns 0 and sets *out (free with
+ * conf_free). On failure returns -1 with at least one message in errs (the
+ * caller owns errs and frees it with conf_errors_free).
+ */
+int conf_load(const char *path, struct conf **out, struct conf_errors *errs);
+
+/* Same, from text in memory; path is only used in messages. */
+int conf_load_string(const char *path, const char *text, struct conf **out,
+                     struct conf_errors *errs);
+
+void conf_free(struct conf *c);
+void conf_errors_free(struct conf_errors *errs);
+
+/* Add a formatted "FILE:LINE: message" (line 0: "FILE: message"). */
+void conf_errors_add(struct conf_errors *errs, const char *path, int line,
+                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The pool called name, or NULL. */
+const struct conf_pool *conf_pool_find(const struct conf *c, const char *name);
+
+/*
+ * Parse "host:port", "[v6]:port" or "/path [octal perm]" (listen) into a.
+ * allow_perm: a unix path may be followed by a mode. Returns 0 or -1 with a
+ * reason in err.
+ */
+int conf_parse_addr(const char *s, bool allow_perm, struct conf_addr *a, char *err, size_t errlen);
+
+#endif

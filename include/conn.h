@@ -1,0 +1,142 @@
+/*
+ * conn: one socket of a worker, client or server side, and the worker's
+ * runtime context that all its conns share (struct conn_ctx).
+ *
+ * A client conn keeps its requests in arrival order on q; replies are
+ * written strictly in that order as soon as the head is done. A server conn
+ * keeps requests not yet written on in_q and written ones awaiting a reply
+ * on out_q; replies pair FIFO with the head of out_q.
+ *
+ *   client q:  m1(done) m2(waiting) m3(done)   -> writes m1, stops at m2
+ *   server:    in_q: m7 m8 --writev--> out_q: m4 m5 m6 <--reply-- pairs m4
+ *
+ * conn does I/O and bookkeeping only. The event callbacks (what a readable
+ * socket means) belong to route, which passes them in; conn never calls up.
+ * Writes are not done in the callbacks: a conn with something to send goes
+ * on its ctx's dirty list and the worker flushes every dirty conn once at
+ * the end of each loop turn, so requests of many clients to one server
+ * leave in one writev. EV_WRITE is armed only after a short write.
+ */
+#ifndef CMX_CONN_H
+#define CMX_CONN_H
+
+#include <event2/event.h>
+#include <event2/event_struct.h> /* events are embedded: no malloc per conn event */
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "buf.h"
+#include "msg.h"
+
+struct pool;
+struct pool_server;
+
+#define CONN_STATE_LIST(X)                                                 \
+    X(CONN_DISCONNECTED) /* server: no socket; connects when next needed */ \
+    X(CONN_CONNECTING)   /* server: connect in progress */                  \
+    X(CONN_READY)        /* server: connected, writable */                  \
+    X(CONN_ACTIVE)       /* client: reading requests */                     \
+    X(CONN_DRAINING)     /* client: no more reads; closes once q is empty */ \
+    X(CONN_CLOSED)       /* client: closed, freed at the end of the turn */
+
+#define CONN_STATE_ENUM(s) s,
+enum conn_state { CONN_STATE_LIST(CONN_STATE_ENUM) CONN_STATE_COUNT };
+#undef CONN_STATE_ENUM
+
+enum conn_kind { CONN_CLIENT, CONN_SERVER };
+
+struct conn;
+TAILQ_HEAD(conn_tqh, conn);
+
+/* One worker's runtime, shared by all of its conns (never by two threads). */
+struct conn_ctx {
+    struct event_base *base;
+    struct conn_tqh dirty_servers;  /* server conns with requests to write */
+    struct conn_tqh dirty_clients;  /* client conns with replies to write */
+    struct conn_tqh closed;         /* closed client conns, freed after the turn */
+    struct msg_cache msgs;
+    int worker_id;
+    uint64_t next_conn_id;
+    uint64_t max_request_size;
+    size_t mbuf_size;
+    uint64_t rng;                   /* per-worker PRNG state (random distribution) */
+    bool stopping;                  /* graceful stop in progress */
+};
+
+struct conn {
+    TAILQ_ENTRY(conn) dirty_tqe;    /* on dirty_servers / dirty_clients / closed */
+    TAILQ_ENTRY(conn) pool_tqe;     /* client: on its pool's client list */
+    struct conn_ctx *ctx;
+    enum conn_kind kind;
+    enum conn_state state;
+    int fd;
+    uint64_t id;
+    struct event rev;               /* EV_READ|EV_PERSIST */
+    struct event wev;               /* EV_WRITE|EV_PERSIST, armed after a short write */
+    bool events_set;
+    bool reading;                   /* rev is added */
+    bool writing;                   /* wev is added */
+    bool dirty;                     /* on a dirty list */
+    struct buf in;                  /* bytes read, not yet parsed */
+    struct pool *pool;
+    /* client */
+    struct msg_tqh q;               /* requests in arrival order */
+    uint32_t nq;
+    bool eof;                       /* peer sent EOF */
+    char peer[64];
+    /* server */
+    struct pool_server *server;
+    struct msg_tqh in_q;            /* queued, not yet fully written */
+    struct msg_tqh out_q;           /* written, awaiting their replies */
+    uint32_t nin, nout;
+};
+
+void conn_ctx_init(struct conn_ctx *ctx, struct event_base *base, int worker_id,
+                   size_t mbuf_size, uint64_t max_request_size);
+void conn_ctx_destroy(struct conn_ctx *ctx);
+
+/* A client conn around an accepted fd, reading with cb(arg = conn). NULL if
+   out of memory (fd is then closed). */
+struct conn *conn_client_new(struct conn_ctx *ctx, int fd, event_callback_fn cb);
+
+/* Set up an embedded server conn (no socket yet). */
+void conn_server_init(struct conn *c, struct conn_ctx *ctx, struct pool_server *s);
+
+/* Give a server conn its connecting fd; events call cb. */
+void conn_server_attach(struct conn *c, int fd, event_callback_fn cb);
+
+/* Read once into c->in. Returns bytes read, 0 on EOF, -EAGAIN, or -errno. */
+ssize_t conn_read(struct conn *c);
+
+/* Start or stop watching for readability. */
+void conn_set_reading(struct conn *c, bool on);
+
+/* Put c on its ctx's dirty list (idempotent). */
+void conn_mark_dirty(struct conn *c);
+
+/*
+ * Write what c has: a server conn writes in_q (moving written msgs to
+ * out_q); a client conn writes done replies at the head of q and frees them.
+ * Returns 0, or -errno when the socket failed (the caller fails the conn).
+ */
+int conn_flush(struct conn *c);
+
+/* Change state, logging the transition at debug level. */
+void conn_set_state(struct conn *c, enum conn_state st);
+const char *conn_state_name(enum conn_state st);
+
+/* Remove events and close the fd (server conns stay reusable). */
+void conn_close_socket(struct conn *c);
+
+/* Close a client conn: its msgs must have been handed off already.
+   The struct is freed at the end of the loop turn (conn_ctx_reap). */
+void conn_client_close(struct conn *c);
+
+/* Free the closed client conns of this turn. */
+void conn_ctx_reap(struct conn_ctx *ctx);
+
+/* Free a msg that is done, and its fragments. */
+void conn_msg_free(struct conn_ctx *ctx, struct msg *m);
+
+#endif

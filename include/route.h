@@ -1,0 +1,69 @@
+/*
+ * route: a request's way through the proxy, independent of protocol.
+ * Client bytes are parsed (by the pool's protocol) into msgs queued on the
+ * client conn in order; each msg is forwarded to the server conn that owns
+ * its key, or split into fragments, one per server; replies pair FIFO with
+ * the server conn's out_q; a done msg marks its client dirty so the worker
+ * writes it at the end of the turn. Failures of a server conn answer
+ * exactly the msgs it carried with the protocol's error reply.
+ */
+#ifndef CMX_ROUTE_H
+#define CMX_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct conn;
+struct conn_ctx;
+struct msg;
+struct pool;
+struct pool_server;
+
+/* What a protocol plugs into route. */
+struct route_proto {
+    /* Parse and dispatch every complete request in c->in. */
+    void (*client_input)(struct conn *c);
+    /* Consume replies in s->in, completing msgs of s->out_q. Returns 0, or
+       -errno when the bytes are not a valid reply (the conn is failed). */
+    int (*server_input)(struct conn *s);
+    /* Replace m->rsp with the error reply for errno err. */
+    void (*error_reply)(struct msg *m, int err);
+    /* Build a split request's reply from its fragments (all done). */
+    void (*assemble)(struct msg *parent);
+};
+
+/* libevent callbacks for client and server conns (arg = the conn). */
+void route_client_event(int fd, short what, void *arg);
+void route_server_event(int fd, short what, void *arg);
+
+/* Append m to c's request queue (arrival order). */
+void route_client_enqueue(struct conn *c, struct msg *m);
+
+/* Queue a reply made by the proxy itself; close_after closes the client
+   once it is written. Returns 0 or -1 (out of memory). */
+int route_local_reply(struct conn *c, const char *bytes, size_t len, bool close_after);
+
+/* Send m (already on c's queue, or a fragment) to the server owning key. */
+void route_forward(struct conn *c, struct msg *m, const uint8_t *key, size_t len);
+/* Send m to server s. */
+void route_forward_to(struct conn *c, struct pool_server *s, struct msg *m);
+
+/* m's reply is complete (or failed): propagate to parent / client. */
+void route_msg_done(struct conn_ctx *ctx, struct msg *m);
+/* Answer m with the error reply for errno err. */
+void route_msg_fail(struct conn_ctx *ctx, struct msg *m, int err);
+
+/* Fail a server conn: every msg it carries gets the error for err. */
+void route_server_fail(struct conn *s, int err);
+
+/* Close a client conn; msgs still at servers are orphaned, then freed. */
+void route_client_close(struct conn *c, const char *reason);
+
+/* After the worker flushed c: close it if it is finished. */
+void route_client_after_flush(struct conn *c, int flush_rc);
+
+/* Fail every server conn of p and close its clients (worker exit). */
+void route_pool_shutdown(struct pool *p);
+
+#endif

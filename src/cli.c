@@ -1,0 +1,244 @@
+/*
+ * cli: argv parsing and the modes that print and exit (see cli.h).
+ * --locate uses dist_pick, the very function live requests route with.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "dist.h"
+#include "util.h"
+
+static const struct option cli_long_opts[] = {
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { "test-conf", no_argument, NULL, 't' },
+    { "daemonize", no_argument, NULL, 'd' },
+    { "describe-stats", no_argument, NULL, 'D' },
+    { "verbose", required_argument, NULL, 'v' },
+    { "output", required_argument, NULL, 'o' },
+    { "conf-file", required_argument, NULL, 'c' },
+    { "stats-port", required_argument, NULL, 's' },
+    { "stats-interval", required_argument, NULL, 'i' },
+    { "stats-addr", required_argument, NULL, 'a' },
+    { "pid-file", required_argument, NULL, 'p' },
+    { "mbuf-size", required_argument, NULL, 'm' },
+    { "workers", required_argument, NULL, 'w' },
+    { "locate", required_argument, NULL, 'L' },
+    { NULL, 0, NULL, 0 },
+};
+
+void
+cli_version(void)
+{
+    printf("This is cachemux-%s\nlibevent %s\n", PACKAGE_VERSION, event_get_version());
+}
+
+void
+cli_usage(void)
+{
+    printf("Usage: cachemux [-?hVdDt] [-v verbosity level] [-o output file]\n"
+           "                [-c conf file] [-s stats port] [-a stats addr]\n"
+           "                [-i stats interval] [-p pid file] [-m mbuf size]\n"
+           "                [-w workers] [-L pool]\n"
+           "\n"
+           "Options:\n"
+           "  -h, --help             : this help\n"
+           "  -V, --version          : show version and exit\n"
+           "  -t, --test-conf        : test configuration for syntax errors and exit\n"
+           "  -d, --daemonize        : run as a daemon\n"
+           "  -D, --describe-stats   : print stats description and exit\n"
+           "  -v, --verbose=N        : set logging level (default: %d, min: 0, max: 11)\n"
+           "  -o, --output=S         : set logging file (default: stderr)\n"
+           "  -c, --conf-file=S      : set configuration file (default: %s/cachemux.ini)\n"
+           "  -s, --stats-port=N     : set stats monitoring port (default: %d)\n"
+           "  -a, --stats-addr=S     : set stats monitoring ip (default: 127.0.0.1)\n"
+           "  -i, --stats-interval=N : accepted for compatibility; stats are live\n"
+           "  -p, --pid-file=S       : set pid file (default: none)\n"
+           "  -m, --mbuf-size=N      : set size of I/O buffer chunks in bytes (default: %d)\n"
+           "  -w, --workers=N        : set worker threads (default: config, else CPUs)\n"
+           "  -L, --locate=POOL      : print 'KEY SERVER' for each key on stdin and exit\n",
+           CONF_DEFAULT_LOG_LEVEL, CACHEMUX_SYSCONFDIR, CONF_DEFAULT_STATS_PORT,
+           CONF_DEFAULT_MBUF_SIZE);
+}
+
+static int
+cli_number(const char *flag, const char *arg, uint64_t min, uint64_t max, long *out)
+{
+    uint64_t v;
+
+    if (util_parse_u64_str(arg, max, &v) != 0 || v < min) {
+        fprintf(stderr, "cachemux: option %s requires a number in %llu..%llu, not '%s'\n", flag,
+                (unsigned long long)min, (unsigned long long)max, arg);
+        return -1;
+    }
+    *out = (long)v;
+    return 0;
+}
+
+int
+cli_parse(int argc, char **argv, struct cli_opts *o)
+{
+    long v;
+    int ch;
+
+    memset(o, 0, sizeof(*o));
+    o->verbose = -1;
+    o->stats_port = -1;
+    o->mbuf_size = -1;
+    o->workers = -1;
+    o->stats_interval = -1;
+    o->conf_file = CACHEMUX_SYSCONFDIR "/cachemux.ini";
+
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":hVtdDv:o:c:s:i:a:p:m:w:L:", cli_long_opts, NULL)) != -1) {
+        switch (ch) {
+        case 'h': o->help = true; break;
+        case 'V': o->version = true; break;
+        case 't': o->test_conf = true; break;
+        case 'd': o->daemonize = true; break;
+        case 'D': o->describe_stats = true; break;
+        case 'v':
+            if (cli_number("-v", optarg, 0, 11, &v) != 0) return -1;
+            o->verbose = (int)v;
+            break;
+        case 'o': o->output = optarg; break;
+        case 'c': o->conf_file = optarg; break;
+        case 's':
+            if (cli_number("-s", optarg, 1, 65535, &v) != 0) return -1;
+            o->stats_port = (int)v;
+            break;
+        case 'i':
+            if (cli_number("-i", optarg, 1, 86400000, &v) != 0) return -1;
+            o->stats_interval = v;
+            break;
+        case 'a': o->stats_addr = optarg; break;
+        case 'p': o->pid_file = optarg; break;
+        case 'm':
+            if (cli_number("-m", optarg, CONF_MIN_MBUF_SIZE, CONF_MAX_MBUF_SIZE, &v) != 0) return -1;
+            o->mbuf_size = v;
+            break;
+        case 'w':
+            if (cli_number("-w", optarg, 1, 1024, &v) != 0) return -1;
+            o->workers = (int)v;
+            break;
+        case 'L': o->locate = optarg; break;
+        case ':':
+            fprintf(stderr, "cachemux: option -%c requires an argument\n", optopt);
+            return -1;
+        default:
+            if (optopt != 0) {
+                fprintf(stderr, "cachemux: invalid option -- '%c'\n", optopt);
+            } else {
+                fprintf(stderr, "cachemux: invalid option '%s'\n", argv[optind - 1]);
+            }
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "cachemux: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+static char *
+cli_strdup_or_die(const char *s)
+{
+    char *d = strdup(s);
+
+    if (d == NULL) {
+        fprintf(stderr, "cachemux: out of memory\n");
+        exit(1);
+    }
+    return d;
+}
+
+void
+cli_apply_overrides(const struct cli_opts *o, struct conf *c)
+{
+    if (o->workers > 0) {
+        c->workers = o->workers;
+    }
+    if (o->stats_port > 0) {
+        c->stats_port = o->stats_port;
+    }
+    if (o->stats_addr != NULL) {
+        free(c->stats_host);
+        c->stats_host = cli_strdup_or_die(o->stats_addr);
+    }
+    if (o->verbose >= 0) {
+        c->log_level = o->verbose;
+    }
+    if (o->output != NULL) {
+        free(c->log_file);
+        c->log_file = cli_strdup_or_die(o->output);
+    }
+    if (o->pid_file != NULL) {
+        free(c->pid_file);
+        c->pid_file = cli_strdup_or_die(o->pid_file);
+    }
+    if (o->mbuf_size > 0) {
+        c->mbuf_size = (uint32_t)o->mbuf_size;
+    }
+}
+
+int
+cli_locate(const struct conf *c, const char *pool)
+{
+    const struct conf_pool *cp = conf_pool_find(c, pool);
+    struct dist_server *ds;
+    struct dist *d;
+    uint64_t rng = 0x2545F4914F6CDD1DULL;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+
+    if (cp == NULL) {
+        fprintf(stderr, "cachemux: no pool named '%s' in %s\n", pool, c->path);
+        return 1;
+    }
+    ds = calloc(cp->nservers, sizeof(*ds));
+    if (ds == NULL) {
+        fprintf(stderr, "cachemux: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < cp->nservers; i++) {
+        ds[i].ident = cp->servers[i].ident;
+        ds[i].ident_len = strlen(cp->servers[i].ident);
+        ds[i].weight = cp->servers[i].weight;
+        ds[i].live = true;
+    }
+    d = dist_build(cp->dist, ds, cp->nservers);
+    if (d == NULL) {
+        free(ds);
+        fprintf(stderr, "cachemux: out of memory\n");
+        return 1;
+    }
+    while ((n = getline(&line, &cap, stdin)) >= 0) {
+        size_t len = (size_t)n;
+        if (len > 0 && line[len - 1] == '\n') {
+            len--;
+        }
+        if (len > 0 && line[len - 1] == '\r') {
+            len--;
+        }
+        fwrite(line, 1, len, stdout);
+        if (cp->dist == DIST_RANDOM) {
+            fputs(" *\n", stdout);
+            continue;
+        }
+        int idx = dist_pick(d, &cp->key_rule, (const uint8_t *)line, len, &rng);
+        printf(" %s\n", idx >= 0 ? cp->servers[idx].ident : "-");
+    }
+    free(line);
+    dist_free(d);
+    free(ds);
+    return fflush(stdout) == 0 ? 0 : 1;
+}

@@ -1,0 +1,410 @@
+/*
+ * conf_scan: conf's own reading of the config text, line by line, done
+ * before inih runs (see conf_scan.h for why inih cannot be trusted with the
+ * raw text). The scan decides what every line is; inih then only splits the
+ * cleaned key lines into name and value, and conf checks that each handler
+ * call matches the scan's entry for it.
+ *
+ * The scan owns everything in struct conf_scan; conf_scan_free releases it.
+ * One caller at a time per struct (the supervisor's thread at load and
+ * reload); there is no shared state.
+ *
+ * Invariants that keep inih and the scan in agreement:
+ *   - the cleaned text has exactly one line per input line and no line longer
+ *     than CONF_MAX_LINE, no indented line, no CR, no BOM and no comment, so
+ *     none of inih's run-time knobs (ini_allow_multiline and friends) changes
+ *     how it is read;
+ *   - every header, good or bad, becomes "[I]", so inih's current section is
+ *     always the scan's, even after a malformed header;
+ *   - a key line is emitted only if its first '=' comes before any ':' and
+ *     any comment, which is exactly where inih splits it.
+ * White space means what C-locale isspace() means, as inih uses isspace().
+ */
+#include "conf_scan.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+
+#define EXCERPT_MAX 48  /* bytes of a bad line quoted in its message */
+
+struct sbuf {
+    char *p;
+    size_t len;
+    size_t cap;
+};
+
+struct scan_state {
+    struct conf_scan *out;
+    struct sbuf clean;
+    size_t sections_cap;
+    size_t entries_cap;
+    size_t issues_cap;
+    int section;        /* current section index, -1 before any header */
+    bool oom;
+};
+
+static bool
+is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+static int
+sbuf_add(struct sbuf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1) {
+            cap *= 2;
+        }
+        char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            return -1;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+/* Grow *arr (of elem-sized items, *cap of them) to hold n + 1. */
+static int
+grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap) {
+        return 0;
+    }
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *p = realloc(*arr, ncap * elem);
+    if (p == NULL) {
+        return -1;
+    }
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+static char *
+dup_n(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+
+    if (p != NULL) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+void
+conf_scan_printable(char *dst, size_t dstlen, const char *p, size_t n, size_t max)
+{
+    size_t i;
+
+    if (max > dstlen - 4) {
+        max = dstlen - 4;
+    }
+    for (i = 0; i < n && i < max; i++) {
+        unsigned char c = (unsigned char)p[i];
+        dst[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    if (i < n) {
+        memcpy(dst + i, "...", 3);
+        i += 3;
+    }
+    dst[i] = '\0';
+}
+
+static void
+excerpt(char *dst, size_t dstlen, const char *p, size_t n)
+{
+    conf_scan_printable(dst, dstlen, p, n, EXCERPT_MAX);
+}
+
+static void issue(struct scan_state *st, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+issue(struct scan_state *st, int line, const char *fmt, ...)
+{
+    struct conf_scan *out = st->out;
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (grow((void **)&out->issues, &st->issues_cap, out->nissues, sizeof(*out->issues)) < 0) {
+        st->oom = true;
+        return;
+    }
+    char *m = strdup(msg);
+    if (m == NULL) {
+        st->oom = true;
+        return;
+    }
+    out->issues[out->nissues].line = line;
+    out->issues[out->nissues].msg = m;
+    out->nissues++;
+}
+
+/* Record a header (bad ones too) and emit "[I]" for it. */
+static void
+add_section(struct scan_state *st, int line, const char *name, size_t n, bool bad)
+{
+    struct conf_scan *out = st->out;
+    char hdr[32];
+
+    if (grow((void **)&out->sections, &st->sections_cap, out->nsections,
+             sizeof(*out->sections)) < 0) {
+        st->oom = true;
+        return;
+    }
+    char *copy = dup_n(name, n);
+    if (copy == NULL) {
+        st->oom = true;
+        return;
+    }
+    out->sections[out->nsections].name = copy;
+    out->sections[out->nsections].line = line;
+    out->sections[out->nsections].bad = bad;
+    st->section = (int)out->nsections;
+    out->nsections++;
+    int hn = snprintf(hdr, sizeof(hdr), "[%d]", st->section);
+    if (sbuf_add(&st->clean, hdr, (size_t)hn) < 0) {
+        st->oom = true;
+    }
+}
+
+static void
+add_entry(struct scan_state *st, int line, const char *key, size_t n)
+{
+    struct conf_scan *out = st->out;
+    unsigned occ = 0;
+
+    if (grow((void **)&out->entries, &st->entries_cap, out->nentries,
+             sizeof(*out->entries)) < 0) {
+        st->oom = true;
+        return;
+    }
+    char *copy = dup_n(key, n);
+    if (copy == NULL) {
+        st->oom = true;
+        return;
+    }
+    /* Entries are grouped by section, so look back only within this one;
+     * the nearest match already knows how many came before it. */
+    for (size_t i = out->nentries; i-- > 0;) {
+        if (out->entries[i].section != st->section) {
+            break;
+        }
+        if (strcmp(out->entries[i].key, copy) == 0) {
+            occ = out->entries[i].occurrence + 1;
+            break;
+        }
+    }
+    out->entries[out->nentries] = (struct conf_scan_entry){
+        .section = st->section, .key = copy, .occurrence = occ, .line = line,
+    };
+    out->nentries++;
+}
+
+/* A header line p[0..n) (comment already cut, n > 0, p[0] == '['). */
+static void
+scan_header(struct scan_state *st, int line, const char *p, size_t n)
+{
+    char ex[EXCERPT_MAX + 8];
+    const char *close = memchr(p, ']', n);
+
+    excerpt(ex, sizeof(ex), p, n);
+    if (close == NULL) {
+        issue(st, line, "malformed section header '%s' (no closing ']')", ex);
+        add_section(st, line, p + 1, n - 1, true);
+        return;
+    }
+    for (const char *q = close + 1; q < p + n; q++) {
+        if (!is_ws(*q)) {
+            issue(st, line, "unexpected text after section header '%s'", ex);
+            add_section(st, line, p + 1, (size_t)(close - p - 1), true);
+            return;
+        }
+    }
+    add_section(st, line, p + 1, (size_t)(close - p - 1), false);
+}
+
+/* A key line p[0..n) (comment already cut, no leading white space). */
+static void
+scan_key(struct scan_state *st, int line, const char *p, size_t n)
+{
+    char ex[EXCERPT_MAX + 8];
+    const char *eq = memchr(p, '=', n);
+    const char *colon = memchr(p, ':', n);
+    size_t klen;
+
+    excerpt(ex, sizeof(ex), p, n);
+    if (eq == NULL) {
+        if (colon != NULL) {
+            issue(st, line, "expected 'key = value', found '%s' "
+                  "(':' is not a delimiter)", ex);
+        } else {
+            issue(st, line, "expected 'key = value' or a [section] header, found '%s'", ex);
+        }
+        return;
+    }
+    if (colon != NULL && colon < eq) {
+        issue(st, line, "':' in key of '%s' (write 'key = value')", ex);
+        return;
+    }
+    klen = (size_t)(eq - p);
+    while (klen > 0 && is_ws(p[klen - 1])) {
+        klen--;
+    }
+    if (klen == 0) {
+        issue(st, line, "missing key before '=' in '%s'", ex);
+        return;
+    }
+    add_entry(st, line, p, klen);
+    if (sbuf_add(&st->clean, p, n) < 0) {
+        st->oom = true;
+    }
+}
+
+static void
+scan_line(struct scan_state *st, int line, const char *p, size_t n)
+{
+    char ex[EXCERPT_MAX + 8];
+    size_t lead = 0, len = n;
+
+    while (lead < n && is_ws(p[lead])) {
+        lead++;
+    }
+    if (memchr(p, '\0', n) != NULL) {
+        issue(st, line, "line contains a NUL byte");
+        return;
+    }
+    if (n > CONF_MAX_LINE) {
+        issue(st, line, "line is %zu bytes long (the limit is %d)", n, CONF_MAX_LINE);
+        /* A header we cannot read still ends the previous section, so its
+         * keys are not blamed on the wrong pool. */
+        if (lead < n && p[lead] == '[') {
+            add_section(st, line, "", 0, true);
+        }
+        return;
+    }
+    if (lead == n || p[lead] == ';' || p[lead] == '#') {
+        return;         /* blank, or a comment (indented ones are harmless) */
+    }
+    if (lead > 0) {
+        excerpt(ex, sizeof(ex), p + lead, n - lead);
+        issue(st, line, "line starts with white space (indented lines are not "
+              "allowed): '%s'", ex);
+        if (p[lead] == '[') {
+            add_section(st, line, "", 0, true);
+        }
+        return;
+    }
+    /* An inline comment is ';' after white space, as inih has it. */
+    for (size_t i = 1; i < n; i++) {
+        if (p[i] == ';' && is_ws(p[i - 1])) {
+            len = i;
+            break;
+        }
+    }
+    while (len > 0 && is_ws(p[len - 1])) {
+        len--;
+    }
+    if (p[0] == '[') {
+        scan_header(st, line, p, len);
+    } else {
+        scan_key(st, line, p, len);
+    }
+}
+
+int
+conf_scan_text(const char *text, size_t len, struct conf_scan *out)
+{
+    struct scan_state st = { .out = out, .section = -1 };
+    size_t pos = 0;
+    int line = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (sbuf_add(&st.clean, "", 0) < 0) {
+        return -1;
+    }
+    while (pos < len && !st.oom) {
+        const char *p = text + pos;
+        const char *nl = memchr(p, '\n', len - pos);
+        size_t n = nl != NULL ? (size_t)(nl - p) : len - pos;
+
+        pos += n + (nl != NULL);
+        line++;
+        if (n > 0 && p[n - 1] == '\r') {
+            n--;        /* CRLF files read like LF files */
+        }
+        if (line == 1 && n >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) {
+            p += 3;     /* a UTF-8 BOM, which inih would skip too */
+            n -= 3;
+        }
+        scan_line(&st, line, p, n);
+        if (sbuf_add(&st.clean, "\n", 1) < 0) {
+            st.oom = true;
+        }
+    }
+    out->clean = st.clean.p;
+    out->nlines = line;
+    return st.oom ? -1 : 0;
+}
+
+void
+conf_scan_free(struct conf_scan *s)
+{
+    for (size_t i = 0; i < s->nsections; i++) {
+        free(s->sections[i].name);
+    }
+    for (size_t i = 0; i < s->nentries; i++) {
+        free(s->entries[i].key);
+    }
+    for (size_t i = 0; i < s->nissues; i++) {
+        free(s->issues[i].msg);
+    }
+    free(s->sections);
+    free(s->entries);
+    free(s->issues);
+    free(s->clean);
+    memset(s, 0, sizeof(*s));
+}
+
+int
+conf_scan_line(const struct conf_scan *s, int section, const char *key, unsigned occurrence)
+{
+    for (size_t i = 0; i < s->nentries; i++) {
+        const struct conf_scan_entry *e = &s->entries[i];
+        if (e->section == section && e->occurrence == occurrence && strcmp(e->key, key) == 0) {
+            return e->line;
+        }
+    }
+    return 0;
+}
+
+int
+conf_scan_section_index(const struct conf_scan *s, const char *inih_section)
+{
+    size_t n = strlen(inih_section);
+    uint64_t idx;
+
+    if (n == 0) {
+        return -1;
+    }
+    if (util_parse_u64(inih_section, n, s->nsections, &idx) < 0 || idx >= s->nsections) {
+        return -2;
+    }
+    return (int)idx;
+}

@@ -1,0 +1,168 @@
+/*
+ * listener: accepting clients for one pool on one worker (see listener.h).
+ *
+ * Out of file descriptors (EMFILE/ENFILE), the accept event is disabled and
+ * a timer re-arms it: level-triggered readiness would otherwise spin.
+ */
+#include "listener.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "conn.h"
+#include "log.h"
+#include "net.h"
+#include "pool.h"
+
+#define LISTENER_ACCEPTS_PER_EVENT 32
+#define LISTENER_EMFILE_RETRY_MS 100
+
+static void
+listener_add_client(struct listener *l, int fd, const struct sockaddr *sa, socklen_t salen)
+{
+    struct pool *p = l->pool;
+    struct conn *c;
+
+    if (!p->cp->listen.is_unix) {
+        net_set_nodelay(fd);
+        if (p->cp->tcpkeepalive) {
+            net_set_keepalive(fd);
+        }
+    }
+    c = conn_client_new(p->ctx, fd, l->client_cb);
+    if (c == NULL) {
+        log_error("pool %s: out of memory accepting a client", p->cp->name);
+        return;
+    }
+    c->pool = p;
+    if (p->cp->listen.is_unix) {
+        snprintf(c->peer, sizeof(c->peer), "unix:%" PRIu64, c->id);
+    } else {
+        net_sa_str(sa, salen, c->peer, sizeof(c->peer));
+    }
+    TAILQ_INSERT_TAIL(&p->clients, c, pool_tqe);
+    p->nclients++;
+    log_info("accepted client %s on pool %s", c->peer, p->cp->name);
+}
+
+/* Returns false when accepting should pause (out of descriptors). */
+static bool
+listener_accept_some(struct listener *l, int max)
+{
+    for (int i = 0; i < max; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd >= 0) {
+            listener_add_client(l, fd, (struct sockaddr *)&ss, len);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED) {
+            continue;
+        }
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            log_warn("pool %s: accept: %s; pausing accepts for %d ms", l->pool->cp->name,
+                     strerror(errno), LISTENER_EMFILE_RETRY_MS);
+            return false;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            log_warn("pool %s: accept: %s", l->pool->cp->name, strerror(errno));
+        }
+        break;
+    }
+    return true;
+}
+
+static void
+listener_retry_cb(int fd, short what, void *arg)
+{
+    struct listener *l = arg;
+
+    (void)fd;
+    (void)what;
+    if (l->fd >= 0 && !l->active) {
+        event_add(&l->ev, NULL);
+        l->active = true;
+    }
+}
+
+static void
+listener_accept_cb(int fd, short what, void *arg)
+{
+    struct listener *l = arg;
+    struct timeval tv = { 0, LISTENER_EMFILE_RETRY_MS * 1000 };
+
+    (void)fd;
+    (void)what;
+    if (!listener_accept_some(l, LISTENER_ACCEPTS_PER_EVENT)) {
+        event_del(&l->ev);
+        l->active = false;
+        evtimer_add(&l->retry, &tv);
+    }
+}
+
+int
+listener_open(struct listener *l, struct pool *p, int shared_fd, event_callback_fn client_cb,
+              char *err, size_t errlen)
+{
+    const struct conf_pool *cp = p->cp;
+
+    memset(l, 0, sizeof(*l));
+    l->pool = p;
+    l->client_cb = client_cb;
+    if (shared_fd >= 0) {
+        l->fd = shared_fd;
+        l->owned = false;
+    } else {
+        int fd = net_listen_tcp(&cp->listen, (int)cp->backlog, true);
+        if (fd < 0) {
+            snprintf(err, errlen, "pool %s: cannot listen on %s: %s", cp->name, cp->listen_str,
+                     strerror(-fd));
+            l->fd = -1;
+            return -1;
+        }
+        l->fd = fd;
+        l->owned = true;
+    }
+    event_assign(&l->ev, p->ctx->base, l->fd, EV_READ | EV_PERSIST, listener_accept_cb, l);
+    evtimer_assign(&l->retry, p->ctx->base, listener_retry_cb, l);
+    event_add(&l->ev, NULL);
+    l->active = true;
+    return 0;
+}
+
+void
+listener_close(struct listener *l)
+{
+    if (l->fd < 0) {
+        return;
+    }
+    event_del(&l->ev);
+    event_del(&l->retry);
+    l->active = false;
+    if (l->owned) {
+        close(l->fd);
+    }
+    l->fd = -1;
+}
+
+void
+listener_drain_and_close(struct listener *l)
+{
+    if (l->fd < 0) {
+        return;
+    }
+    /* Closing a reuseport listener resets the connections in its accept
+       queue; take them first so they are served. */
+    if (l->owned) {
+        (void)listener_accept_some(l, INT32_MAX);
+    }
+    listener_close(l);
+}

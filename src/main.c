@@ -1,0 +1,129 @@
+/*
+ * main: argv -> configuration -> supervisor. Exits early for the one-shot
+ * modes (--help, --version, --describe-stats, --test-conf, --locate).
+ */
+#include <execinfo.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "conf.h"
+#include "log.h"
+#include "stats.h"
+#include "supervisor.h"
+
+static void
+main_crash_handler(int sig)
+{
+    void *frames[64];
+    int n = backtrace(frames, 64);
+    static const char msg[] = "cachemux: fatal signal, backtrace:\n";
+
+    if (write(log_fd(), msg, sizeof(msg) - 1) < 0) {
+        /* Nothing better to do while crashing. */
+    }
+    backtrace_symbols_fd(frames, n, log_fd());
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void
+main_install_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+
+    sa.sa_handler = main_crash_handler;
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
+    sigaction(SIGABRT, &sa, NULL);
+}
+
+/* Make -c absolute so a later reload finds the file whatever the cwd. */
+static char *
+main_abs_path(const char *path)
+{
+    char *abs = realpath(path, NULL);
+
+    return abs != NULL ? abs : strdup(path);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct cli_opts o;
+    struct conf_errors errs = { 0 };
+    struct conf *c = NULL;
+    char *conf_path;
+
+    main_install_signals();
+    if (cli_parse(argc, argv, &o) != 0) {
+        fprintf(stderr, "Try 'cachemux --help' for more information.\n");
+        return 1;
+    }
+    if (o.help) {
+        cli_version();
+        printf("\n");
+        cli_usage();
+        return 0;
+    }
+    if (o.version) {
+        cli_version();
+        return 0;
+    }
+    if (o.describe_stats) {
+        cli_version();
+        printf("\n");
+        stats_describe(stdout);
+        return 0;
+    }
+    log_init(o.verbose >= 0 ? o.verbose : CONF_DEFAULT_LOG_LEVEL, NULL);
+    log_set_thread_tag("sup");
+
+    conf_path = main_abs_path(o.conf_file);
+    if (conf_path == NULL) {
+        fprintf(stderr, "cachemux: out of memory\n");
+        return 1;
+    }
+    if (conf_load(conf_path, &c, &errs) == 0) {
+        cli_apply_overrides(&o, c);
+        if (!o.locate) {
+            if (supervisor_resolve(c, &errs) != 0) {
+                /* The messages are in errs. */
+            }
+        }
+    }
+    if (errs.n > 0) {
+        for (size_t i = 0; i < errs.n; i++) {
+            fprintf(stderr, "%s\n", errs.msgs[i]);
+        }
+        fprintf(stderr, "cachemux: configuration file '%s' syntax is invalid\n", o.conf_file);
+        conf_errors_free(&errs);
+        conf_free(c);
+        free(conf_path);
+        return 1;
+    }
+    conf_errors_free(&errs);
+    if (o.test_conf) {
+        fprintf(stderr, "cachemux: configuration file '%s' syntax is ok\n", o.conf_file);
+        conf_free(c);
+        free(conf_path);
+        return 0;
+    }
+    if (o.locate) {
+        int rc = cli_locate(c, o.locate);
+        conf_free(c);
+        free(conf_path);
+        return rc;
+    }
+    log_set_level(c->log_level >= 0 ? c->log_level : CONF_DEFAULT_LOG_LEVEL);
+    free(conf_path);
+    return supervisor_run(c, &o);
+}

@@ -1,0 +1,355 @@
+/*
+ * route: the protocol-independent part of a request's way (see route.h).
+ * Runs on the owning worker's thread only.
+ *
+ * Lifetimes: a msg on a client queue belongs to that client until it is
+ * written; a msg on a server queue stays there until its reply arrives or
+ * the server conn fails, even when its client has gone (client == NULL),
+ * because the FIFO pairing of replies needs every written request. Whoever
+ * completes an orphan frees it.
+ */
+#include "route.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "conf.h"
+#include "conn.h"
+#include "log.h"
+#include "msg.h"
+#include "net.h"
+#include "pool.h"
+#include "route_mc.h"
+
+static const struct route_proto *
+route_proto_of(const struct pool *p)
+{
+    /* Redis pools get their own protocol once it exists (route_redis). */
+    (void)p;
+    return &route_mc_proto;
+}
+
+void
+route_client_enqueue(struct conn *c, struct msg *m)
+{
+    m->client = c;
+    TAILQ_INSERT_TAIL(&c->q, m, c_tqe);
+    c->nq++;
+}
+
+int
+route_local_reply(struct conn *c, const char *bytes, size_t len, bool close_after)
+{
+    struct msg *m = msg_get(&c->ctx->msgs);
+
+    if (m == NULL || buf_append(&m->rsp, bytes, len) != 0) {
+        if (m != NULL) {
+            msg_put(&c->ctx->msgs, m);
+        }
+        return -1;
+    }
+    m->local = true;
+    m->done = true;
+    m->close_after = close_after;
+    route_client_enqueue(c, m);
+    conn_mark_dirty(c);
+    return 0;
+}
+
+void
+route_forward_to(struct conn *c, struct pool_server *s, struct msg *m)
+{
+    int err = 0;
+    struct conn *sc = pool_server_conn(s, c, &err);
+
+    if (sc == NULL) {
+        route_msg_fail(c->ctx, m, err);
+        return;
+    }
+    m->server = sc;
+    TAILQ_INSERT_TAIL(&sc->in_q, m, s_tqe);
+    sc->nin++;
+    conn_mark_dirty(sc);
+}
+
+void
+route_forward(struct conn *c, struct msg *m, const uint8_t *key, size_t len)
+{
+    struct pool_server *s = pool_pick(c->pool, key, len);
+
+    if (s == NULL) {
+        route_msg_fail(c->ctx, m, ECONNREFUSED);
+        return;
+    }
+    route_forward_to(c, s, m);
+}
+
+void
+route_msg_done(struct conn_ctx *ctx, struct msg *m)
+{
+    m->done = true;
+    m->server = NULL;
+    if (m->parent != NULL) {
+        struct msg *p = m->parent;
+        if (++p->nfrags_done < p->nfrags) {
+            return;
+        }
+        m = p;
+        m->done = true;
+        if (m->client != NULL) {
+            route_proto_of(m->client->pool)->assemble(m);
+        }
+    }
+    if (m->client == NULL) {
+        conn_msg_free(ctx, m);
+        return;
+    }
+    if (m->swallow) {
+        buf_reset(&m->rsp);
+    }
+    conn_mark_dirty(m->client);
+}
+
+void
+route_msg_fail(struct conn_ctx *ctx, struct msg *m, int err)
+{
+    struct conn *owner = m->parent != NULL ? m->parent->client : m->client;
+
+    m->err = err != 0 ? err : EIO;
+    if (owner != NULL) {
+        route_proto_of(owner->pool)->error_reply(m, m->err);
+    }
+    route_msg_done(ctx, m);
+}
+
+static void
+route_server_dequeue_all(struct conn *s, int err)
+{
+    struct msg *m;
+
+    while ((m = TAILQ_FIRST(&s->out_q)) != NULL) {
+        TAILQ_REMOVE(&s->out_q, m, s_tqe);
+        s->nout--;
+        if (m->timed_out) {
+            conn_msg_free(s->ctx, m);
+        } else {
+            route_msg_fail(s->ctx, m, err);
+        }
+    }
+    while ((m = TAILQ_FIRST(&s->in_q)) != NULL) {
+        TAILQ_REMOVE(&s->in_q, m, s_tqe);
+        s->nin--;
+        if (m->timed_out) {
+            conn_msg_free(s->ctx, m);
+        } else {
+            route_msg_fail(s->ctx, m, err);
+        }
+    }
+}
+
+static void
+route_server_reset(struct conn *s)
+{
+    conn_close_socket(s);
+    if (s->dirty) {
+        TAILQ_REMOVE(&s->ctx->dirty_servers, s, dirty_tqe);
+        s->dirty = false;
+    }
+    conn_set_state(s, CONN_DISCONNECTED);
+}
+
+void
+route_server_fail(struct conn *s, int err)
+{
+    char ebuf[128];
+    struct pool_server *ps = s->server;
+
+    log_warn("pool %s: server %s failed: %s (%" PRIu32 " in flight)", ps->pool->cp->name,
+             ps->cs->ident, util_strerror(err, ebuf, sizeof(ebuf)), s->nin + s->nout);
+    route_server_reset(s);
+    ps->failures++;
+    route_server_dequeue_all(s, err);
+}
+
+static void
+route_server_connected(struct conn *s)
+{
+    int err = net_socket_error(s->fd);
+
+    if (err != 0) {
+        route_server_fail(s, err);
+        return;
+    }
+    conn_set_state(s, CONN_READY);
+    conn_set_reading(s, true);
+    log_debug("pool %s: connected to server %s (conn %" PRIu64 ")", s->pool->cp->name,
+              s->server->cs->ident, s->id);
+    /* Write what queued up while connecting; this also disarms EV_WRITE. */
+    int rc = conn_flush(s);
+    if (rc < 0) {
+        route_server_fail(s, -rc);
+    }
+}
+
+static void
+route_server_read(struct conn *s)
+{
+    ssize_t n = conn_read(s);
+
+    if (n == -EAGAIN) {
+        return;
+    }
+    if (n < 0) {
+        route_server_fail(s, (int)-n);
+        return;
+    }
+    if (n == 0) {
+        if (s->nin + s->nout > 0) {
+            route_server_fail(s, ECONNRESET);
+        } else {
+            /* An idle conn closed by the server is not a failure. */
+            log_info("pool %s: server %s closed an idle connection", s->pool->cp->name,
+                     s->server->cs->ident);
+            route_server_reset(s);
+        }
+        return;
+    }
+    int rc = route_proto_of(s->pool)->server_input(s);
+    if (rc < 0) {
+        route_server_fail(s, -rc);
+    }
+}
+
+void
+route_server_event(int fd, short what, void *arg)
+{
+    struct conn *s = arg;
+
+    (void)fd;
+    if (s->state == CONN_CONNECTING) {
+        route_server_connected(s);
+        return;
+    }
+    if (what & EV_WRITE) {
+        int rc = conn_flush(s);
+        if (rc < 0) {
+            route_server_fail(s, -rc);
+            return;
+        }
+    }
+    if ((what & EV_READ) && s->state == CONN_READY) {
+        route_server_read(s);
+    }
+}
+
+void
+route_client_close(struct conn *c, const char *reason)
+{
+    struct msg *m;
+
+    if (c->state == CONN_CLOSED) {
+        return;
+    }
+    log_debug("closing client %s (conn %" PRIu64 ") on pool %s: %s", c->peer, c->id,
+              c->pool->cp->name, reason);
+    while ((m = TAILQ_FIRST(&c->q)) != NULL) {
+        TAILQ_REMOVE(&c->q, m, c_tqe);
+        c->nq--;
+        if (m->done) {
+            conn_msg_free(c->ctx, m);
+        } else {
+            m->client = NULL;   /* orphan: freed when its replies come */
+        }
+    }
+    TAILQ_REMOVE(&c->pool->clients, c, pool_tqe);
+    c->pool->nclients--;
+    conn_client_close(c);
+}
+
+static bool
+route_client_finished(const struct conn *c)
+{
+    return c->state == CONN_DRAINING && TAILQ_EMPTY(&c->q);
+}
+
+static void
+route_client_read(struct conn *c)
+{
+    ssize_t n = conn_read(c);
+
+    if (n == -EAGAIN) {
+        return;
+    }
+    if (n < 0) {
+        route_client_close(c, "read error");
+        return;
+    }
+    if (n == 0) {
+        c->eof = true;
+        conn_set_reading(c, false);
+    }
+    route_proto_of(c->pool)->client_input(c);
+    if (c->state == CONN_CLOSED) {
+        return;
+    }
+    if (c->eof || (c->ctx->stopping && buf_len(&c->in) == 0)) {
+        /* Answer what is complete, then close: a partial request never
+           holds a conn open. */
+        conn_set_reading(c, false);
+        buf_free(&c->in);
+        conn_set_state(c, CONN_DRAINING);
+    }
+    if (route_client_finished(c)) {
+        route_client_close(c, c->eof ? "client eof" : "stopping");
+    }
+}
+
+void
+route_client_after_flush(struct conn *c, int flush_rc)
+{
+    if (c->state == CONN_CLOSED) {
+        return;
+    }
+    if (flush_rc == -ECONNABORTED) {
+        route_client_close(c, "closed after reply");
+    } else if (flush_rc < 0) {
+        route_client_close(c, "write error");
+    } else if (route_client_finished(c)) {
+        route_client_close(c, "drained");
+    }
+}
+
+void
+route_client_event(int fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)fd;
+    if (what & EV_WRITE) {
+        route_client_after_flush(c, conn_flush(c));
+        if (c->state == CONN_CLOSED) {
+            return;
+        }
+    }
+    if (what & EV_READ) {
+        route_client_read(c);
+    }
+}
+
+void
+route_pool_shutdown(struct pool *p)
+{
+    struct conn *c;
+
+    while ((c = TAILQ_FIRST(&p->clients)) != NULL) {
+        route_client_close(c, "shutdown");
+    }
+    for (size_t i = 0; i < p->nservers; i++) {
+        struct pool_server *s = &p->servers[i];
+        for (uint32_t j = 0; j < s->nconns; j++) {
+            route_server_reset(&s->conns[j]);
+            route_server_dequeue_all(&s->conns[j], ECONNABORTED);
+        }
+    }
+}

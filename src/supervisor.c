@@ -1,0 +1,419 @@
+/*
+ * supervisor: start-up, signals and shutdown of the process.
+ *
+ * Order matters: every address is checked before anything forks; -d forks
+ * before any thread or event_base exists; all signals are blocked while the
+ * workers are created, so only the supervisor's evsignal events see them.
+ * Unix-socket listeners are bound here once and shared by every worker (no
+ * SO_REUSEPORT for them); TCP listeners are each worker's own.
+ */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "conf.h"
+#include "log.h"
+#include "net.h"
+#include "worker.h"
+
+struct supervisor {
+    struct conf *conf;
+    const struct cli_opts *opts;
+    struct event_base *base;
+    struct worker *workers;
+    int nworkers;
+    int *shared_fds;            /* per pool: unix listen fd or -1 */
+    ino_t *shared_inodes;       /* their inodes, to unlink only our own */
+    int ready_fd;               /* -d: pipe to the waiting parent, or -1 */
+    bool pid_written;
+};
+
+int
+supervisor_resolve(struct conf *c, struct conf_errors *errs)
+{
+    char err[256];
+    int rc = 0;
+
+    for (size_t i = 0; i < c->npools; i++) {
+        struct conf_pool *p = &c->pools[i];
+        if (net_resolve(&p->listen, err, sizeof(err)) != 0) {
+            conf_errors_add(errs, c->path, p->line, "pool %s: listen: %s", p->name, err);
+            rc = -1;
+        }
+        for (size_t j = 0; j < p->nservers; j++) {
+            struct conf_server *s = &p->servers[j];
+            if (net_resolve(&s->addr, err, sizeof(err)) != 0) {
+                conf_errors_add(errs, c->path, s->line, "pool %s: server %s: %s", p->name,
+                                s->ident, err);
+                rc = -1;
+            }
+        }
+    }
+    return rc;
+}
+
+static int
+supervisor_workers_auto(void)
+{
+    cpu_set_t set;
+
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) {
+        return CPU_COUNT(&set);
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* Check that every TCP listen address can be bound; report all problems. */
+static int
+supervisor_check_listen(const struct conf *c)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < c->npools; i++) {
+        const struct conf_pool *p = &c->pools[i];
+        if (p->listen.is_unix) {
+            continue;
+        }
+        int e = net_probe_tcp(&p->listen, false);
+        if (e == -EADDRINUSE) {
+            /* Maybe another cachemux shares it (binary upgrade): fine if
+               the reuseport group lets us in. */
+            e = net_probe_tcp(&p->listen, true);
+            if (e == 0) {
+                log_notice("pool %s: %s is shared with another process (SO_REUSEPORT)", p->name,
+                           p->listen_str);
+            }
+        }
+        if (e != 0) {
+            log_error("pool %s: cannot listen on %s: %s", p->name, p->listen_str, strerror(-e));
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+static int
+supervisor_open_unix(struct supervisor *sv)
+{
+    const struct conf *c = sv->conf;
+
+    for (size_t i = 0; i < c->npools; i++) {
+        const struct conf_pool *p = &c->pools[i];
+        sv->shared_fds[i] = -1;
+        if (!p->listen.is_unix) {
+            continue;
+        }
+        int fd = net_listen_unix(&p->listen, (int)p->backlog);
+        if (fd < 0) {
+            log_error("pool %s: cannot listen on %s: %s", p->name, p->listen.host, strerror(-fd));
+            return -1;
+        }
+        struct stat st;
+        sv->shared_inodes[i] = stat(p->listen.host, &st) == 0 ? st.st_ino : 0;
+        sv->shared_fds[i] = fd;
+    }
+    return 0;
+}
+
+static void
+supervisor_close_unix(struct supervisor *sv)
+{
+    for (size_t i = 0; sv->shared_fds != NULL && i < sv->conf->npools; i++) {
+        if (sv->shared_fds[i] < 0) {
+            continue;
+        }
+        struct stat st;
+        const char *path = sv->conf->pools[i].listen.host;
+        /* Unlink only if the path is still our socket (not a successor's). */
+        if (stat(path, &st) == 0 && st.st_ino == sv->shared_inodes[i]) {
+            unlink(path);
+        }
+        close(sv->shared_fds[i]);
+        sv->shared_fds[i] = -1;
+    }
+}
+
+static int
+supervisor_write_pid(struct supervisor *sv)
+{
+    const char *path = sv->conf->pid_file;
+    char buf[32];
+    int n, fd;
+
+    if (path == NULL) {
+        return 0;
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        log_error("cannot write pid file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    if (write(fd, buf, (size_t)n) != n) {
+        log_error("cannot write pid file '%s': %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    sv->pid_written = true;
+    return 0;
+}
+
+static void
+supervisor_remove_pid(struct supervisor *sv)
+{
+    const char *path = sv->conf->pid_file;
+    char buf[32];
+    ssize_t n;
+    int fd;
+
+    if (!sv->pid_written) {
+        return;
+    }
+    /* Remove it only if it still holds our pid (a successor may own it). */
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return;
+    }
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n > 0) {
+        buf[n] = '\0';
+        if (atoi(buf) == (int)getpid()) {
+            unlink(path);
+        }
+    }
+}
+
+/* -d: fork, the parent waits for the child's ready byte and exits 0 or 1. */
+static int
+supervisor_daemonize(struct supervisor *sv)
+{
+    int pfd[2];
+    pid_t pid;
+
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
+        log_error("daemonize: pipe: %s", strerror(errno));
+        return -1;
+    }
+    pid = fork();
+    if (pid < 0) {
+        log_error("daemonize: fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid > 0) {
+        char status = 1;
+        close(pfd[1]);
+        if (read(pfd[0], &status, 1) != 1) {
+            status = 1;
+        }
+        _exit(status == 0 ? 0 : 1);
+    }
+    close(pfd[0]);
+    sv->ready_fd = pfd[1];
+    if (setsid() < 0) {
+        log_error("daemonize: setsid: %s", strerror(errno));
+        return -1;
+    }
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+        if (sv->conf->log_file != NULL) {
+            /* Logging goes to its own fd; stderr may go away. */
+            dup2(null, STDERR_FILENO);
+        }
+        if (null > STDERR_FILENO) {
+            close(null);
+        }
+    }
+    return 0;
+}
+
+static void
+supervisor_tell_parent(struct supervisor *sv, char status)
+{
+    if (sv->ready_fd >= 0) {
+        if (write(sv->ready_fd, &status, 1) != 1) {
+            /* The parent is gone; nothing to tell. */
+        }
+        close(sv->ready_fd);
+        sv->ready_fd = -1;
+    }
+}
+
+static void
+supervisor_stop_workers(struct supervisor *sv, int started)
+{
+    for (int i = 0; i < started; i++) {
+        worker_post_stop(&sv->workers[i], sv->conf->shutdown_timeout_ms);
+    }
+    for (int i = 0; i < started; i++) {
+        worker_join(&sv->workers[i]);
+    }
+}
+
+static void
+supervisor_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct supervisor *sv = arg;
+
+    (void)what;
+    switch (sig) {
+    case SIGTERM:
+    case SIGINT:
+        log_notice("signal %d: stopping gracefully (up to %" PRIu64 " ms)", (int)sig,
+                   sv->conf->shutdown_timeout_ms);
+        event_base_loopbreak(sv->base);
+        break;
+    case SIGHUP:
+        /* Config reload arrives with the reload work; rotation works now. */
+        log_notice("signal SIGHUP: reopening log file");
+        (void)log_reopen();
+        break;
+    case SIGUSR1:
+        (void)log_reopen();
+        log_notice("signal SIGUSR1: log file reopened");
+        break;
+    case SIGTTIN:
+        log_set_level(log_get_level() + 1);
+        log_notice("log level raised to %d", log_get_level());
+        break;
+    case SIGTTOU:
+        log_set_level(log_get_level() - 1);
+        log_notice("log level lowered to %d", log_get_level());
+        break;
+    default:
+        break;
+    }
+}
+
+static void
+supervisor_log_capacity(const struct supervisor *sv)
+{
+    const struct conf *c = sv->conf;
+
+    for (size_t i = 0; i < c->npools; i++) {
+        const struct conf_pool *p = &c->pools[i];
+        log_notice("pool %s: listening on %s (%s, %s/%s, %zu servers, %d workers)", p->name,
+                   p->listen_str, p->redis ? "redis" : "memcache", hash_name(p->key_rule.hash),
+                   dist_name(p->dist), p->nservers, sv->nworkers);
+        for (size_t j = 0; j < p->nservers; j++) {
+            log_info("pool %s: server %s will get %u connections from cachemux", p->name,
+                     p->servers[j].ident, (unsigned)(sv->nworkers * p->server_connections));
+        }
+    }
+}
+
+int
+supervisor_run(struct conf *c, const struct cli_opts *o)
+{
+    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGTTIN, SIGTTOU };
+    struct event *sigev[ARRAY_SIZE(sigs)] = { 0 };
+    struct supervisor sv;
+    int rc = 1, started = 0;
+
+    memset(&sv, 0, sizeof(sv));
+    sv.conf = c;
+    sv.opts = o;
+    sv.ready_fd = -1;
+
+    if (supervisor_check_listen(c) != 0) {
+        goto out;
+    }
+    if (o->daemonize && supervisor_daemonize(&sv) != 0) {
+        goto out;
+    }
+    int lrc = log_set_file(c->log_file);
+    if (lrc != 0) {
+        fprintf(stderr, "cachemux: cannot open log file '%s': %s\n", c->log_file, strerror(-lrc));
+        goto out;
+    }
+    if (supervisor_write_pid(&sv) != 0) {
+        goto out;
+    }
+    sv.nworkers = c->workers > 0 ? c->workers : supervisor_workers_auto();
+    sv.workers = calloc((size_t)sv.nworkers, sizeof(*sv.workers));
+    sv.shared_fds = calloc(c->npools, sizeof(*sv.shared_fds));
+    sv.shared_inodes = calloc(c->npools, sizeof(*sv.shared_inodes));
+    if (sv.workers == NULL || sv.shared_fds == NULL || sv.shared_inodes == NULL) {
+        log_error("out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < c->npools; i++) {
+        sv.shared_fds[i] = -1;
+    }
+    if (supervisor_open_unix(&sv) != 0) {
+        goto out;
+    }
+
+    sv.base = event_base_new();
+    if (sv.base == NULL) {
+        log_error("cannot create the supervisor's event base");
+        goto out;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
+        sigev[i] = evsignal_new(sv.base, sigs[i], supervisor_signal_cb, &sv);
+        if (sigev[i] == NULL || evsignal_add(sigev[i], NULL) != 0) {
+            log_error("cannot watch signal %d", sigs[i]);
+            goto out;
+        }
+    }
+
+    log_notice("cachemux-%s starting with %d workers (pid %d)", PACKAGE_VERSION, sv.nworkers,
+               (int)getpid());
+    for (int i = 0; i < sv.nworkers; i++) {
+        int e = worker_start(&sv.workers[i], i, c, sv.shared_fds);
+        if (e != 0) {
+            log_error("cannot start worker %d: %s", i, strerror(-e));
+            goto out;
+        }
+        started++;
+    }
+    for (int i = 0; i < sv.nworkers; i++) {
+        if (worker_wait_ready(&sv.workers[i]) != 0) {
+            log_error("worker %d failed to start: %s", i, sv.workers[i].start_err);
+            goto out;
+        }
+    }
+    supervisor_log_capacity(&sv);
+    log_notice("ready: %zu pools, %d workers", c->npools, sv.nworkers);
+    supervisor_tell_parent(&sv, 0);
+
+    event_base_dispatch(sv.base);
+    rc = 0;
+
+out:
+    supervisor_stop_workers(&sv, started);
+    supervisor_tell_parent(&sv, 1);
+    supervisor_close_unix(&sv);
+    supervisor_remove_pid(&sv);
+    for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
+        if (sigev[i] != NULL) {
+            event_free(sigev[i]);
+        }
+    }
+    if (sv.base != NULL) {
+        event_base_free(sv.base);
+    }
+    free(sv.workers);
+    free(sv.shared_fds);
+    free(sv.shared_inodes);
+    if (rc == 0) {
+        log_notice("stopped");
+    }
+    conf_free(c);
+    return rc;
+}

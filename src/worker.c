@@ -1,0 +1,310 @@
+/*
+ * worker: the thread that runs the request path (see worker.h).
+ *
+ * The loop is driven by hand, as memcached's workers do:
+ *     while (!exiting) { event_base_loop(base, EVLOOP_ONCE); worker_flush(w); }
+ * All callbacks of a turn only queue bytes and mark conns dirty; the flush
+ * then writes each dirty conn once: servers first (requests of many clients
+ * leave in one writev), then clients (a failed server write answers its
+ * clients in the same turn).
+ *
+ * Graceful stop: the listeners drain their accept queues and close; idle
+ * clients close at once; busy ones close at the next request boundary
+ * (route); the loop ends when no client is left or the timer fires.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "listener.h"
+#include "log.h"
+#include "pool.h"
+#include "route.h"
+
+static void
+worker_flush(struct worker *w)
+{
+    struct conn_ctx *ctx = &w->ctx;
+    struct conn *c;
+
+    while ((c = TAILQ_FIRST(&ctx->dirty_servers)) != NULL) {
+        TAILQ_REMOVE(&ctx->dirty_servers, c, dirty_tqe);
+        c->dirty = false;
+        int rc = conn_flush(c);
+        if (rc < 0) {
+            route_server_fail(c, -rc);
+        }
+    }
+    while ((c = TAILQ_FIRST(&ctx->dirty_clients)) != NULL) {
+        TAILQ_REMOVE(&ctx->dirty_clients, c, dirty_tqe);
+        c->dirty = false;
+        route_client_after_flush(c, conn_flush(c));
+    }
+    conn_ctx_reap(ctx);
+}
+
+static uint32_t
+worker_nclients(const struct worker *w)
+{
+    uint32_t n = 0;
+
+    for (size_t i = 0; i < w->npools; i++) {
+        n += w->pools[i].nclients;
+    }
+    return n;
+}
+
+static void
+worker_stop_timer_cb(int fd, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    log_warn("shutdown timeout: closing %" PRIu32 " clients still busy", worker_nclients(w));
+    w->exiting = true;
+}
+
+static void
+worker_begin_stop(struct worker *w, uint64_t timeout_ms)
+{
+    struct timeval tv = { (time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000 };
+
+    if (w->ctx.stopping) {
+        return;
+    }
+    w->ctx.stopping = true;
+    for (size_t i = 0; i < w->npools; i++) {
+        listener_drain_and_close(&w->listeners[i]);
+    }
+    /* Idle clients close now; busy ones at their next request boundary. */
+    for (size_t i = 0; i < w->npools; i++) {
+        struct conn *c, *next;
+        for (c = TAILQ_FIRST(&w->pools[i].clients); c != NULL; c = next) {
+            next = TAILQ_NEXT(c, pool_tqe);
+            if (TAILQ_EMPTY(&c->q) && buf_len(&c->in) == 0) {
+                route_client_close(c, "stopping");
+            } else if (buf_len(&c->in) == 0) {
+                conn_set_reading(c, false);
+                conn_set_state(c, CONN_DRAINING);
+            }
+        }
+    }
+    evtimer_assign(&w->stop_timer, w->base, worker_stop_timer_cb, w);
+    evtimer_add(&w->stop_timer, &tv);
+}
+
+static void
+worker_inbox_cb(int fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    uint64_t v;
+    bool stop;
+    uint64_t timeout;
+
+    (void)what;
+    if (read(fd, &v, sizeof(v)) < 0) {
+        /* EAGAIN: another wakeup already consumed the count. */
+    }
+    pthread_mutex_lock(&w->lock);
+    stop = w->stop_requested;
+    timeout = w->shutdown_timeout_ms;
+    pthread_mutex_unlock(&w->lock);
+    if (stop) {
+        worker_begin_stop(w, timeout);
+    }
+}
+
+static void
+worker_set_start_state(struct worker *w, int state, const char *err)
+{
+    pthread_mutex_lock(&w->lock);
+    w->start_state = state;
+    if (err != NULL) {
+        snprintf(w->start_err, sizeof(w->start_err), "%s", err);
+    }
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void
+worker_cleanup(struct worker *w)
+{
+    for (size_t i = 0; i < w->npools; i++) {
+        listener_close(&w->listeners[i]);
+    }
+    for (size_t i = 0; i < w->npools; i++) {
+        route_pool_shutdown(&w->pools[i]);
+        pool_destroy(&w->pools[i]);
+    }
+    conn_ctx_destroy(&w->ctx);
+    if (w->efd >= 0) {
+        event_del(&w->inbox_ev);
+    }
+    event_del(&w->stop_timer);
+    free(w->pools);
+    free(w->listeners);
+    w->pools = NULL;
+    w->listeners = NULL;
+    if (w->base != NULL) {
+        event_base_free(w->base);
+        w->base = NULL;
+    }
+}
+
+static int
+worker_setup(struct worker *w, char *err, size_t errlen)
+{
+    const struct conf *cf = w->conf;
+    struct event_config *cfg = event_config_new();
+
+    if (cfg == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+    w->base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    if (w->base == NULL) {
+        snprintf(err, errlen, "cannot create event base");
+        return -1;
+    }
+    conn_ctx_init(&w->ctx, w->base, w->id, cf->mbuf_size, cf->max_request_size);
+    evtimer_assign(&w->stop_timer, w->base, worker_stop_timer_cb, w);
+    event_assign(&w->inbox_ev, w->base, w->efd, EV_READ | EV_PERSIST, worker_inbox_cb, w);
+    event_add(&w->inbox_ev, NULL);
+
+    w->pools = calloc(cf->npools, sizeof(*w->pools));
+    w->listeners = calloc(cf->npools, sizeof(*w->listeners));
+    if (w->pools == NULL || w->listeners == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < cf->npools; i++) {
+        w->listeners[i].fd = -1;
+    }
+    for (size_t i = 0; i < cf->npools; i++) {
+        if (pool_init(&w->pools[i], &cf->pools[i], &w->ctx, route_server_event) != 0) {
+            snprintf(err, errlen, "pool %s: out of memory", cf->pools[i].name);
+            return -1;
+        }
+        w->npools++;
+    }
+    for (size_t i = 0; i < cf->npools; i++) {
+        if (listener_open(&w->listeners[i], &w->pools[i], w->shared_fds[i], route_client_event,
+                          err, errlen) != 0) {
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < cf->npools; i++) {
+        if (cf->pools[i].preconnect) {
+            pool_preconnect(&w->pools[i]);
+        }
+    }
+    return 0;
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct worker *w = arg;
+    char tag[16], err[256];
+
+    snprintf(tag, sizeof(tag), "w%d", w->id);
+    log_set_thread_tag(tag);
+    if (worker_setup(w, err, sizeof(err)) != 0) {
+        worker_cleanup(w);
+        worker_set_start_state(w, -1, err);
+        return NULL;
+    }
+    worker_set_start_state(w, 1, NULL);
+    log_debug("worker %d running", w->id);
+
+    while (!w->exiting) {
+        event_base_loop(w->base, EVLOOP_ONCE);
+        worker_flush(w);
+        if (w->ctx.stopping && worker_nclients(w) == 0) {
+            w->exiting = true;
+        }
+    }
+    log_info("worker %d stopped", w->id);
+    worker_cleanup(w);
+    return NULL;
+}
+
+int
+worker_start(struct worker *w, int id, const struct conf *conf, const int *shared_fds)
+{
+    sigset_t all, old;
+    int rc;
+
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->conf = conf;
+    w->shared_fds = shared_fds;
+    w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->efd < 0) {
+        return -errno;
+    }
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    /* Workers never see signals: only the supervisor's evsignal does. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&w->thread, NULL, worker_main, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        close(w->efd);
+        w->efd = -1;
+        return -rc;
+    }
+    return 0;
+}
+
+int
+worker_wait_ready(struct worker *w)
+{
+    int st;
+
+    pthread_mutex_lock(&w->lock);
+    while (w->start_state == 0) {
+        pthread_cond_wait(&w->cond, &w->lock);
+    }
+    st = w->start_state;
+    pthread_mutex_unlock(&w->lock);
+    return st > 0 ? 0 : -1;
+}
+
+void
+worker_post_stop(struct worker *w, uint64_t timeout_ms)
+{
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&w->lock);
+    w->stop_requested = true;
+    w->shutdown_timeout_ms = timeout_ms;
+    pthread_mutex_unlock(&w->lock);
+    if (write(w->efd, &one, sizeof(one)) < 0) {
+        /* The counter cannot overflow at one write per stop. */
+    }
+}
+
+void
+worker_join(struct worker *w)
+{
+    pthread_join(w->thread, NULL);
+    if (w->efd >= 0) {
+        close(w->efd);
+        w->efd = -1;
+    }
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+}

@@ -1,0 +1,1476 @@
+"""Integration test harness for cachemux.
+
+Every integration test is a script run by automake's test driver with
+/usr/bin/python3: exit 0 = pass, 1 = fail, 77 = skip. This module gives the
+scripts:
+
+- free loopback ports (bind to port 0), and a retry of a server's start when
+  its port was taken in the meantime (every server's listeners are checked to
+  belong to the process we started, so two tests that pick the same port
+  cannot silently share it, even through SO_REUSEPORT);
+- real memcached and redis-server backends, cachemux and nutcracker as child
+  processes, stopped by PID (never by name);
+- writers for a cachemux INI and a nutcracker YAML describing the same pools;
+- a raw-socket client that reads complete memcached replies, so tests can
+  compare reply bytes exactly;
+- skip handling (exit 77 when a backend binary is missing, a failure instead
+  when CACHEMUX_REQUIRE_ALL=1), sanitizer report checks, a temp dir that is
+  always removed, and a small unittest runner that prints each test's name and
+  result and ends with "N passed, N failed".
+
+Environment (set by Makefile.am's AM_TESTS_ENVIRONMENT): top_srcdir,
+top_builddir, CACHEMUX. Optional: CACHEMUX_REQUIRE_ALL=1 (CI), CACHEMUX_KEEP_TMP=1
+(keep the temp dir for debugging), CACHEMUX_TIME_SCALE (multiply timeouts, e.g.
+for slow sanitizer builds), CACHEMUX_IT_PROXY=nutcracker (run the tests that
+use the generic `proxy` helper against nutcracker instead of cachemux, to check
+the tests themselves), MEMCACHED / REDIS_SERVER / NUTCRACKER (binary paths).
+"""
+
+import atexit
+import errno
+import glob
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP_SRCDIR = os.path.abspath(os.environ.get("top_srcdir") or os.path.join(HERE, "..", ".."))
+TOP_BUILDDIR = os.path.abspath(os.environ.get("top_builddir") or TOP_SRCDIR)
+CACHEMUX = os.environ.get("CACHEMUX") or os.path.join(TOP_BUILDDIR, "cachemux")
+PLACEMENT_DIR = os.path.join(TOP_SRCDIR, "test", "data", "placement")
+REQUIRE_ALL = os.environ.get("CACHEMUX_REQUIRE_ALL", "") not in ("", "0")
+KEEP_TMP = os.environ.get("CACHEMUX_KEEP_TMP", "") not in ("", "0")
+TIME_SCALE = float(os.environ.get("CACHEMUX_TIME_SCALE", "1") or "1")
+PROXY_KIND = os.environ.get("CACHEMUX_IT_PROXY", "cachemux")
+HOST = "127.0.0.1"
+
+SKIP = 77
+
+
+def scaled(seconds):
+    return seconds * TIME_SCALE
+
+
+# --------------------------------------------------------------------------
+# binaries
+
+_SEARCH_DIRS = ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/sbin", "/bin"]
+
+
+def find_binary(name, env_var=None):
+    """Absolute path of a program, or None."""
+    if env_var and os.environ.get(env_var):
+        p = os.environ[env_var]
+        return p if os.access(p, os.X_OK) else None
+    p = shutil.which(name)
+    if p:
+        return p
+    for d in _SEARCH_DIRS:
+        c = os.path.join(d, name)
+        if os.access(c, os.X_OK):
+            return c
+    return None
+
+
+BINARIES = {
+    "memcached": lambda: find_binary("memcached", "MEMCACHED"),
+    "redis-server": lambda: find_binary("redis-server", "REDIS_SERVER"),
+    "nutcracker": lambda: find_binary("nutcracker", "NUTCRACKER"),
+}
+
+
+def missing_binaries(names):
+    return [n for n in names if BINARIES[n]() is None]
+
+
+def requires(*names):
+    """Decorator for a test needing optional binaries: skipped when one is
+    missing, failed instead when CACHEMUX_REQUIRE_ALL=1."""
+    def deco(fn):
+        def wrapper(self, *a, **kw):
+            miss = missing_binaries(names)
+            if miss:
+                msg = "missing binaries: " + ", ".join(miss)
+                if REQUIRE_ALL:
+                    self.fail(msg + " (CACHEMUX_REQUIRE_ALL=1)")
+                self.skipTest(msg)
+            return fn(self, *a, **kw)
+        wrapper.__name__ = fn.__name__
+        wrapper.__doc__ = fn.__doc__
+        return wrapper
+    return deco
+
+
+# --------------------------------------------------------------------------
+# temp dir and process registry
+
+_tmp_root = None
+_children = []          # Popen objects we started
+_extra_pids = []        # pids of daemons we caused (not our children)
+_lock = threading.Lock()
+
+
+def tmp_root():
+    global _tmp_root
+    if _tmp_root is None:
+        _tmp_root = tempfile.mkdtemp(prefix="cachemux-it-")
+    return _tmp_root
+
+
+def tmp_path(name):
+    """A fresh path (file or dir name) inside the temp dir."""
+    root = tmp_root()
+    base, ext = os.path.splitext(name)
+    i = 0
+    while True:
+        p = os.path.join(root, "%s%s%s" % (base, "" if i == 0 else "-%d" % i, ext))
+        if not os.path.exists(p):
+            return p
+        i += 1
+
+
+def tmp_dir(name):
+    p = tmp_path(name)
+    os.makedirs(p)
+    return p
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of ours still "exists"
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read().rsplit(")", 1)[1].split()[0]
+        return st != "Z"
+    except OSError:
+        return False
+
+
+def register_pid(pid):
+    """Remember a process we caused but did not fork (a daemonized cachemux),
+    so that it is killed at exit if a test failed before stopping it."""
+    with _lock:
+        _extra_pids.append(pid)
+
+
+def unregister_pid(pid):
+    with _lock:
+        if pid in _extra_pids:
+            _extra_pids.remove(pid)
+
+
+def _cleanup():
+    with _lock:
+        kids = list(_children)
+        extra = list(_extra_pids)
+    for p in kids:
+        if p.poll() is None:
+            try:
+                p.kill()
+            except OSError:
+                pass
+    for pid in extra:
+        if _pid_alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    for p in kids:
+        try:
+            p.wait(timeout=5)
+        except Exception:
+            pass
+    if _tmp_root and os.path.isdir(_tmp_root):
+        if KEEP_TMP:
+            sys.stdout.write("temp dir kept: %s\n" % _tmp_root)
+        else:
+            shutil.rmtree(_tmp_root, ignore_errors=True)
+
+
+atexit.register(_cleanup)
+
+
+def _on_signal(signum, frame):
+    # make atexit run when the test driver kills us
+    raise SystemExit(128 + signum)
+
+
+for _s in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(_s, _on_signal)
+
+
+def become_subreaper():
+    """Adopt orphaned descendants (a daemonized cachemux), so that this
+    process can waitpid() them and see their exit status. False if not
+    supported."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except Exception:
+        return False
+
+
+def _preexec_pdeathsig():
+    # children die with us even if we are SIGKILLed
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def spawn(argv, stdout=None, stderr=None, stdin=subprocess.DEVNULL, env=None, cwd=None):
+    """Start a child process and register it for cleanup."""
+    kw = {}
+    if threading.active_count() == 1:
+        kw["preexec_fn"] = _preexec_pdeathsig
+    p = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr,
+                         env=env, cwd=cwd or tmp_root(), **kw)
+    with _lock:
+        _children.append(p)
+    return p
+
+
+def kill_proc(p, sig=signal.SIGKILL, timeout=10):
+    """Kill one child we started (by its PID) and reap it."""
+    if p.poll() is None:
+        try:
+            os.kill(p.pid, sig)
+        except ProcessLookupError:
+            pass
+    try:
+        p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(timeout=10)
+
+
+# Logs of processes started by the current test, dumped when it fails.
+_current_logs = []
+
+
+def note_log(label, path):
+    _current_logs.append((label, path))
+
+
+def dump_current_logs(out=sys.stdout, lines=60):
+    for label, path in _current_logs:
+        try:
+            with open(path, "rb") as f:
+                data = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            continue
+        out.write("---- last %d lines of %s (%s) ----\n" % (lines, label, path))
+        for ln in data[-lines:]:
+            out.write("    " + ln + "\n")
+
+
+# --------------------------------------------------------------------------
+# ports
+
+def free_port():
+    """A loopback TCP port that was free a moment ago."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def free_ports(n):
+    """n distinct free ports (held together while picking)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((HOST, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class PortInUse(Exception):
+    """A server could not bind its port (or someone else shares it): pick again."""
+
+
+def _listen_inodes(port):
+    """Inodes of LISTEN sockets on 127.0.0.1/0.0.0.0/::/::1 port."""
+    inodes = set()
+    for fn in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(fn) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    local, state, inode = parts[1], parts[3], parts[9]
+                    if state != "0A":
+                        continue
+                    if int(local.rsplit(":", 1)[1], 16) == port:
+                        inodes.add(inode)
+        except OSError:
+            pass
+    return inodes
+
+
+def _pid_socket_inodes(pid):
+    out = set()
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if t.startswith("socket:["):
+                out.add(t[8:-1])
+    except OSError:
+        pass
+    return out
+
+
+def owns_port(pid, port):
+    """True if pid listens on port and nobody else does (None: cannot tell)."""
+    if not os.path.exists("/proc/net/tcp"):
+        return None
+    ls = _listen_inodes(port)
+    if not ls:
+        return False
+    mine = _pid_socket_inodes(pid)
+    return ls <= mine
+
+
+def can_connect(port, host=HOST, timeout=0.5):
+    try:
+        s = socket.create_connection((host, port), timeout=timeout)
+    except OSError:
+        return False
+    s.close()
+    return True
+
+
+def wait_port(port, proc=None, timeout=10.0, what="server", log=None):
+    """Wait until port accepts; raise if proc exits first."""
+    deadline = time.time() + scaled(timeout)
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("%s exited with %s before accepting on port %d%s"
+                               % (what, proc.returncode, port, _log_tail(log)))
+        if can_connect(port):
+            return
+        time.sleep(0.02)
+    raise RuntimeError("%s did not accept on port %d within %.1fs%s"
+                       % (what, port, scaled(timeout), _log_tail(log)))
+
+
+def _log_tail(path, n=30):
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return ""
+    return "\n  log %s:\n    %s" % (path, "\n    ".join(lines[-n:]))
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+# --------------------------------------------------------------------------
+# backends
+
+class Backend:
+    kind = "?"
+    proc = None
+
+    def __init__(self, port=None, name=None, weight=1):
+        self.fixed_port = port
+        self.port = port
+        self.name = name
+        self.weight = weight
+        self.log = None
+
+    # the pool's `server` line for this backend
+    def server_line(self):
+        s = "%s:%d:%d" % (HOST, self.port, self.weight)
+        return s + (" " + self.name if self.name else "")
+
+    def _argv(self):
+        raise NotImplementedError
+
+    def _ready(self):
+        return True
+
+    def start(self, tries=8):
+        last = None
+        for _ in range(tries):
+            if self.fixed_port is None:
+                self.port = free_port()
+            self.log = tmp_path("%s-%d.log" % (self.kind, self.port))
+            out = open(self.log, "ab")
+            try:
+                self.proc = spawn(self._argv(), stdout=out, stderr=subprocess.STDOUT)
+            finally:
+                out.close()
+            note_log("%s :%d" % (self.kind, self.port), self.log)
+            try:
+                wait_port(self.port, self.proc, what=self.kind, log=self.log)
+                own = owns_port(self.proc.pid, self.port)
+                if own is False:
+                    raise PortInUse("port %d is shared with another process" % self.port)
+                if not self._ready():
+                    raise RuntimeError("%s on port %d not ready" % (self.kind, self.port))
+                return self
+            except (RuntimeError, PortInUse) as e:
+                last = e
+                kill_proc(self.proc)
+                text = _read(self.log)
+                if self.fixed_port is not None:
+                    break
+                if isinstance(e, PortInUse) or "in use" in text.lower() or "bind" in text.lower():
+                    continue
+                break
+        raise RuntimeError("could not start %s: %s" % (self.kind, last))
+
+    def stop(self):
+        if self.proc is not None:
+            kill_proc(self.proc, signal.SIGTERM)
+
+    def kill(self):
+        """SIGKILL, by PID."""
+        if self.proc is not None:
+            kill_proc(self.proc, signal.SIGKILL)
+
+    @property
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Memcached(Backend):
+    kind = "memcached"
+
+    def __init__(self, port=None, name=None, weight=1, max_item="4m", memory=128, extra=()):
+        Backend.__init__(self, port, name, weight)
+        self.max_item = max_item
+        self.memory = memory
+        self.extra = list(extra)
+
+    def _argv(self):
+        argv = [BINARIES["memcached"](), "-l", HOST, "-p", str(self.port), "-U", "0",
+                "-t", "2", "-m", str(self.memory), "-I", self.max_item, "-c", "4096"]
+        if os.geteuid() == 0:
+            import pwd
+            argv += ["-u", pwd.getpwuid(os.geteuid()).pw_name]
+        return argv + self.extra
+
+    def _ready(self):
+        try:
+            with Client(self.port, timeout=2) as c:
+                r = c.request(b"version\r\n")
+            return r.startswith(b"VERSION ")
+        except OSError:
+            return False
+
+    def client(self, timeout=5):
+        """A raw connection straight to this backend."""
+        return Client(self.port, timeout=timeout)
+
+    def get(self, key):
+        """Value bytes of key read directly from this backend, or None."""
+        if isinstance(key, str):
+            key = key.encode()
+        with self.client() as c:
+            r = c.request(b"get " + key + b"\r\n")
+        items = parse_get_reply(r)
+        return items[0][1] if items else None
+
+    def get_full(self, key):
+        """(flags, value) of key read directly, or None."""
+        if isinstance(key, str):
+            key = key.encode()
+        with self.client() as c:
+            r = c.request(b"gets " + key + b"\r\n")
+        items = parse_get_reply(r, with_meta=True)
+        return (items[0][1], items[0][2]) if items else None
+
+    def stats(self):
+        with self.client() as c:
+            r = c.request(b"stats\r\n")
+        out = {}
+        for line in r.split(b"\r\n"):
+            p = line.split(b" ", 2)
+            if len(p) == 3 and p[0] == b"STAT":
+                out[p[1].decode()] = p[2].decode()
+        return out
+
+
+class Redis(Backend):
+    kind = "redis"
+
+    def __init__(self, port=None, name=None, weight=1, extra=()):
+        Backend.__init__(self, port, name, weight)
+        self.extra = list(extra)
+        self.dir = None
+
+    def _argv(self):
+        self.dir = tmp_dir("redis-%d" % self.port)
+        return [BINARIES["redis-server"](), "--port", str(self.port), "--bind", HOST,
+                "--save", "", "--appendonly", "no", "--dir", self.dir,
+                "--daemonize", "no", "--protected-mode", "no"] + self.extra
+
+    def _ready(self):
+        deadline = time.time() + scaled(10)
+        while time.time() < deadline:
+            try:
+                with Client(self.port, timeout=2) as c:
+                    c.send(b"PING\r\n")
+                    r = c.recv_until(b"\r\n")
+                if r == b"+PONG\r\n":
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return False
+
+    def client(self, timeout=5):
+        return Client(self.port, timeout=timeout)
+
+
+class FakeMemcached(Backend):
+    """A scripted memcached-like backend in this process (threads). It binds
+    port 0 and keeps the socket, so it has no port race. handler(request
+    bytes) returns the reply bytes, None (no reply) or FakeMemcached.CLOSE
+    (close the connection without replying). Every complete request received
+    is appended to .received."""
+    kind = "fake-memcached"
+    CLOSE = object()
+
+    def __init__(self, handler, name=None, weight=1):
+        Backend.__init__(self, None, name, weight)
+        self.handler = handler
+        self.received = []
+        self.connections = 0
+        self._stop = False
+        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._lsock.bind((HOST, 0))
+        self._lsock.listen(128)
+        self._lsock.settimeout(0.1)
+        self.port = self._lsock.getsockname()[1]
+        self._conns = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def start(self, tries=1):
+        self._thread.start()
+        return self
+
+    def _serve(self):
+        while not self._stop:
+            try:
+                s, _ = self._lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            self._conns.append(s)
+            threading.Thread(target=self._conn, args=(s,), daemon=True).start()
+
+    def _conn(self, s):
+        buf = b""
+        s.settimeout(0.1)
+        try:
+            while not self._stop:
+                try:
+                    d = s.recv(65536)
+                except socket.timeout:
+                    continue
+                if not d:
+                    return
+                buf += d
+                while True:
+                    e = mc_request_end(buf)
+                    if e is None:
+                        break
+                    req, buf = buf[:e], buf[e:]
+                    with _lock:
+                        self.received.append(req)
+                    r = self.handler(req)
+                    if r is FakeMemcached.CLOSE:
+                        return
+                    if r:
+                        s.sendall(r)
+        except OSError:
+            pass
+        finally:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def stop(self):
+        self._stop = True
+        try:
+            self._lsock.close()
+        except OSError:
+            pass
+        for c in self._conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    kill = stop
+
+    @property
+    def alive(self):
+        return not self._stop
+
+
+# --------------------------------------------------------------------------
+# configuration writers
+
+class Pool:
+    """One pool, written as a cachemux [pool NAME] section or a nutcracker
+    YAML pool. servers: Backend objects, or (host, port, weight, name) tuples.
+    Extra keyword arguments become pool keys (bools as true/false)."""
+
+    def __init__(self, name, servers, port=None, hash="fnv1a_64", distribution="ketama",
+                 redis=False, listen=None, **keys):
+        self.name = name
+        self.servers = list(servers)
+        self.fixed_port = port
+        self.port = port
+        self.listen = listen          # raw listen string overrides port
+        self.keys = dict(keys)
+        self.keys_order = ["hash", "distribution", "redis"]
+        self.hash = hash
+        self.distribution = distribution
+        self.redis = redis
+
+    def listen_str(self):
+        return self.listen if self.listen else "%s:%d" % (HOST, self.port)
+
+    def server_lines(self):
+        out = []
+        for s in self.servers:
+            if isinstance(s, Backend):
+                out.append(s.server_line())
+            elif isinstance(s, str):
+                out.append(s)
+            else:
+                host, port, weight, name = (tuple(s) + (None,))[:4]
+                out.append("%s:%d:%d%s" % (host, port, weight, " " + name if name else ""))
+        return out
+
+    def items(self):
+        items = []
+        if self.hash is not None:
+            items.append(("hash", self.hash))
+        if self.distribution is not None:
+            items.append(("distribution", self.distribution))
+        if self.redis is not None:
+            items.append(("redis", self.redis))
+        items += list(self.keys.items())
+        return items
+
+
+def _fmt(v, yaml=False):
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    s = str(v)
+    if yaml and any(c in s for c in "{}[]:#,&*!|>'\"%@`"):
+        return '"%s"' % s
+    return s
+
+
+def write_ini(path, pools, workers=None, stats_port=None, globals_=None, raw_extra=""):
+    lines = ["; written by test/integration/harness.py", "[cachemux]"]
+    if workers is not None:
+        lines.append("workers = %s" % workers)
+    if stats_port is not None:
+        lines.append("stats_listen = %s:%d" % (HOST, stats_port))
+    for k, v in (globals_ or {}).items():
+        lines.append("%s = %s" % (k, _fmt(v)))
+    for p in pools:
+        lines.append("")
+        lines.append("[pool %s]" % p.name)
+        lines.append("listen = %s" % p.listen_str())
+        for k, v in p.items():
+            lines.append("%s = %s" % (k, _fmt(v)))
+        for s in p.server_lines():
+            lines.append("server = %s" % s)
+    text = "\n".join(lines) + "\n" + raw_extra
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def write_yaml(path, pools):
+    lines = []
+    for p in pools:
+        lines.append("%s:" % p.name)
+        lines.append("  listen: %s" % p.listen_str())
+        for k, v in p.items():
+            lines.append("  %s: %s" % (k, _fmt(v, yaml=True)))
+        lines.append("  servers:")
+        for s in p.server_lines():
+            lines.append("   - %s" % s)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------
+# proxies
+
+def sanitizer_env(report_dir):
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = "abort_on_error=1:detect_leaks=1:log_path=%s" % os.path.join(report_dir, "asan")
+    env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1:log_path=%s" % os.path.join(report_dir, "ubsan")
+    env["LSAN_OPTIONS"] = env.get("LSAN_OPTIONS", "")
+    return env
+
+
+def sanitizer_reports(report_dir):
+    return sorted(glob.glob(os.path.join(report_dir, "asan*")) +
+                  glob.glob(os.path.join(report_dir, "ubsan*")))
+
+
+def assert_no_sanitizer_reports(report_dir):
+    reps = sanitizer_reports(report_dir)
+    if reps:
+        text = "\n".join("== %s ==\n%s" % (r, _read(r)[:4000]) for r in reps)
+        raise AssertionError("sanitizer reports:\n" + text)
+
+
+_READY_RE = re.compile(r"\bready\b")
+
+
+class Proxy:
+    """Common part of Cachemux and Nutcracker: a child started on a config
+    written for `pools`, with ports picked (and re-picked when taken)."""
+    kind = "?"
+
+    def __init__(self, pools, stats_port=None, verbose=None, extra_args=(), workers=None,
+                 globals_=None, start_timeout=15.0):
+        self.pools = list(pools)
+        self.fixed_stats_port = stats_port
+        self.stats_port = stats_port
+        self.verbose = verbose
+        self.extra_args = list(extra_args)
+        self.workers = workers
+        self.globals_ = globals_
+        self.start_timeout = start_timeout
+        self.proc = None
+        self.log = None
+        self.conf = None
+        self.dir = tmp_dir(self.kind)
+
+    def port(self, name=None):
+        if name is None:
+            return self.pools[0].port
+        for p in self.pools:
+            if p.name == name:
+                return p.port
+        raise KeyError(name)
+
+    def _pick_ports(self):
+        for p in self.pools:
+            if p.fixed_port is None and p.listen is None:
+                p.port = free_port()
+        if self.fixed_stats_port is None:
+            self.stats_port = free_port()
+
+    def _write_conf(self):
+        raise NotImplementedError
+
+    def _argv(self):
+        raise NotImplementedError
+
+    def _env(self):
+        return None
+
+    def _ready_in_log(self):
+        return True
+
+    def _tcp_ports(self):
+        return [p.port for p in self.pools if p.listen is None] + [self.stats_port]
+
+    def start(self, tries=6):
+        last = None
+        for attempt in range(tries):
+            self._pick_ports()
+            self._write_conf()
+            self.log = os.path.join(self.dir, "%s-%d.log" % (self.kind, attempt))
+            out = open(self.log + ".out", "ab")
+            try:
+                self.proc = spawn(self._argv(), stdout=out, stderr=subprocess.STDOUT,
+                                  env=self._env())
+            finally:
+                out.close()
+            note_log(self.kind, self.log)
+            note_log(self.kind + " stdout/stderr", self.log + ".out")
+            try:
+                self._wait_ready()
+                return self
+            except PortInUse as e:
+                last = e
+                kill_proc(self.proc)
+                self.proc = None
+                continue
+            except Exception:
+                kill_proc(self.proc)
+                raise
+        raise RuntimeError("could not start %s: %s" % (self.kind, last))
+
+    def _wait_ready(self):
+        deadline = time.time() + scaled(self.start_timeout)
+        pending = list(self._tcp_ports())
+        while True:
+            if self.proc.poll() is not None:
+                text = _read(self.log) + _read(self.log + ".out")
+                if "in use" in text.lower() and self._pickable():
+                    raise PortInUse(text.strip().splitlines()[-1] if text.strip() else "")
+                raise RuntimeError("%s exited with %s before it was ready%s%s"
+                                   % (self.kind, self.proc.returncode, _log_tail(self.log),
+                                      _log_tail(self.log + ".out")))
+            pending = [p for p in pending if not can_connect(p)]
+            if not pending and self._ready_in_log():
+                break
+            if time.time() > deadline:
+                raise RuntimeError("%s not ready within %.1fs (ports not accepting: %s, "
+                                   "ready line logged: %s)%s"
+                                   % (self.kind, scaled(self.start_timeout), pending,
+                                      self._ready_in_log(), _log_tail(self.log)))
+            time.sleep(0.02)
+        for port in self._tcp_ports():
+            if owns_port(self.proc.pid, port) is False and self._pickable():
+                raise PortInUse("port %d is shared with another process" % port)
+
+    def _pickable(self):
+        return (self.fixed_stats_port is None or
+                any(p.fixed_port is None and p.listen is None for p in self.pools))
+
+    @property
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def client(self, pool=None, timeout=5):
+        return Client(self.port(pool), timeout=timeout)
+
+    def log_text(self):
+        return _read(self.log)
+
+
+class Cachemux(Proxy):
+    kind = "cachemux"
+
+    def __init__(self, pools, stats_port=None, verbose=6, extra_args=(), workers=2,
+                 globals_=None, start_timeout=15.0, stop_timeout=15.0):
+        Proxy.__init__(self, pools, stats_port, verbose, extra_args, workers, globals_, start_timeout)
+        self.stop_timeout = stop_timeout
+        self.san_dir = tmp_dir("sanitizer")
+
+    def _write_conf(self):
+        self.conf = os.path.join(self.dir, "cachemux.ini")
+        write_ini(self.conf, self.pools, workers=self.workers, stats_port=self.stats_port,
+                  globals_=self.globals_)
+
+    def _argv(self):
+        argv = [CACHEMUX, "-c", self.conf, "-s", str(self.stats_port)]
+        if self.verbose is not None:
+            argv += ["-v", str(self.verbose)]
+        return argv + ["-o", self.log] + self.extra_args
+
+    def _env(self):
+        return sanitizer_env(self.san_dir)
+
+    def _ready_in_log(self):
+        return bool(_READY_RE.search(_read(self.log)))
+
+    def stop(self, expect_rc=0, sig=signal.SIGTERM):
+        """SIGTERM by PID; assert it exits with expect_rc in time and left no
+        sanitizer report."""
+        if self.proc is None:
+            return
+        p, self.proc = self.proc, None
+        if p.poll() is None:
+            os.kill(p.pid, sig)
+        try:
+            rc = p.wait(timeout=scaled(self.stop_timeout))
+        except subprocess.TimeoutExpired:
+            kill_proc(p)
+            raise AssertionError("cachemux (pid %d) did not exit within %.1fs of signal %d%s"
+                                 % (p.pid, scaled(self.stop_timeout), sig, _log_tail(self.log)))
+        assert_no_sanitizer_reports(self.san_dir)
+        if expect_rc is not None and rc != expect_rc:
+            raise AssertionError("cachemux exited %s, expected %s%s%s"
+                                 % (rc, expect_rc, _log_tail(self.log), _log_tail(self.log + ".out")))
+        return rc
+
+    def kill(self):
+        if self.proc is not None:
+            kill_proc(self.proc)
+            self.proc = None
+
+
+class Nutcracker(Proxy):
+    kind = "nutcracker"
+
+    def __init__(self, pools, stats_port=None, verbose=None, extra_args=(), workers=None,
+                 globals_=None, start_timeout=15.0):
+        Proxy.__init__(self, pools, stats_port, verbose, extra_args, workers, globals_, start_timeout)
+
+    def _write_conf(self):
+        self.conf = os.path.join(self.dir, "nutcracker.yml")
+        write_yaml(self.conf, self.pools)
+
+    def _argv(self):
+        argv = [BINARIES["nutcracker"](), "-c", self.conf, "-s", str(self.stats_port),
+                "-a", HOST, "-o", self.log]
+        if self.verbose is not None:
+            argv += ["-v", str(self.verbose)]
+        return argv + self.extra_args
+
+    def stop(self, expect_rc=None, sig=None):
+        """nutcracker has no graceful stop: SIGKILL by PID."""
+        if self.proc is not None:
+            kill_proc(self.proc, signal.SIGKILL)
+            self.proc = None
+
+    kill = stop
+
+
+def proxy_class():
+    return Nutcracker if PROXY_KIND == "nutcracker" else Cachemux
+
+
+# --------------------------------------------------------------------------
+# raw client
+
+class Closed(Exception):
+    """The peer closed the connection before the expected bytes arrived."""
+
+    def __init__(self, msg, data=b""):
+        Exception.__init__(self, msg)
+        self.data = data
+
+
+def mc_reply_end(buf, pos=0):
+    """End offset of the complete memcached reply starting at buf[pos], or
+    None if incomplete. A retrieval reply is VALUE blocks up to END; a stats
+    reply is STAT lines up to END; anything else is one line."""
+    p = pos
+    first = True
+    while True:
+        nl = buf.find(b"\r\n", p)
+        if nl < 0:
+            return None
+        line = buf[p:nl]
+        if line.startswith(b"VALUE "):
+            parts = line.split(b" ")
+            try:
+                n = int(parts[3])
+            except (IndexError, ValueError):
+                return nl + 2       # malformed: treat as one line
+            end = nl + 2 + n + 2
+            if len(buf) < end:
+                return None
+            p = end
+            first = False
+            continue
+        if line.startswith(b"STAT "):
+            p = nl + 2
+            first = False
+            continue
+        return nl + 2
+
+
+def split_mc_replies(buf):
+    """(list of complete replies, remaining bytes)."""
+    out = []
+    pos = 0
+    while pos < len(buf):
+        e = mc_reply_end(buf, pos)
+        if e is None:
+            break
+        out.append(bytes(buf[pos:e]))
+        pos = e
+    return out, bytes(buf[pos:])
+
+
+def parse_get_reply(r, with_meta=False):
+    """[(key, value)] or [(key, flags, value, cas)] from a complete get/gets reply."""
+    items = []
+    pos = 0
+    while True:
+        nl = r.index(b"\r\n", pos)
+        line = r[pos:nl]
+        if not line.startswith(b"VALUE "):
+            break
+        parts = line.split(b" ")
+        n = int(parts[3])
+        val = r[nl + 2:nl + 2 + n]
+        if with_meta:
+            items.append((parts[1], int(parts[2]), val, int(parts[4]) if len(parts) > 4 else None))
+        else:
+            items.append((parts[1], val))
+        pos = nl + 2 + n + 2
+    return items
+
+
+class Client:
+    """A raw TCP client with a read buffer and timeouts."""
+
+    def __init__(self, port, host=HOST, timeout=5.0, connect=True):
+        self.port = port
+        self.host = host
+        self.timeout = scaled(timeout)
+        self.buf = bytearray()
+        self.eof = False
+        self.sock = None
+        if connect:
+            self.sock = socket.create_connection((host, port), timeout=self.timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def close(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+
+    @property
+    def local_port(self):
+        return self.sock.getsockname()[1]
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def shutdown_write(self):
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def _fill(self, deadline):
+        """Read more bytes into buf; False on EOF. Raises socket.timeout."""
+        if self.eof:
+            return False
+        left = deadline - time.time()
+        if left <= 0:
+            raise socket.timeout("timed out")
+        self.sock.settimeout(left)
+        try:
+            d = self.sock.recv(1 << 20)
+        except ConnectionResetError:
+            d = b""
+        if not d:
+            self.eof = True
+            return False
+        self.buf += d
+        return True
+
+    def recv_exact(self, n, timeout=None):
+        deadline = time.time() + (scaled(timeout) if timeout else self.timeout)
+        while len(self.buf) < n:
+            if not self._fill(deadline):
+                raise Closed("closed after %d of %d bytes" % (len(self.buf), n), bytes(self.buf))
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def recv_until(self, term, timeout=None):
+        """Bytes up to and including term."""
+        deadline = time.time() + (scaled(timeout) if timeout else self.timeout)
+        while True:
+            i = self.buf.find(term)
+            if i >= 0:
+                out = bytes(self.buf[:i + len(term)])
+                del self.buf[:i + len(term)]
+                return out
+            if not self._fill(deadline):
+                raise Closed("closed before %r; got %r" % (term, bytes(self.buf[:300])), bytes(self.buf))
+
+    def read_replies(self, n, timeout=None):
+        """A list of n complete memcached replies."""
+        deadline = time.time() + (scaled(timeout) if timeout else self.timeout)
+        out = []
+        while len(out) < n:
+            e = mc_reply_end(self.buf)
+            if e is not None:
+                out.append(bytes(self.buf[:e]))
+                del self.buf[:e]
+                continue
+            try:
+                ok = self._fill(deadline)
+            except socket.timeout:
+                raise socket.timeout("timed out after %d of %d replies; pending %r"
+                                     % (len(out), n, bytes(self.buf[:200])))
+            if not ok:
+                raise Closed("closed after %d of %d replies; pending %r"
+                             % (len(out), n, bytes(self.buf[:200])), b"".join(out) + bytes(self.buf))
+        return out
+
+    def request(self, data, n=1, timeout=None):
+        """Send data and return the bytes of the next n replies."""
+        self.send(data)
+        return b"".join(self.read_replies(n, timeout))
+
+    def pipeline(self, data, n, timeout=None):
+        """Send data while reading n replies concurrently (no deadlock when the
+        peer stops reading until we read). Returns the list of replies."""
+        if isinstance(data, str):
+            data = data.encode()
+        deadline = time.time() + (scaled(timeout) if timeout else self.timeout)
+        view = memoryview(data)
+        sent = 0
+        self.sock.setblocking(False)
+        try:
+            while sent < len(data):
+                left = deadline - time.time()
+                if left <= 0:
+                    raise socket.timeout("timed out sending (%d of %d bytes sent)" % (sent, len(data)))
+                r, w, _ = select.select([self.sock], [self.sock], [], left)
+                if r:
+                    try:
+                        d = self.sock.recv(1 << 20)
+                    except (BlockingIOError, InterruptedError):
+                        d = None
+                    except ConnectionResetError:
+                        d = b""
+                    if d == b"":
+                        self.eof = True
+                        raise Closed("closed while sending", bytes(self.buf))
+                    if d:
+                        self.buf += d
+                if w:
+                    try:
+                        sent += self.sock.send(view[sent:sent + 262144])
+                    except (BlockingIOError, InterruptedError):
+                        pass
+        finally:
+            self.sock.setblocking(True)
+        return self.read_replies(n, timeout=max(0.1, deadline - time.time()) / TIME_SCALE)
+
+    def read_until_close(self, timeout=None):
+        """All bytes until EOF; raises socket.timeout if the peer keeps it open."""
+        deadline = time.time() + (scaled(timeout) if timeout else self.timeout)
+        while self._fill(deadline):
+            pass
+        out = bytes(self.buf)
+        self.buf.clear()
+        return out
+
+    def is_closed(self, timeout=1.0):
+        """True if the peer closes (EOF or reset) within timeout with no more
+        data, False if it stays open silent. Raises if data arrives."""
+        deadline = time.time() + scaled(timeout)
+        try:
+            while self._fill(deadline):
+                pass
+        except socket.timeout:
+            if self.buf:
+                raise AssertionError("unexpected bytes: %r" % bytes(self.buf[:300]))
+            return False
+        if self.buf:
+            raise AssertionError("unexpected bytes before close: %r" % bytes(self.buf[:300]))
+        return True
+
+    def quiet(self, timeout=0.3):
+        """True if nothing arrives within timeout and the peer has not closed."""
+        if self.buf or self.eof:
+            return False
+        try:
+            self._fill(time.time() + scaled(timeout))
+        except socket.timeout:
+            return True
+        return False
+
+
+# --------------------------------------------------------------------------
+# memcached request counting (for corpus batches)
+
+_STORAGE = {b"set", b"add", b"replace", b"append", b"prepend", b"cas"}
+
+
+def mc_request_end(buf, pos=0):
+    """End offset of the complete memcached request at buf[pos], or None."""
+    nl = buf.find(b"\r\n", pos)
+    if nl < 0:
+        return None
+    toks = buf[pos:nl].split()
+    if toks and toks[0] in _STORAGE and len(toks) >= 5:
+        try:
+            n = int(toks[4])
+        except ValueError:
+            return nl + 2
+        end = nl + 2 + n + 2
+        return end if len(buf) >= end else None
+    return nl + 2
+
+
+def mc_requests(batch):
+    """Split a byte string of memcached requests into (request bytes,
+    expects_reply, closes) tuples. Storage commands carry their data block."""
+    out = []
+    pos = 0
+    while pos < len(batch):
+        nl = batch.find(b"\r\n", pos)
+        if nl < 0:
+            raise ValueError("incomplete request at %r" % batch[pos:pos + 60])
+        line = batch[pos:nl]
+        toks = line.split()
+        cmd = toks[0] if toks else b""
+        end = nl + 2
+        if cmd in _STORAGE:
+            n = int(toks[4])
+            end = nl + 2 + n + 2
+        noreply = bool(toks) and toks[-1] == b"noreply"
+        out.append((batch[pos:end], not noreply and cmd != b"quit", cmd == b"quit"))
+        pos = end
+    return out
+
+
+# --------------------------------------------------------------------------
+# placement tables
+
+def read_table(path):
+    """(header items [(key, value)], [(key bytes, identity str)])."""
+    header = []
+    rows = []
+    with open(path, "rb") as f:
+        for raw in f:
+            line = raw.rstrip(b"\n")
+            if line.startswith(b"# "):
+                k, v = line[2:].decode().split(" = ", 1)
+                header.append((k.strip(), v.strip()))
+            elif line:
+                hk, ident = line.split(b"\t")
+                rows.append((bytes.fromhex(hk.decode()), ident.decode()))
+    return header, rows
+
+
+def table_pool_ini(header, name="p", port=None):
+    """The INI pool section for a placement table (placement/README.md)."""
+    lines = ["[pool %s]" % name, "listen = %s:%d" % (HOST, port or free_port()), "redis = true"]
+    for k, v in header:
+        lines.append("%s = %s" % (k, v))
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------
+# test base class and runner
+
+class IntegrationTest(unittest.TestCase):
+    """Base class: helpers that start processes and stop them at the end of
+    the test (cachemux with an exit-status and sanitizer assertion)."""
+
+    def memcached(self, name=None, **kw):
+        m = Memcached(name=name, **kw).start()
+        self.addCleanup(m.stop)
+        return m
+
+    def redis(self, name=None, **kw):
+        r = Redis(name=name, **kw).start()
+        self.addCleanup(r.stop)
+        return r
+
+    def cachemux(self, pools, **kw):
+        c = Cachemux(pools, **kw).start()
+        self.addCleanup(c.stop)
+        return c
+
+    def nutcracker(self, pools, **kw):
+        n = Nutcracker(pools, **kw).start()
+        self.addCleanup(n.stop)
+        return n
+
+    def proxy(self, pools, **kw):
+        """cachemux, or nutcracker when CACHEMUX_IT_PROXY=nutcracker."""
+        if proxy_class() is Nutcracker:
+            kw.pop("workers", None)
+            kw.pop("globals_", None)
+            kw.pop("verbose", None)
+            return self.nutcracker(pools, **kw)
+        return self.cachemux(pools, **kw)
+
+    def assertClosed(self, client, timeout=2.0, msg=None):
+        try:
+            closed = client.is_closed(timeout)
+        except AssertionError as e:
+            self.fail("%s%s" % (msg + ": " if msg else "", e))
+        self.assertTrue(closed, (msg + ": " if msg else "") + "connection still open after %.1fs" % timeout)
+
+    def assertOpen(self, client, timeout=0.3, msg=None):
+        self.assertTrue(client.quiet(timeout), (msg + ": " if msg else "") + "connection closed or sent bytes")
+
+
+class _Result(unittest.TextTestResult):
+    def __init__(self, stream, descriptions, verbosity):
+        unittest.TextTestResult.__init__(self, stream, descriptions, verbosity)
+        self.passed = 0
+        self._t0 = 0
+
+    def getDescription(self, test):
+        return test.id().split(".", 1)[-1]
+
+    def stopTest(self, test):
+        unittest.TextTestResult.stopTest(self, test)
+        if self.alarm_seconds:
+            signal.alarm(self.alarm_seconds)   # covers the class fixtures that follow
+
+    alarm_seconds = 0
+
+    def startTest(self, test):
+        del _current_logs[:]
+        self._t0 = time.time()
+        if self.alarm_seconds:
+            signal.alarm(self.alarm_seconds)
+        unittest.TextTestResult.startTest(self, test)
+        self.stream.flush()
+
+    def addSuccess(self, test):
+        self.passed += 1
+        unittest.TestResult.addSuccess(self, test)
+        self.stream.writeln("ok (%.1fs)" % (time.time() - self._t0))
+        self.stream.flush()
+
+    def addFailure(self, test, err):
+        unittest.TestResult.addFailure(self, test, err)
+        self.stream.writeln("FAIL (%.1fs)" % (time.time() - self._t0))
+        self._details(test, err)
+
+    def addError(self, test, err):
+        unittest.TestResult.addError(self, test, err)
+        self.stream.writeln("ERROR (%.1fs)" % (time.time() - self._t0))
+        self._details(test, err)
+
+    def _details(self, test, err):
+        self.stream.writeln("".join(traceback.format_exception(*err)).rstrip())
+        dump_current_logs(self.stream)
+        self.stream.flush()
+
+    def addSkip(self, test, reason):
+        unittest.TestResult.addSkip(self, test, reason)
+        self.stream.writeln("skipped (%s)" % reason)
+        self.stream.flush()
+
+    def addExpectedFailure(self, test, err):
+        unittest.TestResult.addExpectedFailure(self, test, err)
+        self.stream.writeln("expected failure")
+
+    def addUnexpectedSuccess(self, test):
+        unittest.TestResult.addUnexpectedSuccess(self, test)
+        self.stream.writeln("unexpected success")
+
+    def printErrors(self):
+        pass
+
+
+class _Stream:
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, s):
+        self.f.write(s)
+
+    def writeln(self, s=""):
+        self.f.write(s + "\n")
+
+    def flush(self):
+        self.f.flush()
+
+
+class _Alarm(Exception):
+    pass
+
+
+def main(require=(), test_timeout=180):
+    """Run the unittest tests of __main__. require: binaries without which the
+    whole file is skipped (exit 77), or failed when CACHEMUX_REQUIRE_ALL=1.
+    Arguments: test name substrings to select tests (like -k)."""
+    sys.stdout = os.fdopen(sys.stdout.fileno(), "w", buffering=1, closefd=False)
+    miss = missing_binaries(require)
+    if miss:
+        if REQUIRE_ALL:
+            print("FAIL: missing %s and CACHEMUX_REQUIRE_ALL=1" % ", ".join(miss))
+            print("0 passed, 1 failed")
+            sys.exit(1)
+        print("SKIP: missing %s" % ", ".join(miss))
+        sys.exit(SKIP)
+    print("proxy under test: %s (%s)" % (PROXY_KIND, CACHEMUX if PROXY_KIND == "cachemux"
+                                          else BINARIES["nutcracker"]()))
+    print("temp dir: %s" % tmp_root())
+    sel = [a for a in sys.argv[1:] if not a.startswith("-")]
+    loader = unittest.TestLoader()
+    suite = loader.loadTestsFromModule(sys.modules["__main__"])
+
+    def flat(s):
+        for t in s:
+            if isinstance(t, unittest.TestSuite):
+                yield from flat(t)
+            else:
+                yield t
+
+    tests = [t for t in flat(suite) if not sel or any(x in t.id() for x in sel)]
+
+    # watchdog: a hang fails the test (or class fixture) it happens in, not the run
+    def on_alarm(signum, frame):
+        raise _Alarm("test took longer than %ds" % int(scaled(test_timeout)))
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    _Result.alarm_seconds = int(scaled(test_timeout))
+    result = _Result(_Stream(sys.stdout), True, 2)
+    signal.alarm(_Result.alarm_seconds)
+    try:
+        unittest.TestSuite(tests)(result)
+    finally:
+        signal.alarm(0)
+    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    skipped = len(result.skipped)
+    print("")
+    if skipped:
+        print("(%d skipped)" % skipped)
+    print("%d passed, %d failed" % (result.passed, failed))
+    sys.stdout.flush()
+    if failed:
+        code = 1
+    elif skipped and result.passed == 0:
+        code = SKIP
+    else:
+        code = 0
+    sys.exit(code)

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Builds cachemux, starts the local memcached and Redis backends that
+# etc/cachemux.ini points at, and runs cachemux in the foreground on that
+# file. Ctrl-C stops cachemux and the backends. Installs missing Debian
+# packages first (as root).
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/test/deps.sh"
+
+cachemux_install_deps
+cachemux_bootstrap
+cachemux_build gcc CC=gcc
+
+run="$top/build/demo"
+mkdir -p "$run"
+pids=""
+cleanup() {
+    for p in $pids; do kill "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT INT TERM
+
+for port in 21211 21212; do
+    memcached -l 127.0.0.1 -p "$port" -U 0 -u nobody &
+    pids="$pids $!"
+done
+for port in 26379 26380; do
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$run" --daemonize no >"$run/redis-$port.log" 2>&1 &
+    pids="$pids $!"
+done
+
+echo "==> cachemux on etc/cachemux.ini: memcached pool at 127.0.0.1:22121"
+echo "    try: printf 'set k 0 0 2\\r\\nhi\\r\\nget k\\r\\n' | nc -q1 127.0.0.1 22121"
+"$top/build/gcc/cachemux" -c "$top/etc/cachemux.ini" &
+cmx=$!
+pids="$pids $cmx"
+wait "$cmx"

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Builds cachemux and runs the whole test suite: gcc and clang -Werror builds,
+# unit and integration tests on a normal build and on an ASan+UBSan build,
+# the release tarball's own build and test (make distcheck), and a short run
+# of every fuzzer. Installs missing Debian packages first (as root).
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/test/deps.sh"
+
+cachemux_install_deps
+cachemux_bootstrap
+
+# Integration tests must not skip for a missing backend here.
+export CACHEMUX_REQUIRE_ALL=1
+jobs=$(nproc)
+start=$(date +%s)
+
+cachemux_build gcc CC=gcc --enable-werror
+echo "==> make check (gcc)"
+make -C "$top/build/gcc" -j"$jobs" check || { cat "$top"/build/gcc/test/*/*.log 2>/dev/null | tail -200; exit 1; }
+
+cachemux_build clang CC=clang --enable-werror
+
+cachemux_build asan CC=gcc --enable-werror --enable-sanitizers
+echo "==> make check (ASan + UBSan)"
+ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    make -C "$top/build/asan" -j"$jobs" check || { cat "$top"/build/asan/test/*/*.log 2>/dev/null | tail -200; exit 1; }
+
+echo "==> make distcheck"
+make -C "$top/build/gcc" -j"$jobs" distcheck >"$top/build/distcheck.log" 2>&1 \
+    || { tail -200 "$top/build/distcheck.log"; exit 1; }
+
+if [ -x "$top/test/fuzz/run-fuzzers.sh" ]; then
+    echo "==> fuzzers"
+    sh "$top/test/fuzz/run-fuzzers.sh" "${CACHEMUX_FUZZ_SECONDS:-30}"
+fi
+
+echo "==> all tests passed in $(( $(date +%s) - start )) s"
