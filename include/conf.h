@@ -118,7 +118,9 @@ const struct conf_pool *conf_pool_find(const struct conf *c, const char *name);
 /*
  * Parse "host:port", "[v6]:port" or "/path [octal perm]" (listen) into a.
  * allow_perm: a unix path may be followed by a mode. Returns 0 or -1 with a
- * reason in err.
+ * reason in err. On success a is overwritten and a->host is malloc'd (the
+ * caller frees it); on error a is untouched. IPv6 needs brackets. Defined in
+ * conf_scan.c, with the rest of the value syntax.
  */
 int conf_parse_addr(const char *s, bool allow_perm, struct conf_addr *a, char *err, size_t errlen);
 

@@ -11,9 +11,11 @@
  *   - blank, white space only, or a comment: first non-blank byte ';' or '#'
  *   - "[NAME]", optionally followed by white space and a comment
  *   - "key = value"; a ';' after white space starts a comment anywhere
- * Errors: a line of CONF_MAX_LINE + 1 (199) bytes or more, a key or header
- * line that starts with white space, a line with no '=' (or a ':' before
- * it), an empty key, a malformed header, a NUL byte.
+ * Errors: a line of CONF_MAX_LINE + 1 (199) bytes or more (a trailing CR
+ * not counted), a key or header line that starts with white space, a line
+ * with no '=' (or a ':' before it), an empty key or one with control or
+ * non-ASCII bytes, a malformed header, a NUL byte. White-space-only lines and
+ * indented comments are allowed (inih reads them as blank and comment lines too).
  *
  * Pure: no globals, no I/O. Messages carry no "FILE:LINE:" prefix; conf adds it.
  */
@@ -85,6 +87,22 @@ int conf_scan_line(const struct conf_scan *s, int section, const char *key,
  * handler "I"); "" (keys before any header) gives -1; anything else -2.
  */
 int conf_scan_section_index(const struct conf_scan *s, const char *inih_section);
+
+struct conf_server;
+
+/*
+ * Parse a server line's value, "host:port:weight [name]" or
+ * "/path:weight [name]" (weight 1..1000000; IPv6 as [addr]:port), into *srv:
+ * addr, weight, name (NULL if none) and identity (name; else host:port, or
+ * host alone when the port is 11211, or "path:" for a unix socket, as
+ * twemproxy names them). srv->line is left 0. Returns 0, or -1 with a reason
+ * in err and nothing allocated.
+ */
+int conf_scan_server(const char *v, struct conf_server *srv, char *err, size_t errlen);
+
+/* Whether c may appear in a pool or server name: printable ASCII other than
+ * space, '"' and '\' (names end up in JSON stats and log lines). */
+bool conf_scan_name_char(char c);
 
 /*
  * Copy at most max bytes of p[0..n) into dst (dstlen >= max + 4) for a

@@ -28,6 +28,7 @@
 
 #include "buf.h"
 #include "msg.h"
+#include "proto_redis.h"
 
 struct pool;
 struct pool_server;
@@ -61,6 +62,8 @@ struct conn_ctx {
     uint64_t max_request_size;
     size_t mbuf_size;
     uint64_t rng;                   /* per-worker PRNG state (random distribution) */
+    struct buf *spare_bufs;         /* read buffers lent to conns with bytes pending */
+    uint32_t nspare, spare_cap;
     bool stopping;                  /* graceful stop in progress */
 };
 
@@ -84,12 +87,17 @@ struct conn {
     struct msg_tqh q;               /* requests in arrival order */
     uint32_t nq;
     bool eof;                       /* peer sent EOF */
+    bool authed;                    /* redis: AUTH succeeded (redis_auth pools) */
+    bool rreq_active;               /* redis: rreq holds a partial parse */
+    struct redis_req rreq;          /* redis: resumable request parse */
     char peer[64];
     /* server */
     struct pool_server *server;
     struct msg_tqh in_q;            /* queued, not yet fully written */
     struct msg_tqh out_q;           /* written, awaiting their replies */
     uint32_t nin, nout;
+    bool rrsp_active;               /* redis: rrsp holds a partial parse */
+    struct redis_rsp rrsp;          /* redis: resumable reply parse */
 };
 
 void conn_ctx_init(struct conn_ctx *ctx, struct event_base *base, int worker_id,
@@ -108,6 +116,10 @@ void conn_server_attach(struct conn *c, int fd, event_callback_fn cb);
 
 /* Read once into c->in. Returns bytes read, 0 on EOF, -EAGAIN, or -errno. */
 ssize_t conn_read(struct conn *c);
+
+/* Give c's read buffer back to the ctx when it holds no bytes, so an idle
+   conn holds no buffer memory. */
+void conn_release_inbuf(struct conn *c);
 
 /* Start or stop watching for readability. */
 void conn_set_reading(struct conn *c, bool on);

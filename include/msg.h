@@ -52,6 +52,7 @@ struct msg {
     bool close_after;           /* close the client once this reply is written */
     bool local;                 /* answered by the proxy, never sent */
     bool timed_out;             /* answered already; its late reply is dropped */
+    bool handshake;             /* proxy's own AUTH/SELECT on a new server conn */
 };
 
 TAILQ_HEAD(msg_tqh, msg);

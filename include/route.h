@@ -31,6 +31,9 @@ struct route_proto {
     void (*error_reply)(struct msg *m, int err);
     /* Build a split request's reply from its fragments (all done). */
     void (*assemble)(struct msg *parent);
+    /* A server conn just connected: queue what must precede any request
+       (AUTH, SELECT). NULL when nothing does. Returns 0 or -errno. */
+    int (*server_connected)(struct conn *s);
 };
 
 /* libevent callbacks for client and server conns (arg = the conn). */

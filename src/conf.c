@@ -35,13 +35,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/un.h>
 
 #include "conf_scan.h"
 #include "util.h"
 
 #define MAX_WORKERS 1024
-#define MAX_WEIGHT 1000000
 #define MAX_INT32 2147483647u
 #define MAX_REQUEST_SIZE (1ULL << 40)
 #define MAX_FILE_SIZE (64u << 20)
@@ -77,7 +75,7 @@ static const struct key_def global_keys[] = {
 };
 
 static const struct key_def pool_keys[] = {
-    { "listen", KEY_LISTEN, 0, 0, 0, NULL },
+    { "listen", KEY_LISTEN, 0, 0, 0, NULL },   /* first: check_pool looks at seen[0] */
     { "hash", KEY_HASH, P(key_rule.hash), 0, 0, "fnv1a_64" },
     { "hash_tag", KEY_HASH_TAG, 0, 0, 0, NULL },
     { "distribution", KEY_DIST, P(dist), 0, 0, "ketama" },
@@ -110,8 +108,9 @@ struct sect {
     struct conf scratch;        /* a duplicate [cachemux]'s values */
     struct conf_pool pool;      /* SECT_POOL */
     size_t servers_cap;
-    int listen_line;
+    int listen_line;            /* of a valid listen, for collisions */
     int auth_line;
+    int server_lines;           /* "server =" lines, valid or not */
     int seen[MAX_KEYS];         /* line of each single-valued key, 0: unset */
 };
 
@@ -211,205 +210,6 @@ static void
 show(char *dst, size_t dstlen, const char *s)
 {
     conf_scan_printable(dst, dstlen, s, strlen(s), SHOW_MAX);
-}
-
-/* ---- addresses and servers ---- */
-
-static bool
-host_char(char c, bool v6)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
-        return true;
-    }
-    return c == '.' || c == '-' || c == '_' || (v6 && (c == ':' || c == '%'));
-}
-
-static int
-parse_port(const char *s, size_t n, int *port)
-{
-    uint64_t v;
-
-    if (util_parse_u64(s, n, 65535, &v) < 0 || v == 0) {
-        return -1;
-    }
-    *port = (int)v;
-    return 0;
-}
-
-int
-conf_parse_addr(const char *s, bool allow_perm, struct conf_addr *a, char *err, size_t errlen)
-{
-    struct conf_addr r = { .perm = -1 };
-    size_t n = strlen(s), hlen;
-    const char *host, *port;
-
-    if (n == 0) {
-        snprintf(err, errlen, "empty address");
-        return -1;
-    }
-    if (s[0] == '/') {
-        size_t plen = strcspn(s, " \t");
-        const char *rest = s + plen + strspn(s + plen, " \t");
-
-        if (plen >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-            snprintf(err, errlen, "unix socket path longer than %zu bytes",
-                     sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
-            return -1;
-        }
-        if (*rest != '\0') {
-            uint64_t perm = 0;
-            size_t i;
-            if (!allow_perm) {
-                snprintf(err, errlen, "unexpected text after the socket path");
-                return -1;
-            }
-            for (i = 0; rest[i] >= '0' && rest[i] <= '7' && i < 5; i++) {
-                perm = perm * 8 + (uint64_t)(rest[i] - '0');
-            }
-            if (rest[i] != '\0' || perm > 0777) {
-                snprintf(err, errlen, "invalid permissions '%s' (expected octal, e.g. 0666)",
-                         rest);
-                return -1;
-            }
-            r.perm = (int)perm;
-        }
-        r.is_unix = true;
-        r.host = strndup(s, plen);
-        if (r.host == NULL) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        *a = r;
-        return 0;
-    }
-    if (strpbrk(s, " \t") != NULL) {
-        snprintf(err, errlen, allow_perm ? "permissions apply only to unix sockets"
-                                         : "unexpected white space");
-        return -1;
-    }
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (close == NULL || close[1] != ':') {
-            snprintf(err, errlen, "expected '[v6 address]:port'");
-            return -1;
-        }
-        host = s + 1;
-        hlen = (size_t)(close - host);
-        port = close + 2;
-    } else {
-        const char *colon = strrchr(s, ':');
-        if (colon == NULL) {
-            snprintf(err, errlen, "missing ':port'");
-            return -1;
-        }
-        host = s;
-        hlen = (size_t)(colon - s);
-        port = colon + 1;
-        if (memchr(host, ':', hlen) != NULL) {
-            snprintf(err, errlen, "an IPv6 address needs brackets, e.g. [::1]:22121");
-            return -1;
-        }
-    }
-    if (hlen == 0) {
-        snprintf(err, errlen, "missing host");
-        return -1;
-    }
-    for (size_t i = 0; i < hlen; i++) {
-        if (!host_char(host[i], s[0] == '[')) {
-            snprintf(err, errlen, "invalid character in host");
-            return -1;
-        }
-    }
-    if (parse_port(port, strlen(port), &r.port) < 0) {
-        snprintf(err, errlen, "invalid port '%s' (expected 1..65535)", port);
-        return -1;
-    }
-    r.host = strndup(host, hlen);
-    if (r.host == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    *a = r;
-    return 0;
-}
-
-static bool
-name_char_ok(unsigned char c)
-{
-    return c > 0x20 && c < 0x7f && c != '"' && c != '\\';
-}
-
-/*
- * "host:port:weight [name]" or "/path:weight [name]", split from the right
- * as twemproxy does, so a ':' in a unix path is fine.
- */
-static int
-parse_server(const char *v, struct conf_server *srv, char *err, size_t errlen)
-{
-    size_t alen = strcspn(v, " \t");
-    const char *name = v + alen + strspn(v + alen, " \t");
-    char addr[CONF_MAX_LINE + 1];
-    char *colon;
-    uint64_t w;
-
-    memset(srv, 0, sizeof(*srv));
-    if (alen >= sizeof(addr)) {
-        snprintf(err, errlen, "too long");
-        return -1;
-    }
-    memcpy(addr, v, alen);
-    addr[alen] = '\0';
-    for (const char *q = name; *q != '\0'; q++) {
-        if (!name_char_ok((unsigned char)*q)) {
-            snprintf(err, errlen, "expected 'host:port:weight [name]' or "
-                     "'/path:weight [name]'; a name has no spaces, quotes or backslashes");
-            return -1;
-        }
-    }
-    colon = strrchr(addr, ':');
-    if (colon == NULL) {
-        snprintf(err, errlen, "missing ':weight' (expected 'host:port:weight [name]' or "
-                 "'/path:weight [name]')");
-        return -1;
-    }
-    *colon = '\0';
-    if (addr[0] != '/' && strchr(addr, ':') == NULL) {
-        snprintf(err, errlen, "expected 'host:port:weight [name]' (port or weight missing)");
-        return -1;
-    }
-    if (util_parse_u64_str(colon + 1, UINT64_MAX / 10, &w) < 0) {
-        snprintf(err, errlen, "invalid weight '%s' (expected 1..%d)", colon + 1, MAX_WEIGHT);
-        return -1;
-    }
-    if (w == 0 || w > MAX_WEIGHT) {
-        snprintf(err, errlen, "%s weight (expected 1..%d)", w == 0 ? "zero" : "too large",
-                 MAX_WEIGHT);
-        return -1;
-    }
-    if (conf_parse_addr(addr, false, &srv->addr, err, errlen) < 0) {
-        return -1;
-    }
-    srv->weight = (uint32_t)w;
-    if (*name != '\0') {
-        srv->name = strdup(name);
-        srv->ident = strdup(name);
-    } else if (srv->addr.is_unix) {
-        /* twemproxy keeps the ':' that preceded the weight */
-        srv->ident = fmt_alloc("%s:", addr);
-    } else if (srv->addr.port == 11211) {
-        /* libmemcached compatibility: the default port is not hashed */
-        srv->ident = strndup(addr, (size_t)(strrchr(addr, ':') - addr));
-    } else {
-        srv->ident = strdup(addr);
-    }
-    if (srv->ident == NULL || (*name != '\0' && srv->name == NULL)) {
-        free(srv->ident);
-        free(srv->name);
-        free(srv->addr.host);
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    return 0;
 }
 
 /* ---- values ---- */
@@ -556,7 +356,7 @@ set_value(struct parse *p, struct sect *s, const struct key_def *k, const char *
     }
     case KEY_SERVER: {
         struct conf_server srv;
-        if (parse_server(v, &srv, err, errlen) < 0) {
+        if (conf_scan_server(v, &srv, err, errlen) < 0) {
             return -1;
         }
         if (pool->nservers == s->servers_cap) {
@@ -681,7 +481,7 @@ setup_sections(struct parse *p)
         const char *pname = name[4] == ' ' ? name + 5 : name + 4;
         bool ok = *pname != '\0';
         for (const char *q = pname; *q != '\0'; q++) {
-            ok = ok && name_char_ok((unsigned char)*q);
+            ok = ok && conf_scan_name_char(*q);
         }
         if (!ok) {
             diag(p, h->line, "invalid pool name in [%s] (expected [pool NAME]; a name has "
@@ -756,6 +556,9 @@ handle_key(struct parse *p, const struct conf_scan_entry *e, const char *raw)
         }
         s->seen[i] = e->line;
     }
+    if (keys[i].kind == KEY_SERVER) {
+        s->server_lines++;
+    }
     unquote(v, sizeof(v), raw);
     if (set_value(p, s, &keys[i], v, e->line, err, sizeof(err)) < 0) {
         show(shown, sizeof(shown), v);
@@ -809,10 +612,11 @@ check_pool(struct parse *p, struct sect *s)
     struct conf_pool *pool = &s->pool;
     char id[SHOW_MAX + 8];
 
-    if (s->listen_line == 0) {
+    /* A listen or server line that was there but bad has its own message. */
+    if (s->seen[0] == 0) {
         diag(p, s->line, "missing 'listen' in [pool %s]", pool->name);
     }
-    if (pool->nservers == 0) {
+    if (s->server_lines == 0) {
         diag(p, s->line, "missing 'server' in [pool %s]", pool->name);
     }
     if (pool->redis_auth != NULL && !pool->redis) {
@@ -820,7 +624,9 @@ check_pool(struct parse *p, struct sect *s)
              "(needs redis = true)", pool->name);
     }
     /* Sorting by (identity, line) puts each first occurrence ahead of its twins. */
-    qsort(pool->servers, pool->nservers, sizeof(*pool->servers), server_cmp);
+    if (pool->nservers > 1) {
+        qsort(pool->servers, pool->nservers, sizeof(*pool->servers), server_cmp);
+    }
     for (size_t i = 1, first = 0; i < pool->nservers; i++) {
         if (strcmp(pool->servers[i].ident, pool->servers[first].ident) != 0) {
             first = i;
@@ -908,7 +714,9 @@ collect_pools(struct parse *p)
             memset(&s->pool, 0, sizeof(s->pool));
         }
     }
-    qsort(c->pools, c->npools, sizeof(*c->pools), pool_cmp);
+    if (c->npools > 1) {
+        qsort(c->pools, c->npools, sizeof(*c->pools), pool_cmp);
+    }
     return 0;
 }
 
@@ -970,10 +778,12 @@ load_text(const char *path, const char *text, size_t len, struct conf **out,
         goto done;
     }
     setup_sections(&p);
-    if (ini_parse_string(p.scan.clean, on_key, &p) < 0) {
+    int irc = ini_parse_string(p.scan.clean, on_key, &p);
+    if (irc < 0) {
         p.oom = true;
     }
-    if (p.mismatch || p.cursor != p.scan.nentries) {
+    /* irc > 0: inih found a line it cannot parse, which the scan let through. */
+    if (irc > 0 || p.mismatch || p.cursor != p.scan.nentries) {
         diag(&p, 0, "internal error: inih read the file differently from the line scan "
              "(please report this file)");
     }
@@ -995,7 +805,9 @@ done:
         }
     }
     if (rc != 0) {
-        qsort(p.diags, p.ndiags, sizeof(*p.diags), diag_cmp);
+        if (p.ndiags > 1) {
+            qsort(p.diags, p.ndiags, sizeof(*p.diags), diag_cmp);
+        }
         for (size_t i = 0; i < p.ndiags; i++) {
             conf_errors_add(errs, path, p.diags[i].line, "%s", p.diags[i].msg);
         }

@@ -56,6 +56,42 @@ conn_ctx_destroy(struct conn_ctx *ctx)
 {
     conn_ctx_reap(ctx);
     msg_cache_destroy(&ctx->msgs);
+    for (uint32_t i = 0; i < ctx->nspare; i++) {
+        buf_free(&ctx->spare_bufs[i]);
+    }
+    free(ctx->spare_bufs);
+    ctx->spare_bufs = NULL;
+    ctx->nspare = ctx->spare_cap = 0;
+}
+
+#define CONN_SPARE_MAX 256
+
+void
+conn_release_inbuf(struct conn *c)
+{
+    struct conn_ctx *ctx = c->ctx;
+
+    if (c->in.data == NULL || buf_len(&c->in) > 0) {
+        return;
+    }
+    /* Buffers that grew for a large value are not worth keeping. */
+    if (c->in.cap > 2 * ctx->mbuf_size || ctx->nspare == CONN_SPARE_MAX) {
+        buf_free(&c->in);
+        return;
+    }
+    if (ctx->nspare == ctx->spare_cap) {
+        uint32_t cap = ctx->spare_cap ? ctx->spare_cap * 2 : 16;
+        struct buf *b = realloc(ctx->spare_bufs, cap * sizeof(*b));
+        if (b == NULL) {
+            buf_free(&c->in);
+            return;
+        }
+        ctx->spare_bufs = b;
+        ctx->spare_cap = cap;
+    }
+    buf_reset(&c->in);
+    ctx->spare_bufs[ctx->nspare++] = c->in;
+    memset(&c->in, 0, sizeof(c->in));
 }
 
 void
@@ -159,6 +195,9 @@ conn_read(struct conn *c)
 {
     size_t want = c->ctx->mbuf_size;
 
+    if (c->in.data == NULL && c->ctx->nspare > 0) {
+        c->in = c->ctx->spare_bufs[--c->ctx->nspare];
+    }
     if (buf_reserve(&c->in, want) != 0) {
         return -ENOMEM;
     }

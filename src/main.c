@@ -92,7 +92,8 @@ main(int argc, char **argv)
         fprintf(stderr, "cachemux: out of memory\n");
         return 1;
     }
-    if (conf_load(conf_path, &c, &errs) == 0) {
+    /* Messages name the file as the user wrote it. */
+    if (conf_load(o.conf_file, &c, &errs) == 0) {
         cli_apply_overrides(&o, c);
         if (!o.locate) {
             if (supervisor_resolve(c, &errs) != 0) {

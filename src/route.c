@@ -21,13 +21,12 @@
 #include "net.h"
 #include "pool.h"
 #include "route_mc.h"
+#include "route_redis.h"
 
 static const struct route_proto *
 route_proto_of(const struct pool *p)
 {
-    /* Redis pools get their own protocol once it exists (route_redis). */
-    (void)p;
-    return &route_mc_proto;
+    return p->cp->redis ? &route_redis_proto : &route_mc_proto;
 }
 
 void
@@ -181,6 +180,14 @@ route_server_connected(struct conn *s)
         route_server_fail(s, err);
         return;
     }
+    const struct route_proto *proto = route_proto_of(s->pool);
+    if (proto->server_connected != NULL) {
+        int rc = proto->server_connected(s);
+        if (rc < 0) {
+            route_server_fail(s, -rc);
+            return;
+        }
+    }
     conn_set_state(s, CONN_READY);
     conn_set_reading(s, true);
     log_debug("pool %s: connected to server %s (conn %" PRIu64 ")", s->pool->cp->name,
@@ -218,7 +225,9 @@ route_server_read(struct conn *s)
     int rc = route_proto_of(s->pool)->server_input(s);
     if (rc < 0) {
         route_server_fail(s, -rc);
+        return;
     }
+    conn_release_inbuf(s);
 }
 
 void
@@ -293,6 +302,7 @@ route_client_read(struct conn *c)
     if (c->state == CONN_CLOSED) {
         return;
     }
+    conn_release_inbuf(c);
     if (c->eof || (c->ctx->stopping && buf_len(&c->in) == 0)) {
         /* Answer what is complete, then close: a partial request never
            holds a conn open. */

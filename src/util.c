@@ -20,7 +20,7 @@ util_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out)
         if (d > 9) {
             return -1;
         }
-        if (v > (max - d) / 10) {
+        if (d > max || v > (max - d) / 10) {
             return -1;
         }
         v = v * 10 + d;

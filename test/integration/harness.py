@@ -347,14 +347,37 @@ def _pid_socket_inodes(pid):
     return out
 
 
+def _pid_tree(pid):
+    """pid and all its descendants."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
 def owns_port(pid, port):
-    """True if pid listens on port and nobody else does (None: cannot tell)."""
+    """True if pid (or its descendants) listens on port and nobody else does
+    (None: cannot tell)."""
     if not os.path.exists("/proc/net/tcp"):
         return None
     ls = _listen_inodes(port)
     if not ls:
         return False
-    mine = _pid_socket_inodes(pid)
+    mine = set()
+    for p in _pid_tree(pid):
+        mine |= _pid_socket_inodes(p)
     return ls <= mine
 
 
@@ -457,8 +480,9 @@ class Backend:
         raise RuntimeError("could not start %s: %s" % (self.kind, last))
 
     def stop(self):
+        """Backends are disposable: SIGKILL by PID (memcached takes ~1 s on SIGTERM)."""
         if self.proc is not None:
-            kill_proc(self.proc, signal.SIGTERM)
+            kill_proc(self.proc, signal.SIGKILL)
 
     def kill(self):
         """SIGKILL, by PID."""
@@ -844,6 +868,7 @@ class Proxy:
                 last = e
                 kill_proc(self.proc)
                 self.proc = None
+                del _current_logs[-2:]
                 continue
             except Exception:
                 kill_proc(self.proc)

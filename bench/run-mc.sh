@@ -1,0 +1,339 @@
+#!/usr/bin/env bash
+# run-mc.sh: memcached side-by-side benchmark, in one run:
+#   memcached directly (one backend)  vs  nutcracker  vs  cachemux
+# for each workload of bench/mcload.c. See bench/README.md.
+#
+# Usage: bench/run-mc.sh [PATH/TO/cachemux]      (or CACHEMUX=... bench/run-mc.sh)
+#
+# Settings (environment):
+#   DURATION=10        measured seconds per cell
+#   WARMUP=1           seconds of load before each measured window
+#   CONNS=50           client connections
+#   DEPTH=1            requests in flight per connection (pipeline depth)
+#   LOAD_THREADS=1     mcload threads
+#   KEYS=10000         keyspace (stored before each target's runs)
+#   WORKLOADS="getset mget10"
+#   TARGETS="memcached nutcracker cachemux"
+#   WORKERS=$(nproc)   cachemux worker threads
+#   MC_THREADS=2       memcached -t, for each of the two backends
+#   ROUNDS=1           repeat the whole matrix (rows from every round are shown)
+#   NUTCRACKER=/usr/sbin/nutcracker  MEMCACHED=$(command -v memcached)  CC=gcc
+#   RESULTS=FILE       also append every raw mcload line (with target) to FILE
+#   KEEP=1             keep the temp dir (configs, logs) and print its path
+#   SYSCALLS=1         after the table, count the syscalls per request of each
+#                      server process (strace -c -f -p) in a separate run of
+#                      SYSCALL_REQS=20000 requests per cell (strace slows the
+#                      traced process a lot: only its counts mean anything)
+#
+# Both proxies sit in front of the SAME two memcached backends (127.0.0.1, two
+# free ports); the "memcached" row talks to the first backend directly. Every
+# process this script starts is stopped by its PID on exit (trap).
+set -euo pipefail
+
+die() { echo "run-mc.sh: $*" >&2; exit 1; }
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CACHEMUX=${1:-${CACHEMUX:-}}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-1}
+CONNS=${CONNS:-50}
+DEPTH=${DEPTH:-1}
+LOAD_THREADS=${LOAD_THREADS:-1}
+KEYS=${KEYS:-10000}
+WORKLOADS=${WORKLOADS:-getset mget10}
+TARGETS=${TARGETS:-memcached nutcracker cachemux}
+WORKERS=${WORKERS:-$(nproc)}
+MC_THREADS=${MC_THREADS:-2}
+ROUNDS=${ROUNDS:-1}
+NUTCRACKER=${NUTCRACKER:-/usr/sbin/nutcracker}
+MEMCACHED=${MEMCACHED:-$(command -v memcached || true)}
+CC=${CC:-gcc}
+RESULTS=${RESULTS:-}
+KEEP=${KEEP:-}
+SYSCALLS=${SYSCALLS:-}
+SYSCALL_REQS=${SYSCALL_REQS:-20000}
+
+# --- preflight ---------------------------------------------------------------
+[ -r "$BENCH_DIR/mcload.c" ] || die "missing $BENCH_DIR/mcload.c"
+command -v "$CC" >/dev/null || die "compiler '$CC' not found (apt-get install gcc)"
+[ -n "$MEMCACHED" ] && [ -x "$MEMCACHED" ] || die "memcached not found (apt-get install memcached, or MEMCACHED=path)"
+for t in $TARGETS; do
+    case $t in
+    memcached) ;;
+    nutcracker) [ -x "$NUTCRACKER" ] || die "nutcracker not found at '$NUTCRACKER' (apt-get install nutcracker, or NUTCRACKER=path, or TARGETS without it)" ;;
+    cachemux)
+        [ -n "$CACHEMUX" ] || die "no cachemux binary: pass its path as the argument or set CACHEMUX (build: mkdir /tmp/b && cd /tmp/b && /path/to/src/configure && make cachemux)"
+        [ -x "$CACHEMUX" ] || die "cachemux binary '$CACHEMUX' is missing or not executable"
+        CACHEMUX=$(cd "$(dirname "$CACHEMUX")" && pwd)/$(basename "$CACHEMUX") ;;
+    *) die "unknown target '$t' (memcached, nutcracker, cachemux)" ;;
+    esac
+done
+for w in $WORKLOADS; do
+    case $w in getset|mget[0-9]*) ;; *) die "unknown workload '$w' (getset, mget10)" ;; esac
+done
+[ -r /proc/self/stat ] || die "/proc is needed to read process CPU times"
+[ -z "$SYSCALLS" ] || command -v strace >/dev/null || die "SYSCALLS=1 needs strace (apt-get install strace)"
+CLK_TCK=$(getconf CLK_TCK)
+
+TMP=$(mktemp -d /tmp/cachemux-bench.XXXXXX)
+PIDS=()
+
+stop_pid() {  # stop one process we started: TERM, wait up to 3 s, then KILL
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 30); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local pid
+    set +e
+    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+    if [ -n "$KEEP" ]; then echo "kept: $TMP" >&2; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- helpers -----------------------------------------------------------------
+USED_PORTS=" "
+port_in_use() {  # any socket on 127.0.0.1/0.0.0.0/:: with this local port
+    local hex
+    hex=$(printf '%04X' "$1")
+    awk -v h=":$hex" 'NR > 1 && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' \
+        /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+free_port() {
+    local p i
+    for i in $(seq 200); do
+        p=$((20000 + RANDOM % 40000))
+        case $USED_PORTS in *" $p "*) continue ;; esac
+        port_in_use "$p" && continue
+        USED_PORTS="$USED_PORTS$p "
+        echo "$p"
+        return 0
+    done
+    die "no free port found"
+}
+
+# Socket inodes listening on 127.0.0.1:PORT.
+listen_inodes() {
+    local hex
+    hex=$(printf '0100007F:%04X' "$1")
+    awk -v a="$hex" 'NR > 1 && $2 == a && $4 == "0A" { print $10 }' /proc/net/tcp
+}
+
+# Wait until PID listens on 127.0.0.1:PORT (the listening socket must be one of
+# PID's own fds, so a stranger on the same port is not mistaken for ours).
+wait_listen() {
+    local pid=$1 port=$2 what=$3 log=$4 i ino
+    for i in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2 2>/dev/null; die "$what (pid $pid) exited before listening on 127.0.0.1:$port (log above)"; }
+        for ino in $(listen_inodes "$port"); do
+            if ls -l "/proc/$pid/fd" 2>/dev/null | grep -q "socket:\[$ino\]"; then
+                return 0
+            fi
+        done
+        sleep 0.1
+    done
+    cat "$log" >&2 2>/dev/null
+    die "$what (pid $pid) is not listening on 127.0.0.1:$port after 10 s"
+}
+
+cpu_ticks() {  # utime + stime of a whole process (all threads), in clock ticks
+    local pid rest
+    for pid in "$@"; do
+        rest=$(sed 's/^.*) //' "/proc/$pid/stat") || die "pid $pid is gone"
+        echo "$rest"
+    done | awk '{ s += $12 + $13 } END { print s + 0 }'
+}
+
+field() {  # field NAME "key=value ..." -> value
+    local k=$1 line=$2
+    printf '%s\n' "$line" | tr ' ' '\n' | sed -n "s/^$k=//p"
+}
+
+# --- build mcload --------------------------------------------------------------
+MCLOAD=$TMP/mcload
+"$CC" -O2 -std=c11 -Wall -pthread -o "$MCLOAD" "$BENCH_DIR/mcload.c" || die "building mcload failed"
+
+# --- backends --------------------------------------------------------------------
+MCUSER=()
+[ "$(id -u)" = 0 ] && MCUSER=(-u nobody)
+MC_PORTS=()
+MC_PIDS=()
+for i in 1 2; do
+    port=$(free_port)
+    "$MEMCACHED" "${MCUSER[@]}" -l 127.0.0.1 -p "$port" -U 0 -t "$MC_THREADS" -m 256 -c 4096 \
+        >"$TMP/memcached$i.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    wait_listen "$pid" "$port" "memcached $i" "$TMP/memcached$i.log"
+    MC_PORTS+=("$port")
+    MC_PIDS+=("$pid")
+done
+
+# --- proxies ---------------------------------------------------------------------
+NC_PID= NC_PORT= CMX_PID= CMX_PORT=
+case " $TARGETS " in *" nutcracker "*)
+    NC_PORT=$(free_port)
+    nc_stats=$(free_port)
+    cat >"$TMP/nutcracker.yml" <<EOF
+bench:
+  listen: 127.0.0.1:$NC_PORT
+  hash: fnv1a_64
+  distribution: ketama
+  timeout: 2000
+  backlog: 1024
+  preconnect: true
+  redis: false
+  server_connections: 1
+  auto_eject_hosts: false
+  servers:
+   - 127.0.0.1:${MC_PORTS[0]}:1 mc1
+   - 127.0.0.1:${MC_PORTS[1]}:1 mc2
+EOF
+    "$NUTCRACKER" -c "$TMP/nutcracker.yml" -s "$nc_stats" -a 127.0.0.1 -v 4 \
+        -o "$TMP/nutcracker.log" >"$TMP/nutcracker.out" 2>&1 &
+    NC_PID=$!
+    PIDS+=("$NC_PID")
+    wait_listen "$NC_PID" "$NC_PORT" nutcracker "$TMP/nutcracker.log"
+;; esac
+
+case " $TARGETS " in *" cachemux "*)
+    CMX_PORT=$(free_port)
+    cmx_stats=$(free_port)
+    cat >"$TMP/cachemux.ini" <<EOF
+[cachemux]
+workers = $WORKERS
+stats_listen = 127.0.0.1:$cmx_stats
+log_level = 4
+shutdown_timeout = 1000
+
+[pool bench]
+listen = 127.0.0.1:$CMX_PORT
+hash = fnv1a_64
+distribution = ketama
+timeout = 2000
+backlog = 1024
+preconnect = true
+redis = false
+server_connections = 1
+auto_eject_hosts = false
+server = 127.0.0.1:${MC_PORTS[0]}:1 mc1
+server = 127.0.0.1:${MC_PORTS[1]}:1 mc2
+EOF
+    "$CACHEMUX" -t -c "$TMP/cachemux.ini" >"$TMP/cachemux-t.log" 2>&1 ||
+        { cat "$TMP/cachemux-t.log" >&2; die "cachemux -t rejected $TMP/cachemux.ini"; }
+    "$CACHEMUX" -c "$TMP/cachemux.ini" >"$TMP/cachemux.log" 2>&1 &
+    CMX_PID=$!
+    PIDS+=("$CMX_PID")
+    wait_listen "$CMX_PID" "$CMX_PORT" cachemux "$TMP/cachemux.log"
+;; esac
+
+# --- run -------------------------------------------------------------------------
+echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uname -srm), $(nproc) CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $("$MEMCACHED" -V), $( [ -n "$NC_PID" ] && "$NUTCRACKER" -V 2>&1 | head -1 || echo 'no nutcracker'), $( [ -n "$CMX_PID" ] && "$CACHEMUX" -V 2>&1 | head -1 || echo 'no cachemux')"
+echo "# mcload: conns=$CONNS depth=$DEPTH threads=$LOAD_THREADS keys=$KEYS duration=${DURATION}s warmup=${WARMUP}s;" \
+     "backends: 2 x memcached -t $MC_THREADS (shared by both proxies); cachemux workers=$WORKERS"
+echo "# CPU us/req = (utime+stime after - before) / requests completed during the mcload run (warm-up included)"
+echo
+FMT='%-10s %-8s %10s %8s %8s %8s %8s %9s %9s %9s %6s\n'
+printf "$FMT" target workload ops/s p50_us p90_us p99_us p999_us proxy_cpu mc_cpu load_cpu errors
+printf "$FMT" ---------- -------- ---------- -------- -------- -------- -------- --------- --------- --------- ------
+
+failures=0
+for round in $(seq "$ROUNDS"); do
+    for wl in $WORKLOADS; do
+        for t in $TARGETS; do
+            case $t in
+            memcached) port=${MC_PORTS[0]}; ppid= ;;
+            nutcracker) port=$NC_PORT; ppid=$NC_PID ;;
+            cachemux) port=$CMX_PORT; ppid=$CMX_PID ;;
+            esac
+            # Store the keyspace through the target (placement is the target's own).
+            if ! "$MCLOAD" -q -s 127.0.0.1 -p "$port" -w populate -k "$KEYS" >"$TMP/populate.out" 2>&1; then
+                cat "$TMP/populate.out" >&2
+                die "populating $KEYS keys through $t (port $port) failed"
+            fi
+            p0=0; [ -n "$ppid" ] && p0=$(cpu_ticks "$ppid")
+            m0=$(cpu_ticks "${MC_PIDS[@]}")
+            rc=0
+            line=$("$MCLOAD" -s 127.0.0.1 -p "$port" -w "$wl" -N -k "$KEYS" -c "$CONNS" -d "$DEPTH" \
+                   -T "$LOAD_THREADS" -t "$DURATION" -W "$WARMUP" 2>"$TMP/mcload.err") || rc=$?
+            p1=0; [ -n "$ppid" ] && p1=$(cpu_ticks "$ppid")
+            m1=$(cpu_ticks "${MC_PIDS[@]}")
+            if [ -z "$line" ]; then
+                cat "$TMP/mcload.err" >&2
+                die "mcload against $t failed (exit $rc)"
+            fi
+            [ "$rc" = 0 ] || failures=$((failures + 1))
+            [ -s "$TMP/mcload.err" ] && sed "s/^/# $t $wl: /" "$TMP/mcload.err" >&2
+            total=$(field total_ops "$line")
+            pcpu=-
+            if [ -n "$ppid" ]; then
+                pcpu=$(awk -v d=$((p1 - p0)) -v n="$total" -v hz="$CLK_TCK" \
+                       'BEGIN { printf "%.2f", (n > 0 ? d * 1e6 / hz / n : 0) }')
+            fi
+            mcpu=$(awk -v d=$((m1 - m0)) -v n="$total" -v hz="$CLK_TCK" \
+                   'BEGIN { printf "%.2f", (n > 0 ? d * 1e6 / hz / n : 0) }')
+            printf "$FMT" "$t" "$wl" "$(field ops_per_sec "$line" | cut -d. -f1)" \
+                "$(field p50_us "$line")" "$(field p90_us "$line")" "$(field p99_us "$line")" \
+                "$(field p999_us "$line")" "$pcpu" "$mcpu" "$(field client_cpu_us_per_op "$line")" \
+                "$(field errors "$line")"
+            [ -n "$RESULTS" ] && echo "target=$t round=$round proxy_cpu_us_per_op=$pcpu mc_cpu_us_per_op=$mcpu $line" >>"$RESULTS"
+            for pid in "${MC_PIDS[@]}" $ppid; do
+                kill -0 "$pid" 2>/dev/null || die "process $pid died during the $t $wl run (logs: KEEP=1)"
+            done
+        done
+    done
+done
+echo
+echo "# proxy_cpu, mc_cpu (both backends), load_cpu (mcload itself): CPU microseconds per request"
+
+# --- syscalls per request (optional) ---------------------------------------------
+# Traced: the proxy; for the memcached row, the backend it talks to.
+if [ -n "$SYSCALLS" ]; then
+    echo
+    echo "# syscalls per request of the serving process: strace -c -f, $SYSCALL_REQS requests per cell, same mcload settings"
+    for wl in $WORKLOADS; do
+        for t in $TARGETS; do
+            case $t in
+            memcached) port=${MC_PORTS[0]}; spid=${MC_PIDS[0]} ;;
+            nutcracker) port=$NC_PORT; spid=$NC_PID ;;
+            cachemux) port=$CMX_PORT; spid=$CMX_PID ;;
+            esac
+            "$MCLOAD" -q -s 127.0.0.1 -p "$port" -w populate -k "$KEYS" >/dev/null 2>&1 ||
+                die "populating $KEYS keys through $t (port $port) failed"
+            rm -f "$TMP/strace.out"
+            strace -c -f -p "$spid" -o "$TMP/strace.out" 2>"$TMP/strace.err" &
+            spid_strace=$!
+            PIDS+=("$spid_strace")
+            for i in $(seq 100); do
+                grep -q attached "$TMP/strace.err" 2>/dev/null && break
+                kill -0 "$spid_strace" 2>/dev/null || { cat "$TMP/strace.err" >&2; die "strace -p $spid failed"; }
+                sleep 0.1
+            done
+            sleep 0.2
+            line=$("$MCLOAD" -q -s 127.0.0.1 -p "$port" -w "$wl" -N -k "$KEYS" -c "$CONNS" -d "$DEPTH" \
+                   -T "$LOAD_THREADS" -n "$SYSCALL_REQS" 2>/dev/null) || true
+            kill -INT "$spid_strace" 2>/dev/null || true
+            wait "$spid_strace" 2>/dev/null || true
+            total=$(field total_ops "$line")
+            [ -n "$total" ] && [ "$total" -gt 0 ] || die "mcload under strace against $t failed"
+            # strace -c rows: % time, seconds, usecs/call, calls, [errors], syscall
+            awk -v n="$total" -v who="$t $wl" '
+                $1 ~ /^[0-9.]+$/ && NF >= 5 {
+                    if ($NF == "total") tot = $4 / n
+                    else if ($4 / n >= 0.005) out = out sprintf(" %s=%.2f", $NF, $4 / n)
+                }
+                END { printf "%-22s total=%.2f%s\n", who ":", tot, out }' "$TMP/strace.out"
+        done
+    done
+fi
+[ "$failures" = 0 ] || { echo "run-mc.sh: $failures cell(s) had errors (see the errors column)" >&2; exit 1; }

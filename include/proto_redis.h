@@ -1,0 +1,153 @@
+/*
+ * proto_redis: RESP2, requests (multibulk and inline) and replies (every
+ * type, nested to any depth). Pure and incremental like proto_mc, and
+ * resumable: a parse that needs more bytes keeps its position in the state
+ * struct, so a large request arriving in many reads is scanned once, and
+ * value bodies are skipped by length, never scanned.
+ *
+ * The command table is data: one row per command with its arity, where its
+ * keys are and how the proxy treats it (forward, split, answer locally).
+ */
+#ifndef CMX_PROTO_REDIS_H
+#define CMX_PROTO_REDIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define REDIS_MAX_MULTIBULK 1048576             /* elements in one request */
+#define REDIS_MAX_BULK (512ULL * 1024 * 1024)   /* bytes in one bulk string */
+#define REDIS_MAX_INLINE (64 * 1024)            /* bytes of an inline command line */
+#define REDIS_MAX_RSP_LINE (1024 * 1024)        /* bytes of a +status or -error reply line */
+#define REDIS_ERR_REPLY_MAX 256                 /* longest redis_error_reply() output */
+
+enum redis_parse { REDIS_PARSE_OK, REDIS_PARSE_AGAIN, REDIS_PARSE_ERROR };
+
+/* How the proxy treats a command. */
+enum redis_route {
+    REDIS_ROUTE_KEY,        /* forward to the server of its first key */
+    REDIS_ROUTE_PLACEHOLDER,/* no key: forward to the server of "placeholder" */
+    REDIS_ROUTE_EVAL,       /* EVAL/EVALSHA: key after numkeys; numkeys 0 -> placeholder */
+    REDIS_ROUTE_SPLIT_MGET, /* MGET: split per server, array reassembled in key order */
+    REDIS_ROUTE_SPLIT_SUM,  /* DEL UNLINK TOUCH EXISTS: split, integer replies summed */
+    REDIS_ROUTE_SPLIT_MSET, /* MSET: key value pairs split, +OK when every part is */
+    REDIS_ROUTE_LOCAL,      /* PING QUIT ECHO SELECT AUTH: answered by the proxy */
+    REDIS_ROUTE_UNSUPPORTED,/* known to Redis but not proxied (e.g. MOVE) */
+};
+
+struct redis_cmd {
+    const char *name;       /* lower case */
+    int min_args;           /* arguments after the name */
+    int max_args;           /* -1: no limit */
+    enum redis_route route;
+    uint8_t key_step;       /* split commands: 1 (keys) or 2 (key value pairs) */
+};
+
+/* The table row for name[0..len) (case-insensitive), or NULL. Never allocates. */
+const struct redis_cmd *redis_cmd_lookup(const uint8_t *name, size_t len);
+
+/* The whole table, sorted by name, *n rows (for tests and listings). */
+const struct redis_cmd *redis_cmd_table(size_t *n);
+
+enum redis_req_error {
+    REDIS_ERR_NONE,
+    REDIS_ERR_UNSUPPORTED,      /* -ERR unsupported command 'name' (keep open) */
+    REDIS_ERR_ARITY,            /* -ERR wrong number of arguments for 'name' command (keep open) */
+    REDIS_ERR_MULTIBULK_LEN,    /* -ERR Protocol error: invalid multibulk length (close) */
+    REDIS_ERR_BULK_LEN,         /* -ERR Protocol error: invalid bulk length (close) */
+    REDIS_ERR_EXPECTED_DOLLAR,  /* -ERR Protocol error: expected '$', got 'X' (close) */
+    REDIS_ERR_TOO_LARGE,        /* -ERR Protocol error: request too large (close) */
+    REDIS_ERR_INLINE_TOO_LONG,  /* -ERR Protocol error: too big inline request (close) */
+    REDIS_ERR_EMPTY,            /* an empty inline line or *0 / *-1: skipped silently, as Redis does */
+};
+
+/* Parse state and result of one request. Zero it (redis_req_init) before
+   each new request; keep it across AGAIN results. */
+struct redis_req {
+    /* result */
+    const struct redis_cmd *cmd;    /* NULL when unknown */
+    enum redis_req_error err;
+    bool is_inline;
+    uint32_t argc;                  /* including the command name */
+    size_t total_len;               /* bytes of the whole request (OK, or error to skip);
+                                       0 after an error that closes */
+    size_t name_off, name_len;      /* the command name */
+    char err_detail;                /* REDIS_ERR_EXPECTED_DOLLAR: the byte found */
+    /* resumable state (private) */
+    size_t pos;
+    uint32_t args_left;
+    uint32_t state;
+    uint64_t bulk_len;
+};
+
+void redis_req_init(struct redis_req *r);
+
+/*
+ * Continue parsing the request at buf[0..len) (the same bytes as before,
+ * possibly more of them). max_request_size bounds the declared size, checked
+ * before the bodies arrive. On REDIS_PARSE_ERROR, r->err says what to reply:
+ * redis_error_closes() tells whether the conn is closed after it; if not,
+ * r->total_len bytes are to be skipped.
+ */
+enum redis_parse redis_parse_req(struct redis_req *r, const uint8_t *buf, size_t len,
+                                 uint64_t max_request_size);
+
+/*
+ * Write the error reply (with "\r\n", no NUL) for r into out; buf is the
+ * request the parse ran on (the command name is quoted from it, cut to 128
+ * bytes with CR and LF turned to spaces, as Redis does). Returns its length:
+ * 0 for REDIS_ERR_NONE and REDIS_ERR_EMPTY, or when outlen is too small
+ * (REDIS_ERR_REPLY_MAX always suffices).
+ */
+size_t redis_error_reply(const struct redis_req *r, const uint8_t *buf, char *out, size_t outlen);
+
+/* True for the framing errors, after which the conn is closed. */
+bool redis_error_closes(enum redis_req_error err);
+
+/*
+ * Iterate the arguments of a parsed request (the name is argument 0):
+ * on true, argument *i is buf[*off..*off+*alen) and the cursor moves on.
+ * Start with *cursor = 0.
+ */
+bool redis_next_arg(const struct redis_req *r, const uint8_t *buf, size_t *cursor,
+                    size_t *off, size_t *alen);
+
+enum redis_rsp_type {
+    REDIS_RSP_STATUS,   /* +... */
+    REDIS_RSP_ERROR,    /* -... */
+    REDIS_RSP_INTEGER,  /* :n */
+    REDIS_RSP_BULK,     /* $n (or $-1 nil) */
+    REDIS_RSP_ARRAY,    /* *n (or *-1 nil), elements of any type, any depth */
+};
+
+struct redis_rsp {
+    /* result */
+    enum redis_rsp_type type;
+    size_t total_len;       /* bytes of the whole reply */
+    int64_t integer;        /* INTEGER: value; ARRAY/BULK: element count / length, -1 nil */
+    /* resumable state (private) */
+    size_t pos;
+    uint64_t remaining;     /* elements still to read, at any depth */
+    uint32_t state;
+    uint64_t bulk_len;
+    size_t scan;            /* where the search for the current line's '\n' resumes */
+};
+
+void redis_rsp_init(struct redis_rsp *r);
+
+/*
+ * Continue parsing one reply at buf[0..len) (the same bytes as before,
+ * possibly more of them). ERROR: not RESP2 (an unknown type byte, a bad
+ * number, a bulk over REDIS_MAX_BULK, a status line over REDIS_MAX_RSP_LINE,
+ * a body not followed by "\r\n").
+ */
+enum redis_parse redis_parse_rsp(struct redis_rsp *r, const uint8_t *buf, size_t len);
+
+/*
+ * Iterate the top-level elements of a parsed ARRAY reply at buf, len being
+ * its total_len: on true, the next element's bytes (a whole reply, nested
+ * arrays included) are buf[*off..*off+*elen). Start with *cursor = 0.
+ */
+bool redis_next_elem(const uint8_t *buf, size_t len, size_t *cursor, size_t *off, size_t *elen);
+
+#endif

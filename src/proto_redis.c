@@ -1,0 +1,918 @@
+/*
+ * proto_redis: RESP2 requests and replies, parsed in place.
+ *
+ * Both parsers are pure: the caller owns the buffer and the small state
+ * struct, nothing is allocated and the only globals are the const tables
+ * below, so any worker thread may parse its own conns' bytes. Unlike
+ * proto_mc they are resumable rather than restartable, because a Redis
+ * request can be 512 MiB of bulk bodies in many reads: the state struct
+ * remembers where the last call stopped, so each byte of a header is looked
+ * at about once and each body is stepped over by its declared length.
+ *
+ *   buf:  *3\r\n $3\r\n SET\r\n $1\r\n k\r\n $5\r\n hello\r\n
+ *         ^               ^           ^
+ *         request start   r->pos      (after a call that returned AGAIN)
+ *
+ * The one thing re-read on resumption is a header line cut short by the
+ * read ("$12" waiting for "3\r\n"): pos stays at its '$' until the header
+ * is whole. Headers are at most a dozen bytes, because a length that is
+ * already over its limit is refused before its line ends.
+ *
+ * The incremental contract. Every decision is made from a prefix of the
+ * request that is already final for it (a header's bytes up to the one
+ * that breaks or ends it, a body's declared length plus two bytes, an
+ * inline line up to its '\n' or its length limit), and the decisions are
+ * made in stream order. So a request fed whole, byte by byte or split
+ * anywhere produces the same result, and the fuzz harnesses in test/fuzz
+ * assert exactly that.
+ *
+ * Requests. A first byte of '*' means multibulk; anything else is an inline
+ * line, split on whitespace without quote processing (twemproxy accepts no
+ * inline commands at all; Redis honours quotes, so the caller re-encodes an
+ * inline request as multibulk from redis_next_arg before forwarding it, and
+ * the backend then sees exactly the arguments we routed on). Limits come
+ * first and in Redis's order (count, then each bulk length), then the
+ * declared size against max_request_size: as soon as a header shows the
+ * request cannot fit (the bulk just announced, plus six bytes for each
+ * argument still to come, the least "$0\r\n\r\n" takes) it is refused,
+ * before its body is buffered. Only a whole request is looked up in the
+ * command table, so an unknown or mis-sized command is still well framed:
+ * its total_len is known and the conn survives it.
+ *
+ * Replies are any RESP2 value nested to any depth. Nesting needs no stack:
+ * a reply is complete when the number of values still owed reaches zero,
+ * each value read pays one and an array header of n adds n. That counter
+ * is all the state a half-read reply of any shape has.
+ *
+ * The command table is data, sorted by name for a binary search that
+ * compares case-insensitively in place (no copy, no allocation).
+ */
+#include "proto_redis.h"
+
+#include "util.h"
+
+#include <string.h>
+
+/*
+ * Arities from redis-server 7.0's COMMAND INFO (arity n > 0: exactly n-1
+ * arguments; n < 0: at least -n-1), so a short request gets Redis's own
+ * error from us and a long one goes to the backend, which answers it the
+ * way Redis does (usually a syntax error). The exceptions are the commands
+ * we answer ourselves: PING takes at most one argument as Redis enforces,
+ * AUTH at most two, QUIT any (Redis answers "QUIT x" with +OK too).
+ */
+#define ANY (-1)
+#define KEY(name, min, max) { name, min, max, REDIS_ROUTE_KEY, 0 }
+
+static const struct redis_cmd redis_cmds[] = {
+    KEY("append", 2, 2),
+    { "auth", 1, 2, REDIS_ROUTE_LOCAL, 0 },
+    KEY("bitcount", 1, ANY),
+    KEY("bitfield", 1, ANY),
+    KEY("bitpos", 2, ANY),
+    { "command", 0, ANY, REDIS_ROUTE_PLACEHOLDER, 0 },
+    KEY("copy", 2, ANY),
+    KEY("decr", 1, 1),
+    KEY("decrby", 2, 2),
+    { "del", 1, ANY, REDIS_ROUTE_SPLIT_SUM, 1 },
+    KEY("dump", 1, 1),
+    { "echo", 1, 1, REDIS_ROUTE_LOCAL, 0 },
+    { "eval", 2, ANY, REDIS_ROUTE_EVAL, 0 },
+    { "evalsha", 2, ANY, REDIS_ROUTE_EVAL, 0 },
+    { "exists", 1, ANY, REDIS_ROUTE_SPLIT_SUM, 1 },
+    KEY("expire", 2, ANY),
+    KEY("expireat", 2, ANY),
+    KEY("geoadd", 4, ANY),
+    KEY("geodist", 3, ANY),
+    KEY("geohash", 1, ANY),
+    KEY("geopos", 1, ANY),
+    KEY("georadius", 5, ANY),
+    KEY("georadiusbymember", 4, ANY),
+    KEY("geosearch", 6, ANY),
+    KEY("geosearchstore", 7, ANY),
+    KEY("get", 1, 1),
+    KEY("getbit", 2, 2),
+    KEY("getdel", 1, 1),
+    KEY("getex", 1, ANY),
+    KEY("getrange", 3, 3),
+    KEY("getset", 2, 2),
+    KEY("hdel", 2, ANY),
+    KEY("hexists", 2, 2),
+    KEY("hget", 2, 2),
+    KEY("hgetall", 1, 1),
+    KEY("hincrby", 3, 3),
+    KEY("hincrbyfloat", 3, 3),
+    KEY("hkeys", 1, 1),
+    KEY("hlen", 1, 1),
+    KEY("hmget", 2, ANY),
+    KEY("hmset", 3, ANY),
+    KEY("hrandfield", 1, ANY),
+    KEY("hscan", 2, ANY),
+    KEY("hset", 3, ANY),
+    KEY("hsetnx", 3, 3),
+    KEY("hstrlen", 2, 2),
+    KEY("hvals", 1, 1),
+    KEY("incr", 1, 1),
+    KEY("incrby", 2, 2),
+    KEY("incrbyfloat", 2, 2),
+    KEY("lindex", 2, 2),
+    KEY("linsert", 4, 4),
+    KEY("llen", 1, 1),
+    KEY("lmove", 4, 4),
+    { "lolwut", 0, ANY, REDIS_ROUTE_PLACEHOLDER, 0 },
+    KEY("lpop", 1, ANY),
+    KEY("lpos", 2, ANY),
+    KEY("lpush", 2, ANY),
+    KEY("lpushx", 2, ANY),
+    KEY("lrange", 3, 3),
+    KEY("lrem", 3, 3),
+    KEY("lset", 3, 3),
+    KEY("ltrim", 3, 3),
+    { "mget", 1, ANY, REDIS_ROUTE_SPLIT_MGET, 1 },
+    /* MOVE would take a key out of the ring's view; its name is known so the
+     * reply can say it is unsupported rather than unknown. */
+    { "move", 2, 2, REDIS_ROUTE_UNSUPPORTED, 0 },
+    { "mset", 2, ANY, REDIS_ROUTE_SPLIT_MSET, 2 },
+    KEY("persist", 1, 1),
+    KEY("pexpire", 2, ANY),
+    KEY("pexpireat", 2, ANY),
+    KEY("pfadd", 1, ANY),
+    KEY("pfcount", 1, ANY),
+    KEY("pfmerge", 1, ANY),
+    { "ping", 0, 1, REDIS_ROUTE_LOCAL, 0 },
+    KEY("psetex", 3, 3),
+    KEY("pttl", 1, 1),
+    { "quit", 0, ANY, REDIS_ROUTE_LOCAL, 0 },
+    KEY("restore", 3, ANY),
+    KEY("rpop", 1, ANY),
+    KEY("rpoplpush", 2, 2),
+    KEY("rpush", 2, ANY),
+    KEY("rpushx", 2, ANY),
+    KEY("sadd", 2, ANY),
+    KEY("scard", 1, 1),
+    KEY("sdiff", 1, ANY),
+    KEY("sdiffstore", 2, ANY),
+    { "select", 1, 1, REDIS_ROUTE_LOCAL, 0 },
+    KEY("set", 2, ANY),
+    KEY("setbit", 3, 3),
+    KEY("setex", 3, 3),
+    KEY("setnx", 2, 2),
+    KEY("setrange", 3, 3),
+    KEY("sinter", 1, ANY),
+    KEY("sinterstore", 2, ANY),
+    KEY("sismember", 2, 2),
+    KEY("smembers", 1, 1),
+    KEY("smismember", 2, ANY),
+    KEY("smove", 3, 3),
+    KEY("sort", 1, ANY),
+    KEY("spop", 1, ANY),
+    KEY("srandmember", 1, ANY),
+    KEY("srem", 2, ANY),
+    KEY("sscan", 2, ANY),
+    KEY("strlen", 1, 1),
+    KEY("sunion", 1, ANY),
+    KEY("sunionstore", 2, ANY),
+    { "touch", 1, ANY, REDIS_ROUTE_SPLIT_SUM, 1 },
+    KEY("ttl", 1, 1),
+    KEY("type", 1, 1),
+    { "unlink", 1, ANY, REDIS_ROUTE_SPLIT_SUM, 1 },
+    KEY("zadd", 3, ANY),
+    KEY("zcard", 1, 1),
+    KEY("zcount", 3, 3),
+    KEY("zdiff", 2, ANY),
+    KEY("zdiffstore", 3, ANY),
+    KEY("zincrby", 3, 3),
+    KEY("zinter", 2, ANY),
+    KEY("zinterstore", 3, ANY),
+    KEY("zlexcount", 3, 3),
+    KEY("zmscore", 2, ANY),
+    KEY("zpopmax", 1, ANY),
+    KEY("zpopmin", 1, ANY),
+    KEY("zrandmember", 1, ANY),
+    KEY("zrange", 3, ANY),
+    KEY("zrangebylex", 3, ANY),
+    KEY("zrangebyscore", 3, ANY),
+    KEY("zrangestore", 4, ANY),
+    KEY("zrank", 2, 2),
+    KEY("zrem", 2, ANY),
+    KEY("zremrangebylex", 3, 3),
+    KEY("zremrangebyrank", 3, 3),
+    KEY("zremrangebyscore", 3, 3),
+    KEY("zrevrange", 3, ANY),
+    KEY("zrevrangebylex", 3, ANY),
+    KEY("zrevrangebyscore", 3, ANY),
+    KEY("zrevrank", 2, 2),
+    KEY("zscan", 2, ANY),
+    KEY("zscore", 2, 2),
+    KEY("zunion", 2, ANY),
+    KEY("zunionstore", 3, ANY),
+};
+
+#undef KEY
+
+/* Longer than every name in the table: such a name is unknown at a glance. */
+#define REDIS_CMD_NAME_MAX 32
+
+/* Redis quotes at most this much of a client's command name in an error. */
+#define REDIS_ERR_NAME_MAX 128
+
+/* The fewest bytes an argument still to come can take: "$0\r\n\r\n". */
+#define REDIS_MIN_ARG_LEN 6
+
+enum redis_req_state {
+    REQ_START,      /* nothing decided yet */
+    REQ_ARG_HDR,    /* pos: the '$' of the next argument's header */
+    REQ_ARG_BODY,   /* pos: the first byte of a body of bulk_len bytes */
+    REQ_INLINE,     /* pos: where the search for the line's '\n' resumes */
+    REQ_DONE,       /* err says which result to repeat */
+};
+
+enum redis_rsp_state {
+    RSP_START,      /* a zeroed struct: remaining is not set up yet */
+    RSP_HDR,        /* pos: a value's type byte; scan: '\n' search resumes here */
+    RSP_BODY,       /* pos: the first byte of a body of bulk_len bytes */
+    RSP_DONE,
+    RSP_FAILED,
+};
+
+static int
+redis_cmd_cmp(const uint8_t *name, size_t len, const char *lit)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        uint8_t a = name[i], b = (uint8_t)lit[i];
+
+        if (a >= 'A' && a <= 'Z') {
+            a = (uint8_t)(a - 'A' + 'a');
+        }
+        if (b == '\0' || a != b) {
+            /* a NUL in the table sorts first, like a shorter string */
+            return b == '\0' ? 1 : (int)a - (int)b;
+        }
+    }
+    return lit[i] == '\0' ? 0 : -1;
+}
+
+const struct redis_cmd *
+redis_cmd_lookup(const uint8_t *name, size_t len)
+{
+    size_t lo = 0, hi = ARRAY_SIZE(redis_cmds);
+
+    if (len == 0 || len > REDIS_CMD_NAME_MAX) {
+        return NULL;
+    }
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = redis_cmd_cmp(name, len, redis_cmds[mid].name);
+
+        if (c == 0) {
+            return &redis_cmds[mid];
+        }
+        if (c < 0) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    return NULL;
+}
+
+const struct redis_cmd *
+redis_cmd_table(size_t *n)
+{
+    *n = ARRAY_SIZE(redis_cmds);
+    return redis_cmds;
+}
+
+enum redis_hdr { HDR_OK, HDR_AGAIN, HDR_BAD };
+
+/*
+ * A length line "<type><digits>\r\n" at buf[pos] (the type byte is not
+ * looked at). Digits are read as Redis's string2ll reads them: an optional
+ * '-', no '+', no leading zero, no spaces. A value above max_pos, or below
+ * -max_neg, is HDR_BAD as soon as its digits show it, so a header never
+ * waits for more bytes once it cannot be valid, and a garbage length never
+ * holds the conn open. On HDR_OK, *end is the offset after the '\n'.
+ */
+static enum redis_hdr
+redis_parse_hdr(const uint8_t *buf, size_t len, size_t pos, uint64_t max_pos, uint64_t max_neg,
+                int64_t *val, size_t *end)
+{
+    size_t p = pos + 1, ndigits = 0;
+    uint64_t v = 0, lim = max_pos;
+    bool neg = false;
+
+    if (p < len && buf[p] == '-') {
+        if (max_neg == 0) {
+            return HDR_BAD;
+        }
+        neg = true;
+        lim = max_neg;
+        p++;
+    }
+    for (; p < len; p++) {
+        unsigned d = (unsigned)buf[p] - '0';
+
+        if (d <= 9) {
+            /* "0" alone is a number; "01" and "-0" are not */
+            if ((ndigits > 0 && v == 0) || (neg && d == 0 && ndigits == 0)) {
+                return HDR_BAD;
+            }
+            if (v > (lim - d) / 10) {
+                return HDR_BAD;
+            }
+            v = v * 10 + d;
+            ndigits++;
+            continue;
+        }
+        if (buf[p] != '\r' || ndigits == 0) {
+            return HDR_BAD;
+        }
+        if (p + 1 == len) {
+            return HDR_AGAIN;
+        }
+        if (buf[p + 1] != '\n') {
+            return HDR_BAD;
+        }
+        *end = p + 2;
+        /* v <= 2^63 here; for neg, -(v - 1) - 1 stays inside int64 */
+        *val = neg ? -(int64_t)(v - 1) - 1 : (int64_t)v;
+        return HDR_OK;
+    }
+    return HDR_AGAIN;
+}
+
+static enum redis_parse
+redis_req_fail(struct redis_req *r, enum redis_req_error err)
+{
+    r->err = err;
+    r->state = REQ_DONE;
+    if (redis_error_closes(err)) {
+        r->total_len = 0;
+    }
+    return REDIS_PARSE_ERROR;
+}
+
+/* Redis's isspace() set, minus '\n', which ends the line. */
+static bool
+redis_is_space(uint8_t c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* Next whitespace-separated token of buf[*pos..end); false when none is left. */
+static bool
+redis_next_token(const uint8_t *buf, size_t end, size_t *pos, size_t *off, size_t *tlen)
+{
+    size_t p = *pos, s;
+
+    while (p < end && redis_is_space(buf[p])) {
+        p++;
+    }
+    if (p == end) {
+        *pos = p;
+        return false;
+    }
+    s = p;
+    while (p < end && !redis_is_space(buf[p])) {
+        p++;
+    }
+    *off = s;
+    *tlen = p - s;
+    *pos = p;
+    return true;
+}
+
+/*
+ * The request is whole and r->total_len set: what is it? Unknown names and
+ * wrong arities are answered and skipped, the conn lives on.
+ */
+static enum redis_parse
+redis_req_finish(struct redis_req *r, const uint8_t *buf)
+{
+    const struct redis_cmd *cmd = redis_cmd_lookup(buf + r->name_off, r->name_len);
+    uint32_t nargs = r->argc - 1;
+
+    r->cmd = cmd;
+    if (cmd == NULL || cmd->route == REDIS_ROUTE_UNSUPPORTED) {
+        return redis_req_fail(r, REDIS_ERR_UNSUPPORTED);
+    }
+    if (nargs < (uint32_t)cmd->min_args || (cmd->max_args >= 0 && nargs > (uint32_t)cmd->max_args)) {
+        return redis_req_fail(r, REDIS_ERR_ARITY);
+    }
+    /* MSET's pairs are split between servers: a lone key has no value. */
+    if (cmd->key_step > 1 && nargs % cmd->key_step != 0) {
+        return redis_req_fail(r, REDIS_ERR_ARITY);
+    }
+    r->state = REQ_DONE;
+    return REDIS_PARSE_OK;
+}
+
+/*
+ * An inline line: found by its '\n' within the first `limit` bytes. Past
+ * that the request is refused: as too large when max_request_size is what
+ * bounds it, else as Redis's too big inline request.
+ */
+static enum redis_parse
+redis_parse_inline(struct redis_req *r, const uint8_t *buf, size_t len, uint64_t max_request_size)
+{
+    size_t limit = (size_t)MIN((uint64_t)REDIS_MAX_INLINE, max_request_size);
+    size_t stop = MIN(len, limit), pos, off, tlen;
+    const uint8_t *nl = NULL;
+
+    if (r->pos < stop) {
+        nl = memchr(buf + r->pos, '\n', stop - r->pos);
+    }
+    if (nl == NULL) {
+        if (len >= limit) {
+            return redis_req_fail(r, max_request_size < REDIS_MAX_INLINE
+                                         ? REDIS_ERR_TOO_LARGE : REDIS_ERR_INLINE_TOO_LONG);
+        }
+        r->pos = len;
+        return REDIS_PARSE_AGAIN;
+    }
+    r->total_len = (size_t)(nl - buf) + 1;
+    r->pos = r->total_len;
+    pos = 0;
+    while (redis_next_token(buf, r->total_len - 1, &pos, &off, &tlen)) {
+        if (r->argc == 0) {
+            r->name_off = off;
+            r->name_len = tlen;
+        }
+        r->argc++;
+    }
+    if (r->argc == 0) {
+        return redis_req_fail(r, REDIS_ERR_EMPTY);
+    }
+    return redis_req_finish(r, buf);
+}
+
+/* "*N\r\n": how many arguments follow. */
+static enum redis_parse
+redis_parse_count(struct redis_req *r, const uint8_t *buf, size_t len, uint64_t max_request_size)
+{
+    int64_t n;
+    size_t end;
+
+    switch (redis_parse_hdr(buf, len, 0, REDIS_MAX_MULTIBULK, 1, &n, &end)) {
+    case HDR_AGAIN:
+        return REDIS_PARSE_AGAIN;
+    case HDR_BAD:
+        return redis_req_fail(r, REDIS_ERR_MULTIBULK_LEN);
+    case HDR_OK:
+        break;
+    }
+    if (n <= 0) {
+        /* *0 and *-1: Redis reads them and does nothing, not even reply */
+        r->total_len = end;
+        return redis_req_fail(r, REDIS_ERR_EMPTY);
+    }
+    if ((uint64_t)end + (uint64_t)n * REDIS_MIN_ARG_LEN > max_request_size) {
+        return redis_req_fail(r, REDIS_ERR_TOO_LARGE);
+    }
+    r->argc = (uint32_t)n;
+    r->args_left = (uint32_t)n;
+    r->pos = end;
+    r->state = REQ_ARG_HDR;
+    return REDIS_PARSE_AGAIN;
+}
+
+/* "$len\r\n" of the next argument, at r->pos. */
+static enum redis_parse
+redis_parse_arg_hdr(struct redis_req *r, const uint8_t *buf, size_t len, uint64_t max_request_size)
+{
+    int64_t n;
+    size_t end;
+
+    if (r->pos >= len) {
+        return REDIS_PARSE_AGAIN;
+    }
+    if (buf[r->pos] != '$') {
+        r->err_detail = (char)buf[r->pos];
+        return redis_req_fail(r, REDIS_ERR_EXPECTED_DOLLAR);
+    }
+    switch (redis_parse_hdr(buf, len, r->pos, REDIS_MAX_BULK, 0, &n, &end)) {
+    case HDR_AGAIN:
+        return REDIS_PARSE_AGAIN;
+    case HDR_BAD:
+        return redis_req_fail(r, REDIS_ERR_BULK_LEN);
+    case HDR_OK:
+        break;
+    }
+    if ((uint64_t)end + (uint64_t)n + 2 + (uint64_t)(r->args_left - 1) * REDIS_MIN_ARG_LEN
+        > max_request_size) {
+        return redis_req_fail(r, REDIS_ERR_TOO_LARGE);
+    }
+    if (r->args_left == r->argc) {
+        r->name_off = end;
+        r->name_len = (size_t)n;
+    }
+    r->bulk_len = (uint64_t)n;
+    r->pos = end;
+    r->state = REQ_ARG_BODY;
+    return REDIS_PARSE_AGAIN;
+}
+
+enum redis_parse
+redis_parse_req(struct redis_req *r, const uint8_t *buf, size_t len, uint64_t max_request_size)
+{
+    enum redis_parse rc;
+
+    for (;;) {
+        switch ((enum redis_req_state)r->state) {
+        case REQ_START:
+            if (len == 0) {
+                return REDIS_PARSE_AGAIN;
+            }
+            if (buf[0] != '*') {
+                r->is_inline = true;
+                r->state = REQ_INLINE;
+                continue;
+            }
+            rc = redis_parse_count(r, buf, len, max_request_size);
+            if (r->state != REQ_ARG_HDR) {
+                return rc;
+            }
+            break;
+        case REQ_ARG_HDR:
+            rc = redis_parse_arg_hdr(r, buf, len, max_request_size);
+            if (r->state != REQ_ARG_BODY) {
+                return rc;
+            }
+            break;
+        case REQ_ARG_BODY:
+            /* bulk_len <= 512 MiB and pos <= len: no overflow either way */
+            if (len - r->pos < r->bulk_len + 2) {
+                return REDIS_PARSE_AGAIN;
+            }
+            r->pos += (size_t)r->bulk_len;
+            if (buf[r->pos] != '\r' || buf[r->pos + 1] != '\n') {
+                /* the body is not the declared length: nothing after it can be framed */
+                return redis_req_fail(r, REDIS_ERR_BULK_LEN);
+            }
+            r->pos += 2;
+            if (--r->args_left == 0) {
+                r->total_len = r->pos;
+                return redis_req_finish(r, buf);
+            }
+            r->state = REQ_ARG_HDR;
+            break;
+        case REQ_INLINE:
+            return redis_parse_inline(r, buf, len, max_request_size);
+        case REQ_DONE:
+        default:
+            return r->err == REDIS_ERR_NONE ? REDIS_PARSE_OK : REDIS_PARSE_ERROR;
+        }
+    }
+}
+
+void
+redis_req_init(struct redis_req *r)
+{
+    memset(r, 0, sizeof(*r));
+}
+
+bool
+redis_error_closes(enum redis_req_error err)
+{
+    switch (err) {
+    case REDIS_ERR_MULTIBULK_LEN:
+    case REDIS_ERR_BULK_LEN:
+    case REDIS_ERR_EXPECTED_DOLLAR:
+    case REDIS_ERR_TOO_LARGE:
+    case REDIS_ERR_INLINE_TOO_LONG:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Bounded append for building a reply; *ok turns false once out is full. */
+static void
+redis_out(char *out, size_t outlen, size_t *n, bool *ok, const void *s, size_t slen)
+{
+    if (!*ok || slen > outlen - *n) {
+        *ok = false;
+        return;
+    }
+    memcpy(out + *n, s, slen);
+    *n += slen;
+}
+
+/*
+ * The client's bytes quoted inside an error line, as Redis's
+ * addReplyErrorFormat does it: CR and LF become spaces, so the reply stays
+ * one line whatever the client sent.
+ */
+static void
+redis_out_quoted(char *out, size_t outlen, size_t *n, bool *ok, const uint8_t *s, size_t slen)
+{
+    size_t start = *n;
+
+    redis_out(out, outlen, n, ok, s, slen);
+    if (!*ok) {
+        return;
+    }
+    for (size_t i = start; i < *n; i++) {
+        if (out[i] == '\r' || out[i] == '\n') {
+            out[i] = ' ';
+        }
+    }
+}
+
+#define REDIS_LIT(s) s, sizeof(s) - 1
+
+size_t
+redis_error_reply(const struct redis_req *r, const uint8_t *buf, char *out, size_t outlen)
+{
+    size_t n = 0;
+    bool ok = true;
+    const char *fixed = NULL;
+    uint8_t got;
+
+    switch (r->err) {
+    case REDIS_ERR_UNSUPPORTED:
+        redis_out(out, outlen, &n, &ok, REDIS_LIT("-ERR unsupported command '"));
+        redis_out_quoted(out, outlen, &n, &ok, buf + r->name_off,
+                         MIN(r->name_len, (size_t)REDIS_ERR_NAME_MAX));
+        redis_out(out, outlen, &n, &ok, REDIS_LIT("'\r\n"));
+        break;
+    case REDIS_ERR_ARITY:
+        /* Redis 7 names the command as its table does: lower case */
+        redis_out(out, outlen, &n, &ok, REDIS_LIT("-ERR wrong number of arguments for '"));
+        if (r->cmd != NULL) {
+            redis_out(out, outlen, &n, &ok, r->cmd->name, strlen(r->cmd->name));
+        }
+        redis_out(out, outlen, &n, &ok, REDIS_LIT("' command\r\n"));
+        break;
+    case REDIS_ERR_EXPECTED_DOLLAR:
+        got = (uint8_t)r->err_detail;
+        redis_out(out, outlen, &n, &ok, REDIS_LIT("-ERR Protocol error: expected '$', got '"));
+        redis_out_quoted(out, outlen, &n, &ok, &got, 1);
+        redis_out(out, outlen, &n, &ok, REDIS_LIT("'\r\n"));
+        break;
+    case REDIS_ERR_MULTIBULK_LEN:
+        fixed = "-ERR Protocol error: invalid multibulk length\r\n";
+        break;
+    case REDIS_ERR_BULK_LEN:
+        fixed = "-ERR Protocol error: invalid bulk length\r\n";
+        break;
+    case REDIS_ERR_TOO_LARGE:
+        fixed = "-ERR Protocol error: request too large\r\n";
+        break;
+    case REDIS_ERR_INLINE_TOO_LONG:
+        fixed = "-ERR Protocol error: too big inline request\r\n";
+        break;
+    case REDIS_ERR_NONE:
+    case REDIS_ERR_EMPTY:
+    default:
+        return 0;
+    }
+    if (fixed != NULL) {
+        redis_out(out, outlen, &n, &ok, fixed, strlen(fixed));
+    }
+    return ok ? n : 0;
+}
+
+bool
+redis_next_arg(const struct redis_req *r, const uint8_t *buf, size_t *cursor, size_t *off,
+               size_t *alen)
+{
+    size_t p = *cursor, end = r->total_len;
+    uint64_t n = 0;
+
+    if (r->is_inline) {
+        /* the trailing "\r\n" or "\n" is whitespace to the tokenizer */
+        return end > 0 && redis_next_token(buf, end - 1, cursor, off, alen);
+    }
+    if (p == 0) {
+        const uint8_t *nl = end > 0 ? memchr(buf, '\n', end) : NULL;
+
+        if (nl == NULL) {
+            return false;
+        }
+        p = (size_t)(nl - buf) + 1;
+    }
+    if (p >= end || buf[p] != '$') {
+        return false;
+    }
+    /* the parse has validated every header already */
+    for (p++; p < end && buf[p] != '\r'; p++) {
+        n = n * 10 + (uint64_t)(buf[p] - '0');
+    }
+    p += 2;
+    if (p > end || n + 2 > end - p) {
+        return false;
+    }
+    *off = p;
+    *alen = (size_t)n;
+    *cursor = p + (size_t)n + 2;
+    return true;
+}
+
+/* ---- replies ---- */
+
+void
+redis_rsp_init(struct redis_rsp *r)
+{
+    memset(r, 0, sizeof(*r));
+}
+
+static enum redis_parse
+redis_rsp_fail(struct redis_rsp *r)
+{
+    r->state = RSP_FAILED;
+    return REDIS_PARSE_ERROR;
+}
+
+/*
+ * The end of a +status or -error line at r->pos. A status line carries no
+ * length, so its '\n' is searched for, resuming where the last call left
+ * off, and a line longer than REDIS_MAX_RSP_LINE fails the server conn
+ * rather than growing a buffer without bound.
+ */
+static enum redis_parse
+redis_rsp_status(struct redis_rsp *r, const uint8_t *buf, size_t len, size_t *end)
+{
+    size_t start = r->pos, stop = MIN(len, start + REDIS_MAX_RSP_LINE);
+    const uint8_t *nl = NULL;
+    size_t e;
+
+    if (r->scan <= start) {
+        r->scan = start + 1;
+    }
+    if (r->scan < stop) {
+        nl = memchr(buf + r->scan, '\n', stop - r->scan);
+    }
+    if (nl == NULL) {
+        if (stop - start >= REDIS_MAX_RSP_LINE) {
+            return REDIS_PARSE_ERROR;
+        }
+        r->scan = len;
+        return REDIS_PARSE_AGAIN;
+    }
+    /* buf[start] is the type byte, so a '\r' before the '\n' is content's end */
+    e = (size_t)(nl - buf);
+    if (buf[e - 1] != '\r') {
+        return REDIS_PARSE_ERROR;
+    }
+    *end = e + 1;
+    return REDIS_PARSE_OK;
+}
+
+/*
+ * One value's header line at r->pos: the whole value for + - :, the length
+ * for $, the count for *. Returns AGAIN (line incomplete), ERROR, or OK
+ * with r->pos past the line and the owed-values counter updated.
+ */
+static enum redis_parse
+redis_rsp_header(struct redis_rsp *r, const uint8_t *buf, size_t len)
+{
+    static const enum redis_rsp_type types[] = {
+        ['+'] = REDIS_RSP_STATUS, ['-'] = REDIS_RSP_ERROR, [':'] = REDIS_RSP_INTEGER,
+        ['$'] = REDIS_RSP_BULK, ['*'] = REDIS_RSP_ARRAY,
+    };
+    size_t start = r->pos, end = 0;
+    uint64_t max_pos, max_neg;
+    enum redis_parse rc;
+    int64_t n = 0;
+    uint8_t type;
+
+    if (start >= len) {
+        return REDIS_PARSE_AGAIN;
+    }
+    type = buf[start];
+    switch (type) {
+    case '+':
+    case '-':
+        max_pos = max_neg = 0;
+        break;
+    case ':':
+        max_pos = INT64_MAX;
+        max_neg = (uint64_t)INT64_MAX + 1;
+        break;
+    case '$':
+        max_pos = REDIS_MAX_BULK;
+        max_neg = 1;        /* $-1: nil */
+        break;
+    case '*':
+        max_pos = INT32_MAX;
+        max_neg = 1;        /* *-1: nil */
+        break;
+    default:
+        return REDIS_PARSE_ERROR;   /* RESP3 types included: we never ask for them */
+    }
+    if (type == '+' || type == '-') {
+        rc = redis_rsp_status(r, buf, len, &end);
+    } else {
+        switch (redis_parse_hdr(buf, len, start, max_pos, max_neg, &n, &end)) {
+        case HDR_OK:
+            rc = REDIS_PARSE_OK;
+            break;
+        case HDR_AGAIN:
+            rc = REDIS_PARSE_AGAIN;
+            break;
+        default:
+            rc = REDIS_PARSE_ERROR;
+            break;
+        }
+    }
+    if (rc != REDIS_PARSE_OK) {
+        return rc;
+    }
+
+    if (start == 0) {
+        r->type = types[type];
+        r->integer = n;
+    }
+    r->pos = end;
+    if (type == '$' && n >= 0) {
+        /* the value is paid for once its body has been read */
+        r->bulk_len = (uint64_t)n;
+        r->state = RSP_BODY;
+        return REDIS_PARSE_OK;
+    }
+    r->remaining--;
+    if (type == '*' && n > 0) {
+        if (r->remaining > UINT64_MAX - (uint64_t)n) {
+            return REDIS_PARSE_ERROR;
+        }
+        r->remaining += (uint64_t)n;
+    }
+    return REDIS_PARSE_OK;
+}
+
+enum redis_parse
+redis_parse_rsp(struct redis_rsp *r, const uint8_t *buf, size_t len)
+{
+    enum redis_parse rc;
+
+    for (;;) {
+        switch ((enum redis_rsp_state)r->state) {
+        case RSP_START:
+            r->remaining = 1;
+            r->state = RSP_HDR;
+            break;
+        case RSP_HDR:
+            rc = redis_rsp_header(r, buf, len);
+            if (rc == REDIS_PARSE_ERROR) {
+                return redis_rsp_fail(r);
+            }
+            if (rc == REDIS_PARSE_AGAIN) {
+                return rc;
+            }
+            break;
+        case RSP_BODY:
+            if (len - r->pos < r->bulk_len + 2) {
+                return REDIS_PARSE_AGAIN;
+            }
+            r->pos += (size_t)r->bulk_len;
+            if (buf[r->pos] != '\r' || buf[r->pos + 1] != '\n') {
+                return redis_rsp_fail(r);
+            }
+            r->pos += 2;
+            r->remaining--;
+            r->state = RSP_HDR;
+            break;
+        case RSP_DONE:
+            return REDIS_PARSE_OK;
+        case RSP_FAILED:
+        default:
+            return REDIS_PARSE_ERROR;
+        }
+        if (r->state == RSP_HDR && r->remaining == 0) {
+            r->total_len = r->pos;
+            r->state = RSP_DONE;
+            return REDIS_PARSE_OK;
+        }
+    }
+}
+
+bool
+redis_next_elem(const uint8_t *buf, size_t len, size_t *cursor, size_t *off, size_t *elen)
+{
+    struct redis_rsp e;
+    size_t p = *cursor;
+
+    if (p == 0) {
+        const uint8_t *nl;
+
+        if (len == 0 || buf[0] != '*' || (nl = memchr(buf, '\n', len)) == NULL) {
+            return false;
+        }
+        p = (size_t)(nl - buf) + 1;
+    }
+    if (p >= len) {
+        *cursor = p;
+        return false;
+    }
+    redis_rsp_init(&e);
+    if (redis_parse_rsp(&e, buf + p, len - p) != REDIS_PARSE_OK) {
+        return false;
+    }
+    *off = p;
+    *elen = e.total_len;
+    *cursor = p + e.total_len;
+    return true;
+}

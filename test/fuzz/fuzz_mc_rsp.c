@@ -1,0 +1,116 @@
+/*
+ * libFuzzer harness for mc_parse_rsp.
+ *
+ * Input: one selector byte, then a server byte stream, parsed unit after
+ * unit until AGAIN with everything consumed or a parse error (which fails
+ * the server conn). Parsed whole, split in two at an offset the selector
+ * picks, and in small chunks; the results must be identical, and every OK
+ * unit must be in bounds and well terminated. Any violation abort()s.
+ */
+#include "proto_mc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static bool
+rsp_equal(enum mc_parse ra, const struct mc_rsp *a, enum mc_parse rb, const struct mc_rsp *b)
+{
+    if (ra != rb) {
+        return false;
+    }
+    if (ra != MC_PARSE_OK) {
+        return true;
+    }
+    return a->type == b->type && a->len == b->len && a->key_off == b->key_off
+           && a->key_len == b->key_len;
+}
+
+static void
+check_ok(const uint8_t *buf, size_t len, const struct mc_rsp *rsp)
+{
+    const uint8_t *nl;
+    size_t line_len;
+
+    CHECK(rsp->len >= 1 && rsp->len <= len);
+    nl = memchr(buf, '\n', rsp->len);
+    CHECK(nl != NULL);
+    line_len = (size_t)(nl - buf) + 1;
+    CHECK(line_len <= MC_MAX_RSP_LINE_LEN);
+    switch (rsp->type) {
+    case MC_RSP_VALUE:
+        CHECK(rsp->key_len >= 1 && rsp->key_len <= MC_MAX_KEY_LEN);
+        CHECK(rsp->key_off + rsp->key_len < line_len);
+        CHECK(memchr(buf + rsp->key_off, ' ', rsp->key_len) == NULL);
+        CHECK(rsp->len >= line_len + 2);
+        CHECK(buf[rsp->len - 2] == '\r' && buf[rsp->len - 1] == '\n');
+        break;
+    case MC_RSP_END:
+        CHECK(rsp->len == line_len);
+        CHECK(memcmp(buf, "END", 3) == 0 || buf[0] == ' ');
+        break;
+    case MC_RSP_LINE:
+    case MC_RSP_ERROR:
+        CHECK(rsp->len == line_len);
+        break;
+    default:
+        CHECK(0);
+    }
+}
+
+static void
+run(const uint8_t *buf, size_t len, size_t first, size_t chunk)
+{
+    size_t pos = 0, avail = first == 0 || first > len ? len : first;
+
+    for (;;) {
+        struct mc_rsp inc, whole;
+        enum mc_parse ri, rw;
+
+        ri = mc_parse_rsp(buf + pos, avail - pos, &inc);
+        if (ri == MC_PARSE_AGAIN && avail < len) {
+            avail = chunk == 0 ? len : (avail + chunk < len ? avail + chunk : len);
+            continue;
+        }
+        rw = mc_parse_rsp(buf + pos, len - pos, &whole);
+        CHECK(rsp_equal(ri, &inc, rw, &whole));
+        if (ri != MC_PARSE_OK) {
+            return;
+        }
+        check_ok(buf + pos, avail - pos, &inc);
+        pos += inc.len;
+    }
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const uint8_t *buf;
+    size_t len, split;
+    uint8_t sel;
+
+    if (size < 1) {
+        return 0;
+    }
+    sel = data[0];
+    buf = data + 1;
+    len = size - 1;
+    split = len * (size_t)sel / 255;
+
+    run(buf, len, 0, 0);
+    if (split > 0 && split < len) {
+        run(buf, len, split, 0);
+    }
+    if (len <= 2048) {
+        run(buf, len, 1, 1 + (size_t)(sel % 7));
+    }
+    return 0;
+}

@@ -1,0 +1,47 @@
+#!/bin/sh
+# Builds every libFuzzer harness in test/fuzz with clang (ASan + UBSan) and
+# runs each for SECONDS (default 60) on a copy of its seed corpus. Fails on
+# any crash, leak, sanitizer report or parse mismatch, and prints each
+# fuzzer's executions and coverage.
+# Usage: sh test/fuzz/run-fuzzers.sh [SECONDS]
+set -eu
+top=$(cd "$(dirname "$0")/../.." && pwd)
+secs=${1:-60}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# The pure module each harness links besides util.c.
+module_of() {
+    case "$1" in
+        fuzz_mc_*) echo proto_mc ;;
+        fuzz_redis_*) echo proto_redis ;;
+        *) echo "" ;;
+    esac
+}
+
+status=0
+for src in "$top"/test/fuzz/fuzz_*.c; do
+    [ -e "$src" ] || continue
+    name=$(basename "$src" .c)
+    mod=$(module_of "$name")
+    [ -n "$mod" ] && [ -e "$top/src/$mod.c" ] || { echo "skip $name: no module"; continue; }
+    extra=""
+    [ "$mod" = proto_redis ] && [ -e "$top/src/redis_cmds.c" ] && extra="$top/src/redis_cmds.c"
+    clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+        -fno-sanitize-recover=all -I"$top/include" \
+        "$top/src/util.c" "$top/src/$mod.c" $extra "$src" -o "$work/$name"
+    corpus="$work/corpus-$name"
+    mkdir -p "$corpus"
+    seeds="$top/test/fuzz/corpus/${name#fuzz_}"
+    [ -d "$seeds" ] && cp "$seeds"/* "$corpus"/ 2>/dev/null || true
+    echo "==> $name for ${secs}s"
+    if (cd "$work" && ./"$name" -max_total_time="$secs" -print_final_stats=1 \
+            -artifact_prefix="$work/" "$corpus" >"$work/$name.log" 2>&1); then
+        grep -E "stat::number_of_executed_units|stat::peak_rss_mb|cov:" "$work/$name.log" | tail -3
+    else
+        echo "FAIL: $name"
+        tail -60 "$work/$name.log"
+        status=1
+    fi
+done
+exit $status
