@@ -153,6 +153,10 @@ cpu_ticks() {  # utime + stime of a whole process (all threads), in clock ticks
     done | awk '{ s += $12 + $13 } END { print s + 0 }'
 }
 
+machine_ticks() {  # busy ticks of all CPUs (not idle, not iowait), from /proc/stat
+    awk '$1 == "cpu" { s = 0; for (i = 2; i <= NF; i++) s += $i; print s - $5 - $6; exit }' /proc/stat
+}
+
 field() {  # field NAME "key=value ..." -> value
     local k=$1 line=$2
     printf '%s\n' "$line" | tr ' ' '\n' | sed -n "s/^$k=//p"
@@ -243,9 +247,9 @@ echo "# mcload: conns=$CONNS depth=$DEPTH threads=$LOAD_THREADS keys=$KEYS durat
      "backends: 2 x memcached -t $MC_THREADS (shared by both proxies); cachemux workers=$WORKERS"
 echo "# CPU us/req = (utime+stime after - before) / requests completed during the mcload run (warm-up included)"
 echo
-FMT='%-10s %-8s %10s %8s %8s %8s %8s %9s %9s %9s %6s\n'
-printf "$FMT" target workload ops/s p50_us p90_us p99_us p999_us proxy_cpu mc_cpu load_cpu errors
-printf "$FMT" ---------- -------- ---------- -------- -------- -------- -------- --------- --------- --------- ------
+FMT='%-10s %-8s %10s %8s %8s %8s %8s %9s %9s %9s %6s %6s\n'
+printf "$FMT" target workload ops/s p50_us p90_us p99_us p999_us proxy_cpu mc_cpu load_cpu other% errors
+printf "$FMT" ---------- -------- ---------- -------- -------- -------- -------- --------- --------- --------- ------ ------
 
 failures=0
 for round in $(seq "$ROUNDS"); do
@@ -263,11 +267,13 @@ for round in $(seq "$ROUNDS"); do
             fi
             p0=0; [ -n "$ppid" ] && p0=$(cpu_ticks "$ppid")
             m0=$(cpu_ticks "${MC_PIDS[@]}")
+            w0=$(date +%s.%N); b0=$(machine_ticks)
             rc=0
             line=$("$MCLOAD" -s 127.0.0.1 -p "$port" -w "$wl" -N -k "$KEYS" -c "$CONNS" -d "$DEPTH" \
                    -T "$LOAD_THREADS" -t "$DURATION" -W "$WARMUP" 2>"$TMP/mcload.err") || rc=$?
             p1=0; [ -n "$ppid" ] && p1=$(cpu_ticks "$ppid")
             m1=$(cpu_ticks "${MC_PIDS[@]}")
+            w1=$(date +%s.%N); b1=$(machine_ticks)
             if [ -z "$line" ]; then
                 cat "$TMP/mcload.err" >&2
                 die "mcload against $t failed (exit $rc)"
@@ -282,11 +288,18 @@ for round in $(seq "$ROUNDS"); do
             fi
             mcpu=$(awk -v d=$((m1 - m0)) -v n="$total" -v hz="$CLK_TCK" \
                    'BEGIN { printf "%.2f", (n > 0 ? d * 1e6 / hz / n : 0) }')
+            # CPU that processes outside this benchmark used meanwhile, in % of one CPU.
+            other=$(awk -v busy=$((b1 - b0)) -v ours=$((p1 - p0 + m1 - m0)) -v hz="$CLK_TCK" \
+                    -v lc="$(field client_cpu_us_per_op "$line")" -v n="$total" -v w0="$w0" -v w1="$w1" \
+                    'BEGIN { o = busy - ours - lc * n * hz / 1e6; if (o < 0) o = 0;
+                             printf "%.0f", (w1 > w0 ? 100 * o / hz / (w1 - w0) : 0) }')
             printf "$FMT" "$t" "$wl" "$(field ops_per_sec "$line" | cut -d. -f1)" \
                 "$(field p50_us "$line")" "$(field p90_us "$line")" "$(field p99_us "$line")" \
                 "$(field p999_us "$line")" "$pcpu" "$mcpu" "$(field client_cpu_us_per_op "$line")" \
-                "$(field errors "$line")"
-            [ -n "$RESULTS" ] && echo "target=$t round=$round proxy_cpu_us_per_op=$pcpu mc_cpu_us_per_op=$mcpu $line" >>"$RESULTS"
+                "$other" "$(field errors "$line")"
+            if [ -n "$RESULTS" ]; then
+                echo "target=$t round=$round proxy_cpu_us_per_op=$pcpu mc_cpu_us_per_op=$mcpu other_cpu_pct=$other $line" >>"$RESULTS"
+            fi
             for pid in "${MC_PIDS[@]}" $ppid; do
                 kill -0 "$pid" 2>/dev/null || die "process $pid died during the $t $wl run (logs: KEEP=1)"
             done
@@ -294,7 +307,8 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 echo
-echo "# proxy_cpu, mc_cpu (both backends), load_cpu (mcload itself): CPU microseconds per request"
+echo "# proxy_cpu, mc_cpu (both backends), load_cpu (mcload itself): CPU microseconds per request;"
+echo "# other%: CPU used meanwhile by processes outside this benchmark, in % of one CPU (noise indicator)"
 
 # --- syscalls per request (optional) ---------------------------------------------
 # Traced: the proxy; for the memcached row, the backend it talks to.

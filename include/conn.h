@@ -29,6 +29,7 @@
 #include "buf.h"
 #include "msg.h"
 #include "proto_redis.h"
+#include "stats.h"
 
 struct pool;
 struct pool_server;
@@ -65,6 +66,7 @@ struct conn_ctx {
     struct buf *spare_bufs;         /* read buffers lent to conns with bytes pending */
     uint32_t nspare, spare_cap;
     bool stopping;                  /* graceful stop in progress */
+    struct stats_worker *wst;       /* this worker's own counters */
 };
 
 struct conn {
@@ -93,6 +95,7 @@ struct conn {
     char peer[64];
     /* server */
     struct pool_server *server;
+    struct stats_server *st;        /* the server's counters in this worker */
     struct msg_tqh in_q;            /* queued, not yet fully written */
     struct msg_tqh out_q;           /* written, awaiting their replies */
     uint32_t nin, nout;
@@ -126,6 +129,15 @@ void conn_set_reading(struct conn *c, bool on);
 
 /* Put c on its ctx's dirty list (idempotent). */
 void conn_mark_dirty(struct conn *c);
+
+/* Queue m on server conn s (at the head for a handshake), counting it. */
+void conn_server_enqueue(struct conn *s, struct msg *m, bool at_head);
+
+/* Take the head of s's out_q, whose reply of rsp_bytes just came. */
+struct msg *conn_server_pop_reply(struct conn *s, size_t rsp_bytes);
+
+/* Take any msg off s (out_q first, then in_q), or NULL: for failing it. */
+struct msg *conn_server_pop_any(struct conn *s);
 
 /*
  * Write what c has: a server conn writes in_q (moving written msgs to

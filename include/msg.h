@@ -45,6 +45,7 @@ struct msg {
     size_t keys_off;            /* memcached: key tokens within req */
     size_t keys_end;
     uint32_t nkeys;
+    size_t rsp_bytes;           /* reply bytes read from the server (stats) */
     int err;                    /* errno of a failure, 0 if none */
     uint8_t cmd;                /* protocol command */
     bool done;                  /* reply complete (or failed) */

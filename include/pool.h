@@ -11,6 +11,7 @@
 
 #include "conn.h"
 #include "dist.h"
+#include "stats.h"
 #include "util.h"
 
 struct conf_pool;
@@ -23,6 +24,7 @@ struct pool_server {
     uint32_t nconns;
     uint32_t idx;                   /* index in identity order */
     uint32_t failures;              /* consecutive failures seen by this worker */
+    struct stats_server *st;        /* this worker's counters for the server */
 };
 
 struct pool {
@@ -35,11 +37,14 @@ struct pool {
     struct conn_tqh clients;        /* this worker's client conns of the pool */
     uint32_t nclients;
     event_callback_fn server_cb;    /* route's server event callback */
+    struct stats_pool *st;          /* this worker's counters for the pool */
 };
 
-/* Build p from cp for ctx's worker. Returns 0 or -1 (out of memory). */
+/* Build p from cp for ctx's worker, counting into st and sst[nservers]
+   (owned by the supervisor). Returns 0 or -1 (out of memory). */
 int pool_init(struct pool *p, const struct conf_pool *cp, struct conn_ctx *ctx,
-              event_callback_fn server_cb) MUSTCHECK;
+              event_callback_fn server_cb, struct stats_pool *st,
+              struct stats_server *sst) MUSTCHECK;
 /* Close every server conn and free p's memory (clients are the caller's). */
 void pool_destroy(struct pool *p);
 

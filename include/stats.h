@@ -7,6 +7,9 @@
 #ifndef CMX_STATS_H
 #define CMX_STATS_H
 
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 enum stats_type { STATS_COUNTER, STATS_GAUGE, STATS_TIMESTAMP };
@@ -33,6 +36,76 @@ enum stats_type { STATS_COUNTER, STATS_GAUGE, STATS_TIMESTAMP };
     X(in_queue_bytes, STATS_GAUGE, "current request bytes in incoming queue")       \
     X(out_queue, STATS_GAUGE, "# requests in outgoing queue")                       \
     X(out_queue_bytes, STATS_GAUGE, "current request bytes in outgoing queue")
+
+#define STATS_FIELD_P(name, type, desc) STATS_P_##name,
+#define STATS_FIELD_S(name, type, desc) STATS_S_##name,
+enum stats_pool_field { STATS_POOL_LIST(STATS_FIELD_P) STATS_POOL_NFIELDS };
+enum stats_server_field { STATS_SERVER_LIST(STATS_FIELD_S) STATS_SERVER_NFIELDS };
+#undef STATS_FIELD_P
+#undef STATS_FIELD_S
+
+/*
+ * Counter blocks. Each is written by exactly one worker (relaxed load+store,
+ * a plain add on x86-64, no lock prefix) and read by the supervisor with
+ * relaxed loads when it renders. Blocks are cache-line aligned so two
+ * workers never write the same line.
+ */
+struct stats_server {
+    _Atomic uint64_t f[STATS_SERVER_NFIELDS];
+} __attribute__((aligned(64)));
+
+struct stats_pool {
+    _Atomic uint64_t f[STATS_POOL_NFIELDS];
+} __attribute__((aligned(64)));
+
+/* Per worker, beyond its pools: for the per-worker view. */
+struct stats_worker {
+    _Atomic uint64_t curr_connections;  /* clients + server conns + listeners */
+    _Atomic uint64_t total_connections; /* ever opened, same kinds */
+    _Atomic uint64_t clients;           /* client conns open now */
+    _Atomic uint64_t requests;          /* client requests parsed */
+} __attribute__((aligned(64)));
+
+/* Add d (may be negative, for gauges) to a counter its owner writes. */
+static inline void
+stats_add(_Atomic uint64_t *c, int64_t d)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (uint64_t)d,
+                          memory_order_relaxed);
+}
+
+static inline uint64_t
+stats_get(const _Atomic uint64_t *c)
+{
+    return atomic_load_explicit((_Atomic uint64_t *)c, memory_order_relaxed);
+}
+
+/* A summed, plain view of one pool for rendering. */
+struct stats_pool_view {
+    const char *name;
+    uint64_t f[STATS_POOL_NFIELDS];
+    size_t nservers;
+    const char *const *server_names;    /* [nservers], identity order */
+    const uint64_t (*sf)[STATS_SERVER_NFIELDS];
+};
+
+struct stats_doc {
+    const char *service;
+    const char *source;
+    const char *version;
+    uint64_t uptime;
+    uint64_t timestamp;
+    uint64_t total_connections;
+    uint64_t curr_connections;
+    const struct stats_pool_view *pools;
+    size_t npools;
+};
+
+struct buf;
+
+/* Render twemproxy's stats JSON document (with a trailing newline) into b.
+   Returns 0 or -1 (out of memory). */
+int stats_render_json(struct buf *b, const struct stats_doc *d);
 
 const char *stats_type_name(enum stats_type t);
 

@@ -16,17 +16,27 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "stats.h"
 #include "util.h"
 
 struct conf;
 struct listener;
 struct pool;
 
+/* One worker's counters; allocated and freed by the supervisor, written
+   only by the worker, read by the supervisor. */
+struct worker_stats {
+    struct stats_worker w;
+    struct stats_pool *pools;       /* [npools] */
+    struct stats_server **servers;  /* [npools][that pool's nservers] */
+};
+
 struct worker {
     int id;
     pthread_t thread;
     const struct conf *conf;
     const int *shared_fds;          /* per pool: shared unix listen fd, or -1 */
+    struct worker_stats *stats;
     struct event_base *base;
     struct conn_ctx ctx;
     struct pool *pools;             /* [npools] */
@@ -49,7 +59,12 @@ struct worker {
 };
 
 /* Start w's thread. Returns 0 or -errno. */
-int worker_start(struct worker *w, int id, const struct conf *conf, const int *shared_fds) MUSTCHECK;
+int worker_start(struct worker *w, int id, const struct conf *conf, const int *shared_fds,
+                 struct worker_stats *stats) MUSTCHECK;
+
+/* Allocate zeroed counters for conf's pools, or NULL. */
+struct worker_stats *worker_stats_new(const struct conf *conf);
+void worker_stats_free(struct worker_stats *ws, const struct conf *conf);
 
 /* Wait until w is ready (0) or failed (-1, reason in w->start_err). */
 int worker_wait_ready(struct worker *w);

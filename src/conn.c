@@ -238,6 +238,57 @@ conn_msg_free(struct conn_ctx *ctx, struct msg *m)
     msg_put(&ctx->msgs, m);
 }
 
+void
+conn_server_enqueue(struct conn *s, struct msg *m, bool at_head)
+{
+    size_t n = buf_len(&m->req);
+
+    m->server = s;
+    if (at_head) {
+        TAILQ_INSERT_HEAD(&s->in_q, m, s_tqe);
+    } else {
+        TAILQ_INSERT_TAIL(&s->in_q, m, s_tqe);
+    }
+    s->nin++;
+    stats_add(&s->st->f[STATS_S_requests], 1);
+    stats_add(&s->st->f[STATS_S_request_bytes], (int64_t)n);
+    stats_add(&s->st->f[STATS_S_in_queue], 1);
+    stats_add(&s->st->f[STATS_S_in_queue_bytes], (int64_t)n);
+}
+
+struct msg *
+conn_server_pop_reply(struct conn *s, size_t rsp_bytes)
+{
+    struct msg *m = TAILQ_FIRST(&s->out_q);
+
+    TAILQ_REMOVE(&s->out_q, m, s_tqe);
+    s->nout--;
+    stats_add(&s->st->f[STATS_S_out_queue], -1);
+    stats_add(&s->st->f[STATS_S_out_queue_bytes], -(int64_t)buf_len(&m->req));
+    stats_add(&s->st->f[STATS_S_responses], 1);
+    stats_add(&s->st->f[STATS_S_response_bytes], (int64_t)rsp_bytes);
+    return m;
+}
+
+struct msg *
+conn_server_pop_any(struct conn *s)
+{
+    struct msg *m;
+
+    if ((m = TAILQ_FIRST(&s->out_q)) != NULL) {
+        TAILQ_REMOVE(&s->out_q, m, s_tqe);
+        s->nout--;
+        stats_add(&s->st->f[STATS_S_out_queue], -1);
+        stats_add(&s->st->f[STATS_S_out_queue_bytes], -(int64_t)buf_len(&m->req));
+    } else if ((m = TAILQ_FIRST(&s->in_q)) != NULL) {
+        TAILQ_REMOVE(&s->in_q, m, s_tqe);
+        s->nin--;
+        stats_add(&s->st->f[STATS_S_in_queue], -1);
+        stats_add(&s->st->f[STATS_S_in_queue_bytes], -(int64_t)buf_len(&m->req));
+    }
+    return m;
+}
+
 static int
 conn_writev(struct conn *c, struct iovec *iov, int iovcnt, size_t *written)
 {
@@ -296,10 +347,15 @@ conn_flush_server(struct conn *c)
             }
             written -= left;
             m->req_sent += left;
+            size_t bytes = buf_len(&m->req);
             TAILQ_REMOVE(&c->in_q, m, s_tqe);
             c->nin--;
             TAILQ_INSERT_TAIL(&c->out_q, m, s_tqe);
             c->nout++;
+            stats_add(&c->st->f[STATS_S_in_queue], -1);
+            stats_add(&c->st->f[STATS_S_in_queue_bytes], -(int64_t)bytes);
+            stats_add(&c->st->f[STATS_S_out_queue], 1);
+            stats_add(&c->st->f[STATS_S_out_queue_bytes], (int64_t)bytes);
         }
         if (TAILQ_EMPTY(&c->in_q)) {
             conn_set_writing(c, false);

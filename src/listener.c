@@ -48,6 +48,10 @@ listener_add_client(struct listener *l, int fd, const struct sockaddr *sa, sockl
     }
     TAILQ_INSERT_TAIL(&p->clients, c, pool_tqe);
     p->nclients++;
+    stats_add(&p->st->f[STATS_P_client_connections], 1);
+    stats_add(&p->ctx->wst->clients, 1);
+    stats_add(&p->ctx->wst->curr_connections, 1);
+    stats_add(&p->ctx->wst->total_connections, 1);
     log_info("accepted client %s on pool %s", c->peer, p->cp->name);
 }
 
@@ -135,6 +139,8 @@ listener_open(struct listener *l, struct pool *p, int shared_fd, event_callback_
     evtimer_assign(&l->retry, p->ctx->base, listener_retry_cb, l);
     event_add(&l->ev, NULL);
     l->active = true;
+    stats_add(&p->ctx->wst->curr_connections, 1);
+    stats_add(&p->ctx->wst->total_connections, 1);
     return 0;
 }
 
@@ -147,6 +153,7 @@ listener_close(struct listener *l)
     event_del(&l->ev);
     event_del(&l->retry);
     l->active = false;
+    stats_add(&l->pool->ctx->wst->curr_connections, -1);
     if (l->owned) {
         close(l->fd);
     }

@@ -19,10 +19,11 @@
 
 int
 pool_init(struct pool *p, const struct conf_pool *cp, struct conn_ctx *ctx,
-          event_callback_fn server_cb)
+          event_callback_fn server_cb, struct stats_pool *st, struct stats_server *sst)
 {
     memset(p, 0, sizeof(*p));
     p->cp = cp;
+    p->st = st;
     p->ctx = ctx;
     p->server_cb = server_cb;
     TAILQ_INIT(&p->clients);
@@ -38,6 +39,7 @@ pool_init(struct pool *p, const struct conf_pool *cp, struct conn_ctx *ctx,
         s->cs = cs;
         s->pool = p;
         s->idx = (uint32_t)i;
+        s->st = &sst[i];
         s->nconns = cp->server_connections;
         s->conns = calloc(s->nconns, sizeof(*s->conns));
         if (s->conns == NULL) {
@@ -46,6 +48,7 @@ pool_init(struct pool *p, const struct conf_pool *cp, struct conn_ctx *ctx,
         for (uint32_t j = 0; j < s->nconns; j++) {
             conn_server_init(&s->conns[j], ctx, s);
             s->conns[j].pool = p;
+            s->conns[j].st = s->st;
         }
         p->dservers[i].ident = cs->ident;
         p->dservers[i].ident_len = strlen(cs->ident);
@@ -104,6 +107,9 @@ pool_connect(struct pool *p, struct conn *c)
         net_set_keepalive(fd);
     }
     conn_server_attach(c, fd, p->server_cb);
+    stats_add(&c->st->f[STATS_S_server_connections], 1);
+    stats_add(&p->ctx->wst->curr_connections, 1);
+    stats_add(&p->ctx->wst->total_connections, 1);
     log_debug("pool %s: connecting to server %s (conn %" PRIu64 ")", p->cp->name, cs->ident,
               c->id);
     return 0;

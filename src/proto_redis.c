@@ -247,7 +247,7 @@ redis_cmd_cmp(const uint8_t *name, size_t len, const char *lit)
             a = (uint8_t)(a - 'A' + 'a');
         }
         if (b == '\0' || a != b) {
-            /* a NUL in the table sorts first, like a shorter string */
+            /* the table's name ending first makes it the smaller one */
             return b == '\0' ? 1 : (int)a - (int)b;
         }
     }
@@ -319,7 +319,7 @@ redis_parse_hdr(const uint8_t *buf, size_t len, size_t pos, uint64_t max_pos, ui
             if ((ndigits > 0 && v == 0) || (neg && d == 0 && ndigits == 0)) {
                 return HDR_BAD;
             }
-            if (v > (lim - d) / 10) {
+            if (d > lim || v > (lim - d) / 10) {
                 return HDR_BAD;
             }
             v = v * 10 + d;
@@ -542,8 +542,8 @@ redis_parse_req(struct redis_req *r, const uint8_t *buf, size_t len, uint64_t ma
             }
             break;
         case REQ_ARG_BODY:
-            /* bulk_len <= 512 MiB and pos <= len: no overflow either way */
-            if (len - r->pos < r->bulk_len + 2) {
+            /* bulk_len <= 512 MiB: no overflow either way */
+            if (r->pos > len || len - r->pos < r->bulk_len + 2) {
                 return REDIS_PARSE_AGAIN;
             }
             r->pos += (size_t)r->bulk_len;
@@ -864,7 +864,7 @@ redis_parse_rsp(struct redis_rsp *r, const uint8_t *buf, size_t len)
             }
             break;
         case RSP_BODY:
-            if (len - r->pos < r->bulk_len + 2) {
+            if (r->pos > len || len - r->pos < r->bulk_len + 2) {
                 return REDIS_PARSE_AGAIN;
             }
             r->pos += (size_t)r->bulk_len;

@@ -63,12 +63,11 @@ route_forward_to(struct conn *c, struct pool_server *s, struct msg *m)
     struct conn *sc = pool_server_conn(s, c, &err);
 
     if (sc == NULL) {
+        stats_add(&c->pool->st->f[STATS_P_forward_error], 1);
         route_msg_fail(c->ctx, m, err);
         return;
     }
-    m->server = sc;
-    TAILQ_INSERT_TAIL(&sc->in_q, m, s_tqe);
-    sc->nin++;
+    conn_server_enqueue(sc, m, false);
     conn_mark_dirty(sc);
 }
 
@@ -78,6 +77,7 @@ route_forward(struct conn *c, struct msg *m, const uint8_t *key, size_t len)
     struct pool_server *s = pool_pick(c->pool, key, len);
 
     if (s == NULL) {
+        stats_add(&c->pool->st->f[STATS_P_forward_error], 1);
         route_msg_fail(c->ctx, m, ECONNREFUSED);
         return;
     }
@@ -127,18 +127,7 @@ route_server_dequeue_all(struct conn *s, int err)
 {
     struct msg *m;
 
-    while ((m = TAILQ_FIRST(&s->out_q)) != NULL) {
-        TAILQ_REMOVE(&s->out_q, m, s_tqe);
-        s->nout--;
-        if (m->timed_out) {
-            conn_msg_free(s->ctx, m);
-        } else {
-            route_msg_fail(s->ctx, m, err);
-        }
-    }
-    while ((m = TAILQ_FIRST(&s->in_q)) != NULL) {
-        TAILQ_REMOVE(&s->in_q, m, s_tqe);
-        s->nin--;
+    while ((m = conn_server_pop_any(s)) != NULL) {
         if (m->timed_out) {
             conn_msg_free(s->ctx, m);
         } else {
@@ -150,6 +139,10 @@ route_server_dequeue_all(struct conn *s, int err)
 static void
 route_server_reset(struct conn *s)
 {
+    if (s->fd >= 0) {
+        stats_add(&s->st->f[STATS_S_server_connections], -1);
+        stats_add(&s->ctx->wst->curr_connections, -1);
+    }
     conn_close_socket(s);
     if (s->dirty) {
         TAILQ_REMOVE(&s->ctx->dirty_servers, s, dirty_tqe);
@@ -166,6 +159,7 @@ route_server_fail(struct conn *s, int err)
 
     log_warn("pool %s: server %s failed: %s (%" PRIu32 " in flight)", ps->pool->cp->name,
              ps->cs->ident, util_strerror(err, ebuf, sizeof(ebuf)), s->nin + s->nout);
+    stats_add(&s->st->f[err == ECONNRESET ? STATS_S_server_eof : STATS_S_server_err], 1);
     route_server_reset(s);
     ps->failures++;
     route_server_dequeue_all(s, err);
@@ -218,6 +212,7 @@ route_server_read(struct conn *s)
             /* An idle conn closed by the server is not a failure. */
             log_info("pool %s: server %s closed an idle connection", s->pool->cp->name,
                      s->server->cs->ident);
+            stats_add(&s->st->f[STATS_S_server_eof], 1);
             route_server_reset(s);
         }
         return;
@@ -273,6 +268,9 @@ route_client_close(struct conn *c, const char *reason)
     }
     TAILQ_REMOVE(&c->pool->clients, c, pool_tqe);
     c->pool->nclients--;
+    stats_add(&c->pool->st->f[STATS_P_client_connections], -1);
+    stats_add(&c->ctx->wst->clients, -1);
+    stats_add(&c->ctx->wst->curr_connections, -1);
     conn_client_close(c);
 }
 
@@ -291,10 +289,12 @@ route_client_read(struct conn *c)
         return;
     }
     if (n < 0) {
+        stats_add(&c->pool->st->f[STATS_P_client_err], 1);
         route_client_close(c, "read error");
         return;
     }
     if (n == 0) {
+        stats_add(&c->pool->st->f[STATS_P_client_eof], 1);
         c->eof = true;
         conn_set_reading(c, false);
     }
@@ -324,6 +324,7 @@ route_client_after_flush(struct conn *c, int flush_rc)
     if (flush_rc == -ECONNABORTED) {
         route_client_close(c, "closed after reply");
     } else if (flush_rc < 0) {
+        stats_add(&c->pool->st->f[STATS_P_client_err], 1);
         route_client_close(c, "write error");
     } else if (route_client_finished(c)) {
         route_client_close(c, "drained");

@@ -138,6 +138,7 @@ route_mc_split(struct conn *c, struct msg *m, const uint8_t *line, const struct 
     m->keys_off = req->keys_off;
     m->keys_end = req->keys_end;
     m->nkeys = req->nkeys;
+    stats_add(&p->st->f[STATS_P_fragments], nfrags);
     for (uint32_t f = 0; f < nfrags; f++) {
         route_forward_to(c, servers[f], m->frags[f]);
     }
@@ -165,6 +166,7 @@ route_mc_request(struct conn *c, const uint8_t *buf, const struct mc_req *req)
         return;
     }
     m->start_usec = util_mono_usec();
+    stats_add(&ctx->wst->requests, 1);
     route_client_enqueue(c, m);
 
     if (req->cmd == MC_VERSION) {
@@ -274,11 +276,11 @@ route_mc_server_input(struct conn *s)
             }
         }
         buf_consume(&s->in, rsp.len);
+        m->rsp_bytes += rsp.len;
         if (retrieval && rsp.type == MC_RSP_VALUE) {
             continue;
         }
-        TAILQ_REMOVE(&s->out_q, m, s_tqe);
-        s->nout--;
+        (void)conn_server_pop_reply(s, m->rsp_bytes);
         s->server->failures = 0;
         if (m->timed_out) {
             conn_msg_free(s->ctx, m);

@@ -270,6 +270,7 @@ route_redis_split(struct conn *c, struct msg *m, const struct redis_req *r, cons
             }
         }
     }
+    stats_add(&p->st->f[STATS_P_fragments], nfrags);
     for (uint32_t f = 0; f < nfrags; f++) {
         route_forward_to(c, servers[f], m->frags[f]);
     }
@@ -335,6 +336,7 @@ route_redis_request(struct conn *c, const uint8_t *buf, const struct redis_req *
     }
     m->cmd = (uint8_t)cmd->route;
     m->start_usec = util_mono_usec();
+    stats_add(&c->ctx->wst->requests, 1);
     route_client_enqueue(c, m);
 
     switch (cmd->route) {
@@ -458,8 +460,7 @@ route_redis_server_input(struct conn *s)
             return -EINVAL;
         }
         size_t n = s->rrsp.total_len;
-        TAILQ_REMOVE(&s->out_q, m, s_tqe);
-        s->nout--;
+        (void)conn_server_pop_reply(s, n);
         if (m->handshake) {
             int hrc = route_redis_handshake_reply(s, m, p, n);
             buf_consume(&s->in, n);
@@ -601,9 +602,7 @@ route_redis_queue_handshake(struct conn *s, const char *cmd, const char *arg)
         msg_put(&s->ctx->msgs, m);
         return -ENOMEM;
     }
-    m->server = s;
-    TAILQ_INSERT_HEAD(&s->in_q, m, s_tqe);
-    s->nin++;
+    conn_server_enqueue(s, m, true);
     return 0;
 }
 

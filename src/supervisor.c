@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "cli.h"
 #include "conf.h"
 #include "log.h"
@@ -32,7 +33,9 @@ struct supervisor {
     const struct cli_opts *opts;
     struct event_base *base;
     struct worker *workers;
+    struct worker_stats **wstats;   /* [nworkers], owned here, written by workers */
     int nworkers;
+    struct admin *admin;
     int *shared_fds;            /* per pool: unix listen fd or -1 */
     ino_t *shared_inodes;       /* their inodes, to unlink only our own */
     int ready_fd;               /* -d: pipe to the waiting parent, or -1 */
@@ -346,11 +349,20 @@ supervisor_run(struct conf *c, const struct cli_opts *o)
     }
     sv.nworkers = c->workers > 0 ? c->workers : supervisor_workers_auto();
     sv.workers = calloc((size_t)sv.nworkers, sizeof(*sv.workers));
+    sv.wstats = calloc((size_t)sv.nworkers, sizeof(*sv.wstats));
     sv.shared_fds = calloc(c->npools, sizeof(*sv.shared_fds));
     sv.shared_inodes = calloc(c->npools, sizeof(*sv.shared_inodes));
-    if (sv.workers == NULL || sv.shared_fds == NULL || sv.shared_inodes == NULL) {
+    if (sv.workers == NULL || sv.wstats == NULL || sv.shared_fds == NULL ||
+        sv.shared_inodes == NULL) {
         log_error("out of memory");
         goto out;
+    }
+    for (int i = 0; i < sv.nworkers; i++) {
+        sv.wstats[i] = worker_stats_new(c);
+        if (sv.wstats[i] == NULL) {
+            log_error("out of memory");
+            goto out;
+        }
     }
     for (size_t i = 0; i < c->npools; i++) {
         sv.shared_fds[i] = -1;
@@ -375,7 +387,7 @@ supervisor_run(struct conf *c, const struct cli_opts *o)
     log_notice("cachemux-%s starting with %d workers (pid %d)", PACKAGE_VERSION, sv.nworkers,
                (int)getpid());
     for (int i = 0; i < sv.nworkers; i++) {
-        int e = worker_start(&sv.workers[i], i, c, sv.shared_fds);
+        int e = worker_start(&sv.workers[i], i, c, sv.shared_fds, sv.wstats[i]);
         if (e != 0) {
             log_error("cannot start worker %d: %s", i, strerror(-e));
             goto out;
@@ -388,6 +400,12 @@ supervisor_run(struct conf *c, const struct cli_opts *o)
             goto out;
         }
     }
+    char aerr[256];
+    sv.admin = admin_start(sv.base, c, sv.workers, sv.nworkers, aerr, sizeof(aerr));
+    if (sv.admin == NULL) {
+        log_error("%s", aerr);
+        goto out;
+    }
     supervisor_log_capacity(&sv);
     log_notice("ready: %zu pools, %d workers", c->npools, sv.nworkers);
     supervisor_tell_parent(&sv, 0);
@@ -396,7 +414,12 @@ supervisor_run(struct conf *c, const struct cli_opts *o)
     rc = 0;
 
 out:
+    admin_stop(sv.admin);
     supervisor_stop_workers(&sv, started);
+    for (int i = 0; sv.wstats != NULL && i < sv.nworkers; i++) {
+        worker_stats_free(sv.wstats[i], c);
+    }
+    free(sv.wstats);
     supervisor_tell_parent(&sv, 1);
     supervisor_close_unix(&sv);
     supervisor_remove_pid(&sv);

@@ -146,10 +146,10 @@ worker_cleanup(struct worker *w)
         pool_destroy(&w->pools[i]);
     }
     conn_ctx_destroy(&w->ctx);
-    if (w->efd >= 0) {
+    if (w->base != NULL) {
         event_del(&w->inbox_ev);
+        event_del(&w->stop_timer);
     }
-    event_del(&w->stop_timer);
     free(w->pools);
     free(w->listeners);
     w->pools = NULL;
@@ -178,6 +178,7 @@ worker_setup(struct worker *w, char *err, size_t errlen)
         return -1;
     }
     conn_ctx_init(&w->ctx, w->base, w->id, cf->mbuf_size, cf->max_request_size);
+    w->ctx.wst = &w->stats->w;
     evtimer_assign(&w->stop_timer, w->base, worker_stop_timer_cb, w);
     event_assign(&w->inbox_ev, w->base, w->efd, EV_READ | EV_PERSIST, worker_inbox_cb, w);
     event_add(&w->inbox_ev, NULL);
@@ -192,7 +193,8 @@ worker_setup(struct worker *w, char *err, size_t errlen)
         w->listeners[i].fd = -1;
     }
     for (size_t i = 0; i < cf->npools; i++) {
-        if (pool_init(&w->pools[i], &cf->pools[i], &w->ctx, route_server_event) != 0) {
+        if (pool_init(&w->pools[i], &cf->pools[i], &w->ctx, route_server_event,
+                      &w->stats->pools[i], w->stats->servers[i]) != 0) {
             snprintf(err, errlen, "pool %s: out of memory", cf->pools[i].name);
             return -1;
         }
@@ -240,8 +242,51 @@ worker_main(void *arg)
     return NULL;
 }
 
+struct worker_stats *
+worker_stats_new(const struct conf *conf)
+{
+    struct worker_stats *ws = aligned_alloc(64, sizeof(*ws));
+
+    if (ws == NULL) {
+        return NULL;
+    }
+    memset(ws, 0, sizeof(*ws));
+    ws->pools = aligned_alloc(64, sizeof(*ws->pools) * (conf->npools ? conf->npools : 1));
+    ws->servers = calloc(conf->npools ? conf->npools : 1, sizeof(*ws->servers));
+    if (ws->pools == NULL || ws->servers == NULL) {
+        worker_stats_free(ws, conf);
+        return NULL;
+    }
+    memset(ws->pools, 0, sizeof(*ws->pools) * conf->npools);
+    for (size_t i = 0; i < conf->npools; i++) {
+        size_t n = conf->pools[i].nservers;
+        ws->servers[i] = aligned_alloc(64, sizeof(**ws->servers) * n);
+        if (ws->servers[i] == NULL) {
+            worker_stats_free(ws, conf);
+            return NULL;
+        }
+        memset(ws->servers[i], 0, sizeof(**ws->servers) * n);
+    }
+    return ws;
+}
+
+void
+worker_stats_free(struct worker_stats *ws, const struct conf *conf)
+{
+    if (ws == NULL) {
+        return;
+    }
+    for (size_t i = 0; ws->servers != NULL && i < conf->npools; i++) {
+        free(ws->servers[i]);
+    }
+    free(ws->servers);
+    free(ws->pools);
+    free(ws);
+}
+
 int
-worker_start(struct worker *w, int id, const struct conf *conf, const int *shared_fds)
+worker_start(struct worker *w, int id, const struct conf *conf, const int *shared_fds,
+             struct worker_stats *stats)
 {
     sigset_t all, old;
     int rc;
@@ -250,6 +295,7 @@ worker_start(struct worker *w, int id, const struct conf *conf, const int *share
     w->id = id;
     w->conf = conf;
     w->shared_fds = shared_fds;
+    w->stats = stats;
     w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->efd < 0) {
         return -errno;

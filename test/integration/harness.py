@@ -178,12 +178,15 @@ def _cleanup():
     with _lock:
         kids = list(_children)
         extra = list(_extra_pids)
+    leftovers = []
     for p in kids:
         if p.poll() is None:
+            leftovers += _descendants(p.pid)
             try:
                 p.kill()
             except OSError:
                 pass
+    kill_leftovers(leftovers)
     for pid in extra:
         if _pid_alive(pid):
             try:
@@ -206,11 +209,18 @@ atexit.register(_cleanup)
 
 
 def _on_signal(signum, frame):
-    # make atexit run when the test driver kills us
-    raise SystemExit(128 + signum)
+    # The test driver is killing us: kill every child and remove the temp dir
+    # now (unittest would catch a SystemExit and carry on with the next test).
+    try:
+        sys.stdout.write("\nkilled by signal %d\n" % signum)
+        sys.stdout.flush()
+    except Exception:
+        pass
+    _cleanup()
+    os._exit(128 + signum)
 
 
-for _s in (signal.SIGTERM, signal.SIGHUP):
+for _s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
     signal.signal(_s, _on_signal)
 
 
@@ -248,8 +258,27 @@ def spawn(argv, stdout=None, stderr=None, stdin=subprocess.DEVNULL, env=None, cw
     return p
 
 
+def _descendants(pid):
+    try:
+        return [d for d in _pid_tree(pid) if d != pid]
+    except OSError:
+        return []
+
+
+def kill_leftovers(pids):
+    """SIGKILL processes (descendants of a child we started) still alive."""
+    for d in pids:
+        if _pid_alive(d):
+            try:
+                os.kill(d, signal.SIGKILL)
+            except OSError:
+                pass
+
+
 def kill_proc(p, sig=signal.SIGKILL, timeout=10):
-    """Kill one child we started (by its PID) and reap it."""
+    """Kill one child we started (by its PID) and reap it; then SIGKILL any
+    of its descendants that outlived it (a wrapper's children)."""
+    kids = _descendants(p.pid) if p.poll() is None else []
     if p.poll() is None:
         try:
             os.kill(p.pid, sig)
@@ -260,6 +289,7 @@ def kill_proc(p, sig=signal.SIGKILL, timeout=10):
     except subprocess.TimeoutExpired:
         p.kill()
         p.wait(timeout=10)
+    kill_leftovers(kids)
 
 
 # Logs of processes started by the current test, dumped when it fails.
@@ -845,7 +875,8 @@ class Proxy:
         return True
 
     def _tcp_ports(self):
-        return [p.port for p in self.pools if p.listen is None] + [self.stats_port]
+        """Ports that must accept before the proxy counts as started."""
+        return [p.port for p in self.pools if p.listen is None]
 
     def start(self, tries=6):
         last = None
@@ -875,8 +906,13 @@ class Proxy:
                 raise
         raise RuntimeError("could not start %s: %s" % (self.kind, last))
 
+    # After one start timed out, later starts wait less, so that a broken
+    # binary fails every test quickly instead of taking the suite's time.
+    _timed_out_before = False
+
     def _wait_ready(self):
-        deadline = time.time() + scaled(self.start_timeout)
+        limit = self.start_timeout if not Proxy._timed_out_before else min(self.start_timeout, 3.0)
+        deadline = time.time() + scaled(limit)
         pending = list(self._tcp_ports())
         while True:
             if self.proc.poll() is not None:
@@ -890,12 +926,15 @@ class Proxy:
             if not pending and self._ready_in_log():
                 break
             if time.time() > deadline:
+                Proxy._timed_out_before = True
                 raise RuntimeError("%s not ready within %.1fs (ports not accepting: %s, "
                                    "ready line logged: %s)%s"
-                                   % (self.kind, scaled(self.start_timeout), pending,
+                                   % (self.kind, scaled(limit), pending,
                                       self._ready_in_log(), _log_tail(self.log)))
             time.sleep(0.02)
-        for port in self._tcp_ports():
+        for port in self._tcp_ports() + [self.stats_port]:
+            if not _listen_inodes(port):
+                continue        # (the stats port is not waited for)
             if owns_port(self.proc.pid, port) is False and self._pickable():
                 raise PortInUse("port %d is shared with another process" % port)
 
@@ -918,7 +957,7 @@ class Cachemux(Proxy):
     kind = "cachemux"
 
     def __init__(self, pools, stats_port=None, verbose=6, extra_args=(), workers=2,
-                 globals_=None, start_timeout=15.0, stop_timeout=15.0):
+                 globals_=None, start_timeout=10.0, stop_timeout=15.0):
         Proxy.__init__(self, pools, stats_port, verbose, extra_args, workers, globals_, start_timeout)
         self.stop_timeout = stop_timeout
         self.san_dir = tmp_dir("sanitizer")
@@ -946,12 +985,15 @@ class Cachemux(Proxy):
         if self.proc is None:
             return
         p, self.proc = self.proc, None
+        kids = _descendants(p.pid) if p.poll() is None else []
         if p.poll() is None:
             os.kill(p.pid, sig)
         try:
             rc = p.wait(timeout=scaled(self.stop_timeout))
+            kill_leftovers(kids)
         except subprocess.TimeoutExpired:
             kill_proc(p)
+            kill_leftovers(kids)
             raise AssertionError("cachemux (pid %d) did not exit within %.1fs of signal %d%s"
                                  % (p.pid, scaled(self.stop_timeout), sig, _log_tail(self.log)))
         assert_no_sanitizer_reports(self.san_dir)
@@ -1036,6 +1078,41 @@ def mc_reply_end(buf, pos=0):
             first = False
             continue
         return nl + 2
+
+
+def resp_reply_end(buf, pos=0):
+    """End offset of the complete RESP2 reply at buf[pos] (any type, nested
+    to any depth), or None if incomplete."""
+    nl = buf.find(b"\r\n", pos)
+    if nl < 0:
+        return None
+    t = buf[pos:pos + 1]
+    if t in (b"+", b"-", b":"):
+        return nl + 2
+    if t == b"$":
+        n = int(buf[pos + 1:nl])
+        if n < 0:
+            return nl + 2
+        end = nl + 2 + n + 2
+        return end if len(buf) >= end else None
+    if t == b"*":
+        n = int(buf[pos + 1:nl])
+        p = nl + 2
+        for _ in range(max(n, 0)):
+            p = resp_reply_end(buf, p)
+            if p is None:
+                return None
+        return p
+    raise ValueError("not a RESP reply: %r" % bytes(buf[pos:pos + 60]))
+
+
+def resp_command(*args):
+    """A RESP multibulk request."""
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
 
 
 def split_mc_replies(buf):
@@ -1152,10 +1229,22 @@ class Client:
 
     def read_replies(self, n, timeout=None):
         """A list of n complete memcached replies."""
+        return self._read_units(n, mc_reply_end, timeout)
+
+    def read_resp(self, n, timeout=None):
+        """A list of n complete RESP replies."""
+        return self._read_units(n, resp_reply_end, timeout)
+
+    def resp(self, *args, timeout=None):
+        """Send one RESP command and return its reply bytes."""
+        self.send(resp_command(*args))
+        return self.read_resp(1, timeout)[0]
+
+    def _read_units(self, n, end_of, timeout):
         deadline = time.time() + (scaled(timeout) if timeout else self.timeout)
         out = []
         while len(out) < n:
-            e = mc_reply_end(self.buf)
+            e = end_of(self.buf) if self.buf else None
             if e is not None:
                 out.append(bytes(self.buf[:e]))
                 del self.buf[:e]
@@ -1175,9 +1264,10 @@ class Client:
         self.send(data)
         return b"".join(self.read_replies(n, timeout))
 
-    def pipeline(self, data, n, timeout=None):
+    def pipeline(self, data, n, timeout=None, resp=False):
         """Send data while reading n replies concurrently (no deadlock when the
-        peer stops reading until we read). Returns the list of replies."""
+        peer stops reading until we read). Returns the list of replies
+        (memcached replies, or RESP replies with resp=True)."""
         if isinstance(data, str):
             data = data.encode()
         deadline = time.time() + (scaled(timeout) if timeout else self.timeout)
@@ -1209,7 +1299,8 @@ class Client:
                         pass
         finally:
             self.sock.setblocking(True)
-        return self.read_replies(n, timeout=max(0.1, deadline - time.time()) / TIME_SCALE)
+        left = max(0.1, deadline - time.time()) / TIME_SCALE
+        return self.read_resp(n, left) if resp else self.read_replies(n, left)
 
     def read_until_close(self, timeout=None):
         """All bytes until EOF; raises socket.timeout if the peer keeps it open."""
@@ -1456,6 +1547,7 @@ def main(require=(), test_timeout=180):
             print("0 passed, 1 failed")
             sys.exit(1)
         print("SKIP: missing %s" % ", ".join(miss))
+        print("0 passed, 0 failed")
         sys.exit(SKIP)
     print("proxy under test: %s (%s)" % (PROXY_KIND, CACHEMUX if PROXY_KIND == "cachemux"
                                           else BINARIES["nutcracker"]()))

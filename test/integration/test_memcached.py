@@ -690,7 +690,6 @@ class NutcrackerComparison(h.IntegrationTest):
     """The committed corpus gives byte-identical replies from cachemux and
     nutcracker, each in front of its own fresh memcached pair."""
 
-    @h.requires("nutcracker")
     def test_corpus_byte_identical(self):
         batches = load_corpus()
         ncmd = sum(len(h.mc_requests(b)) for _, b in batches)
@@ -792,4 +791,4 @@ def unescape(line):
 
 
 if __name__ == "__main__":
-    h.main(require=("memcached",))
+    h.main(require=("memcached", "nutcracker"))

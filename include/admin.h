@@ -1,0 +1,25 @@
+/*
+ * admin: the supervisor's operator endpoints. The stats port answers every
+ * TCP connect with one twemproxy-format JSON document summed over the
+ * workers at that moment, then closes; nothing is read. Runs on the
+ * supervisor's event_base only; reads the workers' counters with relaxed
+ * loads, never touches anything else of theirs.
+ */
+#ifndef CMX_ADMIN_H
+#define CMX_ADMIN_H
+
+#include <event2/event.h>
+#include <stddef.h>
+
+struct conf;
+struct worker;
+
+struct admin;
+
+/* Listen on the conf's stats address (SO_REUSEPORT, so a successor process
+   can share it). Returns NULL with a reason in err. */
+struct admin *admin_start(struct event_base *base, const struct conf *c, struct worker *workers,
+                          int nworkers, char *err, size_t errlen);
+void admin_stop(struct admin *a);
+
+#endif

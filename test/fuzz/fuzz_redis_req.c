@@ -1,0 +1,208 @@
+/*
+ * libFuzzer harness for redis_parse_req.
+ *
+ * Input: one selector byte, then a client byte stream. The stream is parsed
+ * as a connection would: request after request, skipping the bytes of an
+ * error that keeps the connection (unknown command, wrong arity, empty
+ * request), stopping at one that closes it or at AGAIN with everything
+ * consumed. It is parsed three ways: whole, in two chunks split at an
+ * offset the selector picks, and in small chunks whose size the selector
+ * picks; the incremental runs keep one state struct across AGAIN results,
+ * as a conn does. Every result must equal a fresh parse of the same
+ * position with all bytes present (the parser's incremental contract), and
+ * every result must satisfy what callers rely on: in bounds, arguments
+ * iterable and matching argc and the name, arity within the table's range,
+ * error replies one well-formed line. Any violation abort()s, so logic bugs
+ * are found as well as crashes.
+ */
+#include "proto_redis.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static bool
+req_equal(enum redis_parse ra, const struct redis_req *a, enum redis_parse rb,
+          const struct redis_req *b)
+{
+    if (ra != rb) {
+        return false;
+    }
+    if (ra == REDIS_PARSE_AGAIN) {
+        return true;
+    }
+    return a->cmd == b->cmd && a->err == b->err && a->is_inline == b->is_inline
+           && a->argc == b->argc && a->total_len == b->total_len && a->name_off == b->name_off
+           && a->name_len == b->name_len && a->err_detail == b->err_detail;
+}
+
+static bool
+is_space(uint8_t c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* The arguments of a whole request: argc of them, the first being the name. */
+static void
+check_args(const uint8_t *buf, const struct redis_req *r)
+{
+    size_t cur = 0, off, alen, prev_end = 0;
+    uint32_t n = 0;
+
+    while (redis_next_arg(r, buf, &cur, &off, &alen)) {
+        CHECK(off >= prev_end && off + alen <= r->total_len);
+        if (n == 0) {
+            CHECK(off == r->name_off && alen == r->name_len);
+        }
+        if (r->is_inline) {
+            CHECK(alen > 0);
+            for (size_t i = 0; i < alen; i++) {
+                CHECK(!is_space(buf[off + i]) && buf[off + i] != '\n');
+            }
+        } else {
+            CHECK(buf[off + alen] == '\r' && buf[off + alen + 1] == '\n');
+        }
+        prev_end = off + alen;
+        n++;
+    }
+    CHECK(n == r->argc);
+    if (!r->is_inline) {
+        CHECK(cur == r->total_len);
+    }
+}
+
+static void
+check_result(const uint8_t *buf, size_t avail, uint64_t max, enum redis_parse rc,
+             const struct redis_req *r)
+{
+    char out[REDIS_ERR_REPLY_MAX];
+    size_t n;
+
+    CHECK(r->is_inline == (buf[0] != '*'));
+    if (r->total_len > 0) {
+        CHECK(r->total_len <= avail);
+        if (r->is_inline) {
+            CHECK(buf[r->total_len - 1] == '\n');
+            CHECK(memchr(buf, '\n', r->total_len - 1) == NULL);
+            CHECK(r->total_len <= REDIS_MAX_INLINE);
+        } else {
+            CHECK(buf[r->total_len - 2] == '\r' && buf[r->total_len - 1] == '\n');
+        }
+    }
+    if (rc == REDIS_PARSE_OK) {
+        const struct redis_cmd *cmd = r->cmd;
+        uint32_t nargs;
+
+        CHECK(r->err == REDIS_ERR_NONE);
+        CHECK(r->total_len > 0 && r->total_len <= max);
+        CHECK(cmd != NULL && cmd->route != REDIS_ROUTE_UNSUPPORTED);
+        CHECK(cmd == redis_cmd_lookup(buf + r->name_off, r->name_len));
+        CHECK(r->argc >= 1);
+        nargs = r->argc - 1;
+        CHECK(nargs >= (uint32_t)cmd->min_args);
+        CHECK(cmd->max_args < 0 || nargs <= (uint32_t)cmd->max_args);
+        CHECK(cmd->key_step <= 1 || nargs % cmd->key_step == 0);
+        check_args(buf, r);
+        CHECK(redis_error_reply(r, buf, out, sizeof(out)) == 0);
+        return;
+    }
+
+    CHECK(rc == REDIS_PARSE_ERROR && r->err != REDIS_ERR_NONE);
+    n = redis_error_reply(r, buf, out, sizeof(out));
+    if (r->err == REDIS_ERR_EMPTY) {
+        CHECK(n == 0);
+        CHECK(r->total_len > 0 && r->argc == 0);
+        return;
+    }
+    /* one "-ERR ..." line whatever the client's bytes were */
+    CHECK(n >= 7 && memcmp(out, "-ERR ", 5) == 0);
+    CHECK(out[n - 2] == '\r' && out[n - 1] == '\n');
+    CHECK(memchr(out, '\r', n - 2) == NULL && memchr(out, '\n', n - 2) == NULL);
+    if (redis_error_closes(r->err)) {
+        CHECK(r->total_len == 0);
+        return;
+    }
+    CHECK(r->total_len > 0 && r->argc >= 1);
+    if (r->err == REDIS_ERR_UNSUPPORTED) {
+        CHECK(r->cmd == NULL || r->cmd->route == REDIS_ROUTE_UNSUPPORTED);
+        CHECK(r->cmd == redis_cmd_lookup(buf + r->name_off, r->name_len));
+    } else {
+        CHECK(r->err == REDIS_ERR_ARITY && r->cmd != NULL);
+    }
+    check_args(buf, r);
+}
+
+/*
+ * Parse buf[0..len) request by request, with bytes arriving in chunks of
+ * `chunk` after a first chunk of `first` (0: everything at once). Each
+ * result is compared with a fresh parse of the same position with all bytes
+ * present.
+ */
+static void
+run(const uint8_t *buf, size_t len, uint64_t max, size_t first, size_t chunk)
+{
+    size_t pos = 0, avail = first == 0 || first > len ? len : first;
+    struct redis_req inc;
+
+    redis_req_init(&inc);
+    for (;;) {
+        struct redis_req whole;
+        enum redis_parse ri, rw;
+
+        ri = redis_parse_req(&inc, buf + pos, avail - pos, max);
+        if (ri == REDIS_PARSE_AGAIN && avail < len) {
+            avail = chunk == 0 ? len : (avail + chunk < len ? avail + chunk : len);
+            continue;
+        }
+        redis_req_init(&whole);
+        rw = redis_parse_req(&whole, buf + pos, len - pos, max);
+        CHECK(req_equal(ri, &inc, rw, &whole));
+        /* a finished parse repeats its result */
+        CHECK(redis_parse_req(&whole, buf + pos, len - pos, max) == rw);
+        if (ri == REDIS_PARSE_AGAIN) {
+            return;
+        }
+        check_result(buf + pos, avail - pos, max, ri, &inc);
+        if (ri == REDIS_PARSE_ERROR && redis_error_closes(inc.err)) {
+            return;
+        }
+        pos += inc.total_len;
+        redis_req_init(&inc);
+    }
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const uint8_t *buf;
+    size_t len, split;
+    uint64_t max;
+    uint8_t sel;
+
+    if (size < 1) {
+        return 0;
+    }
+    sel = data[0];
+    buf = data + 1;
+    len = size - 1;
+    /* odd selectors use a small limit so TOO_LARGE is reachable */
+    max = (sel & 1) ? 64 : 64ULL << 20;
+    split = len * (size_t)(sel >> 1) / 127;
+
+    run(buf, len, max, 0, 0);
+    if (split > 0 && split < len) {
+        run(buf, len, max, split, 0);
+    }
+    if (len <= 4096) {
+        run(buf, len, max, 1, 1 + (size_t)(sel % 7));
+    }
+    return 0;
+}

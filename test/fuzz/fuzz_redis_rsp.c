@@ -1,0 +1,155 @@
+/*
+ * libFuzzer harness for redis_parse_rsp.
+ *
+ * Input: one selector byte, then a server byte stream, parsed reply after
+ * reply until AGAIN with everything consumed or a parse error (which fails
+ * the server conn). Parsed whole, split in two at an offset the selector
+ * picks, and in small chunks, one state struct kept across AGAIN results;
+ * every result must equal a fresh parse of the same position with all
+ * bytes present. Every OK reply must be in bounds and well terminated, its
+ * type must be its first byte's, and an array's top-level elements, walked
+ * with redis_next_elem, must be exactly as many as its header says, each a
+ * whole reply of its own, tiling the array to its last byte. Any violation
+ * abort()s.
+ */
+#include "proto_redis.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static bool
+rsp_equal(enum redis_parse ra, const struct redis_rsp *a, enum redis_parse rb,
+          const struct redis_rsp *b)
+{
+    if (ra != rb) {
+        return false;
+    }
+    if (ra != REDIS_PARSE_OK) {
+        return true;
+    }
+    return a->type == b->type && a->total_len == b->total_len && a->integer == b->integer;
+}
+
+static size_t
+line_len(const uint8_t *buf, size_t len)
+{
+    const uint8_t *nl = memchr(buf, '\n', len);
+
+    CHECK(nl != NULL);
+    return (size_t)(nl - buf) + 1;
+}
+
+static void
+check_ok(const uint8_t *buf, size_t len, const struct redis_rsp *r)
+{
+    static const char types[] = { [REDIS_RSP_STATUS] = '+', [REDIS_RSP_ERROR] = '-',
+                                  [REDIS_RSP_INTEGER] = ':', [REDIS_RSP_BULK] = '$',
+                                  [REDIS_RSP_ARRAY] = '*' };
+    size_t hdr, cur = 0, off, elen, prev_end;
+    int64_t n = 0;
+
+    CHECK(r->total_len >= 3 && r->total_len <= len);
+    CHECK(buf[r->total_len - 2] == '\r' && buf[r->total_len - 1] == '\n');
+    CHECK((size_t)r->type < sizeof(types) && buf[0] == types[r->type]);
+    hdr = line_len(buf, r->total_len);
+    CHECK(buf[hdr - 2] == '\r');
+    switch (r->type) {
+    case REDIS_RSP_STATUS:
+    case REDIS_RSP_ERROR:
+        CHECK(hdr == r->total_len && hdr <= REDIS_MAX_RSP_LINE);
+        break;
+    case REDIS_RSP_INTEGER:
+        CHECK(hdr == r->total_len && hdr <= 23);
+        break;
+    case REDIS_RSP_BULK:
+        if (r->integer < 0) {
+            CHECK(r->integer == -1 && hdr == r->total_len);
+        } else {
+            CHECK((uint64_t)r->integer <= REDIS_MAX_BULK);
+            CHECK(r->total_len == hdr + (size_t)r->integer + 2);
+        }
+        break;
+    case REDIS_RSP_ARRAY:
+        CHECK(r->integer >= -1);
+        prev_end = hdr;
+        while (redis_next_elem(buf, r->total_len, &cur, &off, &elen)) {
+            struct redis_rsp e;
+
+            CHECK(off == prev_end && elen > 0 && off + elen <= r->total_len);
+            redis_rsp_init(&e);
+            CHECK(redis_parse_rsp(&e, buf + off, elen) == REDIS_PARSE_OK);
+            CHECK(e.total_len == elen);
+            prev_end = off + elen;
+            n++;
+        }
+        CHECK(n == (r->integer < 0 ? 0 : r->integer));
+        CHECK(prev_end == r->total_len);
+        break;
+    default:
+        CHECK(0);
+    }
+}
+
+static void
+run(const uint8_t *buf, size_t len, size_t first, size_t chunk)
+{
+    size_t pos = 0, avail = first == 0 || first > len ? len : first;
+    struct redis_rsp inc;
+
+    redis_rsp_init(&inc);
+    for (;;) {
+        struct redis_rsp whole;
+        enum redis_parse ri, rw;
+
+        ri = redis_parse_rsp(&inc, buf + pos, avail - pos);
+        if (ri == REDIS_PARSE_AGAIN && avail < len) {
+            avail = chunk == 0 ? len : (avail + chunk < len ? avail + chunk : len);
+            continue;
+        }
+        redis_rsp_init(&whole);
+        rw = redis_parse_rsp(&whole, buf + pos, len - pos);
+        CHECK(rsp_equal(ri, &inc, rw, &whole));
+        /* a finished parse repeats its result */
+        CHECK(redis_parse_rsp(&whole, buf + pos, len - pos) == rw);
+        if (ri != REDIS_PARSE_OK) {
+            return;
+        }
+        check_ok(buf + pos, avail - pos, &inc);
+        pos += inc.total_len;
+        redis_rsp_init(&inc);
+    }
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const uint8_t *buf;
+    size_t len, split;
+    uint8_t sel;
+
+    if (size < 1) {
+        return 0;
+    }
+    sel = data[0];
+    buf = data + 1;
+    len = size - 1;
+    split = len * (size_t)sel / 255;
+
+    run(buf, len, 0, 0);
+    if (split > 0 && split < len) {
+        run(buf, len, split, 0);
+    }
+    if (len <= 4096) {
+        run(buf, len, 1, 1 + (size_t)(sel % 7));
+    }
+    return 0;
+}

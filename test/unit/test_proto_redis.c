@@ -1,0 +1,1361 @@
+/*
+ * Unit tests for proto_redis: the command table (every command of SPEC
+ * Appendix A, arities as redis-server 7.0 enforces them), multibulk and
+ * inline requests, every error kind with its exact reply, the size limits,
+ * replies of every type nested to any depth, and the incremental contract:
+ * a stream fed whole, byte by byte and at random split points (fixed seeds)
+ * must give the same sequence of results, with AGAIN until the last byte of
+ * each well-framed unit.
+ */
+#include "proto_redis.h"
+#include "util.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BIG_MAX (64ULL << 20)
+#define MAX_STEPS 4096
+
+/* ---- buffers ---- */
+
+struct sbuf {
+    uint8_t *p;
+    size_t len, cap;
+};
+
+static void
+sb_add(struct sbuf *b, const void *s, size_t n)
+{
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2 + 64;
+        b->p = realloc(b->p, b->cap);
+        ck_assert_ptr_nonnull(b->p);
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void
+sb_str(struct sbuf *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+static void
+sb_fmt(struct sbuf *b, const char *fmt, size_t v)
+{
+    char tmp[64];
+    int n = snprintf(tmp, sizeof(tmp), fmt, v);
+
+    sb_add(b, tmp, (size_t)n);
+}
+
+/* One multibulk argument: "$len\r\nbytes\r\n". */
+static void
+sb_bulk(struct sbuf *b, const void *s, size_t n)
+{
+    sb_fmt(b, "$%zu\r\n", n);
+    sb_add(b, s, n);
+    sb_str(b, "\r\n");
+}
+
+/* A whole multibulk request of NUL-terminated arguments. */
+static void
+sb_cmd(struct sbuf *b, size_t argc, const char *const *argv)
+{
+    sb_fmt(b, "*%zu\r\n", argc);
+    for (size_t i = 0; i < argc; i++) {
+        sb_bulk(b, argv[i], strlen(argv[i]));
+    }
+}
+
+/* ---- single requests ---- */
+
+/* The public result of a parse; private resume state may differ by feed. */
+struct req_res {
+    enum redis_parse rc;
+    const struct redis_cmd *cmd;
+    enum redis_req_error err;
+    bool is_inline;
+    uint32_t argc;
+    size_t total_len, name_off, name_len;
+    char err_detail;
+};
+
+static struct req_res
+req_res_of(enum redis_parse rc, const struct redis_req *r)
+{
+    struct req_res x;
+
+    memset(&x, 0, sizeof(x));
+    x.rc = rc;
+    x.cmd = r->cmd;
+    x.err = r->err;
+    x.is_inline = r->is_inline;
+    x.argc = r->argc;
+    x.total_len = r->total_len;
+    x.name_off = r->name_off;
+    x.name_len = r->name_len;
+    x.err_detail = r->err_detail;
+    return x;
+}
+
+static enum redis_parse
+preq_n(const void *s, size_t len, uint64_t max, struct redis_req *r)
+{
+    redis_req_init(r);
+    return redis_parse_req(r, s, len, max);
+}
+
+static enum redis_parse
+preq(const char *s, struct redis_req *r)
+{
+    return preq_n(s, strlen(s), BIG_MAX, r);
+}
+
+static struct redis_req
+req_ok_n(const void *s, size_t len, const char *name)
+{
+    struct redis_req r;
+    enum redis_parse rc = preq_n(s, len, BIG_MAX, &r);
+
+    ck_assert_msg(rc == REDIS_PARSE_OK, "not OK: %.60s (rc %d err %d)", (const char *)s, rc, r.err);
+    ck_assert_int_eq(r.err, REDIS_ERR_NONE);
+    ck_assert_ptr_nonnull(r.cmd);
+    ck_assert_str_eq(r.cmd->name, name);
+    ck_assert_uint_eq(r.total_len, len);
+    return r;
+}
+
+static struct redis_req
+req_ok(const char *s, const char *name)
+{
+    return req_ok_n(s, strlen(s), name);
+}
+
+/* Parse s, expect ERROR err and the exact reply text (NULL: no reply). */
+static struct redis_req
+req_err_max(const char *s, uint64_t max, enum redis_req_error err, const char *reply)
+{
+    struct redis_req r;
+    enum redis_parse rc = preq_n(s, strlen(s), max, &r);
+    char out[REDIS_ERR_REPLY_MAX];
+    size_t n;
+
+    ck_assert_msg(rc == REDIS_PARSE_ERROR, "not ERROR: %s (rc %d)", s, rc);
+    ck_assert_msg(r.err == err, "%s: err %d, want %d", s, r.err, err);
+    n = redis_error_reply(&r, (const uint8_t *)s, out, sizeof(out));
+    if (reply == NULL) {
+        ck_assert_uint_eq(n, 0);
+    } else {
+        ck_assert_msg(n == strlen(reply) && memcmp(out, reply, n) == 0, "%s: reply '%.*s'", s,
+                      (int)n, out);
+    }
+    if (redis_error_closes(err)) {
+        ck_assert_uint_eq(r.total_len, 0);
+    } else {
+        ck_assert_uint_gt(r.total_len, 0);
+    }
+    return r;
+}
+
+static struct redis_req
+req_err(const char *s, enum redis_req_error err, const char *reply)
+{
+    return req_err_max(s, BIG_MAX, err, reply);
+}
+
+/* ---- stream driver: whole, byte by byte, random splits ---- */
+
+enum feed { FEED_WHOLE, FEED_BYTES, FEED_RANDOM };
+
+struct step {
+    size_t pos;
+    struct req_res req;
+    enum redis_parse rsp_rc;
+    enum redis_rsp_type rsp_type;
+    int64_t rsp_integer;
+    size_t rsp_len;
+};
+
+struct run {
+    size_t n;
+    struct step s[MAX_STEPS];
+};
+
+static size_t
+next_avail(enum feed feed, uint64_t *seed, size_t avail, size_t len)
+{
+    size_t chunk;
+
+    if (feed == FEED_BYTES) {
+        chunk = 1;
+    } else {
+        /* mostly small chunks, sometimes large ones */
+        uint64_t x = util_rand64(seed);
+        chunk = (x & 3) == 0 ? 1 + (size_t)(x >> 8) % (len + 1) : 1 + (size_t)(x >> 8) % 17;
+    }
+    return MIN(len, avail + chunk);
+}
+
+/*
+ * Feed buf[0..len) to the request (rsp false) or reply parser, one state
+ * struct per unit kept across AGAIN results, and record every result that
+ * is not AGAIN, plus the final AGAIN at end of input. In byte mode also
+ * check that a well-framed unit is decided on exactly its last byte.
+ */
+static void
+run_stream(const uint8_t *buf, size_t len, uint64_t max, bool rsp, enum feed feed,
+           uint64_t seed, struct run *out)
+{
+    size_t pos = 0, avail = feed == FEED_WHOLE ? len : MIN(len, 1);
+    struct redis_req req;
+    struct redis_rsp res;
+
+    out->n = 0;
+    redis_req_init(&req);
+    redis_rsp_init(&res);
+    for (;;) {
+        struct step st;
+        enum redis_parse rc;
+        size_t unit;
+
+        memset(&st, 0, sizeof(st));
+        st.pos = pos;
+        if (rsp) {
+            rc = redis_parse_rsp(&res, buf + pos, avail - pos);
+            st.rsp_rc = rc;
+            if (rc == REDIS_PARSE_OK) {
+                st.rsp_type = res.type;
+                st.rsp_integer = res.integer;
+                st.rsp_len = res.total_len;
+            }
+        } else {
+            rc = redis_parse_req(&req, buf + pos, avail - pos, max);
+            if (rc == REDIS_PARSE_AGAIN) {
+                st.req.rc = rc;
+            } else {
+                st.req = req_res_of(rc, &req);
+            }
+        }
+        if (rc == REDIS_PARSE_AGAIN && avail < len) {
+            avail = next_avail(feed, &seed, avail, len);
+            continue;
+        }
+        ck_assert_uint_lt(out->n, MAX_STEPS);
+        out->s[out->n++] = st;
+        if (rc == REDIS_PARSE_AGAIN) {
+            return;
+        }
+        if (rsp) {
+            if (rc == REDIS_PARSE_ERROR) {
+                return;
+            }
+            unit = res.total_len;
+        } else if (rc == REDIS_PARSE_ERROR && redis_error_closes(req.err)) {
+            return;
+        } else {
+            unit = req.total_len;
+        }
+        ck_assert_uint_gt(unit, 0);
+        if (feed == FEED_BYTES) {
+            ck_assert_uint_eq(avail, pos + unit);
+        }
+        pos += unit;
+        redis_req_init(&req);
+        redis_rsp_init(&res);
+    }
+}
+
+static bool
+step_equal(const struct step *a, const struct step *b)
+{
+    const struct req_res *x = &a->req, *y = &b->req;
+
+    return a->pos == b->pos && x->rc == y->rc && x->cmd == y->cmd && x->err == y->err
+           && x->is_inline == y->is_inline && x->argc == y->argc && x->total_len == y->total_len
+           && x->name_off == y->name_off && x->name_len == y->name_len
+           && x->err_detail == y->err_detail && a->rsp_rc == b->rsp_rc
+           && a->rsp_type == b->rsp_type && a->rsp_integer == b->rsp_integer
+           && a->rsp_len == b->rsp_len;
+}
+
+static void
+assert_runs_equal(const struct run *a, const struct run *b)
+{
+    ck_assert_uint_eq(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        ck_assert_msg(step_equal(&a->s[i], &b->s[i]),
+                      "step %zu differs (rc %d/%d err %d/%d at %zu/%zu)", i, a->s[i].req.rc,
+                      b->s[i].req.rc, a->s[i].req.err, b->s[i].req.err, a->s[i].pos, b->s[i].pos);
+    }
+}
+
+static struct run run_a, run_b;
+
+/* Whole vs byte by byte vs random splits; returns the whole run in run_a. */
+static void
+check_all_feeds(const uint8_t *buf, size_t len, uint64_t max, bool rsp, bool bytes)
+{
+    run_stream(buf, len, max, rsp, FEED_WHOLE, 0, &run_a);
+    if (bytes) {
+        run_stream(buf, len, max, rsp, FEED_BYTES, 0, &run_b);
+        assert_runs_equal(&run_a, &run_b);
+    }
+    for (uint64_t seed = 1; seed <= 30; seed++) {
+        run_stream(buf, len, max, rsp, FEED_RANDOM, seed * 0x9e3779b97f4a7c15ULL, &run_b);
+        assert_runs_equal(&run_a, &run_b);
+    }
+}
+
+static void
+check_str_feeds(const char *s, uint64_t max, bool rsp)
+{
+    check_all_feeds((const uint8_t *)s, strlen(s), max, rsp, true);
+}
+
+/* ---- the command table ---- */
+
+/* SPEC Appendix A, plus the local commands: every one must be in the table. */
+static const char *const appendix_a[] = {
+    "PING", "QUIT", "COMMAND",
+    "PERSIST", "PTTL", "TTL", "TYPE", "DUMP", "DECR", "GET", "GETDEL", "INCR", "STRLEN",
+    "HGETALL", "HKEYS", "HLEN", "HVALS", "LLEN", "SCARD", "SMEMBERS", "ZCARD",
+    "EXPIRE", "EXPIREAT", "PEXPIRE", "PEXPIREAT", "MOVE", "APPEND", "DECRBY", "GETBIT", "GETSET",
+    "INCRBY", "INCRBYFLOAT", "SETNX", "HEXISTS", "HGET", "HSTRLEN", "LINDEX", "RPOPLPUSH",
+    "SISMEMBER", "ZRANK", "ZREVRANK", "ZSCORE",
+    "GETRANGE", "PSETEX", "SETBIT", "SETEX", "SETRANGE", "HINCRBY", "HINCRBYFLOAT", "HSETNX",
+    "LRANGE", "LREM", "LSET", "LTRIM", "SMOVE", "ZCOUNT", "ZLEXCOUNT", "ZINCRBY",
+    "ZREMRANGEBYLEX", "ZREMRANGEBYRANK", "ZREMRANGEBYSCORE",
+    "LINSERT", "LMOVE",
+    "SORT", "COPY", "BITCOUNT", "BITPOS", "BITFIELD", "GETEX", "SET", "HDEL", "HMGET", "HMSET",
+    "HSCAN", "HSET", "HRANDFIELD", "LPUSH", "LPUSHX", "RPUSH", "RPUSHX", "LPOP", "RPOP", "LPOS",
+    "SADD", "SDIFF", "SDIFFSTORE", "SINTER", "SINTERSTORE", "SREM", "SUNION", "SUNIONSTORE",
+    "SRANDMEMBER", "SSCAN", "SPOP", "SMISMEMBER", "PFADD", "PFMERGE", "PFCOUNT", "ZADD", "ZDIFF",
+    "ZDIFFSTORE", "ZINTER", "ZINTERSTORE", "ZMSCORE", "ZPOPMAX", "ZPOPMIN", "ZRANDMEMBER",
+    "ZRANGE", "ZRANGEBYLEX", "ZRANGEBYSCORE", "ZRANGESTORE", "ZREM", "ZREVRANGE",
+    "ZREVRANGEBYLEX", "ZREVRANGEBYSCORE", "ZSCAN", "ZUNION", "ZUNIONSTORE", "GEODIST", "GEOPOS",
+    "GEOHASH", "GEOADD", "GEORADIUS", "GEORADIUSBYMEMBER", "GEOSEARCH", "GEOSEARCHSTORE",
+    "RESTORE",
+    "MGET", "DEL", "UNLINK", "TOUCH", "EXISTS", "MSET",
+    "EVAL", "EVALSHA", "LOLWUT", "AUTH", "ECHO", "SELECT",
+};
+
+static const struct redis_cmd *
+lookup(const char *s)
+{
+    return redis_cmd_lookup((const uint8_t *)s, strlen(s));
+}
+
+START_TEST(test_table_sorted)
+{
+    size_t n;
+    const struct redis_cmd *t = redis_cmd_table(&n);
+
+    ck_assert_uint_eq(n, ARRAY_SIZE(appendix_a));
+    for (size_t i = 0; i < n; i++) {
+        for (const char *c = t[i].name; *c; c++) {
+            ck_assert_msg(*c >= 'a' && *c <= 'z', "%s not lower case", t[i].name);
+        }
+        if (i > 0) {
+            ck_assert_msg(strcmp(t[i - 1].name, t[i].name) < 0, "%s before %s", t[i - 1].name,
+                          t[i].name);
+        }
+        ck_assert_int_ge(t[i].min_args, 0);
+        ck_assert(t[i].max_args == -1 || t[i].max_args >= t[i].min_args);
+        ck_assert_ptr_eq(lookup(t[i].name), &t[i]);
+        switch (t[i].route) {
+        case REDIS_ROUTE_SPLIT_MGET:
+        case REDIS_ROUTE_SPLIT_SUM:
+            ck_assert_uint_eq(t[i].key_step, 1);
+            break;
+        case REDIS_ROUTE_SPLIT_MSET:
+            ck_assert_uint_eq(t[i].key_step, 2);
+            break;
+        default:
+            ck_assert_uint_eq(t[i].key_step, 0);
+            break;
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_every_command_found)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(appendix_a); i++) {
+        char lower[64], mixed[64];
+        size_t n = strlen(appendix_a[i]);
+        const struct redis_cmd *c = lookup(appendix_a[i]);
+
+        ck_assert_msg(c != NULL, "%s not found", appendix_a[i]);
+        for (size_t j = 0; j <= n; j++) {
+            char ch = appendix_a[i][j];
+            lower[j] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+            mixed[j] = (j & 1) ? lower[j] : ch;
+        }
+        ck_assert_str_eq(c->name, lower);
+        ck_assert_ptr_eq(lookup(lower), c);
+        ck_assert_ptr_eq(lookup(mixed), c);
+    }
+}
+END_TEST
+
+START_TEST(test_lookup_misses)
+{
+    static const char *const misses[] = {
+        "", "g", "ge", "gett", "gets", "a", "zzzz", "zunionstor", "zunionstoree", "set ",
+        " set", "getex\n", "mgetx", "georadiusbymemberx", "hello", "multi", "exec", "keys",
+        "flushall", "config", "subscribe", "scan", "info",
+    };
+    uint8_t hi[] = { 'g', 0xc5, 't' }, nul[] = { 'g', 'e', 't', 0 };
+    char longname[64];
+
+    for (size_t i = 0; i < ARRAY_SIZE(misses); i++) {
+        ck_assert_msg(lookup(misses[i]) == NULL, "%s found", misses[i]);
+    }
+    ck_assert_ptr_null(redis_cmd_lookup(hi, sizeof(hi)));
+    ck_assert_ptr_null(redis_cmd_lookup(nul, sizeof(nul)));
+    ck_assert_ptr_nonnull(redis_cmd_lookup(nul, 3));
+    memset(longname, 'z', sizeof(longname));
+    ck_assert_ptr_null(redis_cmd_lookup((const uint8_t *)longname, sizeof(longname)));
+    /* a prefix of a real name matches nothing; the name itself does */
+    ck_assert_ptr_null(redis_cmd_lookup((const uint8_t *)"georadiusbymember", 9 + 1));
+    ck_assert_ptr_nonnull(redis_cmd_lookup((const uint8_t *)"georadiusbymember", 9));
+}
+END_TEST
+
+START_TEST(test_routes)
+{
+    static const struct {
+        const char *name;
+        enum redis_route route;
+    } want[] = {
+        { "get", REDIS_ROUTE_KEY }, { "set", REDIS_ROUTE_KEY }, { "zunionstore", REDIS_ROUTE_KEY },
+        { "command", REDIS_ROUTE_PLACEHOLDER }, { "lolwut", REDIS_ROUTE_PLACEHOLDER },
+        { "eval", REDIS_ROUTE_EVAL }, { "evalsha", REDIS_ROUTE_EVAL },
+        { "mget", REDIS_ROUTE_SPLIT_MGET }, { "del", REDIS_ROUTE_SPLIT_SUM },
+        { "unlink", REDIS_ROUTE_SPLIT_SUM }, { "touch", REDIS_ROUTE_SPLIT_SUM },
+        { "exists", REDIS_ROUTE_SPLIT_SUM }, { "mset", REDIS_ROUTE_SPLIT_MSET },
+        { "ping", REDIS_ROUTE_LOCAL }, { "quit", REDIS_ROUTE_LOCAL }, { "echo", REDIS_ROUTE_LOCAL },
+        { "select", REDIS_ROUTE_LOCAL }, { "auth", REDIS_ROUTE_LOCAL },
+        { "move", REDIS_ROUTE_UNSUPPORTED },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+        const struct redis_cmd *c = lookup(want[i].name);
+        ck_assert_ptr_nonnull(c);
+        ck_assert_msg(c->route == want[i].route, "%s route %d", want[i].name, c->route);
+    }
+}
+END_TEST
+
+/* Arities checked by hand against redis-server 7.0 (COMMAND INFO, and what it answers). */
+START_TEST(test_arities)
+{
+    static const struct {
+        const char *name;
+        int min, max;
+    } want[] = {
+        { "get", 1, 1 }, { "set", 2, -1 }, { "getex", 1, -1 }, { "bitcount", 1, -1 },
+        { "sort", 1, -1 }, { "lpos", 2, -1 }, { "zadd", 3, -1 }, { "georadius", 5, -1 },
+        { "georadiusbymember", 4, -1 }, { "geosearch", 6, -1 }, { "geosearchstore", 7, -1 },
+        { "geoadd", 4, -1 }, { "geodist", 3, -1 }, { "restore", 3, -1 }, { "expire", 2, -1 },
+        { "pexpireat", 2, -1 }, { "hset", 3, -1 }, { "hmset", 3, -1 }, { "zrangestore", 4, -1 },
+        { "zrange", 3, -1 }, { "zdiff", 2, -1 }, { "zinterstore", 3, -1 }, { "copy", 2, -1 },
+        { "linsert", 4, 4 }, { "lmove", 4, 4 }, { "getrange", 3, 3 }, { "lpop", 1, -1 },
+        { "spop", 1, -1 }, { "pfadd", 1, -1 }, { "pfmerge", 1, -1 }, { "mset", 2, -1 },
+        { "mget", 1, -1 }, { "del", 1, -1 }, { "eval", 2, -1 }, { "evalsha", 2, -1 },
+        { "ping", 0, 1 }, { "quit", 0, -1 }, { "echo", 1, 1 }, { "select", 1, 1 },
+        { "auth", 1, 2 }, { "command", 0, -1 }, { "lolwut", 0, -1 }, { "move", 2, 2 },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+        const struct redis_cmd *c = lookup(want[i].name);
+        ck_assert_ptr_nonnull(c);
+        ck_assert_msg(c->min_args == want[i].min && c->max_args == want[i].max, "%s: %d..%d",
+                      want[i].name, c->min_args, c->max_args);
+    }
+}
+END_TEST
+
+/* Every row: min arguments parse, one fewer or one more than max is ARITY. */
+START_TEST(test_every_command_arity)
+{
+    size_t n;
+    const struct redis_cmd *t = redis_cmd_table(&n);
+    const char *argv[16];
+
+    for (size_t i = 0; i < n; i++) {
+        struct sbuf b = { 0 };
+        struct redis_req r;
+        enum redis_parse rc;
+        char upper[64];
+        size_t k;
+
+        for (k = 0; t[i].name[k]; k++) {
+            upper[k] = (char)(t[i].name[k] - 'a' + 'A');
+        }
+        upper[k] = '\0';
+        argv[0] = upper;
+        for (k = 1; k < ARRAY_SIZE(argv); k++) {
+            argv[k] = "x";
+        }
+
+        sb_cmd(&b, 1 + (size_t)t[i].min_args, argv);
+        rc = preq_n(b.p, b.len, BIG_MAX, &r);
+        if (t[i].route == REDIS_ROUTE_UNSUPPORTED) {
+            ck_assert_int_eq(rc, REDIS_PARSE_ERROR);
+            ck_assert_int_eq(r.err, REDIS_ERR_UNSUPPORTED);
+        } else {
+            ck_assert_msg(rc == REDIS_PARSE_OK, "%s with %d args: %d", t[i].name, t[i].min_args,
+                          r.err);
+            ck_assert_ptr_eq(r.cmd, &t[i]);
+            ck_assert_uint_eq(r.argc, 1 + (uint32_t)t[i].min_args);
+        }
+
+        if (t[i].min_args > 0 && t[i].route != REDIS_ROUTE_UNSUPPORTED) {
+            b.len = 0;
+            sb_cmd(&b, (size_t)t[i].min_args, argv);
+            ck_assert_int_eq(preq_n(b.p, b.len, BIG_MAX, &r), REDIS_PARSE_ERROR);
+            ck_assert_msg(r.err == REDIS_ERR_ARITY, "%s short: %d", t[i].name, r.err);
+            ck_assert_uint_eq(r.total_len, b.len);
+        }
+        if (t[i].max_args >= 0 && t[i].route != REDIS_ROUTE_UNSUPPORTED) {
+            b.len = 0;
+            sb_cmd(&b, 2 + (size_t)t[i].max_args, argv);
+            ck_assert_int_eq(preq_n(b.p, b.len, BIG_MAX, &r), REDIS_PARSE_ERROR);
+            ck_assert_msg(r.err == REDIS_ERR_ARITY, "%s long: %d", t[i].name, r.err);
+        }
+        free(b.p);
+    }
+}
+END_TEST
+
+/* ---- requests ---- */
+
+START_TEST(test_multibulk_basic)
+{
+    const char *s = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n";
+    struct redis_req r = req_ok(s, "set");
+
+    ck_assert(!r.is_inline);
+    ck_assert_uint_eq(r.argc, 3);
+    ck_assert_uint_eq(r.name_off, 8);
+    ck_assert_uint_eq(r.name_len, 3);
+    check_str_feeds(s, BIG_MAX, false);
+
+    /* every byte short of the end is AGAIN */
+    for (size_t i = 0; i < strlen(s); i++) {
+        ck_assert_int_eq(preq_n(s, i, BIG_MAX, &r), REDIS_PARSE_AGAIN);
+    }
+    /* a second call on a finished parse repeats the result */
+    ck_assert_int_eq(preq(s, &r), REDIS_PARSE_OK);
+    ck_assert_int_eq(redis_parse_req(&r, (const uint8_t *)s, strlen(s), BIG_MAX), REDIS_PARSE_OK);
+    ck_assert_uint_eq(r.total_len, strlen(s));
+
+    req_ok("*1\r\n$4\r\nping\r\n", "ping");
+    req_ok("*2\r\n$4\r\nPiNg\r\n$0\r\n\r\n", "ping");
+    req_ok("*2\r\n$3\r\nget\r\n$0\r\n\r\n", "get");
+    req_ok("*1\r\n$7\r\ncommand\r\n", "command");
+    req_ok("*3\r\n$7\r\ncommand\r\n$4\r\ninfo\r\n$3\r\nget\r\n", "command");
+    req_ok("*3\r\n$4\r\nEVAL\r\n$8\r\nreturn 1\r\n$1\r\n0\r\n", "eval");
+    req_ok("*5\r\n$4\r\nmset\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n", "mset");
+    req_ok("*1\r\n$4\r\nquit\r\n", "quit");
+    req_ok("*2\r\n$4\r\nquit\r\n$1\r\nx\r\n", "quit");
+}
+END_TEST
+
+START_TEST(test_arity_errors)
+{
+    req_err("*1\r\n$3\r\nGET\r\n", REDIS_ERR_ARITY,
+            "-ERR wrong number of arguments for 'get' command\r\n");
+    req_err("*3\r\n$3\r\nGeT\r\n$1\r\na\r\n$1\r\nb\r\n", REDIS_ERR_ARITY,
+            "-ERR wrong number of arguments for 'get' command\r\n");
+    req_err("*4\r\n$4\r\nMSET\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n", REDIS_ERR_ARITY,
+            "-ERR wrong number of arguments for 'mset' command\r\n");
+    req_err("MSET a\r\n", REDIS_ERR_ARITY, "-ERR wrong number of arguments for 'mset' command\r\n");
+    req_err("MSET a 1 b 2 c\r\n", REDIS_ERR_ARITY,
+            "-ERR wrong number of arguments for 'mset' command\r\n");
+    req_err("PING a b\r\n", REDIS_ERR_ARITY, "-ERR wrong number of arguments for 'ping' command\r\n");
+    req_err("ECHO\r\n", REDIS_ERR_ARITY, "-ERR wrong number of arguments for 'echo' command\r\n");
+    req_err("SELECT 1 2\r\n", REDIS_ERR_ARITY,
+            "-ERR wrong number of arguments for 'select' command\r\n");
+    req_err("auth\r\n", REDIS_ERR_ARITY, "-ERR wrong number of arguments for 'auth' command\r\n");
+    req_err("auth a b c\r\n", REDIS_ERR_ARITY,
+            "-ERR wrong number of arguments for 'auth' command\r\n");
+    req_err("EVAL s\r\n", REDIS_ERR_ARITY, "-ERR wrong number of arguments for 'eval' command\r\n");
+    req_err("GETEX\r\n", REDIS_ERR_ARITY, "-ERR wrong number of arguments for 'getex' command\r\n");
+    req_err("SET k\r\n", REDIS_ERR_ARITY, "-ERR wrong number of arguments for 'set' command\r\n");
+    req_err("GEORADIUS k 1 2 3\r\n", REDIS_ERR_ARITY,
+            "-ERR wrong number of arguments for 'georadius' command\r\n");
+    req_err("DEL\r\n", REDIS_ERR_ARITY, "-ERR wrong number of arguments for 'del' command\r\n");
+    req_ok("SET k v EX 10 NX GET\r\n", "set");
+    req_ok("BITCOUNT k 0 -1 BIT\r\n", "bitcount");
+    req_ok("MSET a 1\r\n", "mset");
+    req_ok("MGET a b c d e f g\r\n", "mget");
+    req_ok("EVAL s 0\r\n", "eval");
+    req_ok("PING\r\n", "ping");
+    req_ok("AUTH user pass\r\n", "auth");
+}
+END_TEST
+
+START_TEST(test_unsupported)
+{
+    struct sbuf b = { 0 };
+    struct redis_req r;
+    char out[REDIS_ERR_REPLY_MAX], want[REDIS_ERR_REPLY_MAX];
+    char name[300];
+    size_t n;
+
+    r = req_err("*2\r\n$6\r\nFOOBAR\r\n$1\r\nx\r\n", REDIS_ERR_UNSUPPORTED,
+                "-ERR unsupported command 'FOOBAR'\r\n");
+    ck_assert_ptr_null(r.cmd);
+    ck_assert_uint_eq(r.total_len, 23);
+    ck_assert(!redis_error_closes(REDIS_ERR_UNSUPPORTED));
+    r = req_err("MOVE k 1\r\n", REDIS_ERR_UNSUPPORTED, "-ERR unsupported command 'MOVE'\r\n");
+    ck_assert_ptr_nonnull(r.cmd);
+    ck_assert_str_eq(r.cmd->name, "move");
+    req_err("*3\r\n$4\r\nmove\r\n$1\r\nk\r\n$1\r\n1\r\n", REDIS_ERR_UNSUPPORTED,
+            "-ERR unsupported command 'move'\r\n");
+    /* the wrong arity of an unsupported command is still "unsupported" */
+    req_err("move\r\n", REDIS_ERR_UNSUPPORTED, "-ERR unsupported command 'move'\r\n");
+    req_err("keys *\r\n", REDIS_ERR_UNSUPPORTED, "-ERR unsupported command 'keys'\r\n");
+    req_err("*1\r\n$0\r\n\r\n", REDIS_ERR_UNSUPPORTED, "-ERR unsupported command ''\r\n");
+    /* CR and LF in the name become spaces, as Redis does */
+    req_err("*2\r\n$4\r\na\r\nb\r\n$1\r\nx\r\n", REDIS_ERR_UNSUPPORTED,
+            "-ERR unsupported command 'a  b'\r\n");
+
+    /* a long name is cut to 128 bytes */
+    memset(name, 'q', sizeof(name));
+    sb_str(&b, "*1\r\n");
+    sb_bulk(&b, name, sizeof(name));
+    ck_assert_int_eq(preq_n(b.p, b.len, BIG_MAX, &r), REDIS_PARSE_ERROR);
+    ck_assert_int_eq(r.err, REDIS_ERR_UNSUPPORTED);
+    ck_assert_uint_eq(r.total_len, b.len);
+    n = redis_error_reply(&r, b.p, out, sizeof(out));
+    snprintf(want, sizeof(want), "-ERR unsupported command '%.128s'\r\n", name);
+    ck_assert_uint_eq(n, strlen(want));
+    ck_assert(memcmp(out, want, n) == 0);
+    /* too small an output buffer: nothing */
+    ck_assert_uint_eq(redis_error_reply(&r, b.p, out, 20), 0);
+    free(b.p);
+}
+END_TEST
+
+START_TEST(test_framing_errors)
+{
+    const char *ml = "-ERR Protocol error: invalid multibulk length\r\n";
+    const char *bl = "-ERR Protocol error: invalid bulk length\r\n";
+
+    req_err("*abc\r\n", REDIS_ERR_MULTIBULK_LEN, ml);
+    req_err("*\r\n", REDIS_ERR_MULTIBULK_LEN, ml);
+    req_err("*-2\r\n", REDIS_ERR_MULTIBULK_LEN, ml);
+    req_err("*-0\r\n", REDIS_ERR_MULTIBULK_LEN, ml);
+    req_err("*+1\r\n", REDIS_ERR_MULTIBULK_LEN, ml);
+    req_err("*01\r\n", REDIS_ERR_MULTIBULK_LEN, ml);
+    req_err("*1 \r\n", REDIS_ERR_MULTIBULK_LEN, ml);
+    req_err("*1\n", REDIS_ERR_MULTIBULK_LEN, ml);
+    req_err("*1\rx", REDIS_ERR_MULTIBULK_LEN, ml);
+    req_err("*1048577\r\n", REDIS_ERR_MULTIBULK_LEN, ml);
+    req_err("*2147483647\r\n", REDIS_ERR_MULTIBULK_LEN, ml);
+    req_err("*2147483648\r\n", REDIS_ERR_MULTIBULK_LEN, ml);
+    req_err("*99999999999999999999999999\r\n", REDIS_ERR_MULTIBULK_LEN, ml);
+    req_err("*-99999999999999999999999999\r\n", REDIS_ERR_MULTIBULK_LEN, ml);
+    /* decided as soon as the digits say so, no "\r\n" needed */
+    req_err("*2147483647", REDIS_ERR_MULTIBULK_LEN, ml);
+    req_err("*-2", REDIS_ERR_MULTIBULK_LEN, ml);
+    req_err("*1x", REDIS_ERR_MULTIBULK_LEN, ml);
+
+    req_err("*1\r\n$-1\r\n", REDIS_ERR_BULK_LEN, bl);
+    req_err("*1\r\n$-5\r\n", REDIS_ERR_BULK_LEN, bl);
+    req_err("*1\r\n$abc\r\n", REDIS_ERR_BULK_LEN, bl);
+    req_err("*1\r\n$\r\n", REDIS_ERR_BULK_LEN, bl);
+    req_err("*1\r\n$04\r\nPING\r\n", REDIS_ERR_BULK_LEN, bl);
+    req_err("*1\r\n$+4\r\nPING\r\n", REDIS_ERR_BULK_LEN, bl);
+    req_err("*1\r\n$4 \r\nPING\r\n", REDIS_ERR_BULK_LEN, bl);
+    req_err("*1\r\n$4\nPING\r\n", REDIS_ERR_BULK_LEN, bl);
+    req_err("*1\r\n$536870913\r\n", REDIS_ERR_BULK_LEN, bl);
+    req_err("*1\r\n$999999999999\r\n", REDIS_ERR_BULK_LEN, bl);
+    req_err("*1\r\n$999999999999", REDIS_ERR_BULK_LEN, bl);
+    req_err("*1\r\n$-", REDIS_ERR_BULK_LEN, bl);
+    req_err("*1\r\n$99999999999999999999999999999999\r\n", REDIS_ERR_BULK_LEN, bl);
+    /* a body that is not its declared length */
+    req_err("*1\r\n$4\r\nPINGxx", REDIS_ERR_BULK_LEN, bl);
+    req_err("*1\r\n$4\r\nPIN\r\n\r\n", REDIS_ERR_BULK_LEN, bl);
+    req_err("*2\r\n$3\r\nGET\r\n$1\r\nab\r\n", REDIS_ERR_BULK_LEN, bl);
+
+    req_err("*1\r\nx4\r\nPING\r\n", REDIS_ERR_EXPECTED_DOLLAR,
+            "-ERR Protocol error: expected '$', got 'x'\r\n");
+    req_err("*2\r\n$3\r\nGET\r\n:1\r\n", REDIS_ERR_EXPECTED_DOLLAR,
+            "-ERR Protocol error: expected '$', got ':'\r\n");
+    req_err("*1\r\n\r\n", REDIS_ERR_EXPECTED_DOLLAR,
+            "-ERR Protocol error: expected '$', got ' '\r\n");
+    req_err("*1\r\n\n", REDIS_ERR_EXPECTED_DOLLAR,
+            "-ERR Protocol error: expected '$', got ' '\r\n");
+    req_err("*2\r\n$4\r\nPING\r\n*1\r\n", REDIS_ERR_EXPECTED_DOLLAR,
+            "-ERR Protocol error: expected '$', got '*'\r\n");
+
+    ck_assert(redis_error_closes(REDIS_ERR_MULTIBULK_LEN));
+    ck_assert(redis_error_closes(REDIS_ERR_BULK_LEN));
+    ck_assert(redis_error_closes(REDIS_ERR_EXPECTED_DOLLAR));
+    ck_assert(redis_error_closes(REDIS_ERR_TOO_LARGE));
+    ck_assert(redis_error_closes(REDIS_ERR_INLINE_TOO_LONG));
+    ck_assert(!redis_error_closes(REDIS_ERR_ARITY));
+    ck_assert(!redis_error_closes(REDIS_ERR_UNSUPPORTED));
+    ck_assert(!redis_error_closes(REDIS_ERR_EMPTY));
+    ck_assert(!redis_error_closes(REDIS_ERR_NONE));
+
+    /* the largest legal lengths wait for their bodies */
+    {
+        struct redis_req r;
+        ck_assert_int_eq(preq_n("*1048576\r\n", 10, UINT64_MAX, &r), REDIS_PARSE_AGAIN);
+        ck_assert_int_eq(preq_n("*1\r\n$536870912\r\n", 17, UINT64_MAX, &r), REDIS_PARSE_AGAIN);
+        ck_assert_int_eq(preq("*1\r\n$5368709", &r), REDIS_PARSE_AGAIN);
+        ck_assert_int_eq(preq("*1\r\n$0", &r), REDIS_PARSE_AGAIN);
+        ck_assert_int_eq(preq("*1\r", &r), REDIS_PARSE_AGAIN);
+        ck_assert_int_eq(preq("*-1", &r), REDIS_PARSE_AGAIN);
+    }
+    check_str_feeds("*1\r\n$4\r\nPINGxx", BIG_MAX, false);
+    check_str_feeds("*1\r\n$999999999999\r\n", BIG_MAX, false);
+    check_str_feeds("*3\r\n$3\r\nSET\r\nk\r\n", BIG_MAX, false);
+}
+END_TEST
+
+START_TEST(test_empty)
+{
+    struct redis_req r;
+
+    r = req_err("*0\r\n", REDIS_ERR_EMPTY, NULL);
+    ck_assert_uint_eq(r.total_len, 4);
+    r = req_err("*-1\r\n", REDIS_ERR_EMPTY, NULL);
+    ck_assert_uint_eq(r.total_len, 5);
+    r = req_err("\r\n", REDIS_ERR_EMPTY, NULL);
+    ck_assert_uint_eq(r.total_len, 2);
+    ck_assert(r.is_inline);
+    r = req_err("\n", REDIS_ERR_EMPTY, NULL);
+    ck_assert_uint_eq(r.total_len, 1);
+    r = req_err("  \t \r\n", REDIS_ERR_EMPTY, NULL);
+    ck_assert_uint_eq(r.total_len, 6);
+    ck_assert_uint_eq(r.argc, 0);
+    check_str_feeds("*0\r\n*-1\r\n\r\n\n   \r\nPING\r\n*1\r\n$4\r\nPING\r\n", BIG_MAX, false);
+    ck_assert_uint_eq(run_a.n, 8);
+    ck_assert_int_eq(run_a.s[5].req.rc, REDIS_PARSE_OK);
+    ck_assert_int_eq(run_a.s[6].req.rc, REDIS_PARSE_OK);
+    ck_assert_int_eq(run_a.s[7].req.rc, REDIS_PARSE_AGAIN);
+}
+END_TEST
+
+START_TEST(test_too_large)
+{
+    const char *tl = "-ERR Protocol error: request too large\r\n";
+    const char *s = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\n0123456789\r\n";
+    size_t len = strlen(s);
+    struct redis_req r;
+
+    /* exactly the limit fits, one byte less does not */
+    ck_assert_int_eq(preq_n(s, len, len, &r), REDIS_PARSE_OK);
+    req_err_max(s, len - 1, REDIS_ERR_TOO_LARGE, tl);
+    /* decided by the header, before the body arrives */
+    req_err_max("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\n", 50, REDIS_ERR_TOO_LARGE, tl);
+    /* but only once the length is whole: lengths are checked first */
+    ck_assert_int_eq(preq_n("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100", 24, 50, &r),
+                     REDIS_PARSE_AGAIN);
+    /* arguments still to come count at least 6 bytes each */
+    req_err_max("*1000\r\n", 100, REDIS_ERR_TOO_LARGE, tl);
+    /* here 18 bytes of headers, 60 + 2 of body, 6 for the third argument */
+    req_err_max("*3\r\n$3\r\nSET\r\n$60\r\n", 85, REDIS_ERR_TOO_LARGE, tl);
+    ck_assert_int_eq(preq_n("*3\r\n$3\r\nSET\r\n$60\r\n", 18, 86, &r), REDIS_PARSE_AGAIN);
+    /* lengths are checked before the size */
+    req_err_max("*1\r\n$536870913\r\n", 10, REDIS_ERR_BULK_LEN,
+                "-ERR Protocol error: invalid bulk length\r\n");
+    req_err_max("*1048577\r\n", 10, REDIS_ERR_MULTIBULK_LEN,
+                "-ERR Protocol error: invalid multibulk length\r\n");
+    /* inline: the line itself against the limit */
+    ck_assert_int_eq(preq_n("GET k\r\n", 7, 7, &r), REDIS_PARSE_OK);
+    req_err_max("GET k\r\n", 6, REDIS_ERR_TOO_LARGE, tl);
+    req_err_max("GET kkkkkkkkkkkk", 6, REDIS_ERR_TOO_LARGE, tl);
+    check_all_feeds((const uint8_t *)s, len, len - 1, false, true);
+    check_all_feeds((const uint8_t *)s, len, 30, false, true);
+    check_all_feeds((const uint8_t *)s, len, len, false, true);
+}
+END_TEST
+
+START_TEST(test_inline)
+{
+    struct redis_req r;
+    size_t cur = 0, off, alen;
+    const char *s = "  SeT\tk  \t v\r\n";
+    static const char *const want[] = { "SeT", "k", "v" };
+
+    r = req_ok("GET k\r\n", "get");
+    ck_assert(r.is_inline);
+    ck_assert_uint_eq(r.argc, 2);
+    ck_assert_uint_eq(r.name_off, 0);
+    ck_assert_uint_eq(r.name_len, 3);
+    req_ok("get k\n", "get");
+    req_ok("PING\r\n", "ping");
+    req_ok("ping\n", "ping");
+    r = req_ok(s, "set");
+    ck_assert_uint_eq(r.argc, 3);
+    ck_assert_uint_eq(r.name_off, 2);
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert(redis_next_arg(&r, (const uint8_t *)s, &cur, &off, &alen));
+        ck_assert_uint_eq(alen, strlen(want[i]));
+        ck_assert(memcmp(s + off, want[i], alen) == 0);
+    }
+    ck_assert(!redis_next_arg(&r, (const uint8_t *)s, &cur, &off, &alen));
+    /* no quote processing: "a b" is two arguments */
+    req_err("ECHO \"a b\"\r\n", REDIS_ERR_ARITY,
+            "-ERR wrong number of arguments for 'echo' command\r\n");
+    req_ok("ECHO \"ab\"\r\n", "echo");
+    req_ok("SET k 'v\r\n", "set");
+    /* a line starting with other RESP type bytes is just a line */
+    req_err("$3\r\n", REDIS_ERR_UNSUPPORTED, "-ERR unsupported command '$3'\r\n");
+    req_err("foo\r\n", REDIS_ERR_UNSUPPORTED, "-ERR unsupported command 'foo'\r\n");
+    /* a '\r' in the middle is whitespace, as in Redis */
+    r = req_ok("GET\rk\r\n", "get");
+    ck_assert_uint_eq(r.argc, 2);
+
+    /* incomplete lines wait */
+    ck_assert_int_eq(preq("GET k", &r), REDIS_PARSE_AGAIN);
+    ck_assert_int_eq(preq("GET k\r", &r), REDIS_PARSE_AGAIN);
+    check_str_feeds("GET k\r\nSET k v\nMGET a b c\r\nnope\r\nPING\r\n", BIG_MAX, false);
+    ck_assert_uint_eq(run_a.n, 6);
+}
+END_TEST
+
+START_TEST(test_inline_too_long)
+{
+    const char *tl = "-ERR Protocol error: too big inline request\r\n";
+    size_t n = REDIS_MAX_INLINE;
+    char *s = malloc(n + 3);
+    struct redis_req r;
+
+    ck_assert_ptr_nonnull(s);
+    /* a line of exactly REDIS_MAX_INLINE bytes with its '\n' is fine */
+    memcpy(s, "ECHO ", 5);
+    memset(s + 5, 'a', n - 5);
+    s[n - 2] = '\r';
+    s[n - 1] = '\n';
+    s[n] = '\0';
+    r = req_ok(s, "echo");
+    ck_assert_uint_eq(r.total_len, n);
+    /* one byte more is not */
+    s[n - 2] = 'a';
+    s[n - 1] = '\r';
+    s[n] = '\n';
+    s[n + 1] = '\0';
+    req_err(s, REDIS_ERR_INLINE_TOO_LONG, tl);
+    /* nor is a line that never ends, decided once the limit is reached */
+    s[n] = 'a';
+    s[n + 1] = '\0';
+    req_err(s, REDIS_ERR_INLINE_TOO_LONG, tl);
+    ck_assert_int_eq(preq_n(s, n - 1, BIG_MAX, &r), REDIS_PARSE_AGAIN);
+    check_all_feeds((const uint8_t *)s, n + 1, BIG_MAX, false, true);
+    free(s);
+}
+END_TEST
+
+START_TEST(test_binary_values)
+{
+    static const uint8_t val[] = { 'a', '\r', '\n', '*', '1', '\r', '\n', '$', 0, 0xff, '\n', '\r' };
+    struct sbuf b = { 0 };
+    struct redis_req r;
+    size_t cur = 0, off, alen;
+
+    sb_str(&b, "*3\r\n");
+    sb_bulk(&b, "SET", 3);
+    sb_bulk(&b, "k\r\n", 3);
+    sb_bulk(&b, val, sizeof(val));
+    r = req_ok_n(b.p, b.len, "set");
+    ck_assert_uint_eq(r.argc, 3);
+    ck_assert(redis_next_arg(&r, b.p, &cur, &off, &alen));
+    ck_assert_uint_eq(alen, 3);
+    ck_assert(memcmp(b.p + off, "SET", 3) == 0);
+    ck_assert(redis_next_arg(&r, b.p, &cur, &off, &alen));
+    ck_assert_uint_eq(alen, 3);
+    ck_assert(memcmp(b.p + off, "k\r\n", 3) == 0);
+    ck_assert(redis_next_arg(&r, b.p, &cur, &off, &alen));
+    ck_assert_uint_eq(alen, sizeof(val));
+    ck_assert(memcmp(b.p + off, val, sizeof(val)) == 0);
+    ck_assert(!redis_next_arg(&r, b.p, &cur, &off, &alen));
+    check_all_feeds(b.p, b.len, BIG_MAX, false, true);
+    free(b.p);
+}
+END_TEST
+
+START_TEST(test_next_arg)
+{
+    const char *s = "*4\r\n$4\r\nMGET\r\n$0\r\n\r\n$2\r\nab\r\n$10\r\n0123456789\r\n";
+    static const char *const want[] = { "MGET", "", "ab", "0123456789" };
+    struct redis_req r = req_ok(s, "mget");
+    size_t cur = 0, off, alen, i = 0;
+
+    while (redis_next_arg(&r, (const uint8_t *)s, &cur, &off, &alen)) {
+        ck_assert_uint_lt(i, 4);
+        ck_assert_uint_eq(alen, strlen(want[i]));
+        ck_assert(memcmp(s + off, want[i], alen) == 0);
+        i++;
+    }
+    ck_assert_uint_eq(i, 4);
+    ck_assert_uint_eq(cur, strlen(s));
+
+    /* an unsupported request is iterable too, e.g. to log it */
+    s = "*2\r\n$3\r\nFOO\r\n$1\r\nx\r\n";
+    ck_assert_int_eq(preq(s, &r), REDIS_PARSE_ERROR);
+    cur = 0;
+    i = 0;
+    while (redis_next_arg(&r, (const uint8_t *)s, &cur, &off, &alen)) {
+        i++;
+    }
+    ck_assert_uint_eq(i, 2);
+}
+END_TEST
+
+START_TEST(test_big_value)
+{
+    size_t vlen = 5u << 20;
+    uint8_t *val = malloc(vlen);
+    struct sbuf b = { 0 };
+    uint64_t seed = 42;
+    struct redis_req r;
+    size_t cur = 0, off, alen;
+
+    ck_assert_ptr_nonnull(val);
+    for (size_t i = 0; i < vlen; i++) {
+        val[i] = (uint8_t)util_rand64(&seed);
+    }
+    sb_str(&b, "*3\r\n");
+    sb_bulk(&b, "SET", 3);
+    sb_bulk(&b, "big", 3);
+    sb_bulk(&b, val, vlen);
+    sb_str(&b, "*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n");
+    r = req_ok_n(b.p, b.len - 22, "set");
+    ck_assert(redis_next_arg(&r, b.p, &cur, &off, &alen));
+    ck_assert(redis_next_arg(&r, b.p, &cur, &off, &alen));
+    ck_assert(redis_next_arg(&r, b.p, &cur, &off, &alen));
+    ck_assert_uint_eq(alen, vlen);
+    ck_assert(memcmp(b.p + off, val, vlen) == 0);
+    check_all_feeds(b.p, b.len, BIG_MAX, false, true);
+    ck_assert_uint_eq(run_a.n, 3);
+    ck_assert_uint_eq(run_a.s[1].pos, b.len - 22);
+    /* the same request against a 5 MiB limit is refused by its header */
+    ck_assert_int_eq(preq_n(b.p, 40, 5u << 20, &r), REDIS_PARSE_ERROR);
+    ck_assert_int_eq(r.err, REDIS_ERR_TOO_LARGE);
+    free(val);
+    free(b.p);
+}
+END_TEST
+
+START_TEST(test_pipeline)
+{
+    const char *s = "*2\r\n$3\r\nGET\r\n$1\r\na\r\n"
+                    "PING\r\n"
+                    "*0\r\n"
+                    "*1\r\n$3\r\nGET\r\n"
+                    "*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$3\r\nv\r\n\r\n"
+                    "\r\n"
+                    "FOO bar\r\n"
+                    "*3\r\n$4\r\nMSET\r\n$1\r\na\r\n$1\r\n1\r\n"
+                    "*2\r\n$4\r\nECHO\r\n$3\r\nhi";
+    static const struct {
+        enum redis_parse rc;
+        enum redis_req_error err;
+    } want[] = {
+        { REDIS_PARSE_OK, REDIS_ERR_NONE }, { REDIS_PARSE_OK, REDIS_ERR_NONE },
+        { REDIS_PARSE_ERROR, REDIS_ERR_EMPTY }, { REDIS_PARSE_ERROR, REDIS_ERR_ARITY },
+        { REDIS_PARSE_OK, REDIS_ERR_NONE }, { REDIS_PARSE_ERROR, REDIS_ERR_EMPTY },
+        { REDIS_PARSE_ERROR, REDIS_ERR_UNSUPPORTED }, { REDIS_PARSE_OK, REDIS_ERR_NONE },
+        { REDIS_PARSE_AGAIN, REDIS_ERR_NONE },
+    };
+
+    check_str_feeds(s, BIG_MAX, false);
+    ck_assert_uint_eq(run_a.n, ARRAY_SIZE(want));
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+        ck_assert_msg(run_a.s[i].req.rc == want[i].rc && run_a.s[i].req.err == want[i].err,
+                      "step %zu: %d/%d", i, run_a.s[i].req.rc, run_a.s[i].req.err);
+    }
+
+    /* a closing error stops the stream; earlier requests stand */
+    s = "PING\r\n*1\r\n$4\r\nPING\r\n*1\r\n$x\r\nGET k\r\n";
+    check_str_feeds(s, BIG_MAX, false);
+    ck_assert_uint_eq(run_a.n, 3);
+    ck_assert_int_eq(run_a.s[2].req.err, REDIS_ERR_BULK_LEN);
+}
+END_TEST
+
+START_TEST(test_many_requests)
+{
+    struct sbuf b = { 0 };
+    uint64_t seed = 5;
+    const char *argv[8];
+
+    /* 300 random well-formed requests, multibulk and inline, run back to back */
+    for (int i = 0; i < 300; i++) {
+        uint64_t x = util_rand64(&seed);
+        size_t n;
+        size_t tn;
+        const struct redis_cmd *t = redis_cmd_table(&tn);
+        const struct redis_cmd *c = &t[x % tn];
+
+        argv[0] = c->name;
+        n = 1 + (size_t)c->min_args + (size_t)((x >> 16) % 3);
+        if (c->max_args >= 0 && n > 1 + (size_t)c->max_args) {
+            n = 1 + (size_t)c->max_args;
+        }
+        n = MIN(n, ARRAY_SIZE(argv));
+        for (size_t k = 1; k < n; k++) {
+            argv[k] = (x >> (20 + k)) & 1 ? "key" : "v\r\nx";
+        }
+        if ((x >> 40) & 1) {
+            sb_cmd(&b, n, argv);
+        } else {
+            sb_str(&b, c->name);
+            for (size_t k = 1; k < n; k++) {
+                sb_str(&b, " a");
+            }
+            sb_str(&b, (x >> 41) & 1 ? "\r\n" : "\n");
+        }
+    }
+    check_all_feeds(b.p, b.len, BIG_MAX, false, true);
+    ck_assert_uint_eq(run_a.n, 301);
+    free(b.p);
+}
+END_TEST
+
+START_TEST(test_random_garbage)
+{
+    static const char alphabet[] = "*$-:+\r\n0123456789abcGETSET ";
+    uint8_t buf[512];
+    uint64_t seed = 7;
+
+    for (int round = 0; round < 2000; round++) {
+        size_t n = 1 + (size_t)(util_rand64(&seed) % sizeof(buf));
+
+        for (size_t i = 0; i < n; i++) {
+            uint64_t x = util_rand64(&seed);
+            buf[i] = (x & 7) == 0 ? (uint8_t)(x >> 8)
+                                  : (uint8_t)alphabet[(x >> 8) % (sizeof(alphabet) - 1)];
+        }
+        check_all_feeds(buf, n, round & 1 ? 64 : BIG_MAX, round & 2, round < 200);
+    }
+}
+END_TEST
+
+/* ---- replies ---- */
+
+static struct redis_rsp
+rsp_ok(const char *s, enum redis_rsp_type type, int64_t integer)
+{
+    struct redis_rsp r;
+    enum redis_parse rc;
+
+    redis_rsp_init(&r);
+    rc = redis_parse_rsp(&r, (const uint8_t *)s, strlen(s));
+    ck_assert_msg(rc == REDIS_PARSE_OK, "not OK: %s (%d)", s, rc);
+    ck_assert_int_eq(r.type, type);
+    ck_assert_int_eq(r.integer, integer);
+    ck_assert_uint_eq(r.total_len, strlen(s));
+    /* a finished parse repeats its result */
+    ck_assert_int_eq(redis_parse_rsp(&r, (const uint8_t *)s, strlen(s)), REDIS_PARSE_OK);
+    ck_assert_uint_eq(r.total_len, strlen(s));
+    for (size_t i = 0; i < strlen(s); i++) {
+        struct redis_rsp p;
+        redis_rsp_init(&p);
+        ck_assert_int_eq(redis_parse_rsp(&p, (const uint8_t *)s, i), REDIS_PARSE_AGAIN);
+    }
+    check_str_feeds(s, 0, true);
+    return r;
+}
+
+static void
+rsp_bad(const char *s, size_t len)
+{
+    struct redis_rsp r;
+
+    redis_rsp_init(&r);
+    ck_assert_msg(redis_parse_rsp(&r, (const uint8_t *)s, len) == REDIS_PARSE_ERROR, "not ERROR: %s",
+                  s);
+    /* and it stays failed */
+    ck_assert_int_eq(redis_parse_rsp(&r, (const uint8_t *)s, len), REDIS_PARSE_ERROR);
+    check_all_feeds((const uint8_t *)s, len, 0, true, true);
+}
+
+START_TEST(test_rsp_types)
+{
+    rsp_ok("+OK\r\n", REDIS_RSP_STATUS, 0);
+    rsp_ok("+\r\n", REDIS_RSP_STATUS, 0);
+    rsp_ok("-ERR wrong\r\n", REDIS_RSP_ERROR, 0);
+    rsp_ok("-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+           REDIS_RSP_ERROR, 0);
+    rsp_ok(":0\r\n", REDIS_RSP_INTEGER, 0);
+    rsp_ok(":42\r\n", REDIS_RSP_INTEGER, 42);
+    rsp_ok(":-1\r\n", REDIS_RSP_INTEGER, -1);
+    rsp_ok(":9223372036854775807\r\n", REDIS_RSP_INTEGER, INT64_MAX);
+    rsp_ok(":-9223372036854775808\r\n", REDIS_RSP_INTEGER, INT64_MIN);
+    rsp_ok("$5\r\nhello\r\n", REDIS_RSP_BULK, 5);
+    rsp_ok("$0\r\n\r\n", REDIS_RSP_BULK, 0);
+    rsp_ok("$4\r\n\r\n\r\n\r\n", REDIS_RSP_BULK, 4);
+    rsp_ok("$-1\r\n", REDIS_RSP_BULK, -1);
+    rsp_ok("*-1\r\n", REDIS_RSP_ARRAY, -1);
+    rsp_ok("*0\r\n", REDIS_RSP_ARRAY, 0);
+    rsp_ok("*3\r\n$1\r\na\r\n$-1\r\n:7\r\n", REDIS_RSP_ARRAY, 3);
+    rsp_ok("*2\r\n*2\r\n+a\r\n-b\r\n*0\r\n", REDIS_RSP_ARRAY, 2);
+    rsp_ok("*2\r\n*-1\r\n*1\r\n*1\r\n$2\r\n\r\n\r\n", REDIS_RSP_ARRAY, 2);
+    /* a status line may carry a lone '\r' in its text */
+    rsp_ok("+a\rb\r\n", REDIS_RSP_STATUS, 0);
+}
+END_TEST
+
+START_TEST(test_rsp_deep)
+{
+    size_t depth = 10000;
+    struct sbuf b = { 0 };
+    struct redis_rsp r;
+    size_t cur = 0, off, elen;
+
+    for (size_t i = 0; i < depth; i++) {
+        sb_str(&b, "*1\r\n");
+    }
+    sb_str(&b, ":1\r\n");
+    redis_rsp_init(&r);
+    ck_assert_int_eq(redis_parse_rsp(&r, b.p, b.len), REDIS_PARSE_OK);
+    ck_assert_int_eq(r.type, REDIS_RSP_ARRAY);
+    ck_assert_int_eq(r.integer, 1);
+    ck_assert_uint_eq(r.total_len, b.len);
+    ck_assert(redis_next_elem(b.p, b.len, &cur, &off, &elen));
+    ck_assert_uint_eq(off, 4);
+    ck_assert_uint_eq(elen, b.len - 4);
+    ck_assert(!redis_next_elem(b.p, b.len, &cur, &off, &elen));
+    check_all_feeds(b.p, b.len, 0, true, true);
+    ck_assert_uint_eq(run_a.n, 2);
+
+    /* deep and wide: 10000 nested arrays of two, the second a bulk */
+    b.len = 0;
+    for (size_t i = 0; i < depth; i++) {
+        sb_str(&b, "*2\r\n$1\r\nx\r\n");
+    }
+    sb_str(&b, "$-1\r\n");
+    sb_str(&b, "+next\r\n");
+    check_all_feeds(b.p, b.len, 0, true, true);
+    ck_assert_uint_eq(run_a.n, 3);
+    ck_assert_uint_eq(run_a.s[0].rsp_len, b.len - 7);
+    ck_assert_int_eq(run_a.s[1].rsp_type, REDIS_RSP_STATUS);
+    free(b.p);
+}
+END_TEST
+
+START_TEST(test_rsp_wide)
+{
+    struct sbuf b = { 0 };
+    struct redis_rsp r;
+    size_t cur = 0, off, elen, n = 0;
+
+    sb_str(&b, "*100000\r\n");
+    for (size_t i = 0; i < 100000; i++) {
+        sb_str(&b, i % 3 == 0 ? "$-1\r\n" : i % 3 == 1 ? "$3\r\nabc\r\n" : ":12\r\n");
+    }
+    redis_rsp_init(&r);
+    ck_assert_int_eq(redis_parse_rsp(&r, b.p, b.len), REDIS_PARSE_OK);
+    ck_assert_int_eq(r.integer, 100000);
+    while (redis_next_elem(b.p, r.total_len, &cur, &off, &elen)) {
+        ck_assert_uint_eq(elen, n % 3 == 0 ? 5 : n % 3 == 1 ? 9 : 5);
+        n++;
+    }
+    ck_assert_uint_eq(n, 100000);
+    check_all_feeds(b.p, b.len, 0, true, false);
+    free(b.p);
+}
+END_TEST
+
+START_TEST(test_rsp_malformed)
+{
+    static const char *const bad[] = {
+        "?\r\n", "OK\r\n", "\r\n", " +OK\r\n", "+OK\n", "-ERR\n", ":\r\n", ":abc\r\n", ":1x\r\n",
+        ":+1\r\n", ":01\r\n", ":-0\r\n", ":9223372036854775808\r\n", ":-9223372036854775809\r\n",
+        "$\r\n", "$-2\r\n", "$-0\r\n", "$01\r\n", "$1x\r\n", "$536870913\r\n", "$3\r\nabcd\r\n",
+        "$3\n", "*-2\r\n", "*x\r\n", "*2147483648\r\n", "*1\r\n?\r\n",
+        "*2\r\n:1\r\nfoo\r\n", "*1\r\n$2\r\nabc\r\n", "%1\r\n", "_\r\n", ",1.5\r\n", "#t\r\n",
+        "(1\r\n", "=3\r\ntxt\r\n", ">1\r\n", "~1\r\n", "|1\r\n", "$1\r\na\rx",
+    };
+    char *s;
+
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        rsp_bad(bad[i], strlen(bad[i]));
+    }
+    rsp_bad("+O\0K\n", 5);
+    /* a status line that never ends fails at the limit, not later */
+    s = malloc(REDIS_MAX_RSP_LINE + 1);
+    ck_assert_ptr_nonnull(s);
+    s[0] = '-';
+    memset(s + 1, 'e', REDIS_MAX_RSP_LINE);
+    {
+        struct redis_rsp r;
+        redis_rsp_init(&r);
+        ck_assert_int_eq(redis_parse_rsp(&r, (const uint8_t *)s, REDIS_MAX_RSP_LINE - 1),
+                         REDIS_PARSE_AGAIN);
+        ck_assert_int_eq(redis_parse_rsp(&r, (const uint8_t *)s, REDIS_MAX_RSP_LINE),
+                         REDIS_PARSE_ERROR);
+        /* the longest allowed line */
+        s[REDIS_MAX_RSP_LINE - 2] = '\r';
+        s[REDIS_MAX_RSP_LINE - 1] = '\n';
+        redis_rsp_init(&r);
+        ck_assert_int_eq(redis_parse_rsp(&r, (const uint8_t *)s, REDIS_MAX_RSP_LINE),
+                         REDIS_PARSE_OK);
+        ck_assert_int_eq(r.type, REDIS_RSP_ERROR);
+        ck_assert_uint_eq(r.total_len, REDIS_MAX_RSP_LINE);
+    }
+    free(s);
+}
+END_TEST
+
+START_TEST(test_rsp_incomplete)
+{
+    static const char *const again[] = {
+        "", "+", "+OK", "+OK\r", ":", ":12", ":-", "$", "$5", "$5\r", "$5\r\n", "$5\r\nhel",
+        "$5\r\nhello", "$5\r\nhello\r", "*", "*2\r\n", "*2\r\n:1\r\n", "*2\r\n*1\r\n:1\r\n",
+        "$-", "$-1", "$-1\r", "*1\r\n$3\r\nab", "$536870912\r\n",
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(again); i++) {
+        struct redis_rsp r;
+        redis_rsp_init(&r);
+        ck_assert_msg(redis_parse_rsp(&r, (const uint8_t *)again[i], strlen(again[i]))
+                          == REDIS_PARSE_AGAIN,
+                      "not AGAIN: %s", again[i]);
+    }
+}
+END_TEST
+
+START_TEST(test_rsp_stream)
+{
+    const char *s = "+OK\r\n$3\r\nfoo\r\n*2\r\n$1\r\na\r\n$-1\r\n:5\r\n-ERR x\r\n*0\r\n*-1\r\n"
+                    "$0\r\n\r\n*1\r\n*1\r\n*0\r\n+PONG\r\n$2\r\nab";
+
+    check_str_feeds(s, 0, true);
+    ck_assert_uint_eq(run_a.n, 11);
+    ck_assert_int_eq(run_a.s[0].rsp_type, REDIS_RSP_STATUS);
+    ck_assert_int_eq(run_a.s[1].rsp_type, REDIS_RSP_BULK);
+    ck_assert_int_eq(run_a.s[2].rsp_type, REDIS_RSP_ARRAY);
+    ck_assert_int_eq(run_a.s[2].rsp_integer, 2);
+    ck_assert_int_eq(run_a.s[3].rsp_type, REDIS_RSP_INTEGER);
+    ck_assert_int_eq(run_a.s[3].rsp_integer, 5);
+    ck_assert_int_eq(run_a.s[4].rsp_type, REDIS_RSP_ERROR);
+    ck_assert_int_eq(run_a.s[6].rsp_integer, -1);
+    ck_assert_int_eq(run_a.s[8].rsp_type, REDIS_RSP_ARRAY);
+    ck_assert_int_eq(run_a.s[9].rsp_type, REDIS_RSP_STATUS);
+    ck_assert_int_eq(run_a.s[10].rsp_rc, REDIS_PARSE_AGAIN);
+}
+END_TEST
+
+START_TEST(test_rsp_big_value)
+{
+    size_t vlen = 5u << 20;
+    struct sbuf b = { 0 };
+    uint8_t *val = malloc(vlen);
+    uint64_t seed = 99;
+
+    ck_assert_ptr_nonnull(val);
+    for (size_t i = 0; i < vlen; i++) {
+        val[i] = (uint8_t)util_rand64(&seed);
+    }
+    sb_str(&b, "*2\r\n");
+    sb_bulk(&b, val, vlen);
+    sb_str(&b, "$-1\r\n");
+    check_all_feeds(b.p, b.len, 0, true, true);
+    ck_assert_uint_eq(run_a.n, 2);
+    ck_assert_uint_eq(run_a.s[0].rsp_len, b.len);
+    free(val);
+    free(b.p);
+}
+END_TEST
+
+START_TEST(test_next_elem)
+{
+    const char *s = "*4\r\n$1\r\na\r\n$-1\r\n*2\r\n:1\r\n+x\r\n-ERR e\r\n";
+    static const char *const want[] = { "$1\r\na\r\n", "$-1\r\n", "*2\r\n:1\r\n+x\r\n",
+                                        "-ERR e\r\n" };
+    struct redis_rsp r = rsp_ok(s, REDIS_RSP_ARRAY, 4);
+    size_t cur = 0, off, elen, i = 0;
+
+    while (redis_next_elem((const uint8_t *)s, r.total_len, &cur, &off, &elen)) {
+        ck_assert_uint_lt(i, 4);
+        ck_assert_uint_eq(elen, strlen(want[i]));
+        ck_assert(memcmp(s + off, want[i], elen) == 0);
+        i++;
+    }
+    ck_assert_uint_eq(i, 4);
+
+    cur = 0;
+    ck_assert(!redis_next_elem((const uint8_t *)"*0\r\n", 4, &cur, &off, &elen));
+    cur = 0;
+    ck_assert(!redis_next_elem((const uint8_t *)"*-1\r\n", 5, &cur, &off, &elen));
+    cur = 0;
+    ck_assert(!redis_next_elem((const uint8_t *)"+OK\r\n", 5, &cur, &off, &elen));
+    cur = 0;
+    ck_assert(!redis_next_elem((const uint8_t *)"", 0, &cur, &off, &elen));
+}
+END_TEST
+
+static Suite *
+proto_redis_suite(void)
+{
+    Suite *s = suite_create("proto_redis");
+    TCase *table = tcase_create("table");
+    TCase *req = tcase_create("request");
+    TCase *stream = tcase_create("stream");
+    TCase *rsp = tcase_create("reply");
+
+    tcase_add_test(table, test_table_sorted);
+    tcase_add_test(table, test_every_command_found);
+    tcase_add_test(table, test_lookup_misses);
+    tcase_add_test(table, test_routes);
+    tcase_add_test(table, test_arities);
+    tcase_add_test(table, test_every_command_arity);
+    suite_add_tcase(s, table);
+
+    tcase_add_test(req, test_multibulk_basic);
+    tcase_add_test(req, test_arity_errors);
+    tcase_add_test(req, test_unsupported);
+    tcase_add_test(req, test_framing_errors);
+    tcase_add_test(req, test_empty);
+    tcase_add_test(req, test_too_large);
+    tcase_add_test(req, test_inline);
+    tcase_add_test(req, test_inline_too_long);
+    tcase_add_test(req, test_binary_values);
+    tcase_add_test(req, test_next_arg);
+    suite_add_tcase(s, req);
+
+    tcase_set_timeout(stream, 60);
+    tcase_add_test(stream, test_big_value);
+    tcase_add_test(stream, test_pipeline);
+    tcase_add_test(stream, test_many_requests);
+    tcase_add_test(stream, test_random_garbage);
+    suite_add_tcase(s, stream);
+
+    tcase_set_timeout(rsp, 60);
+    tcase_add_test(rsp, test_rsp_types);
+    tcase_add_test(rsp, test_rsp_deep);
+    tcase_add_test(rsp, test_rsp_wide);
+    tcase_add_test(rsp, test_rsp_malformed);
+    tcase_add_test(rsp, test_rsp_incomplete);
+    tcase_add_test(rsp, test_rsp_stream);
+    tcase_add_test(rsp, test_rsp_big_value);
+    tcase_add_test(rsp, test_next_elem);
+    suite_add_tcase(s, rsp);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(proto_redis_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
