@@ -17,7 +17,8 @@ pids=""
 cleanup() {
     for p in $pids; do kill "$p" 2>/dev/null || true; done
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 for port in 21211 21212; do
     memcached -l 127.0.0.1 -p "$port" -U 0 -u nobody &
@@ -29,9 +30,9 @@ for port in 26379 26380; do
     pids="$pids $!"
 done
 
-echo "==> cachemux on etc/cachemux.ini: memcached pool at 127.0.0.1:22121"
-echo "    try: printf 'set k 0 0 2\\r\\nhi\\r\\nget k\\r\\n' | nc -q1 127.0.0.1 22121"
-"$top/build/gcc/cachemux" -c "$top/etc/cachemux.ini" &
-cmx=$!
-pids="$pids $cmx"
-wait "$cmx"
+echo "==> cachemux on etc/cachemux.ini (Ctrl-C stops it and the backends)"
+echo "    memcached pool at 127.0.0.1:22121; try, from another shell:"
+echo "    echo hello > /tmp/greeting && memccp --servers=127.0.0.1:22121 /tmp/greeting && memccat --servers=127.0.0.1:22121 greeting"
+# In the foreground: Ctrl-C reaches cachemux, which stops gracefully; the
+# EXIT trap then stops the backends.
+"$top/build/gcc/cachemux" -c "$top/etc/cachemux.ini"

@@ -27,7 +27,6 @@ the tests themselves), MEMCACHED / REDIS_SERVER / NUTCRACKER (binary paths).
 """
 
 import atexit
-import errno
 import glob
 import os
 import re
@@ -175,9 +174,9 @@ def unregister_pid(pid):
 
 
 def _cleanup():
-    with _lock:
-        kids = list(_children)
-        extra = list(_extra_pids)
+    # no lock: this also runs from a signal handler (list copies are atomic)
+    kids = list(_children)
+    extra = list(_extra_pids)
     leftovers = []
     for p in kids:
         if p.poll() is None:
@@ -224,26 +223,27 @@ for _s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
     signal.signal(_s, _on_signal)
 
 
+try:
+    import ctypes
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except Exception:   # not glibc/Linux: no death signal
+    _prctl = None
+
+
 def become_subreaper():
     """Adopt orphaned descendants (a daemonized cachemux), so that this
     process can waitpid() them and see their exit status. False if not
     supported."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
-    except Exception:
+    if _prctl is None:
         return False
+    return _prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
 
 
 def _preexec_pdeathsig():
-    # children die with us even if we are SIGKILLed
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+    # children die with us even if we are SIGKILLed (resolved before fork:
+    # the forked child only makes the call)
+    if _prctl is not None:
+        _prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
 
 
 def spawn(argv, stdout=None, stderr=None, stdin=subprocess.DEVNULL, env=None, cwd=None):
@@ -546,7 +546,7 @@ class Memcached(Backend):
             with Client(self.port, timeout=2) as c:
                 r = c.request(b"version\r\n")
             return r.startswith(b"VERSION ")
-        except OSError:
+        except Exception:
             return False
 
     def client(self, timeout=5):
@@ -605,7 +605,7 @@ class Redis(Backend):
                     r = c.recv_until(b"\r\n")
                 if r == b"+PONG\r\n":
                     return True
-            except OSError:
+            except Exception:
                 pass
             time.sleep(0.05)
         return False
@@ -721,7 +721,6 @@ class Pool:
         self.port = port
         self.listen = listen          # raw listen string overrides port
         self.keys = dict(keys)
-        self.keys_order = ["hash", "distribution", "redis"]
         self.hash = hash
         self.distribution = distribution
         self.redis = redis
@@ -919,9 +918,12 @@ class Proxy:
                 text = _read(self.log) + _read(self.log + ".out")
                 if "in use" in text.lower() and self._pickable():
                     raise PortInUse(text.strip().splitlines()[-1] if text.strip() else "")
-                raise RuntimeError("%s exited with %s before it was ready%s%s"
+                san = getattr(self, "san_dir", None)
+                reps = "".join("\n  %s:\n%s" % (r, _read(r)[:3000])
+                               for r in (sanitizer_reports(san) if san else []))
+                raise RuntimeError("%s exited with %s before it was ready%s%s%s"
                                    % (self.kind, self.proc.returncode, _log_tail(self.log),
-                                      _log_tail(self.log + ".out")))
+                                      _log_tail(self.log + ".out"), reps))
             pending = [p for p in pending if not can_connect(p)]
             if not pending and self._ready_in_log():
                 break
@@ -1055,7 +1057,6 @@ def mc_reply_end(buf, pos=0):
     None if incomplete. A retrieval reply is VALUE blocks up to END; a stats
     reply is STAT lines up to END; anything else is one line."""
     p = pos
-    first = True
     while True:
         nl = buf.find(b"\r\n", p)
         if nl < 0:
@@ -1071,11 +1072,9 @@ def mc_reply_end(buf, pos=0):
             if len(buf) < end:
                 return None
             p = end
-            first = False
             continue
         if line.startswith(b"STAT "):
             p = nl + 2
-            first = False
             continue
         return nl + 2
 
