@@ -379,7 +379,7 @@ route_redis_request(struct conn *c, const uint8_t *buf, const struct redis_req *
 static void
 route_redis_client_input(struct conn *c)
 {
-    char reply[256];
+    char reply[REDIS_ERR_REPLY_MAX];
 
     while (c->state == CONN_ACTIVE && buf_len(&c->in) > 0) {
         const uint8_t *p = buf_head(&c->in);
