@@ -242,7 +242,11 @@ EOF
 
 # --- run -------------------------------------------------------------------------
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uname -srm), $(nproc) CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# $("$MEMCACHED" -V), $( [ -n "$NC_PID" ] && "$NUTCRACKER" -V 2>&1 | head -1 || echo 'no nutcracker'), $( [ -n "$CMX_PID" ] && "$CACHEMUX" -V 2>&1 | head -1 || echo 'no cachemux')"
+version() { "$@" 2>&1 | sed -n 1p || true; }  # sed reads all: no SIGPIPE under pipefail
+mc_ver=$(version "$MEMCACHED" -V)
+nc_ver="no nutcracker"; [ -n "$NC_PID" ] && nc_ver=$(version "$NUTCRACKER" -V)
+cmx_ver="no cachemux"; [ -n "$CMX_PID" ] && cmx_ver=$(version "$CACHEMUX" -V)
+echo "# $mc_ver, $nc_ver, $cmx_ver"
 echo "# mcload: conns=$CONNS depth=$DEPTH threads=$LOAD_THREADS keys=$KEYS duration=${DURATION}s warmup=${WARMUP}s;" \
      "backends: 2 x memcached -t $MC_THREADS (shared by both proxies); cachemux workers=$WORKERS"
 echo "# CPU us/req = (utime+stime after - before) / requests completed during the mcload run (warm-up included)"

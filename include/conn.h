@@ -99,6 +99,8 @@ struct conn {
     struct msg_tqh in_q;            /* queued, not yet fully written */
     struct msg_tqh out_q;           /* written, awaiting their replies */
     uint32_t nin, nout;
+    struct event tev;               /* the oldest request's deadline (or connect's) */
+    uint64_t connect_deadline_ms;
     bool rrsp_active;               /* redis: rrsp holds a partial parse */
     struct redis_rsp rrsp;          /* redis: resumable reply parse */
 };
@@ -160,7 +162,17 @@ void conn_client_close(struct conn *c);
 /* Free the closed client conns of this turn. */
 void conn_ctx_reap(struct conn_ctx *ctx);
 
-/* Free a msg that is done, and its fragments. */
-void conn_msg_free(struct conn_ctx *ctx, struct msg *m);
+/*
+ * One holder of m let go. A msg is held by its client (m->client, while on
+ * the client queue), its server conn (m->server, while queued there) and,
+ * for a fragment, its parent (m->parent). It is freed when none holds it
+ * any more; a freed parent lets go of its fragments. This is what keeps a
+ * timed-out request alive as a tombstone in its server queue after its
+ * error reply was written.
+ */
+void conn_msg_release(struct conn_ctx *ctx, struct msg *m);
+
+/* Take m (not yet written at all) off s's in_q. */
+void conn_server_unqueue(struct conn *s, struct msg *m);
 
 #endif

@@ -228,14 +228,29 @@ conn_mark_dirty(struct conn *c)
 }
 
 void
-conn_msg_free(struct conn_ctx *ctx, struct msg *m)
+conn_msg_release(struct conn_ctx *ctx, struct msg *m)
 {
+    if (m->client != NULL || m->server != NULL || m->parent != NULL) {
+        return;
+    }
     for (uint32_t i = 0; i < m->nfrags; i++) {
-        if (m->frags[i] != NULL) {
-            msg_put(&ctx->msgs, m->frags[i]);
+        struct msg *f = m->frags[i];
+        if (f != NULL) {
+            f->parent = NULL;
+            conn_msg_release(ctx, f);
         }
     }
     msg_put(&ctx->msgs, m);
+}
+
+void
+conn_server_unqueue(struct conn *s, struct msg *m)
+{
+    TAILQ_REMOVE(&s->in_q, m, s_tqe);
+    s->nin--;
+    m->server = NULL;
+    stats_add(&s->st->f[STATS_S_in_queue], -1);
+    stats_add(&s->st->f[STATS_S_in_queue_bytes], -(int64_t)buf_len(&m->req));
 }
 
 void
@@ -263,6 +278,7 @@ conn_server_pop_reply(struct conn *s, size_t rsp_bytes)
 
     TAILQ_REMOVE(&s->out_q, m, s_tqe);
     s->nout--;
+    m->server = NULL;
     stats_add(&s->st->f[STATS_S_out_queue], -1);
     stats_add(&s->st->f[STATS_S_out_queue_bytes], -(int64_t)buf_len(&m->req));
     stats_add(&s->st->f[STATS_S_responses], 1);
@@ -278,13 +294,11 @@ conn_server_pop_any(struct conn *s)
     if ((m = TAILQ_FIRST(&s->out_q)) != NULL) {
         TAILQ_REMOVE(&s->out_q, m, s_tqe);
         s->nout--;
+        m->server = NULL;
         stats_add(&s->st->f[STATS_S_out_queue], -1);
         stats_add(&s->st->f[STATS_S_out_queue_bytes], -(int64_t)buf_len(&m->req));
     } else if ((m = TAILQ_FIRST(&s->in_q)) != NULL) {
-        TAILQ_REMOVE(&s->in_q, m, s_tqe);
-        s->nin--;
-        stats_add(&s->st->f[STATS_S_in_queue], -1);
-        stats_add(&s->st->f[STATS_S_in_queue_bytes], -(int64_t)buf_len(&m->req));
+        conn_server_unqueue(s, m);
     }
     return m;
 }
@@ -410,7 +424,8 @@ conn_flush_client(struct conn *c)
             bool close_after = m->close_after;
             TAILQ_REMOVE(&c->q, m, c_tqe);
             c->nq--;
-            conn_msg_free(c->ctx, m);
+            m->client = NULL;
+            conn_msg_release(c->ctx, m);
             if (close_after) {
                 /* quit or a framing error: the caller closes the conn. */
                 conn_set_writing(c, false);

@@ -47,6 +47,7 @@ pool_init(struct pool *p, const struct conf_pool *cp, struct conn_ctx *ctx,
         }
         for (uint32_t j = 0; j < s->nconns; j++) {
             conn_server_init(&s->conns[j], ctx, s);
+            evtimer_assign(&s->conns[j].tev, ctx->base, server_cb, &s->conns[j]);
             s->conns[j].pool = p;
             s->conns[j].st = s->st;
         }
@@ -73,6 +74,7 @@ pool_destroy(struct pool *p)
         for (size_t i = 0; i < p->nservers; i++) {
             struct pool_server *s = &p->servers[i];
             for (uint32_t j = 0; s->conns != NULL && j < s->nconns; j++) {
+                evtimer_del(&s->conns[j].tev);
                 conn_close_socket(&s->conns[j]);
             }
             free(s->conns);
@@ -107,6 +109,12 @@ pool_connect(struct pool *p, struct conn *c)
         net_set_keepalive(fd);
     }
     conn_server_attach(c, fd, p->server_cb);
+    if (p->cp->timeout_ms > 0) {
+        struct timeval tv = { (time_t)(p->cp->timeout_ms / 1000),
+                              (suseconds_t)((p->cp->timeout_ms % 1000) * 1000) };
+        c->connect_deadline_ms = util_mono_msec() + p->cp->timeout_ms;
+        evtimer_add(&c->tev, &tv);
+    }
     stats_add(&c->st->f[STATS_S_server_connections], 1);
     stats_add(&p->ctx->wst->curr_connections, 1);
     stats_add(&p->ctx->wst->total_connections, 1);

@@ -56,6 +56,19 @@ route_local_reply(struct conn *c, const char *bytes, size_t len, bool close_afte
     return 0;
 }
 
+static void route_server_rearm(struct conn *s);
+
+/* Wake the server conn's timer at mono time at_ms. */
+static void
+route_server_arm(struct conn *s, uint64_t at_ms)
+{
+    uint64_t now = util_mono_msec();
+    uint64_t d = at_ms > now ? at_ms - now : 0;
+    struct timeval tv = { (time_t)(d / 1000), (suseconds_t)((d % 1000) * 1000) };
+
+    evtimer_add(&s->tev, &tv);
+}
+
 void
 route_forward_to(struct conn *c, struct pool_server *s, struct msg *m)
 {
@@ -66,6 +79,13 @@ route_forward_to(struct conn *c, struct pool_server *s, struct msg *m)
         stats_add(&c->pool->st->f[STATS_P_forward_error], 1);
         route_msg_fail(c->ctx, m, err);
         return;
+    }
+    uint64_t timeout = c->pool->cp->timeout_ms;
+    if (timeout > 0) {
+        m->deadline_ms = util_mono_msec() + timeout;
+        if (!evtimer_pending(&sc->tev, NULL)) {
+            route_server_arm(sc, m->deadline_ms);
+        }
     }
     conn_server_enqueue(sc, m, false);
     conn_mark_dirty(sc);
@@ -88,7 +108,6 @@ void
 route_msg_done(struct conn_ctx *ctx, struct msg *m)
 {
     m->done = true;
-    m->server = NULL;
     if (m->parent != NULL) {
         struct msg *p = m->parent;
         if (++p->nfrags_done < p->nfrags) {
@@ -101,7 +120,7 @@ route_msg_done(struct conn_ctx *ctx, struct msg *m)
         }
     }
     if (m->client == NULL) {
-        conn_msg_free(ctx, m);
+        conn_msg_release(ctx, m);
         return;
     }
     if (m->swallow) {
@@ -129,7 +148,7 @@ route_server_dequeue_all(struct conn *s, int err)
 
     while ((m = conn_server_pop_any(s)) != NULL) {
         if (m->timed_out) {
-            conn_msg_free(s->ctx, m);
+            conn_msg_release(s->ctx, m);    /* answered already */
         } else {
             route_msg_fail(s->ctx, m, err);
         }
@@ -139,6 +158,7 @@ route_server_dequeue_all(struct conn *s, int err)
 static void
 route_server_reset(struct conn *s)
 {
+    evtimer_del(&s->tev);
     if (s->fd >= 0) {
         stats_add(&s->st->f[STATS_S_server_connections], -1);
         stats_add(&s->ctx->wst->curr_connections, -1);
@@ -186,6 +206,9 @@ route_server_connected(struct conn *s)
     conn_set_reading(s, true);
     log_debug("pool %s: connected to server %s (conn %" PRIu64 ")", s->pool->cp->name,
               s->server->cs->ident, s->id);
+    if (s->pool->cp->timeout_ms > 0) {
+        route_server_rearm(s);
+    }
     /* Write what queued up while connecting; this also disarms EV_WRITE. */
     int rc = conn_flush(s);
     if (rc < 0) {
@@ -225,12 +248,116 @@ route_server_read(struct conn *s)
     conn_release_inbuf(s);
 }
 
+/* The earliest time the timer must look at s again, 0 for never. */
+static uint64_t
+route_server_next_deadline(const struct conn *s, uint64_t timeout)
+{
+    const struct msg *head = TAILQ_FIRST(&s->out_q);
+    const struct msg *m;
+    uint64_t next = 0;
+
+    if (s->state == CONN_CONNECTING) {
+        next = s->connect_deadline_ms;
+    }
+    if (head != NULL && head->timed_out) {
+        /* A tombstone still unanswered a further timeout later: the conn
+           is stuck and will be closed. */
+        uint64_t stuck = head->deadline_ms + timeout;
+        next = next == 0 ? stuck : MIN(next, stuck);
+    }
+    TAILQ_FOREACH(m, &s->out_q, s_tqe) {
+        if (!m->timed_out && m->deadline_ms != 0) {
+            return next == 0 ? m->deadline_ms : MIN(next, m->deadline_ms);
+        }
+    }
+    TAILQ_FOREACH(m, &s->in_q, s_tqe) {
+        if (!m->timed_out && m->deadline_ms != 0) {
+            return next == 0 ? m->deadline_ms : MIN(next, m->deadline_ms);
+        }
+    }
+    return next;
+}
+
+static void
+route_server_rearm(struct conn *s)
+{
+    uint64_t next = route_server_next_deadline(s, s->pool->cp->timeout_ms);
+
+    if (next != 0) {
+        route_server_arm(s, next);
+    } else {
+        evtimer_del(&s->tev);
+    }
+}
+
+/* m's deadline passed: answer it now; if it was written, it stays queued
+   as a tombstone whose late reply will be dropped. */
+static void
+route_msg_timeout(struct conn *s, struct msg *m)
+{
+    stats_add(&s->st->f[STATS_S_server_timedout], 1);
+    s->server->failures++;
+    if (m->req_sent == 0) {
+        conn_server_unqueue(s, m);  /* never sent: no reply will come */
+    } else {
+        m->timed_out = true;
+    }
+    route_msg_fail(s->ctx, m, ETIMEDOUT);
+}
+
+static void
+route_server_timer(struct conn *s)
+{
+    uint64_t now = util_mono_msec();
+    uint64_t timeout = s->pool->cp->timeout_ms;
+    struct msg *m, *next;
+
+    if (timeout == 0) {
+        return;
+    }
+    if (s->state == CONN_CONNECTING && now >= s->connect_deadline_ms) {
+        route_server_fail(s, ETIMEDOUT);
+        return;
+    }
+    for (m = TAILQ_FIRST(&s->out_q); m != NULL; m = next) {
+        next = TAILQ_NEXT(m, s_tqe);
+        if (m->timed_out || m->deadline_ms == 0) {
+            continue;
+        }
+        if (m->deadline_ms > now) {
+            goto rearm;     /* deadlines grow in queue order */
+        }
+        route_msg_timeout(s, m);
+    }
+    for (m = TAILQ_FIRST(&s->in_q); m != NULL; m = next) {
+        next = TAILQ_NEXT(m, s_tqe);
+        if (m->timed_out || m->deadline_ms == 0) {
+            continue;
+        }
+        if (m->deadline_ms > now) {
+            break;
+        }
+        route_msg_timeout(s, m);
+    }
+rearm:
+    m = TAILQ_FIRST(&s->out_q);
+    if (m != NULL && m->timed_out && m->deadline_ms + timeout <= now) {
+        route_server_fail(s, ETIMEDOUT);
+        return;
+    }
+    route_server_rearm(s);
+}
+
 void
 route_server_event(int fd, short what, void *arg)
 {
     struct conn *s = arg;
 
     (void)fd;
+    if (what & EV_TIMEOUT) {
+        route_server_timer(s);
+        return;
+    }
     if (s->state == CONN_CONNECTING) {
         route_server_connected(s);
         return;
@@ -260,11 +387,12 @@ route_client_close(struct conn *c, const char *reason)
     while ((m = TAILQ_FIRST(&c->q)) != NULL) {
         TAILQ_REMOVE(&c->q, m, c_tqe);
         c->nq--;
-        if (m->done) {
-            conn_msg_free(c->ctx, m);
-        } else {
-            m->client = NULL;   /* orphan: freed when its replies come */
+        bool done = m->done;
+        m->client = NULL;
+        if (done) {
+            conn_msg_release(c->ctx, m);
         }
+        /* else an orphan: released when its replies come */
     }
     TAILQ_REMOVE(&c->pool->clients, c, pool_tqe);
     c->pool->nclients--;

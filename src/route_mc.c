@@ -283,7 +283,7 @@ route_mc_server_input(struct conn *s)
         (void)conn_server_pop_reply(s, m->rsp_bytes);
         s->server->failures = 0;
         if (m->timed_out) {
-            conn_msg_free(s->ctx, m);
+            conn_msg_release(s->ctx, m);    /* a tombstone's late reply */
         } else {
             route_msg_done(s->ctx, m);
         }

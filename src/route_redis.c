@@ -464,7 +464,7 @@ route_redis_server_input(struct conn *s)
         if (m->handshake) {
             int hrc = route_redis_handshake_reply(s, m, p, n);
             buf_consume(&s->in, n);
-            conn_msg_free(s->ctx, m);
+            conn_msg_release(s->ctx, m);
             if (hrc < 0) {
                 return hrc;
             }
@@ -480,7 +480,7 @@ route_redis_server_input(struct conn *s)
         buf_consume(&s->in, n);
         s->server->failures = 0;
         if (m->timed_out) {
-            conn_msg_free(s->ctx, m);
+            conn_msg_release(s->ctx, m);    /* a tombstone's late reply */
         } else {
             route_msg_done(s->ctx, m);
         }
