@@ -76,7 +76,8 @@ done
 CLK_TCK=$(getconf CLK_TCK)
 
 TMP=$(mktemp -d /tmp/cachemux-bench.XXXXXX)
-PIDS=()
+PIDS=()     # long-lived: backends and proxies
+AUX=        # mcload / strace PIDs running now; cleared once reaped (no PID reuse)
 
 stop_pid() {  # stop one process we started: TERM, wait up to 3 s, then KILL
     local pid=$1 i
@@ -93,6 +94,7 @@ stop_pid() {  # stop one process we started: TERM, wait up to 3 s, then KILL
 cleanup() {
     local pid
     set +e
+    for pid in $AUX; do stop_pid "$pid"; done
     for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
     if [ -n "$KEEP" ]; then echo "kept: $TMP" >&2; else rm -rf "$TMP"; fi
 }
@@ -155,6 +157,18 @@ cpu_ticks() {  # utime + stime of a whole process (all threads), in clock ticks
 
 machine_ticks() {  # busy ticks of all CPUs (not idle, not iowait), from /proc/stat
     awk '$1 == "cpu" { s = 0; for (i = 2; i <= NF; i++) s += $i; print s - $5 - $6; exit }' /proc/stat
+}
+
+# Run a helper in the background and wait for it, so that a signal to this
+# script is handled at once (bash runs traps only between foreground commands).
+run_aux() {  # run_aux OUTFILE ERRFILE CMD...; returns CMD's status
+    local out=$1 err=$2 rc=0
+    shift 2
+    "$@" >"$out" 2>"$err" &
+    AUX=$!
+    wait "$AUX" || rc=$?
+    AUX=
+    return "$rc"
 }
 
 field() {  # field NAME "key=value ..." -> value
@@ -265,7 +279,9 @@ for round in $(seq "$ROUNDS"); do
             cachemux) port=$CMX_PORT; ppid=$CMX_PID ;;
             esac
             # Store the keyspace through the target (placement is the target's own).
-            if ! "$MCLOAD" -q -s 127.0.0.1 -p "$port" -w populate -k "$KEYS" >"$TMP/populate.out" 2>&1; then
+            if ! run_aux "$TMP/populate.out" "$TMP/populate.err" \
+                    "$MCLOAD" -s 127.0.0.1 -p "$port" -w populate -k "$KEYS"; then
+                cat "$TMP/populate.err" >&2
                 cat "$TMP/populate.out" >&2
                 die "populating $KEYS keys through $t (port $port) failed"
             fi
@@ -273,8 +289,10 @@ for round in $(seq "$ROUNDS"); do
             m0=$(cpu_ticks "${MC_PIDS[@]}")
             w0=$(date +%s.%N); b0=$(machine_ticks)
             rc=0
-            line=$("$MCLOAD" -s 127.0.0.1 -p "$port" -w "$wl" -N -k "$KEYS" -c "$CONNS" -d "$DEPTH" \
-                   -T "$LOAD_THREADS" -t "$DURATION" -W "$WARMUP" 2>"$TMP/mcload.err") || rc=$?
+            run_aux "$TMP/mcload.out" "$TMP/mcload.err" \
+                "$MCLOAD" -s 127.0.0.1 -p "$port" -w "$wl" -N -k "$KEYS" -c "$CONNS" -d "$DEPTH" \
+                -T "$LOAD_THREADS" -t "$DURATION" -W "$WARMUP" || rc=$?
+            line=$(cat "$TMP/mcload.out")
             p1=0; [ -n "$ppid" ] && p1=$(cpu_ticks "$ppid")
             m1=$(cpu_ticks "${MC_PIDS[@]}")
             w1=$(date +%s.%N); b1=$(machine_ticks)
@@ -326,22 +344,28 @@ if [ -n "$SYSCALLS" ]; then
             nutcracker) port=$NC_PORT; spid=$NC_PID ;;
             cachemux) port=$CMX_PORT; spid=$CMX_PID ;;
             esac
-            "$MCLOAD" -q -s 127.0.0.1 -p "$port" -w populate -k "$KEYS" >/dev/null 2>&1 ||
-                die "populating $KEYS keys through $t (port $port) failed"
+            run_aux /dev/null "$TMP/populate.err" "$MCLOAD" -s 127.0.0.1 -p "$port" -w populate -k "$KEYS" ||
+                { cat "$TMP/populate.err" >&2; die "populating $KEYS keys through $t (port $port) failed"; }
             rm -f "$TMP/strace.out"
             strace -c -f -p "$spid" -o "$TMP/strace.out" 2>"$TMP/strace.err" &
             spid_strace=$!
-            PIDS+=("$spid_strace")
+            AUX=$spid_strace
             for i in $(seq 100); do
                 grep -q attached "$TMP/strace.err" 2>/dev/null && break
                 kill -0 "$spid_strace" 2>/dev/null || { cat "$TMP/strace.err" >&2; die "strace -p $spid failed"; }
                 sleep 0.1
             done
             sleep 0.2
-            line=$("$MCLOAD" -q -s 127.0.0.1 -p "$port" -w "$wl" -N -k "$KEYS" -c "$CONNS" -d "$DEPTH" \
-                   -T "$LOAD_THREADS" -n "$SYSCALL_REQS" 2>/dev/null) || true
+            "$MCLOAD" -q -s 127.0.0.1 -p "$port" -w "$wl" -N -k "$KEYS" -c "$CONNS" -d "$DEPTH" \
+                -T "$LOAD_THREADS" -n "$SYSCALL_REQS" >"$TMP/mcload.out" 2>/dev/null &
+            load_pid=$!
+            AUX="$spid_strace $load_pid"
+            wait "$load_pid" || true
+            AUX=$spid_strace
+            line=$(cat "$TMP/mcload.out")
             kill -INT "$spid_strace" 2>/dev/null || true
             wait "$spid_strace" 2>/dev/null || true
+            AUX=
             total=$(field total_ops "$line")
             [ -n "$total" ] && [ "$total" -gt 0 ] || die "mcload under strace against $t failed"
             # strace -c rows: % time, seconds, usecs/call, calls, [errors], syscall

@@ -13,13 +13,14 @@
 
 struct conf;
 struct worker;
+struct pool_shared;
 
 struct admin;
 
 /* Listen on the conf's stats address (SO_REUSEPORT, so a successor process
    can share it). Returns NULL with a reason in err. */
 struct admin *admin_start(struct event_base *base, const struct conf *c, struct worker *workers,
-                          int nworkers, char *err, size_t errlen);
+                          int nworkers, struct pool_shared **shared, char *err, size_t errlen);
 void admin_stop(struct admin *a);
 
 #endif

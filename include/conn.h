@@ -48,6 +48,15 @@ enum conn_state { CONN_STATE_LIST(CONN_STATE_ENUM) CONN_STATE_COUNT };
 
 enum conn_kind { CONN_CLIENT, CONN_SERVER };
 
+/*
+ * Backpressure: a client conn stops being read while it has this many
+ * requests in flight or this many reply bytes unsent, and is read again
+ * below half of both, so a client that pipelines without reading cannot
+ * make the proxy buffer without bound.
+ */
+#define CONN_CLIENT_MAX_INFLIGHT 256
+#define CONN_CLIENT_MAX_PENDING_BYTES (8u * 1024 * 1024)
+
 struct conn;
 TAILQ_HEAD(conn_tqh, conn);
 
@@ -89,6 +98,8 @@ struct conn {
     struct msg_tqh q;               /* requests in arrival order */
     uint32_t nq;
     bool eof;                       /* peer sent EOF */
+    bool throttled;                 /* not read until replies drain */
+    size_t pending_bytes;           /* reply bytes done but not yet written */
     bool authed;                    /* redis: AUTH succeeded (redis_auth pools) */
     bool rreq_active;               /* redis: rreq holds a partial parse */
     struct redis_req rreq;          /* redis: resumable request parse */
@@ -125,6 +136,20 @@ ssize_t conn_read(struct conn *c);
 /* Give c's read buffer back to the ctx when it holds no bytes, so an idle
    conn holds no buffer memory. */
 void conn_release_inbuf(struct conn *c);
+
+/* Over the backpressure limits (stop parsing), below the resume mark. */
+static inline bool
+conn_client_throttled(const struct conn *c)
+{
+    return c->nq >= CONN_CLIENT_MAX_INFLIGHT || c->pending_bytes >= CONN_CLIENT_MAX_PENDING_BYTES;
+}
+
+static inline bool
+conn_client_may_resume(const struct conn *c)
+{
+    return c->nq < CONN_CLIENT_MAX_INFLIGHT / 2 &&
+           c->pending_bytes < CONN_CLIENT_MAX_PENDING_BYTES / 2;
+}
 
 /* Start or stop watching for readability. */
 void conn_set_reading(struct conn *c, bool on);

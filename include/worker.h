@@ -22,6 +22,7 @@
 struct conf;
 struct listener;
 struct pool;
+struct pool_shared;
 
 /* One worker's counters; allocated and freed by the supervisor, written
    only by the worker, read by the supervisor. */
@@ -37,6 +38,7 @@ struct worker {
     const struct conf *conf;
     const int *shared_fds;          /* per pool: shared unix listen fd, or -1 */
     struct worker_stats *stats;
+    struct pool_shared **shared;    /* per pool, shared by all workers */
     struct event_base *base;
     struct conn_ctx ctx;
     struct pool *pools;             /* [npools] */
@@ -60,7 +62,7 @@ struct worker {
 
 /* Start w's thread. Returns 0 or -errno. */
 int worker_start(struct worker *w, int id, const struct conf *conf, const int *shared_fds,
-                 struct worker_stats *stats) MUSTCHECK;
+                 struct worker_stats *stats, struct pool_shared **shared) MUSTCHECK;
 
 /* Allocate zeroed counters for conf's pools, or NULL. */
 struct worker_stats *worker_stats_new(const struct conf *conf);

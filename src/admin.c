@@ -21,6 +21,7 @@
 #include "conf.h"
 #include "log.h"
 #include "net.h"
+#include "pool.h"
 #include "stats.h"
 #include "util.h"
 #include "worker.h"
@@ -29,6 +30,7 @@ struct admin {
     const struct conf *conf;
     struct worker *workers;
     int nworkers;
+    struct pool_shared **shared;
     int stats_fd;
     struct event stats_ev;
     uint64_t start_sec;
@@ -70,6 +72,11 @@ admin_sum(const struct admin *a, struct stats_pool_view *views, uint64_t (*sf)[S
                     sf[base + s][f] += stats_get(&ws->servers[p][s].f[f]);
                 }
             }
+        }
+        /* Ejection time is shared state, not a per-worker sum. */
+        for (size_t s = 0; s < cp->nservers; s++) {
+            sf[base + s][STATS_S_server_ejected_at] =
+                atomic_load_explicit(&a->shared[p]->servers[s].ejected_at_us, memory_order_relaxed);
         }
         base += cp->nservers;
     }
@@ -152,7 +159,7 @@ admin_stats_cb(int lfd, short what, void *arg)
 
 struct admin *
 admin_start(struct event_base *base, const struct conf *c, struct worker *workers, int nworkers,
-            char *err, size_t errlen)
+            struct pool_shared **shared, char *err, size_t errlen)
 {
     struct admin *a = calloc(1, sizeof(*a));
     struct conf_addr addr;
@@ -165,6 +172,7 @@ admin_start(struct event_base *base, const struct conf *c, struct worker *worker
     a->conf = c;
     a->workers = workers;
     a->nworkers = nworkers;
+    a->shared = shared;
     a->start_sec = util_mono_msec() / 1000;
     if (gethostname(a->hostname, sizeof(a->hostname)) != 0) {
         snprintf(a->hostname, sizeof(a->hostname), "unknown");

@@ -17,13 +17,116 @@
 #include "log.h"
 #include "net.h"
 
+#define POOL_BACKOFF_MIN_MS 10
+#define POOL_BACKOFF_MAX_MS 1000
+
+struct pool_shared *
+pool_shared_new(const struct conf_pool *cp)
+{
+    struct pool_shared *sh = calloc(1, sizeof(*sh));
+
+    if (sh == NULL) {
+        return NULL;
+    }
+    sh->nservers = cp->nservers;
+    sh->servers = aligned_alloc(64, sizeof(*sh->servers) * (cp->nservers ? cp->nservers : 1));
+    if (sh->servers == NULL) {
+        free(sh);
+        return NULL;
+    }
+    memset(sh->servers, 0, sizeof(*sh->servers) * cp->nservers);
+    return sh;
+}
+
+void
+pool_shared_free(struct pool_shared *sh)
+{
+    if (sh != NULL) {
+        free(sh->servers);
+        free(sh);
+    }
+}
+
+/* Rebuild this worker's continuum from the shared ejection state. */
+static void
+pool_rebuild(struct pool *p, uint64_t now)
+{
+    uint64_t next = 0;
+    size_t live = 0;
+
+    p->eject_gen_seen = atomic_load_explicit(&p->shared->eject_gen, memory_order_acquire);
+    for (size_t i = 0; i < p->nservers; i++) {
+        uint64_t until = atomic_load_explicit(&p->servers[i].shared->ejected_until_ms,
+                                              memory_order_relaxed);
+        bool out = until > now;
+        p->dservers[i].live = !out;
+        live += !out;
+        if (out && (next == 0 || until < next)) {
+            next = until;
+        }
+    }
+    struct dist *d = dist_build(p->cp->dist, p->dservers, p->nservers);
+    if (d == NULL) {
+        log_error("pool %s: out of memory rebuilding the continuum; keeping the old one",
+                  p->cp->name);
+        return;
+    }
+    dist_free(p->dist);
+    p->dist = d;
+    p->next_rebuild_ms = next;
+    log_info("pool %s: continuum rebuilt with %zu of %zu servers", p->cp->name, live,
+             p->nservers);
+}
+
+void
+pool_server_ok(struct pool_server *s)
+{
+    s->failures = 0;
+    s->backoff_ms = 0;
+}
+
+void
+pool_server_failed(struct pool_server *s, int err, bool connect_failed)
+{
+    struct pool *p = s->pool;
+    const struct conf_pool *cp = p->cp;
+    uint64_t now = util_mono_msec();
+
+    if (connect_failed) {
+        s->last_err = err;
+        s->backoff_ms = s->backoff_ms == 0 ? POOL_BACKOFF_MIN_MS
+                                           : MIN(s->backoff_ms * 2, POOL_BACKOFF_MAX_MS);
+        s->retry_at_ms = now + s->backoff_ms;
+    }
+    if (!cp->auto_eject_hosts || ++s->failures < cp->server_failure_limit) {
+        return;
+    }
+    s->failures = 0;
+    uint64_t old = atomic_load_explicit(&s->shared->ejected_until_ms, memory_order_relaxed);
+    if (old > now) {
+        return;     /* another worker ejected it already */
+    }
+    uint64_t until = now + cp->server_retry_timeout_ms;
+    if (!atomic_compare_exchange_strong(&s->shared->ejected_until_ms, &old, until)) {
+        return;
+    }
+    atomic_store_explicit(&s->shared->ejected_at_us, util_wall_usec(), memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->shared->eject_gen, 1, memory_order_release);
+    stats_add(&p->st->f[STATS_P_server_ejects], 1);
+    log_warn("pool %s: server %s ejected for %" PRIu64 " ms after %u failures", cp->name,
+             s->cs->ident, cp->server_retry_timeout_ms, cp->server_failure_limit);
+    pool_rebuild(p, now);
+}
+
 int
 pool_init(struct pool *p, const struct conf_pool *cp, struct conn_ctx *ctx,
-          event_callback_fn server_cb, struct stats_pool *st, struct stats_server *sst)
+          event_callback_fn server_cb, struct stats_pool *st, struct stats_server *sst,
+          struct pool_shared *shared)
 {
     memset(p, 0, sizeof(*p));
     p->cp = cp;
     p->st = st;
+    p->shared = shared;
     p->ctx = ctx;
     p->server_cb = server_cb;
     TAILQ_INIT(&p->clients);
@@ -40,6 +143,7 @@ pool_init(struct pool *p, const struct conf_pool *cp, struct conn_ctx *ctx,
         s->pool = p;
         s->idx = (uint32_t)i;
         s->st = &sst[i];
+        s->shared = &shared->servers[i];
         s->nconns = cp->server_connections;
         s->conns = calloc(s->nconns, sizeof(*s->conns));
         if (s->conns == NULL) {
@@ -59,6 +163,9 @@ pool_init(struct pool *p, const struct conf_pool *cp, struct conn_ctx *ctx,
     p->dist = dist_build(cp->dist, p->dservers, p->nservers);
     if (p->dist == NULL) {
         goto fail;
+    }
+    if (cp->auto_eject_hosts) {
+        pool_rebuild(p, util_mono_msec());  /* servers other workers ejected */
     }
     return 0;
 
@@ -89,6 +196,15 @@ pool_destroy(struct pool *p)
 struct pool_server *
 pool_pick(struct pool *p, const uint8_t *key, size_t len)
 {
+    if (p->cp->auto_eject_hosts) {
+        /* One relaxed load per request; a clock read only while a server
+           is out of the ring. */
+        uint64_t gen = atomic_load_explicit(&p->shared->eject_gen, memory_order_relaxed);
+        if (gen != p->eject_gen_seen ||
+            (p->next_rebuild_ms != 0 && util_mono_msec() >= p->next_rebuild_ms)) {
+            pool_rebuild(p, util_mono_msec());
+        }
+    }
     int idx = dist_pick(p->dist, &p->cp->key_rule, key, len, &p->ctx->rng);
 
     return idx < 0 ? NULL : &p->servers[idx];
@@ -103,6 +219,7 @@ pool_connect(struct pool *p, struct conn *c)
     if (fd < 0) {
         log_warn("pool %s: connect to server %s failed: %s", p->cp->name, cs->ident,
                  strerror(-fd));
+        pool_server_failed(c->server, -fd, true);
         return fd;
     }
     if (p->cp->tcpkeepalive && !cs->addr.is_unix) {
@@ -129,6 +246,10 @@ pool_server_conn(struct pool_server *s, const struct conn *client, int *err)
     struct conn *c = &s->conns[client != NULL ? client->id % s->nconns : 0];
 
     if (c->state == CONN_DISCONNECTED) {
+        if (s->retry_at_ms != 0 && util_mono_msec() < s->retry_at_ms) {
+            *err = s->last_err;     /* backing off after a failed connect */
+            return NULL;
+        }
         int rc = pool_connect(s->pool, c);
         if (rc < 0) {
             *err = -rc;

@@ -52,6 +52,7 @@ route_local_reply(struct conn *c, const char *bytes, size_t len, bool close_afte
     m->done = true;
     m->close_after = close_after;
     route_client_enqueue(c, m);
+    c->pending_bytes += len;
     conn_mark_dirty(c);
     return 0;
 }
@@ -126,6 +127,7 @@ route_msg_done(struct conn_ctx *ctx, struct msg *m)
     if (m->swallow) {
         buf_reset(&m->rsp);
     }
+    m->client->pending_bytes += buf_len(&m->rsp);
     conn_mark_dirty(m->client);
 }
 
@@ -180,8 +182,9 @@ route_server_fail(struct conn *s, int err)
     log_warn("pool %s: server %s failed: %s (%" PRIu32 " in flight)", ps->pool->cp->name,
              ps->cs->ident, util_strerror(err, ebuf, sizeof(ebuf)), s->nin + s->nout);
     stats_add(&s->st->f[err == ECONNRESET ? STATS_S_server_eof : STATS_S_server_err], 1);
+    bool connecting = s->state == CONN_CONNECTING;
     route_server_reset(s);
-    ps->failures++;
+    pool_server_failed(ps, err, connecting);
     route_server_dequeue_all(s, err);
 }
 
@@ -204,6 +207,8 @@ route_server_connected(struct conn *s)
     }
     conn_set_state(s, CONN_READY);
     conn_set_reading(s, true);
+    s->server->backoff_ms = 0;
+    s->server->retry_at_ms = 0;
     log_debug("pool %s: connected to server %s (conn %" PRIu64 ")", s->pool->cp->name,
               s->server->cs->ident, s->id);
     if (s->pool->cp->timeout_ms > 0) {
@@ -296,7 +301,7 @@ static void
 route_msg_timeout(struct conn *s, struct msg *m)
 {
     stats_add(&s->st->f[STATS_S_server_timedout], 1);
-    s->server->failures++;
+    pool_server_failed(s->server, ETIMEDOUT, false);
     if (m->req_sent == 0) {
         conn_server_unqueue(s, m);  /* never sent: no reply will come */
     } else {
@@ -396,6 +401,7 @@ route_client_close(struct conn *c, const char *reason)
     }
     TAILQ_REMOVE(&c->pool->clients, c, pool_tqe);
     c->pool->nclients--;
+    atomic_fetch_sub_explicit(&c->pool->shared->nclients, 1, memory_order_relaxed);
     stats_add(&c->pool->st->f[STATS_P_client_connections], -1);
     stats_add(&c->ctx->wst->clients, -1);
     stats_add(&c->ctx->wst->curr_connections, -1);
@@ -407,6 +413,8 @@ route_client_finished(const struct conn *c)
 {
     return c->state == CONN_DRAINING && TAILQ_EMPTY(&c->q);
 }
+
+static void route_client_process(struct conn *c);
 
 static void
 route_client_read(struct conn *c)
@@ -426,8 +434,21 @@ route_client_read(struct conn *c)
         c->eof = true;
         conn_set_reading(c, false);
     }
+    route_client_process(c);
+}
+
+/* Parse what c has buffered, then decide whether it stays open. */
+static void
+route_client_process(struct conn *c)
+{
     route_proto_of(c->pool)->client_input(c);
     if (c->state == CONN_CLOSED) {
+        return;
+    }
+    if (c->state == CONN_ACTIVE && conn_client_throttled(c)) {
+        /* Buffered requests wait until replies drain (after_flush). */
+        c->throttled = true;
+        conn_set_reading(c, false);
         return;
     }
     conn_release_inbuf(c);
@@ -454,6 +475,12 @@ route_client_after_flush(struct conn *c, int flush_rc)
     } else if (flush_rc < 0) {
         stats_add(&c->pool->st->f[STATS_P_client_err], 1);
         route_client_close(c, "write error");
+    } else if (c->throttled && conn_client_may_resume(c)) {
+        c->throttled = false;
+        if (!c->eof && c->state == CONN_ACTIVE) {
+            conn_set_reading(c, true);
+        }
+        route_client_process(c);
     } else if (route_client_finished(c)) {
         route_client_close(c, "drained");
     }

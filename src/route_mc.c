@@ -214,7 +214,7 @@ route_mc_client_input(struct conn *c)
 {
     struct mc_req req;
 
-    while (c->state == CONN_ACTIVE && buf_len(&c->in) > 0) {
+    while (c->state == CONN_ACTIVE && buf_len(&c->in) > 0 && !conn_client_throttled(c)) {
         const uint8_t *p = buf_head(&c->in);
         enum mc_parse r = mc_parse_req(p, buf_len(&c->in), c->ctx->max_request_size, &req);
 
@@ -281,7 +281,7 @@ route_mc_server_input(struct conn *s)
             continue;
         }
         (void)conn_server_pop_reply(s, m->rsp_bytes);
-        s->server->failures = 0;
+        pool_server_ok(s->server);
         if (m->timed_out) {
             conn_msg_release(s->ctx, m);    /* a tombstone's late reply */
         } else {

@@ -381,7 +381,7 @@ route_redis_client_input(struct conn *c)
 {
     char reply[REDIS_ERR_REPLY_MAX];
 
-    while (c->state == CONN_ACTIVE && buf_len(&c->in) > 0) {
+    while (c->state == CONN_ACTIVE && buf_len(&c->in) > 0 && !conn_client_throttled(c)) {
         const uint8_t *p = buf_head(&c->in);
         if (!c->rreq_active) {
             redis_req_init(&c->rreq);
@@ -478,7 +478,7 @@ route_redis_server_input(struct conn *s)
             continue;
         }
         buf_consume(&s->in, n);
-        s->server->failures = 0;
+        pool_server_ok(s->server);
         if (m->timed_out) {
             conn_msg_release(s->ctx, m);    /* a tombstone's late reply */
         } else {

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@
 #include "conf.h"
 #include "log.h"
 #include "net.h"
+#include "pool.h"
 #include "worker.h"
 
 struct supervisor {
@@ -35,6 +37,7 @@ struct supervisor {
     struct worker *workers;
     struct worker_stats **wstats;   /* [nworkers], owned here, written by workers */
     int nworkers;
+    struct pool_shared **shared;    /* per pool: ejection state, client count */
     struct admin *admin;
     int *shared_fds;            /* per pool: unix listen fd or -1 */
     ino_t *shared_inodes;       /* their inodes, to unlink only our own */
@@ -303,10 +306,39 @@ supervisor_signal_cb(evutil_socket_t sig, short what, void *arg)
     }
 }
 
+/* Raise the soft fd limit to the hard one; returns the limit in force. */
+static uint64_t
+supervisor_raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return 0;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            log_warn("cannot raise the open files limit to %llu: %s", (unsigned long long)want,
+                     strerror(errno));
+            (void)getrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
+    return (uint64_t)rl.rlim_cur;
+}
+
 static void
 supervisor_log_capacity(const struct supervisor *sv)
 {
     const struct conf *c = sv->conf;
+    uint64_t nofile = supervisor_raise_nofile();
+    uint64_t used = 64;     /* stdio, log, event fds, stats, slack */
+
+    for (size_t i = 0; i < c->npools; i++) {
+        used += (uint64_t)sv->nworkers * (1 + c->pools[i].nservers * c->pools[i].server_connections);
+    }
+    log_notice("open files limit %" PRIu64 ": room for about %" PRIu64 " client connections",
+               nofile, nofile > used ? nofile - used : 0);
 
     for (size_t i = 0; i < c->npools; i++) {
         const struct conf_pool *p = &c->pools[i];
@@ -357,6 +389,18 @@ supervisor_run(struct conf *c, const struct cli_opts *o)
         log_error("out of memory");
         goto out;
     }
+    sv.shared = calloc(c->npools ? c->npools : 1, sizeof(*sv.shared));
+    if (sv.shared == NULL) {
+        log_error("out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < c->npools; i++) {
+        sv.shared[i] = pool_shared_new(&c->pools[i]);
+        if (sv.shared[i] == NULL) {
+            log_error("out of memory");
+            goto out;
+        }
+    }
     for (int i = 0; i < sv.nworkers; i++) {
         sv.wstats[i] = worker_stats_new(c);
         if (sv.wstats[i] == NULL) {
@@ -386,8 +430,9 @@ supervisor_run(struct conf *c, const struct cli_opts *o)
 
     log_notice("cachemux-%s starting with %d workers (pid %d)", PACKAGE_VERSION, sv.nworkers,
                (int)getpid());
+    supervisor_log_capacity(&sv);
     for (int i = 0; i < sv.nworkers; i++) {
-        int e = worker_start(&sv.workers[i], i, c, sv.shared_fds, sv.wstats[i]);
+        int e = worker_start(&sv.workers[i], i, c, sv.shared_fds, sv.wstats[i], sv.shared);
         if (e != 0) {
             log_error("cannot start worker %d: %s", i, strerror(-e));
             goto out;
@@ -401,12 +446,11 @@ supervisor_run(struct conf *c, const struct cli_opts *o)
         }
     }
     char aerr[256];
-    sv.admin = admin_start(sv.base, c, sv.workers, sv.nworkers, aerr, sizeof(aerr));
+    sv.admin = admin_start(sv.base, c, sv.workers, sv.nworkers, sv.shared, aerr, sizeof(aerr));
     if (sv.admin == NULL) {
         log_error("%s", aerr);
         goto out;
     }
-    supervisor_log_capacity(&sv);
     log_notice("ready: %zu pools, %d workers", c->npools, sv.nworkers);
     supervisor_tell_parent(&sv, 0);
 
@@ -420,6 +464,10 @@ out:
         worker_stats_free(sv.wstats[i], c);
     }
     free(sv.wstats);
+    for (size_t i = 0; sv.shared != NULL && i < c->npools; i++) {
+        pool_shared_free(sv.shared[i]);
+    }
+    free(sv.shared);
     supervisor_tell_parent(&sv, 1);
     supervisor_close_unix(&sv);
     supervisor_remove_pid(&sv);

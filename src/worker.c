@@ -35,19 +35,24 @@ worker_flush(struct worker *w)
     struct conn_ctx *ctx = &w->ctx;
     struct conn *c;
 
-    while ((c = TAILQ_FIRST(&ctx->dirty_servers)) != NULL) {
-        TAILQ_REMOVE(&ctx->dirty_servers, c, dirty_tqe);
-        c->dirty = false;
-        int rc = conn_flush(c);
-        if (rc < 0) {
-            route_server_fail(c, -rc);
+    /* A client resumed after backpressure parses its buffered requests
+       here, which dirties servers again: loop until both lists are empty,
+       or those requests would wait for an event that never comes. */
+    do {
+        while ((c = TAILQ_FIRST(&ctx->dirty_servers)) != NULL) {
+            TAILQ_REMOVE(&ctx->dirty_servers, c, dirty_tqe);
+            c->dirty = false;
+            int rc = conn_flush(c);
+            if (rc < 0) {
+                route_server_fail(c, -rc);
+            }
         }
-    }
-    while ((c = TAILQ_FIRST(&ctx->dirty_clients)) != NULL) {
-        TAILQ_REMOVE(&ctx->dirty_clients, c, dirty_tqe);
-        c->dirty = false;
-        route_client_after_flush(c, conn_flush(c));
-    }
+        while ((c = TAILQ_FIRST(&ctx->dirty_clients)) != NULL) {
+            TAILQ_REMOVE(&ctx->dirty_clients, c, dirty_tqe);
+            c->dirty = false;
+            route_client_after_flush(c, conn_flush(c));
+        }
+    } while (!TAILQ_EMPTY(&ctx->dirty_servers));
     conn_ctx_reap(ctx);
 }
 
@@ -194,7 +199,7 @@ worker_setup(struct worker *w, char *err, size_t errlen)
     }
     for (size_t i = 0; i < cf->npools; i++) {
         if (pool_init(&w->pools[i], &cf->pools[i], &w->ctx, route_server_event,
-                      &w->stats->pools[i], w->stats->servers[i]) != 0) {
+                      &w->stats->pools[i], w->stats->servers[i], w->shared[i]) != 0) {
             snprintf(err, errlen, "pool %s: out of memory", cf->pools[i].name);
             return -1;
         }
@@ -286,7 +291,7 @@ worker_stats_free(struct worker_stats *ws, const struct conf *conf)
 
 int
 worker_start(struct worker *w, int id, const struct conf *conf, const int *shared_fds,
-             struct worker_stats *stats)
+             struct worker_stats *stats, struct pool_shared **shared)
 {
     sigset_t all, old;
     int rc;
@@ -296,6 +301,7 @@ worker_start(struct worker *w, int id, const struct conf *conf, const int *share
     w->conf = conf;
     w->shared_fds = shared_fds;
     w->stats = stats;
+    w->shared = shared;
     w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->efd < 0) {
         return -errno;
