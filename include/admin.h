@@ -1,7 +1,9 @@
 /*
  * admin: the supervisor's operator endpoints. The stats port answers every
  * TCP connect with one twemproxy-format JSON document summed over the
- * workers at that moment, then closes; nothing is read. Runs on the
+ * workers at that moment, then closes; nothing is read. The metrics port
+ * (metrics_listen) serves HTTP: GET /metrics (Prometheus text), GET
+ * /healthz (200 while serving, 503 while stopping), 404 otherwise. Runs on the
  * supervisor's event_base only; reads the workers' counters with relaxed
  * loads, never touches anything else of theirs.
  */
@@ -21,6 +23,8 @@ struct admin;
    can share it). Returns NULL with a reason in err. */
 struct admin *admin_start(struct event_base *base, const struct conf *c, struct worker *workers,
                           int nworkers, struct pool_shared **shared, char *err, size_t errlen);
+/* From now on /healthz answers 503 (graceful stop in progress). */
+void admin_set_stopping(struct admin *a);
 void admin_stop(struct admin *a);
 
 #endif

@@ -99,6 +99,7 @@ struct conn {
     uint32_t nq;
     bool eof;                       /* peer sent EOF */
     bool throttled;                 /* not read until replies drain */
+    struct stats_pool *pst;         /* its pool's counters in this worker */
     size_t pending_bytes;           /* reply bytes done but not yet written */
     bool authed;                    /* redis: AUTH succeeded (redis_auth pools) */
     bool rreq_active;               /* redis: rreq holds a partial parse */

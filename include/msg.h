@@ -24,6 +24,7 @@
 #include "buf.h"
 
 struct conn;
+struct stats_server;
 
 struct msg {
     TAILQ_ENTRY(msg) c_tqe;     /* client conn's request queue */
@@ -41,6 +42,7 @@ struct msg {
     size_t rsp_sent;            /* bytes of rsp written so far */
     uint64_t id;
     uint64_t start_usec;        /* when it was parsed (latency) */
+    struct stats_server *sst;   /* the server it went to (latency per server) */
     uint64_t deadline_ms;       /* reply deadline, 0: none */
     size_t keys_off;            /* memcached: key tokens within req */
     size_t keys_end;

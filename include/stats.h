@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+struct buf;
+
 enum stats_type { STATS_COUNTER, STATS_GAUGE, STATS_TIMESTAMP };
 
 #define STATS_POOL_LIST(X)                                                          \
@@ -50,12 +52,24 @@ enum stats_server_field { STATS_SERVER_LIST(STATS_FIELD_S) STATS_SERVER_NFIELDS 
  * relaxed loads when it renders. Blocks are cache-line aligned so two
  * workers never write the same line.
  */
+/* Request latency (queued to reply written): fixed buckets, 50 us to 10 s. */
+#define STATS_HIST_NBOUNDS 17
+#define STATS_HIST_NBUCKETS (STATS_HIST_NBOUNDS + 1)    /* the last is +Inf */
+extern const uint64_t stats_hist_bounds_us[STATS_HIST_NBOUNDS];
+
+struct stats_hist {
+    _Atomic uint64_t b[STATS_HIST_NBUCKETS];    /* per bucket, not cumulative */
+    _Atomic uint64_t sum_us;
+};
+
 struct stats_server {
     _Atomic uint64_t f[STATS_SERVER_NFIELDS];
+    struct stats_hist hist;
 } __attribute__((aligned(64)));
 
 struct stats_pool {
     _Atomic uint64_t f[STATS_POOL_NFIELDS];
+    struct stats_hist hist;
 } __attribute__((aligned(64)));
 
 /* Per worker, beyond its pools: for the per-worker view. */
@@ -80,6 +94,18 @@ stats_get(const _Atomic uint64_t *c)
     return atomic_load_explicit((_Atomic uint64_t *)c, memory_order_relaxed);
 }
 
+/* Count one request of us microseconds into h (owner worker only). */
+void stats_hist_observe(struct stats_hist *h, uint64_t us);
+
+/* A summed histogram for rendering. */
+struct stats_hist_view {
+    uint64_t b[STATS_HIST_NBUCKETS];
+    uint64_t sum_us;
+};
+
+/* Add h's current values into v. */
+void stats_hist_sum(struct stats_hist_view *v, const struct stats_hist *h);
+
 /* A summed, plain view of one pool for rendering. */
 struct stats_pool_view {
     const char *name;
@@ -87,6 +113,8 @@ struct stats_pool_view {
     size_t nservers;
     const char *const *server_names;    /* [nservers], identity order */
     const uint64_t (*sf)[STATS_SERVER_NFIELDS];
+    struct stats_hist_view hist;
+    const struct stats_hist_view *shist;    /* [nservers] */
 };
 
 struct stats_doc {
@@ -99,9 +127,15 @@ struct stats_doc {
     uint64_t curr_connections;
     const struct stats_pool_view *pools;
     size_t npools;
+    /* Prometheus only */
+    size_t nworkers;
+    const uint64_t *worker_clients;         /* [nworkers] */
+    const uint64_t *worker_requests;        /* [nworkers] */
 };
 
-struct buf;
+/* Render the Prometheus text exposition (version 0.0.4) of d into b.
+   Returns 0 or -1 (out of memory). */
+int stats_render_prom(struct buf *b, const struct stats_doc *d);
 
 /* Render twemproxy's stats JSON document (with a trailing newline) into b.
    Returns 0 or -1 (out of memory). */

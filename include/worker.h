@@ -56,6 +56,7 @@ struct worker {
     char start_err[256];
     /* loop state (worker thread only) */
     bool exiting;
+    _Atomic bool exited;            /* set last by the thread: the loop is over */
     struct event stop_timer;
     _Atomic uint64_t accepted;      /* clients accepted (for the per-worker log) */
 };

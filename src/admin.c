@@ -1,14 +1,18 @@
 /*
- * admin: the stats endpoint (see admin.h).
+ * admin: the operator endpoints (see admin.h).
  *
- * Rendering is done on the supervisor thread per request: sum every
- * worker's blocks field by field into a plain view, render, write, close.
- * A stats request costs the workers nothing.
+ * Rendering is done on the supervisor thread per request: a snapshot sums
+ * every worker's blocks field by field (relaxed loads) into plain views,
+ * then the JSON or Prometheus renderer walks them. A stats or metrics
+ * request costs the workers nothing.
  */
 #include "admin.h"
 
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/event_struct.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,86 +37,106 @@ struct admin {
     struct pool_shared **shared;
     int stats_fd;
     struct event stats_ev;
-    uint64_t start_sec;
+    struct evhttp *http;            /* metrics_listen, or NULL */
+    uint64_t start_msec;
+    bool stopping;
     char hostname[256];
 };
 
+/* Everything a renderer needs, summed over the workers at one moment. */
+struct admin_snapshot {
+    struct stats_doc doc;
+    struct stats_pool_view *views;
+    uint64_t (*sf)[STATS_SERVER_NFIELDS];
+    struct stats_hist_view *shist;
+    const char **names;
+    uint64_t *worker_clients;
+    uint64_t *worker_requests;
+};
+
 static void
-admin_sum(const struct admin *a, struct stats_pool_view *views, uint64_t (*sf)[STATS_SERVER_NFIELDS],
-          const char **names, uint64_t *total, uint64_t *curr)
+admin_snapshot_free(struct admin_snapshot *s)
+{
+    free(s->views);
+    free(s->sf);
+    free(s->shist);
+    free(s->names);
+    free(s->worker_clients);
+    free(s->worker_requests);
+}
+
+static int
+admin_snapshot(const struct admin *a, struct admin_snapshot *s)
 {
     const struct conf *c = a->conf;
-    size_t base = 0;
+    size_t nserv = 0, base = 0;
 
-    *total = *curr = 0;
+    memset(s, 0, sizeof(*s));
+    for (size_t p = 0; p < c->npools; p++) {
+        nserv += c->pools[p].nservers;
+    }
+    s->views = calloc(c->npools + 1, sizeof(*s->views));
+    s->sf = calloc(nserv + 1, sizeof(*s->sf));
+    s->shist = calloc(nserv + 1, sizeof(*s->shist));
+    s->names = calloc(nserv + 1, sizeof(*s->names));
+    s->worker_clients = calloc((size_t)a->nworkers + 1, sizeof(uint64_t));
+    s->worker_requests = calloc((size_t)a->nworkers + 1, sizeof(uint64_t));
+    if (s->views == NULL || s->sf == NULL || s->shist == NULL || s->names == NULL ||
+        s->worker_clients == NULL || s->worker_requests == NULL) {
+        admin_snapshot_free(s);
+        return -1;
+    }
+
+    struct stats_doc *d = &s->doc;
     for (int w = 0; w < a->nworkers; w++) {
         const struct worker_stats *ws = a->workers[w].stats;
-        *total += stats_get(&ws->w.total_connections);
-        *curr += stats_get(&ws->w.curr_connections);
+        d->total_connections += stats_get(&ws->w.total_connections);
+        d->curr_connections += stats_get(&ws->w.curr_connections);
+        s->worker_clients[w] = stats_get(&ws->w.clients);
+        s->worker_requests[w] = stats_get(&ws->w.requests);
     }
     for (size_t p = 0; p < c->npools; p++) {
         const struct conf_pool *cp = &c->pools[p];
-        struct stats_pool_view *v = &views[p];
-        memset(v, 0, sizeof(*v));
+        struct stats_pool_view *v = &s->views[p];
         v->name = cp->name;
         v->nservers = cp->nservers;
-        v->server_names = &names[base];
-        v->sf = &sf[base];
-        for (size_t s = 0; s < cp->nservers; s++) {
-            names[base + s] = cp->servers[s].ident;
-            memset(sf[base + s], 0, sizeof(sf[base + s]));
+        v->server_names = &s->names[base];
+        v->sf = &s->sf[base];
+        v->shist = &s->shist[base];
+        for (size_t k = 0; k < cp->nservers; k++) {
+            s->names[base + k] = cp->servers[k].ident;
         }
         for (int w = 0; w < a->nworkers; w++) {
             const struct worker_stats *ws = a->workers[w].stats;
             for (size_t f = 0; f < STATS_POOL_NFIELDS; f++) {
                 v->f[f] += stats_get(&ws->pools[p].f[f]);
             }
-            for (size_t s = 0; s < cp->nservers; s++) {
+            stats_hist_sum(&v->hist, &ws->pools[p].hist);
+            for (size_t k = 0; k < cp->nservers; k++) {
                 for (size_t f = 0; f < STATS_SERVER_NFIELDS; f++) {
-                    sf[base + s][f] += stats_get(&ws->servers[p][s].f[f]);
+                    s->sf[base + k][f] += stats_get(&ws->servers[p][k].f[f]);
                 }
+                stats_hist_sum(&s->shist[base + k], &ws->servers[p][k].hist);
             }
         }
         /* Ejection time is shared state, not a per-worker sum. */
-        for (size_t s = 0; s < cp->nservers; s++) {
-            sf[base + s][STATS_S_server_ejected_at] =
-                atomic_load_explicit(&a->shared[p]->servers[s].ejected_at_us, memory_order_relaxed);
+        for (size_t k = 0; k < cp->nservers; k++) {
+            s->sf[base + k][STATS_S_server_ejected_at] =
+                atomic_load_explicit(&a->shared[p]->servers[k].ejected_at_us, memory_order_relaxed);
         }
         base += cp->nservers;
     }
-}
-
-static int
-admin_render_stats(const struct admin *a, struct buf *out)
-{
-    const struct conf *c = a->conf;
-    size_t nserv = 0;
-    int rc = -1;
-
-    for (size_t p = 0; p < c->npools; p++) {
-        nserv += c->pools[p].nservers;
-    }
-    struct stats_pool_view *views = calloc(c->npools ? c->npools : 1, sizeof(*views));
-    uint64_t (*sf)[STATS_SERVER_NFIELDS] = calloc(nserv ? nserv : 1, sizeof(*sf));
-    const char **names = calloc(nserv ? nserv : 1, sizeof(*names));
-    if (views != NULL && sf != NULL && names != NULL) {
-        struct stats_doc d;
-        uint64_t now = (uint64_t)time(NULL);
-        memset(&d, 0, sizeof(d));
-        admin_sum(a, views, sf, names, &d.total_connections, &d.curr_connections);
-        d.service = "cachemux";
-        d.source = a->hostname;
-        d.version = PACKAGE_VERSION;
-        d.uptime = util_mono_msec() / 1000 - a->start_sec;
-        d.timestamp = now;
-        d.pools = views;
-        d.npools = c->npools;
-        rc = stats_render_json(out, &d);
-    }
-    free(views);
-    free(sf);
-    free(names);
-    return rc;
+    d->service = "cachemux";
+    d->source = a->hostname;
+    d->version = PACKAGE_VERSION;
+    d->uptime = (util_mono_msec() - a->start_msec) / 1000;
+    d->timestamp = (uint64_t)time(NULL);
+    d->pools = s->views;
+    d->npools = c->npools;
+    d->nworkers = (size_t)a->nworkers;
+    d->worker_clients = s->worker_clients;
+    d->worker_requests = s->worker_requests;
+    return 0;
 }
 
 static void
@@ -141,6 +165,7 @@ admin_stats_cb(int lfd, short what, void *arg)
 {
     struct admin *a = arg;
     struct buf out = { 0 };
+    struct admin_snapshot s;
 
     (void)what;
     for (int i = 0; i < 16; i++) {
@@ -149,12 +174,109 @@ admin_stats_cb(int lfd, short what, void *arg)
             break;
         }
         buf_reset(&out);
-        if (admin_render_stats(a, &out) == 0) {
-            admin_send_all(fd, buf_head(&out), buf_len(&out));
+        if (admin_snapshot(a, &s) == 0) {
+            if (stats_render_json(&out, &s.doc) == 0) {
+                admin_send_all(fd, buf_head(&out), buf_len(&out));
+            }
+            admin_snapshot_free(&s);
         }
         close(fd);
     }
     buf_free(&out);
+}
+
+static void
+admin_reply_text(struct evhttp_request *req, int code, const char *reason, const char *ctype,
+                 const void *body, size_t len)
+{
+    struct evbuffer *eb = evbuffer_new();
+
+    if (eb == NULL) {
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+        evbuffer_add(eb, body, len);
+    }
+    evhttp_send_reply(req, code, reason, eb);
+    evbuffer_free(eb);
+}
+
+static void
+admin_metrics_cb(struct evhttp_request *req, void *arg)
+{
+    struct admin *a = arg;
+    struct admin_snapshot s;
+    struct buf out = { 0 };
+
+    if (admin_snapshot(a, &s) != 0 || stats_render_prom(&out, &s.doc) != 0) {
+        evhttp_send_error(req, 500, "out of memory");
+    } else {
+        admin_reply_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
+                         buf_head(&out), buf_len(&out));
+    }
+    admin_snapshot_free(&s);
+    buf_free(&out);
+}
+
+static void
+admin_healthz_cb(struct evhttp_request *req, void *arg)
+{
+    struct admin *a = arg;
+
+    if (a->stopping) {
+        admin_reply_text(req, 503, "Service Unavailable", "text/plain", "stopping\n", 9);
+    } else {
+        admin_reply_text(req, 200, "OK", "text/plain", "ok\n", 3);
+    }
+}
+
+static void
+admin_notfound_cb(struct evhttp_request *req, void *arg)
+{
+    (void)arg;
+    admin_reply_text(req, 404, "Not Found", "text/plain", "not found\n", 10);
+}
+
+static int
+admin_open_metrics(struct admin *a, struct event_base *base, char *err, size_t errlen)
+{
+    struct conf_addr addr;
+    char rerr[256];
+
+    memset(&addr, 0, sizeof(addr));
+    if (conf_parse_addr(a->conf->metrics_listen, false, &addr, rerr, sizeof(rerr)) != 0 ||
+        addr.is_unix) {
+        snprintf(err, errlen, "metrics_listen '%s': %s", a->conf->metrics_listen,
+                 addr.is_unix ? "must be host:port" : rerr);
+        free(addr.host);
+        return -1;
+    }
+    int rc = net_resolve(&addr, rerr, sizeof(rerr));
+    free(addr.host);
+    if (rc != 0) {
+        snprintf(err, errlen, "metrics_listen: %s", rerr);
+        return -1;
+    }
+    int fd = net_listen_tcp(&addr, 128, true);
+    if (fd < 0) {
+        snprintf(err, errlen, "metrics: cannot listen on %s: %s", a->conf->metrics_listen,
+                 strerror(-fd));
+        return -1;
+    }
+    a->http = evhttp_new(base);
+    if (a->http == NULL || evhttp_accept_socket_with_handle(a->http, fd) == NULL) {
+        snprintf(err, errlen, "metrics: cannot serve HTTP on %s", a->conf->metrics_listen);
+        close(fd);
+        return -1;
+    }
+    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_timeout(a->http, 10);
+    evhttp_set_cb(a->http, "/metrics", admin_metrics_cb, a);
+    evhttp_set_cb(a->http, "/healthz", admin_healthz_cb, a);
+    evhttp_set_gencb(a->http, admin_notfound_cb, a);
+    return 0;
 }
 
 struct admin *
@@ -173,7 +295,8 @@ admin_start(struct event_base *base, const struct conf *c, struct worker *worker
     a->workers = workers;
     a->nworkers = nworkers;
     a->shared = shared;
-    a->start_sec = util_mono_msec() / 1000;
+    a->stats_fd = -1;
+    a->start_msec = util_mono_msec();
     if (gethostname(a->hostname, sizeof(a->hostname)) != 0) {
         snprintf(a->hostname, sizeof(a->hostname), "unknown");
     }
@@ -184,19 +307,31 @@ admin_start(struct event_base *base, const struct conf *c, struct worker *worker
     addr.port = c->stats_port;
     if (net_resolve(&addr, rerr, sizeof(rerr)) != 0) {
         snprintf(err, errlen, "stats: %s", rerr);
-        free(a);
+        admin_stop(a);
         return NULL;
     }
     a->stats_fd = net_listen_tcp(&addr, 128, true);
     if (a->stats_fd < 0) {
         snprintf(err, errlen, "stats: cannot listen on %s:%d: %s", c->stats_host, c->stats_port,
                  strerror(-a->stats_fd));
-        free(a);
+        admin_stop(a);
         return NULL;
     }
     event_assign(&a->stats_ev, base, a->stats_fd, EV_READ | EV_PERSIST, admin_stats_cb, a);
     event_add(&a->stats_ev, NULL);
+    if (c->metrics_listen != NULL && admin_open_metrics(a, base, err, errlen) != 0) {
+        admin_stop(a);
+        return NULL;
+    }
     return a;
+}
+
+void
+admin_set_stopping(struct admin *a)
+{
+    if (a != NULL) {
+        a->stopping = true;
+    }
 }
 
 void
@@ -205,7 +340,12 @@ admin_stop(struct admin *a)
     if (a == NULL) {
         return;
     }
-    event_del(&a->stats_ev);
-    close(a->stats_fd);
+    if (a->stats_fd >= 0) {
+        event_del(&a->stats_ev);
+        close(a->stats_fd);
+    }
+    if (a->http != NULL) {
+        evhttp_free(a->http);
+    }
     free(a);
 }

@@ -383,9 +383,31 @@ conn_flush_server(struct conn *c)
     }
 }
 
+/* m's reply is written: its latency, per pool and per server. */
+static void
+conn_observe(struct conn *c, const struct msg *m, uint64_t now)
+{
+    uint64_t us = now > m->start_usec ? now - m->start_usec : 0;
+
+    if (m->local || m->start_usec == 0) {
+        return;
+    }
+    stats_hist_observe(&c->pst->hist, us);
+    if (m->nfrags > 0) {
+        for (uint32_t i = 0; i < m->nfrags; i++) {
+            if (m->frags[i] != NULL && m->frags[i]->sst != NULL) {
+                stats_hist_observe(&m->frags[i]->sst->hist, us);
+            }
+        }
+    } else if (m->sst != NULL) {
+        stats_hist_observe(&m->sst->hist, us);
+    }
+}
+
 static int
 conn_flush_client(struct conn *c)
 {
+    uint64_t now = util_mono_usec();
     struct iovec iov[CONN_IOV_MAX];
     size_t total, written;
     int n, rc;
@@ -425,6 +447,7 @@ conn_flush_client(struct conn *c)
             TAILQ_REMOVE(&c->q, m, c_tqe);
             c->nq--;
             c->pending_bytes -= buf_len(&m->rsp);
+            conn_observe(c, m, now);
             m->client = NULL;
             conn_msg_release(c->ctx, m);
             if (close_after) {

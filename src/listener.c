@@ -59,6 +59,7 @@ listener_add_client(struct listener *l, int fd, const struct sockaddr *sa, sockl
         return;
     }
     c->pool = p;
+    c->pst = p->st;
     if (p->cp->listen.is_unix) {
         snprintf(c->peer, sizeof(c->peer), "unix:%" PRIu64, c->id);
     } else {

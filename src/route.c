@@ -88,6 +88,7 @@ route_forward_to(struct conn *c, struct pool_server *s, struct msg *m)
             route_server_arm(sc, m->deadline_ms);
         }
     }
+    m->sst = sc->st;
     conn_server_enqueue(sc, m, false);
     conn_mark_dirty(sc);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "util.h"
 
 static const char *const stats_pool_names[] = {
 #define STATS_NAME(name, type, desc) #name,
@@ -91,6 +92,208 @@ stats_render_json(struct buf *b, const struct stats_doc *d)
         rc |= stats_puts(b, "}");
     }
     rc |= stats_puts(b, "}\n");
+    return rc == 0 ? 0 : -1;
+}
+
+const uint64_t stats_hist_bounds_us[STATS_HIST_NBOUNDS] = {
+    50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+    1000000, 2500000, 5000000, 10000000,
+};
+
+void
+stats_hist_observe(struct stats_hist *h, uint64_t us)
+{
+    size_t i = 0;
+
+    while (i < STATS_HIST_NBOUNDS && us > stats_hist_bounds_us[i]) {
+        i++;
+    }
+    stats_add(&h->b[i], 1);
+    stats_add(&h->sum_us, (int64_t)us);
+}
+
+void
+stats_hist_sum(struct stats_hist_view *v, const struct stats_hist *h)
+{
+    for (size_t i = 0; i < STATS_HIST_NBUCKETS; i++) {
+        v->b[i] += stats_get(&h->b[i]);
+    }
+    v->sum_us += stats_get(&h->sum_us);
+}
+
+static const enum stats_type stats_pool_types[] = {
+#define STATS_TYPE(name, type, desc) type,
+    STATS_POOL_LIST(STATS_TYPE)
+};
+static const enum stats_type stats_server_types[] = {
+    STATS_SERVER_LIST(STATS_TYPE)
+#undef STATS_TYPE
+};
+static const char *const stats_pool_descs[] = {
+#define STATS_DESC(name, type, desc) desc,
+    STATS_POOL_LIST(STATS_DESC)
+};
+static const char *const stats_server_descs[] = {
+    STATS_SERVER_LIST(STATS_DESC)
+#undef STATS_DESC
+};
+
+/* Label values: escape backslash, quote and newline as the format asks. */
+static int
+stats_put_label(struct buf *b, const char *s)
+{
+    int rc = 0;
+
+    for (; rc == 0 && *s != '\0'; s++) {
+        if (*s == '\\' || *s == '"') {
+            char esc[2] = { '\\', *s };
+            rc = buf_append(b, esc, 2);
+        } else if (*s == '\n') {
+            rc = buf_append(b, "\\n", 2);
+        } else {
+            rc = buf_append(b, s, 1);
+        }
+    }
+    return rc;
+}
+
+static int
+stats_prom_head(struct buf *b, const char *name, const char *type, const char *help)
+{
+    char tmp[512];
+    int n = snprintf(tmp, sizeof(tmp), "# HELP cachemux_%s %s\n# TYPE cachemux_%s %s\n", name,
+                     help, name, type);
+
+    return buf_append(b, tmp, (size_t)MIN((size_t)n, sizeof(tmp) - 1));
+}
+
+/* name{pool="p"[,server="s"][,le="x"]} value */
+static int
+stats_prom_sample(struct buf *b, const char *name, const char *suffix, const char *pool,
+                  const char *server, const char *le, const char *value)
+{
+    int rc = stats_puts(b, "cachemux_");
+
+    rc |= stats_puts(b, name);
+    rc |= stats_puts(b, suffix);
+    rc |= stats_puts(b, "{pool=\"");
+    rc |= stats_put_label(b, pool);
+    rc |= stats_puts(b, "\"");
+    if (server != NULL) {
+        rc |= stats_puts(b, ",server=\"");
+        rc |= stats_put_label(b, server);
+        rc |= stats_puts(b, "\"");
+    }
+    if (le != NULL) {
+        rc |= stats_puts(b, ",le=\"");
+        rc |= stats_puts(b, le);
+        rc |= stats_puts(b, "\"");
+    }
+    rc |= stats_puts(b, "} ");
+    rc |= stats_puts(b, value);
+    rc |= stats_puts(b, "\n");
+    return rc;
+}
+
+static int
+stats_prom_hist(struct buf *b, const char *name, const char *pool, const char *server,
+                const struct stats_hist_view *h)
+{
+    char le[32], val[32];
+    uint64_t cum = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < STATS_HIST_NBUCKETS; i++) {
+        cum += h->b[i];
+        if (i < STATS_HIST_NBOUNDS) {
+            snprintf(le, sizeof(le), "%g", (double)stats_hist_bounds_us[i] / 1e6);
+        } else {
+            snprintf(le, sizeof(le), "+Inf");
+        }
+        snprintf(val, sizeof(val), "%" PRIu64, cum);
+        rc |= stats_prom_sample(b, name, "_bucket", pool, server, le, val);
+    }
+    snprintf(val, sizeof(val), "%.6f", (double)h->sum_us / 1e6);
+    rc |= stats_prom_sample(b, name, "_sum", pool, server, NULL, val);
+    /* _count is the +Inf bucket by construction. */
+    snprintf(val, sizeof(val), "%" PRIu64, cum);
+    rc |= stats_prom_sample(b, name, "_count", pool, server, NULL, val);
+    return rc;
+}
+
+int
+stats_render_prom(struct buf *b, const struct stats_doc *d)
+{
+    char tmp[256], val[32];
+    int rc = 0;
+
+    snprintf(tmp, sizeof(tmp),
+             "# HELP cachemux_uptime_seconds Seconds since the process started\n"
+             "# TYPE cachemux_uptime_seconds gauge\n"
+             "cachemux_uptime_seconds %" PRIu64 "\n", d->uptime);
+    rc |= stats_puts(b, tmp);
+    snprintf(tmp, sizeof(tmp),
+             "# HELP cachemux_connections_total Connections ever opened (clients, servers, listeners)\n"
+             "# TYPE cachemux_connections_total counter\n"
+             "cachemux_connections_total %" PRIu64 "\n", d->total_connections);
+    rc |= stats_puts(b, tmp);
+    snprintf(tmp, sizeof(tmp),
+             "# HELP cachemux_connections Connections open now (clients, servers, listeners)\n"
+             "# TYPE cachemux_connections gauge\n"
+             "cachemux_connections %" PRIu64 "\n", d->curr_connections);
+    rc |= stats_puts(b, tmp);
+
+    rc |= stats_puts(b, "# HELP cachemux_worker_client_connections Client connections open on each worker\n"
+                        "# TYPE cachemux_worker_client_connections gauge\n");
+    for (size_t w = 0; w < d->nworkers; w++) {
+        snprintf(tmp, sizeof(tmp), "cachemux_worker_client_connections{worker=\"%zu\"} %" PRIu64 "\n",
+                 w, d->worker_clients[w]);
+        rc |= stats_puts(b, tmp);
+    }
+    rc |= stats_puts(b, "# HELP cachemux_worker_requests_total Client requests parsed by each worker\n"
+                        "# TYPE cachemux_worker_requests_total counter\n");
+    for (size_t w = 0; w < d->nworkers; w++) {
+        snprintf(tmp, sizeof(tmp), "cachemux_worker_requests_total{worker=\"%zu\"} %" PRIu64 "\n",
+                 w, d->worker_requests[w]);
+        rc |= stats_puts(b, tmp);
+    }
+
+    for (size_t f = 0; f < STATS_POOL_NFIELDS; f++) {
+        bool counter = stats_pool_types[f] == STATS_COUNTER;
+        char name[64];
+        snprintf(name, sizeof(name), "%s%s", stats_pool_names[f], counter ? "_total" : "");
+        rc |= stats_prom_head(b, name, counter ? "counter" : "gauge", stats_pool_descs[f] + (stats_pool_descs[f][0] == '#' ? 2 : 0));
+        for (size_t p = 0; p < d->npools; p++) {
+            snprintf(val, sizeof(val), "%" PRIu64, d->pools[p].f[f]);
+            rc |= stats_prom_sample(b, name, "", d->pools[p].name, NULL, NULL, val);
+        }
+    }
+    for (size_t f = 0; f < STATS_SERVER_NFIELDS; f++) {
+        bool counter = stats_server_types[f] == STATS_COUNTER;
+        char name[64];
+        snprintf(name, sizeof(name), "%s%s", stats_server_names[f], counter ? "_total" : "");
+        rc |= stats_prom_head(b, name, counter ? "counter" : "gauge", stats_server_descs[f] + (stats_server_descs[f][0] == '#' ? 2 : 0));
+        for (size_t p = 0; p < d->npools; p++) {
+            for (size_t s = 0; s < d->pools[p].nservers; s++) {
+                snprintf(val, sizeof(val), "%" PRIu64, d->pools[p].sf[s][f]);
+                rc |= stats_prom_sample(b, name, "", d->pools[p].name, d->pools[p].server_names[s],
+                                        NULL, val);
+            }
+        }
+    }
+    rc |= stats_prom_head(b, "request_duration_seconds", "histogram",
+                          "Request time per pool, from parsed to reply written");
+    for (size_t p = 0; p < d->npools; p++) {
+        rc |= stats_prom_hist(b, "request_duration_seconds", d->pools[p].name, NULL, &d->pools[p].hist);
+    }
+    rc |= stats_prom_head(b, "server_request_duration_seconds", "histogram",
+                          "Request time per server, from parsed to reply written");
+    for (size_t p = 0; p < d->npools; p++) {
+        for (size_t s = 0; s < d->pools[p].nservers; s++) {
+            rc |= stats_prom_hist(b, "server_request_duration_seconds", d->pools[p].name,
+                                  d->pools[p].server_names[s], &d->pools[p].shist[s]);
+        }
+    }
     return rc == 0 ? 0 : -1;
 }
 

@@ -42,6 +42,8 @@ struct supervisor {
     int *shared_fds;            /* per pool: unix listen fd or -1 */
     ino_t *shared_inodes;       /* their inodes, to unlink only our own */
     int ready_fd;               /* -d: pipe to the waiting parent, or -1 */
+    bool stopping;
+    struct event *stop_check;   /* polls the workers' exit while draining */
     bool pid_written;
 };
 
@@ -272,6 +274,42 @@ supervisor_stop_workers(struct supervisor *sv, int started)
 }
 
 static void
+supervisor_stop_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct supervisor *sv = arg;
+
+    (void)fd;
+    (void)what;
+    for (int i = 0; i < sv->nworkers; i++) {
+        if (!atomic_load_explicit(&sv->workers[i].exited, memory_order_acquire)) {
+            return;
+        }
+    }
+    event_base_loopbreak(sv->base);
+}
+
+/* Graceful stop: the workers drain while this loop keeps serving stats
+   and /healthz (503); it ends once every worker has exited. */
+static void
+supervisor_begin_stop(struct supervisor *sv)
+{
+    struct timeval tv = { 0, 20 * 1000 };
+
+    if (sv->stopping) {
+        return;
+    }
+    sv->stopping = true;
+    admin_set_stopping(sv->admin);
+    for (int i = 0; i < sv->nworkers; i++) {
+        worker_post_stop(&sv->workers[i], sv->conf->shutdown_timeout_ms);
+    }
+    sv->stop_check = event_new(sv->base, -1, EV_PERSIST, supervisor_stop_check_cb, sv);
+    if (sv->stop_check == NULL || event_add(sv->stop_check, &tv) != 0) {
+        event_base_loopbreak(sv->base);
+    }
+}
+
+static void
 supervisor_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     struct supervisor *sv = arg;
@@ -282,7 +320,7 @@ supervisor_signal_cb(evutil_socket_t sig, short what, void *arg)
     case SIGINT:
         log_notice("signal %d: stopping gracefully (up to %" PRIu64 " ms)", (int)sig,
                    sv->conf->shutdown_timeout_ms);
-        event_base_loopbreak(sv->base);
+        supervisor_begin_stop(sv);
         break;
     case SIGHUP:
         /* Config reload arrives with the reload work; rotation works now. */
@@ -458,8 +496,11 @@ supervisor_run(struct conf *c, const struct cli_opts *o)
     rc = 0;
 
 out:
-    admin_stop(sv.admin);
     supervisor_stop_workers(&sv, started);
+    admin_stop(sv.admin);
+    if (sv.stop_check != NULL) {
+        event_free(sv.stop_check);
+    }
     for (int i = 0; sv.wstats != NULL && i < sv.nworkers; i++) {
         worker_stats_free(sv.wstats[i], c);
     }

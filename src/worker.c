@@ -229,6 +229,7 @@ worker_main(void *arg)
     log_set_thread_tag(tag);
     if (worker_setup(w, err, sizeof(err)) != 0) {
         worker_cleanup(w);
+        atomic_store_explicit(&w->exited, true, memory_order_release);
         worker_set_start_state(w, -1, err);
         return NULL;
     }
@@ -244,6 +245,7 @@ worker_main(void *arg)
     }
     log_info("worker %d stopped", w->id);
     worker_cleanup(w);
+    atomic_store_explicit(&w->exited, true, memory_order_release);
     return NULL;
 }
 
