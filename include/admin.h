@@ -14,15 +14,25 @@
 #include <stddef.h>
 
 struct conf;
-struct worker;
-struct pool_shared;
+struct registry;
+
+/* Reload outcomes, kept by the supervisor, shown in /metrics. */
+struct admin_reloads {
+    uint64_t generation;    /* id of the configuration in force */
+    uint64_t ok;
+    uint64_t rejected;
+};
 
 struct admin;
 
 /* Listen on the conf's stats address (SO_REUSEPORT, so a successor process
    can share it). Returns NULL with a reason in err. */
-struct admin *admin_start(struct event_base *base, const struct conf *c, struct worker *workers,
-                          int nworkers, struct pool_shared **shared, char *err, size_t errlen);
+struct admin *admin_start(struct event_base *base, const struct conf *c,
+                          const struct registry *reg, const struct admin_reloads *reloads,
+                          char *err, size_t errlen);
+
+/* Render the pools of c from now on (after a reload). */
+void admin_set_conf(struct admin *a, const struct conf *c);
 /* From now on /healthz answers 503 (graceful stop in progress). */
 void admin_set_stopping(struct admin *a);
 void admin_stop(struct admin *a);

@@ -40,7 +40,11 @@ struct conf_addr {
     socklen_t salen;
 };
 
+struct reg_pool;
+struct reg_server;
+
 struct conf_server {
+    struct reg_server *reg;         /* filled by the supervisor: counters, shared state */
     char *ident;        /* identity: name, else host:port, host (port 11211) or path: */
     char *name;         /* NULL when the line has none */
     struct conf_addr addr;
@@ -49,6 +53,9 @@ struct conf_server {
 };
 
 struct conf_pool {
+    struct reg_pool *reg;           /* filled by the supervisor: counters, shared state */
+    int listen_fd;                  /* filled by the supervisor: shared unix listener, or -1 */
+    unsigned long listen_ino;       /* its inode, to unlink only our own socket */
     char *name;
     int line;                       /* line of the [pool NAME] header */
     struct conf_addr listen;
@@ -111,6 +118,13 @@ void conf_errors_free(struct conf_errors *errs);
 /* Add a formatted "FILE:LINE: message" (line 0: "FILE: message"). */
 void conf_errors_add(struct conf_errors *errs, const char *path, int line,
                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Same settings and same servers (identity, address, weight): a reload
+   leaves such a pool untouched. Supervisor-filled fields are ignored. */
+bool conf_pool_equal(const struct conf_pool *a, const struct conf_pool *b);
+
+/* Same address (host or path, and port) for a server. */
+bool conf_server_same_addr(const struct conf_server *a, const struct conf_server *b);
 
 /* The pool called name, or NULL. */
 const struct conf_pool *conf_pool_find(const struct conf *c, const char *name);

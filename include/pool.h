@@ -2,6 +2,12 @@
  * pool: one worker's live copy of a configured pool: its servers, each
  * with this worker's server conns (server_connections of them), and the
  * continuum built over the live servers. Owned and touched by one worker.
+ *
+ * A reload keeps the pool object (and so its clients) when its listen
+ * address and protocol stay: pool_retarget() when nothing else changed,
+ * pool_reconfigure() when servers or placement did. Servers that stay keep
+ * their object and conns; servers that leave are handed to the caller to
+ * finish their in-flight requests.
  */
 #ifndef CMX_POOL_H
 #define CMX_POOL_H
@@ -9,36 +15,16 @@
 #include <event2/event.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "conn.h"
 #include "dist.h"
+#include "registry.h"
 #include "stats.h"
 #include "util.h"
 
 struct conf_pool;
 struct conf_server;
-
-/*
- * What the workers of one pool share: per server, when it is ejected until
- * (one relaxed load when routing; a CAS by the worker that ejects it, so an
- * ejection is counted once), and the pool's client count (changed only on
- * accept and close). Owned by the supervisor.
- */
-struct server_shared {
-    _Atomic uint64_t ejected_until_ms;  /* mono ms; 0 or past: in the ring */
-    _Atomic uint64_t ejected_at_us;     /* wall clock of the last ejection */
-} __attribute__((aligned(64)));
-
-struct pool_shared {
-    _Atomic uint64_t eject_gen;         /* bumped on every ejection */
-    _Atomic int64_t nclients;           /* client conns over all workers */
-    struct server_shared *servers;      /* [nservers] */
-    size_t nservers;
-};
-
-/* Zeroed shared state for cp, or NULL. */
-struct pool_shared *pool_shared_new(const struct conf_pool *cp);
-void pool_shared_free(struct pool_shared *sh);
 
 struct pool_server {
     const struct conf_server *cs;
@@ -52,12 +38,16 @@ struct pool_server {
     uint64_t retry_at_ms;           /* no new connect before this (backoff) */
     uint32_t backoff_ms;            /* next reconnect delay after a failure */
     int last_err;                   /* errno of the last connect failure */
+    TAILQ_ENTRY(pool_server) retire_tqe; /* on the worker's retiring list */
+    void *retire_hold;              /* what keeps cs alive while retiring */
 };
+
+TAILQ_HEAD(pool_server_tqh, pool_server);
 
 struct pool {
     const struct conf_pool *cp;
     struct conn_ctx *ctx;
-    struct pool_server *servers;    /* [nservers], identity order */
+    struct pool_server **servers;   /* [nservers], identity order */
     size_t nservers;
     struct dist_server *dservers;   /* what the dist was built from */
     struct dist *dist;
@@ -65,18 +55,32 @@ struct pool {
     uint32_t nclients;
     event_callback_fn server_cb;    /* route's server event callback */
     struct stats_pool *st;          /* this worker's counters for the pool */
-    struct pool_shared *shared;
-    uint64_t eject_gen_seen;        /* shared->eject_gen the dist was built at */
+    struct reg_pool *reg;           /* shared: ejection generation, client count */
+    uint64_t eject_gen_seen;        /* reg->eject_gen the dist was built at */
     uint64_t next_rebuild_ms;       /* an ejected server returns then; 0: none out */
+    bool retiring;                  /* removed by a reload: clients close at a boundary */
 };
 
-/* Build p from cp for ctx's worker, counting into st and sst[nservers]
-   (owned by the supervisor). Returns 0 or -1 (out of memory). */
+/* Build p from cp for ctx's worker. Returns 0 or -1 (out of memory). */
 int pool_init(struct pool *p, const struct conf_pool *cp, struct conn_ctx *ctx,
-              event_callback_fn server_cb, struct stats_pool *st,
-              struct stats_server *sst, struct pool_shared *shared) MUSTCHECK;
+              event_callback_fn server_cb) MUSTCHECK;
 /* Close every server conn and free p's memory (clients are the caller's). */
 void pool_destroy(struct pool *p);
+
+/* Free a server (its conns must be closed and empty). */
+void pool_server_free(struct pool_server *s);
+
+/* cp is equal to p's config (conf_pool_equal): only switch the pointers. */
+void pool_retarget(struct pool *p, const struct conf_pool *cp);
+
+/*
+ * Switch p to cp (same name, listen and protocol; other settings or servers
+ * changed). Servers with the same identity and address stay, with their
+ * conns; each server that leaves is passed to retire(arg, s) and is the
+ * caller's from then on. Returns 0 or -1 (out of memory: p unchanged).
+ */
+int pool_reconfigure(struct pool *p, const struct conf_pool *cp,
+                     void (*retire)(void *arg, struct pool_server *s), void *arg) MUSTCHECK;
 
 /*
  * A failure (connect error, reset, timeout, bad reply) of s seen by this
@@ -101,5 +105,8 @@ struct conn *pool_server_conn(struct pool_server *s, const struct conn *client, 
 
 /* Connect every server conn now (preconnect). */
 void pool_preconnect(struct pool *p);
+
+/* True when no server conn of s carries a request. */
+bool pool_server_idle(const struct pool_server *s);
 
 #endif

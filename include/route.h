@@ -69,4 +69,10 @@ void route_client_after_flush(struct conn *c, int flush_rc);
 /* Fail every server conn of p and close its clients (worker exit). */
 void route_pool_shutdown(struct pool *p);
 
+/* Fail every conn of server s with ECONNABORTED (worker exit). */
+void route_server_shutdown(struct pool_server *s);
+
+/* Close an idle server conn (no request outstanding): not a failure. */
+void route_server_close(struct conn *s);
+
 #endif

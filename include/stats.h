@@ -131,6 +131,9 @@ struct stats_doc {
     size_t nworkers;
     const uint64_t *worker_clients;         /* [nworkers] */
     const uint64_t *worker_requests;        /* [nworkers] */
+    uint64_t reload_generation;
+    uint64_t reloads_ok;
+    uint64_t reloads_rejected;
 };
 
 /* Render the Prometheus text exposition (version 0.0.4) of d into b.

@@ -25,16 +25,14 @@
 #include "conf.h"
 #include "log.h"
 #include "net.h"
-#include "pool.h"
+#include "registry.h"
 #include "stats.h"
 #include "util.h"
-#include "worker.h"
 
 struct admin {
     const struct conf *conf;
-    struct worker *workers;
-    int nworkers;
-    struct pool_shared **shared;
+    const struct registry *reg;
+    const struct admin_reloads *reloads;
     int stats_fd;
     struct event stats_ev;
     struct evhttp *http;            /* metrics_listen, or NULL */
@@ -79,8 +77,9 @@ admin_snapshot(const struct admin *a, struct admin_snapshot *s)
     s->sf = calloc(nserv + 1, sizeof(*s->sf));
     s->shist = calloc(nserv + 1, sizeof(*s->shist));
     s->names = calloc(nserv + 1, sizeof(*s->names));
-    s->worker_clients = calloc((size_t)a->nworkers + 1, sizeof(uint64_t));
-    s->worker_requests = calloc((size_t)a->nworkers + 1, sizeof(uint64_t));
+    int nworkers = a->reg->nworkers;
+    s->worker_clients = calloc((size_t)nworkers + 1, sizeof(uint64_t));
+    s->worker_requests = calloc((size_t)nworkers + 1, sizeof(uint64_t));
     if (s->views == NULL || s->sf == NULL || s->shist == NULL || s->names == NULL ||
         s->worker_clients == NULL || s->worker_requests == NULL) {
         admin_snapshot_free(s);
@@ -88,12 +87,12 @@ admin_snapshot(const struct admin *a, struct admin_snapshot *s)
     }
 
     struct stats_doc *d = &s->doc;
-    for (int w = 0; w < a->nworkers; w++) {
-        const struct worker_stats *ws = a->workers[w].stats;
-        d->total_connections += stats_get(&ws->w.total_connections);
-        d->curr_connections += stats_get(&ws->w.curr_connections);
-        s->worker_clients[w] = stats_get(&ws->w.clients);
-        s->worker_requests[w] = stats_get(&ws->w.requests);
+    for (int w = 0; w < nworkers; w++) {
+        const struct stats_worker *ws = &a->reg->workers[w];
+        d->total_connections += stats_get(&ws->total_connections);
+        d->curr_connections += stats_get(&ws->curr_connections);
+        s->worker_clients[w] = stats_get(&ws->clients);
+        s->worker_requests[w] = stats_get(&ws->requests);
     }
     for (size_t p = 0; p < c->npools; p++) {
         const struct conf_pool *cp = &c->pools[p];
@@ -106,23 +105,24 @@ admin_snapshot(const struct admin *a, struct admin_snapshot *s)
         for (size_t k = 0; k < cp->nservers; k++) {
             s->names[base + k] = cp->servers[k].ident;
         }
-        for (int w = 0; w < a->nworkers; w++) {
-            const struct worker_stats *ws = a->workers[w].stats;
+        for (int w = 0; w < nworkers; w++) {
+            const struct stats_pool *ps = &cp->reg->st[w];
             for (size_t f = 0; f < STATS_POOL_NFIELDS; f++) {
-                v->f[f] += stats_get(&ws->pools[p].f[f]);
+                v->f[f] += stats_get(&ps->f[f]);
             }
-            stats_hist_sum(&v->hist, &ws->pools[p].hist);
+            stats_hist_sum(&v->hist, &ps->hist);
             for (size_t k = 0; k < cp->nservers; k++) {
+                const struct stats_server *ss = &cp->servers[k].reg->st[w];
                 for (size_t f = 0; f < STATS_SERVER_NFIELDS; f++) {
-                    s->sf[base + k][f] += stats_get(&ws->servers[p][k].f[f]);
+                    s->sf[base + k][f] += stats_get(&ss->f[f]);
                 }
-                stats_hist_sum(&s->shist[base + k], &ws->servers[p][k].hist);
+                stats_hist_sum(&s->shist[base + k], &ss->hist);
             }
         }
         /* Ejection time is shared state, not a per-worker sum. */
         for (size_t k = 0; k < cp->nservers; k++) {
-            s->sf[base + k][STATS_S_server_ejected_at] =
-                atomic_load_explicit(&a->shared[p]->servers[k].ejected_at_us, memory_order_relaxed);
+            s->sf[base + k][STATS_S_server_ejected_at] = atomic_load_explicit(
+                &cp->servers[k].reg->shared.ejected_at_us, memory_order_relaxed);
         }
         base += cp->nservers;
     }
@@ -133,7 +133,10 @@ admin_snapshot(const struct admin *a, struct admin_snapshot *s)
     d->timestamp = (uint64_t)time(NULL);
     d->pools = s->views;
     d->npools = c->npools;
-    d->nworkers = (size_t)a->nworkers;
+    d->nworkers = (size_t)nworkers;
+    d->reload_generation = a->reloads->generation;
+    d->reloads_ok = a->reloads->ok;
+    d->reloads_rejected = a->reloads->rejected;
     d->worker_clients = s->worker_clients;
     d->worker_requests = s->worker_requests;
     return 0;
@@ -279,9 +282,15 @@ admin_open_metrics(struct admin *a, struct event_base *base, char *err, size_t e
     return 0;
 }
 
+void
+admin_set_conf(struct admin *a, const struct conf *c)
+{
+    a->conf = c;
+}
+
 struct admin *
-admin_start(struct event_base *base, const struct conf *c, struct worker *workers, int nworkers,
-            struct pool_shared **shared, char *err, size_t errlen)
+admin_start(struct event_base *base, const struct conf *c, const struct registry *reg,
+            const struct admin_reloads *reloads, char *err, size_t errlen)
 {
     struct admin *a = calloc(1, sizeof(*a));
     struct conf_addr addr;
@@ -292,9 +301,8 @@ admin_start(struct event_base *base, const struct conf *c, struct worker *worker
         return NULL;
     }
     a->conf = c;
-    a->workers = workers;
-    a->nworkers = nworkers;
-    a->shared = shared;
+    a->reg = reg;
+    a->reloads = reloads;
     a->stats_fd = -1;
     a->start_msec = util_mono_msec();
     if (gethostname(a->hostname, sizeof(a->hostname)) != 0) {

@@ -922,6 +922,47 @@ conf_errors_free(struct conf_errors *errs)
     memset(errs, 0, sizeof(*errs));
 }
 
+static bool
+conf_str_eq(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+bool
+conf_server_same_addr(const struct conf_server *a, const struct conf_server *b)
+{
+    return a->addr.is_unix == b->addr.is_unix && a->addr.port == b->addr.port &&
+           conf_str_eq(a->addr.host, b->addr.host);
+}
+
+bool
+conf_pool_equal(const struct conf_pool *a, const struct conf_pool *b)
+{
+    if (!conf_str_eq(a->name, b->name) || !conf_str_eq(a->listen_str, b->listen_str) ||
+        a->listen.perm != b->listen.perm || a->key_rule.hash != b->key_rule.hash ||
+        a->key_rule.has_tag != b->key_rule.has_tag ||
+        (a->key_rule.has_tag && memcmp(a->key_rule.tag, b->key_rule.tag, 2) != 0) ||
+        a->dist != b->dist || a->timeout_ms != b->timeout_ms || a->backlog != b->backlog ||
+        a->preconnect != b->preconnect || a->redis != b->redis ||
+        !conf_str_eq(a->redis_auth, b->redis_auth) || a->redis_db != b->redis_db ||
+        a->server_connections != b->server_connections ||
+        a->auto_eject_hosts != b->auto_eject_hosts ||
+        a->server_retry_timeout_ms != b->server_retry_timeout_ms ||
+        a->server_failure_limit != b->server_failure_limit ||
+        a->client_connections != b->client_connections || a->tcpkeepalive != b->tcpkeepalive ||
+        a->nservers != b->nservers) {
+        return false;
+    }
+    for (size_t i = 0; i < a->nservers; i++) {
+        const struct conf_server *x = &a->servers[i], *y = &b->servers[i];
+        if (strcmp(x->ident, y->ident) != 0 || x->weight != y->weight ||
+            !conf_server_same_addr(x, y)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 const struct conf_pool *
 conf_pool_find(const struct conf *c, const char *name)
 {

@@ -31,11 +31,11 @@ listener_add_client(struct listener *l, int fd, const struct sockaddr *sa, sockl
 
     /* The limit holds across workers: one shared count, changed only here
        and on close. */
-    int64_t n = atomic_fetch_add_explicit(&p->shared->nclients, 1, memory_order_relaxed) + 1;
+    int64_t n = atomic_fetch_add_explicit(&p->reg->nclients, 1, memory_order_relaxed) + 1;
     if (p->cp->client_connections > 0 && n > (int64_t)p->cp->client_connections) {
         static const char mc_full[] = "ERROR Too many open connections\r\n";
         static const char redis_full[] = "-ERR max number of clients reached\r\n";
-        atomic_fetch_sub_explicit(&p->shared->nclients, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&p->reg->nclients, 1, memory_order_relaxed);
         if (p->cp->redis) {
             (void)!write(fd, redis_full, sizeof(redis_full) - 1);
         } else {
@@ -54,7 +54,7 @@ listener_add_client(struct listener *l, int fd, const struct sockaddr *sa, sockl
     }
     c = conn_client_new(p->ctx, fd, l->client_cb);
     if (c == NULL) {
-        atomic_fetch_sub_explicit(&p->shared->nclients, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&p->reg->nclients, 1, memory_order_relaxed);
         log_error("pool %s: out of memory accepting a client", p->cp->name);
         return;
     }

@@ -20,45 +20,22 @@
 #define POOL_BACKOFF_MIN_MS 10
 #define POOL_BACKOFF_MAX_MS 1000
 
-struct pool_shared *
-pool_shared_new(const struct conf_pool *cp)
-{
-    struct pool_shared *sh = calloc(1, sizeof(*sh));
-
-    if (sh == NULL) {
-        return NULL;
-    }
-    sh->nservers = cp->nservers;
-    sh->servers = aligned_alloc(64, sizeof(*sh->servers) * (cp->nservers ? cp->nservers : 1));
-    if (sh->servers == NULL) {
-        free(sh);
-        return NULL;
-    }
-    memset(sh->servers, 0, sizeof(*sh->servers) * cp->nservers);
-    return sh;
-}
-
-void
-pool_shared_free(struct pool_shared *sh)
-{
-    if (sh != NULL) {
-        free(sh->servers);
-        free(sh);
-    }
-}
-
 /* Rebuild this worker's continuum from the shared ejection state. */
-static void
+static int
 pool_rebuild(struct pool *p, uint64_t now)
 {
     uint64_t next = 0;
     size_t live = 0;
 
-    p->eject_gen_seen = atomic_load_explicit(&p->shared->eject_gen, memory_order_acquire);
+    p->eject_gen_seen = atomic_load_explicit(&p->reg->eject_gen, memory_order_acquire);
     for (size_t i = 0; i < p->nservers; i++) {
-        uint64_t until = atomic_load_explicit(&p->servers[i].shared->ejected_until_ms,
-                                              memory_order_relaxed);
+        struct pool_server *s = p->servers[i];
+        uint64_t until = p->cp->auto_eject_hosts
+            ? atomic_load_explicit(&s->shared->ejected_until_ms, memory_order_relaxed) : 0;
         bool out = until > now;
+        p->dservers[i].ident = s->cs->ident;
+        p->dservers[i].ident_len = strlen(s->cs->ident);
+        p->dservers[i].weight = s->cs->weight;
         p->dservers[i].live = !out;
         live += !out;
         if (out && (next == 0 || until < next)) {
@@ -69,13 +46,16 @@ pool_rebuild(struct pool *p, uint64_t now)
     if (d == NULL) {
         log_error("pool %s: out of memory rebuilding the continuum; keeping the old one",
                   p->cp->name);
-        return;
+        return -1;
     }
     dist_free(p->dist);
     p->dist = d;
     p->next_rebuild_ms = next;
-    log_info("pool %s: continuum rebuilt with %zu of %zu servers", p->cp->name, live,
-             p->nservers);
+    if (live < p->nservers) {
+        log_info("pool %s: continuum rebuilt with %zu of %zu servers", p->cp->name, live,
+                 p->nservers);
+    }
+    return 0;
 }
 
 void
@@ -111,61 +91,92 @@ pool_server_failed(struct pool_server *s, int err, bool connect_failed)
         return;
     }
     atomic_store_explicit(&s->shared->ejected_at_us, util_wall_usec(), memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->shared->eject_gen, 1, memory_order_release);
+    atomic_fetch_add_explicit(&p->reg->eject_gen, 1, memory_order_release);
     stats_add(&p->st->f[STATS_P_server_ejects], 1);
     log_warn("pool %s: server %s ejected for %" PRIu64 " ms after %u failures", cp->name,
              s->cs->ident, cp->server_retry_timeout_ms, cp->server_failure_limit);
-    pool_rebuild(p, now);
+    (void)pool_rebuild(p, now);
+}
+
+static struct pool_server *
+pool_server_new(struct pool *p, const struct conf_server *cs)
+{
+    struct pool_server *s = calloc(1, sizeof(*s));
+
+    if (s == NULL) {
+        return NULL;
+    }
+    s->cs = cs;
+    s->pool = p;
+    s->st = &cs->reg->st[p->ctx->worker_id];
+    s->shared = &cs->reg->shared;
+    s->nconns = p->cp->server_connections;
+    s->conns = calloc(s->nconns, sizeof(*s->conns));
+    if (s->conns == NULL) {
+        free(s);
+        return NULL;
+    }
+    for (uint32_t j = 0; j < s->nconns; j++) {
+        struct conn *c = &s->conns[j];
+        conn_server_init(c, p->ctx, s);
+        evtimer_assign(&c->tev, p->ctx->base, p->server_cb, c);
+        c->pool = p;
+        c->st = s->st;
+    }
+    return s;
+}
+
+void
+pool_server_free(struct pool_server *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    for (uint32_t j = 0; j < s->nconns; j++) {
+        evtimer_del(&s->conns[j].tev);
+        conn_close_socket(&s->conns[j]);
+    }
+    free(s->conns);
+    free(s);
+}
+
+bool
+pool_server_idle(const struct pool_server *s)
+{
+    for (uint32_t j = 0; j < s->nconns; j++) {
+        if (s->conns[j].nin + s->conns[j].nout > 0) {
+            return false;
+        }
+    }
+    return true;
 }
 
 int
 pool_init(struct pool *p, const struct conf_pool *cp, struct conn_ctx *ctx,
-          event_callback_fn server_cb, struct stats_pool *st, struct stats_server *sst,
-          struct pool_shared *shared)
+          event_callback_fn server_cb)
 {
     memset(p, 0, sizeof(*p));
     p->cp = cp;
-    p->st = st;
-    p->shared = shared;
     p->ctx = ctx;
+    p->reg = cp->reg;
+    p->st = &cp->reg->st[ctx->worker_id];
     p->server_cb = server_cb;
     TAILQ_INIT(&p->clients);
-    p->nservers = cp->nservers;
     p->servers = calloc(cp->nservers, sizeof(*p->servers));
     p->dservers = calloc(cp->nservers, sizeof(*p->dservers));
     if (p->servers == NULL || p->dservers == NULL) {
         goto fail;
     }
     for (size_t i = 0; i < cp->nservers; i++) {
-        struct pool_server *s = &p->servers[i];
-        const struct conf_server *cs = &cp->servers[i];
-        s->cs = cs;
-        s->pool = p;
-        s->idx = (uint32_t)i;
-        s->st = &sst[i];
-        s->shared = &shared->servers[i];
-        s->nconns = cp->server_connections;
-        s->conns = calloc(s->nconns, sizeof(*s->conns));
-        if (s->conns == NULL) {
+        p->servers[i] = pool_server_new(p, &cp->servers[i]);
+        if (p->servers[i] == NULL) {
             goto fail;
         }
-        for (uint32_t j = 0; j < s->nconns; j++) {
-            conn_server_init(&s->conns[j], ctx, s);
-            evtimer_assign(&s->conns[j].tev, ctx->base, server_cb, &s->conns[j]);
-            s->conns[j].pool = p;
-            s->conns[j].st = s->st;
-        }
-        p->dservers[i].ident = cs->ident;
-        p->dservers[i].ident_len = strlen(cs->ident);
-        p->dservers[i].weight = cs->weight;
-        p->dservers[i].live = true;
+        p->servers[i]->idx = (uint32_t)i;
+        p->nservers++;
     }
-    p->dist = dist_build(cp->dist, p->dservers, p->nservers);
-    if (p->dist == NULL) {
+    if (pool_rebuild(p, util_mono_msec()) != 0) {
         goto fail;
-    }
-    if (cp->auto_eject_hosts) {
-        pool_rebuild(p, util_mono_msec());  /* servers other workers ejected */
     }
     return 0;
 
@@ -177,20 +188,92 @@ fail:
 void
 pool_destroy(struct pool *p)
 {
-    if (p->servers != NULL) {
-        for (size_t i = 0; i < p->nservers; i++) {
-            struct pool_server *s = &p->servers[i];
-            for (uint32_t j = 0; s->conns != NULL && j < s->nconns; j++) {
-                evtimer_del(&s->conns[j].tev);
-                conn_close_socket(&s->conns[j]);
-            }
-            free(s->conns);
-        }
+    for (size_t i = 0; p->servers != NULL && i < p->nservers; i++) {
+        pool_server_free(p->servers[i]);
     }
     free(p->servers);
     free(p->dservers);
     dist_free(p->dist);
     memset(p, 0, sizeof(*p));
+}
+
+void
+pool_retarget(struct pool *p, const struct conf_pool *cp)
+{
+    /* Equal configs list the same servers in the same (identity) order. */
+    p->cp = cp;
+    for (size_t i = 0; i < p->nservers; i++) {
+        p->servers[i]->cs = &cp->servers[i];
+        p->dservers[i].ident = cp->servers[i].ident;
+    }
+}
+
+int
+pool_reconfigure(struct pool *p, const struct conf_pool *cp,
+                 void (*retire)(void *arg, struct pool_server *s), void *arg)
+{
+    struct pool_server **servers = calloc(cp->nservers, sizeof(*servers));
+    struct dist_server *dservers = calloc(cp->nservers, sizeof(*dservers));
+    bool *kept = calloc(p->nservers + 1, sizeof(*kept));
+    const struct conf_pool *old_cp = p->cp;
+
+    if (servers == NULL || dservers == NULL || kept == NULL) {
+        goto fail;
+    }
+    p->cp = cp;     /* new servers are made with the new server_connections */
+    for (size_t i = 0; i < cp->nservers; i++) {
+        const struct conf_server *cs = &cp->servers[i];
+        for (size_t j = 0; j < p->nservers; j++) {
+            struct pool_server *o = p->servers[j];
+            if (!kept[j] && strcmp(o->cs->ident, cs->ident) == 0 &&
+                conf_server_same_addr(o->cs, cs) && o->nconns == cp->server_connections) {
+                kept[j] = true;
+                servers[i] = o;
+                break;
+            }
+        }
+        if (servers[i] == NULL) {
+            servers[i] = pool_server_new(p, cs);
+            if (servers[i] == NULL) {
+                p->cp = old_cp;
+                goto fail;
+            }
+        }
+    }
+    for (size_t j = 0; j < p->nservers; j++) {
+        if (!kept[j]) {
+            retire(arg, p->servers[j]);
+        }
+    }
+    for (size_t i = 0; i < cp->nservers; i++) {
+        servers[i]->cs = &cp->servers[i];
+        servers[i]->idx = (uint32_t)i;
+    }
+    free(p->servers);
+    free(p->dservers);
+    p->servers = servers;
+    p->dservers = dservers;
+    p->nservers = cp->nservers;
+    free(kept);
+    if (pool_rebuild(p, util_mono_msec()) != 0) {
+        return -1;  /* the old dist stays; requests still route somewhere valid */
+    }
+    return 0;
+
+fail:
+    for (size_t i = 0; servers != NULL && i < cp->nservers; i++) {
+        bool old = false;
+        for (size_t j = 0; j < p->nservers; j++) {
+            old = old || p->servers[j] == servers[i];
+        }
+        if (!old) {
+            pool_server_free(servers[i]);
+        }
+    }
+    free(servers);
+    free(dservers);
+    free(kept);
+    return -1;
 }
 
 struct pool_server *
@@ -199,15 +282,15 @@ pool_pick(struct pool *p, const uint8_t *key, size_t len)
     if (p->cp->auto_eject_hosts) {
         /* One relaxed load per request; a clock read only while a server
            is out of the ring. */
-        uint64_t gen = atomic_load_explicit(&p->shared->eject_gen, memory_order_relaxed);
+        uint64_t gen = atomic_load_explicit(&p->reg->eject_gen, memory_order_relaxed);
         if (gen != p->eject_gen_seen ||
             (p->next_rebuild_ms != 0 && util_mono_msec() >= p->next_rebuild_ms)) {
-            pool_rebuild(p, util_mono_msec());
+            (void)pool_rebuild(p, util_mono_msec());
         }
     }
     int idx = dist_pick(p->dist, &p->cp->key_rule, key, len, &p->ctx->rng);
 
-    return idx < 0 ? NULL : &p->servers[idx];
+    return idx < 0 ? NULL : p->servers[idx];
 }
 
 static int
@@ -263,8 +346,8 @@ void
 pool_preconnect(struct pool *p)
 {
     for (size_t i = 0; i < p->nservers; i++) {
-        for (uint32_t j = 0; j < p->servers[i].nconns; j++) {
-            struct conn *c = &p->servers[i].conns[j];
+        for (uint32_t j = 0; j < p->servers[i]->nconns; j++) {
+            struct conn *c = &p->servers[i]->conns[j];
             if (c->state == CONN_DISCONNECTED) {
                 (void)pool_connect(p, c);
             }

@@ -402,7 +402,7 @@ route_client_close(struct conn *c, const char *reason)
     }
     TAILQ_REMOVE(&c->pool->clients, c, pool_tqe);
     c->pool->nclients--;
-    atomic_fetch_sub_explicit(&c->pool->shared->nclients, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&c->pool->reg->nclients, 1, memory_order_relaxed);
     stats_add(&c->pool->st->f[STATS_P_client_connections], -1);
     stats_add(&c->ctx->wst->clients, -1);
     stats_add(&c->ctx->wst->curr_connections, -1);
@@ -453,7 +453,7 @@ route_client_process(struct conn *c)
         return;
     }
     conn_release_inbuf(c);
-    if (c->eof || (c->ctx->stopping && buf_len(&c->in) == 0)) {
+    if (c->eof || ((c->ctx->stopping || c->pool->retiring) && buf_len(&c->in) == 0)) {
         /* Answer what is complete, then close: a partial request never
            holds a conn open. */
         conn_set_reading(c, false);
@@ -513,10 +513,21 @@ route_pool_shutdown(struct pool *p)
         route_client_close(c, "shutdown");
     }
     for (size_t i = 0; i < p->nservers; i++) {
-        struct pool_server *s = &p->servers[i];
-        for (uint32_t j = 0; j < s->nconns; j++) {
-            route_server_reset(&s->conns[j]);
-            route_server_dequeue_all(&s->conns[j], ECONNABORTED);
-        }
+        route_server_shutdown(p->servers[i]);
     }
+}
+
+void
+route_server_shutdown(struct pool_server *s)
+{
+    for (uint32_t j = 0; j < s->nconns; j++) {
+        route_server_reset(&s->conns[j]);
+        route_server_dequeue_all(&s->conns[j], ECONNABORTED);
+    }
+}
+
+void
+route_server_close(struct conn *s)
+{
+    route_server_reset(s);
 }

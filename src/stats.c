@@ -243,6 +243,18 @@ stats_render_prom(struct buf *b, const struct stats_doc *d)
              "cachemux_connections %" PRIu64 "\n", d->curr_connections);
     rc |= stats_puts(b, tmp);
 
+    snprintf(tmp, sizeof(tmp),
+             "# HELP cachemux_reload_generation Configuration generation in force (1 at start)\n"
+             "# TYPE cachemux_reload_generation gauge\n"
+             "cachemux_reload_generation %" PRIu64 "\n", d->reload_generation);
+    rc |= stats_puts(b, tmp);
+    snprintf(tmp, sizeof(tmp),
+             "# HELP cachemux_reloads_total Configuration reloads by result\n"
+             "# TYPE cachemux_reloads_total counter\n"
+             "cachemux_reloads_total{result=\"ok\"} %" PRIu64 "\n"
+             "cachemux_reloads_total{result=\"rejected\"} %" PRIu64 "\n",
+             d->reloads_ok, d->reloads_rejected);
+    rc |= stats_puts(b, tmp);
     rc |= stats_puts(b, "# HELP cachemux_worker_client_connections Client connections open on each worker\n"
                         "# TYPE cachemux_worker_client_connections gauge\n");
     for (size_t w = 0; w < d->nworkers; w++) {

@@ -1,11 +1,16 @@
 /*
- * supervisor: start-up, signals and shutdown of the process.
+ * supervisor: start-up, signals, reload and shutdown of the process.
  *
  * Order matters: every address is checked before anything forks; -d forks
  * before any thread or event_base exists; all signals are blocked while the
  * workers are created, so only the supervisor's evsignal events see them.
  * Unix-socket listeners are bound here once and shared by every worker (no
  * SO_REUSEPORT for them); TCP listeners are each worker's own.
+ *
+ * Configurations are generations (gen.h). A reload builds and validates a
+ * new one here, links it to the registry (counters and shared state by pool
+ * name and server identity), posts it to every worker and makes it current;
+ * old generations are freed by a periodic sweep once no worker holds them.
  */
 #include "supervisor.h"
 
@@ -25,25 +30,31 @@
 #include "admin.h"
 #include "cli.h"
 #include "conf.h"
+#include "gen.h"
 #include "log.h"
 #include "net.h"
-#include "pool.h"
+#include "registry.h"
+#include "reload.h"
 #include "worker.h"
 
+#define SUPERVISOR_SWEEP_MS 500
+
 struct supervisor {
-    struct conf *conf;
+    struct conf *conf;          /* the current generation's configuration */
+    struct gen *gen;            /* current generation (held) */
+    struct gen *gens;           /* every generation not yet freed */
+    uint64_t next_gen_id;
     const struct cli_opts *opts;
     struct event_base *base;
     struct worker *workers;
-    struct worker_stats **wstats;   /* [nworkers], owned here, written by workers */
     int nworkers;
-    struct pool_shared **shared;    /* per pool: ejection state, client count */
+    struct registry reg;
     struct admin *admin;
-    int *shared_fds;            /* per pool: unix listen fd or -1 */
-    ino_t *shared_inodes;       /* their inodes, to unlink only our own */
+    struct admin_reloads reloads;
     int ready_fd;               /* -d: pipe to the waiting parent, or -1 */
     bool stopping;
     struct event *stop_check;   /* polls the workers' exit while draining */
+    struct event *sweep;        /* frees generations nobody holds */
     bool pid_written;
 };
 
@@ -112,15 +123,26 @@ supervisor_check_listen(const struct conf *c)
     return rc;
 }
 
+/* Bind c's unix listeners that prev (may be NULL) does not already have;
+   those it has move over. */
 static int
-supervisor_open_unix(struct supervisor *sv)
+supervisor_open_unix(struct conf *c, struct conf *prev)
 {
-    const struct conf *c = sv->conf;
-
     for (size_t i = 0; i < c->npools; i++) {
-        const struct conf_pool *p = &c->pools[i];
-        sv->shared_fds[i] = -1;
-        if (!p->listen.is_unix) {
+        struct conf_pool *p = &c->pools[i];
+        if (!p->listen.is_unix || p->listen_fd >= 0) {
+            continue;
+        }
+        for (size_t j = 0; prev != NULL && j < prev->npools; j++) {
+            struct conf_pool *o = &prev->pools[j];
+            if (o->listen_fd >= 0 && strcmp(o->listen_str, p->listen_str) == 0) {
+                p->listen_fd = o->listen_fd;
+                p->listen_ino = o->listen_ino;
+                o->listen_fd = -1;
+                break;
+            }
+        }
+        if (p->listen_fd >= 0) {
             continue;
         }
         int fd = net_listen_unix(&p->listen, (int)p->backlog);
@@ -129,28 +151,99 @@ supervisor_open_unix(struct supervisor *sv)
             return -1;
         }
         struct stat st;
-        sv->shared_inodes[i] = stat(p->listen.host, &st) == 0 ? st.st_ino : 0;
-        sv->shared_fds[i] = fd;
+        p->listen_ino = stat(p->listen.host, &st) == 0 ? (unsigned long)st.st_ino : 0;
+        p->listen_fd = fd;
     }
     return 0;
 }
 
 static void
-supervisor_close_unix(struct supervisor *sv)
+supervisor_close_unix(struct conf *c)
 {
-    for (size_t i = 0; sv->shared_fds != NULL && i < sv->conf->npools; i++) {
-        if (sv->shared_fds[i] < 0) {
+    for (size_t i = 0; c != NULL && i < c->npools; i++) {
+        struct conf_pool *p = &c->pools[i];
+        if (p->listen_fd < 0) {
             continue;
         }
         struct stat st;
-        const char *path = sv->conf->pools[i].listen.host;
         /* Unlink only if the path is still our socket (not a successor's). */
-        if (stat(path, &st) == 0 && st.st_ino == sv->shared_inodes[i]) {
-            unlink(path);
+        if (stat(p->listen.host, &st) == 0 && (unsigned long)st.st_ino == p->listen_ino) {
+            unlink(p->listen.host);
         }
-        close(sv->shared_fds[i]);
-        sv->shared_fds[i] = -1;
+        close(p->listen_fd);
+        p->listen_fd = -1;
     }
+}
+
+/* Undo supervisor_open_unix's moves from prev to c (a rejected reload). */
+static void
+supervisor_unix_give_back(struct conf *c, struct conf *prev)
+{
+    for (size_t i = 0; i < c->npools; i++) {
+        struct conf_pool *p = &c->pools[i];
+        for (size_t j = 0; p->listen_fd >= 0 && j < prev->npools; j++) {
+            struct conf_pool *o = &prev->pools[j];
+            if (o->listen_fd < 0 && o->listen.is_unix &&
+                strcmp(o->listen_str, p->listen_str) == 0) {
+                o->listen_fd = p->listen_fd;
+                o->listen_ino = p->listen_ino;
+                p->listen_fd = -1;
+            }
+        }
+    }
+}
+
+static void
+supervisor_conf_init_fds(struct conf *c)
+{
+    for (size_t i = 0; i < c->npools; i++) {
+        c->pools[i].listen_fd = -1;
+        c->pools[i].listen_ino = 0;
+    }
+}
+
+static struct gen *
+supervisor_gen_new(struct supervisor *sv, struct conf *c)
+{
+    struct gen *g = calloc(1, sizeof(*g));
+
+    if (g == NULL) {
+        return NULL;
+    }
+    g->conf = c;
+    atomic_init(&g->refs, 1);   /* the supervisor's */
+    g->id = ++sv->next_gen_id;
+    g->next = sv->gens;
+    sv->gens = g;
+    return g;
+}
+
+/* Free generations that nobody holds any more. */
+static void
+supervisor_sweep_gens(struct supervisor *sv)
+{
+    struct gen **pp = &sv->gens;
+
+    while (*pp != NULL) {
+        struct gen *g = *pp;
+        if (g != sv->gen && gen_unused(g)) {
+            *pp = g->next;
+            log_debug("configuration generation %" PRIu64 " freed", g->id);
+            supervisor_close_unix(g->conf);
+            conf_free(g->conf);
+            free(g);
+        } else {
+            pp = &g->next;
+        }
+    }
+}
+
+static void
+supervisor_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    supervisor_sweep_gens(arg);
 }
 
 static int
@@ -309,6 +402,58 @@ supervisor_begin_stop(struct supervisor *sv)
     }
 }
 
+/* SIGHUP: validate the file again; if good, make it the new generation. */
+static void
+supervisor_reload(struct supervisor *sv)
+{
+    struct conf_errors errs = { 0 };
+    struct reload_summary sum;
+    struct conf *nc = reload_load(sv->opts, sv->conf, &errs, &sum);
+
+    if (nc == NULL) {
+        for (size_t i = 0; i < errs.n; i++) {
+            log_error("%s", errs.msgs[i]);
+        }
+        log_error("reload: rejected, %zu errors in %s; still serving the previous configuration",
+                  errs.n, sv->opts->conf_file);
+        conf_errors_free(&errs);
+        sv->reloads.rejected++;
+        return;
+    }
+    conf_errors_free(&errs);
+    supervisor_conf_init_fds(nc);
+    if (registry_attach(&sv->reg, nc) != 0 || supervisor_open_unix(nc, sv->conf) != 0) {
+        log_error("reload: rejected; still serving the previous configuration");
+        supervisor_unix_give_back(nc, sv->conf);
+        supervisor_close_unix(nc);
+        conf_free(nc);
+        sv->reloads.rejected++;
+        return;
+    }
+    struct gen *g = supervisor_gen_new(sv, nc);
+    if (g == NULL) {
+        log_error("reload: out of memory; still serving the previous configuration");
+        supervisor_close_unix(nc);
+        conf_free(nc);
+        sv->reloads.rejected++;
+        return;
+    }
+    reload_apply_process_settings(sv->opts, sv->conf, nc);
+    for (int i = 0; i < sv->nworkers; i++) {
+        worker_post_reload(&sv->workers[i], g);
+    }
+    struct gen *old = sv->gen;
+    sv->gen = g;
+    sv->conf = nc;
+    admin_set_conf(sv->admin, nc);
+    gen_release(old);
+    sv->reloads.ok++;
+    sv->reloads.generation = g->id;
+    log_notice("reload: %zu pools, %zu changed (%zu added, %zu removed)", nc->npools,
+               sum.changed + sum.added + sum.removed, sum.added, sum.removed);
+    supervisor_sweep_gens(sv);
+}
+
 static void
 supervisor_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -323,9 +468,11 @@ supervisor_signal_cb(evutil_socket_t sig, short what, void *arg)
         supervisor_begin_stop(sv);
         break;
     case SIGHUP:
-        /* Config reload arrives with the reload work; rotation works now. */
-        log_notice("signal SIGHUP: reopening log file");
+        log_notice("signal SIGHUP: reloading %s", sv->opts->conf_file);
         (void)log_reopen();
+        if (!sv->stopping) {
+            supervisor_reload(sv);
+        }
         break;
     case SIGUSR1:
         (void)log_reopen();
@@ -397,11 +544,13 @@ supervisor_run(struct conf *c, const struct cli_opts *o)
     struct event *sigev[ARRAY_SIZE(sigs)] = { 0 };
     struct supervisor sv;
     int rc = 1, started = 0;
+    bool reg_ok = false;
 
     memset(&sv, 0, sizeof(sv));
     sv.conf = c;
     sv.opts = o;
     sv.ready_fd = -1;
+    supervisor_conf_init_fds(c);
 
     if (supervisor_check_listen(c) != 0) {
         goto out;
@@ -419,39 +568,24 @@ supervisor_run(struct conf *c, const struct cli_opts *o)
     }
     sv.nworkers = c->workers > 0 ? c->workers : supervisor_workers_auto();
     sv.workers = calloc((size_t)sv.nworkers, sizeof(*sv.workers));
-    sv.wstats = calloc((size_t)sv.nworkers, sizeof(*sv.wstats));
-    sv.shared_fds = calloc(c->npools, sizeof(*sv.shared_fds));
-    sv.shared_inodes = calloc(c->npools, sizeof(*sv.shared_inodes));
-    if (sv.workers == NULL || sv.wstats == NULL || sv.shared_fds == NULL ||
-        sv.shared_inodes == NULL) {
+    if (sv.workers == NULL || registry_init(&sv.reg, sv.nworkers) != 0) {
         log_error("out of memory");
         goto out;
     }
-    sv.shared = calloc(c->npools ? c->npools : 1, sizeof(*sv.shared));
-    if (sv.shared == NULL) {
+    reg_ok = true;
+    if (registry_attach(&sv.reg, c) != 0) {
         log_error("out of memory");
         goto out;
     }
-    for (size_t i = 0; i < c->npools; i++) {
-        sv.shared[i] = pool_shared_new(&c->pools[i]);
-        if (sv.shared[i] == NULL) {
-            log_error("out of memory");
-            goto out;
-        }
-    }
-    for (int i = 0; i < sv.nworkers; i++) {
-        sv.wstats[i] = worker_stats_new(c);
-        if (sv.wstats[i] == NULL) {
-            log_error("out of memory");
-            goto out;
-        }
-    }
-    for (size_t i = 0; i < c->npools; i++) {
-        sv.shared_fds[i] = -1;
-    }
-    if (supervisor_open_unix(&sv) != 0) {
+    if (supervisor_open_unix(c, NULL) != 0) {
         goto out;
     }
+    sv.gen = supervisor_gen_new(&sv, c);
+    if (sv.gen == NULL) {
+        log_error("out of memory");
+        goto out;
+    }
+    sv.reloads.generation = sv.gen->id;
 
     sv.base = event_base_new();
     if (sv.base == NULL) {
@@ -465,13 +599,21 @@ supervisor_run(struct conf *c, const struct cli_opts *o)
             goto out;
         }
     }
+    struct timeval sweep_tv = { 0, SUPERVISOR_SWEEP_MS * 1000 };
+    sv.sweep = event_new(sv.base, -1, EV_PERSIST, supervisor_sweep_cb, &sv);
+    if (sv.sweep == NULL || event_add(sv.sweep, &sweep_tv) != 0) {
+        log_error("out of memory");
+        goto out;
+    }
 
     log_notice("cachemux-%s starting with %d workers (pid %d)", PACKAGE_VERSION, sv.nworkers,
                (int)getpid());
     supervisor_log_capacity(&sv);
     for (int i = 0; i < sv.nworkers; i++) {
-        int e = worker_start(&sv.workers[i], i, c, sv.shared_fds, sv.wstats[i], sv.shared);
+        gen_hold(sv.gen);
+        int e = worker_start(&sv.workers[i], i, sv.gen, &sv.reg.workers[i]);
         if (e != 0) {
+            gen_release(sv.gen);
             log_error("cannot start worker %d: %s", i, strerror(-e));
             goto out;
         }
@@ -484,7 +626,7 @@ supervisor_run(struct conf *c, const struct cli_opts *o)
         }
     }
     char aerr[256];
-    sv.admin = admin_start(sv.base, c, sv.workers, sv.nworkers, sv.shared, aerr, sizeof(aerr));
+    sv.admin = admin_start(sv.base, c, &sv.reg, &sv.reloads, aerr, sizeof(aerr));
     if (sv.admin == NULL) {
         log_error("%s", aerr);
         goto out;
@@ -501,16 +643,10 @@ out:
     if (sv.stop_check != NULL) {
         event_free(sv.stop_check);
     }
-    for (int i = 0; sv.wstats != NULL && i < sv.nworkers; i++) {
-        worker_stats_free(sv.wstats[i], c);
+    if (sv.sweep != NULL) {
+        event_free(sv.sweep);
     }
-    free(sv.wstats);
-    for (size_t i = 0; sv.shared != NULL && i < c->npools; i++) {
-        pool_shared_free(sv.shared[i]);
-    }
-    free(sv.shared);
     supervisor_tell_parent(&sv, 1);
-    supervisor_close_unix(&sv);
     supervisor_remove_pid(&sv);
     for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
         if (sigev[i] != NULL) {
@@ -521,11 +657,20 @@ out:
         event_base_free(sv.base);
     }
     free(sv.workers);
-    free(sv.shared_fds);
-    free(sv.shared_inodes);
     if (rc == 0) {
         log_notice("stopped");
     }
-    conf_free(c);
+    /* Every worker has let go by now: free every generation. */
+    if (sv.gen != NULL) {
+        gen_release(sv.gen);
+        sv.gen = NULL;
+        supervisor_sweep_gens(&sv);
+    } else {
+        supervisor_close_unix(c);
+        conf_free(c);
+    }
+    if (reg_ok) {
+        registry_free(&sv.reg);
+    }
     return rc;
 }

@@ -8,6 +8,15 @@
  * leave in one writev), then clients (a failed server write answers its
  * clients in the same turn).
  *
+ * Reload: the supervisor posts a new generation; the worker switches in its
+ * inbox callback, between requests. Pools are matched by name: an equal
+ * pool only has its config pointers moved; a changed one keeps its clients
+ * and the servers that stay, and hands the servers that left to the
+ * retiring list, where they finish their in-flight requests; a removed pool
+ * stops accepting and goes to the retiring list until its clients have
+ * closed at a request boundary. Each retiring object holds the generation
+ * it points into; the end-of-turn sweep frees what has finished.
+ *
  * Graceful stop: the listeners drain their accept queues and close; idle
  * clients close at once; busy ones close at the next request boundary
  * (route); the loop ends when no client is left or the timer fires.
@@ -24,10 +33,77 @@
 #include <unistd.h>
 
 #include "conf.h"
-#include "listener.h"
+#include "gen.h"
 #include "log.h"
-#include "pool.h"
 #include "route.h"
+
+static void
+worker_close_pool_clients(struct pool *p)
+{
+    struct conn *c, *next;
+
+    /* Idle clients close now; busy ones at their next request boundary. */
+    for (c = TAILQ_FIRST(&p->clients); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, pool_tqe);
+        if (TAILQ_EMPTY(&c->q) && buf_len(&c->in) == 0) {
+            route_client_close(c, "pool closing");
+        } else if (buf_len(&c->in) == 0) {
+            conn_set_reading(c, false);
+            conn_set_state(c, CONN_DRAINING);
+        }
+    }
+}
+
+static void
+worker_pool_free(struct worker_pool *wp)
+{
+    listener_close(&wp->listener);
+    route_pool_shutdown(&wp->pool);
+    pool_destroy(&wp->pool);
+    free(wp);
+}
+
+/* Free retiring servers and pools that have finished. */
+static void
+worker_sweep(struct worker *w)
+{
+    struct pool_server *s, *snext;
+    struct worker_pool *wp, *wnext;
+
+    for (s = TAILQ_FIRST(&w->retiring_servers); s != NULL; s = snext) {
+        snext = TAILQ_NEXT(s, retire_tqe);
+        bool open = false;
+        for (uint32_t j = 0; j < s->nconns; j++) {
+            struct conn *c = &s->conns[j];
+            if (c->state != CONN_DISCONNECTED && c->nin + c->nout == 0) {
+                route_server_close(c);
+            }
+            open = open || c->state != CONN_DISCONNECTED;
+        }
+        if (!open) {
+            TAILQ_REMOVE(&w->retiring_servers, s, retire_tqe);
+            gen_release(s->retire_hold);
+            pool_server_free(s);
+        }
+    }
+    for (wp = TAILQ_FIRST(&w->retiring_pools); wp != NULL; wp = wnext) {
+        wnext = TAILQ_NEXT(wp, retire_tqe);
+        bool busy = wp->pool.nclients > 0;
+        for (size_t i = 0; !busy && i < wp->pool.nservers; i++) {
+            busy = !pool_server_idle(wp->pool.servers[i]);
+        }
+        TAILQ_FOREACH(s, &w->retiring_servers, retire_tqe) {
+            busy = busy || s->pool == &wp->pool;
+        }
+        if (!busy) {
+            TAILQ_REMOVE(&w->retiring_pools, wp, retire_tqe);
+            log_info("pool %s: removed", wp->pool.cp->name);
+            struct gen *hold = wp->hold;
+            worker_pool_free(wp);
+            gen_release(hold);
+        }
+    }
+}
 
 static void
 worker_flush(struct worker *w)
@@ -54,17 +130,137 @@ worker_flush(struct worker *w)
         }
     } while (!TAILQ_EMPTY(&ctx->dirty_servers));
     conn_ctx_reap(ctx);
+    if (!TAILQ_EMPTY(&w->retiring_servers) || !TAILQ_EMPTY(&w->retiring_pools)) {
+        worker_sweep(w);
+    }
 }
 
 static uint32_t
 worker_nclients(const struct worker *w)
 {
     uint32_t n = 0;
+    const struct worker_pool *wp;
 
     for (size_t i = 0; i < w->npools; i++) {
-        n += w->pools[i].nclients;
+        n += w->pools[i] != NULL ? w->pools[i]->pool.nclients : 0;
+    }
+    TAILQ_FOREACH(wp, &w->retiring_pools, retire_tqe) {
+        n += wp->pool.nclients;
     }
     return n;
+}
+
+static struct worker_pool *
+worker_pool_new(struct worker *w, const struct conf_pool *cp)
+{
+    struct worker_pool *wp = calloc(1, sizeof(*wp));
+    char err[256];
+
+    if (wp == NULL) {
+        log_error("pool %s: out of memory", cp->name);
+        return NULL;
+    }
+    wp->listener.fd = -1;
+    if (pool_init(&wp->pool, cp, &w->ctx, route_server_event) != 0) {
+        log_error("pool %s: out of memory", cp->name);
+        free(wp);
+        return NULL;
+    }
+    if (listener_open(&wp->listener, &wp->pool, cp->listen_fd, route_client_event, err,
+                      sizeof(err)) != 0) {
+        log_error("%s", err);
+        pool_destroy(&wp->pool);
+        free(wp);
+        return NULL;
+    }
+    if (cp->preconnect) {
+        pool_preconnect(&wp->pool);
+    }
+    return wp;
+}
+
+static void
+worker_retire_server(void *arg, struct pool_server *s)
+{
+    struct worker *w = arg;
+
+    /* It points into the generation being replaced, which w->gen still is. */
+    gen_hold(w->gen);
+    s->retire_hold = w->gen;
+    TAILQ_INSERT_TAIL(&w->retiring_servers, s, retire_tqe);
+}
+
+static void
+worker_retire_pool(struct worker *w, struct worker_pool *wp)
+{
+    gen_hold(w->gen);
+    wp->hold = w->gen;
+    wp->pool.retiring = true;
+    listener_drain_and_close(&wp->listener);
+    worker_close_pool_clients(&wp->pool);
+    TAILQ_INSERT_TAIL(&w->retiring_pools, wp, retire_tqe);
+}
+
+/* Serve g from now on (see the file comment); g's hold passes to w. */
+static void
+worker_switch(struct worker *w, struct gen *g)
+{
+    const struct conf *nc = g->conf;
+    struct worker_pool **np = calloc(nc->npools + 1, sizeof(*np));
+    bool *taken = calloc(w->npools + 1, sizeof(*taken));
+    size_t kept = 0, changed = 0;
+
+    if (np == NULL || taken == NULL) {
+        log_error("reload: out of memory; still serving the previous configuration");
+        free(np);
+        free(taken);
+        gen_release(g);
+        return;
+    }
+    for (size_t i = 0; i < nc->npools; i++) {
+        const struct conf_pool *cp = &nc->pools[i];
+        for (size_t j = 0; j < w->npools; j++) {
+            struct worker_pool *wp = w->pools[j];
+            if (taken[j] || wp == NULL || strcmp(wp->pool.cp->name, cp->name) != 0) {
+                continue;
+            }
+            if (strcmp(wp->pool.cp->listen_str, cp->listen_str) != 0 ||
+                wp->pool.cp->redis != cp->redis) {
+                break;      /* a new address or protocol: removed + added */
+            }
+            if (conf_pool_equal(wp->pool.cp, cp)) {
+                pool_retarget(&wp->pool, cp);
+                kept++;
+            } else if (pool_reconfigure(&wp->pool, cp, worker_retire_server, w) == 0) {
+                changed++;
+            } else {
+                log_error("pool %s: out of memory applying the new configuration", cp->name);
+                break;
+            }
+            taken[j] = true;
+            np[i] = wp;
+            break;
+        }
+        if (np[i] == NULL) {
+            np[i] = worker_pool_new(w, cp);
+        }
+    }
+    for (size_t j = 0; j < w->npools; j++) {
+        if (!taken[j] && w->pools[j] != NULL) {
+            worker_retire_pool(w, w->pools[j]);
+        }
+    }
+    free(taken);
+    free(w->pools);
+    w->pools = np;
+    w->npools = nc->npools;
+    w->ctx.max_request_size = nc->max_request_size;
+    log_debug("reload: switched to generation %" PRIu64 " (%zu pools kept, %zu changed)", g->id,
+              kept, changed);
+    gen_release(w->gen);
+    w->gen = g;
+    atomic_store_explicit(&w->gen_seen, g->id, memory_order_release);
+    worker_sweep(w);
 }
 
 static void
@@ -82,28 +278,25 @@ static void
 worker_begin_stop(struct worker *w, uint64_t timeout_ms)
 {
     struct timeval tv = { (time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000 };
+    struct worker_pool *wp;
 
     if (w->ctx.stopping) {
         return;
     }
     w->ctx.stopping = true;
     for (size_t i = 0; i < w->npools; i++) {
-        listener_drain_and_close(&w->listeners[i]);
-    }
-    /* Idle clients close now; busy ones at their next request boundary. */
-    for (size_t i = 0; i < w->npools; i++) {
-        struct conn *c, *next;
-        for (c = TAILQ_FIRST(&w->pools[i].clients); c != NULL; c = next) {
-            next = TAILQ_NEXT(c, pool_tqe);
-            if (TAILQ_EMPTY(&c->q) && buf_len(&c->in) == 0) {
-                route_client_close(c, "stopping");
-            } else if (buf_len(&c->in) == 0) {
-                conn_set_reading(c, false);
-                conn_set_state(c, CONN_DRAINING);
-            }
+        if (w->pools[i] != NULL) {
+            listener_drain_and_close(&w->pools[i]->listener);
         }
     }
-    evtimer_assign(&w->stop_timer, w->base, worker_stop_timer_cb, w);
+    for (size_t i = 0; i < w->npools; i++) {
+        if (w->pools[i] != NULL) {
+            worker_close_pool_clients(&w->pools[i]->pool);
+        }
+    }
+    TAILQ_FOREACH(wp, &w->retiring_pools, retire_tqe) {
+        worker_close_pool_clients(&wp->pool);
+    }
     evtimer_add(&w->stop_timer, &tv);
 }
 
@@ -114,6 +307,7 @@ worker_inbox_cb(int fd, short what, void *arg)
     uint64_t v;
     bool stop;
     uint64_t timeout;
+    struct gen *g;
 
     (void)what;
     if (read(fd, &v, sizeof(v)) < 0) {
@@ -122,7 +316,16 @@ worker_inbox_cb(int fd, short what, void *arg)
     pthread_mutex_lock(&w->lock);
     stop = w->stop_requested;
     timeout = w->shutdown_timeout_ms;
+    g = w->pending_gen;
+    w->pending_gen = NULL;
     pthread_mutex_unlock(&w->lock);
+    if (g != NULL) {
+        if (w->ctx.stopping) {
+            gen_release(g);
+        } else {
+            worker_switch(w, g);
+        }
+    }
     if (stop) {
         worker_begin_stop(w, timeout);
     }
@@ -143,23 +346,47 @@ worker_set_start_state(struct worker *w, int state, const char *err)
 static void
 worker_cleanup(struct worker *w)
 {
+    struct worker_pool *wp;
+    struct pool_server *s;
+
     for (size_t i = 0; i < w->npools; i++) {
-        listener_close(&w->listeners[i]);
+        if (w->pools[i] != NULL) {
+            listener_close(&w->pools[i]->listener);
+        }
+    }
+    /* Clients first (their msgs become orphans), then every server conn. */
+    for (size_t i = 0; i < w->npools; i++) {
+        if (w->pools[i] != NULL) {
+            route_pool_shutdown(&w->pools[i]->pool);
+        }
+    }
+    TAILQ_FOREACH(wp, &w->retiring_pools, retire_tqe) {
+        route_pool_shutdown(&wp->pool);
+    }
+    while ((s = TAILQ_FIRST(&w->retiring_servers)) != NULL) {
+        TAILQ_REMOVE(&w->retiring_servers, s, retire_tqe);
+        route_server_shutdown(s);
+        gen_release(s->retire_hold);
+        pool_server_free(s);
+    }
+    while ((wp = TAILQ_FIRST(&w->retiring_pools)) != NULL) {
+        TAILQ_REMOVE(&w->retiring_pools, wp, retire_tqe);
+        struct gen *hold = wp->hold;
+        worker_pool_free(wp);
+        gen_release(hold);
     }
     for (size_t i = 0; i < w->npools; i++) {
-        route_pool_shutdown(&w->pools[i]);
-        pool_destroy(&w->pools[i]);
+        if (w->pools[i] != NULL) {
+            worker_pool_free(w->pools[i]);
+        }
     }
+    free(w->pools);
+    w->pools = NULL;
+    w->npools = 0;
     conn_ctx_destroy(&w->ctx);
     if (w->base != NULL) {
         event_del(&w->inbox_ev);
         event_del(&w->stop_timer);
-    }
-    free(w->pools);
-    free(w->listeners);
-    w->pools = NULL;
-    w->listeners = NULL;
-    if (w->base != NULL) {
         event_base_free(w->base);
         w->base = NULL;
     }
@@ -168,7 +395,7 @@ worker_cleanup(struct worker *w)
 static int
 worker_setup(struct worker *w, char *err, size_t errlen)
 {
-    const struct conf *cf = w->conf;
+    const struct conf *cf = w->gen->conf;
     struct event_config *cfg = event_config_new();
 
     if (cfg == NULL) {
@@ -183,37 +410,22 @@ worker_setup(struct worker *w, char *err, size_t errlen)
         return -1;
     }
     conn_ctx_init(&w->ctx, w->base, w->id, cf->mbuf_size, cf->max_request_size);
-    w->ctx.wst = &w->stats->w;
+    w->ctx.wst = w->wst;
     evtimer_assign(&w->stop_timer, w->base, worker_stop_timer_cb, w);
     event_assign(&w->inbox_ev, w->base, w->efd, EV_READ | EV_PERSIST, worker_inbox_cb, w);
     event_add(&w->inbox_ev, NULL);
 
-    w->pools = calloc(cf->npools, sizeof(*w->pools));
-    w->listeners = calloc(cf->npools, sizeof(*w->listeners));
-    if (w->pools == NULL || w->listeners == NULL) {
+    w->pools = calloc(cf->npools + 1, sizeof(*w->pools));
+    if (w->pools == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    w->npools = cf->npools;
     for (size_t i = 0; i < cf->npools; i++) {
-        w->listeners[i].fd = -1;
-    }
-    for (size_t i = 0; i < cf->npools; i++) {
-        if (pool_init(&w->pools[i], &cf->pools[i], &w->ctx, route_server_event,
-                      &w->stats->pools[i], w->stats->servers[i], w->shared[i]) != 0) {
-            snprintf(err, errlen, "pool %s: out of memory", cf->pools[i].name);
+        w->pools[i] = worker_pool_new(w, &cf->pools[i]);
+        if (w->pools[i] == NULL) {
+            snprintf(err, errlen, "pool %s: cannot start (see above)", cf->pools[i].name);
             return -1;
-        }
-        w->npools++;
-    }
-    for (size_t i = 0; i < cf->npools; i++) {
-        if (listener_open(&w->listeners[i], &w->pools[i], w->shared_fds[i], route_client_event,
-                          err, errlen) != 0) {
-            return -1;
-        }
-    }
-    for (size_t i = 0; i < cf->npools; i++) {
-        if (cf->pools[i].preconnect) {
-            pool_preconnect(&w->pools[i]);
         }
     }
     return 0;
@@ -249,61 +461,19 @@ worker_main(void *arg)
     return NULL;
 }
 
-struct worker_stats *
-worker_stats_new(const struct conf *conf)
-{
-    struct worker_stats *ws = aligned_alloc(64, sizeof(*ws));
-
-    if (ws == NULL) {
-        return NULL;
-    }
-    memset(ws, 0, sizeof(*ws));
-    ws->pools = aligned_alloc(64, sizeof(*ws->pools) * (conf->npools ? conf->npools : 1));
-    ws->servers = calloc(conf->npools ? conf->npools : 1, sizeof(*ws->servers));
-    if (ws->pools == NULL || ws->servers == NULL) {
-        worker_stats_free(ws, conf);
-        return NULL;
-    }
-    memset(ws->pools, 0, sizeof(*ws->pools) * conf->npools);
-    for (size_t i = 0; i < conf->npools; i++) {
-        size_t n = conf->pools[i].nservers;
-        ws->servers[i] = aligned_alloc(64, sizeof(**ws->servers) * n);
-        if (ws->servers[i] == NULL) {
-            worker_stats_free(ws, conf);
-            return NULL;
-        }
-        memset(ws->servers[i], 0, sizeof(**ws->servers) * n);
-    }
-    return ws;
-}
-
-void
-worker_stats_free(struct worker_stats *ws, const struct conf *conf)
-{
-    if (ws == NULL) {
-        return;
-    }
-    for (size_t i = 0; ws->servers != NULL && i < conf->npools; i++) {
-        free(ws->servers[i]);
-    }
-    free(ws->servers);
-    free(ws->pools);
-    free(ws);
-}
-
 int
-worker_start(struct worker *w, int id, const struct conf *conf, const int *shared_fds,
-             struct worker_stats *stats, struct pool_shared **shared)
+worker_start(struct worker *w, int id, struct gen *g, struct stats_worker *wst)
 {
     sigset_t all, old;
     int rc;
 
     memset(w, 0, sizeof(*w));
     w->id = id;
-    w->conf = conf;
-    w->shared_fds = shared_fds;
-    w->stats = stats;
-    w->shared = shared;
+    w->gen = g;
+    w->wst = wst;
+    TAILQ_INIT(&w->retiring_pools);
+    TAILQ_INIT(&w->retiring_servers);
+    atomic_store(&w->gen_seen, g->id);
     w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->efd < 0) {
         return -errno;
@@ -337,24 +507,57 @@ worker_wait_ready(struct worker *w)
     return st > 0 ? 0 : -1;
 }
 
-void
-worker_post_stop(struct worker *w, uint64_t timeout_ms)
+static void
+worker_wake(struct worker *w)
 {
     uint64_t one = 1;
 
+    if (write(w->efd, &one, sizeof(one)) < 0) {
+        /* The counter cannot overflow at one write per request. */
+    }
+}
+
+void
+worker_post_reload(struct worker *w, struct gen *g)
+{
+    struct gen *older;
+
+    gen_hold(g);
+    pthread_mutex_lock(&w->lock);
+    /* Only the newest matters: one the worker never switched to is dropped. */
+    older = w->pending_gen;
+    w->pending_gen = g;
+    pthread_mutex_unlock(&w->lock);
+    if (older != NULL) {
+        gen_release(older);
+    }
+    worker_wake(w);
+}
+
+void
+worker_post_stop(struct worker *w, uint64_t timeout_ms)
+{
     pthread_mutex_lock(&w->lock);
     w->stop_requested = true;
     w->shutdown_timeout_ms = timeout_ms;
     pthread_mutex_unlock(&w->lock);
-    if (write(w->efd, &one, sizeof(one)) < 0) {
-        /* The counter cannot overflow at one write per stop. */
-    }
+    worker_wake(w);
 }
 
 void
 worker_join(struct worker *w)
 {
     pthread_join(w->thread, NULL);
+    pthread_mutex_lock(&w->lock);
+    if (w->pending_gen != NULL) {
+        gen_release(w->pending_gen);
+        w->pending_gen = NULL;
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (w->gen != NULL) {
+        gen_release(w->gen);
+        w->gen = NULL;
+    }
     if (w->efd >= 0) {
         close(w->efd);
         w->efd = -1;

@@ -523,6 +523,14 @@ class Backend:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def restart(self):
+        """Start a new process on the same port (after kill()): the port
+        becomes fixed, so a taken port is an error instead of a new pick."""
+        if self.alive:
+            self.kill()
+        self.fixed_port = self.port
+        return self.start()
+
 
 class Memcached(Backend):
     kind = "memcached"
@@ -954,6 +962,10 @@ class Proxy:
     def log_text(self):
         return _read(self.log)
 
+    def stats_json(self, timeout=5):
+        """The stats document (one JSON per connect), parsed."""
+        return stats_json(self.stats_port, timeout=timeout)
+
 
 class Cachemux(Proxy):
     kind = "cachemux"
@@ -1039,6 +1051,52 @@ class Nutcracker(Proxy):
 
 def proxy_class():
     return Nutcracker if PROXY_KIND == "nutcracker" else Cachemux
+
+
+# --------------------------------------------------------------------------
+# stats, key placement through -L, process memory
+
+def stats_json(port, host=HOST, timeout=5):
+    """Connect to a stats port, read the one JSON document until close, parse it."""
+    import json
+    with Client(port, host=host, timeout=timeout) as c:
+        data = c.read_until_close()
+    return json.loads(data.decode("utf-8"))
+
+
+def locate(conf, pool, keys, binary=None):
+    """{key: server identity} for keys (str or bytes without CR/LF) under
+    pool's placement in the config file conf, by `cachemux -L POOL`.
+    Fails on a sanitizer report or a non-zero exit."""
+    keys = [k.encode() if isinstance(k, str) else k for k in keys]
+    san = tmp_dir("sanitizer")
+    p = subprocess.run([binary or CACHEMUX, "-c", conf, "-L", pool],
+                       input=b"".join(k + b"\n" for k in keys), capture_output=True,
+                       timeout=scaled(60), env=sanitizer_env(san), cwd=tmp_root())
+    assert_no_sanitizer_reports(san)
+    if p.returncode != 0:
+        raise AssertionError("cachemux -L %s exited %d: %r" % (pool, p.returncode, p.stderr[:500]))
+    lines = p.stdout.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    if len(lines) != len(keys):
+        raise AssertionError("cachemux -L printed %d lines for %d keys" % (len(lines), len(keys)))
+    out = {}
+    for k, line in zip(keys, lines):
+        got_key, ident = line.rsplit(b" ", 1)
+        if got_key != k:
+            raise AssertionError("cachemux -L: line %r for key %r" % (line, k))
+        out[k] = ident.decode()
+    return out
+
+
+def rss_kib(pid):
+    """VmRSS of a process in KiB (from /proc/PID/status)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
 
 
 # --------------------------------------------------------------------------

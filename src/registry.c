@@ -1,0 +1,132 @@
+/*
+ * registry: records that outlive configuration generations (see
+ * registry.h). Lists are short (pools and servers of a config) and only the
+ * supervisor walks or extends them.
+ */
+#include "registry.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+
+int
+registry_init(struct registry *r, int nworkers)
+{
+    memset(r, 0, sizeof(*r));
+    r->nworkers = nworkers;
+    r->workers = aligned_alloc(64, sizeof(*r->workers) * (size_t)nworkers);
+    if (r->workers == NULL) {
+        return -1;
+    }
+    memset(r->workers, 0, sizeof(*r->workers) * (size_t)nworkers);
+    return 0;
+}
+
+void
+registry_free(struct registry *r)
+{
+    struct reg_pool *p, *pn;
+    struct reg_server *s, *sn;
+
+    for (p = r->pools; p != NULL; p = pn) {
+        pn = p->next;
+        for (s = p->servers; s != NULL; s = sn) {
+            sn = s->next;
+            free(s->ident);
+            free(s->st);
+            free(s);
+        }
+        free(p->name);
+        free(p->st);
+        free(p);
+    }
+    free(r->workers);
+    memset(r, 0, sizeof(*r));
+}
+
+static void *
+registry_blocks(size_t size, int n)
+{
+    void *p = aligned_alloc(64, size * (size_t)n);
+
+    if (p != NULL) {
+        memset(p, 0, size * (size_t)n);
+    }
+    return p;
+}
+
+static struct reg_pool *
+registry_pool(struct registry *r, const char *name)
+{
+    struct reg_pool *p;
+
+    for (p = r->pools; p != NULL; p = p->next) {
+        if (strcmp(p->name, name) == 0) {
+            return p;
+        }
+    }
+    p = aligned_alloc(64, (sizeof(*p) + 63) / 64 * 64);
+    if (p == NULL) {
+        return NULL;
+    }
+    memset(p, 0, sizeof(*p));
+    p->name = strdup(name);
+    p->st = registry_blocks(sizeof(*p->st), r->nworkers);
+    if (p->name == NULL || p->st == NULL) {
+        free(p->name);
+        free(p->st);
+        free(p);
+        return NULL;
+    }
+    p->next = r->pools;
+    r->pools = p;
+    return p;
+}
+
+static struct reg_server *
+registry_server(struct registry *r, struct reg_pool *p, const char *ident)
+{
+    struct reg_server *s;
+
+    for (s = p->servers; s != NULL; s = s->next) {
+        if (strcmp(s->ident, ident) == 0) {
+            return s;
+        }
+    }
+    s = aligned_alloc(64, (sizeof(*s) + 63) / 64 * 64);
+    if (s == NULL) {
+        return NULL;
+    }
+    memset(s, 0, sizeof(*s));
+    s->ident = strdup(ident);
+    s->st = registry_blocks(sizeof(*s->st), r->nworkers);
+    if (s->ident == NULL || s->st == NULL) {
+        free(s->ident);
+        free(s->st);
+        free(s);
+        return NULL;
+    }
+    s->next = p->servers;
+    p->servers = s;
+    return s;
+}
+
+int
+registry_attach(struct registry *r, struct conf *c)
+{
+    for (size_t i = 0; i < c->npools; i++) {
+        struct conf_pool *cp = &c->pools[i];
+        cp->reg = registry_pool(r, cp->name);
+        if (cp->reg == NULL) {
+            return -1;
+        }
+        for (size_t j = 0; j < cp->nservers; j++) {
+            cp->servers[j].reg = registry_server(r, cp->reg, cp->servers[j].ident);
+            if (cp->servers[j].reg == NULL) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
