@@ -31,8 +31,10 @@ for port in 26379 26380; do
 done
 
 echo "==> cachemux on etc/cachemux.ini (Ctrl-C stops it and the backends)"
-echo "    memcached pool at 127.0.0.1:22121; try, from another shell:"
+echo "    memcached pool at 127.0.0.1:22121, Redis pool at 127.0.0.1:22122; try, from another shell:"
 echo "    echo hello > /tmp/greeting && memccp --servers=127.0.0.1:22121 /tmp/greeting && memccat --servers=127.0.0.1:22121 greeting"
+echo "    redis-cli -p 22122 set k v && redis-cli -p 22122 get k"
+echo "    stats: python3 -c 'import socket; print(socket.create_connection((\"127.0.0.1\", 22222)).recv(65536).decode())'"
 # In the foreground: Ctrl-C reaches cachemux, which stops gracefully; the
 # EXIT trap then stops the backends.
 "$top/build/gcc/cachemux" -c "$top/etc/cachemux.ini"
