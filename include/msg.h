@@ -35,7 +35,9 @@ struct msg {
     struct msg **frags;         /* a split request's fragments */
     uint32_t nfrags;
     uint32_t nfrags_done;
-    uint32_t *key_frag;         /* memcached multi-get: fragment of each key */
+    uint32_t *key_frag;         /* split request: fragment of each key */
+    void *split_block;          /* holds frags and key_frag; kept for reuse */
+    size_t split_cap;
     struct buf req;             /* request bytes (to the server, or as parsed) */
     size_t req_sent;            /* bytes of req written so far */
     struct buf rsp;             /* reply bytes for the client */
@@ -75,5 +77,20 @@ void msg_cache_destroy(struct msg_cache *mc);
 struct msg *msg_get(struct msg_cache *mc);
 /* Give m (and its fragments' arrays, not the fragments) back to the cache. */
 void msg_put(struct msg_cache *mc, struct msg *m);
+
+/* Scratch arrays for splitting a request, valid until the split is done. */
+struct msg_split {
+    void **servers;             /* [maxfrags] the server of each fragment */
+    int32_t *frag_of_server;    /* [nservers] fragment index, or -1 */
+    uint32_t *nkeys_of;         /* [maxfrags] keys per fragment, zeroed */
+};
+
+/*
+ * Set up m->frags[maxfrags] (zeroed) and m->key_frag[nkeys] plus the scratch
+ * in sp, in one block that m keeps across reuse, so steady multi-key
+ * traffic does not call malloc. Returns 0 or -1 (out of memory).
+ */
+int msg_split_alloc(struct msg *m, uint32_t nkeys, uint32_t maxfrags, size_t nservers,
+                    struct msg_split *sp);
 
 #endif

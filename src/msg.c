@@ -9,6 +9,7 @@
 #include <string.h>
 
 #define MSG_CACHE_MAX 4096
+#define MSG_SPLIT_KEEP 4096     /* split blocks up to this size are kept */
 
 void
 msg_cache_init(struct msg_cache *mc, size_t keep_bytes)
@@ -28,6 +29,7 @@ msg_cache_destroy(struct msg_cache *mc)
         TAILQ_REMOVE(&mc->free, m, c_tqe);
         buf_free(&m->req);
         buf_free(&m->rsp);
+        free(m->split_block);
         free(m);
     }
     mc->nfree = 0;
@@ -38,6 +40,8 @@ msg_get(struct msg_cache *mc)
 {
     struct msg *m = TAILQ_FIRST(&mc->free);
     struct buf req, rsp;
+    void *split_block = NULL;
+    size_t split_cap = 0;
 
     if (m != NULL) {
         TAILQ_REMOVE(&mc->free, m, c_tqe);
@@ -46,6 +50,8 @@ msg_get(struct msg_cache *mc)
         rsp = m->rsp;
         buf_reset(&req);
         buf_reset(&rsp);
+        split_block = m->split_block;
+        split_cap = m->split_cap;
     } else {
         m = malloc(sizeof(*m));
         if (m == NULL) {
@@ -57,22 +63,63 @@ msg_get(struct msg_cache *mc)
     memset(m, 0, sizeof(*m));
     m->req = req;
     m->rsp = rsp;
+    m->split_block = split_block;
+    m->split_cap = split_cap;
     m->id = mc->next_id++;
     return m;
+}
+
+int
+msg_split_alloc(struct msg *m, uint32_t nkeys, uint32_t maxfrags, size_t nservers,
+                struct msg_split *sp)
+{
+    /* Pointers first, then 32-bit arrays: every part stays aligned. */
+    size_t need = sizeof(struct msg *) * maxfrags + sizeof(void *) * maxfrags +
+                  sizeof(uint32_t) * nkeys + sizeof(int32_t) * nservers +
+                  sizeof(uint32_t) * maxfrags;
+
+    if (need > m->split_cap) {
+        void *p = realloc(m->split_block, need);
+        if (p == NULL) {
+            return -1;
+        }
+        m->split_block = p;
+        m->split_cap = need;
+    }
+    uint8_t *b = m->split_block;
+    m->frags = (struct msg **)b;
+    b += sizeof(struct msg *) * maxfrags;
+    sp->servers = (void **)b;
+    b += sizeof(void *) * maxfrags;
+    m->key_frag = (uint32_t *)b;
+    b += sizeof(uint32_t) * nkeys;
+    sp->frag_of_server = (int32_t *)b;
+    b += sizeof(int32_t) * nservers;
+    sp->nkeys_of = (uint32_t *)b;
+    memset(m->frags, 0, sizeof(struct msg *) * maxfrags);
+    memset(sp->nkeys_of, 0, sizeof(uint32_t) * maxfrags);
+    for (size_t i = 0; i < nservers; i++) {
+        sp->frag_of_server[i] = -1;
+    }
+    return 0;
 }
 
 void
 msg_put(struct msg_cache *mc, struct msg *m)
 {
-    free(m->frags);
-    free(m->key_frag);
     m->frags = NULL;
     m->key_frag = NULL;
     if (mc->nfree >= MSG_CACHE_MAX) {
         buf_free(&m->req);
         buf_free(&m->rsp);
+        free(m->split_block);
         free(m);
         return;
+    }
+    if (m->split_cap > MSG_SPLIT_KEEP) {
+        free(m->split_block);
+        m->split_block = NULL;
+        m->split_cap = 0;
     }
     buf_reset(&m->req);
     buf_reset(&m->rsp);

@@ -64,20 +64,15 @@ route_mc_split(struct conn *c, struct msg *m, const uint8_t *line, const struct 
     struct pool *p = c->pool;
     size_t pos = req->keys_off, koff, klen;
     uint32_t i = 0, nfrags = 0;
-    int32_t *frag_of_server = NULL;
-    struct pool_server **servers = NULL;
+    struct msg_split sp;
     int rc = -1;
 
-    m->key_frag = malloc(sizeof(*m->key_frag) * req->nkeys);
-    frag_of_server = malloc(sizeof(*frag_of_server) * p->nservers);
-    servers = malloc(sizeof(*servers) * MIN(p->nservers, req->nkeys));
-    m->frags = calloc(MIN(p->nservers, req->nkeys), sizeof(*m->frags));
-    if (m->key_frag == NULL || frag_of_server == NULL || servers == NULL || m->frags == NULL) {
-        goto out;
+    if (msg_split_alloc(m, req->nkeys, (uint32_t)MIN(p->nservers, req->nkeys), p->nservers,
+                        &sp) != 0) {
+        return -ENOMEM;
     }
-    for (size_t s = 0; s < p->nservers; s++) {
-        frag_of_server[s] = -1;
-    }
+    int32_t *frag_of_server = sp.frag_of_server;
+    struct pool_server **servers = (struct pool_server **)sp.servers;
     while (mc_next_key(line, req->keys_end, &pos, &koff, &klen)) {
         struct pool_server *s = pool_pick(p, line + koff, klen);
         if (s == NULL) {
@@ -92,9 +87,7 @@ route_mc_split(struct conn *c, struct msg *m, const uint8_t *line, const struct 
     }
     if (nfrags == 1) {
         rc = 1;     /* all keys on one server: forward whole */
-        free(m->key_frag);
         m->key_frag = NULL;
-        free(m->frags);
         m->frags = NULL;
         if (buf_append(&m->req, line, req->total_len) != 0) {
             rc = -ENOMEM;
@@ -144,8 +137,6 @@ route_mc_split(struct conn *c, struct msg *m, const uint8_t *line, const struct 
     }
     rc = 0;
 out:
-    free(frag_of_server);
-    free(servers);
     return rc;
 }
 

@@ -195,24 +195,17 @@ route_redis_split(struct conn *c, struct msg *m, const struct redis_req *r, cons
     uint32_t step = r->cmd->key_step ? r->cmd->key_step : 1;
     uint32_t nkeys = (r->argc - 1) / step;
     size_t cursor = 0, off, len, name_off, name_len;
-    uint32_t nfrags = 0, *nkeys_of = NULL;
-    int32_t *frag_of_server = NULL;
-    struct pool_server **servers = NULL;
+    uint32_t nfrags = 0;
     uint32_t maxfrags = (uint32_t)MIN(p->nservers, nkeys);
+    struct msg_split sp;
     int rc = -ENOMEM;
 
-    m->key_frag = malloc(sizeof(*m->key_frag) * nkeys);
-    m->frags = calloc(maxfrags, sizeof(*m->frags));
-    frag_of_server = malloc(sizeof(*frag_of_server) * p->nservers);
-    servers = malloc(sizeof(*servers) * maxfrags);
-    nkeys_of = calloc(maxfrags, sizeof(*nkeys_of));
-    if (m->key_frag == NULL || m->frags == NULL || frag_of_server == NULL || servers == NULL ||
-        nkeys_of == NULL) {
-        goto out;
+    if (msg_split_alloc(m, nkeys, maxfrags, p->nservers, &sp) != 0) {
+        return -ENOMEM;
     }
-    for (size_t s = 0; s < p->nservers; s++) {
-        frag_of_server[s] = -1;
-    }
+    int32_t *frag_of_server = sp.frag_of_server;
+    struct pool_server **servers = (struct pool_server **)sp.servers;
+    uint32_t *nkeys_of = sp.nkeys_of;
     (void)redis_next_arg(r, buf, &cursor, &name_off, &name_len);
     for (uint32_t i = 0; i < nkeys; i++) {
         (void)redis_next_arg(r, buf, &cursor, &off, &len);
@@ -234,9 +227,7 @@ route_redis_split(struct conn *c, struct msg *m, const struct redis_req *r, cons
     m->nkeys = nkeys;
     if (nfrags == 1) {
         /* Every key on one server: forward whole, nothing to split. */
-        free(m->key_frag);
         m->key_frag = NULL;
-        free(m->frags);
         m->frags = NULL;
         if (route_redis_copy_request(m, r, buf) != 0) {
             goto out;
@@ -276,9 +267,6 @@ route_redis_split(struct conn *c, struct msg *m, const struct redis_req *r, cons
     }
     rc = 0;
 out:
-    free(frag_of_server);
-    free(servers);
-    free(nkeys_of);
     return rc;
 }
 
