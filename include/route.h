@@ -43,6 +43,9 @@ void route_server_event(int fd, short what, void *arg);
 /* Append m to c's request queue (arrival order). */
 void route_client_enqueue(struct conn *c, struct msg *m);
 
+/* Queue m, whose rsp the proxy filled itself, as c's next reply. */
+void route_local_msg(struct conn *c, struct msg *m, bool close_after);
+
 /* Queue a reply made by the proxy itself; close_after closes the client
    once it is written. Returns 0 or -1 (out of memory). */
 int route_local_reply(struct conn *c, const char *bytes, size_t len, bool close_after);

@@ -446,7 +446,7 @@ conn_flush_client(struct conn *c)
             bool close_after = m->close_after;
             TAILQ_REMOVE(&c->q, m, c_tqe);
             c->nq--;
-            c->pending_bytes -= buf_len(&m->rsp);
+            c->pending_bytes -= MIN(c->pending_bytes, buf_len(&m->rsp));
             conn_observe(c, m, now);
             m->client = NULL;
             conn_msg_release(c->ctx, m);

@@ -37,6 +37,17 @@ route_client_enqueue(struct conn *c, struct msg *m)
     c->nq++;
 }
 
+void
+route_local_msg(struct conn *c, struct msg *m, bool close_after)
+{
+    m->local = true;
+    m->done = true;
+    m->close_after = close_after;
+    route_client_enqueue(c, m);
+    c->pending_bytes += buf_len(&m->rsp);
+    conn_mark_dirty(c);
+}
+
 int
 route_local_reply(struct conn *c, const char *bytes, size_t len, bool close_after)
 {
@@ -48,12 +59,7 @@ route_local_reply(struct conn *c, const char *bytes, size_t len, bool close_afte
         }
         return -1;
     }
-    m->local = true;
-    m->done = true;
-    m->close_after = close_after;
-    route_client_enqueue(c, m);
-    c->pending_bytes += len;
-    conn_mark_dirty(c);
+    route_local_msg(c, m, close_after);
     return 0;
 }
 

@@ -118,10 +118,7 @@ route_redis_reply_bulk(struct conn *c, const uint8_t *p, size_t len)
         (void)route_redis_local(c, "-ERR out of memory\r\n");
         return;
     }
-    m->local = true;
-    m->done = true;
-    route_client_enqueue(c, m);
-    conn_mark_dirty(c);
+    route_local_msg(c, m, false);
 }
 
 static void
