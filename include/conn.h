@@ -99,6 +99,8 @@ struct conn {
     uint32_t nq;
     bool eof;                       /* peer sent EOF */
     bool throttled;                 /* not read until replies drain */
+    bool wait_first;                /* accepted while stopping: serve its first request */
+    bool got_request;               /* has sent at least one request */
     struct stats_pool *pst;         /* its pool's counters in this worker */
     size_t pending_bytes;           /* reply bytes done but not yet written */
     bool authed;                    /* redis: AUTH succeeded (redis_auth pools) */

@@ -21,6 +21,7 @@ struct listener {
     int fd;
     bool owned;                 /* false: a shared unix fd the supervisor closes */
     bool active;
+    bool draining;              /* accepting the last queued conns before closing */
     struct event ev;
     struct event retry;         /* re-arms accept after EMFILE */
     event_callback_fn client_cb;

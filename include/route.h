@@ -66,6 +66,10 @@ void route_server_fail(struct conn *s, int err);
 /* Close a client conn; msgs still at servers are orphaned, then freed. */
 void route_client_close(struct conn *c, const char *reason);
 
+/* Stopping or pool removed: close c if it is at a request boundary and no
+   request is waiting unread in its socket; otherwise serve what is there. */
+void route_client_close_if_idle(struct conn *c);
+
 /* After the worker flushed c: close it if it is finished. */
 void route_client_after_flush(struct conn *c, int flush_rc);
 

@@ -60,6 +60,7 @@ listener_add_client(struct listener *l, int fd, const struct sockaddr *sa, sockl
     }
     c->pool = p;
     c->pst = p->st;
+    c->wait_first = l->draining;
     if (p->cp->listen.is_unix) {
         snprintf(c->peer, sizeof(c->peer), "unix:%" PRIu64, c->id);
     } else {
@@ -188,7 +189,9 @@ listener_drain_and_close(struct listener *l)
     /* Closing a reuseport listener resets the connections in its accept
        queue; take them first so they are served. */
     if (l->owned) {
+        l->draining = true;
         (void)listener_accept_some(l, INT32_MAX);
+        l->draining = false;
     }
     listener_close(l);
 }

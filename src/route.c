@@ -35,6 +35,7 @@ route_client_enqueue(struct conn *c, struct msg *m)
     m->client = c;
     TAILQ_INSERT_TAIL(&c->q, m, c_tqe);
     c->nq++;
+    c->got_request = true;
 }
 
 void
@@ -459,7 +460,7 @@ route_client_process(struct conn *c)
         return;
     }
     conn_release_inbuf(c);
-    if (c->eof || ((c->ctx->stopping || c->pool->retiring) && buf_len(&c->in) == 0)) {
+    if (c->eof) {
         /* Answer what is complete, then close: a partial request never
            holds a conn open. */
         conn_set_reading(c, false);
@@ -467,7 +468,32 @@ route_client_process(struct conn *c)
         conn_set_state(c, CONN_DRAINING);
     }
     if (route_client_finished(c)) {
-        route_client_close(c, c->eof ? "client eof" : "stopping");
+        route_client_close(c, "client eof");
+    } else if (c->ctx->stopping || c->pool->retiring) {
+        route_client_close_if_idle(c);
+    }
+}
+
+void
+route_client_close_if_idle(struct conn *c)
+{
+    if (c->state != CONN_ACTIVE || c->throttled || !TAILQ_EMPTY(&c->q) ||
+        buf_len(&c->in) > 0) {
+        return;     /* not at a request boundary yet */
+    }
+    if (c->wait_first && !c->got_request) {
+        return;     /* taken from the accept queue at stop: its request is coming */
+    }
+    /* Closing with unread bytes would reset the conn and lose requests the
+       client sent before we stopped: look once more. */
+    ssize_t n = conn_read(c);
+    if (n == -EAGAIN) {
+        route_client_close(c, c->ctx->stopping ? "stopping" : "pool removed");
+    } else if (n <= 0) {
+        stats_add(&c->pool->st->f[n == 0 ? STATS_P_client_eof : STATS_P_client_err], 1);
+        route_client_close(c, n == 0 ? "client eof" : "read error");
+    } else {
+        route_client_process(c);
     }
 }
 
@@ -490,6 +516,8 @@ route_client_after_flush(struct conn *c, int flush_rc)
         route_client_process(c);
     } else if (route_client_finished(c)) {
         route_client_close(c, "drained");
+    } else if (c->ctx->stopping || c->pool->retiring) {
+        route_client_close_if_idle(c);
     }
 }
 

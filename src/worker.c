@@ -45,12 +45,7 @@ worker_close_pool_clients(struct pool *p)
     /* Idle clients close now; busy ones at their next request boundary. */
     for (c = TAILQ_FIRST(&p->clients); c != NULL; c = next) {
         next = TAILQ_NEXT(c, pool_tqe);
-        if (TAILQ_EMPTY(&c->q) && buf_len(&c->in) == 0) {
-            route_client_close(c, "pool closing");
-        } else if (buf_len(&c->in) == 0) {
-            conn_set_reading(c, false);
-            conn_set_state(c, CONN_DRAINING);
-        }
+        route_client_close_if_idle(c);
     }
 }
 

@@ -942,7 +942,10 @@ class Proxy:
                                    % (self.kind, scaled(limit), pending,
                                       self._ready_in_log(), _log_tail(self.log)))
             time.sleep(0.02)
-        for port in self._tcp_ports() + [self.stats_port]:
+        # (skipped when no port can be re-picked: it could only fail with a
+        # PortInUse that is never raised then, and reading /proc/net/tcp is
+        # slow with many TIME_WAIT sockets, e.g. in the binary upgrade test)
+        for port in (self._tcp_ports() + [self.stats_port]) if self._pickable() else []:
             if not _listen_inodes(port):
                 continue        # (the stats port is not waited for)
             if owns_port(self.proc.pid, port) is False and self._pickable():
@@ -1020,6 +1023,91 @@ class Cachemux(Proxy):
         if self.proc is not None:
             kill_proc(self.proc)
             self.proc = None
+
+    # ---- reload (SIGHUP) -------------------------------------------------
+
+    RELOAD_RESULT_RE = re.compile(r"reload: (?:\d+ pools, \d+ changed \(\d+ added, \d+ removed\)"
+                                  r"|rejected\b.*)")
+
+    def log_size(self):
+        """Current size of the log file (an offset for log_since / wait_log)."""
+        try:
+            return os.path.getsize(self.log)
+        except OSError:
+            return 0
+
+    def log_since(self, offset):
+        """Complete log lines written after byte offset (a list of str)."""
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except OSError:
+            return []
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []
+        return data[:end].decode("utf-8", "replace").split("\n")
+
+    def wait_log(self, pattern, since=0, timeout=10.0, count=1):
+        """Wait until `count` complete log lines after offset `since` match
+        pattern (a regex); return the matching lines. Raises on timeout or
+        if cachemux exits."""
+        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+        deadline = time.time() + scaled(timeout)
+        while True:
+            got = [ln for ln in self.log_since(since) if rx.search(ln)]
+            if len(got) >= count:
+                return got
+            if self.proc is None or self.proc.poll() is not None:
+                raise AssertionError("cachemux exited while waiting for %r in the log%s"
+                                     % (rx.pattern, _log_tail(self.log)))
+            if time.time() > deadline:
+                raise AssertionError("%d of %d log lines matching %r within %.1fs%s"
+                                     % (len(got), count, rx.pattern, scaled(timeout),
+                                        _log_tail(self.log)))
+            time.sleep(0.005)
+
+    def write_config(self, pools=None, workers=None, globals_=None, text=None):
+        """Rewrite the config file in place: the raw text if given, else from
+        pools / workers / globals_ (each None = keep the current one). New
+        pools without a port get a free one; self.pools etc. are updated."""
+        if text is not None:
+            with open(self.conf, "w") as f:
+                f.write(text)
+            return self.conf
+        if pools is not None:
+            self.pools = list(pools)
+            for p in self.pools:
+                if p.port is None and p.listen is None:
+                    p.port = free_port()
+        if workers is not None:
+            self.workers = workers
+        if globals_ is not None:
+            self.globals_ = globals_
+        self._write_conf()
+        return self.conf
+
+    def reload(self, pools=None, workers=None, globals_=None, text=None, expect="ok",
+               timeout=10.0):
+        """Rewrite the config (see write_config; nothing is rewritten when
+        all of pools, workers, globals_ and text are None), send SIGHUP and
+        wait for the reload's result line (`reload: N pools, M changed (A
+        added, R removed)` or `reload: rejected ...`). expect "ok" or
+        "rejected" asserts which; None accepts both. Returns (result line,
+        log offset taken just before the signal)."""
+        if pools is not None or workers is not None or globals_ is not None or text is not None:
+            self.write_config(pools=pools, workers=workers, globals_=globals_, text=text)
+        off = self.log_size()
+        os.kill(self.proc.pid, signal.SIGHUP)
+        line = self.wait_log(self.RELOAD_RESULT_RE, since=off, timeout=timeout)[0]
+        rejected = "reload: rejected" in line
+        if expect == "ok" and rejected:
+            raise AssertionError("reload rejected: %s\n  log since the signal:\n    %s"
+                                 % (line, "\n    ".join(self.log_since(off)[-30:])))
+        if expect == "rejected" and not rejected:
+            raise AssertionError("reload accepted, expected a rejection: %s" % line)
+        return line, off
 
 
 class Nutcracker(Proxy):

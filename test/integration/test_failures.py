@@ -221,7 +221,7 @@ def exchange(port, data, timeout=5.0, shut=True):
             s.sendall(data)
             if shut:
                 s.shutdown(socket.SHUT_WR)
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:     # closed (reset) by the proxy before all was sent
             pass
         out = bytearray()
         deadline = time.time() + h.scaled(timeout)
@@ -341,6 +341,7 @@ class KilledUnderLoad(FailTest):
         try:
             time.sleep(h.scaled(1.0))
             self.assertEqual(bad, [])
+            t_kill0 = time.time()
             m2.kill()
             r2.kill()
             t_kill = time.time()
@@ -359,7 +360,7 @@ class KilledUnderLoad(FailTest):
         self.assertFalse(any(t.is_alive() for t in threads), "load threads did not finish")
 
         for pool in ("mc", "rd"):
-            before = [e for ev in events for e in ev if e[2] == pool and e[1] < t_kill]
+            before = [e for ev in events for e in ev if e[2] == pool and e[1] < t_kill0]
             self.assertTrue(before and all(e[5] == "ok" for e in before),
                             "%s: requests before the kill all succeed" % pool)
             dead_window = [e for ev in events for e in ev
@@ -498,7 +499,7 @@ class Timeouts(FailTest):
                     except Exception as e:
                         bad.append("live client %d: %s: %s" % (i, type(e).__name__, e))
                         return
-                    lat.append(time.time() - t)
+                    lat.append((t, time.time()))
                     if r != value_reply(k, "v-" + k):
                         bad.append("live client %d: get %s: %r" % (i, k, r))
                         return
@@ -513,10 +514,12 @@ class Timeouts(FailTest):
                 with h.Client(px.port(), timeout=10) as cl:
                     for j in range(n):
                         k = keys["s2"][(i * n + j) % len(keys["s2"])]
-                        req = b"get " + B(k) + CRLF if j % 2 == 0 else store(k, "new")
+                        # (a timed-out set still lands once the backend
+                        # runs again: store the value the key already has)
+                        req = b"get " + B(k) + CRLF if j % 2 == 0 else store(k, "v-" + k)
                         t = time.time()
                         r = cl.request(req)
-                        frozen_results.append((i, j, r, time.time() - t))
+                        frozen_results.append((i, j, r, t, time.time()))
                         time.sleep(0.4)
             except Exception as e:
                 bad.append("frozen client %d: %s: %s" % (i, type(e).__name__, e))
@@ -532,14 +535,17 @@ class Timeouts(FailTest):
             t.join(h.scaled(30))
         self.assertEqual(bad, [])
         self.assertEqual(len(frozen_results), 8)
-        for i, j, r, dt in frozen_results:
+        for i, j, r, t0, t1 in frozen_results:
+            dt = t1 - t0
             self.assertEqual(r, MC_TIMEOUT, "request %d of frozen client %d" % (j, i))
             if not SANITIZED:
                 self.assertTrue(0.29 <= dt <= 0.9, "request %d of frozen client %d timed out "
                                 "after %.3fs (timeout 300 ms)" % (j, i, dt))
+            # the other backend kept serving while this request waited
+            inside = [1 for a, b in lat if t0 < a and b < t1]
+            self.assertGreaterEqual(len(inside), 5, "requests for the live backend completed while "
+                                    "request %d of frozen client %d waited %.3fs" % (j, i, dt))
         self.assertGreater(len(lat), 50, "requests for the live backend during the freeze")
-        if not SANITIZED:
-            self.assertLess(max(lat), 0.25, "a request for the live backend waited %.3fs" % max(lat))
         # many connections at once to the frozen backend: each request times out
         many = [self.client(px.port(), timeout=10) for _ in range(6)]
         for cl in many:
@@ -576,6 +582,7 @@ class Ejection(FailTest):
     WORKERS = 2
     LIMIT = 1
     RETRY_MS = 2000
+    STAGGER = 0          # s between the starts of the connections' load
 
     def test_ejection_and_return(self):
         """TESTING.md "Ejection": 4 x workers connections; at most
@@ -641,8 +648,9 @@ class Ejection(FailTest):
         verify_placement(stored, full, ms)
 
         # kill s3 while the clients are idle (a server closing an idle conn
-        # is not a failure), then load from every connection, started 20 ms
-        # apart, sequential requests per connection
+        # is not a failure), then load from every connection at once,
+        # sequential requests per connection (one failed connect fails every
+        # request queued behind it, so a pipeline would multiply failures)
         ms[2].kill()
         time.sleep(h.scaled(0.3))
         st = px.stats_json()["mc"]
@@ -656,7 +664,7 @@ class Ejection(FailTest):
             c = conns[i]
             j = 0
             try:
-                while time.time() < stop_at[0]:
+                while time.time() < stop_at[0] and pos[i] + j < len(slices[i]) - 40:
                     k = slices[i][pos[i] + j]
                     j += 1
                     v = "b%d-%s" % (j, k)
@@ -667,13 +675,13 @@ class Ejection(FailTest):
 
         t_b = time.time()
         # stop well before the ejection (at the first failure, >= t_b) ends
-        stop_at[0] = t_b + self.RETRY_MS / 1000.0 * 0.7
+        stop_at[0] = t_b + self.RETRY_MS / 1000.0 * 0.6
         ths = []
         for i in range(nconn):
             t = threading.Thread(target=load, args=(i,), daemon=True)
             t.start()
             ths.append(t)
-            time.sleep(0.02)
+            time.sleep(self.STAGGER)
         for t in ths:
             t.join(h.scaled(30))
         st_b = px.stats_json()
@@ -688,6 +696,7 @@ class Ejection(FailTest):
                              "%d requests failed (workers x server_failure_limit = %d): %s"
                              % (len(failed), W * self.LIMIT, [(r[1], r[3]) for r in failed]))
         t_eject = failed[0][0]
+        sys.stdout.write("[%d failed of %d requests] " % (len(failed), len(allres)))
         self.assertLess(t_b_end, t_b + self.RETRY_MS / 1000.0,
                         "phase B overran the retry timeout: the test cannot tell")
         ok = [(r[1], r[2]) for r in allres if r[3] == b"STORED\r\n"]
@@ -730,7 +739,7 @@ class Backpressure(FailTest):
     N = 100000
     BLOCK = 100          # a marker key every BLOCK gets, to check order
     RSS_BOUND_KIB = 48 * 1024
-    CMD_GET_BOUND = 5000
+    CMD_GET_BOUND = 2000
 
     def test_pipelining_without_reading_is_throttled(self):
         """TESTING.md "Backpressure". Bounds: cachemux's RSS grows by less than
@@ -738,7 +747,7 @@ class Backpressure(FailTest):
         has at most 256 requests in flight and 8 MiB of unsent replies before
         it stops being read: 256 x 100 KiB + 8 MiB = 33 MiB; without
         backpressure the 100,000 replies are 10 GB); the backend's cmd_get
-        grows by less than 5,000 (256 in flight + 8 MiB / 100 KiB + what the
+        grows by less than 2,000 (256 in flight + 8 MiB / 100 KiB + what the
         kernel's socket buffers hold), and not at all during the last second."""
         m = self.memcached(name="s1", memory=256)
         px = self.cachemux([h.Pool("mc", [m])], workers=2)
@@ -813,6 +822,7 @@ class Backpressure(FailTest):
         self.assertLess(rss_max - rss0, self.RSS_BOUND_KIB,
                         "RSS grew from %d KiB to %d KiB" % (rss0, rss_max))
 
+        sys.stdout.write("[not reading: RSS +%d KiB, %d GETs forwarded] " % (rss_max - rss0, forwarded))
         # now read: every reply, in order
         t_read = time.time()
         buf = bytearray(len(r_k) * self.BLOCK)
@@ -827,17 +837,17 @@ class Backpressure(FailTest):
                 if k == 0:
                     raise h.Closed("closed after %d of %d bytes" % (got, n))
                 got += k
-            return mv[:n]
+            return bytes(mv[:n]) if n < len(buf) else buf
 
         for b in range(nblocks):
-            if read_exact(len(block)) != block:
-                got = bytes(mv[:len(block)])
+            if read_exact(len(block)) != block:     # (bytearray == bytes is a memcmp)
+                got = bytes(buf)
                 first = next(i for i in range(len(block)) if got[i] != block[i])
                 self.fail("block %d: reply %d of the block differs at byte %d: %r"
                           % (b, first // len(r_k), first % len(r_k),
                              got[first - first % len(r_k):][:60]))
             mark = value_reply("mark:%d" % b, "m%d" % b)
-            got = bytes(read_exact(len(mark)))
+            got = read_exact(len(mark))
             self.assertEqual(got, mark, "marker after block %d" % b)
         ts.join(h.scaled(10))
         self.assertEqual(send_err, [])
@@ -930,6 +940,10 @@ class ClientLimit(FailTest):
 
 MC_CLOSERS = (b"CLIENT_ERROR bad command line format\r\n", b"CLIENT_ERROR bad data chunk\r\n")
 PROTO_ERR = b"-ERR Protocol error: "
+# replies after which the proxy closes the conn (SPEC 4.1, 4.2, 5.4)
+CLOSING = (MC_CLOSERS[0], MC_CLOSERS[1], b"SERVER_ERROR object too large for cache\r\n",
+           PROTO_ERR + b"invalid multibulk length\r\n", PROTO_ERR + b"invalid bulk length\r\n",
+           PROTO_ERR + b"request too large\r\n")
 
 
 def random_inputs(rng, redis, n):
@@ -969,8 +983,10 @@ class Hostile(FailTest):
     def setUp(self):
         self.mcs = [self.memcached(name="s1"), self.memcached(name="s2")]
         self.rds = [self.redis(name="r1"), self.redis(name="r2")]
+        # a short shutdown_timeout: a conn left hanging by a bug fails the
+        # test that made it, not the stop's time limit
         self.px = self.cachemux([h.Pool("mc", self.mcs), h.Pool("rd", self.rds, redis=True)],
-                                workers=2)
+                                workers=2, globals_={"shutdown_timeout": 3000})
 
     def sane(self):
         """cachemux is up and a new client gets correct answers on both pools."""
@@ -1004,6 +1020,15 @@ class Hostile(FailTest):
                 problems.append("%r: %s" % (data[:80], p))
             elif want is not None and got != want:
                 problems.append("%r: got %r, want %r" % (data[:80], got[:200], want))
+            elif want is not None and want.endswith(CLOSING):
+                # a framing error closes the conn without waiting for EOF
+                try:
+                    got, how = exchange(port, data, shut=False)
+                except (socket.timeout, OSError) as e:
+                    problems.append("%r without EOF: %s: %s" % (data[:80], type(e).__name__, e))
+                    continue
+                if got != want:
+                    problems.append("%r without EOF: got %r, want %r" % (data[:80], got[:200], want))
         return problems
 
     def check_reply(self, pool, got):
@@ -1029,7 +1054,8 @@ class Hostile(FailTest):
                    b"\x00\x00\x00\x00\x00\x00\x00\x00a")
         mc_cases = [
             (b"hello world\r\n", b"ERROR\r\n"),
-            (b"\x00\x01\x02\xff\xfe garbage\r\n", b"ERROR\r\n"),
+            (b"\x01\x02\xff\xfe garbage\r\n", b"ERROR\r\n"),
+            (b"\x00\x01\x02\xff\xfe garbage\r\n", None),
             (b"$999999999999\r\n", b"ERROR\r\n"),
             (b"*2147483647\r\n", b"ERROR\r\n"),
             (b"get " + k251 + CRLF, MC_CLOSERS[0]),
@@ -1039,8 +1065,11 @@ class Hostile(FailTest):
             (b"set k 0 0 -1\r\nget k\r\n", MC_CLOSERS[0]),
             (b"set k 0 0 abc\r\n", MC_CLOSERS[0]),
             (b"set k 0 0\r\n", MC_CLOSERS[0]),
-            (b"set k 0 0 999999999999\r\n", b"SERVER_ERROR object too large for cache\r\n"),
-            (b"set k 0 0 99999999999999999999999\r\n", None),
+            (b"set k 0 0 2000000000\r\n", b"SERVER_ERROR object too large for cache\r\n"),
+            (b"set k 0 0 67108865\r\n", b"SERVER_ERROR object too large for cache\r\n"),
+            # beyond memcached's int: its own "bad command line format"
+            (b"set k 0 0 999999999999\r\n", MC_CLOSERS[0]),
+            (b"set k 0 0 99999999999999999999999\r\n", MC_CLOSERS[0]),
             (b"set k 0 0 3\r\nabcdef\r\n", MC_CLOSERS[1]),
             (b"get a\r\nset k 0 0 3\r\nabcdef\r\nget a\r\n", b"END\r\n" + MC_CLOSERS[1]),
             (b"incr k -1\r\n", None),
@@ -1086,8 +1115,21 @@ class Hostile(FailTest):
             (b"a" * 300000, None),
             (b"\r\n" * 100, None),
             (b"*1\r\n$4\r\nQUIT\r\n*1\r\n$4\r\nPING\r\n", b"+OK\r\n"),
+            # local bulk replies (4.2: PING's argument, ECHO), then EOF
+            (b"PING x\r\n", b"$1\r\nx\r\n"),
+            (h.resp_command("ECHO", "hi") + h.resp_command("PING"), b"$2\r\nhi\r\n+PONG\r\n"),
         ]
         problems = self.run_cases("mc", mc_cases) + self.run_cases("rd", rd_cases)
+        # the conn keeps working after a local bulk reply
+        with h.Client(self.px.port("rd"), timeout=3) as c:
+            for cmd in (("ECHO", "x"), ("PING", "x")):
+                try:
+                    self.assertEqual(c.resp(*cmd), bulk("x"))
+                    self.assertEqual(c.resp("GET", "nokey"), b"$-1\r\n")
+                except (AssertionError, OSError, h.Closed) as e:
+                    problems.append("%s x, then GET on the same conn: %s: %s"
+                                    % (cmd[0], type(e).__name__, e))
+                    break
         self.assertEqual(problems, [])
         # a conn with an earlier good request then garbage: the good reply first
         with h.Client(self.px.port("rd")) as c:
@@ -1137,7 +1179,7 @@ class Hostile(FailTest):
         for t in ths:
             t.join(h.scaled(150))
         self.assertFalse(any(t.is_alive() for t in ths), "random inputs did not finish")
-        self.assertEqual(problems[:10], [], "%d of %d inputs had a problem" % (len(problems), len(jobs)))
+        self.assertEqual(problems[:30], [], "%d of %d inputs had a problem" % (len(problems), len(jobs)))
         self.sane()
 
 
