@@ -220,10 +220,16 @@ pool_reconfigure(struct pool *p, const struct conf_pool *cp,
     if (servers == NULL || dservers == NULL || kept == NULL) {
         goto fail;
     }
+    /* Conns were authenticated and SELECTed for the old settings: keep
+       none if those changed. */
+    bool keep_conns = old_cp->redis_db == cp->redis_db &&
+                      ((old_cp->redis_auth == NULL && cp->redis_auth == NULL) ||
+                       (old_cp->redis_auth != NULL && cp->redis_auth != NULL &&
+                        strcmp(old_cp->redis_auth, cp->redis_auth) == 0));
     p->cp = cp;     /* new servers are made with the new server_connections */
     for (size_t i = 0; i < cp->nservers; i++) {
         const struct conf_server *cs = &cp->servers[i];
-        for (size_t j = 0; j < p->nservers; j++) {
+        for (size_t j = 0; keep_conns && j < p->nservers; j++) {
             struct pool_server *o = p->servers[j];
             if (!kept[j] && strcmp(o->cs->ident, cs->ident) == 0 &&
                 conf_server_same_addr(o->cs, cs) && o->nconns == cp->server_connections) {

@@ -20,6 +20,7 @@ helper run against nutcracker (to check the tests themselves).
 """
 
 import hashlib
+import json
 import os
 import random
 import re
@@ -1184,6 +1185,7 @@ class AppendixB(RedisCase):
         counts only the first key's server)."""
         c = self.client()
         keys = self.spread_keys("ex", 30, c)
+        self.assertTrue(len(keys["s1"]) >= 4 and len(keys["s2"]) >= 5, keys)
         allk = keys["s1"][:4] + keys["s2"][:5]
         random.Random(4).shuffle(allk)
         self.assertEqual(c.resp("EXISTS", *allk), integer(9))
@@ -1191,7 +1193,37 @@ class AppendixB(RedisCase):
         self.assertEqual(c.resp("EXISTS", keys["s2"][0], keys["s1"][0]), integer(2))
         self.assertEqual(c.resp("EXISTS", "nope", "nope2"), integer(0))
         c.resp("DEL", keys["s2"][0])
-        self.assertEqual(c.resp("EXISTS", *allk), integer(9 - (keys["s2"][0] in allk)))
+        self.assertEqual(c.resp("EXISTS", *allk), integer(8))
+
+    def test_fragments_counted(self):
+        """SPEC 6.1 / Appendix B: `fragments` counts the sub-requests made by
+        splitting (nutcracker: always 0); each fragment counts once in its
+        server's `requests`."""
+        c = self.client()
+        keys = self.spread_keys("fg", 20, c)
+        a1, a2, b1 = keys["s1"][0], keys["s1"][1], keys["s2"][0]
+
+        def stats():
+            with h.Client(self.px.stats_port, timeout=5) as s:
+                doc = json.loads(s.read_until_close().decode())
+            pool = doc["alpha"]
+            return pool["fragments"], {n: pool[n]["requests"] for n in ("s1", "s2")}
+
+        f0, r0 = stats()
+        self.assertEqual(c.resp("MGET", a1, b1, a2), array([bulk("v-" + k) for k in (a1, b1, a2)]))
+        f1, r1 = stats()
+        self.assertEqual(f1 - f0, 2)
+        self.assertEqual({n: r1[n] - r0[n] for n in r1}, {"s1": 1, "s2": 1})
+        self.assertEqual(c.resp("MGET", a1, a2), array([bulk("v-" + a1), bulk("v-" + a2)]))
+        self.assertEqual(c.resp("DEL", a1 + "-x"), integer(0))
+        f2, r2 = stats()
+        self.assertEqual(f2 - f1, 0, "one-server MGET and one-key DEL are forwarded whole")
+        self.assertEqual(sum(r2.values()) - sum(r1.values()), 2)
+        self.assertEqual(c.resp("MSET", a1, "1", b1, "2"), OK)
+        self.assertEqual(c.resp("EXISTS", a1, b1, a2), integer(3))
+        f3, r3 = stats()
+        self.assertEqual(f3 - f2, 4)
+        self.assertEqual({n: r3[n] - r2[n] for n in r3}, {"s1": 2, "s2": 2})
 
     def test_eval_numkeys_0_goes_to_placeholder_server(self):
         """EVAL/EVALSHA with numkeys 0 run on the server of the key
