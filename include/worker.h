@@ -60,6 +60,7 @@ struct worker {
     bool exiting;
     struct event stop_timer;
     _Atomic bool exited;            /* set last by the thread: the loop is over */
+    _Atomic bool accepting_stopped; /* stopping: its listeners are closed */
     _Atomic uint64_t gen_seen;      /* id of the generation switched to */
 };
 

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -392,10 +393,25 @@ supervisor_begin_stop(struct supervisor *sv)
         return;
     }
     sv->stopping = true;
-    admin_set_stopping(sv->admin);
     for (int i = 0; i < sv->nworkers; i++) {
         worker_post_stop(&sv->workers[i], sv->conf->shutdown_timeout_ms);
     }
+    /* Say "stopping" (/healthz 503) only once no worker accepts any more,
+       so whoever sees it can rely on new connects being refused. Workers
+       close their listeners within a loop turn; the wait is bounded. */
+    for (int waited_ms = 0; waited_ms < 2000; waited_ms++) {
+        bool all = true;
+        for (int i = 0; i < sv->nworkers && all; i++) {
+            all = atomic_load_explicit(&sv->workers[i].accepting_stopped, memory_order_acquire) ||
+                  atomic_load_explicit(&sv->workers[i].exited, memory_order_acquire);
+        }
+        if (all) {
+            break;
+        }
+        struct timespec ms = { 0, 1000 * 1000 };
+        nanosleep(&ms, NULL);
+    }
+    admin_set_stopping(sv->admin);
     sv->stop_check = event_new(sv->base, -1, EV_PERSIST, supervisor_stop_check_cb, sv);
     if (sv->stop_check == NULL || event_add(sv->stop_check, &tv) != 0) {
         event_base_loopbreak(sv->base);
@@ -588,13 +604,16 @@ supervisor_run(struct conf *c, const struct cli_opts *o)
     sv.reloads.generation = sv.gen->id;
 
     sv.base = event_base_new();
-    if (sv.base == NULL) {
+    if (sv.base == NULL || event_base_priority_init(sv.base, 2) != 0) {
         log_error("cannot create the supervisor's event base");
         goto out;
     }
     for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
+        /* Signals before requests in the same turn: a /healthz or stats
+           request that arrives after SIGTERM must see the stop. */
         sigev[i] = evsignal_new(sv.base, sigs[i], supervisor_signal_cb, &sv);
-        if (sigev[i] == NULL || evsignal_add(sigev[i], NULL) != 0) {
+        if (sigev[i] == NULL || event_priority_set(sigev[i], 0) != 0 ||
+            evsignal_add(sigev[i], NULL) != 0) {
             log_error("cannot watch signal %d", sigs[i]);
             goto out;
         }

@@ -284,6 +284,7 @@ worker_begin_stop(struct worker *w, uint64_t timeout_ms)
             listener_drain_and_close(&w->pools[i]->listener);
         }
     }
+    atomic_store_explicit(&w->accepting_stopped, true, memory_order_release);
     for (size_t i = 0; i < w->npools; i++) {
         if (w->pools[i] != NULL) {
             worker_close_pool_clients(&w->pools[i]->pool);

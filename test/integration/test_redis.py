@@ -1225,6 +1225,34 @@ class AppendixB(RedisCase):
         self.assertEqual(f3 - f2, 4)
         self.assertEqual({n: r3[n] - r2[n] for n in r3}, {"s1": 2, "s2": 2})
 
+    def test_backend_closing_idle_conn_is_not_a_failure(self):
+        """A backend closing an idle conn (redis-server --timeout 1) is not a
+        failure: with auto_eject_hosts and server_failure_limit 1 nothing is
+        ejected, and the next requests are served on a new conn."""
+        b1 = self.redis(name="s1", extra=["--timeout", "1"])
+        b2 = self.redis(name="s2", extra=["--timeout", "1"])
+        px = self.cachemux([self.pool([b1, b2], name="idle", auto_eject_hosts=True,
+                                      server_failure_limit=1, server_retry_timeout=60000)], workers=1)
+        c = self.client(px)
+        keys = spread("idle", 20)
+        self.assertEqual(c.resp("MSET", *[x for k in keys for x in (k, k)]), OK)
+        loc = self.locate(keys, [b1, b2])
+        self.assertEqual({v[0] for v in loc.values() if len(v) == 1}, {"s1", "s2"})
+        time.sleep(2.6)     # redis checks idle clients about every second
+        for b in (b1, b2):
+            v = value(direct(b, "CLIENT", "LIST")).decode()
+            self.assertEqual([ln for ln in v.splitlines() if "cmd=client|list" not in ln], [],
+                             "%s still has the proxy's conn" % b.name)
+        self.assertEqual(c.resp("MGET", *keys), array([bulk(k) for k in keys]))
+        for k in keys:
+            self.assertEqual(c.resp("GET", k), bulk(k))
+        with h.Client(px.stats_port, timeout=5) as s:
+            doc = json.loads(s.read_until_close().decode())
+        self.assertEqual(doc["idle"]["server_ejects"], 0)
+        self.assertEqual(doc["idle"]["forward_error"], 0)
+        # keys stayed where they were: nothing was ejected from the ring
+        self.assertEqual(self.locate(keys, [b1, b2]), loc)
+
     def test_eval_numkeys_0_goes_to_placeholder_server(self):
         """EVAL/EVALSHA with numkeys 0 run on the server of the key
         `placeholder` (nutcracker closes the conn); so do COMMAND with
@@ -1414,7 +1442,7 @@ class Ordering(RedisCase):
     """SPEC 4.4: replies in request order across servers and fragments."""
 
     def test_1000_deep_pipeline_across_servers(self):
-        c = self.client(timeout=30)
+        c = self.client(timeout=20)
         keys = spread("ord", 200)
         reqs, want = [], []
         stored = {}
@@ -1449,7 +1477,7 @@ class Ordering(RedisCase):
                 else:
                     reqs.append(cmd("EXISTS", k))
                     want.append(integer(1 if k in stored else 0))
-        got = c.pipeline(b"".join(reqs), len(reqs), resp=True, timeout=30)
+        got = c.pipeline(b"".join(reqs), len(reqs), resp=True, timeout=20)
         bad = [i for i in range(len(want)) if got[i] != want[i]]
         self.assertEqual(bad[:1], [], "%d replies out of place, first #%d: %r != %r"
                          % (len(bad), bad[0], got[bad[0]][:80], want[bad[0]][:80]) if bad else "")
