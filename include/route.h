@@ -57,6 +57,12 @@ void route_forward_to(struct conn *c, struct pool_server *s, struct msg *m);
 
 /* m's reply is complete (or failed): propagate to parent / client. */
 void route_msg_done(struct conn_ctx *ctx, struct msg *m);
+/* Whether m's reply is still to be kept (not a tombstone, owner alive). */
+bool route_msg_wanted(const struct msg *m);
+
+/* m's whole reply came from s (m is off s's queues): complete it. */
+void route_server_replied(struct conn *s, struct msg *m);
+
 /* Answer m with the error reply for errno err. */
 void route_msg_fail(struct conn_ctx *ctx, struct msg *m, int err);
 

@@ -139,6 +139,24 @@ route_msg_done(struct conn_ctx *ctx, struct msg *m)
     conn_mark_dirty(m->client);
 }
 
+bool
+route_msg_wanted(const struct msg *m)
+{
+    return !m->timed_out &&
+           (m->client != NULL || (m->parent != NULL && m->parent->client != NULL));
+}
+
+void
+route_server_replied(struct conn *s, struct msg *m)
+{
+    pool_server_ok(s->server);
+    if (m->timed_out) {
+        conn_msg_release(s->ctx, m);    /* a tombstone's late reply */
+    } else {
+        route_msg_done(s->ctx, m);
+    }
+}
+
 void
 route_msg_fail(struct conn_ctx *ctx, struct msg *m, int err)
 {

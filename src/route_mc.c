@@ -259,9 +259,7 @@ route_mc_server_input(struct conn *s)
         if (!retrieval && (rsp.type == MC_RSP_VALUE || rsp.type == MC_RSP_END)) {
             return -EINVAL;
         }
-        bool wanted = !m->timed_out &&
-                      (m->client != NULL || (m->parent != NULL && m->parent->client != NULL));
-        if (wanted) {
+        if (route_msg_wanted(m)) {
             if (buf_append(&m->rsp, p, rsp.len) != 0) {
                 return -ENOMEM;
             }
@@ -272,12 +270,7 @@ route_mc_server_input(struct conn *s)
             continue;
         }
         (void)conn_server_pop_reply(s, m->rsp_bytes);
-        pool_server_ok(s->server);
-        if (m->timed_out) {
-            conn_msg_release(s->ctx, m);    /* a tombstone's late reply */
-        } else {
-            route_msg_done(s->ctx, m);
-        }
+        route_server_replied(s, m);
     }
     return 0;
 }

@@ -455,20 +455,13 @@ route_redis_server_input(struct conn *s)
             }
             continue;
         }
-        bool wanted = !m->timed_out &&
-                      (m->client != NULL || (m->parent != NULL && m->parent->client != NULL));
-        if (wanted && buf_append(&m->rsp, p, n) != 0) {
+        if (route_msg_wanted(m) && buf_append(&m->rsp, p, n) != 0) {
             buf_consume(&s->in, n);
             route_msg_fail(s->ctx, m, ENOMEM);
             continue;
         }
         buf_consume(&s->in, n);
-        pool_server_ok(s->server);
-        if (m->timed_out) {
-            conn_msg_release(s->ctx, m);    /* a tombstone's late reply */
-        } else {
-            route_msg_done(s->ctx, m);
-        }
+        route_server_replied(s, m);
     }
     return 0;
 }
