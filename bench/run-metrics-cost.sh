@@ -275,6 +275,7 @@ for i in 1 2; do
 done
 
 # --- the two cachemux processes: "off" and "on" ----------------------------------
+PORT_off= PID_off= PORT_on= STATS_on= METRICS_on= PID_on=
 start_cachemux() {  # start_cachemux NAME METRICS(0/1); sets PORT_x, STATS_x, METRICS_x, PID_x
     local name=$1 with_metrics=$2 port stats mport= pid
     port=$(free_port)
@@ -313,7 +314,10 @@ EOF
     wait_listen "$pid" "$port" "cachemux ($name)" "$TMP/cachemux-$name.log"
     wait_listen "$pid" "$stats" "cachemux ($name) stats" "$TMP/cachemux-$name.log"
     [ -n "$mport" ] && wait_listen "$pid" "$mport" "cachemux ($name) metrics" "$TMP/cachemux-$name.log"
-    eval "PORT_$name=$port STATS_$name=$stats METRICS_$name=$mport PID_$name=$pid"
+    printf -v "PORT_$name" %s "$port"
+    printf -v "STATS_$name" %s "$stats"
+    printf -v "METRICS_$name" %s "$mport"
+    printf -v "PID_$name" %s "$pid"
 }
 start_cachemux off 0
 start_cachemux on 1
@@ -464,9 +468,9 @@ if [ "$IDLE_SCRAPES" -gt 0 ]; then
     [ "$(field errors "$iline")" = 0 ] || die "idle scrapes had errors: $(cat "$TMP/idle.err")"
     echo
     echo "# one scrape with no load: cachemux CPU (all threads) / $IDLE_SCRAPES back-to-back fetches of each endpoint"
-    awk -v c=$((c1 - c0)) -v n="$IDLE_SCRAPES" -v hz="$CLK_TCK" -v b="$(field metrics_bytes "$iline")" -v t=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }') \
-        'BEGIN { printf "GET /metrics: %6.1f us CPU per scrape, %.2f ms per fetch (client included), %d bytes\n", c * 1e6 / hz / n, t * 1e3 / n, b }'
-    awk -v c=$((c2 - c1)) -v n="$IDLE_SCRAPES" -v hz="$CLK_TCK" -v b="$(field stats_bytes "$iline")" -v t=$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }') \
-        'BEGIN { printf "stats JSON:   %6.1f us CPU per scrape, %.2f ms per fetch (client included), %d bytes\n", c * 1e6 / hz / n, t * 1e3 / n, b }'
+    awk -v c=$((c1 - c0)) -v n="$IDLE_SCRAPES" -v hz="$CLK_TCK" -v b="$(field metrics_bytes "$iline")" -v t0="$t0" -v t1="$t1" \
+        'BEGIN { printf "GET /metrics: %6.1f us CPU per scrape, %.2f ms per fetch (client included), %d bytes\n", c * 1e6 / hz / n, (t1 - t0) * 1e3 / n, b }'
+    awk -v c=$((c2 - c1)) -v n="$IDLE_SCRAPES" -v hz="$CLK_TCK" -v b="$(field stats_bytes "$iline")" -v t0="$t1" -v t1="$t2" \
+        'BEGIN { printf "stats JSON:   %6.1f us CPU per scrape, %.2f ms per fetch (client included), %d bytes\n", c * 1e6 / hz / n, (t1 - t0) * 1e3 / n, b }'
 fi
 [ "$failures" = 0 ] || { echo "run-metrics-cost.sh: $failures run(s) had errors (mcload errors or scrape errors)" >&2; exit 1; }

@@ -283,14 +283,15 @@ MGET_KEYS=$(awk '$2 == "r1" && n1 < 5 { k[2 * n1++] = $1 } $2 == "r2" && n2 < 5 
                  END { if (n1 == 5 && n2 == 5) for (i = 0; i < 10; i++) printf "%s%s", k[i], (i < 9 ? " " : "\n") }' \
                 "$TMP/located")
 [ -n "$MGET_KEYS" ] || die "cachemux -L found no 5+5 split of mget:0..19999 over r1 and r2 (see $TMP/located, KEEP=1)"
-mget_placed=$(for k in $MGET_KEYS; do awk -v k="$k" '$1 == k { printf "%s(%s) ", $1, $2 }' "$TMP/located"; done)
+read -ra MGET_ARGS <<<"$MGET_KEYS"
+mget_placed=$(for k in "${MGET_ARGS[@]}"; do awk -v k="$k" '$1 == k { printf "%s(%s) ", $1, $2 }' "$TMP/located"; done)
 mget_placed=${mget_placed% }
 
 # --- store the data through each target -------------------------------------------
 VALUE=$(head -c "$VALUE_SIZE" /dev/zero | tr '\0' x)
 awk -v n="$KEYS" -v v="$VALUE" 'BEGIN { for (i = 0; i < n; i++) printf "SET key:%012d %s\n", i, v }' \
     >"$TMP/populate.cmds"
-for k in $MGET_KEYS; do echo "SET $k $VALUE"; done >"$TMP/mget.cmds"
+for k in "${MGET_ARGS[@]}"; do echo "SET $k $VALUE"; done >"$TMP/mget.cmds"
 
 store() {  # store TARGET CMDFILE: send one command per line with redis-cli, all must be OK
     local t=$1 f=$2 port
@@ -308,7 +309,7 @@ nc_check="nutcracker not run"
 if [ -n "$NC_PID" ]; then
     store nutcracker "$TMP/mget.cmds"
     bad=
-    for k in $MGET_KEYS; do
+    for k in "${MGET_ARGS[@]}"; do
         want=$(awk -v k="$k" '$1 == k { print $2 }' "$TMP/located")
         e1=$("$REDIS_CLI" -h 127.0.0.1 -p "${RS_PORTS[0]}" EXISTS "$k")
         e2=$("$REDIS_CLI" -h 127.0.0.1 -p "${RS_PORTS[1]}" EXISTS "$k")
@@ -327,7 +328,7 @@ for t in $TARGETS; do
 done
 # The MGET must return all 10 values through every target.
 for t in $TARGETS; do
-    got=$("$REDIS_CLI" -h 127.0.0.1 -p "$(target_port "$t")" MGET $MGET_KEYS | grep -c "^$VALUE\$" || true)
+    got=$("$REDIS_CLI" -h 127.0.0.1 -p "$(target_port "$t")" MGET "${MGET_ARGS[@]}" | grep -c "^$VALUE\$" || true)
     [ "$got" = 10 ] || die "MGET of the 10 keys through $t returned $got of 10 values"
 done
 
@@ -372,7 +373,7 @@ for round in $(seq "$ROUNDS"); do
                 case $test in
                 set) args+=(-t set) ;;
                 get) args+=(-t get) ;;
-                mget10) args+=(MGET $MGET_KEYS) ;;
+                mget10) args+=(MGET "${MGET_ARGS[@]}") ;;
                 esac
                 read -r br0 bc0 <<<"$(be_counts)"
                 p0=0; [ -n "$ppid" ] && p0=$(cpu_ticks "$ppid")
