@@ -2,7 +2,7 @@
 # packages cachemux needs to build, test and demo, when any is missing.
 CACHEMUX_PACKAGES="gcc make autoconf automake pkg-config libevent-dev libinih-dev check \
 memcached redis-server redis-tools nutcracker python3 python3-redis python3-pymemcache \
-libmemcached-tools clang libclang-rt-14-dev procps"
+libmemcached-tools clang libclang-rt-14-dev procps iproute2"
 
 cachemux_install_deps() {
     missing=""
