@@ -25,6 +25,8 @@
 #define CONF_MIN_MBUF_SIZE 512
 #define CONF_MAX_MBUF_SIZE 16777216
 #define CONF_DEFAULT_MAX_REQUEST_SIZE 67108864ULL
+#define CONF_DEFAULT_CLIENT_OUTPUT_LIMIT 67108864ULL
+#define CONF_DEFAULT_MAX_REPLY_SIZE 1073741824ULL
 #define CONF_DEFAULT_SHUTDOWN_TIMEOUT 30000
 #define CONF_DEFAULT_LOG_LEVEL 5
 #define CONF_MAX_LINE 198  /* a line of 199 bytes or more is an error */
@@ -89,6 +91,8 @@ struct conf {
     char *pid_file;                 /* NULL: none */
     uint32_t mbuf_size;
     uint64_t max_request_size;
+    uint64_t client_output_limit;   /* reply bytes held for one client; >= max_request_size */
+    uint64_t max_reply_size;        /* bytes of one whole reply from a server */
     uint64_t shutdown_timeout_ms;
     struct conf_pool *pools;        /* twemproxy order: shorter names first, then bytewise */
     size_t npools;

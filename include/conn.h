@@ -60,6 +60,23 @@ enum conn_kind { CONN_CLIENT, CONN_SERVER };
 struct conn;
 TAILQ_HEAD(conn_tqh, conn);
 
+/*
+ * What belongs to one server socket and must die with it. A socket that
+ * fails in the middle of a reply leaves a parse position, a byte count and
+ * perhaps a deadline behind; conn_close_socket() zeroes this struct whole,
+ * so the next socket's bytes are never read against the dead one's state.
+ * The other per-socket parts of a conn are reset in the same place: fd and
+ * events, the read buffer (freed), the dirty-list entry and the timer
+ * (route_server_reset), and the msgs the socket carried (failed by
+ * route_server_fail, or none when an idle socket closes).
+ */
+struct conn_sock {
+    uint64_t connect_deadline_ms;   /* CONNECTING: give up then */
+    uint64_t reply_bytes;           /* bytes of the reply being read (max_reply_size) */
+    bool rrsp_active;               /* redis: rrsp holds a partial parse */
+    struct redis_rsp rrsp;          /* redis: resumable reply parse */
+};
+
 /* One worker's runtime, shared by all of its conns (never by two threads). */
 struct conn_ctx {
     struct event_base *base;
@@ -70,8 +87,12 @@ struct conn_ctx {
     int worker_id;
     uint64_t next_conn_id;
     uint64_t max_request_size;
+    uint64_t client_output_limit;   /* reply bytes one client may leave unread */
+    uint64_t max_reply_size;        /* bytes of one reply from a server */
+    uint64_t drain_timeout_ms;      /* a removed pool's clients are closed after this */
     size_t mbuf_size;
     uint64_t rng;                   /* per-worker PRNG state (random distribution) */
+    struct buf scratch;             /* short-lived bytes of one step (an inline request) */
     struct buf *spare_bufs;         /* read buffers lent to conns with bytes pending */
     uint32_t nspare, spare_cap;
     bool stopping;                  /* graceful stop in progress */
@@ -100,6 +121,7 @@ struct conn {
     bool eof;                       /* peer sent EOF */
     bool throttled;                 /* not read until replies drain */
     bool wait_first;                /* accepted while stopping: serve its first request */
+    uint8_t close_reason;           /* DRAINING: why it closes (enum stats_client_close) */
     bool got_request;               /* has sent at least one request */
     struct stats_pool *pst;         /* its pool's counters in this worker */
     size_t pending_bytes;           /* reply bytes done but not yet written */
@@ -114,9 +136,7 @@ struct conn {
     struct msg_tqh out_q;           /* written, awaiting their replies */
     uint32_t nin, nout;
     struct event tev;               /* the oldest request's deadline (or connect's) */
-    uint64_t connect_deadline_ms;
-    bool rrsp_active;               /* redis: rrsp holds a partial parse */
-    struct redis_rsp rrsp;          /* redis: resumable reply parse */
+    struct conn_sock sock;          /* state of the current socket only */
 };
 
 void conn_ctx_init(struct conn_ctx *ctx, struct event_base *base, int worker_id,

@@ -46,10 +46,10 @@ struct msg {
     uint64_t start_usec;        /* when it was parsed (latency) */
     struct stats_server *sst;   /* the server it went to (latency per server) */
     uint64_t deadline_ms;       /* reply deadline, 0: none */
+    uint64_t timeout_ms;        /* the pool's timeout when it was queued */
     size_t keys_off;            /* memcached: key tokens within req */
     size_t keys_end;
     uint32_t nkeys;
-    size_t rsp_bytes;           /* reply bytes read from the server (stats) */
     int err;                    /* errno of a failure, 0 if none */
     uint8_t cmd;                /* protocol command */
     bool done;                  /* reply complete (or failed) */

@@ -17,7 +17,12 @@
 
 #define REDIS_MAX_MULTIBULK 1048576             /* elements in one request */
 #define REDIS_MAX_BULK (512ULL * 1024 * 1024)   /* bytes in one bulk string */
-#define REDIS_MAX_INLINE (64 * 1024)            /* bytes of an inline command line */
+#define REDIS_MAX_INLINE (64 * 1024)            /* Redis's inline limit (PROTO_INLINE_MAX_SIZE) */
+/* Redis refuses an inline request once more than REDIS_MAX_INLINE bytes
+   without a '\n' are buffered, and reads 16 KiB at a time: the longest line
+   it accepts has its '\n' within the read that crosses the limit. We search
+   that far, so we accept what Redis accepts, whatever the read sizes. */
+#define REDIS_INLINE_SEARCH (REDIS_MAX_INLINE + 16 * 1024)
 #define REDIS_MAX_RSP_LINE (1024 * 1024)        /* bytes of a +status or -error reply line */
 #define REDIS_ERR_REPLY_MAX 256                 /* longest redis_error_reply() output */
 
@@ -58,6 +63,7 @@ enum redis_req_error {
     REDIS_ERR_EXPECTED_DOLLAR,  /* -ERR Protocol error: expected '$', got 'X' (close) */
     REDIS_ERR_TOO_LARGE,        /* -ERR Protocol error: request too large (close) */
     REDIS_ERR_INLINE_TOO_LONG,  /* -ERR Protocol error: too big inline request (close) */
+    REDIS_ERR_UNBALANCED_QUOTES,/* -ERR Protocol error: unbalanced quotes in request (close) */
     REDIS_ERR_EMPTY,            /* an empty inline line or *0 / *-1: skipped silently, as Redis does */
 };
 
@@ -105,12 +111,33 @@ size_t redis_error_reply(const struct redis_req *r, const uint8_t *buf, char *ou
 bool redis_error_closes(enum redis_req_error err);
 
 /*
- * Iterate the arguments of a parsed request (the name is argument 0):
- * on true, argument *i is buf[*off..*off+*alen) and the cursor moves on.
- * Start with *cursor = 0.
+ * Iterate the arguments of a parsed multibulk request (the name is argument
+ * 0): on true, argument *i is buf[*off..*off+*alen) and the cursor moves on.
+ * Start with *cursor = 0. An inline request's arguments may be quoted, so
+ * they are not bytes of buf: encode it as multibulk first.
  */
 bool redis_next_arg(const struct redis_req *r, const uint8_t *buf, size_t *cursor,
                     size_t *off, size_t *alen);
+
+/*
+ * Redis's inline argument splitting (sdssplitargs) over line[0..len), the
+ * line without its "\r\n": arguments are separated by whitespace; "double
+ * quotes" take \n \r \t \b \a \xHH and \<any> escapes, 'single quotes'
+ * take \' only, and a closing quote must end its argument. A NUL ends the
+ * line, as in Redis. Decodes the next argument into out (NULL: only count;
+ * else room for len bytes always suffices) and sets *outlen. Returns 1, 0
+ * at the end of the line, or -1 for unbalanced quotes. Start with
+ * *cursor = 0.
+ */
+int redis_inline_next_arg(const uint8_t *line, size_t len, size_t *cursor, uint8_t *out,
+                          size_t *outlen);
+
+/* The most bytes redis_inline_encode() writes for the whole inline r. */
+size_t redis_inline_encoded_max(const struct redis_req *r);
+
+/* Write the whole inline request r (parsed at buf) as the equivalent
+   multibulk request into out. Returns the bytes written. */
+size_t redis_inline_encode(const struct redis_req *r, const uint8_t *buf, uint8_t *out);
 
 enum redis_rsp_type {
     REDIS_RSP_STATUS,   /* +... */
@@ -142,6 +169,14 @@ void redis_rsp_init(struct redis_rsp *r);
  * a body not followed by "\r\n").
  */
 enum redis_parse redis_parse_rsp(struct redis_rsp *r, const uint8_t *buf, size_t len);
+
+/*
+ * The fewest bytes the reply being parsed by r can take in all, from what
+ * is known so far (bytes read, a bulk's declared length, values still owed
+ * at three bytes each), saturating at UINT64_MAX. A caller bounding reply
+ * size refuses a reply as soon as this passes the bound, before buffering it.
+ */
+uint64_t redis_rsp_min_len(const struct redis_rsp *r);
 
 /*
  * Iterate the top-level elements of a parsed ARRAY reply at buf, len being

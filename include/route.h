@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stats.h"
+
 struct conn;
 struct conn_ctx;
 struct msg;
@@ -69,8 +71,13 @@ void route_msg_fail(struct conn_ctx *ctx, struct msg *m, int err);
 /* Fail a server conn: every msg it carries gets the error for err. */
 void route_server_fail(struct conn *s, int err);
 
-/* Close a client conn; msgs still at servers are orphaned, then freed. */
-void route_client_close(struct conn *c, const char *reason);
+/* Close a client conn for why (counted); msgs still at servers are
+   orphaned, then freed. */
+void route_client_close(struct conn *c, enum stats_client_close why);
+
+/* Stop reading c (what it sent after this is never parsed); it closes for
+   why once the replies already queued are written. */
+void route_client_drain(struct conn *c, enum stats_client_close why);
 
 /* Stopping or pool removed: close c if it is at a request boundary and no
    request is waiting unread in its socket; otherwise serve what is there. */
@@ -85,7 +92,8 @@ void route_pool_shutdown(struct pool *p);
 /* Fail every conn of server s with ECONNABORTED (worker exit). */
 void route_server_shutdown(struct pool_server *s);
 
-/* Close an idle server conn (no request outstanding): not a failure. */
+/* Close an idle server conn (no request outstanding) of a server that
+   left its pool: not a failure. */
 void route_server_close(struct conn *s);
 
 #endif

@@ -39,6 +39,51 @@ enum stats_type { STATS_COUNTER, STATS_GAUGE, STATS_TIMESTAMP };
     X(out_queue, STATS_GAUGE, "# requests in outgoing queue")                       \
     X(out_queue_bytes, STATS_GAUGE, "current request bytes in outgoing queue")
 
+/*
+ * Why connections close: one counter per pool (clients) or server (server
+ * conns) and reason, shown only in /metrics as
+ * cachemux_client_closed_total{pool,reason} and
+ * cachemux_server_closed_total{pool,server,reason}; the stats JSON keeps
+ * twemproxy's keys. The conn module maps each reason to these counters and
+ * to twemproxy's client_eof/client_err and server_eof/server_err.
+ */
+#define STATS_CLIENT_CLOSE_LIST(X)                                                   \
+    X(eof, "the client closed its side")                                             \
+    X(error, "a read or write on the socket failed")                                 \
+    X(quit, "the client sent quit")                                                  \
+    X(protocol_error, "a request that breaks framing, after its error reply")        \
+    X(too_large, "a request over max_request_size, after its error reply")          \
+    X(output_limit, "unread replies over client_output_limit")                       \
+    X(stop, "graceful stop")                                                         \
+    X(pool_removed, "its pool was removed by a reload")                              \
+    X(drain_timeout, "still busy when a drain deadline passed")                      \
+    X(client_limit, "refused at accept: client_connections reached")                 \
+    X(out_of_memory, "out of memory")
+
+#define STATS_SERVER_CLOSE_LIST(X)                                                   \
+    X(eof, "the server closed with requests outstanding")                            \
+    X(idle_eof, "the server closed an idle connection")                              \
+    X(error, "a socket or connect error")                                            \
+    X(timeout, "a connect timeout or a connection stuck past its timeout")           \
+    X(protocol_error, "bytes that are not a valid reply, or a reply nobody asked for") \
+    X(reply_too_large, "a reply over max_reply_size")                                \
+    X(handshake, "AUTH or SELECT refused")                                           \
+    X(retired, "the server left its pool in a reload")                               \
+    X(shutdown, "the worker stopped")
+
+#define STATS_CLOSE_ENUM_C(name, desc) STATS_CC_##name,
+#define STATS_CLOSE_ENUM_S(name, desc) STATS_SC_##name,
+enum stats_client_close { STATS_CLIENT_CLOSE_LIST(STATS_CLOSE_ENUM_C) STATS_CLIENT_CLOSE_N };
+enum stats_server_close { STATS_SERVER_CLOSE_LIST(STATS_CLOSE_ENUM_S) STATS_SERVER_CLOSE_N };
+#undef STATS_CLOSE_ENUM_C
+#undef STATS_CLOSE_ENUM_S
+
+/* Names ("eof", ...) and descriptions of the reasons. */
+extern const char *const stats_client_close_names[STATS_CLIENT_CLOSE_N];
+extern const char *const stats_client_close_descs[STATS_CLIENT_CLOSE_N];
+extern const char *const stats_server_close_names[STATS_SERVER_CLOSE_N];
+extern const char *const stats_server_close_descs[STATS_SERVER_CLOSE_N];
+
 #define STATS_FIELD_P(name, type, desc) STATS_P_##name,
 #define STATS_FIELD_S(name, type, desc) STATS_S_##name,
 enum stats_pool_field { STATS_POOL_LIST(STATS_FIELD_P) STATS_POOL_NFIELDS };
@@ -64,11 +109,13 @@ struct stats_hist {
 
 struct stats_server {
     _Atomic uint64_t f[STATS_SERVER_NFIELDS];
+    _Atomic uint64_t closed[STATS_SERVER_CLOSE_N];
     struct stats_hist hist;
 } __attribute__((aligned(64)));
 
 struct stats_pool {
     _Atomic uint64_t f[STATS_POOL_NFIELDS];
+    _Atomic uint64_t closed[STATS_CLIENT_CLOSE_N];
     struct stats_hist hist;
 } __attribute__((aligned(64)));
 
@@ -110,9 +157,11 @@ void stats_hist_sum(struct stats_hist_view *v, const struct stats_hist *h);
 struct stats_pool_view {
     const char *name;
     uint64_t f[STATS_POOL_NFIELDS];
+    uint64_t closed[STATS_CLIENT_CLOSE_N];
     size_t nservers;
     const char *const *server_names;    /* [nservers], identity order */
     const uint64_t (*sf)[STATS_SERVER_NFIELDS];
+    const uint64_t (*sclosed)[STATS_SERVER_CLOSE_N];
     struct stats_hist_view hist;
     const struct stats_hist_view *shist;    /* [nservers] */
 };

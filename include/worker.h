@@ -29,6 +29,8 @@ struct worker_pool {
     struct pool pool;
     struct listener listener;
     struct gen *hold;               /* retiring: the generation it points into */
+    struct event drain_timer;       /* retiring: clients still open then are closed */
+    bool drain_timer_set;
     TAILQ_ENTRY(worker_pool) retire_tqe;
 };
 

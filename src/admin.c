@@ -46,6 +46,7 @@ struct admin_snapshot {
     struct stats_doc doc;
     struct stats_pool_view *views;
     uint64_t (*sf)[STATS_SERVER_NFIELDS];
+    uint64_t (*sclosed)[STATS_SERVER_CLOSE_N];
     struct stats_hist_view *shist;
     const char **names;
     uint64_t *worker_clients;
@@ -57,6 +58,7 @@ admin_snapshot_free(struct admin_snapshot *s)
 {
     free(s->views);
     free(s->sf);
+    free(s->sclosed);
     free(s->shist);
     free(s->names);
     free(s->worker_clients);
@@ -75,12 +77,13 @@ admin_snapshot(const struct admin *a, struct admin_snapshot *s)
     }
     s->views = calloc(c->npools + 1, sizeof(*s->views));
     s->sf = calloc(nserv + 1, sizeof(*s->sf));
+    s->sclosed = calloc(nserv + 1, sizeof(*s->sclosed));
     s->shist = calloc(nserv + 1, sizeof(*s->shist));
     s->names = calloc(nserv + 1, sizeof(*s->names));
     int nworkers = a->reg->nworkers;
     s->worker_clients = calloc((size_t)nworkers + 1, sizeof(uint64_t));
     s->worker_requests = calloc((size_t)nworkers + 1, sizeof(uint64_t));
-    if (s->views == NULL || s->sf == NULL || s->shist == NULL || s->names == NULL ||
+    if (s->views == NULL || s->sf == NULL || s->sclosed == NULL || s->shist == NULL || s->names == NULL ||
         s->worker_clients == NULL || s->worker_requests == NULL) {
         admin_snapshot_free(s);
         return -1;
@@ -101,6 +104,7 @@ admin_snapshot(const struct admin *a, struct admin_snapshot *s)
         v->nservers = cp->nservers;
         v->server_names = &s->names[base];
         v->sf = &s->sf[base];
+        v->sclosed = &s->sclosed[base];
         v->shist = &s->shist[base];
         for (size_t k = 0; k < cp->nservers; k++) {
             s->names[base + k] = cp->servers[k].ident;
@@ -110,11 +114,17 @@ admin_snapshot(const struct admin *a, struct admin_snapshot *s)
             for (size_t f = 0; f < STATS_POOL_NFIELDS; f++) {
                 v->f[f] += stats_get(&ps->f[f]);
             }
+            for (size_t r = 0; r < STATS_CLIENT_CLOSE_N; r++) {
+                v->closed[r] += stats_get(&ps->closed[r]);
+            }
             stats_hist_sum(&v->hist, &ps->hist);
             for (size_t k = 0; k < cp->nservers; k++) {
                 const struct stats_server *ss = &cp->servers[k].reg->st[w];
                 for (size_t f = 0; f < STATS_SERVER_NFIELDS; f++) {
                     s->sf[base + k][f] += stats_get(&ss->f[f]);
+                }
+                for (size_t r = 0; r < STATS_SERVER_CLOSE_N; r++) {
+                    s->sclosed[base + k][r] += stats_get(&ss->closed[r]);
                 }
                 stats_hist_sum(&s->shist[base + k], &ss->hist);
             }

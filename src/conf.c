@@ -42,6 +42,7 @@
 #define MAX_WORKERS 1024
 #define MAX_INT32 2147483647u
 #define MAX_REQUEST_SIZE (1ULL << 40)
+#define MIN_REPLY_SIZE 1024     /* room for any status or error line a server sends */
 #define MAX_FILE_SIZE (64u << 20)
 #define SHOW_MAX 64         /* bytes of a value quoted in a message */
 #define MAX_KEYS 24
@@ -71,6 +72,10 @@ static const struct key_def global_keys[] = {
     { "pid_file", KEY_STR, G(pid_file), 0, 0, NULL },
     { "mbuf_size", KEY_U32, G(mbuf_size), CONF_MIN_MBUF_SIZE, CONF_MAX_MBUF_SIZE, "16384" },
     { "max_request_size", KEY_U64, G(max_request_size), 1, MAX_REQUEST_SIZE, "67108864" },
+    /* No default: unset means the larger of 64 MiB and max_request_size. */
+    { "client_output_limit", KEY_U64, G(client_output_limit), 1, MAX_REQUEST_SIZE, NULL },
+    { "max_reply_size", KEY_U64, G(max_reply_size), MIN_REPLY_SIZE, MAX_REQUEST_SIZE,
+      "1073741824" },
     { "shutdown_timeout", KEY_U64, G(shutdown_timeout_ms), 0, MAX_INT32, "30000" },
 };
 
@@ -679,6 +684,32 @@ check_pools(struct parse *p)
     }
 }
 
+/* client_output_limit must let one largest request's reply through. */
+static void
+check_global(struct parse *p)
+{
+    struct conf *c = p->conf;
+    int line = 0;
+
+    for (size_t i = 0; i < p->scan.nsections; i++) {
+        const struct sect *s = &p->sects[i];
+        if (s->kind == SECT_GLOBAL && !s->dup) {
+            for (size_t k = 0; k < ARRAY_SIZE(global_keys); k++) {
+                if (strcmp(global_keys[k].name, "client_output_limit") == 0) {
+                    line = s->seen[k];
+                }
+            }
+        }
+    }
+    if (c->client_output_limit == 0) {
+        c->client_output_limit = MAX(CONF_DEFAULT_CLIENT_OUTPUT_LIMIT, c->max_request_size);
+    } else if (c->client_output_limit < c->max_request_size) {
+        diag(p, line, "invalid value '%llu' for 'client_output_limit' (must be at least "
+             "max_request_size, %llu)", (unsigned long long)c->client_output_limit,
+             (unsigned long long)c->max_request_size);
+    }
+}
+
 /* ---- assembly ---- */
 
 static int
@@ -788,6 +819,7 @@ load_text(const char *path, const char *text, size_t len, struct conf **out,
              "(please report this file)");
     }
     check_pools(&p);
+    check_global(&p);
     if (p.ndiags == 0 && !p.oom) {
         if (collect_pools(&p) < 0) {
             p.oom = true;

@@ -56,6 +56,7 @@ conn_ctx_destroy(struct conn_ctx *ctx)
 {
     conn_ctx_reap(ctx);
     msg_cache_destroy(&ctx->msgs);
+    buf_free(&ctx->scratch);
     for (uint32_t i = 0; i < ctx->nspare; i++) {
         buf_free(&ctx->spare_bufs[i]);
     }
@@ -493,6 +494,7 @@ conn_close_socket(struct conn *c)
         c->fd = -1;
     }
     buf_free(&c->in);
+    memset(&c->sock, 0, sizeof(c->sock));
 }
 
 void

@@ -42,6 +42,7 @@ listener_add_client(struct listener *l, int fd, const struct sockaddr *sa, sockl
             (void)!write(fd, mc_full, sizeof(mc_full) - 1);
         }
         close(fd);
+        stats_add(&p->st->closed[STATS_CC_client_limit], 1);
         log_info("pool %s: client refused: client_connections limit %u reached", p->cp->name,
                  p->cp->client_connections);
         return;

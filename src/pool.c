@@ -299,16 +299,42 @@ pool_pick(struct pool *p, const uint8_t *key, size_t len)
     return idx < 0 ? NULL : p->servers[idx];
 }
 
+/*
+ * Errors of this host, not of the server: out of descriptors, memory or
+ * local ports. The request fails with that text, but the server is not
+ * blamed: no failure count, no ejection, no backoff.
+ */
+static bool
+pool_local_error(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM ||
+           err == EADDRNOTAVAIL;
+}
+
+#define POOL_LOCAL_ERR_LOG_MS 1000
+
 static int
 pool_connect(struct pool *p, struct conn *c)
 {
-    const struct conf_server *cs = c->server->cs;
+    struct pool_server *s = c->server;
+    const struct conf_server *cs = s->cs;
     int fd = net_connect(&cs->addr);
 
     if (fd < 0) {
-        log_warn("pool %s: connect to server %s failed: %s", p->cp->name, cs->ident,
-                 strerror(-fd));
-        pool_server_failed(c->server, -fd, true);
+        char ebuf[128];
+        const char *why = util_strerror(-fd, ebuf, sizeof(ebuf));
+        if (pool_local_error(-fd)) {
+            /* Every request tries again, so say it once a second at most. */
+            uint64_t now = util_mono_msec();
+            if (now >= s->local_err_log_ms) {
+                s->local_err_log_ms = now + POOL_LOCAL_ERR_LOG_MS;
+                log_warn("pool %s: cannot connect to server %s: %s (a local limit; the "
+                         "server is not counted as failed)", p->cp->name, cs->ident, why);
+            }
+            return fd;
+        }
+        log_warn("pool %s: connect to server %s failed: %s", p->cp->name, cs->ident, why);
+        pool_server_failed(s, -fd, true);
         return fd;
     }
     if (p->cp->tcpkeepalive && !cs->addr.is_unix) {
@@ -318,7 +344,7 @@ pool_connect(struct pool *p, struct conn *c)
     if (p->cp->timeout_ms > 0) {
         struct timeval tv = { (time_t)(p->cp->timeout_ms / 1000),
                               (suseconds_t)((p->cp->timeout_ms % 1000) * 1000) };
-        c->connect_deadline_ms = util_mono_msec() + p->cp->timeout_ms;
+        c->sock.connect_deadline_ms = util_mono_msec() + p->cp->timeout_ms;
         evtimer_add(&c->tev, &tv);
     }
     stats_add(&c->st->f[STATS_S_server_connections], 1);

@@ -27,10 +27,11 @@
  * assert exactly that.
  *
  * Requests. A first byte of '*' means multibulk; anything else is an inline
- * line, split on whitespace without quote processing (twemproxy accepts no
- * inline commands at all; Redis honours quotes, so the caller re-encodes an
- * inline request as multibulk from redis_next_arg before forwarding it, and
- * the backend then sees exactly the arguments we routed on). Limits come
+ * line, split into arguments as Redis splits it, quotes and escapes
+ * included (twemproxy accepts no inline commands at all). A quoted argument
+ * is not a run of bytes in the buffer, so the caller encodes an inline
+ * request as multibulk (redis_inline_encode) before routing it, and the
+ * backend sees exactly the arguments we routed on. Limits come
  * first and in Redis's order (count, then each bulk length), then the
  * declared size against max_request_size: as soon as a header shows the
  * request cannot fit (the bulk just announced, plus six bytes for each
@@ -354,34 +355,189 @@ redis_req_fail(struct redis_req *r, enum redis_req_error err)
     return REDIS_PARSE_ERROR;
 }
 
-/* Redis's isspace() set, minus '\n', which ends the line. */
+/* C's isspace() set, which Redis's inline splitter skips between arguments. */
 static bool
-redis_is_space(uint8_t c)
+redis_is_space(int c)
 {
-    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-/* Next whitespace-separated token of buf[*pos..end); false when none is left. */
-static bool
-redis_next_token(const uint8_t *buf, size_t end, size_t *pos, size_t *off, size_t *tlen)
+static int
+redis_hex(int c)
 {
-    size_t p = *pos, s;
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
 
-    while (p < end && redis_is_space(buf[p])) {
+/* The line as the C string Redis splits: it ends at len or at a NUL. */
+static int
+redis_at(const uint8_t *line, size_t len, size_t i)
+{
+    return i < len ? line[i] : 0;
+}
+
+static void
+redis_put(uint8_t *out, size_t *n, int c)
+{
+    if (out != NULL) {
+        out[*n] = (uint8_t)c;
+    }
+    (*n)++;
+}
+
+int
+redis_inline_next_arg(const uint8_t *line, size_t len, size_t *cursor, uint8_t *out,
+                      size_t *outlen)
+{
+    size_t p = *cursor, n = 0;
+    bool inq = false, insq = false, done = false;
+    int c;
+
+    while ((c = redis_at(line, len, p)) != 0 && redis_is_space(c)) {
         p++;
     }
-    if (p == end) {
-        *pos = p;
-        return false;
+    if (c == 0) {
+        *cursor = p;
+        return 0;
     }
-    s = p;
-    while (p < end && !redis_is_space(buf[p])) {
-        p++;
+    while (!done) {
+        c = redis_at(line, len, p);
+        if (inq) {
+            int h1 = redis_hex(redis_at(line, len, p + 2));
+            int h2 = redis_hex(redis_at(line, len, p + 3));
+            if (c == '\\' && redis_at(line, len, p + 1) == 'x' && h1 >= 0 && h2 >= 0) {
+                redis_put(out, &n, h1 * 16 + h2);
+                p += 3;
+            } else if (c == '\\' && redis_at(line, len, p + 1) != 0) {
+                p++;
+                switch (redis_at(line, len, p)) {
+                case 'n': c = '\n'; break;
+                case 'r': c = '\r'; break;
+                case 't': c = '\t'; break;
+                case 'b': c = '\b'; break;
+                case 'a': c = '\a'; break;
+                default: c = redis_at(line, len, p); break;
+                }
+                redis_put(out, &n, c);
+            } else if (c == '"') {
+                /* a closing quote must end the argument */
+                int next = redis_at(line, len, p + 1);
+                if (next != 0 && !redis_is_space(next)) {
+                    return -1;
+                }
+                done = true;
+            } else if (c == 0) {
+                return -1;
+            } else {
+                redis_put(out, &n, c);
+            }
+        } else if (insq) {
+            if (c == '\\' && redis_at(line, len, p + 1) == '\'') {
+                p++;
+                redis_put(out, &n, '\'');
+            } else if (c == '\'') {
+                int next = redis_at(line, len, p + 1);
+                if (next != 0 && !redis_is_space(next)) {
+                    return -1;
+                }
+                done = true;
+            } else if (c == 0) {
+                return -1;
+            } else {
+                redis_put(out, &n, c);
+            }
+        } else {
+            switch (c) {
+            case ' ':
+            case '\n':
+            case '\r':
+            case '\t':
+            case 0:
+                done = true;
+                break;
+            case '"':
+                inq = true;
+                break;
+            case '\'':
+                insq = true;
+                break;
+            default:
+                redis_put(out, &n, c);
+                break;
+            }
+        }
+        if (redis_at(line, len, p) != 0) {
+            p++;
+        }
     }
-    *off = s;
-    *tlen = p - s;
-    *pos = p;
-    return true;
+    *cursor = p;
+    *outlen = n;
+    return 1;
+}
+
+/* The line of a whole inline request, without its "\n" or "\r\n". */
+static size_t
+redis_inline_line_len(const struct redis_req *r, const uint8_t *buf)
+{
+    size_t n = r->total_len - 1;
+
+    return n > 0 && buf[n - 1] == '\r' ? n - 1 : n;
+}
+
+size_t
+redis_inline_encoded_max(const struct redis_req *r)
+{
+    /* "*N\r\n", then per argument "$len\r\n" and "\r\n" around bytes that
+       are never more than the line's */
+    return r->total_len + 24 + (size_t)r->argc * 26;
+}
+
+static size_t
+redis_put_count(uint8_t *out, char type, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    out[0] = (uint8_t)type;
+    for (size_t i = 0; i < n; i++) {
+        out[1 + i] = (uint8_t)tmp[n - 1 - i];
+    }
+    out[1 + n] = '\r';
+    out[2 + n] = '\n';
+    return n + 3;
+}
+
+size_t
+redis_inline_encode(const struct redis_req *r, const uint8_t *buf, uint8_t *out)
+{
+    size_t line = redis_inline_line_len(r, buf), cursor = 0, n, alen;
+
+    n = redis_put_count(out, '*', r->argc);
+    for (;;) {
+        size_t at = cursor;
+        if (redis_inline_next_arg(buf, line, &cursor, NULL, &alen) != 1) {
+            break;
+        }
+        n += redis_put_count(out + n, '$', alen);
+        cursor = at;
+        (void)redis_inline_next_arg(buf, line, &cursor, out + n, &alen);
+        n += alen;
+        out[n++] = '\r';
+        out[n++] = '\n';
+    }
+    return n;
 }
 
 /*
@@ -389,9 +545,9 @@ redis_next_token(const uint8_t *buf, size_t end, size_t *pos, size_t *off, size_
  * wrong arities are answered and skipped, the conn lives on.
  */
 static enum redis_parse
-redis_req_finish(struct redis_req *r, const uint8_t *buf)
+redis_req_finish(struct redis_req *r, const uint8_t *name, size_t name_len)
 {
-    const struct redis_cmd *cmd = redis_cmd_lookup(buf + r->name_off, r->name_len);
+    const struct redis_cmd *cmd = redis_cmd_lookup(name, name_len);
     uint32_t nargs = r->argc - 1;
 
     r->cmd = cmd;
@@ -412,21 +568,26 @@ redis_req_finish(struct redis_req *r, const uint8_t *buf)
 /*
  * An inline line: found by its '\n' within the first `limit` bytes. Past
  * that the request is refused: as too large when max_request_size is what
- * bounds it, else as Redis's too big inline request.
+ * bounds it, else as Redis's too big inline request. The arguments are
+ * split as Redis splits them (quotes and escapes); the command name is
+ * looked up decoded, so "get" and '"get"' are the same command.
  */
 static enum redis_parse
 redis_parse_inline(struct redis_req *r, const uint8_t *buf, size_t len, uint64_t max_request_size)
 {
-    size_t limit = (size_t)MIN((uint64_t)REDIS_MAX_INLINE, max_request_size);
-    size_t stop = MIN(len, limit), pos, off, tlen;
+    size_t limit = (size_t)MIN((uint64_t)REDIS_INLINE_SEARCH, max_request_size);
+    size_t stop = MIN(len, limit), cursor = 0, line, alen;
+    uint8_t name[REDIS_CMD_NAME_MAX + 1];
+    size_t name_len = 0;
     const uint8_t *nl = NULL;
+    int rc;
 
     if (r->pos < stop) {
         nl = memchr(buf + r->pos, '\n', stop - r->pos);
     }
     if (nl == NULL) {
         if (len >= limit) {
-            return redis_req_fail(r, max_request_size < REDIS_MAX_INLINE
+            return redis_req_fail(r, max_request_size < REDIS_INLINE_SEARCH
                                          ? REDIS_ERR_TOO_LARGE : REDIS_ERR_INLINE_TOO_LONG);
         }
         r->pos = len;
@@ -434,18 +595,40 @@ redis_parse_inline(struct redis_req *r, const uint8_t *buf, size_t len, uint64_t
     }
     r->total_len = (size_t)(nl - buf) + 1;
     r->pos = r->total_len;
-    pos = 0;
-    while (redis_next_token(buf, r->total_len - 1, &pos, &off, &tlen)) {
+    line = redis_inline_line_len(r, buf);
+    for (;;) {
+        size_t at = cursor;
+        rc = redis_inline_next_arg(buf, line, &cursor, NULL, &alen);
+        if (rc < 0) {
+            return redis_req_fail(r, REDIS_ERR_UNBALANCED_QUOTES);
+        }
+        if (rc == 0) {
+            break;
+        }
         if (r->argc == 0) {
-            r->name_off = off;
-            r->name_len = tlen;
+            /* the raw token, for quoting in an error reply */
+            while (redis_is_space(buf[at])) {
+                at++;
+            }
+            r->name_off = at;
+            r->name_len = cursor - at;
+            if (alen <= REDIS_CMD_NAME_MAX) {
+                (void)redis_inline_next_arg(buf, line, &at, name, &name_len);
+            } else {
+                name_len = 0;   /* longer than any command: unknown */
+            }
         }
         r->argc++;
     }
     if (r->argc == 0) {
         return redis_req_fail(r, REDIS_ERR_EMPTY);
     }
-    return redis_req_finish(r, buf);
+    /* a quoted argument's raw token keeps its closing quote; the name's
+       token is cut where the argument ends */
+    while (r->name_len > 0 && redis_is_space(buf[r->name_off + r->name_len - 1])) {
+        r->name_len--;
+    }
+    return redis_req_finish(r, name, name_len);
 }
 
 /* "*N\r\n": how many arguments follow. */
@@ -554,7 +737,7 @@ redis_parse_req(struct redis_req *r, const uint8_t *buf, size_t len, uint64_t ma
             r->pos += 2;
             if (--r->args_left == 0) {
                 r->total_len = r->pos;
-                return redis_req_finish(r, buf);
+                return redis_req_finish(r, buf + r->name_off, r->name_len);
             }
             r->state = REQ_ARG_HDR;
             break;
@@ -582,6 +765,7 @@ redis_error_closes(enum redis_req_error err)
     case REDIS_ERR_EXPECTED_DOLLAR:
     case REDIS_ERR_TOO_LARGE:
     case REDIS_ERR_INLINE_TOO_LONG:
+    case REDIS_ERR_UNBALANCED_QUOTES:
         return true;
     default:
         return false;
@@ -664,6 +848,9 @@ redis_error_reply(const struct redis_req *r, const uint8_t *buf, char *out, size
     case REDIS_ERR_INLINE_TOO_LONG:
         fixed = "-ERR Protocol error: too big inline request\r\n";
         break;
+    case REDIS_ERR_UNBALANCED_QUOTES:
+        fixed = "-ERR Protocol error: unbalanced quotes in request\r\n";
+        break;
     case REDIS_ERR_NONE:
     case REDIS_ERR_EMPTY:
     default:
@@ -683,8 +870,7 @@ redis_next_arg(const struct redis_req *r, const uint8_t *buf, size_t *cursor, si
     uint64_t n = 0;
 
     if (r->is_inline) {
-        /* the trailing "\r\n" or "\n" is whitespace to the tokenizer */
-        return end > 0 && redis_next_token(buf, end - 1, cursor, off, alen);
+        return false;   /* quoted arguments have no place in buf: encode first */
     }
     if (p == 0) {
         const uint8_t *nl = end > 0 ? memchr(buf, '\n', end) : NULL;
@@ -887,6 +1073,21 @@ redis_parse_rsp(struct redis_rsp *r, const uint8_t *buf, size_t len)
             return REDIS_PARSE_OK;
         }
     }
+}
+
+uint64_t
+redis_rsp_min_len(const struct redis_rsp *r)
+{
+    /* the shortest value is "+\r\n" */
+    uint64_t owed = r->remaining, n = r->pos;
+
+    if (r->state == RSP_BODY) {
+        n += r->bulk_len + 2;
+        owed--;     /* that bulk is paid once its body is read */
+    } else if (r->state != RSP_HDR) {
+        return r->state == RSP_DONE ? r->total_len : 0;
+    }
+    return owed > (UINT64_MAX - n) / 3 ? UINT64_MAX : n + owed * 3;
 }
 
 bool

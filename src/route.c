@@ -38,6 +38,29 @@ route_client_enqueue(struct conn *c, struct msg *m)
     c->got_request = true;
 }
 
+/*
+ * Reply bytes c holds beyond the reply being written now: a client that
+ * does not read lets them pile up (each of its 256 requests in flight may
+ * bring a large value), so past client_output_limit it is closed, as Redis
+ * does with its client output buffer limit. Returns true when it was.
+ */
+static bool
+route_client_check_output(struct conn *c)
+{
+    const struct msg *head = TAILQ_FIRST(&c->q);
+    size_t writing = head != NULL && head->done ? buf_len(&head->rsp) : 0;
+    size_t held = c->pending_bytes - MIN(writing, c->pending_bytes);
+
+    if (held <= c->ctx->client_output_limit) {
+        return false;
+    }
+    log_notice("pool %s: closing client %s (conn %" PRIu64 "): %zu reply bytes unread, over "
+               "client_output_limit %" PRIu64, c->pool->cp->name, c->peer, c->id, held,
+               c->ctx->client_output_limit);
+    route_client_close(c, STATS_CC_output_limit);
+    return true;
+}
+
 void
 route_local_msg(struct conn *c, struct msg *m, bool close_after)
 {
@@ -47,6 +70,19 @@ route_local_msg(struct conn *c, struct msg *m, bool close_after)
     route_client_enqueue(c, m);
     c->pending_bytes += buf_len(&m->rsp);
     conn_mark_dirty(c);
+    (void)route_client_check_output(c);
+}
+
+void
+route_client_drain(struct conn *c, enum stats_client_close why)
+{
+    if (c->state != CONN_ACTIVE) {
+        return;
+    }
+    conn_set_reading(c, false);
+    buf_free(&c->in);
+    c->close_reason = (uint8_t)why;
+    conn_set_state(c, CONN_DRAINING);
 }
 
 int
@@ -95,6 +131,7 @@ route_forward_to(struct conn *c, struct pool_server *s, struct msg *m)
             route_server_arm(sc, m->deadline_ms);
         }
     }
+    m->timeout_ms = timeout;
     m->sst = sc->st;
     conn_server_enqueue(sc, m, false);
     conn_mark_dirty(sc);
@@ -137,6 +174,7 @@ route_msg_done(struct conn_ctx *ctx, struct msg *m)
     }
     m->client->pending_bytes += buf_len(&m->rsp);
     conn_mark_dirty(m->client);
+    (void)route_client_check_output(m->client);
 }
 
 bool
@@ -199,6 +237,40 @@ route_server_reset(struct conn *s)
     conn_set_state(s, CONN_DISCONNECTED);
 }
 
+/* Why a server conn that failed with err closes. */
+static enum stats_server_close
+route_server_close_reason(int err)
+{
+    switch (err) {
+    case ECONNRESET:
+        return STATS_SC_eof;
+    case ETIMEDOUT:
+        return STATS_SC_timeout;
+    case EINVAL:
+        return STATS_SC_protocol_error;
+    case EMSGSIZE:
+        return STATS_SC_reply_too_large;
+    case EACCES:
+        return STATS_SC_handshake;
+    case ECONNABORTED:
+        return STATS_SC_shutdown;
+    default:
+        return STATS_SC_error;
+    }
+}
+
+/* Count the close of server conn s: its reason, and twemproxy's eof/err. */
+static void
+route_server_count_close(struct conn *s, enum stats_server_close why)
+{
+    stats_add(&s->st->closed[why], 1);
+    if (why == STATS_SC_eof || why == STATS_SC_idle_eof) {
+        stats_add(&s->st->f[STATS_S_server_eof], 1);
+    } else if (why != STATS_SC_retired && why != STATS_SC_shutdown) {
+        stats_add(&s->st->f[STATS_S_server_err], 1);
+    }
+}
+
 void
 route_server_fail(struct conn *s, int err)
 {
@@ -207,7 +279,7 @@ route_server_fail(struct conn *s, int err)
 
     log_warn("pool %s: server %s failed: %s (%" PRIu32 " in flight)", ps->pool->cp->name,
              ps->cs->ident, util_strerror(err, ebuf, sizeof(ebuf)), s->nin + s->nout);
-    stats_add(&s->st->f[err == ECONNRESET ? STATS_S_server_eof : STATS_S_server_err], 1);
+    route_server_count_close(s, route_server_close_reason(err));
     bool connecting = s->state == CONN_CONNECTING;
     route_server_reset(s);
     pool_server_failed(ps, err, connecting);
@@ -237,9 +309,7 @@ route_server_connected(struct conn *s)
     s->server->retry_at_ms = 0;
     log_debug("pool %s: connected to server %s (conn %" PRIu64 ")", s->pool->cp->name,
               s->server->cs->ident, s->id);
-    if (s->pool->cp->timeout_ms > 0) {
-        route_server_rearm(s);
-    }
+    route_server_rearm(s);
     /* Write what queued up while connecting; this also disarms EV_WRITE. */
     int rc = conn_flush(s);
     if (rc < 0) {
@@ -266,7 +336,7 @@ route_server_read(struct conn *s)
             /* An idle conn closed by the server is not a failure. */
             log_info("pool %s: server %s closed an idle connection", s->pool->cp->name,
                      s->server->cs->ident);
-            stats_add(&s->st->f[STATS_S_server_eof], 1);
+            route_server_count_close(s, STATS_SC_idle_eof);
             route_server_reset(s);
         }
         return;
@@ -279,21 +349,26 @@ route_server_read(struct conn *s)
     conn_release_inbuf(s);
 }
 
-/* The earliest time the timer must look at s again, 0 for never. */
+/*
+ * The earliest time the timer must look at s again, 0 for never. Each msg
+ * carries the timeout it was queued with, so a reload that changes or
+ * turns off the pool's timeout does not strand a request queued before it
+ * (nor the tombstone that marks a stuck conn).
+ */
 static uint64_t
-route_server_next_deadline(const struct conn *s, uint64_t timeout)
+route_server_next_deadline(const struct conn *s)
 {
     const struct msg *head = TAILQ_FIRST(&s->out_q);
     const struct msg *m;
     uint64_t next = 0;
 
     if (s->state == CONN_CONNECTING) {
-        next = s->connect_deadline_ms;
+        next = s->sock.connect_deadline_ms;
     }
     if (head != NULL && head->timed_out) {
         /* A tombstone still unanswered a further timeout later: the conn
            is stuck and will be closed. */
-        uint64_t stuck = head->deadline_ms + timeout;
+        uint64_t stuck = head->deadline_ms + head->timeout_ms;
         next = next == 0 ? stuck : MIN(next, stuck);
     }
     TAILQ_FOREACH(m, &s->out_q, s_tqe) {
@@ -312,7 +387,7 @@ route_server_next_deadline(const struct conn *s, uint64_t timeout)
 static void
 route_server_rearm(struct conn *s)
 {
-    uint64_t next = route_server_next_deadline(s, s->pool->cp->timeout_ms);
+    uint64_t next = route_server_next_deadline(s);
 
     if (next != 0) {
         route_server_arm(s, next);
@@ -340,13 +415,10 @@ static void
 route_server_timer(struct conn *s)
 {
     uint64_t now = util_mono_msec();
-    uint64_t timeout = s->pool->cp->timeout_ms;
     struct msg *m, *next;
 
-    if (timeout == 0) {
-        return;
-    }
-    if (s->state == CONN_CONNECTING && now >= s->connect_deadline_ms) {
+    if (s->state == CONN_CONNECTING && s->sock.connect_deadline_ms != 0 &&
+        now >= s->sock.connect_deadline_ms) {
         route_server_fail(s, ETIMEDOUT);
         return;
     }
@@ -372,7 +444,7 @@ route_server_timer(struct conn *s)
     }
 rearm:
     m = TAILQ_FIRST(&s->out_q);
-    if (m != NULL && m->timed_out && m->deadline_ms + timeout <= now) {
+    if (m != NULL && m->timed_out && m->deadline_ms + m->timeout_ms <= now) {
         route_server_fail(s, ETIMEDOUT);
         return;
     }
@@ -406,7 +478,7 @@ route_server_event(int fd, short what, void *arg)
 }
 
 void
-route_client_close(struct conn *c, const char *reason)
+route_client_close(struct conn *c, enum stats_client_close why)
 {
     struct msg *m;
 
@@ -414,7 +486,13 @@ route_client_close(struct conn *c, const char *reason)
         return;
     }
     log_debug("closing client %s (conn %" PRIu64 ") on pool %s: %s", c->peer, c->id,
-              c->pool->cp->name, reason);
+              c->pool->cp->name, stats_client_close_descs[why]);
+    stats_add(&c->pst->closed[why], 1);
+    if (why == STATS_CC_eof) {
+        stats_add(&c->pst->f[STATS_P_client_eof], 1);
+    } else if (why == STATS_CC_error) {
+        stats_add(&c->pst->f[STATS_P_client_err], 1);
+    }
     while ((m = TAILQ_FIRST(&c->q)) != NULL) {
         TAILQ_REMOVE(&c->q, m, c_tqe);
         c->nq--;
@@ -451,12 +529,10 @@ route_client_read(struct conn *c)
         return;
     }
     if (n < 0) {
-        stats_add(&c->pool->st->f[STATS_P_client_err], 1);
-        route_client_close(c, "read error");
+        route_client_close(c, STATS_CC_error);
         return;
     }
     if (n == 0) {
-        stats_add(&c->pool->st->f[STATS_P_client_eof], 1);
         c->eof = true;
         conn_set_reading(c, false);
     }
@@ -481,12 +557,10 @@ route_client_process(struct conn *c)
     if (c->eof) {
         /* Answer what is complete, then close: a partial request never
            holds a conn open. */
-        conn_set_reading(c, false);
-        buf_free(&c->in);
-        conn_set_state(c, CONN_DRAINING);
+        route_client_drain(c, STATS_CC_eof);
     }
     if (route_client_finished(c)) {
-        route_client_close(c, "client eof");
+        route_client_close(c, (enum stats_client_close)c->close_reason);
     } else if (c->ctx->stopping || c->pool->retiring) {
         route_client_close_if_idle(c);
     }
@@ -506,10 +580,9 @@ route_client_close_if_idle(struct conn *c)
        client sent before we stopped: look once more. */
     ssize_t n = conn_read(c);
     if (n == -EAGAIN) {
-        route_client_close(c, c->ctx->stopping ? "stopping" : "pool removed");
+        route_client_close(c, c->ctx->stopping ? STATS_CC_stop : STATS_CC_pool_removed);
     } else if (n <= 0) {
-        stats_add(&c->pool->st->f[n == 0 ? STATS_P_client_eof : STATS_P_client_err], 1);
-        route_client_close(c, n == 0 ? "client eof" : "read error");
+        route_client_close(c, n == 0 ? STATS_CC_eof : STATS_CC_error);
     } else {
         route_client_process(c);
     }
@@ -522,10 +595,9 @@ route_client_after_flush(struct conn *c, int flush_rc)
         return;
     }
     if (flush_rc == -ECONNABORTED) {
-        route_client_close(c, "closed after reply");
+        route_client_close(c, (enum stats_client_close)c->close_reason);
     } else if (flush_rc < 0) {
-        stats_add(&c->pool->st->f[STATS_P_client_err], 1);
-        route_client_close(c, "write error");
+        route_client_close(c, STATS_CC_error);
     } else if (c->throttled && conn_client_may_resume(c)) {
         c->throttled = false;
         if (!c->eof && c->state == CONN_ACTIVE) {
@@ -533,7 +605,7 @@ route_client_after_flush(struct conn *c, int flush_rc)
         }
         route_client_process(c);
     } else if (route_client_finished(c)) {
-        route_client_close(c, "drained");
+        route_client_close(c, (enum stats_client_close)c->close_reason);
     } else if (c->ctx->stopping || c->pool->retiring) {
         route_client_close_if_idle(c);
     }
@@ -562,7 +634,7 @@ route_pool_shutdown(struct pool *p)
     struct conn *c;
 
     while ((c = TAILQ_FIRST(&p->clients)) != NULL) {
-        route_client_close(c, "shutdown");
+        route_client_close(c, c->ctx->stopping ? STATS_CC_stop : STATS_CC_pool_removed);
     }
     for (size_t i = 0; i < p->nservers; i++) {
         route_server_shutdown(p->servers[i]);
@@ -573,6 +645,9 @@ void
 route_server_shutdown(struct pool_server *s)
 {
     for (uint32_t j = 0; j < s->nconns; j++) {
+        if (s->conns[j].fd >= 0) {
+            route_server_count_close(&s->conns[j], STATS_SC_shutdown);
+        }
         route_server_reset(&s->conns[j]);
         route_server_dequeue_all(&s->conns[j], ECONNABORTED);
     }
@@ -581,5 +656,8 @@ route_server_shutdown(struct pool_server *s)
 void
 route_server_close(struct conn *s)
 {
+    if (s->fd >= 0) {
+        route_server_count_close(s, STATS_SC_retired);
+    }
     route_server_reset(s);
 }

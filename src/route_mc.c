@@ -217,9 +217,8 @@ route_mc_client_input(struct conn *c)
             bool closes = mc_error_closes(req.err);
             (void)route_local_reply(c, reply, strlen(reply), closes);
             if (closes) {
-                conn_set_reading(c, false);
-                buf_reset(&c->in);
-                conn_set_state(c, CONN_DRAINING);
+                route_client_drain(c, req.err == MC_ERR_TOO_LARGE ? STATS_CC_too_large
+                                                                   : STATS_CC_protocol_error);
                 break;
             }
             buf_consume(&c->in, req.line_len);
@@ -227,9 +226,7 @@ route_mc_client_input(struct conn *c)
         }
         route_mc_request(c, p, &req);
         if (req.cmd == MC_QUIT) {
-            conn_set_reading(c, false);
-            buf_reset(&c->in);
-            conn_set_state(c, CONN_DRAINING);
+            route_client_drain(c, STATS_CC_quit);
             break;
         }
         buf_consume(&c->in, req.total_len);
@@ -239,6 +236,7 @@ route_mc_client_input(struct conn *c)
 static int
 route_mc_server_input(struct conn *s)
 {
+    uint64_t max_reply = s->ctx->max_reply_size;
     struct mc_rsp rsp;
 
     while (buf_len(&s->in) > 0) {
@@ -250,6 +248,10 @@ route_mc_server_input(struct conn *s)
         }
         enum mc_parse r = mc_parse_rsp(p, buf_len(&s->in), &rsp);
         if (r == MC_PARSE_AGAIN) {
+            /* A VALUE header announces its size: refuse it before the body. */
+            if (s->sock.reply_bytes + rsp.len > max_reply) {
+                return -EMSGSIZE;
+            }
             break;
         }
         if (r == MC_PARSE_ERROR) {
@@ -259,17 +261,22 @@ route_mc_server_input(struct conn *s)
         if (!retrieval && (rsp.type == MC_RSP_VALUE || rsp.type == MC_RSP_END)) {
             return -EINVAL;
         }
+        /* A retrieval reply is many units; all of them count. */
+        s->sock.reply_bytes += rsp.len;
+        if (s->sock.reply_bytes > max_reply) {
+            return -EMSGSIZE;
+        }
         if (route_msg_wanted(m)) {
             if (buf_append(&m->rsp, p, rsp.len) != 0) {
                 return -ENOMEM;
             }
         }
         buf_consume(&s->in, rsp.len);
-        m->rsp_bytes += rsp.len;
         if (retrieval && rsp.type == MC_RSP_VALUE) {
             continue;
         }
-        (void)conn_server_pop_reply(s, m->rsp_bytes);
+        (void)conn_server_pop_reply(s, s->sock.reply_bytes);
+        s->sock.reply_bytes = 0;
         route_server_replied(s, m);
     }
     return 0;

@@ -80,24 +80,11 @@ route_redis_arg(const struct redis_req *r, const uint8_t *buf, uint32_t i, size_
     return false;
 }
 
-/* The request bytes to forward: as framed, or inline rebuilt as multibulk. */
+/* The request bytes to forward, as framed (inline was encoded already). */
 static int
 route_redis_copy_request(struct msg *m, const struct redis_req *r, const uint8_t *buf)
 {
-    size_t cursor = 0, off, len;
-
-    if (!r->is_inline) {
-        return buf_append(&m->req, buf, r->total_len);
-    }
-    if (route_redis_append_count(&m->req, '*', r->argc) != 0) {
-        return -1;
-    }
-    while (redis_next_arg(r, buf, &cursor, &off, &len)) {
-        if (route_redis_append_bulk(&m->req, buf + off, len) != 0) {
-            return -1;
-        }
-    }
-    return 0;
+    return buf_append(&m->req, buf, r->total_len);
 }
 
 static int
@@ -361,6 +348,28 @@ route_redis_request(struct conn *c, const uint8_t *buf, const struct redis_req *
     }
 }
 
+/* An inline request's arguments may be quoted: route its multibulk form. */
+static void
+route_redis_inline(struct conn *c, const uint8_t *buf, const struct redis_req *r)
+{
+    struct buf *mb = &c->ctx->scratch;
+    struct redis_req req;
+
+    buf_reset(mb);
+    if (buf_reserve(mb, redis_inline_encoded_max(r)) != 0) {
+        (void)route_redis_local(c, "-ERR out of memory\r\n");
+        return;
+    }
+    mb->end = redis_inline_encode(r, buf, mb->data);
+    redis_req_init(&req);
+    /* the line was checked against max_request_size; its encoding is longer */
+    if (redis_parse_req(&req, mb->data, mb->end, UINT64_MAX) != REDIS_PARSE_OK) {
+        (void)route_redis_local(c, "-ERR Protocol error: bad inline request\r\n");
+        return;
+    }
+    route_redis_request(c, mb->data, &req);
+}
+
 static void
 route_redis_client_input(struct conn *c)
 {
@@ -387,19 +396,20 @@ route_redis_client_input(struct conn *c)
             bool closes = redis_error_closes(c->rreq.err);
             (void)route_local_reply(c, reply, n, closes);
             if (closes) {
-                conn_set_reading(c, false);
-                buf_reset(&c->in);
-                conn_set_state(c, CONN_DRAINING);
+                route_client_drain(c, c->rreq.err == REDIS_ERR_TOO_LARGE
+                                          ? STATS_CC_too_large : STATS_CC_protocol_error);
                 break;
             }
             buf_consume(&c->in, c->rreq.total_len);
             continue;
         }
-        route_redis_request(c, p, &c->rreq);
+        if (c->rreq.is_inline) {
+            route_redis_inline(c, p, &c->rreq);
+        } else {
+            route_redis_request(c, p, &c->rreq);
+        }
         if (c->rreq.cmd->route == REDIS_ROUTE_LOCAL && strcmp(c->rreq.cmd->name, "quit") == 0) {
-            conn_set_reading(c, false);
-            buf_reset(&c->in);
-            conn_set_state(c, CONN_DRAINING);
+            route_client_drain(c, STATS_CC_quit);
             break;
         }
         buf_consume(&c->in, c->rreq.total_len);
@@ -425,6 +435,8 @@ route_redis_handshake_reply(struct conn *s, struct msg *m, const uint8_t *p, siz
 static int
 route_redis_server_input(struct conn *s)
 {
+    struct conn_sock *sk = &s->sock;
+
     while (buf_len(&s->in) > 0) {
         struct msg *m = TAILQ_FIRST(&s->out_q);
         const uint8_t *p = buf_head(&s->in);
@@ -432,19 +444,23 @@ route_redis_server_input(struct conn *s)
         if (m == NULL) {
             return -EINVAL;
         }
-        if (!s->rrsp_active) {
-            redis_rsp_init(&s->rrsp);
-            s->rrsp_active = true;
+        if (!sk->rrsp_active) {
+            redis_rsp_init(&sk->rrsp);
+            sk->rrsp_active = true;
         }
-        enum redis_parse rc = redis_parse_rsp(&s->rrsp, p, buf_len(&s->in));
-        if (rc == REDIS_PARSE_AGAIN) {
-            break;
-        }
-        s->rrsp_active = false;
+        enum redis_parse rc = redis_parse_rsp(&sk->rrsp, p, buf_len(&s->in));
         if (rc == REDIS_PARSE_ERROR) {
             return -EINVAL;
         }
-        size_t n = s->rrsp.total_len;
+        /* Refused as soon as its declared parts cannot fit, not once buffered. */
+        if (redis_rsp_min_len(&sk->rrsp) > s->ctx->max_reply_size) {
+            return -EMSGSIZE;
+        }
+        if (rc == REDIS_PARSE_AGAIN) {
+            break;
+        }
+        sk->rrsp_active = false;
+        size_t n = sk->rrsp.total_len;
         (void)conn_server_pop_reply(s, n);
         if (m->handshake) {
             int hrc = route_redis_handshake_reply(s, m, p, n);
@@ -505,7 +521,9 @@ route_redis_assemble_sum(struct msg *p)
             rsp.type != REDIS_RSP_INTEGER) {
             return -1;
         }
-        sum += rsp.integer;
+        if (__builtin_add_overflow(sum, rsp.integer, &sum)) {
+            return -ERANGE;
+        }
     }
     char line[32];
     int n = snprintf(line, sizeof(line), ":%" PRId64 "\r\n", sum);
@@ -561,7 +579,8 @@ route_redis_assemble(struct msg *p)
     }
     if (rc != 0) {
         buf_reset(&p->rsp);
-        route_redis_error_reply(p, EINVAL);
+        /* A sum that does not fit 64 bits has no RESP form: say so. */
+        route_redis_error_reply(p, rc == -ERANGE ? ERANGE : EINVAL);
     }
 }
 

@@ -20,6 +20,23 @@ static const char *const stats_server_names[] = {
 #undef STATS_NAME
 };
 
+#define STATS_CLOSE_NAME(name, desc) #name,
+#define STATS_CLOSE_DESC(name, desc) desc,
+const char *const stats_client_close_names[STATS_CLIENT_CLOSE_N] = {
+    STATS_CLIENT_CLOSE_LIST(STATS_CLOSE_NAME)
+};
+const char *const stats_client_close_descs[STATS_CLIENT_CLOSE_N] = {
+    STATS_CLIENT_CLOSE_LIST(STATS_CLOSE_DESC)
+};
+const char *const stats_server_close_names[STATS_SERVER_CLOSE_N] = {
+    STATS_SERVER_CLOSE_LIST(STATS_CLOSE_NAME)
+};
+const char *const stats_server_close_descs[STATS_SERVER_CLOSE_N] = {
+    STATS_SERVER_CLOSE_LIST(STATS_CLOSE_DESC)
+};
+#undef STATS_CLOSE_NAME
+#undef STATS_CLOSE_DESC
+
 static int
 stats_puts(struct buf *b, const char *s)
 {
@@ -167,10 +184,10 @@ stats_prom_head(struct buf *b, const char *name, const char *type, const char *h
     return buf_append(b, tmp, (size_t)MIN((size_t)n, sizeof(tmp) - 1));
 }
 
-/* name{pool="p"[,server="s"][,le="x"]} value */
+/* name{pool="p"[,server="s"][,reason="r"][,le="x"]} value */
 static int
-stats_prom_sample(struct buf *b, const char *name, const char *suffix, const char *pool,
-                  const char *server, const char *le, const char *value)
+stats_prom_sample_r(struct buf *b, const char *name, const char *suffix, const char *pool,
+                    const char *server, const char *reason, const char *le, const char *value)
 {
     int rc = stats_puts(b, "cachemux_");
 
@@ -184,6 +201,11 @@ stats_prom_sample(struct buf *b, const char *name, const char *suffix, const cha
         rc |= stats_put_label(b, server);
         rc |= stats_puts(b, "\"");
     }
+    if (reason != NULL) {
+        rc |= stats_puts(b, ",reason=\"");
+        rc |= stats_puts(b, reason);
+        rc |= stats_puts(b, "\"");
+    }
     if (le != NULL) {
         rc |= stats_puts(b, ",le=\"");
         rc |= stats_puts(b, le);
@@ -192,6 +214,44 @@ stats_prom_sample(struct buf *b, const char *name, const char *suffix, const cha
     rc |= stats_puts(b, "} ");
     rc |= stats_puts(b, value);
     rc |= stats_puts(b, "\n");
+    return rc;
+}
+
+static int
+stats_prom_sample(struct buf *b, const char *name, const char *suffix, const char *pool,
+                  const char *server, const char *le, const char *value)
+{
+    return stats_prom_sample_r(b, name, suffix, pool, server, NULL, le, value);
+}
+
+/* Close reasons: every reason is listed, zeros included, so a rate()
+   over a reason that has not happened yet is 0, not absent. */
+static int
+stats_prom_closed(struct buf *b, const struct stats_doc *d)
+{
+    char val[32];
+    int rc = stats_prom_head(b, "client_closed_total", "counter",
+                             "Client connections closed, by reason");
+
+    for (size_t p = 0; p < d->npools; p++) {
+        for (size_t r = 0; r < STATS_CLIENT_CLOSE_N; r++) {
+            snprintf(val, sizeof(val), "%" PRIu64, d->pools[p].closed[r]);
+            rc |= stats_prom_sample_r(b, "client_closed_total", "", d->pools[p].name, NULL,
+                                      stats_client_close_names[r], NULL, val);
+        }
+    }
+    rc |= stats_prom_head(b, "server_closed_total", "counter",
+                          "Server connections closed, by reason");
+    for (size_t p = 0; p < d->npools; p++) {
+        for (size_t s = 0; s < d->pools[p].nservers; s++) {
+            for (size_t r = 0; r < STATS_SERVER_CLOSE_N; r++) {
+                snprintf(val, sizeof(val), "%" PRIu64, d->pools[p].sclosed[s][r]);
+                rc |= stats_prom_sample_r(b, "server_closed_total", "", d->pools[p].name,
+                                          d->pools[p].server_names[s],
+                                          stats_server_close_names[r], NULL, val);
+            }
+        }
+    }
     return rc;
 }
 
@@ -293,6 +353,7 @@ stats_render_prom(struct buf *b, const struct stats_doc *d)
             }
         }
     }
+    rc |= stats_prom_closed(b, d);
     rc |= stats_prom_head(b, "request_duration_seconds", "histogram",
                           "Request time per pool, from parsed to reply written");
     for (size_t p = 0; p < d->npools; p++) {

@@ -37,6 +37,16 @@
 #include "log.h"
 #include "route.h"
 
+/* The [cachemux] byte limits that take effect on reload. */
+static void
+worker_apply_limits(struct worker *w, const struct conf *c)
+{
+    w->ctx.max_request_size = c->max_request_size;
+    w->ctx.client_output_limit = c->client_output_limit;
+    w->ctx.max_reply_size = c->max_reply_size;
+    w->ctx.drain_timeout_ms = c->shutdown_timeout_ms;
+}
+
 static void
 worker_close_pool_clients(struct pool *p)
 {
@@ -52,6 +62,9 @@ worker_close_pool_clients(struct pool *p)
 static void
 worker_pool_free(struct worker_pool *wp)
 {
+    if (wp->drain_timer_set) {
+        evtimer_del(&wp->drain_timer);
+    }
     listener_close(&wp->listener);
     route_pool_shutdown(&wp->pool);
     pool_destroy(&wp->pool);
@@ -185,14 +198,43 @@ worker_retire_server(void *arg, struct pool_server *s)
     TAILQ_INSERT_TAIL(&w->retiring_servers, s, retire_tqe);
 }
 
+/*
+ * A removed pool's clients close at a request boundary, but a client may
+ * never reach one (a stalled partial request, or a conn taken from the
+ * accept queue that never sends): past shutdown_timeout they are closed
+ * anyway, so a retiring pool and its generation cannot be held forever.
+ */
+static void
+worker_pool_drain_timeout_cb(int fd, short what, void *arg)
+{
+    struct worker_pool *wp = arg;
+    struct conn *c;
+
+    (void)fd;
+    (void)what;
+    if (wp->pool.nclients > 0) {
+        log_warn("pool %s: removed; closing %" PRIu32 " clients still busy after the drain "
+                 "timeout", wp->pool.cp->name, wp->pool.nclients);
+    }
+    while ((c = TAILQ_FIRST(&wp->pool.clients)) != NULL) {
+        route_client_close(c, STATS_CC_drain_timeout);
+    }
+}
+
 static void
 worker_retire_pool(struct worker *w, struct worker_pool *wp)
 {
+    uint64_t ms = w->ctx.drain_timeout_ms;
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
     gen_hold(w->gen);
     wp->hold = w->gen;
     wp->pool.retiring = true;
     listener_drain_and_close(&wp->listener);
     worker_close_pool_clients(&wp->pool);
+    evtimer_assign(&wp->drain_timer, w->base, worker_pool_drain_timeout_cb, wp);
+    evtimer_add(&wp->drain_timer, &tv);
+    wp->drain_timer_set = true;
     TAILQ_INSERT_TAIL(&w->retiring_pools, wp, retire_tqe);
 }
 
@@ -249,7 +291,7 @@ worker_switch(struct worker *w, struct gen *g)
     free(w->pools);
     w->pools = np;
     w->npools = nc->npools;
-    w->ctx.max_request_size = nc->max_request_size;
+    worker_apply_limits(w, nc);
     log_debug("reload: switched to generation %" PRIu64 " (%zu pools kept, %zu changed)", g->id,
               kept, changed);
     gen_release(w->gen);
@@ -406,6 +448,7 @@ worker_setup(struct worker *w, char *err, size_t errlen)
         return -1;
     }
     conn_ctx_init(&w->ctx, w->base, w->id, cf->mbuf_size, cf->max_request_size);
+    worker_apply_limits(w, cf);
     w->ctx.wst = w->wst;
     evtimer_assign(&w->stop_timer, w->base, worker_stop_timer_cb, w);
     event_assign(&w->inbox_ev, w->base, w->efd, EV_READ | EV_PERSIST, worker_inbox_cb, w);

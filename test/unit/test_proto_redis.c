@@ -782,59 +782,116 @@ START_TEST(test_too_large)
 }
 END_TEST
 
+/* The multibulk form of the whole inline request s equals want. */
+static void
+inline_encodes(const char *s, size_t slen, const char *name, const void *want, size_t want_len)
+{
+    struct redis_req r = req_ok_n(s, slen, name);
+    uint8_t *out = malloc(redis_inline_encoded_max(&r));
+    size_t n;
+
+    ck_assert(r.is_inline);
+    ck_assert_ptr_nonnull(out);
+    n = redis_inline_encode(&r, (const uint8_t *)s, out);
+    ck_assert_uint_le(n, redis_inline_encoded_max(&r));
+    ck_assert_msg(n == want_len && memcmp(out, want, n) == 0, "%s encodes as '%.*s'", s,
+                  (int)n, (const char *)out);
+    free(out);
+}
+
+#define ENC(s, name, want) inline_encodes(s, sizeof(s) - 1, name, want, sizeof(want) - 1)
+
 START_TEST(test_inline)
 {
     struct redis_req r;
     size_t cur = 0, off, alen;
-    const char *s = "  SeT\tk  \t v\r\n";
-    static const char *const want[] = { "SeT", "k", "v" };
+    const char *uq = "-ERR Protocol error: unbalanced quotes in request\r\n";
 
     r = req_ok("GET k\r\n", "get");
     ck_assert(r.is_inline);
     ck_assert_uint_eq(r.argc, 2);
     ck_assert_uint_eq(r.name_off, 0);
     ck_assert_uint_eq(r.name_len, 3);
+    /* inline arguments are not bytes of the buffer: iterate the encoding */
+    ck_assert(!redis_next_arg(&r, (const uint8_t *)"GET k\r\n", &cur, &off, &alen));
     req_ok("get k\n", "get");
     req_ok("PING\r\n", "ping");
     req_ok("ping\n", "ping");
-    r = req_ok(s, "set");
+    r = req_ok("  SeT\tk  \t v\r\n", "set");
     ck_assert_uint_eq(r.argc, 3);
     ck_assert_uint_eq(r.name_off, 2);
-    for (size_t i = 0; i < 3; i++) {
-        ck_assert(redis_next_arg(&r, (const uint8_t *)s, &cur, &off, &alen));
-        ck_assert_uint_eq(alen, strlen(want[i]));
-        ck_assert(memcmp(s + off, want[i], alen) == 0);
-    }
-    ck_assert(!redis_next_arg(&r, (const uint8_t *)s, &cur, &off, &alen));
-    /* no quote processing: "a b" is two arguments */
-    req_err("ECHO \"a b\"\r\n", REDIS_ERR_ARITY,
+    ck_assert_uint_eq(r.name_len, 3);
+    ENC("  SeT\tk  \t v\r\n", "set", "*3\r\n$3\r\nSeT\r\n$1\r\nk\r\n$1\r\nv\r\n");
+    ENC("GET k\n", "get", "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+
+    /* quotes and escapes, as Redis splits inline arguments */
+    ENC("SET qk \"hello world\"\r\n", "set", "*3\r\n$3\r\nSET\r\n$2\r\nqk\r\n$11\r\nhello world\r\n");
+    ENC("ECHO \"a\\x41\\n\\\"b\\\\\"\r\n", "echo", "*2\r\n$4\r\nECHO\r\n$6\r\naA\n\"b\\\r\n");
+    ENC("ECHO \"\\t\\r\\b\\a\\q\"\r\n", "echo", "*2\r\n$4\r\nECHO\r\n$5\r\n\t\r\b\aq\r\n");
+    ENC("ECHO 'it\\'s \"x\"'\r\n", "echo", "*2\r\n$4\r\nECHO\r\n$8\r\nit's \"x\"\r\n");
+    ENC("ECHO ''\r\n", "echo", "*2\r\n$4\r\nECHO\r\n$0\r\n\r\n");
+    ENC("ECHO ab\"c d\"\r\n", "echo", "*2\r\n$4\r\nECHO\r\n$5\r\nabc d\r\n");
+    ENC("ECHO \"\\xzz\"\r\n", "echo", "*2\r\n$4\r\nECHO\r\n$3\r\nxzz\r\n");
+    /* a quoted command name is looked up decoded */
+    r = req_ok("\"get\" k\r\n", "get");
+    ck_assert_uint_eq(r.name_off, 0);
+    ck_assert_uint_eq(r.name_len, 5);
+    /* a NUL ends the line for Redis's splitter */
+    ENC("GET k\0junk\r\n", "get", "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+    /* a quote left open, or a closing quote that does not end its argument */
+    req_err("ECHO \"abc\r\n", REDIS_ERR_UNBALANCED_QUOTES, uq);
+    req_err("ECHO 'abc\r\n", REDIS_ERR_UNBALANCED_QUOTES, uq);
+    req_err("ECHO \"a\"b\r\n", REDIS_ERR_UNBALANCED_QUOTES, uq);
+    req_err("ECHO 'a'b\r\n", REDIS_ERR_UNBALANCED_QUOTES, uq);
+    ck_assert(redis_error_closes(REDIS_ERR_UNBALANCED_QUOTES));
+    /* quote processing makes "a b" one argument */
+    req_err("ECHO a b\r\n", REDIS_ERR_ARITY,
             "-ERR wrong number of arguments for 'echo' command\r\n");
-    req_ok("ECHO \"ab\"\r\n", "echo");
-    req_ok("SET k 'v\r\n", "set");
+    req_ok("ECHO \"a b\"\r\n", "echo");
     /* a line starting with other RESP type bytes is just a line */
     req_err("$3\r\n", REDIS_ERR_UNSUPPORTED, "-ERR unsupported command '$3'\r\n");
     req_err("foo\r\n", REDIS_ERR_UNSUPPORTED, "-ERR unsupported command 'foo'\r\n");
-    /* a '\r' in the middle is whitespace, as in Redis */
+    /* a '\r' in the middle ends an argument, as in Redis */
     r = req_ok("GET\rk\r\n", "get");
     ck_assert_uint_eq(r.argc, 2);
 
     /* incomplete lines wait */
     ck_assert_int_eq(preq("GET k", &r), REDIS_PARSE_AGAIN);
     ck_assert_int_eq(preq("GET k\r", &r), REDIS_PARSE_AGAIN);
-    check_str_feeds("GET k\r\nSET k v\nMGET a b c\r\nnope\r\nPING\r\n", BIG_MAX, false);
-    ck_assert_uint_eq(run_a.n, 6);
+    check_str_feeds("GET k\r\nSET k v\nMGET a b c\r\nnope\r\nPING\r\nSET q \"a b\"\r\n", BIG_MAX,
+                    false);
+    ck_assert_uint_eq(run_a.n, 7);
+}
+END_TEST
+
+START_TEST(test_inline_args)
+{
+    size_t cur = 0, alen;
+    uint8_t out[16];
+    const char *s = "  a  \"b c\" 'd'";
+
+    ck_assert_int_eq(redis_inline_next_arg((const uint8_t *)s, strlen(s), &cur, out, &alen), 1);
+    ck_assert_uint_eq(alen, 1);
+    ck_assert_int_eq(out[0], 'a');
+    ck_assert_int_eq(redis_inline_next_arg((const uint8_t *)s, strlen(s), &cur, out, &alen), 1);
+    ck_assert(alen == 3 && memcmp(out, "b c", 3) == 0);
+    ck_assert_int_eq(redis_inline_next_arg((const uint8_t *)s, strlen(s), &cur, NULL, &alen), 1);
+    ck_assert_uint_eq(alen, 1);
+    ck_assert_int_eq(redis_inline_next_arg((const uint8_t *)s, strlen(s), &cur, out, &alen), 0);
+    cur = 0;
+    ck_assert_int_eq(redis_inline_next_arg((const uint8_t *)"\"x", 2, &cur, out, &alen), -1);
 }
 END_TEST
 
 START_TEST(test_inline_too_long)
 {
     const char *tl = "-ERR Protocol error: too big inline request\r\n";
-    size_t n = REDIS_MAX_INLINE;
+    size_t n = REDIS_INLINE_SEARCH;
     char *s = malloc(n + 3);
     struct redis_req r;
 
     ck_assert_ptr_nonnull(s);
-    /* a line of exactly REDIS_MAX_INLINE bytes with its '\n' is fine */
+    /* a line whose '\n' is the last byte Redis would look at is fine */
     memcpy(s, "ECHO ", 5);
     memset(s + 5, 'a', n - 5);
     s[n - 2] = '\r';
@@ -842,6 +899,8 @@ START_TEST(test_inline_too_long)
     s[n] = '\0';
     r = req_ok(s, "echo");
     ck_assert_uint_eq(r.total_len, n);
+    /* so is one over Redis's 64 KiB inline limit */
+    ck_assert_uint_gt(n, REDIS_MAX_INLINE + 1024);
     /* one byte more is not */
     s[n - 2] = 'a';
     s[n - 1] = '\r';
@@ -1323,6 +1382,7 @@ proto_redis_suite(void)
     tcase_add_test(req, test_empty);
     tcase_add_test(req, test_too_large);
     tcase_add_test(req, test_inline);
+    tcase_add_test(req, test_inline_args);
     tcase_add_test(req, test_inline_too_long);
     tcase_add_test(req, test_binary_values);
     tcase_add_test(req, test_next_arg);
