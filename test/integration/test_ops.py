@@ -31,8 +31,6 @@ Run by automake (exit 0/1/77), or directly:
 """
 
 import hashlib
-import http.client
-import json
 import math
 import os
 import re
@@ -47,6 +45,8 @@ import time
 sys.dont_write_bytecode = True   # never write into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+from helpers import (SANITIZED, PromError, histogram, http_get, metric,  # noqa: E402
+                     parse_prometheus, scrape, stats_json, stats_raw, wait_for)
 
 
 POOL_COUNTERS = ("client_eof", "client_err", "server_ejects", "forward_error", "fragments")
@@ -59,19 +59,6 @@ POOL_STATS = POOL_COUNTERS + POOL_GAUGES
 SERVER_STATS = SERVER_COUNTERS + SERVER_GAUGES
 TOP_KEYS = ("service", "source", "version", "uptime", "timestamp", "total_connections",
             "curr_connections")
-
-
-def _sanitized_build(path):
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        return False
-    return b"__asan_init" in data or b"__ubsan_handle" in data or b"__tsan_init" in data
-
-
-# Time windows are asserted on the normal build only (TESTING.md "Timing").
-SANITIZED = _sanitized_build(h.CACHEMUX)
 
 
 def B(x):
@@ -99,289 +86,6 @@ def spread_keys(prefix, n):
     # fnv1a_64 mixes similar short keys poorly: vary them
     return ["%s%d:%s" % (prefix, i, hashlib.md5(b"%s%d" % (B(prefix), i)).hexdigest()[:8])
             for i in range(n)]
-
-
-# --------------------------------------------------------------------------
-# stats port, HTTP
-
-def stats_raw(port, timeout=5):
-    """The bytes of one stats document: connect, send nothing, read to EOF."""
-    s = socket.create_connection((h.HOST, port), timeout=h.scaled(timeout))
-    try:
-        out = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                return out
-            out += d
-    finally:
-        s.close()
-
-
-def _no_duplicates(pairs):
-    keys = [k for k, _ in pairs]
-    dup = sorted({k for k in keys if keys.count(k) > 1})
-    if dup:
-        raise ValueError("duplicate JSON keys %s" % dup)
-    return dict(pairs)      # insertion order kept
-
-
-def stats_json(port):
-    raw = stats_raw(port)
-    try:
-        return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except ValueError as e:
-        raise AssertionError("stats document is not valid JSON (%s): %r" % (e, raw[:500]))
-
-
-def http_get(port, path, timeout=5):
-    """(status, content-type, body bytes) of GET path."""
-    c = http.client.HTTPConnection(h.HOST, port, timeout=h.scaled(timeout))
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, r.getheader("Content-Type"), r.read()
-    finally:
-        c.close()
-
-
-# --------------------------------------------------------------------------
-# a strict parser of the Prometheus text exposition format 0.0.4
-
-class PromError(AssertionError):
-    pass
-
-
-_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-_LABEL = r"[a-zA-Z_][a-zA-Z0-9_]*"
-_NAME_RE = re.compile(_NAME + r"$")
-_SAMPLE_RE = re.compile(r"(" + _NAME + r")(\{.*\})? (\S+)( -?[0-9]+)?$")
-_FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
-_TYPES = ("counter", "gauge", "histogram", "summary", "untyped")
-
-
-def _parse_float(s, where):
-    if s in ("+Inf", "Inf"):
-        return math.inf
-    if s == "-Inf":
-        return -math.inf
-    if s == "NaN":
-        return math.nan
-    if not _FLOAT_RE.match(s):
-        raise PromError("%s: bad value %r" % (where, s))
-    return float(s)
-
-
-def _parse_labels(text, where):
-    """text is '{...}'; returns a dict. Values use the \\\\ \\" \\n escapes."""
-    labels = {}
-    i, n = 1, len(text) - 1
-    while i < n:
-        m = re.compile(_LABEL).match(text, i)
-        if not m:
-            raise PromError("%s: bad label name at %r" % (where, text[i:]))
-        name = m.group(0)
-        i = m.end()
-        if text[i:i + 2] != '="':
-            raise PromError("%s: expected =\" after label %s" % (where, name))
-        i += 2
-        val = []
-        while True:
-            if i >= n:
-                raise PromError("%s: unterminated label value" % where)
-            ch = text[i]
-            if ch == "\\":
-                e = text[i + 1:i + 2]
-                if e not in ("\\", '"', "n"):
-                    raise PromError("%s: bad escape \\%s in label value" % (where, e))
-                val.append("\n" if e == "n" else e)
-                i += 2
-            elif ch == '"':
-                i += 1
-                break
-            elif ch == "\n":
-                raise PromError("%s: newline in label value" % where)
-            else:
-                val.append(ch)
-                i += 1
-        if name in labels:
-            raise PromError("%s: duplicate label %s" % (where, name))
-        if name.startswith("__"):
-            raise PromError("%s: reserved label name %s" % (where, name))
-        labels[name] = "".join(val)
-        if i < n:
-            if text[i] != ",":
-                raise PromError("%s: expected , between labels at %r" % (where, text[i:]))
-            i += 1
-    return labels
-
-
-class Family:
-    def __init__(self, name):
-        self.name = name
-        self.help = None
-        self.type = None
-        self.samples = []       # (sample name, labels dict, value)
-
-
-def parse_prometheus(text):
-    """{family name: Family}. Raises PromError on anything the 0.0.4 text
-    format does not allow, on a sample whose family has no HELP and TYPE
-    declared before it, on families that are not contiguous, on duplicate
-    series, and on histograms that are not well formed."""
-    if not text.endswith("\n"):
-        raise PromError("exposition does not end with a newline")
-    fams = {}
-    order = []
-    current = None
-    closed = set()
-
-    def family(name, where):
-        nonlocal current
-        if name in closed:
-            raise PromError("%s: lines of %s are not contiguous" % (where, name))
-        if current is not None and current != name:
-            closed.add(current)
-        current = name
-        if name not in fams:
-            fams[name] = Family(name)
-            order.append(name)
-        return fams[name]
-
-    for lineno, line in enumerate(text.split("\n")[:-1], 1):
-        where = "line %d %r" % (lineno, line[:120])
-        if line == "":
-            continue
-        if line.startswith("#"):
-            parts = line.split(" ", 3)
-            if len(parts) >= 3 and parts[1] in ("HELP", "TYPE"):
-                name = parts[2]
-                if not _NAME_RE.match(name):
-                    raise PromError("%s: bad metric name" % where)
-                f = family(name, where)
-                rest = parts[3] if len(parts) > 3 else ""
-                if parts[1] == "HELP":
-                    if f.help is not None:
-                        raise PromError("%s: second HELP for %s" % (where, name))
-                    if re.search(r"\\[^\\n]", rest.replace("\\\\", "")):
-                        raise PromError("%s: bad escape in HELP" % where)
-                    f.help = rest
-                else:
-                    if f.type is not None:
-                        raise PromError("%s: second TYPE for %s" % (where, name))
-                    if f.samples:
-                        raise PromError("%s: TYPE after samples of %s" % (where, name))
-                    if rest not in _TYPES:
-                        raise PromError("%s: unknown type %r" % (where, rest))
-                    f.type = rest
-            continue      # any other comment
-        m = _SAMPLE_RE.match(line)
-        if not m:
-            raise PromError("%s: not a sample line" % where)
-        sname, ltext, vtext = m.group(1), m.group(2), m.group(3)
-        labels = _parse_labels(ltext, where) if ltext else {}
-        value = _parse_float(vtext, where)
-        fname = sname
-        for suffix in ("_bucket", "_sum", "_count"):
-            base = sname[:-len(suffix)]
-            if sname.endswith(suffix) and base in fams and fams[base].type == "histogram":
-                fname = base
-        if fname not in fams or fams[fname].type is None:
-            raise PromError("%s: sample of %s without a TYPE line before it" % (where, sname))
-        f = family(fname, where)
-        if f.help is None:
-            raise PromError("%s: %s has no HELP" % (where, fname))
-        if f.type == "histogram":
-            if sname == fname:
-                raise PromError("%s: plain sample in histogram %s" % (where, fname))
-            if sname.endswith("_bucket") != ("le" in labels):
-                raise PromError("%s: le label only (and always) on _bucket samples" % where)
-        elif "le" in labels and f.type != "untyped":
-            raise PromError("%s: le label on a %s" % (where, f.type))
-        if f.type in ("counter", "histogram") and value < 0:
-            raise PromError("%s: negative %s value" % (where, f.type))
-        if f.type == "counter" and not sname.endswith("_total"):
-            raise PromError("%s: counter %s does not end in _total" % (where, sname))
-        f.samples.append((sname, labels, value))
-
-    for name in order:
-        f = fams[name]
-        if f.type is None:
-            raise PromError("%s has HELP but no TYPE" % name)
-        seen = set()
-        for sname, labels, _ in f.samples:
-            key = (sname, tuple(sorted(labels.items())))
-            if key in seen:
-                raise PromError("duplicate series %s%s" % (sname, labels))
-            seen.add(key)
-        if f.type == "histogram":
-            _check_histogram(f)
-    return fams
-
-
-def _check_histogram(f):
-    groups = {}
-    for sname, labels, value in f.samples:
-        key = tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
-        g = groups.setdefault(key, {"buckets": [], "sum": None, "count": None})
-        if sname == f.name + "_bucket":
-            g["buckets"].append((labels["le"], value))
-        elif sname == f.name + "_sum":
-            g["sum"] = value
-        else:
-            g["count"] = value
-    for key, g in groups.items():
-        what = "%s%s" % (f.name, dict(key))
-        if not g["buckets"] or g["sum"] is None or g["count"] is None:
-            raise PromError("%s: needs buckets, _sum and _count" % what)
-        les = [_parse_float(le, what) for le, _ in g["buckets"]]
-        if les[-1] != math.inf or g["buckets"][-1][0] != "+Inf":
-            raise PromError("%s: last bucket is not le=\"+Inf\"" % what)
-        if any(not a < b for a, b in zip(les, les[1:])):
-            raise PromError("%s: le values not increasing: %s" % (what, les))
-        counts = [c for _, c in g["buckets"]]
-        if any(c != int(c) for c in counts) or g["count"] != int(g["count"]):
-            raise PromError("%s: non-integer bucket counts" % what)
-        if any(a > b for a, b in zip(counts, counts[1:])):
-            raise PromError("%s: buckets not cumulative: %s" % (what, counts))
-        if g["count"] != counts[-1]:
-            raise PromError("%s: _count %s != +Inf bucket %s" % (what, g["count"], counts[-1]))
-        if g["sum"] < 0 or math.isnan(g["sum"]):
-            raise PromError("%s: bad _sum %s" % (what, g["sum"]))
-
-
-def metric(fams, name, **labels):
-    """Value of the one sample name{labels} (all labels given)."""
-    fname = name
-    for suffix in ("_bucket", "_sum", "_count"):
-        if name.endswith(suffix) and name[:-len(suffix)] in fams:
-            fname = name[:-len(suffix)]
-    f = fams.get(fname)
-    if f is None:
-        raise AssertionError("no metric family %s" % name)
-    hits = [v for s, l, v in f.samples if s == name and l == labels]
-    if len(hits) != 1:
-        raise AssertionError("%d samples %s%s" % (len(hits), name, labels))
-    return hits[0]
-
-
-def histogram(fams, name, **labels):
-    """({le float: cumulative count}, sum, count) of one histogram series."""
-    f = fams[name]
-    buckets = {}
-    for s, l, v in f.samples:
-        if s == name + "_bucket" and {k: x for k, x in l.items() if k != "le"} == labels:
-            buckets[_parse_float(l["le"], name)] = v
-    if not buckets:
-        raise AssertionError("no histogram %s%s" % (name, labels))
-    return buckets, metric(fams, name + "_sum", **labels), metric(fams, name + "_count", **labels)
-
-
-def scrape(port):
-    status, ctype, body = http_get(port, "/metrics")
-    if status != 200:
-        raise AssertionError("GET /metrics: %d %r" % (status, body[:200]))
-    return ctype, parse_prometheus(body.decode("utf-8"))
 
 
 # --------------------------------------------------------------------------
@@ -472,17 +176,6 @@ def recv_raw(sock, n, timeout):
             return data, "eof"
         data += d
     return data, "ok"
-
-
-def wait_for(pred, timeout, what, interval=0.02):
-    deadline = time.time() + h.scaled(timeout)
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise AssertionError("timed out after %.1fs waiting for %s" % (h.scaled(timeout), what))
-        time.sleep(interval)
 
 
 def read_file(path):

@@ -1121,6 +1121,49 @@ class Errors(RedisCase):
         self.assertEqual(raw(c, b"GET\r\n"), wrong_arity("get"))
         self.assertServes(c)
 
+    def test_inline_quotes_split_as_redis_does(self):
+        """Inline arguments are split as Redis splits them (quotes and
+        escapes): each line gets the reply redis-server itself gives, and
+        the value stored is the decoded one. An inline line over Redis's
+        64 KiB limit is accepted as far as Redis accepts one; unbalanced
+        quotes close the conn after Redis's error."""
+        lines = [b'SET qk "hello world"', b"GET qk", b"SET q2 'it\\'s'", b"GET q2",
+                 b'SET q3 "a\\x41\\n\\"b"', b"GET q3", b'ECHO "\\t tab"', b"ECHO ''",
+                 b'"get" qk', b"SET q4 ab\"c d\"", b"GET q4", b'SET q5 "x"y', b"GET q5"]
+        want = []
+        for ln in lines:
+            # one conn per line: a protocol error closes it
+            with h.Client(self.backends[0].port) as d:
+                d.send(ln + b"\r\n")
+                want.append(d.read_resp(1)[0])
+        direct_flush(self.backends[0])
+        c = self.client()
+        for ln, w in zip(lines, want):
+            if w.startswith(b"-ERR Protocol error"):
+                continue    # closes the conn: checked last
+            c.send(ln + b"\r\n")
+            self.assertEqual(c.read_resp(1)[0], w, ln)
+        self.assertEqual(len(self.where("qk")), 1)
+        # the longest inline line Redis takes (its '\n' in the 16 KiB read
+        # that crosses 64 KiB) and one byte more
+        for n, ok in ((81920, True), (81921, False)):
+            c2 = self.client()
+            c2.send(b"SET long " + b"a" * (n - 11) + b"\r\n")
+            if ok:
+                self.assertEqual(c2.read_resp(1)[0], OK)
+                self.assertEqual(c2.resp("STRLEN", "long"), integer(n - 11))
+            else:
+                self.assertEqual(c2.read_resp(1)[0],
+                                 err("ERR Protocol error: too big inline request"))
+                self.assertClosed(c2)
+        bad = [ln for ln, w in zip(lines, want) if w.startswith(b"-ERR Protocol error")]
+        self.assertEqual(bad, [b'SET q5 "x"y'])
+        c3 = self.client()
+        c3.send(b"PING\r\n" + bad[0] + b"\r\nPING\r\n")
+        self.assertEqual(c3.read_resp(2), [PONG, err("ERR Protocol error: unbalanced quotes "
+                                                      "in request")])
+        self.assertClosed(c3)
+
     def test_backend_error_replies_pass_through(self):
         c = self.client()
         c.resp("SET", "str", "x")

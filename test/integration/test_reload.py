@@ -1322,5 +1322,66 @@ class MoreReloadRulesTest(ReloadTest):
         self.assertGreater(moved, 15, "md5/modula placed the keys like fnv1a_64/ketama")
 
 
+
+# --------------------------------------------------------------------------
+# reload deadlines: nothing a reload retires can be held forever
+
+class RetireDeadlineTest(ReloadTest):
+
+    @h.requires("memcached")
+    def test_stalled_request_of_removed_pool_closed_after_drain_timeout(self):
+        """A removed pool's client stuck in a partial request never reaches
+        a request boundary: it is closed once shutdown_timeout has passed,
+        and the pool is then freed."""
+        m1, m2 = self.memcached(name="s1"), self.memcached(name="s2")
+        base, gone = h.Pool("base", [m1]), h.Pool("gone", [m2])
+        px = self.rcachemux([base, gone], workers=1, globals_={"shutdown_timeout": 1500})
+        stall = h.Client(px.port("gone"))
+        self.addCleanup(stall.close)
+        self.assertEqual(stall.request(mc_set("k", "v")), b"STORED\r\n")
+        stall.send(b"set half 0 0 10\r\nabc")
+        time.sleep(h.scaled(0.2))
+        t0 = time.time()
+        line, off = px.reload(pools=[base])
+        self.assertIn("1 removed", line)
+        self.assertOpen(stall, 0.5, "the stalled client before the drain timeout")
+        self.assertClosed(stall, 6.0, "the stalled client of the removed pool")
+        waited = time.time() - t0
+        px.wait_log(r"pool gone: removed; closing 1 clients still busy after the drain timeout",
+                    since=off)
+        px.wait_log(r"pool gone: removed$", since=off)
+        if not SANITIZED:
+            self.assertGreater(waited, 1.2)
+            self.assertLess(waited, 4.0)
+        with px.client("base") as c:
+            self.assertEqual(c.request(mc_set("b", "1")), b"STORED\r\n")
+
+    @h.requires("redis-server")
+    def test_timeout_turned_off_with_a_stuck_retiring_server(self):
+        """A server that leaves the pool in a reload that also turns the
+        timeout off still closes its stuck conn (an unanswered tombstone) a
+        further timeout later: each request keeps the timeout it was queued
+        with."""
+        r1, r2 = self.redis(name="r1"), self.redis(name="r2")
+        p = h.Pool("p", [r1, r2], redis=True, timeout=300)
+        px = self.rcachemux([p], workers=1)
+        keys = [skey(b"stuck%d" % i) for i in range(50)]
+        loc = h.locate(px.conf, "p", keys)
+        k1 = [k for k in keys if loc[k] == "r1"][0]
+        c = px.client()
+        self.addCleanup(c.close)
+        self.assertEqual(c.resp("SET", k1, "v"), b"+OK\r\n")
+        self.assertEqual(len(cm_conns_to(px.proc.pid, r1.port)), 1)
+        os.kill(r1.proc.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, r1.proc.pid, signal.SIGCONT)
+        self.assertEqual(c.resp("GET", k1, timeout=5), b"-ERR Connection timed out\r\n")
+        # r1 leaves and the timeout goes: its conn still holds the tombstone
+        line, off = px.reload(pools=[h.Pool("p", [r2], redis=True, port=p.port)])
+        self.assertIn("1 changed", line)
+        self.wait_no_conns(px, r1.port, "the retired, stuck server", timeout=3.0)
+        os.kill(r1.proc.pid, signal.SIGCONT)
+        self.assertEqual(c.resp("SET", k1, "w"), b"+OK\r\n")
+
+
 if __name__ == "__main__":
     h.main(require=("memcached", "redis-server"), test_timeout=300)
