@@ -13,7 +13,7 @@
 #include <event2/event.h>
 #include <stddef.h>
 
-struct conf;
+struct gen;
 struct registry;
 
 /* Reload outcomes, kept by the supervisor, shown in /metrics. */
@@ -27,12 +27,12 @@ struct admin;
 
 /* Listen on the conf's stats address (SO_REUSEPORT, so a successor process
    can share it). Returns NULL with a reason in err. */
-struct admin *admin_start(struct event_base *base, const struct conf *c,
+struct admin *admin_start(struct event_base *base, const struct gen *g,
                           const struct registry *reg, const struct admin_reloads *reloads,
                           char *err, size_t errlen);
 
-/* Render the pools of c from now on (after a reload). */
-void admin_set_conf(struct admin *a, const struct conf *c);
+/* Render the pools of g from now on (after a reload). */
+void admin_set_gen(struct admin *a, const struct gen *g);
 /* From now on /healthz answers 503 (graceful stop in progress). */
 void admin_set_stopping(struct admin *a);
 void admin_stop(struct admin *a);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "conf_value.h"
 #include "dist.h"
 #include "hash.h"
 
@@ -29,35 +30,8 @@
 #define CONF_DEFAULT_MAX_REPLY_SIZE 1073741824ULL
 #define CONF_DEFAULT_SHUTDOWN_TIMEOUT 30000
 #define CONF_DEFAULT_LOG_LEVEL 5
-#define CONF_MAX_LINE 198  /* a line of 199 bytes or more is an error */
-
-/* A listen or server address as written: host:port, [v6]:port or a unix path. */
-struct conf_addr {
-    char *host;         /* host name or literal, or the unix socket path */
-    int port;           /* 0 for unix */
-    bool is_unix;
-    int perm;           /* unix listen mode (octal in the file), -1 if not given */
-    /* Filled by the supervisor's resolver (net_resolve), not by conf. */
-    struct sockaddr_storage sa;
-    socklen_t salen;
-};
-
-struct reg_pool;
-struct reg_server;
-
-struct conf_server {
-    struct reg_server *reg;         /* filled by the supervisor: counters, shared state */
-    char *ident;        /* identity: name, else host:port, host (port 11211) or path: */
-    char *name;         /* NULL when the line has none */
-    struct conf_addr addr;
-    uint32_t weight;
-    int line;           /* line of its "server =" */
-};
 
 struct conf_pool {
-    struct reg_pool *reg;           /* filled by the supervisor: counters, shared state */
-    int listen_fd;                  /* filled by the supervisor: shared unix listener, or -1 */
-    unsigned long listen_ino;       /* its inode, to unlink only our own socket */
     char *name;
     int line;                       /* line of the [pool NAME] header */
     struct conf_addr listen;
@@ -132,14 +106,5 @@ bool conf_server_same_addr(const struct conf_server *a, const struct conf_server
 
 /* The pool called name, or NULL. */
 const struct conf_pool *conf_pool_find(const struct conf *c, const char *name);
-
-/*
- * Parse "host:port", "[v6]:port" or "/path [octal perm]" (listen) into a.
- * allow_perm: a unix path may be followed by a mode. Returns 0 or -1 with a
- * reason in err. On success a is overwritten and a->host is malloc'd (the
- * caller frees it); on error a is untouched. IPv6 needs brackets. Defined in
- * conf_scan.c, with the rest of the value syntax.
- */
-int conf_parse_addr(const char *s, bool allow_perm, struct conf_addr *a, char *err, size_t errlen);
 
 #endif

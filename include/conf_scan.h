@@ -27,6 +27,8 @@
 
 #include "util.h"
 
+#define CONF_MAX_LINE 198  /* a line of 199 bytes or more is an error */
+
 /* A "[...]" line. */
 struct conf_scan_section {
     char *name;         /* the bytes between '[' and ']' as written */
@@ -87,22 +89,6 @@ int conf_scan_line(const struct conf_scan *s, int section, const char *key,
  * handler "I"); "" (keys before any header) gives -1; anything else -2.
  */
 int conf_scan_section_index(const struct conf_scan *s, const char *inih_section);
-
-struct conf_server;
-
-/*
- * Parse a server line's value, "host:port:weight [name]" or
- * "/path:weight [name]" (weight 1..1000000; IPv6 as [addr]:port), into *srv:
- * addr, weight, name (NULL if none) and identity (name; else host:port, or
- * host alone when the port is 11211, or "path:" for a unix socket, as
- * twemproxy names them). srv->line is left 0. Returns 0, or -1 with a reason
- * in err and nothing allocated.
- */
-int conf_scan_server(const char *v, struct conf_server *srv, char *err, size_t errlen);
-
-/* Whether c may appear in a pool or server name: printable ASCII other than
- * space, '"' and '\' (names end up in JSON stats and log lines). */
-bool conf_scan_name_char(char c);
 
 /*
  * Copy at most max bytes of p[0..n) into dst (dstlen >= max + 4) for a

@@ -13,28 +13,40 @@
 
 #include "util.h"
 
-struct conf_addr;
+/* A resolved socket address: TCP (v4, v6) or unix. */
+struct net_addr {
+    struct sockaddr_storage sa;
+    socklen_t len;
+};
 
-/* Resolve a->host/port into a->sa (first address; unix paths copied).
-   Returns 0 or -1 with a reason in err. Blocking: supervisor only. */
-int net_resolve(struct conf_addr *a, char *err, size_t errlen) MUSTCHECK;
+static inline bool
+net_addr_is_unix(const struct net_addr *a)
+{
+    return a->sa.ss_family == AF_UNIX;
+}
+
+/* Resolve host and port (the first address), or the unix path host when
+   is_unix, into *out. Returns 0 or -1 with a reason in err. Blocking:
+   supervisor only. */
+int net_resolve(const char *host, int port, bool is_unix, struct net_addr *out, char *err,
+                size_t errlen) MUSTCHECK;
 
 /* A listening, non-blocking TCP socket on a; reuseport sets SO_REUSEPORT.
    Returns fd or -errno. */
-int net_listen_tcp(const struct conf_addr *a, int backlog, bool reuseport) MUSTCHECK;
+int net_listen_tcp(const struct net_addr *a, int backlog, bool reuseport) MUSTCHECK;
 
 /* Bind (without listening) to check that a is usable; closes at once.
    Returns 0 or -errno. */
-int net_probe_tcp(const struct conf_addr *a, bool reuseport) MUSTCHECK;
+int net_probe_tcp(const struct net_addr *a, bool reuseport) MUSTCHECK;
 
-/* A listening unix socket at a->host with mode a->perm (if >= 0). A stale
-   socket file (nobody listening) is replaced; a live one is -EADDRINUSE.
-   Returns fd or -errno. */
-int net_listen_unix(const struct conf_addr *a, int backlog) MUSTCHECK;
+/* A listening unix socket at a with mode perm (if >= 0). A stale socket
+   file (nobody listening) is replaced; a live one is -EADDRINUSE. Returns
+   fd or -errno. */
+int net_listen_unix(const struct net_addr *a, int perm, int backlog) MUSTCHECK;
 
 /* Start a non-blocking connect to a. Returns fd (connect may still be in
    progress) or -errno. */
-int net_connect(const struct conf_addr *a) MUSTCHECK;
+int net_connect(const struct net_addr *a) MUSTCHECK;
 
 /* The pending error of a connecting socket (SO_ERROR), 0 when connected. */
 int net_socket_error(int fd);

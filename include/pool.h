@@ -25,9 +25,12 @@
 
 struct conf_pool;
 struct conf_server;
+struct gen_pool;
+struct gen_server;
 
 struct pool_server {
     const struct conf_server *cs;
+    const struct gen_server *gs;    /* its address and registry record */
     struct pool *pool;
     struct conn *conns;             /* [nconns] server conns of this worker */
     uint32_t nconns;
@@ -47,6 +50,7 @@ TAILQ_HEAD(pool_server_tqh, pool_server);
 
 struct pool {
     const struct conf_pool *cp;
+    const struct gen_pool *gp;      /* the generation's bindings of cp */
     struct conn_ctx *ctx;
     struct pool_server **servers;   /* [nservers], identity order */
     size_t nservers;
@@ -62,9 +66,10 @@ struct pool {
     bool retiring;                  /* removed by a reload: clients close at a boundary */
 };
 
-/* Build p from cp for ctx's worker. Returns 0 or -1 (out of memory). */
-int pool_init(struct pool *p, const struct conf_pool *cp, struct conn_ctx *ctx,
-              event_callback_fn server_cb) MUSTCHECK;
+/* Build p from cp (bound by gp) for ctx's worker. Returns 0 or -1 (out of
+   memory). */
+int pool_init(struct pool *p, const struct conf_pool *cp, const struct gen_pool *gp,
+              struct conn_ctx *ctx, event_callback_fn server_cb) MUSTCHECK;
 /* Close every server conn and free p's memory (clients are the caller's). */
 void pool_destroy(struct pool *p);
 
@@ -72,7 +77,7 @@ void pool_destroy(struct pool *p);
 void pool_server_free(struct pool_server *s);
 
 /* cp is equal to p's config (conf_pool_equal): only switch the pointers. */
-void pool_retarget(struct pool *p, const struct conf_pool *cp);
+void pool_retarget(struct pool *p, const struct conf_pool *cp, const struct gen_pool *gp);
 
 /*
  * Switch p to cp (same name, listen and protocol; other settings or servers
@@ -80,7 +85,7 @@ void pool_retarget(struct pool *p, const struct conf_pool *cp);
  * conns; each server that leaves is passed to retire(arg, s) and is the
  * caller's from then on. Returns 0 or -1 (out of memory: p unchanged).
  */
-int pool_reconfigure(struct pool *p, const struct conf_pool *cp,
+int pool_reconfigure(struct pool *p, const struct conf_pool *cp, const struct gen_pool *gp,
                      void (*retire)(void *arg, struct pool_server *s), void *arg) MUSTCHECK;
 
 /*

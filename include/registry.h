@@ -6,8 +6,8 @@
  * its counters and ejection state carry over; records are never freed
  * before the workers are joined, so the supervisor can read counters while
  * workers switch generations. Only the supervisor adds records (before it
- * publishes a generation); workers reach them through conf_pool->reg and
- * conf_server->reg.
+ * publishes a generation); workers reach them through the generation's
+ * gen_pool->reg and gen_server->reg.
  */
 #ifndef CMX_REGISTRY_H
 #define CMX_REGISTRY_H
@@ -18,7 +18,7 @@
 #include "stats.h"
 #include "util.h"
 
-struct conf;
+struct gen;
 
 /* Shared by the workers: when the server is ejected until (one relaxed load
    when routing; a CAS by the worker that ejects it, so an ejection is
@@ -53,8 +53,8 @@ struct registry {
 int registry_init(struct registry *r, int nworkers) MUSTCHECK;
 void registry_free(struct registry *r);
 
-/* Point every pool and server of c at its record, creating missing ones.
-   Returns 0 or -1 (out of memory). */
-int registry_attach(struct registry *r, struct conf *c) MUSTCHECK;
+/* Point every pool and server of g at its record, creating missing ones
+   (before g is published). Returns 0 or -1 (out of memory). */
+int registry_attach(struct registry *r, struct gen *g) MUSTCHECK;
 
 #endif

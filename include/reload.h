@@ -12,18 +12,19 @@
 struct cli_opts;
 struct conf;
 struct conf_errors;
+struct gen;
 
 struct reload_summary {
     size_t added, removed, changed, kept;
 };
 
 /*
- * Load o->conf_file as the successor of cur. Returns the new configuration
- * (resolved, overrides applied) with sum filled, or NULL with every problem
- * in errs as FILE:LINE messages.
+ * Load o->conf_file as the successor of cur. Returns the new generation
+ * (resolved, overrides applied; no registry records or listeners yet) with
+ * sum filled, or NULL with every problem in errs as FILE:LINE messages.
  */
-struct conf *reload_load(const struct cli_opts *o, const struct conf *cur,
-                         struct conf_errors *errs, struct reload_summary *sum);
+struct gen *reload_load(const struct cli_opts *o, const struct gen *cur,
+                        struct conf_errors *errs, struct reload_summary *sum);
 
 /* Apply the [cachemux] settings that take effect on reload (log level and
    file) unless the command line set them. */

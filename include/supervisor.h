@@ -9,19 +9,12 @@
 #include "util.h"
 
 struct cli_opts;
-struct conf;
-struct conf_errors;
+struct gen;
 
 /*
- * Resolve every listen and server address of c (blocking DNS: supervisor
- * only). Problems are added to errs as FILE:LINE messages. Returns 0 or -1.
+ * Run the proxy with g (validated, resolved, overrides applied; see gen.h)
+ * until SIGTERM/SIGINT. Takes ownership of g. Returns the process exit code.
  */
-int supervisor_resolve(struct conf *c, struct conf_errors *errs) MUSTCHECK;
-
-/*
- * Run the proxy with c (already validated, resolved and overridden) until
- * SIGTERM/SIGINT. Takes ownership of c. Returns the process exit code.
- */
-int supervisor_run(struct conf *c, const struct cli_opts *o);
+int supervisor_run(struct gen *g, const struct cli_opts *o);
 
 #endif

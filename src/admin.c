@@ -23,14 +23,17 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "gen.h"
 #include "log.h"
 #include "net.h"
 #include "registry.h"
 #include "stats.h"
 #include "util.h"
 
+#define ADMIN_BACKLOG 128
+
 struct admin {
-    const struct conf *conf;
+    const struct gen *gen;          /* the generation whose pools are shown */
     const struct registry *reg;
     const struct admin_reloads *reloads;
     int stats_fd;
@@ -68,7 +71,7 @@ admin_snapshot_free(struct admin_snapshot *s)
 static int
 admin_snapshot(const struct admin *a, struct admin_snapshot *s)
 {
-    const struct conf *c = a->conf;
+    const struct conf *c = a->gen->conf;
     size_t nserv = 0, base = 0;
 
     memset(s, 0, sizeof(*s));
@@ -99,6 +102,7 @@ admin_snapshot(const struct admin *a, struct admin_snapshot *s)
     }
     for (size_t p = 0; p < c->npools; p++) {
         const struct conf_pool *cp = &c->pools[p];
+        const struct gen_pool *gp = &a->gen->pools[p];
         struct stats_pool_view *v = &s->views[p];
         v->name = cp->name;
         v->nservers = cp->nservers;
@@ -110,7 +114,7 @@ admin_snapshot(const struct admin *a, struct admin_snapshot *s)
             s->names[base + k] = cp->servers[k].ident;
         }
         for (int w = 0; w < nworkers; w++) {
-            const struct stats_pool *ps = &cp->reg->st[w];
+            const struct stats_pool *ps = &gp->reg->st[w];
             for (size_t f = 0; f < STATS_POOL_NFIELDS; f++) {
                 v->f[f] += stats_get(&ps->f[f]);
             }
@@ -119,7 +123,7 @@ admin_snapshot(const struct admin *a, struct admin_snapshot *s)
             }
             stats_hist_sum(&v->hist, &ps->hist);
             for (size_t k = 0; k < cp->nservers; k++) {
-                const struct stats_server *ss = &cp->servers[k].reg->st[w];
+                const struct stats_server *ss = &gp->servers[k].reg->st[w];
                 for (size_t f = 0; f < STATS_SERVER_NFIELDS; f++) {
                     s->sf[base + k][f] += stats_get(&ss->f[f]);
                 }
@@ -132,7 +136,7 @@ admin_snapshot(const struct admin *a, struct admin_snapshot *s)
         /* Ejection time is shared state, not a per-worker sum. */
         for (size_t k = 0; k < cp->nservers; k++) {
             s->sf[base + k][STATS_S_server_ejected_at] = atomic_load_explicit(
-                &cp->servers[k].reg->shared.ejected_at_us, memory_order_relaxed);
+                &gp->servers[k].reg->shared.ejected_at_us, memory_order_relaxed);
         }
         base += cp->nservers;
     }
@@ -255,32 +259,32 @@ admin_notfound_cb(struct evhttp_request *req, void *arg)
 static int
 admin_open_metrics(struct admin *a, struct event_base *base, char *err, size_t errlen)
 {
+    const char *listen = a->gen->conf->metrics_listen;
     struct conf_addr addr;
+    struct net_addr na;
     char rerr[256];
 
     memset(&addr, 0, sizeof(addr));
-    if (conf_parse_addr(a->conf->metrics_listen, false, &addr, rerr, sizeof(rerr)) != 0 ||
-        addr.is_unix) {
-        snprintf(err, errlen, "metrics_listen '%s': %s", a->conf->metrics_listen,
+    if (conf_value_addr(listen, false, &addr, rerr, sizeof(rerr)) != 0 || addr.is_unix) {
+        snprintf(err, errlen, "metrics_listen '%s': %s", listen,
                  addr.is_unix ? "must be host:port" : rerr);
         free(addr.host);
         return -1;
     }
-    int rc = net_resolve(&addr, rerr, sizeof(rerr));
+    int rc = net_resolve(addr.host, addr.port, false, &na, rerr, sizeof(rerr));
     free(addr.host);
     if (rc != 0) {
         snprintf(err, errlen, "metrics_listen: %s", rerr);
         return -1;
     }
-    int fd = net_listen_tcp(&addr, 128, true);
+    int fd = net_listen_tcp(&na, ADMIN_BACKLOG, true);
     if (fd < 0) {
-        snprintf(err, errlen, "metrics: cannot listen on %s: %s", a->conf->metrics_listen,
-                 strerror(-fd));
+        snprintf(err, errlen, "metrics: cannot listen on %s: %s", listen, strerror(-fd));
         return -1;
     }
     a->http = evhttp_new(base);
     if (a->http == NULL || evhttp_accept_socket_with_handle(a->http, fd) == NULL) {
-        snprintf(err, errlen, "metrics: cannot serve HTTP on %s", a->conf->metrics_listen);
+        snprintf(err, errlen, "metrics: cannot serve HTTP on %s", listen);
         close(fd);
         return -1;
     }
@@ -293,24 +297,25 @@ admin_open_metrics(struct admin *a, struct event_base *base, char *err, size_t e
 }
 
 void
-admin_set_conf(struct admin *a, const struct conf *c)
+admin_set_gen(struct admin *a, const struct gen *g)
 {
-    a->conf = c;
+    a->gen = g;
 }
 
 struct admin *
-admin_start(struct event_base *base, const struct conf *c, const struct registry *reg,
+admin_start(struct event_base *base, const struct gen *g, const struct registry *reg,
             const struct admin_reloads *reloads, char *err, size_t errlen)
 {
     struct admin *a = calloc(1, sizeof(*a));
-    struct conf_addr addr;
+    const struct conf *c = g->conf;
+    struct net_addr addr;
     char rerr[256];
 
     if (a == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    a->conf = c;
+    a->gen = g;
     a->reg = reg;
     a->reloads = reloads;
     a->stats_fd = -1;
@@ -320,15 +325,12 @@ admin_start(struct event_base *base, const struct conf *c, const struct registry
     }
     a->hostname[sizeof(a->hostname) - 1] = '\0';
 
-    memset(&addr, 0, sizeof(addr));
-    addr.host = c->stats_host;
-    addr.port = c->stats_port;
-    if (net_resolve(&addr, rerr, sizeof(rerr)) != 0) {
+    if (net_resolve(c->stats_host, c->stats_port, false, &addr, rerr, sizeof(rerr)) != 0) {
         snprintf(err, errlen, "stats: %s", rerr);
         admin_stop(a);
         return NULL;
     }
-    a->stats_fd = net_listen_tcp(&addr, 128, true);
+    a->stats_fd = net_listen_tcp(&addr, ADMIN_BACKLOG, true);
     if (a->stats_fd < 0) {
         snprintf(err, errlen, "stats: cannot listen on %s:%d: %s", c->stats_host, c->stats_port,
                  strerror(-a->stats_fd));

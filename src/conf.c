@@ -344,7 +344,7 @@ set_value(struct parse *p, struct sect *s, const struct key_def *k, const char *
         return 0;
     case KEY_LISTEN: {
         char *str;
-        if (conf_parse_addr(v, true, &a, err, errlen) < 0) {
+        if (conf_value_addr(v, true, &a, err, errlen) < 0) {
             return -1;
         }
         if ((str = strdup(v)) == NULL) {
@@ -361,7 +361,7 @@ set_value(struct parse *p, struct sect *s, const struct key_def *k, const char *
     }
     case KEY_SERVER: {
         struct conf_server srv;
-        if (conf_scan_server(v, &srv, err, errlen) < 0) {
+        if (conf_value_server(v, &srv, err, errlen) < 0) {
             return -1;
         }
         if (pool->nservers == s->servers_cap) {
@@ -383,7 +383,7 @@ set_value(struct parse *p, struct sect *s, const struct key_def *k, const char *
     }
     case KEY_STATS:
     case KEY_METRICS:
-        if (conf_parse_addr(v, false, &a, err, errlen) < 0) {
+        if (conf_value_addr(v, false, &a, err, errlen) < 0) {
             return -1;
         }
         if (a.is_unix) {
@@ -486,7 +486,7 @@ setup_sections(struct parse *p)
         const char *pname = name[4] == ' ' ? name + 5 : name + 4;
         bool ok = *pname != '\0';
         for (const char *q = pname; *q != '\0'; q++) {
-            ok = ok && conf_scan_name_char(*q);
+            ok = ok && conf_value_name_char(*q);
         }
         if (!ok) {
             diag(p, h->line, "invalid pool name in [%s] (expected [pool NAME]; a name has "

@@ -16,6 +16,7 @@
 
 #include "conf.h"
 #include "conn.h"
+#include "gen.h"
 #include "log.h"
 #include "net.h"
 #include "pool.h"
@@ -146,7 +147,7 @@ listener_open(struct listener *l, struct pool *p, int shared_fd, event_callback_
         l->fd = shared_fd;
         l->owned = false;
     } else {
-        int fd = net_listen_tcp(&cp->listen, (int)cp->backlog, true);
+        int fd = net_listen_tcp(&p->gp->listen, (int)cp->backlog, true);
         if (fd < 0) {
             snprintf(err, errlen, "pool %s: cannot listen on %s: %s", cp->name, cp->listen_str,
                      strerror(-fd));

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "conf.h"
+#include "gen.h"
 #include "log.h"
 #include "stats.h"
 #include "supervisor.h"
@@ -46,22 +47,13 @@ main_install_signals(void)
     sigaction(SIGABRT, &sa, NULL);
 }
 
-/* Make -c absolute so a later reload finds the file whatever the cwd. */
-static char *
-main_abs_path(const char *path)
-{
-    char *abs = realpath(path, NULL);
-
-    return abs != NULL ? abs : strdup(path);
-}
-
 int
 main(int argc, char **argv)
 {
     struct cli_opts o;
     struct conf_errors errs = { 0 };
     struct conf *c = NULL;
-    char *conf_path;
+    struct gen *g = NULL;
 
     main_install_signals();
     if (cli_parse(argc, argv, &o) != 0) {
@@ -87,18 +79,11 @@ main(int argc, char **argv)
     log_init(o.verbose >= 0 ? o.verbose : CONF_DEFAULT_LOG_LEVEL, NULL);
     log_set_thread_tag("sup");
 
-    conf_path = main_abs_path(o.conf_file);
-    if (conf_path == NULL) {
-        fprintf(stderr, "cachemux: out of memory\n");
-        return 1;
-    }
     /* Messages name the file as the user wrote it. */
     if (conf_load(o.conf_file, &c, &errs) == 0) {
         cli_apply_overrides(&o, c);
-        if (!o.locate) {
-            if (supervisor_resolve(c, &errs) != 0) {
-                /* The messages are in errs. */
-            }
+        if (!o.locate && (g = gen_new(c, &errs)) != NULL) {
+            c = NULL;   /* g's now */
         }
     }
     if (errs.n > 0) {
@@ -108,23 +93,20 @@ main(int argc, char **argv)
         fprintf(stderr, "cachemux: configuration file '%s' syntax is invalid\n", o.conf_file);
         conf_errors_free(&errs);
         conf_free(c);
-        free(conf_path);
         return 1;
     }
     conf_errors_free(&errs);
     if (o.test_conf) {
         fprintf(stderr, "cachemux: configuration file '%s' syntax is ok\n", o.conf_file);
         conf_free(c);
-        free(conf_path);
+        gen_free(g);
         return 0;
     }
     if (o.locate) {
         int rc = cli_locate(c, o.locate);
         conf_free(c);
-        free(conf_path);
         return rc;
     }
-    log_set_level(c->log_level >= 0 ? c->log_level : CONF_DEFAULT_LOG_LEVEL);
-    free(conf_path);
-    return supervisor_run(c, &o);
+    log_set_level(g->conf->log_level >= 0 ? g->conf->log_level : CONF_DEFAULT_LOG_LEVEL);
+    return supervisor_run(g, &o);
 }

@@ -17,44 +17,43 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "conf.h"
-
 int
-net_resolve(struct conf_addr *a, char *err, size_t errlen)
+net_resolve(const char *host, int port, bool is_unix, struct net_addr *out, char *err,
+            size_t errlen)
 {
-    if (a->is_unix) {
-        struct sockaddr_un *un = (struct sockaddr_un *)&a->sa;
-        if (strlen(a->host) >= sizeof(un->sun_path)) {
-            snprintf(err, errlen, "unix socket path '%s' is too long", a->host);
+    memset(out, 0, sizeof(*out));
+    if (is_unix) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&out->sa;
+        if (strlen(host) >= sizeof(un->sun_path)) {
+            snprintf(err, errlen, "unix socket path '%s' is too long", host);
             return -1;
         }
-        memset(&a->sa, 0, sizeof(a->sa));
         un->sun_family = AF_UNIX;
-        strcpy(un->sun_path, a->host);
-        a->salen = (socklen_t)sizeof(*un);
+        strcpy(un->sun_path, host);
+        out->len = (socklen_t)sizeof(*un);
         return 0;
     }
 
     struct addrinfo hints, *res = NULL;
-    char port[16];
+    char ports[16];
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
-    snprintf(port, sizeof(port), "%d", a->port);
-    int rc = getaddrinfo(a->host, port, &hints, &res);
+    snprintf(ports, sizeof(ports), "%d", port);
+    int rc = getaddrinfo(host, ports, &hints, &res);
     if (rc != 0 || res == NULL) {
-        snprintf(err, errlen, "cannot resolve '%s': %s", a->host, gai_strerror(rc));
+        snprintf(err, errlen, "cannot resolve '%s': %s", host, gai_strerror(rc));
         return -1;
     }
-    memcpy(&a->sa, res->ai_addr, res->ai_addrlen);
-    a->salen = res->ai_addrlen;
+    memcpy(&out->sa, res->ai_addr, res->ai_addrlen);
+    out->len = res->ai_addrlen;
     freeaddrinfo(res);
     return 0;
 }
 
 static int
-net_tcp_socket(const struct conf_addr *a, bool reuseport)
+net_tcp_socket(const struct net_addr *a, bool reuseport)
 {
     int one = 1;
     int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -68,7 +67,7 @@ net_tcp_socket(const struct conf_addr *a, bool reuseport)
         close(fd);
         return -e;
     }
-    if (bind(fd, (const struct sockaddr *)&a->sa, a->salen) < 0) {
+    if (bind(fd, (const struct sockaddr *)&a->sa, a->len) < 0) {
         int e = errno;
         close(fd);
         return -e;
@@ -77,7 +76,7 @@ net_tcp_socket(const struct conf_addr *a, bool reuseport)
 }
 
 int
-net_listen_tcp(const struct conf_addr *a, int backlog, bool reuseport)
+net_listen_tcp(const struct net_addr *a, int backlog, bool reuseport)
 {
     int fd = net_tcp_socket(a, reuseport);
 
@@ -93,7 +92,7 @@ net_listen_tcp(const struct conf_addr *a, int backlog, bool reuseport)
 }
 
 int
-net_probe_tcp(const struct conf_addr *a, bool reuseport)
+net_probe_tcp(const struct net_addr *a, bool reuseport)
 {
     /* Bound but never listening: such a socket takes no share of a
        reuseport group's connections, and it is closed right away. */
@@ -107,8 +106,10 @@ net_probe_tcp(const struct conf_addr *a, bool reuseport)
 }
 
 int
-net_listen_unix(const struct conf_addr *a, int backlog)
+net_listen_unix(const struct net_addr *a, int perm, int backlog)
 {
+    const char *path = ((const struct sockaddr_un *)&a->sa)->sun_path;
+
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         return -errno;
@@ -116,31 +117,31 @@ net_listen_unix(const struct conf_addr *a, int backlog)
 
     /* A path with a live listener is an error; a stale file is replaced. */
     struct stat st;
-    if (lstat(a->host, &st) == 0) {
+    if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
             close(fd);
             return -EEXIST;
         }
         int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (probe >= 0) {
-            int live = connect(probe, (const struct sockaddr *)&a->sa, a->salen) == 0;
+            int live = connect(probe, (const struct sockaddr *)&a->sa, a->len) == 0;
             close(probe);
             if (live) {
                 close(fd);
                 return -EADDRINUSE;
             }
         }
-        unlink(a->host);
+        unlink(path);
     }
 
     /* Set the mode from the start: no window in which the socket is open. */
     mode_t old = 0;
-    if (a->perm >= 0) {
-        old = umask((mode_t)(~a->perm & 0777));
+    if (perm >= 0) {
+        old = umask((mode_t)(~perm & 0777));
     }
-    int rc = bind(fd, (const struct sockaddr *)&a->sa, a->salen);
+    int rc = bind(fd, (const struct sockaddr *)&a->sa, a->len);
     int e = errno;
-    if (a->perm >= 0) {
+    if (perm >= 0) {
         umask(old);
     }
     if (rc < 0 || listen(fd, backlog) < 0) {
@@ -152,17 +153,17 @@ net_listen_unix(const struct conf_addr *a, int backlog)
 }
 
 int
-net_connect(const struct conf_addr *a)
+net_connect(const struct net_addr *a)
 {
     int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
     if (fd < 0) {
         return -errno;
     }
-    if (!a->is_unix) {
+    if (!net_addr_is_unix(a)) {
         net_set_nodelay(fd);
     }
-    if (connect(fd, (const struct sockaddr *)&a->sa, a->salen) < 0 && errno != EINPROGRESS) {
+    if (connect(fd, (const struct sockaddr *)&a->sa, a->len) < 0 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);
         return -e;

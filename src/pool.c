@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "gen.h"
 #include "log.h"
 #include "net.h"
 
@@ -99,7 +100,7 @@ pool_server_failed(struct pool_server *s, int err, bool connect_failed)
 }
 
 static struct pool_server *
-pool_server_new(struct pool *p, const struct conf_server *cs)
+pool_server_new(struct pool *p, const struct conf_server *cs, const struct gen_server *gs)
 {
     struct pool_server *s = calloc(1, sizeof(*s));
 
@@ -107,9 +108,10 @@ pool_server_new(struct pool *p, const struct conf_server *cs)
         return NULL;
     }
     s->cs = cs;
+    s->gs = gs;
     s->pool = p;
-    s->st = &cs->reg->st[p->ctx->worker_id];
-    s->shared = &cs->reg->shared;
+    s->st = &gs->reg->st[p->ctx->worker_id];
+    s->shared = &gs->reg->shared;
     s->nconns = p->cp->server_connections;
     s->conns = calloc(s->nconns, sizeof(*s->conns));
     if (s->conns == NULL) {
@@ -152,14 +154,15 @@ pool_server_idle(const struct pool_server *s)
 }
 
 int
-pool_init(struct pool *p, const struct conf_pool *cp, struct conn_ctx *ctx,
-          event_callback_fn server_cb)
+pool_init(struct pool *p, const struct conf_pool *cp, const struct gen_pool *gp,
+          struct conn_ctx *ctx, event_callback_fn server_cb)
 {
     memset(p, 0, sizeof(*p));
     p->cp = cp;
+    p->gp = gp;
     p->ctx = ctx;
-    p->reg = cp->reg;
-    p->st = &cp->reg->st[ctx->worker_id];
+    p->reg = gp->reg;
+    p->st = &gp->reg->st[ctx->worker_id];
     p->server_cb = server_cb;
     TAILQ_INIT(&p->clients);
     p->servers = calloc(cp->nservers, sizeof(*p->servers));
@@ -168,7 +171,7 @@ pool_init(struct pool *p, const struct conf_pool *cp, struct conn_ctx *ctx,
         goto fail;
     }
     for (size_t i = 0; i < cp->nservers; i++) {
-        p->servers[i] = pool_server_new(p, &cp->servers[i]);
+        p->servers[i] = pool_server_new(p, &cp->servers[i], &gp->servers[i]);
         if (p->servers[i] == NULL) {
             goto fail;
         }
@@ -198,24 +201,28 @@ pool_destroy(struct pool *p)
 }
 
 void
-pool_retarget(struct pool *p, const struct conf_pool *cp)
+pool_retarget(struct pool *p, const struct conf_pool *cp, const struct gen_pool *gp)
 {
-    /* Equal configs list the same servers in the same (identity) order. */
+    /* Equal configs list the same servers in the same (identity) order,
+       and the registry gives equal identities the same records. */
     p->cp = cp;
+    p->gp = gp;
     for (size_t i = 0; i < p->nservers; i++) {
         p->servers[i]->cs = &cp->servers[i];
+        p->servers[i]->gs = &gp->servers[i];
         p->dservers[i].ident = cp->servers[i].ident;
     }
 }
 
 int
-pool_reconfigure(struct pool *p, const struct conf_pool *cp,
+pool_reconfigure(struct pool *p, const struct conf_pool *cp, const struct gen_pool *gp,
                  void (*retire)(void *arg, struct pool_server *s), void *arg)
 {
     struct pool_server **servers = calloc(cp->nservers, sizeof(*servers));
     struct dist_server *dservers = calloc(cp->nservers, sizeof(*dservers));
     bool *kept = calloc(p->nservers + 1, sizeof(*kept));
     const struct conf_pool *old_cp = p->cp;
+    const struct gen_pool *old_gp = p->gp;
 
     if (servers == NULL || dservers == NULL || kept == NULL) {
         goto fail;
@@ -227,6 +234,7 @@ pool_reconfigure(struct pool *p, const struct conf_pool *cp,
                        (old_cp->redis_auth != NULL && cp->redis_auth != NULL &&
                         strcmp(old_cp->redis_auth, cp->redis_auth) == 0));
     p->cp = cp;     /* new servers are made with the new server_connections */
+    p->gp = gp;
     for (size_t i = 0; i < cp->nservers; i++) {
         const struct conf_server *cs = &cp->servers[i];
         for (size_t j = 0; keep_conns && j < p->nservers; j++) {
@@ -239,9 +247,10 @@ pool_reconfigure(struct pool *p, const struct conf_pool *cp,
             }
         }
         if (servers[i] == NULL) {
-            servers[i] = pool_server_new(p, cs);
+            servers[i] = pool_server_new(p, cs, &gp->servers[i]);
             if (servers[i] == NULL) {
                 p->cp = old_cp;
+                p->gp = old_gp;
                 goto fail;
             }
         }
@@ -253,6 +262,7 @@ pool_reconfigure(struct pool *p, const struct conf_pool *cp,
     }
     for (size_t i = 0; i < cp->nservers; i++) {
         servers[i]->cs = &cp->servers[i];
+        servers[i]->gs = &gp->servers[i];
         servers[i]->idx = (uint32_t)i;
     }
     free(p->servers);
@@ -318,7 +328,7 @@ pool_connect(struct pool *p, struct conn *c)
 {
     struct pool_server *s = c->server;
     const struct conf_server *cs = s->cs;
-    int fd = net_connect(&cs->addr);
+    int fd = net_connect(&s->gs->addr);
 
     if (fd < 0) {
         char ebuf[128];

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "gen.h"
 
 int
 registry_init(struct registry *r, int nworkers)
@@ -113,17 +114,20 @@ registry_server(struct registry *r, struct reg_pool *p, const char *ident)
 }
 
 int
-registry_attach(struct registry *r, struct conf *c)
+registry_attach(struct registry *r, struct gen *g)
 {
+    const struct conf *c = g->conf;
+
     for (size_t i = 0; i < c->npools; i++) {
-        struct conf_pool *cp = &c->pools[i];
-        cp->reg = registry_pool(r, cp->name);
-        if (cp->reg == NULL) {
+        const struct conf_pool *cp = &c->pools[i];
+        struct gen_pool *gp = &g->pools[i];
+        gp->reg = registry_pool(r, cp->name);
+        if (gp->reg == NULL) {
             return -1;
         }
         for (size_t j = 0; j < cp->nservers; j++) {
-            cp->servers[j].reg = registry_server(r, cp->reg, cp->servers[j].ident);
-            if (cp->servers[j].reg == NULL) {
+            gp->servers[j].reg = registry_server(r, gp->reg, cp->servers[j].ident);
+            if (gp->servers[j].reg == NULL) {
                 return -1;
             }
         }

@@ -11,9 +11,9 @@
 
 #include "cli.h"
 #include "conf.h"
+#include "gen.h"
 #include "log.h"
 #include "net.h"
-#include "supervisor.h"
 
 static bool
 reload_str_eq(const char *a, const char *b)
@@ -58,8 +58,10 @@ reload_keep_restart_settings(const struct conf *cur, struct conf *nc)
 
 /* New TCP listen addresses must be bindable before workers try them. */
 static void
-reload_check_new_listens(const struct conf *cur, const struct conf *nc, struct conf_errors *errs)
+reload_check_new_listens(const struct conf *cur, const struct gen *g, struct conf_errors *errs)
 {
+    const struct conf *nc = g->conf;
+
     for (size_t i = 0; i < nc->npools; i++) {
         const struct conf_pool *p = &nc->pools[i];
         bool known = false;
@@ -69,7 +71,7 @@ reload_check_new_listens(const struct conf *cur, const struct conf *nc, struct c
         if (known || p->listen.is_unix) {
             continue;
         }
-        int e = net_probe_tcp(&p->listen, true);
+        int e = net_probe_tcp(&g->pools[i].listen, true);
         if (e != 0) {
             conf_errors_add(errs, nc->path, p->line, "pool %s: cannot listen on %s: %s", p->name,
                             p->listen_str, strerror(-e));
@@ -98,28 +100,30 @@ reload_summarize(const struct conf *cur, const struct conf *nc, struct reload_su
     }
 }
 
-struct conf *
-reload_load(const struct cli_opts *o, const struct conf *cur, struct conf_errors *errs,
+struct gen *
+reload_load(const struct cli_opts *o, const struct gen *cur, struct conf_errors *errs,
             struct reload_summary *sum)
 {
     struct conf *nc = NULL;
+    struct gen *g;
 
     if (conf_load(o->conf_file, &nc, errs) != 0) {
         return NULL;
     }
     cli_apply_overrides(o, nc);
-    if (supervisor_resolve(nc, errs) != 0) {
+    g = gen_new(nc, errs);
+    if (g == NULL) {
         conf_free(nc);
         return NULL;
     }
-    reload_check_new_listens(cur, nc, errs);
+    reload_check_new_listens(cur->conf, g, errs);
     if (errs->n > 0) {
-        conf_free(nc);
+        gen_free(g);
         return NULL;
     }
-    reload_keep_restart_settings(cur, nc);
-    reload_summarize(cur, nc, sum);
-    return nc;
+    reload_keep_restart_settings(cur->conf, nc);
+    reload_summarize(cur->conf, nc, sum);
+    return g;
 }
 
 void

@@ -40,10 +40,24 @@
 
 #define SUPERVISOR_SWEEP_MS 500
 
+/*
+ * A unix listener shared by the workers. It outlives the generations that
+ * use it: a reload that keeps the listen address hands the same fd to the
+ * next generation, and it is closed once no generation uses it.
+ */
+struct supervisor_unix {
+    char *listen_str;           /* as written, the key a reload matches on */
+    char *path;
+    int fd;
+    unsigned long ino;          /* to unlink only our own socket */
+    struct supervisor_unix *next;
+};
+
 struct supervisor {
     struct conf *conf;          /* the current generation's configuration */
     struct gen *gen;            /* current generation (held) */
     struct gen *gens;           /* every generation not yet freed */
+    struct supervisor_unix *unix_listeners;
     uint64_t next_gen_id;
     const struct cli_opts *opts;
     struct event_base *base;
@@ -59,30 +73,6 @@ struct supervisor {
     bool pid_written;
 };
 
-int
-supervisor_resolve(struct conf *c, struct conf_errors *errs)
-{
-    char err[256];
-    int rc = 0;
-
-    for (size_t i = 0; i < c->npools; i++) {
-        struct conf_pool *p = &c->pools[i];
-        if (net_resolve(&p->listen, err, sizeof(err)) != 0) {
-            conf_errors_add(errs, c->path, p->line, "pool %s: listen: %s", p->name, err);
-            rc = -1;
-        }
-        for (size_t j = 0; j < p->nservers; j++) {
-            struct conf_server *s = &p->servers[j];
-            if (net_resolve(&s->addr, err, sizeof(err)) != 0) {
-                conf_errors_add(errs, c->path, s->line, "pool %s: server %s: %s", p->name,
-                                s->ident, err);
-                rc = -1;
-            }
-        }
-    }
-    return rc;
-}
-
 static int
 supervisor_workers_auto(void)
 {
@@ -97,8 +87,9 @@ supervisor_workers_auto(void)
 
 /* Check that every TCP listen address can be bound; report all problems. */
 static int
-supervisor_check_listen(const struct conf *c)
+supervisor_check_listen(const struct gen *g)
 {
+    const struct conf *c = g->conf;
     int rc = 0;
 
     for (size_t i = 0; i < c->npools; i++) {
@@ -106,11 +97,11 @@ supervisor_check_listen(const struct conf *c)
         if (p->listen.is_unix) {
             continue;
         }
-        int e = net_probe_tcp(&p->listen, false);
+        int e = net_probe_tcp(&g->pools[i].listen, false);
         if (e == -EADDRINUSE) {
             /* Maybe another cachemux shares it (binary upgrade): fine if
                the reuseport group lets us in. */
-            e = net_probe_tcp(&p->listen, true);
+            e = net_probe_tcp(&g->pools[i].listen, true);
             if (e == 0) {
                 log_notice("pool %s: %s is shared with another process (SO_REUSEPORT)", p->name,
                            p->listen_str);
@@ -124,99 +115,99 @@ supervisor_check_listen(const struct conf *c)
     return rc;
 }
 
-/* Bind c's unix listeners that prev (may be NULL) does not already have;
-   those it has move over. */
+/* Give each unix pool of g its shared listener: the one already open for
+   the same listen address, else a new one. */
 static int
-supervisor_open_unix(struct conf *c, struct conf *prev)
+supervisor_open_unix(struct supervisor *sv, struct gen *g)
 {
+    const struct conf *c = g->conf;
+
     for (size_t i = 0; i < c->npools; i++) {
-        struct conf_pool *p = &c->pools[i];
-        if (!p->listen.is_unix || p->listen_fd >= 0) {
+        const struct conf_pool *p = &c->pools[i];
+        struct supervisor_unix *u;
+        if (!p->listen.is_unix) {
             continue;
         }
-        for (size_t j = 0; prev != NULL && j < prev->npools; j++) {
-            struct conf_pool *o = &prev->pools[j];
-            if (o->listen_fd >= 0 && strcmp(o->listen_str, p->listen_str) == 0) {
-                p->listen_fd = o->listen_fd;
-                p->listen_ino = o->listen_ino;
-                o->listen_fd = -1;
+        for (u = sv->unix_listeners; u != NULL; u = u->next) {
+            if (strcmp(u->listen_str, p->listen_str) == 0) {
                 break;
             }
         }
-        if (p->listen_fd >= 0) {
-            continue;
+        if (u == NULL) {
+            int fd = net_listen_unix(&g->pools[i].listen, p->listen.perm, (int)p->backlog);
+            if (fd < 0) {
+                log_error("pool %s: cannot listen on %s: %s", p->name, p->listen.host,
+                          strerror(-fd));
+                return -1;
+            }
+            u = calloc(1, sizeof(*u));
+            if (u == NULL || (u->listen_str = strdup(p->listen_str)) == NULL ||
+                (u->path = strdup(p->listen.host)) == NULL) {
+                log_error("pool %s: out of memory", p->name);
+                if (u != NULL) {
+                    free(u->listen_str);
+                }
+                free(u);
+                close(fd);
+                return -1;
+            }
+            struct stat st;
+            u->fd = fd;
+            u->ino = stat(u->path, &st) == 0 ? (unsigned long)st.st_ino : 0;
+            u->next = sv->unix_listeners;
+            sv->unix_listeners = u;
         }
-        int fd = net_listen_unix(&p->listen, (int)p->backlog);
-        if (fd < 0) {
-            log_error("pool %s: cannot listen on %s: %s", p->name, p->listen.host, strerror(-fd));
-            return -1;
-        }
-        struct stat st;
-        p->listen_ino = stat(p->listen.host, &st) == 0 ? (unsigned long)st.st_ino : 0;
-        p->listen_fd = fd;
+        g->pools[i].listen_fd = u->fd;
     }
     return 0;
 }
 
-static void
-supervisor_close_unix(struct conf *c)
+static bool
+supervisor_unix_in_use(const struct supervisor *sv, const struct supervisor_unix *u)
 {
-    for (size_t i = 0; c != NULL && i < c->npools; i++) {
-        struct conf_pool *p = &c->pools[i];
-        if (p->listen_fd < 0) {
+    for (const struct gen *g = sv->gens; g != NULL; g = g->next) {
+        for (size_t i = 0; i < g->conf->npools; i++) {
+            if (g->pools[i].listen_fd == u->fd) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* Close the unix listeners no generation uses any more. */
+static void
+supervisor_close_unix(struct supervisor *sv)
+{
+    struct supervisor_unix **pp = &sv->unix_listeners;
+
+    while (*pp != NULL) {
+        struct supervisor_unix *u = *pp;
+        if (supervisor_unix_in_use(sv, u)) {
+            pp = &u->next;
             continue;
         }
         struct stat st;
         /* Unlink only if the path is still our socket (not a successor's). */
-        if (stat(p->listen.host, &st) == 0 && (unsigned long)st.st_ino == p->listen_ino) {
-            unlink(p->listen.host);
+        if (stat(u->path, &st) == 0 && (unsigned long)st.st_ino == u->ino) {
+            unlink(u->path);
         }
-        close(p->listen_fd);
-        p->listen_fd = -1;
+        close(u->fd);
+        *pp = u->next;
+        free(u->listen_str);
+        free(u->path);
+        free(u);
     }
 }
 
-/* Undo supervisor_open_unix's moves from prev to c (a rejected reload). */
+/* Make g (registry attached, listeners open) one of sv's generations;
+   its first reference is the supervisor's. */
 static void
-supervisor_unix_give_back(struct conf *c, struct conf *prev)
+supervisor_gen_add(struct supervisor *sv, struct gen *g)
 {
-    for (size_t i = 0; i < c->npools; i++) {
-        struct conf_pool *p = &c->pools[i];
-        for (size_t j = 0; p->listen_fd >= 0 && j < prev->npools; j++) {
-            struct conf_pool *o = &prev->pools[j];
-            if (o->listen_fd < 0 && o->listen.is_unix &&
-                strcmp(o->listen_str, p->listen_str) == 0) {
-                o->listen_fd = p->listen_fd;
-                o->listen_ino = p->listen_ino;
-                p->listen_fd = -1;
-            }
-        }
-    }
-}
-
-static void
-supervisor_conf_init_fds(struct conf *c)
-{
-    for (size_t i = 0; i < c->npools; i++) {
-        c->pools[i].listen_fd = -1;
-        c->pools[i].listen_ino = 0;
-    }
-}
-
-static struct gen *
-supervisor_gen_new(struct supervisor *sv, struct conf *c)
-{
-    struct gen *g = calloc(1, sizeof(*g));
-
-    if (g == NULL) {
-        return NULL;
-    }
-    g->conf = c;
-    atomic_init(&g->refs, 1);   /* the supervisor's */
     g->id = ++sv->next_gen_id;
     g->next = sv->gens;
     sv->gens = g;
-    return g;
 }
 
 /* Free generations that nobody holds any more. */
@@ -230,13 +221,12 @@ supervisor_sweep_gens(struct supervisor *sv)
         if (g != sv->gen && gen_unused(g)) {
             *pp = g->next;
             log_debug("configuration generation %" PRIu64 " freed", g->id);
-            supervisor_close_unix(g->conf);
-            conf_free(g->conf);
-            free(g);
+            gen_free(g);
         } else {
             pp = &g->next;
         }
     }
+    supervisor_close_unix(sv);
 }
 
 static void
@@ -424,9 +414,9 @@ supervisor_reload(struct supervisor *sv)
 {
     struct conf_errors errs = { 0 };
     struct reload_summary sum;
-    struct conf *nc = reload_load(sv->opts, sv->conf, &errs, &sum);
+    struct gen *g = reload_load(sv->opts, sv->gen, &errs, &sum);
 
-    if (nc == NULL) {
+    if (g == NULL) {
         for (size_t i = 0; i < errs.n; i++) {
             log_error("%s", errs.msgs[i]);
         }
@@ -437,23 +427,15 @@ supervisor_reload(struct supervisor *sv)
         return;
     }
     conf_errors_free(&errs);
-    supervisor_conf_init_fds(nc);
-    if (registry_attach(&sv->reg, nc) != 0 || supervisor_open_unix(nc, sv->conf) != 0) {
+    if (registry_attach(&sv->reg, g) != 0 || supervisor_open_unix(sv, g) != 0) {
         log_error("reload: rejected; still serving the previous configuration");
-        supervisor_unix_give_back(nc, sv->conf);
-        supervisor_close_unix(nc);
-        conf_free(nc);
+        gen_free(g);
+        supervisor_close_unix(sv);
         sv->reloads.rejected++;
         return;
     }
-    struct gen *g = supervisor_gen_new(sv, nc);
-    if (g == NULL) {
-        log_error("reload: out of memory; still serving the previous configuration");
-        supervisor_close_unix(nc);
-        conf_free(nc);
-        sv->reloads.rejected++;
-        return;
-    }
+    struct conf *nc = g->conf;
+    supervisor_gen_add(sv, g);
     reload_apply_process_settings(sv->opts, sv->conf, nc);
     for (int i = 0; i < sv->nworkers; i++) {
         worker_post_reload(&sv->workers[i], g);
@@ -461,7 +443,7 @@ supervisor_reload(struct supervisor *sv)
     struct gen *old = sv->gen;
     sv->gen = g;
     sv->conf = nc;
-    admin_set_conf(sv->admin, nc);
+    admin_set_gen(sv->admin, g);
     gen_release(old);
     sv->reloads.ok++;
     sv->reloads.generation = g->id;
@@ -554,8 +536,9 @@ supervisor_log_capacity(const struct supervisor *sv)
 }
 
 int
-supervisor_run(struct conf *c, const struct cli_opts *o)
+supervisor_run(struct gen *g, const struct cli_opts *o)
 {
+    struct conf *c = g->conf;
     static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGTTIN, SIGTTOU };
     struct event *sigev[ARRAY_SIZE(sigs)] = { 0 };
     struct supervisor sv;
@@ -566,9 +549,8 @@ supervisor_run(struct conf *c, const struct cli_opts *o)
     sv.conf = c;
     sv.opts = o;
     sv.ready_fd = -1;
-    supervisor_conf_init_fds(c);
 
-    if (supervisor_check_listen(c) != 0) {
+    if (supervisor_check_listen(g) != 0) {
         goto out;
     }
     if (o->daemonize && supervisor_daemonize(&sv) != 0) {
@@ -589,16 +571,14 @@ supervisor_run(struct conf *c, const struct cli_opts *o)
         goto out;
     }
     reg_ok = true;
-    if (registry_attach(&sv.reg, c) != 0) {
+    if (registry_attach(&sv.reg, g) != 0) {
         log_error("out of memory");
         goto out;
     }
-    if (supervisor_open_unix(c, NULL) != 0) {
-        goto out;
-    }
-    sv.gen = supervisor_gen_new(&sv, c);
-    if (sv.gen == NULL) {
-        log_error("out of memory");
+    supervisor_gen_add(&sv, g);
+    sv.gen = g;
+    g = NULL;
+    if (supervisor_open_unix(&sv, sv.gen) != 0) {
         goto out;
     }
     sv.reloads.generation = sv.gen->id;
@@ -645,7 +625,7 @@ supervisor_run(struct conf *c, const struct cli_opts *o)
         }
     }
     char aerr[256];
-    sv.admin = admin_start(sv.base, c, &sv.reg, &sv.reloads, aerr, sizeof(aerr));
+    sv.admin = admin_start(sv.base, sv.gen, &sv.reg, &sv.reloads, aerr, sizeof(aerr));
     if (sv.admin == NULL) {
         log_error("%s", aerr);
         goto out;
@@ -685,8 +665,7 @@ out:
         sv.gen = NULL;
         supervisor_sweep_gens(&sv);
     } else {
-        supervisor_close_unix(c);
-        conf_free(c);
+        gen_free(g);
     }
     if (reg_ok) {
         registry_free(&sv.reg);

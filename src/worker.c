@@ -159,7 +159,7 @@ worker_nclients(const struct worker *w)
 }
 
 static struct worker_pool *
-worker_pool_new(struct worker *w, const struct conf_pool *cp)
+worker_pool_new(struct worker *w, const struct conf_pool *cp, const struct gen_pool *gp)
 {
     struct worker_pool *wp = calloc(1, sizeof(*wp));
     char err[256];
@@ -169,12 +169,12 @@ worker_pool_new(struct worker *w, const struct conf_pool *cp)
         return NULL;
     }
     wp->listener.fd = -1;
-    if (pool_init(&wp->pool, cp, &w->ctx, route_server_event) != 0) {
+    if (pool_init(&wp->pool, cp, gp, &w->ctx, route_server_event) != 0) {
         log_error("pool %s: out of memory", cp->name);
         free(wp);
         return NULL;
     }
-    if (listener_open(&wp->listener, &wp->pool, cp->listen_fd, route_client_event, err,
+    if (listener_open(&wp->listener, &wp->pool, gp->listen_fd, route_client_event, err,
                       sizeof(err)) != 0) {
         log_error("%s", err);
         pool_destroy(&wp->pool);
@@ -256,6 +256,7 @@ worker_switch(struct worker *w, struct gen *g)
     }
     for (size_t i = 0; i < nc->npools; i++) {
         const struct conf_pool *cp = &nc->pools[i];
+        const struct gen_pool *gp = &g->pools[i];
         for (size_t j = 0; j < w->npools; j++) {
             struct worker_pool *wp = w->pools[j];
             if (taken[j] || wp == NULL || strcmp(wp->pool.cp->name, cp->name) != 0) {
@@ -266,9 +267,9 @@ worker_switch(struct worker *w, struct gen *g)
                 break;      /* a new address or protocol: removed + added */
             }
             if (conf_pool_equal(wp->pool.cp, cp)) {
-                pool_retarget(&wp->pool, cp);
+                pool_retarget(&wp->pool, cp, gp);
                 kept++;
-            } else if (pool_reconfigure(&wp->pool, cp, worker_retire_server, w) == 0) {
+            } else if (pool_reconfigure(&wp->pool, cp, gp, worker_retire_server, w) == 0) {
                 changed++;
             } else {
                 log_error("pool %s: out of memory applying the new configuration", cp->name);
@@ -279,7 +280,7 @@ worker_switch(struct worker *w, struct gen *g)
             break;
         }
         if (np[i] == NULL) {
-            np[i] = worker_pool_new(w, cp);
+            np[i] = worker_pool_new(w, cp, gp);
         }
     }
     for (size_t j = 0; j < w->npools; j++) {
@@ -461,7 +462,7 @@ worker_setup(struct worker *w, char *err, size_t errlen)
     }
     w->npools = cf->npools;
     for (size_t i = 0; i < cf->npools; i++) {
-        w->pools[i] = worker_pool_new(w, &cf->pools[i]);
+        w->pools[i] = worker_pool_new(w, &cf->pools[i], &w->gen->pools[i]);
         if (w->pools[i] == NULL) {
             snprintf(err, errlen, "pool %s: cannot start (see above)", cf->pools[i].name);
             return -1;

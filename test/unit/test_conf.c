@@ -413,20 +413,20 @@ START_TEST(test_parse_addr)
     struct conf_addr a;
     char err[128];
 
-    ck_assert_int_eq(conf_parse_addr("localhost:22121", false, &a, err, sizeof(err)), 0);
+    ck_assert_int_eq(conf_value_addr("localhost:22121", false, &a, err, sizeof(err)), 0);
     ck_assert_str_eq(a.host, "localhost");
     ck_assert_int_eq(a.port, 22121);
     ck_assert_int_eq(a.perm, -1);
     free(a.host);
-    ck_assert_int_eq(conf_parse_addr("[fe80::1%eth0]:1", false, &a, err, sizeof(err)), 0);
+    ck_assert_int_eq(conf_value_addr("[fe80::1%eth0]:1", false, &a, err, sizeof(err)), 0);
     ck_assert_str_eq(a.host, "fe80::1%eth0");
     free(a.host);
-    ck_assert_int_eq(conf_parse_addr("/run/c.sock 0600", true, &a, err, sizeof(err)), 0);
+    ck_assert_int_eq(conf_value_addr("/run/c.sock 0600", true, &a, err, sizeof(err)), 0);
     ck_assert(a.is_unix);
     ck_assert_int_eq(a.perm, 0600);
     ck_assert_str_eq(a.host, "/run/c.sock");
     free(a.host);
-    ck_assert_int_eq(conf_parse_addr("/run/c.sock", true, &a, err, sizeof(err)), 0);
+    ck_assert_int_eq(conf_value_addr("/run/c.sock", true, &a, err, sizeof(err)), 0);
     ck_assert_int_eq(a.perm, -1);
     free(a.host);
 
@@ -436,11 +436,11 @@ START_TEST(test_parse_addr)
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         err[0] = '\0';
-        ck_assert_msg(conf_parse_addr(bad[i], true, &a, err, sizeof(err)) == -1, "%s", bad[i]);
+        ck_assert_msg(conf_value_addr(bad[i], true, &a, err, sizeof(err)) == -1, "%s", bad[i]);
         ck_assert_msg(err[0] != '\0', "no reason for '%s'", bad[i]);
     }
-    ck_assert_int_eq(conf_parse_addr("/run/c.sock 0600", false, &a, err, sizeof(err)), -1);
-    ck_assert_int_eq(conf_parse_addr("/run/c.sock 1777", true, &a, err, sizeof(err)), -1);
+    ck_assert_int_eq(conf_value_addr("/run/c.sock 0600", false, &a, err, sizeof(err)), -1);
+    ck_assert_int_eq(conf_value_addr("/run/c.sock 1777", true, &a, err, sizeof(err)), -1);
 }
 END_TEST
 
