@@ -2,8 +2,9 @@
  * admin: the supervisor's operator endpoints. The stats port answers every
  * TCP connect with one twemproxy-format JSON document summed over the
  * workers at that moment, then closes; nothing is read. The metrics port
- * (metrics_listen) serves HTTP: GET /metrics (Prometheus text), GET
- * /healthz (200 while serving, 503 while stopping), 404 otherwise. Runs on the
+ * (metrics_listen) serves HTTP/1.1 with keep-alive through httpd: GET or
+ * HEAD /metrics (Prometheus text), /healthz (200 while serving, 503 while
+ * stopping), 404 for any other path, 405 for any other method. Runs on the
  * supervisor's event_base only; reads the workers' counters with relaxed
  * loads, never touches anything else of theirs.
  */

@@ -5,14 +5,25 @@
  * every worker's blocks field by field (relaxed loads) into plain views,
  * then the JSON or Prometheus renderer walks them. A stats or metrics
  * request costs the workers nothing.
+ *
+ * The metrics port is served by httpd, which owns its connections and
+ * bounds what a client can cost the supervisor (an 8 KiB request head,
+ * 5 s per request, 64 connections with the oldest unfinished request
+ * evicted for a newcomer, non-blocking writes); this file only routes a
+ * path to its body. Nothing else runs on that thread that a slow or
+ * hostile scraper could hold up.
+ *
+ * The stats port reads nothing and writes one document per connect with a
+ * blocking write bounded by SO_SNDTIMEO (1 s). Its send buffer is sized to
+ * the document first, so the write completes at once unless the document
+ * is larger than the kernel allows a socket to buffer (net.core.wmem_max);
+ * only then can a client that does not read hold the supervisor, for at
+ * most that second.
  */
 #include "admin.h"
 
 #include <errno.h>
-#include <event2/buffer.h>
 #include <event2/event_struct.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +35,7 @@
 #include "buf.h"
 #include "conf.h"
 #include "gen.h"
+#include "httpd.h"
 #include "log.h"
 #include "net.h"
 #include "registry.h"
@@ -38,7 +50,7 @@ struct admin {
     const struct admin_reloads *reloads;
     int stats_fd;
     struct event stats_ev;
-    struct evhttp *http;            /* metrics_listen, or NULL */
+    struct httpd *http;             /* metrics_listen, or NULL */
     uint64_t start_msec;
     bool stopping;
     char hostname[256];
@@ -160,10 +172,19 @@ static void
 admin_send_all(int fd, const uint8_t *p, size_t len)
 {
     /* A short blocking write with a deadline: the document is small and
-       this thread is not on any request path. */
+       this thread is not on any request path. A send buffer that holds the
+       whole document makes the write return at once even if the client
+       never reads (the kernel doubles the value we set; we only ever raise). */
     struct timeval tv = { 1, 0 };
+    int cur = 0;
+    socklen_t curlen = sizeof(cur);
 
     (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (len <= INT32_MAX && getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cur, &curlen) == 0 &&
+        (size_t)cur / 2 < len) {
+        int want = (int)len;
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+    }
     while (len > 0) {
         ssize_t n = write(fd, p, len);
         if (n < 0 && errno == EINTR) {
@@ -203,57 +224,48 @@ admin_stats_cb(int lfd, short what, void *arg)
 }
 
 static void
-admin_reply_text(struct evhttp_request *req, int code, const char *reason, const char *ctype,
-                 const void *body, size_t len)
+admin_body(struct httpd_response *rsp, int status, const char *text)
 {
-    struct evbuffer *eb = evbuffer_new();
-
-    if (eb == NULL) {
-        evhttp_send_error(req, 500, "out of memory");
-        return;
+    rsp->status = status;
+    rsp->content_type = "text/plain";
+    if (buf_append(rsp->body, text, strlen(text)) != 0) {
+        buf_reset(rsp->body);
+        rsp->status = 500;
     }
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
-        evbuffer_add(eb, body, len);
-    }
-    evhttp_send_reply(req, code, reason, eb);
-    evbuffer_free(eb);
 }
 
-static void
-admin_metrics_cb(struct evhttp_request *req, void *arg)
+static bool
+admin_path_is(const struct httpd_request *req, const char *path)
 {
-    struct admin *a = arg;
-    struct admin_snapshot s;
-    struct buf out = { 0 };
-
-    if (admin_snapshot(a, &s) != 0 || stats_render_prom(&out, &s.doc) != 0) {
-        evhttp_send_error(req, 500, "out of memory");
-    } else {
-        admin_reply_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
-                         buf_head(&out), buf_len(&out));
-    }
-    admin_snapshot_free(&s);
-    buf_free(&out);
+    return req->path_len == strlen(path) && memcmp(req->path, path, req->path_len) == 0;
 }
 
+/* The metrics port's routes; httpd has already answered any method but
+   GET and HEAD, and drops the body for HEAD. */
 static void
-admin_healthz_cb(struct evhttp_request *req, void *arg)
+admin_http_cb(void *arg, const struct httpd_request *req, struct httpd_response *rsp)
 {
     struct admin *a = arg;
 
-    if (a->stopping) {
-        admin_reply_text(req, 503, "Service Unavailable", "text/plain", "stopping\n", 9);
+    if (admin_path_is(req, "/metrics")) {
+        struct admin_snapshot s;
+        if (admin_snapshot(a, &s) != 0) {
+            admin_body(rsp, 500, "out of memory\n");
+            return;
+        }
+        if (stats_render_prom(rsp->body, &s.doc) != 0) {
+            buf_reset(rsp->body);
+            admin_body(rsp, 500, "out of memory\n");
+        } else {
+            rsp->status = 200;
+            rsp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+        }
+        admin_snapshot_free(&s);
+    } else if (admin_path_is(req, "/healthz")) {
+        admin_body(rsp, a->stopping ? 503 : 200, a->stopping ? "stopping\n" : "ok\n");
     } else {
-        admin_reply_text(req, 200, "OK", "text/plain", "ok\n", 3);
+        admin_body(rsp, 404, "not found\n");
     }
-}
-
-static void
-admin_notfound_cb(struct evhttp_request *req, void *arg)
-{
-    (void)arg;
-    admin_reply_text(req, 404, "Not Found", "text/plain", "not found\n", 10);
 }
 
 static int
@@ -282,17 +294,11 @@ admin_open_metrics(struct admin *a, struct event_base *base, char *err, size_t e
         snprintf(err, errlen, "metrics: cannot listen on %s: %s", listen, strerror(-fd));
         return -1;
     }
-    a->http = evhttp_new(base);
-    if (a->http == NULL || evhttp_accept_socket_with_handle(a->http, fd) == NULL) {
-        snprintf(err, errlen, "metrics: cannot serve HTTP on %s", listen);
-        close(fd);
+    a->http = httpd_start(base, fd, "metrics", admin_http_cb, a);
+    if (a->http == NULL) {
+        snprintf(err, errlen, "metrics: out of memory serving %s", listen);
         return -1;
     }
-    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-    evhttp_set_timeout(a->http, 10);
-    evhttp_set_cb(a->http, "/metrics", admin_metrics_cb, a);
-    evhttp_set_cb(a->http, "/healthz", admin_healthz_cb, a);
-    evhttp_set_gencb(a->http, admin_notfound_cb, a);
     return 0;
 }
 
@@ -364,8 +370,6 @@ admin_stop(struct admin *a)
         event_del(&a->stats_ev);
         close(a->stats_fd);
     }
-    if (a->http != NULL) {
-        evhttp_free(a->http);
-    }
+    httpd_free(a->http);
     free(a);
 }

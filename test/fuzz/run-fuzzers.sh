@@ -15,6 +15,7 @@ module_of() {
     case "$1" in
         fuzz_mc_*) echo proto_mc ;;
         fuzz_redis_*) echo proto_redis ;;
+        fuzz_http_*) echo proto_http ;;
         *) echo "" ;;
     esac
 }
@@ -27,6 +28,7 @@ for src in "$top"/test/fuzz/fuzz_*.c; do
     [ -n "$mod" ] && [ -e "$top/src/$mod.c" ] || { echo "skip $name: no module"; continue; }
     extra=""
     [ "$mod" = proto_redis ] && [ -e "$top/src/redis_cmds.c" ] && extra="$top/src/redis_cmds.c"
+    [ "$mod" = proto_http ] && extra="$top/src/buf.c"
     clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
         -fno-sanitize-recover=all -I"$top/include" \
         "$top/src/util.c" "$top/src/$mod.c" $extra "$src" -o "$work/$name"
