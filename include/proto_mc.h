@@ -137,4 +137,14 @@ struct mc_rsp {
  */
 enum mc_parse mc_parse_rsp(const uint8_t *buf, size_t len, struct mc_rsp *rsp);
 
+/*
+ * Whether the whole unit rsp at buf is a reply memcached sends to cmd: an
+ * error line for anything; VALUE and END for retrievals; STORED, NOT_STORED,
+ * EXISTS, NOT_FOUND, DELETED, TOUCHED, a number or VERSION where each
+ * belongs. Anything else means the server is not answering this request
+ * (it is not memcached, or replies have shifted), so the conn is failed
+ * rather than the line handed to a client.
+ */
+bool mc_rsp_fits(enum mc_cmd cmd, const uint8_t *buf, const struct mc_rsp *rsp);
+
 #endif

@@ -533,3 +533,57 @@ mc_parse_rsp(const uint8_t *buf, size_t len, struct mc_rsp *rsp)
     }
     return MC_PARSE_OK;
 }
+
+/* A line that is exactly lit (then "\r\n" or "\n"). */
+static bool
+mc_line_is(const uint8_t *buf, const struct mc_rsp *rsp, const char *lit)
+{
+    size_t n = strlen(lit), end = rsp->len - 1;
+
+    if (end > 0 && buf[end - 1] == '\r') {
+        end--;
+    }
+    return end == n && memcmp(buf, lit, n) == 0;
+}
+
+static bool
+mc_line_is_number(const uint8_t *buf, const struct mc_rsp *rsp)
+{
+    size_t end = rsp->len - 1;
+    uint64_t v;
+
+    if (end > 0 && buf[end - 1] == '\r') {
+        end--;
+    }
+    return util_parse_u64((const char *)buf, end, UINT64_MAX, &v) == 0;
+}
+
+bool
+mc_rsp_fits(enum mc_cmd cmd, const uint8_t *buf, const struct mc_rsp *rsp)
+{
+    if (rsp->type == MC_RSP_ERROR) {
+        return true;    /* ERROR, CLIENT_ERROR and SERVER_ERROR answer anything */
+    }
+    switch (mc_cmd_kind(cmd)) {
+    case MC_KIND_RETRIEVAL:
+    case MC_KIND_GAT:
+        return rsp->type == MC_RSP_VALUE || rsp->type == MC_RSP_END;
+    case MC_KIND_STORAGE:
+        return mc_line_is(buf, rsp, "STORED") || mc_line_is(buf, rsp, "NOT_STORED") ||
+               mc_line_is(buf, rsp, "EXISTS") || mc_line_is(buf, rsp, "NOT_FOUND");
+    case MC_KIND_CAS:
+        return mc_line_is(buf, rsp, "STORED") || mc_line_is(buf, rsp, "EXISTS") ||
+               mc_line_is(buf, rsp, "NOT_FOUND");
+    case MC_KIND_DELETE:
+        return mc_line_is(buf, rsp, "DELETED") || mc_line_is(buf, rsp, "NOT_FOUND");
+    case MC_KIND_ARITH:
+        return mc_line_is_number(buf, rsp) || mc_line_is(buf, rsp, "NOT_FOUND");
+    case MC_KIND_TOUCH:
+        return mc_line_is(buf, rsp, "TOUCHED") || mc_line_is(buf, rsp, "NOT_FOUND");
+    case MC_KIND_VERSION:
+        return rsp->type == MC_RSP_LINE && rsp->len > 8 && memcmp(buf, "VERSION ", 8) == 0;
+    case MC_KIND_QUIT:
+    default:
+        return false;
+    }
+}

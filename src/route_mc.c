@@ -258,7 +258,7 @@ route_mc_server_input(struct conn *s)
             return -EINVAL;
         }
         bool retrieval = route_mc_is_retrieval((enum mc_cmd)m->cmd);
-        if (!retrieval && (rsp.type == MC_RSP_VALUE || rsp.type == MC_RSP_END)) {
+        if (!m->handshake && !mc_rsp_fits((enum mc_cmd)m->cmd, p, &rsp)) {
             return -EINVAL;
         }
         /* A retrieval reply is many units; all of them count. */

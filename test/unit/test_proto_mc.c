@@ -1022,6 +1022,55 @@ START_TEST(test_rsp_lines)
 }
 END_TEST
 
+/* Whether reply s (one whole unit) fits a request of cmd. */
+static bool
+fits(enum mc_cmd cmd, const char *s)
+{
+    struct mc_rsp rsp;
+
+    ck_assert_int_eq(mc_parse_rsp((const uint8_t *)s, strlen(s), &rsp), MC_PARSE_OK);
+    ck_assert_uint_eq(rsp.len, strlen(s));
+    return mc_rsp_fits(cmd, (const uint8_t *)s, &rsp);
+}
+
+START_TEST(test_rsp_fits)
+{
+    static const enum mc_cmd all[] = { MC_GET, MC_GATS, MC_SET, MC_CAS, MC_DELETE, MC_INCR,
+                                       MC_TOUCH, MC_VERSION };
+
+    for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
+        ck_assert(fits(all[i], "ERROR\r\n"));
+        ck_assert(fits(all[i], "SERVER_ERROR out of memory\r\n"));
+        ck_assert(fits(all[i], "CLIENT_ERROR bad data chunk\r\n"));
+        /* a line nobody sends: the conn is failed, not the line forwarded */
+        ck_assert(!fits(all[i], "WHAT IS THIS\r\n"));
+    }
+    ck_assert(fits(MC_GET, "END\r\n"));
+    ck_assert(fits(MC_GETS, "VALUE k 0 1 7\r\nx\r\n"));
+    ck_assert(fits(MC_GAT, "END\r\n"));
+    ck_assert(!fits(MC_GET, "STORED\r\n"));
+    ck_assert(fits(MC_SET, "STORED\r\n"));
+    ck_assert(fits(MC_ADD, "NOT_STORED\r\n"));
+    ck_assert(fits(MC_APPEND, "NOT_FOUND\r\n"));
+    ck_assert(!fits(MC_SET, "END\r\n"));
+    ck_assert(!fits(MC_SET, "STORED extra\r\n"));
+    ck_assert(fits(MC_CAS, "EXISTS\r\n"));
+    ck_assert(!fits(MC_CAS, "NOT_STORED\r\n"));
+    ck_assert(fits(MC_DELETE, "DELETED\r\n"));
+    ck_assert(fits(MC_DELETE, "NOT_FOUND\n"));
+    ck_assert(!fits(MC_DELETE, "STORED\r\n"));
+    ck_assert(fits(MC_INCR, "42\r\n"));
+    ck_assert(fits(MC_DECR, "18446744073709551615\r\n"));
+    ck_assert(fits(MC_INCR, "NOT_FOUND\r\n"));
+    ck_assert(!fits(MC_INCR, "-1\r\n"));
+    ck_assert(!fits(MC_INCR, "4 2\r\n"));
+    ck_assert(fits(MC_TOUCH, "TOUCHED\r\n"));
+    ck_assert(!fits(MC_TOUCH, "DELETED\r\n"));
+    ck_assert(fits(MC_VERSION, "VERSION 1.6.18\r\n"));
+    ck_assert(!fits(MC_VERSION, "VERSION\r\n"));
+}
+END_TEST
+
 START_TEST(test_rsp_malformed)
 {
     char *k251 = repeat('k', 251), s[512];
@@ -1183,6 +1232,7 @@ proto_mc_suite(void)
     tcase_set_timeout(rsp, 120);
     tcase_add_test(rsp, test_rsp_value);
     tcase_add_test(rsp, test_rsp_lines);
+    tcase_add_test(rsp, test_rsp_fits);
     tcase_add_test(rsp, test_rsp_malformed);
     tcase_add_test(rsp, test_rsp_stream);
     tcase_add_test(rsp, test_rsp_big_value);
