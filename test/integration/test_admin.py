@@ -63,9 +63,10 @@ def cpu_seconds(pid):
 
 def server_conns(pid, port, peer_port=None):
     """Connections pid holds whose local port is port (the listener
-    excluded), only the one from peer_port if given."""
+    excluded), only the one from peer_port if given. Counted by inode: a
+    /proc/net/tcp read while connections come and go can list one twice."""
     inodes = h._pid_socket_inodes(pid)
-    n = 0
+    seen = set()
     for fn in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(fn) as f:
@@ -75,10 +76,10 @@ def server_conns(pid, port, peer_port=None):
                     if (parts[9] in inodes and parts[3] != "0A" and
                             int(parts[1].rsplit(":", 1)[1], 16) == port and
                             (peer_port is None or int(parts[2].rsplit(":", 1)[1], 16) == peer_port)):
-                        n += 1
+                        seen.add(parts[9])
         except OSError:
             pass
-    return n
+    return len(seen)
 
 
 def read_response(client, head_only=False, timeout=5):
