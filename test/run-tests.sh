@@ -32,7 +32,7 @@ make -C "$top/build/gcc" -j"$jobs" distcheck >"$top/build/distcheck.log" 2>&1 \
 
 if [ -x "$top/test/fuzz/run-fuzzers.sh" ]; then
     echo "==> fuzzers"
-    sh "$top/test/fuzz/run-fuzzers.sh" "${CACHEMUX_FUZZ_SECONDS:-60}"
+    sh "$top/test/fuzz/run-fuzzers.sh" "${CACHEMUX_FUZZ_SECONDS:-180}"
 fi
 
 echo "==> all tests passed in $(( $(date +%s) - start )) s"

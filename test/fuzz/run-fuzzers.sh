@@ -1,12 +1,16 @@
 #!/bin/sh
 # Builds every libFuzzer harness in test/fuzz with clang (ASan + UBSan) and
-# runs each for SECONDS (default 60) on a copy of its seed corpus. Fails on
-# any crash, leak, sanitizer report or parse mismatch, and prints each
-# fuzzer's executions and coverage.
-# Usage: sh test/fuzz/run-fuzzers.sh [SECONDS]
+# runs them one after the other on a copy of each seed corpus, sharing one
+# time budget of TOTAL seconds (default 180) equally. Fails on any crash,
+# leak, sanitizer report or parse mismatch, and prints each fuzzer's
+# executions and coverage.
+# Usage: sh test/fuzz/run-fuzzers.sh [TOTAL_SECONDS]
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
-secs=${1:-60}
+total=${1:-180}
+n=$(ls "$top"/test/fuzz/fuzz_*.c | wc -l)
+secs=$(( total / (n > 0 ? n : 1) ))
+[ "$secs" -gt 0 ] || secs=1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
