@@ -974,9 +974,10 @@ class Cachemux(Proxy):
     kind = "cachemux"
 
     def __init__(self, pools, stats_port=None, verbose=6, extra_args=(), workers=2,
-                 globals_=None, start_timeout=10.0, stop_timeout=15.0):
+                 globals_=None, start_timeout=10.0, stop_timeout=15.0, asan_extra=""):
         Proxy.__init__(self, pools, stats_port, verbose, extra_args, workers, globals_, start_timeout)
         self.stop_timeout = stop_timeout
+        self.asan_extra = asan_extra    # appended to ASAN_OPTIONS, e.g. a smaller quarantine
         self.san_dir = tmp_dir("sanitizer")
 
     def _write_conf(self):
@@ -991,7 +992,10 @@ class Cachemux(Proxy):
         return argv + ["-o", self.log] + self.extra_args
 
     def _env(self):
-        return sanitizer_env(self.san_dir)
+        env = sanitizer_env(self.san_dir)
+        if self.asan_extra:
+            env["ASAN_OPTIONS"] += ":" + self.asan_extra
+        return env
 
     def _ready_in_log(self):
         return bool(_READY_RE.search(_read(self.log)))

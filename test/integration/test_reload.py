@@ -298,10 +298,9 @@ def write_through(port, redis, items):
 class RCachemux(h.Cachemux):
     """cachemux with a metrics port picked with the other ports."""
 
-    def __init__(self, pools, metrics=True, asan_extra="", **kw):
+    def __init__(self, pools, metrics=True, **kw):
         self.metrics = metrics
         self.metrics_port = None
-        self.asan_extra = asan_extra
         h.Cachemux.__init__(self, pools, **kw)
 
     def _pick_ports(self):
@@ -311,12 +310,6 @@ class RCachemux(h.Cachemux):
             g = dict(self.globals_ or {})
             g["metrics_listen"] = "%s:%d" % (h.HOST, self.metrics_port)
             self.globals_ = g
-
-    def _env(self):
-        env = h.Cachemux._env(self)
-        if self.asan_extra:
-            env["ASAN_OPTIONS"] += ":" + self.asan_extra
-        return env
 
     def g(self, **kw):
         """The current [cachemux] keys with changes."""
