@@ -20,6 +20,7 @@
 #include "conf_value.h"
 #include "dist.h"
 #include "hash.h"
+#include "proto.h"
 
 #define CONF_DEFAULT_STATS_PORT 22222
 #define CONF_DEFAULT_MBUF_SIZE 16384
@@ -41,7 +42,7 @@ struct conf_pool {
     uint64_t timeout_ms;            /* 0: none */
     uint32_t backlog;
     bool preconnect;
-    bool redis;
+    enum proto_id proto;            /* "redis = true": PROTO_REDIS, else PROTO_MEMCACHED */
     char *redis_auth;               /* NULL: none */
     uint32_t redis_db;
     uint32_t server_connections;    /* per server per worker, >= 1 */

@@ -1,6 +1,7 @@
 /*
- * conn: one socket of a worker, client or server side, and the worker's
- * runtime context that all its conns share (struct conn_ctx).
+ * conn: the sockets of one worker, client and server side, the worker's
+ * runtime context they share (struct conn_ctx), and the ops of the
+ * protocol a conn speaks (struct proto_ops).
  *
  * A client conn keeps its requests in arrival order on q; replies are
  * written strictly in that order as soon as the head is done. A server conn
@@ -10,12 +11,31 @@
  *   client q:  m1(done) m2(waiting) m3(done)   -> writes m1, stops at m2
  *   server:    in_q: m7 m8 --writev--> out_q: m4 m5 m6 <--reply-- pairs m4
  *
- * conn does I/O and bookkeeping only. The event callbacks (what a readable
- * socket means) belong to route, which passes them in; conn never calls up.
- * Writes are not done in the callbacks: a conn with something to send goes
- * on its ctx's dirty list and the worker flushes every dirty conn once at
- * the end of each loop turn, so requests of many clients to one server
- * leave in one writev. EV_WRITE is armed only after a short write.
+ * Writes are not done in the event callbacks: a conn with something to send
+ * goes on its ctx's dirty list and the worker flushes every dirty conn once
+ * at the end of each loop turn, so requests of many clients to one server
+ * leave in one writev. A conn has one event: readability while it reads,
+ * plus writability only after a short write.
+ *
+ * Lifecycle. Every state change goes through conn_set_state(), which logs
+ * it and checks it against this diagram:
+ *
+ *   client:  (accept) --> ACTIVE <--> THROTTLED       (over / back under the
+ *                          |   \                       backpressure limits)
+ *              first request     \--> DRAINING --> CLOSED
+ *                          |              ^        (reads no more: EOF, quit,
+ *            AWAITING -----+--------------+         a framing error, stop,
+ *   (taken from the accept queue at stop:           pool removed; closes
+ *    closes at a boundary only after its first      once its replies are
+ *    request)                                        written)
+ *
+ *   server:  DISCONNECTED --> CONNECTING --> READY --> DISCONNECTED
+ *                   ^              |                     (failure, idle EOF,
+ *                   +--------------+                      retired)
+ *
+ * A client closes through client_close() only, with a reason (counted per
+ * pool as cachemux_client_closed_total{reason}); a server conn's socket
+ * closes through server_close() only, likewise per server.
  */
 #ifndef CMX_CONN_H
 #define CMX_CONN_H
@@ -25,22 +45,28 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/types.h>
 
 #include "buf.h"
 #include "msg.h"
-#include "proto_redis.h"
+#include "proto.h"
+#include "reply.h"
 #include "stats.h"
 
 struct pool;
 struct pool_server;
+struct client;
+struct server_conn;
 
-#define CONN_STATE_LIST(X)                                                 \
-    X(CONN_DISCONNECTED) /* server: no socket; connects when next needed */ \
-    X(CONN_CONNECTING)   /* server: connect in progress */                  \
-    X(CONN_READY)        /* server: connected, writable */                  \
-    X(CONN_ACTIVE)       /* client: reading requests */                     \
-    X(CONN_DRAINING)     /* client: no more reads; closes once q is empty */ \
-    X(CONN_CLOSED)       /* client: closed, freed at the end of the turn */
+#define CONN_STATE_LIST(X)                                                            \
+    X(CONN_ACTIVE)       /* client: reading and serving requests */                    \
+    X(CONN_AWAITING)     /* client: accepted while stopping; serves one request first */ \
+    X(CONN_THROTTLED)    /* client: over a backpressure limit; not read until below half */ \
+    X(CONN_DRAINING)     /* client: reads no more; closes once its replies are written */ \
+    X(CONN_CLOSED)       /* client: closed, freed at the end of the turn */            \
+    X(CONN_DISCONNECTED) /* server: no socket; connects when next needed */            \
+    X(CONN_CONNECTING)   /* server: connect in progress */                             \
+    X(CONN_READY)        /* server: connected */
 
 #define CONN_STATE_ENUM(s) s,
 enum conn_state { CONN_STATE_LIST(CONN_STATE_ENUM) CONN_STATE_COUNT };
@@ -57,25 +83,42 @@ enum conn_kind { CONN_CLIENT, CONN_SERVER };
 #define CONN_CLIENT_MAX_INFLIGHT 256
 #define CONN_CLIENT_MAX_PENDING_BYTES (8u * 1024 * 1024)
 
+/*
+ * The runtime half of a protocol (the pure half is its proto_wire). A
+ * client conn and a server conn each hold a pointer to the ops they speak.
+ */
+struct proto_ops {
+    const char *name;
+    const struct proto_wire *wire;
+    /* What a client over client_connections is told before it is closed. */
+    const char *full_reply;
+    /* Bytes of resumable request-parse state a client keeps while a request
+       is incomplete (0: the parser needs none). */
+    size_t req_state_size;
+    /*
+     * Parse the request at buf[0..len) of c (state: its parse state, zeroed
+     * for each new request) and serve it: queue a local reply, forward it,
+     * or split it. Returns the bytes consumed (> 0), 0 when the request is
+     * incomplete, or -1 when c stopped reading (a closing error or quit:
+     * its reply and the drain are queued).
+     */
+    ssize_t (*request)(struct client *c, void *state, const uint8_t *buf, size_t len);
+    /* Make a parse state ready for the next request, keeping what it
+       allocated; and release what it allocated (before it is reused by
+       another client or freed). NULL when the state is plain bytes. */
+    void (*req_state_reset)(void *state);
+    void (*req_state_free)(void *state);
+    /* A server conn just connected: queue what must precede any request
+       (AUTH, SELECT) at the head of its in_q. NULL when nothing does.
+       Returns 0 or -errno. */
+    int (*server_open)(struct server_conn *s);
+    /* The reply to such a handshake request came (in m->rsp): 0 if it
+       succeeded, else -EACCES (logged by the protocol with the reason). */
+    int (*handshake_reply)(struct server_conn *s, const struct msg *m);
+};
+
 struct conn;
 TAILQ_HEAD(conn_tqh, conn);
-
-/*
- * What belongs to one server socket and must die with it. A socket that
- * fails in the middle of a reply leaves a parse position, a byte count and
- * perhaps a deadline behind; conn_close_socket() zeroes this struct whole,
- * so the next socket's bytes are never read against the dead one's state.
- * The other per-socket parts of a conn are reset in the same place: fd and
- * events, the read buffer (freed), the dirty-list entry and the timer
- * (route_server_reset), and the msgs the socket carried (failed by
- * route_server_fail, or none when an idle socket closes).
- */
-struct conn_sock {
-    uint64_t connect_deadline_ms;   /* CONNECTING: give up then */
-    uint64_t reply_bytes;           /* bytes of the reply being read (max_reply_size) */
-    bool rrsp_active;               /* redis: rrsp holds a partial parse */
-    struct redis_rsp rrsp;          /* redis: resumable reply parse */
-};
 
 /* One worker's runtime, shared by all of its conns (never by two threads). */
 struct conn_ctx {
@@ -93,134 +136,122 @@ struct conn_ctx {
     size_t mbuf_size;
     uint64_t rng;                   /* per-worker PRNG state (random distribution) */
     struct buf scratch;             /* short-lived bytes of one step (an inline request) */
-    struct buf *spare_bufs;         /* read buffers lent to conns with bytes pending */
+    struct buf **spare_bufs;        /* read buffers lent to conns with bytes pending */
     uint32_t nspare, spare_cap;
+    void **spare_states;            /* request-parse states lent to clients mid-request */
+    uint32_t nstates, states_cap;
+    size_t state_size;              /* the largest req_state_size of the protocols in use */
+    struct client *free_clients;    /* client structs kept for reuse */
+    uint32_t nfree_clients;
     bool stopping;                  /* graceful stop in progress */
     struct stats_worker *wst;       /* this worker's own counters */
 };
 
+/* The part of a conn every socket has. */
 struct conn {
+    struct event ev;                /* EV_READ while reading, | EV_WRITE while a write waits */
     TAILQ_ENTRY(conn) dirty_tqe;    /* on dirty_servers / dirty_clients / closed */
-    TAILQ_ENTRY(conn) pool_tqe;     /* client: on its pool's client list */
     struct conn_ctx *ctx;
-    enum conn_kind kind;
-    enum conn_state state;
-    int fd;
     uint64_t id;
-    struct event rev;               /* EV_READ|EV_PERSIST */
-    struct event wev;               /* EV_WRITE|EV_PERSIST, armed after a short write */
-    bool events_set;
-    bool reading;                   /* rev is added */
-    bool writing;                   /* wev is added */
+    int fd;
+    uint8_t kind;                   /* enum conn_kind */
+    uint8_t state;                  /* enum conn_state */
+    uint8_t events;                 /* EV_READ / EV_WRITE the event is added with */
     bool dirty;                     /* on a dirty list */
-    struct buf in;                  /* bytes read, not yet parsed */
+};
+
+struct client {
+    struct conn c;
+    TAILQ_ENTRY(client) pool_tqe;   /* on its pool's client list */
     struct pool *pool;
-    /* client */
+    const struct proto_ops *proto;  /* what it speaks (per conn: it may switch) */
     struct msg_tqh q;               /* requests in arrival order */
     uint32_t nq;
-    bool eof;                       /* peer sent EOF */
-    bool throttled;                 /* not read until replies drain */
-    bool wait_first;                /* accepted while stopping: serve its first request */
     uint8_t close_reason;           /* DRAINING: why it closes (enum stats_client_close) */
-    bool got_request;               /* has sent at least one request */
-    struct stats_pool *pst;         /* its pool's counters in this worker */
+    bool authed;                    /* redis_auth pools: AUTH succeeded */
     size_t pending_bytes;           /* reply bytes done but not yet written */
-    bool authed;                    /* redis: AUTH succeeded (redis_auth pools) */
-    bool rreq_active;               /* redis: rreq holds a partial parse */
-    struct redis_req rreq;          /* redis: resumable request parse */
-    char peer[64];
-    /* server */
+    struct buf *in;                 /* bytes read, not yet parsed; NULL when idle */
+    void *ps;                       /* request-parse state while a request is partial */
+};
+
+/*
+ * What belongs to one server socket and must die with it. A socket that
+ * fails in the middle of a reply leaves a parse position, a byte count and
+ * perhaps a deadline behind; server_close() zeroes this struct whole, so
+ * the next socket's bytes are never read against the dead one's state. The
+ * other per-socket parts of a server conn are reset in the same place: fd
+ * and event, the read buffer (freed), the dirty-list entry and the timer;
+ * the msgs the socket carried are failed by server_fail() (an idle socket
+ * carries none).
+ */
+struct conn_sock {
+    uint64_t connect_deadline_ms;   /* CONNECTING: give up then (0: no timeout) */
+    struct reply_reader reader;     /* the reply being read */
+};
+
+struct server_conn {
+    struct conn c;
     struct pool_server *server;
+    struct pool *pool;
+    const struct proto_ops *proto;
     struct stats_server *st;        /* the server's counters in this worker */
     struct msg_tqh in_q;            /* queued, not yet fully written */
     struct msg_tqh out_q;           /* written, awaiting their replies */
     uint32_t nin, nout;
     struct event tev;               /* the oldest request's deadline (or connect's) */
+    struct buf *in;                 /* bytes read, not yet parsed; NULL when none */
     struct conn_sock sock;          /* state of the current socket only */
 };
 
+static inline struct client *
+conn_client(struct conn *c)
+{
+    return (struct client *)c;
+}
+
+static inline struct server_conn *
+conn_server(struct conn *c)
+{
+    return (struct server_conn *)c;
+}
+
 void conn_ctx_init(struct conn_ctx *ctx, struct event_base *base, int worker_id,
-                   size_t mbuf_size, uint64_t max_request_size);
+                   size_t mbuf_size);
 void conn_ctx_destroy(struct conn_ctx *ctx);
 
-/* A client conn around an accepted fd, reading with cb(arg = conn). NULL if
-   out of memory (fd is then closed). */
-struct conn *conn_client_new(struct conn_ctx *ctx, int fd, event_callback_fn cb);
+/* Change state, logging the transition at debug level; an illegal one
+   (not in the diagram above) is a bug and aborts. */
+void conn_set_state(struct conn *c, enum conn_state st);
+const char *conn_state_name(enum conn_state st);
 
-/* Set up an embedded server conn (no socket yet). */
-void conn_server_init(struct conn *c, struct conn_ctx *ctx, struct pool_server *s);
+/* Give c its socket fd; its event calls cb(arg = c) from now on. */
+void conn_attach(struct conn *c, int fd, event_callback_fn cb);
 
-/* Give a server conn its connecting fd; events call cb. */
-void conn_server_attach(struct conn *c, int fd, event_callback_fn cb);
+/* Watch for readability and/or writability (EV_READ | EV_WRITE), or
+   neither (0); only a change reaches libevent. */
+void conn_watch(struct conn *c, uint8_t events);
 
-/* Read once into c->in. Returns bytes read, 0 on EOF, -EAGAIN, or -errno. */
-ssize_t conn_read(struct conn *c);
-
-/* Give c's read buffer back to the ctx when it holds no bytes, so an idle
-   conn holds no buffer memory. */
-void conn_release_inbuf(struct conn *c);
-
-/* Over the backpressure limits (stop parsing), below the resume mark. */
-static inline bool
-conn_client_throttled(const struct conn *c)
-{
-    return c->nq >= CONN_CLIENT_MAX_INFLIGHT || c->pending_bytes >= CONN_CLIENT_MAX_PENDING_BYTES;
-}
-
-static inline bool
-conn_client_may_resume(const struct conn *c)
-{
-    return c->nq < CONN_CLIENT_MAX_INFLIGHT / 2 &&
-           c->pending_bytes < CONN_CLIENT_MAX_PENDING_BYTES / 2;
-}
-
-/* Start or stop watching for readability. */
-void conn_set_reading(struct conn *c, bool on);
+/* Remove the event and close the fd. */
+void conn_close_fd(struct conn *c);
 
 /* Put c on its ctx's dirty list (idempotent). */
 void conn_mark_dirty(struct conn *c);
 
-/* Queue m on server conn s (at the head for a handshake), counting it. */
-void conn_server_enqueue(struct conn *s, struct msg *m, bool at_head);
+/* read() once into *b, borrowing a buffer from the ctx when *b has none.
+   Returns bytes read, 0 on EOF, -EAGAIN, or -errno. */
+ssize_t conn_read(struct conn *c, struct buf **b);
 
-/* Take the head of s's out_q, whose reply of rsp_bytes just came. */
-struct msg *conn_server_pop_reply(struct conn *s, size_t rsp_bytes);
+/* writev() iov[0..n); *written gets the bytes written (0 on EAGAIN).
+   Returns 0 or -errno. */
+struct iovec;
+int conn_writev(struct conn *c, const struct iovec *iov, int n, size_t *written) MUSTCHECK;
 
-/* Take any msg off s (out_q first, then in_q), or NULL: for failing it. */
-struct msg *conn_server_pop_any(struct conn *s);
+/* Give an emptied read buffer back to the ctx (an idle conn holds none). */
+void conn_give_back_buf(struct conn_ctx *ctx, struct buf **b);
 
-/*
- * Write what c has: a server conn writes in_q (moving written msgs to
- * out_q); a client conn writes done replies at the head of q and frees them.
- * Returns 0, or -errno when the socket failed (the caller fails the conn).
- */
-int conn_flush(struct conn *c);
-
-/* Change state, logging the transition at debug level. */
-void conn_set_state(struct conn *c, enum conn_state st);
-const char *conn_state_name(enum conn_state st);
-
-/* Remove events and close the fd (server conns stay reusable). */
-void conn_close_socket(struct conn *c);
-
-/* Close a client conn: its msgs must have been handed off already.
-   The struct is freed at the end of the loop turn (conn_ctx_reap). */
-void conn_client_close(struct conn *c);
-
-/* Free the closed client conns of this turn. */
-void conn_ctx_reap(struct conn_ctx *ctx);
-
-/*
- * One holder of m let go. A msg is held by its client (m->client, while on
- * the client queue), its server conn (m->server, while queued there) and,
- * for a fragment, its parent (m->parent). It is freed when none holds it
- * any more; a freed parent lets go of its fragments. This is what keeps a
- * timed-out request alive as a tombstone in its server queue after its
- * error reply was written.
- */
-void conn_msg_release(struct conn_ctx *ctx, struct msg *m);
-
-/* Take m (not yet written at all) off s's in_q. */
-void conn_server_unqueue(struct conn *s, struct msg *m);
+/* A zeroed request-parse state of the ctx's size, or NULL (out of memory);
+   and back, once its request is complete and no partial one follows. */
+void *conn_state_get(struct conn_ctx *ctx);
+void conn_state_put(struct conn_ctx *ctx, void *state);
 
 #endif

@@ -24,16 +24,15 @@ struct listener {
     bool draining;              /* accepting the last queued conns before closing */
     struct event ev;
     struct event retry;         /* re-arms accept after EMFILE */
-    event_callback_fn client_cb;
 };
 
 /*
  * Start accepting for pool p: on shared_fd when >= 0 (unix), else on a new
- * SO_REUSEPORT socket. New client conns read with client_cb. Returns 0, or
+ * SO_REUSEPORT socket. Returns 0, or
  * -1 with a reason in err.
  */
-int listener_open(struct listener *l, struct pool *p, int shared_fd, event_callback_fn client_cb,
-                  char *err, size_t errlen) MUSTCHECK;
+int listener_open(struct listener *l, struct pool *p, int shared_fd, char *err,
+                  size_t errlen) MUSTCHECK;
 
 /* Accept what is queued (so it is served, not reset), then stop. */
 void listener_drain_and_close(struct listener *l);

@@ -22,15 +22,26 @@
 #include <sys/queue.h>
 
 #include "buf.h"
+#include "util.h"
 
-struct conn;
+struct client;
+struct server_conn;
 struct stats_server;
+
+/* How a split request's reply is built from its fragments' replies. */
+enum msg_merge {
+    MSG_MERGE_NONE,     /* not split */
+    MSG_MERGE_VALUES,   /* memcached get: every part's VALUEs in request-key order, one END */
+    MSG_MERGE_ARRAY,    /* Redis MGET: one array, elements in key order */
+    MSG_MERGE_SUM,      /* Redis DEL EXISTS UNLINK TOUCH: integers summed */
+    MSG_MERGE_ALL_OK,   /* Redis MSET: +OK when every part said +OK */
+};
 
 struct msg {
     TAILQ_ENTRY(msg) c_tqe;     /* client conn's request queue */
     TAILQ_ENTRY(msg) s_tqe;     /* server conn's in_q / out_q */
-    struct conn *client;        /* owner; NULL once the client is gone */
-    struct conn *server;        /* server conn it is queued on, or NULL */
+    struct client *client;      /* owner; NULL once the client is gone */
+    struct server_conn *server; /* server conn it is queued on, or NULL */
     struct msg *parent;         /* a fragment's split request */
     struct msg **frags;         /* a split request's fragments */
     uint32_t nfrags;
@@ -47,11 +58,12 @@ struct msg {
     struct stats_server *sst;   /* the server it went to (latency per server) */
     uint64_t deadline_ms;       /* reply deadline, 0: none */
     uint64_t timeout_ms;        /* the pool's timeout when it was queued */
-    size_t keys_off;            /* memcached: key tokens within req */
+    size_t keys_off;            /* split, memcached: key tokens within req */
     size_t keys_end;
-    uint32_t nkeys;
+    uint32_t nkeys;             /* split: keys of the request */
     int err;                    /* errno of a failure, 0 if none */
-    uint8_t cmd;                /* protocol command */
+    uint16_t cmd;               /* its row in its protocol's command table */
+    uint8_t merge;              /* enum msg_merge */
     bool done;                  /* reply complete (or failed) */
     bool swallow;               /* noreply: reply is discarded */
     bool close_after;           /* close the client once this reply is written */
@@ -61,6 +73,19 @@ struct msg {
 };
 
 TAILQ_HEAD(msg_tqh, msg);
+
+/* Whether m's reply is still wanted: by the proxy itself (a handshake), or
+   by a client still connected (the request's, or its split parent's) for a
+   request that has not timed out. */
+static inline bool
+msg_wants_reply(const struct msg *m)
+{
+    if (m->handshake) {
+        return true;
+    }
+    return !m->timed_out &&
+           (m->client != NULL || (m->parent != NULL && m->parent->client != NULL));
+}
 
 /* Per-worker recycling of msgs. */
 struct msg_cache {
@@ -78,19 +103,50 @@ struct msg *msg_get(struct msg_cache *mc);
 /* Give m (and its fragments' arrays, not the fragments) back to the cache. */
 void msg_put(struct msg_cache *mc, struct msg *m);
 
-/* Scratch arrays for splitting a request, valid until the split is done. */
+/*
+ * One holder of m let go. A msg is held by its client (m->client, while on
+ * the client's queue), its server conn (m->server, while queued there) and,
+ * for a fragment, its parent (m->parent). It goes back to the cache when
+ * none holds it any more; a parent let go of lets go of its fragments. This
+ * is what keeps a timed-out request alive as a tombstone in its server
+ * queue after its error reply was written.
+ */
+void msg_release(struct msg_cache *mc, struct msg *m);
+
+/*
+ * Planning a split: which fragment each key goes to, one fragment per
+ * server in the order servers first appear among the keys. Scratch arrays
+ * valid until the split is done.
+ */
 struct msg_split {
-    void **servers;             /* [maxfrags] the server of each fragment */
     int32_t *frag_of_server;    /* [nservers] fragment index, or -1 */
-    uint32_t *nkeys_of;         /* [maxfrags] keys per fragment, zeroed */
+    uint32_t *frag_server;      /* [maxfrags] server index of each fragment */
+    uint32_t *frag_nkeys;       /* [maxfrags] keys per fragment */
+    uint32_t nfrags;
 };
 
 /*
- * Set up m->frags[maxfrags] (zeroed) and m->key_frag[nkeys] plus the scratch
- * in sp, in one block that m keeps across reuse, so steady multi-key
- * traffic does not call malloc. Returns 0 or -1 (out of memory).
+ * Set up m->frags[maxfrags] (zeroed) and m->key_frag[nkeys] plus the
+ * scratch in sp, in one block that m keeps across reuse, so steady
+ * multi-key traffic does not call malloc. Returns 0 or -1 (out of memory).
  */
 int msg_split_alloc(struct msg *m, uint32_t nkeys, uint32_t maxfrags, size_t nservers,
-                    struct msg_split *sp);
+                    struct msg_split *sp) MUSTCHECK;
+
+/* Key i lives on server index server (< nservers): m->key_frag[i] becomes
+   that server's fragment, a new one the first time the server appears. */
+static inline void
+msg_split_add(struct msg *m, struct msg_split *sp, uint32_t i, uint32_t server)
+{
+    int32_t f = sp->frag_of_server[server];
+
+    if (f < 0) {
+        f = (int32_t)sp->nfrags++;
+        sp->frag_of_server[server] = f;
+        sp->frag_server[f] = server;
+    }
+    m->key_frag[i] = (uint32_t)f;
+    sp->frag_nkeys[f]++;
+}
 
 #endif

@@ -32,7 +32,7 @@ struct pool_server {
     const struct conf_server *cs;
     const struct gen_server *gs;    /* its address and registry record */
     struct pool *pool;
-    struct conn *conns;             /* [nconns] server conns of this worker */
+    struct server_conn *conns;      /* [nconns] server conns of this worker */
     uint32_t nconns;
     uint32_t idx;                   /* index in identity order */
     uint32_t failures;              /* consecutive failures seen by this worker */
@@ -52,13 +52,14 @@ struct pool {
     const struct conf_pool *cp;
     const struct gen_pool *gp;      /* the generation's bindings of cp */
     struct conn_ctx *ctx;
+    const struct proto_ops *proto;  /* what its clients and servers speak */
     struct pool_server **servers;   /* [nservers], identity order */
     size_t nservers;
     struct dist_server *dservers;   /* what the dist was built from */
     struct dist *dist;
-    struct conn_tqh clients;        /* this worker's client conns of the pool */
+    TAILQ_HEAD(, client) clients;   /* this worker's client conns of the pool */
     uint32_t nclients;
-    event_callback_fn server_cb;    /* route's server event callback */
+    event_callback_fn server_cb;    /* the server conns' event callback */
     struct stats_pool *st;          /* this worker's counters for the pool */
     struct reg_pool *reg;           /* shared: ejection generation, client count */
     uint64_t eject_gen_seen;        /* reg->eject_gen the dist was built at */
@@ -66,11 +67,12 @@ struct pool {
     bool retiring;                  /* removed by a reload: clients close at a boundary */
 };
 
-/* Build p from cp (bound by gp) for ctx's worker. Returns 0 or -1 (out of
-   memory). */
+/* Build p from cp (bound by gp) for ctx's worker, speaking proto; its
+   server conns' events call server_cb. Returns 0 or -1 (out of memory). */
 int pool_init(struct pool *p, const struct conf_pool *cp, const struct gen_pool *gp,
-              struct conn_ctx *ctx, event_callback_fn server_cb) MUSTCHECK;
-/* Close every server conn and free p's memory (clients are the caller's). */
+              const struct proto_ops *proto, struct conn_ctx *ctx,
+              event_callback_fn server_cb) MUSTCHECK;
+/* Free p's memory (its clients and server conns must be closed). */
 void pool_destroy(struct pool *p);
 
 /* Free a server (its conns must be closed and empty). */
@@ -101,18 +103,5 @@ void pool_server_ok(struct pool_server *s);
 
 /* The server that owns key, or NULL when no server is live. */
 struct pool_server *pool_pick(struct pool *p, const uint8_t *key, size_t len);
-
-/*
- * The server conn of s that carries client's requests (one per client, so
- * its requests to s stay in order), connecting it if needed. Returns NULL
- * with *err set when a connect cannot even start.
- */
-struct conn *pool_server_conn(struct pool_server *s, const struct conn *client, int *err);
-
-/* Connect every server conn now (preconnect). */
-void pool_preconnect(struct pool *p);
-
-/* True when no server conn of s carries a request. */
-bool pool_server_idle(const struct pool_server *s);
 
 #endif

@@ -26,26 +26,48 @@
 #define REDIS_MAX_RSP_LINE (1024 * 1024)        /* bytes of a +status or -error reply line */
 #define REDIS_ERR_REPLY_MAX 256                 /* longest redis_error_reply() output */
 
-enum redis_parse { REDIS_PARSE_OK, REDIS_PARSE_AGAIN, REDIS_PARSE_ERROR };
+enum redis_parse {
+    REDIS_PARSE_OK,
+    REDIS_PARSE_AGAIN,      /* need more bytes */
+    REDIS_PARSE_ERROR,
+    REDIS_PARSE_ARGS,       /* give r->args room for r->argc arguments, then call again */
+};
 
 /* How the proxy treats a command. */
 enum redis_route {
-    REDIS_ROUTE_KEY,        /* forward to the server of its first key */
-    REDIS_ROUTE_PLACEHOLDER,/* no key: forward to the server of "placeholder" */
-    REDIS_ROUTE_EVAL,       /* EVAL/EVALSHA: key after numkeys; numkeys 0 -> placeholder */
-    REDIS_ROUTE_SPLIT_MGET, /* MGET: split per server, array reassembled in key order */
-    REDIS_ROUTE_SPLIT_SUM,  /* DEL UNLINK TOUCH EXISTS: split, integer replies summed */
-    REDIS_ROUTE_SPLIT_MSET, /* MSET: key value pairs split, +OK when every part is */
-    REDIS_ROUTE_LOCAL,      /* PING QUIT ECHO SELECT AUTH: answered by the proxy */
+    REDIS_ROUTE_KEY,        /* forward to the server of its key (or of "placeholder") */
+    REDIS_ROUTE_SPLIT,      /* split its keys over servers, merge the replies */
+    REDIS_ROUTE_LOCAL,      /* answered by the proxy */
     REDIS_ROUTE_UNSUPPORTED,/* known to Redis but not proxied (e.g. MOVE) */
 };
+
+/* The proxy's own answers (REDIS_ROUTE_LOCAL rows). */
+enum redis_local {
+    REDIS_LOCAL_NONE,
+    REDIS_LOCAL_PING,
+    REDIS_LOCAL_QUIT,
+    REDIS_LOCAL_ECHO,
+    REDIS_LOCAL_SELECT,
+    REDIS_LOCAL_AUTH,
+};
+
+#define REDIS_CMD_NOAUTH 0x1    /* allowed before AUTH on a redis_auth pool */
+#define REDIS_CMD_CLOSES 0x2    /* the conn closes once its reply is written */
+
+/* Longer than every name in the table: such a name is unknown at a glance. */
+#define REDIS_CMD_NAME_MAX 32
 
 struct redis_cmd {
     const char *name;       /* lower case */
     int min_args;           /* arguments after the name */
     int max_args;           /* -1: no limit */
     enum redis_route route;
-    uint8_t key_step;       /* split commands: 1 (keys) or 2 (key value pairs) */
+    uint8_t first_key;      /* argument of the (first) key; 0: none ("placeholder") */
+    uint8_t key_step;       /* SPLIT: keys every key_step arguments (2: key value pairs) */
+    uint8_t numkeys_arg;    /* EVAL: argument holding the key count; keys follow it */
+    uint8_t merge;          /* SPLIT: enum msg_merge */
+    uint8_t local;          /* LOCAL: enum redis_local */
+    uint8_t flags;          /* REDIS_CMD_* */
 };
 
 /* The table row for name[0..len) (case-insensitive), or NULL. Never allocates. */
@@ -53,6 +75,10 @@ const struct redis_cmd *redis_cmd_lookup(const uint8_t *name, size_t len);
 
 /* The whole table, sorted by name, *n rows (for tests and listings). */
 const struct redis_cmd *redis_cmd_table(size_t *n);
+
+/* A row's index in the table (what a msg records), and back. */
+uint16_t redis_cmd_index(const struct redis_cmd *cmd);
+const struct redis_cmd *redis_cmd_at(uint16_t index);
 
 enum redis_req_error {
     REDIS_ERR_NONE,
@@ -67,6 +93,12 @@ enum redis_req_error {
     REDIS_ERR_EMPTY,            /* an empty inline line or *0 / *-1: skipped silently, as Redis does */
 };
 
+/* One argument of a parsed multibulk request: buf[off..off+len). */
+struct redis_arg {
+    size_t off;
+    size_t len;
+};
+
 /* Parse state and result of one request. Zero it (redis_req_init) before
    each new request; keep it across AGAIN results. */
 struct redis_req {
@@ -79,6 +111,14 @@ struct redis_req {
                                        0 after an error that closes */
     size_t name_off, name_len;      /* the command name */
     char err_detail;                /* REDIS_ERR_EXPECTED_DOLLAR: the byte found */
+    /*
+     * The caller's array of arguments, recorded as the parse passes them
+     * (multibulk only), so routing never scans an argument again. Room for
+     * args_cap; when a request has more, the parse returns
+     * REDIS_PARSE_ARGS and the caller gives it room for argc.
+     */
+    struct redis_arg *args;
+    uint32_t args_cap;
     /* resumable state (private) */
     size_t pos;
     uint32_t args_left;
@@ -86,7 +126,12 @@ struct redis_req {
     uint64_t bulk_len;
 };
 
-void redis_req_init(struct redis_req *r);
+/* Zero r for a new request recording its arguments in args[0..args_cap)
+   (args may be NULL when args_cap is 0). */
+void redis_req_init(struct redis_req *r, struct redis_arg *args, uint32_t args_cap);
+
+/* Zero r for the next request, keeping its args array. */
+void redis_req_reset(struct redis_req *r);
 
 /*
  * Continue parsing the request at buf[0..len) (the same bytes as before,
@@ -109,15 +154,6 @@ size_t redis_error_reply(const struct redis_req *r, const uint8_t *buf, char *ou
 
 /* True for the framing errors, after which the conn is closed. */
 bool redis_error_closes(enum redis_req_error err);
-
-/*
- * Iterate the arguments of a parsed multibulk request (the name is argument
- * 0): on true, argument *i is buf[*off..*off+*alen) and the cursor moves on.
- * Start with *cursor = 0. An inline request's arguments may be quoted, so
- * they are not bytes of buf: encode it as multibulk first.
- */
-bool redis_next_arg(const struct redis_req *r, const uint8_t *buf, size_t *cursor,
-                    size_t *off, size_t *alen);
 
 /*
  * Redis's inline argument splitting (sdssplitargs) over line[0..len), the

@@ -1,14 +1,14 @@
 /*
- * route_mc: the memcached ASCII protocol's part of routing: turning parsed
- * requests into msgs (stripping noreply, splitting multi-key gets per
- * server), pairing server replies with requests, and reassembling a split
- * get in request-key order with one END.
+ * route_mc: the memcached ASCII protocol's runtime half: turning a client's
+ * parsed requests into msgs (stripping noreply, splitting multi-key gets
+ * per server) and answering errors and quit. Its pure half is mc_wire
+ * (mc_reply.h).
  */
 #ifndef CMX_ROUTE_MC_H
 #define CMX_ROUTE_MC_H
 
-#include "route.h"
+#include "conn.h"
 
-extern const struct route_proto route_mc_proto;
+extern const struct proto_ops route_mc_proto;
 
 #endif

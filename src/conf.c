@@ -48,7 +48,7 @@
 #define MAX_KEYS 24
 
 enum key_kind {
-    KEY_BOOL, KEY_U32, KEY_U64, KEY_INT, KEY_WORKERS, KEY_STR, KEY_HASH, KEY_HASH_TAG,
+    KEY_BOOL, KEY_PROTO, KEY_U32, KEY_U64, KEY_INT, KEY_WORKERS, KEY_STR, KEY_HASH, KEY_HASH_TAG,
     KEY_DIST, KEY_LISTEN, KEY_SERVER, KEY_STATS, KEY_METRICS,
 };
 
@@ -87,7 +87,7 @@ static const struct key_def pool_keys[] = {
     { "timeout", KEY_U64, P(timeout_ms), 0, MAX_INT32, "0" },
     { "backlog", KEY_U32, P(backlog), 0, MAX_INT32, "512" },
     { "preconnect", KEY_BOOL, P(preconnect), 0, 0, "false" },
-    { "redis", KEY_BOOL, P(redis), 0, 0, "false" },
+    { "redis", KEY_PROTO, P(proto), 0, 0, "false" },
     { "redis_auth", KEY_STR, P(redis_auth), 0, 0, NULL },
     { "redis_db", KEY_U32, P(redis_db), 0, MAX_INT32, "0" },
     { "server_connections", KEY_U32, P(server_connections), 1, MAX_INT32, "1" },
@@ -297,11 +297,17 @@ set_value(struct parse *p, struct sect *s, const struct key_def *k, const char *
 
     switch (k->kind) {
     case KEY_BOOL:
+    case KEY_PROTO:
         if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
             snprintf(err, errlen, "expected true or false");
             return -1;
         }
-        *(bool *)field = v[0] == 't';
+        if (k->kind == KEY_PROTO) {
+            /* twemproxy's "redis: true" picks the protocol family */
+            *(enum proto_id *)field = v[0] == 't' ? PROTO_REDIS : PROTO_MEMCACHED;
+        } else {
+            *(bool *)field = v[0] == 't';
+        }
         return 0;
     case KEY_U32:
     case KEY_U64:
@@ -624,7 +630,7 @@ check_pool(struct parse *p, struct sect *s)
     if (s->server_lines == 0) {
         diag(p, s->line, "missing 'server' in [pool %s]", pool->name);
     }
-    if (pool->redis_auth != NULL && !pool->redis) {
+    if (pool->redis_auth != NULL && pool->proto != PROTO_REDIS) {
         diag(p, s->auth_line, "'redis_auth' is set but [pool %s] is not a redis pool "
              "(needs redis = true)", pool->name);
     }
@@ -975,7 +981,7 @@ conf_pool_equal(const struct conf_pool *a, const struct conf_pool *b)
         a->key_rule.has_tag != b->key_rule.has_tag ||
         (a->key_rule.has_tag && memcmp(a->key_rule.tag, b->key_rule.tag, 2) != 0) ||
         a->dist != b->dist || a->timeout_ms != b->timeout_ms || a->backlog != b->backlog ||
-        a->preconnect != b->preconnect || a->redis != b->redis ||
+        a->preconnect != b->preconnect || a->proto != b->proto ||
         !conf_str_eq(a->redis_auth, b->redis_auth) || a->redis_db != b->redis_db ||
         a->server_connections != b->server_connections ||
         a->auto_eject_hosts != b->auto_eject_hosts ||

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "conf.h"
 #include "conn.h"
 #include "gen.h"
@@ -25,23 +26,16 @@
 #define LISTENER_EMFILE_RETRY_MS 100
 
 static void
-listener_add_client(struct listener *l, int fd, const struct sockaddr *sa, socklen_t salen)
+listener_add_client(struct listener *l, int fd)
 {
     struct pool *p = l->pool;
-    struct conn *c;
 
     /* The limit holds across workers: one shared count, changed only here
        and on close. */
     int64_t n = atomic_fetch_add_explicit(&p->reg->nclients, 1, memory_order_relaxed) + 1;
     if (p->cp->client_connections > 0 && n > (int64_t)p->cp->client_connections) {
-        static const char mc_full[] = "ERROR Too many open connections\r\n";
-        static const char redis_full[] = "-ERR max number of clients reached\r\n";
         atomic_fetch_sub_explicit(&p->reg->nclients, 1, memory_order_relaxed);
-        if (p->cp->redis) {
-            (void)!write(fd, redis_full, sizeof(redis_full) - 1);
-        } else {
-            (void)!write(fd, mc_full, sizeof(mc_full) - 1);
-        }
+        (void)!write(fd, p->proto->full_reply, strlen(p->proto->full_reply));
         close(fd);
         stats_add(&p->st->closed[STATS_CC_client_limit], 1);
         log_info("pool %s: client refused: client_connections limit %u reached", p->cp->name,
@@ -54,27 +48,10 @@ listener_add_client(struct listener *l, int fd, const struct sockaddr *sa, sockl
             net_set_keepalive(fd);
         }
     }
-    c = conn_client_new(p->ctx, fd, l->client_cb);
-    if (c == NULL) {
+    if (client_new(p, fd, l->draining) == NULL) {
         atomic_fetch_sub_explicit(&p->reg->nclients, 1, memory_order_relaxed);
         log_error("pool %s: out of memory accepting a client", p->cp->name);
-        return;
     }
-    c->pool = p;
-    c->pst = p->st;
-    c->wait_first = l->draining;
-    if (p->cp->listen.is_unix) {
-        snprintf(c->peer, sizeof(c->peer), "unix:%" PRIu64, c->id);
-    } else {
-        net_sa_str(sa, salen, c->peer, sizeof(c->peer));
-    }
-    TAILQ_INSERT_TAIL(&p->clients, c, pool_tqe);
-    p->nclients++;
-    stats_add(&p->st->f[STATS_P_client_connections], 1);
-    stats_add(&p->ctx->wst->clients, 1);
-    stats_add(&p->ctx->wst->curr_connections, 1);
-    stats_add(&p->ctx->wst->total_connections, 1);
-    log_info("accepted client %s on pool %s", c->peer, p->cp->name);
 }
 
 /* Returns false when accepting should pause (out of descriptors). */
@@ -82,12 +59,10 @@ static bool
 listener_accept_some(struct listener *l, int max)
 {
     for (int i = 0; i < max; i++) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
-        int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd >= 0) {
-            listener_add_client(l, fd, (struct sockaddr *)&ss, len);
+            listener_add_client(l, fd);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED) {
@@ -135,14 +110,12 @@ listener_accept_cb(int fd, short what, void *arg)
 }
 
 int
-listener_open(struct listener *l, struct pool *p, int shared_fd, event_callback_fn client_cb,
-              char *err, size_t errlen)
+listener_open(struct listener *l, struct pool *p, int shared_fd, char *err, size_t errlen)
 {
     const struct conf_pool *cp = p->cp;
 
     memset(l, 0, sizeof(*l));
     l->pool = p;
-    l->client_cb = client_cb;
     if (shared_fd >= 0) {
         l->fd = shared_fd;
         l->owned = false;

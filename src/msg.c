@@ -74,9 +74,8 @@ msg_split_alloc(struct msg *m, uint32_t nkeys, uint32_t maxfrags, size_t nserver
                 struct msg_split *sp)
 {
     /* Pointers first, then 32-bit arrays: every part stays aligned. */
-    size_t need = sizeof(struct msg *) * maxfrags + sizeof(void *) * maxfrags +
-                  sizeof(uint32_t) * nkeys + sizeof(int32_t) * nservers +
-                  sizeof(uint32_t) * maxfrags;
+    size_t need = sizeof(struct msg *) * maxfrags + sizeof(uint32_t) * nkeys +
+                  sizeof(int32_t) * nservers + 2 * sizeof(uint32_t) * maxfrags;
 
     if (need > m->split_cap) {
         void *p = realloc(m->split_block, need);
@@ -89,15 +88,16 @@ msg_split_alloc(struct msg *m, uint32_t nkeys, uint32_t maxfrags, size_t nserver
     uint8_t *b = m->split_block;
     m->frags = (struct msg **)b;
     b += sizeof(struct msg *) * maxfrags;
-    sp->servers = (void **)b;
-    b += sizeof(void *) * maxfrags;
     m->key_frag = (uint32_t *)b;
     b += sizeof(uint32_t) * nkeys;
     sp->frag_of_server = (int32_t *)b;
     b += sizeof(int32_t) * nservers;
-    sp->nkeys_of = (uint32_t *)b;
+    sp->frag_server = (uint32_t *)b;
+    b += sizeof(uint32_t) * maxfrags;
+    sp->frag_nkeys = (uint32_t *)b;
+    sp->nfrags = 0;
     memset(m->frags, 0, sizeof(struct msg *) * maxfrags);
-    memset(sp->nkeys_of, 0, sizeof(uint32_t) * maxfrags);
+    memset(sp->frag_nkeys, 0, sizeof(uint32_t) * maxfrags);
     for (size_t i = 0; i < nservers; i++) {
         sp->frag_of_server[i] = -1;
     }
@@ -127,4 +127,20 @@ msg_put(struct msg_cache *mc, struct msg *m)
     buf_shrink(&m->rsp, mc->keep_bytes);
     TAILQ_INSERT_HEAD(&mc->free, m, c_tqe);
     mc->nfree++;
+}
+
+void
+msg_release(struct msg_cache *mc, struct msg *m)
+{
+    if (m->client != NULL || m->server != NULL || m->parent != NULL) {
+        return;
+    }
+    for (uint32_t i = 0; i < m->nfrags; i++) {
+        struct msg *f = m->frags[i];
+        if (f != NULL) {
+            f->parent = NULL;
+            msg_release(mc, f);
+        }
+    }
+    msg_put(mc, m);
 }

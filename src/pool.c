@@ -4,7 +4,8 @@
  *
  * Server conns are embedded in their pool_server and live as long as it
  * does; a failed conn goes back to CONN_DISCONNECTED and connects again
- * when the next request needs it, so msgs never point at freed conns.
+ * when the next request needs it (server.c), so msgs never point at freed
+ * conns.
  */
 #include "pool.h"
 
@@ -16,7 +17,6 @@
 #include "conf.h"
 #include "gen.h"
 #include "log.h"
-#include "net.h"
 
 #define POOL_BACKOFF_MIN_MS 10
 #define POOL_BACKOFF_MAX_MS 1000
@@ -119,11 +119,19 @@ pool_server_new(struct pool *p, const struct conf_server *cs, const struct gen_s
         return NULL;
     }
     for (uint32_t j = 0; j < s->nconns; j++) {
-        struct conn *c = &s->conns[j];
-        conn_server_init(c, p->ctx, s);
-        evtimer_assign(&c->tev, p->ctx->base, p->server_cb, c);
-        c->pool = p;
-        c->st = s->st;
+        struct server_conn *sc = &s->conns[j];
+        sc->c.ctx = p->ctx;
+        sc->c.kind = CONN_SERVER;
+        sc->c.state = CONN_DISCONNECTED;
+        sc->c.fd = -1;
+        sc->c.id = p->ctx->next_conn_id++;
+        sc->server = s;
+        sc->pool = p;
+        sc->proto = p->proto;
+        sc->st = s->st;
+        TAILQ_INIT(&sc->in_q);
+        TAILQ_INIT(&sc->out_q);
+        evtimer_assign(&sc->tev, p->ctx->base, p->server_cb, sc);
     }
     return s;
 }
@@ -136,30 +144,19 @@ pool_server_free(struct pool_server *s)
     }
     for (uint32_t j = 0; j < s->nconns; j++) {
         evtimer_del(&s->conns[j].tev);
-        conn_close_socket(&s->conns[j]);
     }
     free(s->conns);
     free(s);
 }
 
-bool
-pool_server_idle(const struct pool_server *s)
-{
-    for (uint32_t j = 0; j < s->nconns; j++) {
-        if (s->conns[j].nin + s->conns[j].nout > 0) {
-            return false;
-        }
-    }
-    return true;
-}
-
 int
 pool_init(struct pool *p, const struct conf_pool *cp, const struct gen_pool *gp,
-          struct conn_ctx *ctx, event_callback_fn server_cb)
+          const struct proto_ops *proto, struct conn_ctx *ctx, event_callback_fn server_cb)
 {
     memset(p, 0, sizeof(*p));
     p->cp = cp;
     p->gp = gp;
+    p->proto = proto;
     p->ctx = ctx;
     p->reg = gp->reg;
     p->st = &gp->reg->st[ctx->worker_id];
@@ -307,92 +304,4 @@ pool_pick(struct pool *p, const uint8_t *key, size_t len)
     int idx = dist_pick(p->dist, &p->cp->key_rule, key, len, &p->ctx->rng);
 
     return idx < 0 ? NULL : p->servers[idx];
-}
-
-/*
- * Errors of this host, not of the server: out of descriptors, memory or
- * local ports. The request fails with that text, but the server is not
- * blamed: no failure count, no ejection, no backoff.
- */
-static bool
-pool_local_error(int err)
-{
-    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM ||
-           err == EADDRNOTAVAIL;
-}
-
-#define POOL_LOCAL_ERR_LOG_MS 1000
-
-static int
-pool_connect(struct pool *p, struct conn *c)
-{
-    struct pool_server *s = c->server;
-    const struct conf_server *cs = s->cs;
-    int fd = net_connect(&s->gs->addr);
-
-    if (fd < 0) {
-        char ebuf[128];
-        const char *why = util_strerror(-fd, ebuf, sizeof(ebuf));
-        if (pool_local_error(-fd)) {
-            /* Every request tries again, so say it once a second at most. */
-            uint64_t now = util_mono_msec();
-            if (now >= s->local_err_log_ms) {
-                s->local_err_log_ms = now + POOL_LOCAL_ERR_LOG_MS;
-                log_warn("pool %s: cannot connect to server %s: %s (a local limit; the "
-                         "server is not counted as failed)", p->cp->name, cs->ident, why);
-            }
-            return fd;
-        }
-        log_warn("pool %s: connect to server %s failed: %s", p->cp->name, cs->ident, why);
-        pool_server_failed(s, -fd, true);
-        return fd;
-    }
-    if (p->cp->tcpkeepalive && !cs->addr.is_unix) {
-        net_set_keepalive(fd);
-    }
-    conn_server_attach(c, fd, p->server_cb);
-    if (p->cp->timeout_ms > 0) {
-        struct timeval tv = { (time_t)(p->cp->timeout_ms / 1000),
-                              (suseconds_t)((p->cp->timeout_ms % 1000) * 1000) };
-        c->sock.connect_deadline_ms = util_mono_msec() + p->cp->timeout_ms;
-        evtimer_add(&c->tev, &tv);
-    }
-    stats_add(&c->st->f[STATS_S_server_connections], 1);
-    stats_add(&p->ctx->wst->curr_connections, 1);
-    stats_add(&p->ctx->wst->total_connections, 1);
-    log_debug("pool %s: connecting to server %s (conn %" PRIu64 ")", p->cp->name, cs->ident,
-              c->id);
-    return 0;
-}
-
-struct conn *
-pool_server_conn(struct pool_server *s, const struct conn *client, int *err)
-{
-    struct conn *c = &s->conns[client != NULL ? client->id % s->nconns : 0];
-
-    if (c->state == CONN_DISCONNECTED) {
-        if (s->retry_at_ms != 0 && util_mono_msec() < s->retry_at_ms) {
-            *err = s->last_err;     /* backing off after a failed connect */
-            return NULL;
-        }
-        int rc = pool_connect(s->pool, c);
-        if (rc < 0) {
-            *err = -rc;
-            return NULL;
-        }
-    }
-    return c;
-}
-
-void
-pool_preconnect(struct pool *p)
-{
-    for (size_t i = 0; i < p->nservers; i++) {
-        for (uint32_t j = 0; j < p->servers[i]->nconns; j++) {
-            struct conn *c = &p->servers[i]->conns[j];
-            if (c->state == CONN_DISCONNECTED) {
-                (void)pool_connect(p, c);
-            }
-        }
-    }
 }

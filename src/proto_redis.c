@@ -54,165 +54,6 @@
 
 #include <string.h>
 
-/*
- * Arities from redis-server 7.0's COMMAND INFO (arity n > 0: exactly n-1
- * arguments; n < 0: at least -n-1), so a short request gets Redis's own
- * error from us and a long one goes to the backend, which answers it the
- * way Redis does (usually a syntax error). The exceptions are the commands
- * we answer ourselves: PING takes at most one argument as Redis enforces,
- * AUTH at most two, QUIT any (Redis answers "QUIT x" with +OK too).
- */
-#define ANY (-1)
-#define KEY(name, min, max) { name, min, max, REDIS_ROUTE_KEY, 0 }
-
-static const struct redis_cmd redis_cmds[] = {
-    KEY("append", 2, 2),
-    { "auth", 1, 2, REDIS_ROUTE_LOCAL, 0 },
-    KEY("bitcount", 1, ANY),
-    KEY("bitfield", 1, ANY),
-    KEY("bitpos", 2, ANY),
-    { "command", 0, ANY, REDIS_ROUTE_PLACEHOLDER, 0 },
-    KEY("copy", 2, ANY),
-    KEY("decr", 1, 1),
-    KEY("decrby", 2, 2),
-    { "del", 1, ANY, REDIS_ROUTE_SPLIT_SUM, 1 },
-    KEY("dump", 1, 1),
-    { "echo", 1, 1, REDIS_ROUTE_LOCAL, 0 },
-    { "eval", 2, ANY, REDIS_ROUTE_EVAL, 0 },
-    { "evalsha", 2, ANY, REDIS_ROUTE_EVAL, 0 },
-    { "exists", 1, ANY, REDIS_ROUTE_SPLIT_SUM, 1 },
-    KEY("expire", 2, ANY),
-    KEY("expireat", 2, ANY),
-    KEY("geoadd", 4, ANY),
-    KEY("geodist", 3, ANY),
-    KEY("geohash", 1, ANY),
-    KEY("geopos", 1, ANY),
-    KEY("georadius", 5, ANY),
-    KEY("georadiusbymember", 4, ANY),
-    KEY("geosearch", 6, ANY),
-    KEY("geosearchstore", 7, ANY),
-    KEY("get", 1, 1),
-    KEY("getbit", 2, 2),
-    KEY("getdel", 1, 1),
-    KEY("getex", 1, ANY),
-    KEY("getrange", 3, 3),
-    KEY("getset", 2, 2),
-    KEY("hdel", 2, ANY),
-    KEY("hexists", 2, 2),
-    KEY("hget", 2, 2),
-    KEY("hgetall", 1, 1),
-    KEY("hincrby", 3, 3),
-    KEY("hincrbyfloat", 3, 3),
-    KEY("hkeys", 1, 1),
-    KEY("hlen", 1, 1),
-    KEY("hmget", 2, ANY),
-    KEY("hmset", 3, ANY),
-    KEY("hrandfield", 1, ANY),
-    KEY("hscan", 2, ANY),
-    KEY("hset", 3, ANY),
-    KEY("hsetnx", 3, 3),
-    KEY("hstrlen", 2, 2),
-    KEY("hvals", 1, 1),
-    KEY("incr", 1, 1),
-    KEY("incrby", 2, 2),
-    KEY("incrbyfloat", 2, 2),
-    KEY("lindex", 2, 2),
-    KEY("linsert", 4, 4),
-    KEY("llen", 1, 1),
-    KEY("lmove", 4, 4),
-    { "lolwut", 0, ANY, REDIS_ROUTE_PLACEHOLDER, 0 },
-    KEY("lpop", 1, ANY),
-    KEY("lpos", 2, ANY),
-    KEY("lpush", 2, ANY),
-    KEY("lpushx", 2, ANY),
-    KEY("lrange", 3, 3),
-    KEY("lrem", 3, 3),
-    KEY("lset", 3, 3),
-    KEY("ltrim", 3, 3),
-    { "mget", 1, ANY, REDIS_ROUTE_SPLIT_MGET, 1 },
-    /* MOVE would take a key out of the ring's view; its name is known so the
-     * reply can say it is unsupported rather than unknown. */
-    { "move", 2, 2, REDIS_ROUTE_UNSUPPORTED, 0 },
-    { "mset", 2, ANY, REDIS_ROUTE_SPLIT_MSET, 2 },
-    KEY("persist", 1, 1),
-    KEY("pexpire", 2, ANY),
-    KEY("pexpireat", 2, ANY),
-    KEY("pfadd", 1, ANY),
-    KEY("pfcount", 1, ANY),
-    KEY("pfmerge", 1, ANY),
-    { "ping", 0, 1, REDIS_ROUTE_LOCAL, 0 },
-    KEY("psetex", 3, 3),
-    KEY("pttl", 1, 1),
-    { "quit", 0, ANY, REDIS_ROUTE_LOCAL, 0 },
-    KEY("restore", 3, ANY),
-    KEY("rpop", 1, ANY),
-    KEY("rpoplpush", 2, 2),
-    KEY("rpush", 2, ANY),
-    KEY("rpushx", 2, ANY),
-    KEY("sadd", 2, ANY),
-    KEY("scard", 1, 1),
-    KEY("sdiff", 1, ANY),
-    KEY("sdiffstore", 2, ANY),
-    { "select", 1, 1, REDIS_ROUTE_LOCAL, 0 },
-    KEY("set", 2, ANY),
-    KEY("setbit", 3, 3),
-    KEY("setex", 3, 3),
-    KEY("setnx", 2, 2),
-    KEY("setrange", 3, 3),
-    KEY("sinter", 1, ANY),
-    KEY("sinterstore", 2, ANY),
-    KEY("sismember", 2, 2),
-    KEY("smembers", 1, 1),
-    KEY("smismember", 2, ANY),
-    KEY("smove", 3, 3),
-    KEY("sort", 1, ANY),
-    KEY("spop", 1, ANY),
-    KEY("srandmember", 1, ANY),
-    KEY("srem", 2, ANY),
-    KEY("sscan", 2, ANY),
-    KEY("strlen", 1, 1),
-    KEY("sunion", 1, ANY),
-    KEY("sunionstore", 2, ANY),
-    { "touch", 1, ANY, REDIS_ROUTE_SPLIT_SUM, 1 },
-    KEY("ttl", 1, 1),
-    KEY("type", 1, 1),
-    { "unlink", 1, ANY, REDIS_ROUTE_SPLIT_SUM, 1 },
-    KEY("zadd", 3, ANY),
-    KEY("zcard", 1, 1),
-    KEY("zcount", 3, 3),
-    KEY("zdiff", 2, ANY),
-    KEY("zdiffstore", 3, ANY),
-    KEY("zincrby", 3, 3),
-    KEY("zinter", 2, ANY),
-    KEY("zinterstore", 3, ANY),
-    KEY("zlexcount", 3, 3),
-    KEY("zmscore", 2, ANY),
-    KEY("zpopmax", 1, ANY),
-    KEY("zpopmin", 1, ANY),
-    KEY("zrandmember", 1, ANY),
-    KEY("zrange", 3, ANY),
-    KEY("zrangebylex", 3, ANY),
-    KEY("zrangebyscore", 3, ANY),
-    KEY("zrangestore", 4, ANY),
-    KEY("zrank", 2, 2),
-    KEY("zrem", 2, ANY),
-    KEY("zremrangebylex", 3, 3),
-    KEY("zremrangebyrank", 3, 3),
-    KEY("zremrangebyscore", 3, 3),
-    KEY("zrevrange", 3, ANY),
-    KEY("zrevrangebylex", 3, ANY),
-    KEY("zrevrangebyscore", 3, ANY),
-    KEY("zrevrank", 2, 2),
-    KEY("zscan", 2, ANY),
-    KEY("zscore", 2, 2),
-    KEY("zunion", 2, ANY),
-    KEY("zunionstore", 3, ANY),
-};
-
-#undef KEY
-
-/* Longer than every name in the table: such a name is unknown at a glance. */
-#define REDIS_CMD_NAME_MAX 32
 
 /* Redis quotes at most this much of a client's command name in an error. */
 #define REDIS_ERR_NAME_MAX 128
@@ -235,56 +76,6 @@ enum redis_rsp_state {
     RSP_DONE,
     RSP_FAILED,
 };
-
-static int
-redis_cmd_cmp(const uint8_t *name, size_t len, const char *lit)
-{
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        uint8_t a = name[i], b = (uint8_t)lit[i];
-
-        if (a >= 'A' && a <= 'Z') {
-            a = (uint8_t)(a - 'A' + 'a');
-        }
-        if (b == '\0' || a != b) {
-            /* the table's name ending first makes it the smaller one */
-            return b == '\0' ? 1 : (int)a - (int)b;
-        }
-    }
-    return lit[i] == '\0' ? 0 : -1;
-}
-
-const struct redis_cmd *
-redis_cmd_lookup(const uint8_t *name, size_t len)
-{
-    size_t lo = 0, hi = ARRAY_SIZE(redis_cmds);
-
-    if (len == 0 || len > REDIS_CMD_NAME_MAX) {
-        return NULL;
-    }
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = redis_cmd_cmp(name, len, redis_cmds[mid].name);
-
-        if (c == 0) {
-            return &redis_cmds[mid];
-        }
-        if (c < 0) {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    return NULL;
-}
-
-const struct redis_cmd *
-redis_cmd_table(size_t *n)
-{
-    *n = ARRAY_SIZE(redis_cmds);
-    return redis_cmds;
-}
 
 enum redis_hdr { HDR_OK, HDR_AGAIN, HDR_BAD };
 
@@ -658,7 +449,7 @@ redis_parse_count(struct redis_req *r, const uint8_t *buf, size_t len, uint64_t 
     r->args_left = (uint32_t)n;
     r->pos = end;
     r->state = REQ_ARG_HDR;
-    return REDIS_PARSE_AGAIN;
+    return r->argc > r->args_cap ? REDIS_PARSE_ARGS : REDIS_PARSE_AGAIN;
 }
 
 /* "$len\r\n" of the next argument, at r->pos. */
@@ -691,6 +482,7 @@ redis_parse_arg_hdr(struct redis_req *r, const uint8_t *buf, size_t len, uint64_
         r->name_off = end;
         r->name_len = (size_t)n;
     }
+    r->args[r->argc - r->args_left] = (struct redis_arg){ end, (size_t)n };
     r->bulk_len = (uint64_t)n;
     r->pos = end;
     r->state = REQ_ARG_BODY;
@@ -714,11 +506,14 @@ redis_parse_req(struct redis_req *r, const uint8_t *buf, size_t len, uint64_t ma
                 continue;
             }
             rc = redis_parse_count(r, buf, len, max_request_size);
-            if (r->state != REQ_ARG_HDR) {
+            if (r->state != REQ_ARG_HDR || rc == REDIS_PARSE_ARGS) {
                 return rc;
             }
             break;
         case REQ_ARG_HDR:
+            if (r->argc > r->args_cap) {
+                return REDIS_PARSE_ARGS;
+            }
             rc = redis_parse_arg_hdr(r, buf, len, max_request_size);
             if (r->state != REQ_ARG_BODY) {
                 return rc;
@@ -751,9 +546,17 @@ redis_parse_req(struct redis_req *r, const uint8_t *buf, size_t len, uint64_t ma
 }
 
 void
-redis_req_init(struct redis_req *r)
+redis_req_init(struct redis_req *r, struct redis_arg *args, uint32_t args_cap)
 {
     memset(r, 0, sizeof(*r));
+    r->args = args;
+    r->args_cap = args_cap;
+}
+
+void
+redis_req_reset(struct redis_req *r)
+{
+    redis_req_init(r, r->args, r->args_cap);
 }
 
 bool
@@ -860,41 +663,6 @@ redis_error_reply(const struct redis_req *r, const uint8_t *buf, char *out, size
         redis_out(out, outlen, &n, &ok, fixed, strlen(fixed));
     }
     return ok ? n : 0;
-}
-
-bool
-redis_next_arg(const struct redis_req *r, const uint8_t *buf, size_t *cursor, size_t *off,
-               size_t *alen)
-{
-    size_t p = *cursor, end = r->total_len;
-    uint64_t n = 0;
-
-    if (r->is_inline) {
-        return false;   /* quoted arguments have no place in buf: encode first */
-    }
-    if (p == 0) {
-        const uint8_t *nl = end > 0 ? memchr(buf, '\n', end) : NULL;
-
-        if (nl == NULL) {
-            return false;
-        }
-        p = (size_t)(nl - buf) + 1;
-    }
-    if (p >= end || buf[p] != '$') {
-        return false;
-    }
-    /* the parse has validated every header already */
-    for (p++; p < end && buf[p] != '\r'; p++) {
-        n = n * 10 + (uint64_t)(buf[p] - '0');
-    }
-    p += 2;
-    if (p > end || n + 2 > end - p) {
-        return false;
-    }
-    *off = p;
-    *alen = (size_t)n;
-    *cursor = p + (size_t)n + 2;
-    return true;
 }
 
 /* ---- replies ---- */

@@ -526,7 +526,7 @@ supervisor_log_capacity(const struct supervisor *sv)
     for (size_t i = 0; i < c->npools; i++) {
         const struct conf_pool *p = &c->pools[i];
         log_notice("pool %s: listening on %s (%s, %s/%s, %zu servers, %d workers)", p->name,
-                   p->listen_str, p->redis ? "redis" : "memcache", hash_name(p->key_rule.hash),
+                   p->listen_str, proto_name(p->proto), hash_name(p->key_rule.hash),
                    dist_name(p->dist), p->nservers, sv->nworkers);
         for (size_t j = 0; j < p->nservers; j++) {
             log_info("pool %s: server %s will get %u connections from cachemux", p->name,

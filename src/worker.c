@@ -32,10 +32,13 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "conf.h"
 #include "gen.h"
 #include "log.h"
+#include "protocols.h"
 #include "route.h"
+#include "server.h"
 
 /* The [cachemux] byte limits that take effect on reload. */
 static void
@@ -50,12 +53,27 @@ worker_apply_limits(struct worker *w, const struct conf *c)
 static void
 worker_close_pool_clients(struct pool *p)
 {
-    struct conn *c, *next;
+    struct client *c, *next;
 
     /* Idle clients close now; busy ones at their next request boundary. */
     for (c = TAILQ_FIRST(&p->clients); c != NULL; c = next) {
         next = TAILQ_NEXT(c, pool_tqe);
-        route_client_close_if_idle(c);
+        client_close_if_idle(c);
+    }
+}
+
+/* Close a pool's clients (for why) and every server conn, failing what
+   they carry (the worker exits, or a retired pool is freed). */
+static void
+worker_pool_shutdown(struct pool *p, enum stats_client_close why)
+{
+    struct client *c;
+
+    while ((c = TAILQ_FIRST(&p->clients)) != NULL) {
+        client_close(c, why);
+    }
+    for (size_t i = 0; i < p->nservers; i++) {
+        server_shutdown(p->servers[i]);
     }
 }
 
@@ -66,7 +84,7 @@ worker_pool_free(struct worker_pool *wp)
         evtimer_del(&wp->drain_timer);
     }
     listener_close(&wp->listener);
-    route_pool_shutdown(&wp->pool);
+    worker_pool_shutdown(&wp->pool, wp->pool.retiring ? STATS_CC_pool_removed : STATS_CC_stop);
     pool_destroy(&wp->pool);
     free(wp);
 }
@@ -82,11 +100,11 @@ worker_sweep(struct worker *w)
         snext = TAILQ_NEXT(s, retire_tqe);
         bool open = false;
         for (uint32_t j = 0; j < s->nconns; j++) {
-            struct conn *c = &s->conns[j];
-            if (c->state != CONN_DISCONNECTED && c->nin + c->nout == 0) {
-                route_server_close(c);
+            struct server_conn *sc = &s->conns[j];
+            if (sc->c.state != CONN_DISCONNECTED && sc->nin + sc->nout == 0) {
+                server_close(sc, STATS_SC_retired);
             }
-            open = open || c->state != CONN_DISCONNECTED;
+            open = open || sc->c.state != CONN_DISCONNECTED;
         }
         if (!open) {
             TAILQ_REMOVE(&w->retiring_servers, s, retire_tqe);
@@ -98,7 +116,7 @@ worker_sweep(struct worker *w)
         wnext = TAILQ_NEXT(wp, retire_tqe);
         bool busy = wp->pool.nclients > 0;
         for (size_t i = 0; !busy && i < wp->pool.nservers; i++) {
-            busy = !pool_server_idle(wp->pool.servers[i]);
+            busy = !server_idle(wp->pool.servers[i]);
         }
         TAILQ_FOREACH(s, &w->retiring_servers, retire_tqe) {
             busy = busy || s->pool == &wp->pool;
@@ -126,18 +144,15 @@ worker_flush(struct worker *w)
         while ((c = TAILQ_FIRST(&ctx->dirty_servers)) != NULL) {
             TAILQ_REMOVE(&ctx->dirty_servers, c, dirty_tqe);
             c->dirty = false;
-            int rc = conn_flush(c);
-            if (rc < 0) {
-                route_server_fail(c, -rc);
-            }
+            server_flush(conn_server(c));
         }
         while ((c = TAILQ_FIRST(&ctx->dirty_clients)) != NULL) {
             TAILQ_REMOVE(&ctx->dirty_clients, c, dirty_tqe);
             c->dirty = false;
-            route_client_after_flush(c, conn_flush(c));
+            client_flush(conn_client(c));
         }
     } while (!TAILQ_EMPTY(&ctx->dirty_servers));
-    conn_ctx_reap(ctx);
+    client_reap(ctx);
     if (!TAILQ_EMPTY(&w->retiring_servers) || !TAILQ_EMPTY(&w->retiring_pools)) {
         worker_sweep(w);
     }
@@ -169,12 +184,12 @@ worker_pool_new(struct worker *w, const struct conf_pool *cp, const struct gen_p
         return NULL;
     }
     wp->listener.fd = -1;
-    if (pool_init(&wp->pool, cp, gp, &w->ctx, route_server_event) != 0) {
+    if (pool_init(&wp->pool, cp, gp, protocols_get(cp->proto), &w->ctx, server_event) != 0) {
         log_error("pool %s: out of memory", cp->name);
         free(wp);
         return NULL;
     }
-    if (listener_open(&wp->listener, &wp->pool, gp->listen_fd, route_client_event, err,
+    if (listener_open(&wp->listener, &wp->pool, gp->listen_fd, err,
                       sizeof(err)) != 0) {
         log_error("%s", err);
         pool_destroy(&wp->pool);
@@ -182,7 +197,7 @@ worker_pool_new(struct worker *w, const struct conf_pool *cp, const struct gen_p
         return NULL;
     }
     if (cp->preconnect) {
-        pool_preconnect(&wp->pool);
+        route_preconnect(&wp->pool);
     }
     return wp;
 }
@@ -208,7 +223,7 @@ static void
 worker_pool_drain_timeout_cb(int fd, short what, void *arg)
 {
     struct worker_pool *wp = arg;
-    struct conn *c;
+    struct client *c;
 
     (void)fd;
     (void)what;
@@ -217,7 +232,7 @@ worker_pool_drain_timeout_cb(int fd, short what, void *arg)
                  "timeout", wp->pool.cp->name, wp->pool.nclients);
     }
     while ((c = TAILQ_FIRST(&wp->pool.clients)) != NULL) {
-        route_client_close(c, STATS_CC_drain_timeout);
+        client_close(c, STATS_CC_drain_timeout);
     }
 }
 
@@ -263,7 +278,7 @@ worker_switch(struct worker *w, struct gen *g)
                 continue;
             }
             if (strcmp(wp->pool.cp->listen_str, cp->listen_str) != 0 ||
-                wp->pool.cp->redis != cp->redis) {
+                wp->pool.cp->proto != cp->proto) {
                 break;      /* a new address or protocol: removed + added */
             }
             if (conf_pool_equal(wp->pool.cp, cp)) {
@@ -396,15 +411,15 @@ worker_cleanup(struct worker *w)
     /* Clients first (their msgs become orphans), then every server conn. */
     for (size_t i = 0; i < w->npools; i++) {
         if (w->pools[i] != NULL) {
-            route_pool_shutdown(&w->pools[i]->pool);
+            worker_pool_shutdown(&w->pools[i]->pool, STATS_CC_stop);
         }
     }
     TAILQ_FOREACH(wp, &w->retiring_pools, retire_tqe) {
-        route_pool_shutdown(&wp->pool);
+        worker_pool_shutdown(&wp->pool, STATS_CC_stop);
     }
     while ((s = TAILQ_FIRST(&w->retiring_servers)) != NULL) {
         TAILQ_REMOVE(&w->retiring_servers, s, retire_tqe);
-        route_server_shutdown(s);
+        server_shutdown(s);
         gen_release(s->retire_hold);
         pool_server_free(s);
     }
@@ -448,7 +463,8 @@ worker_setup(struct worker *w, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create event base");
         return -1;
     }
-    conn_ctx_init(&w->ctx, w->base, w->id, cf->mbuf_size, cf->max_request_size);
+    conn_ctx_init(&w->ctx, w->base, w->id, cf->mbuf_size);
+    w->ctx.state_size = protocols_state_size();
     worker_apply_limits(w, cf);
     w->ctx.wst = w->wst;
     evtimer_assign(&w->stop_timer, w->base, worker_stop_timer_cb, w);

@@ -29,6 +29,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         }                                                                                          \
     } while (0)
 
+/* Room for a parse's arguments, grown when it asks (REDIS_PARSE_ARGS). */
+struct args {
+    struct redis_arg *p;
+    uint32_t cap;
+};
+
+static struct args a_inc, a_whole, a_enc;
+
+static enum redis_parse
+parse(struct args *a, struct redis_req *r, const uint8_t *buf, size_t len, uint64_t max)
+{
+    enum redis_parse rc;
+
+    while ((rc = redis_parse_req(r, buf, len, max)) == REDIS_PARSE_ARGS) {
+        if (r->argc > a->cap) {
+            a->p = realloc(a->p, sizeof(*a->p) * r->argc);
+            CHECK(a->p != NULL);
+            a->cap = r->argc;
+        }
+        r->args = a->p;
+        r->args_cap = a->cap;
+    }
+    return rc;
+}
+
 static bool
 req_equal(enum redis_parse ra, const struct redis_req *a, enum redis_parse rb,
           const struct redis_req *b)
@@ -60,14 +85,17 @@ check_inline(const uint8_t *buf, const struct redis_req *r)
     CHECK(enc != NULL);
     n = redis_inline_encode(r, buf, enc);
     CHECK(n <= redis_inline_encoded_max(r));
-    redis_req_init(&m);
-    enum redis_parse rc = redis_parse_req(&m, enc, n, UINT64_MAX);
+    redis_req_init(&m, a_enc.p, a_enc.cap);
+    enum redis_parse rc = parse(&a_enc, &m, enc, n, UINT64_MAX);
     CHECK(m.total_len == n && m.argc == r->argc && m.cmd == r->cmd && m.err == r->err);
     CHECK(rc == (r->err == REDIS_ERR_NONE ? REDIS_PARSE_OK : REDIS_PARSE_ERROR));
-    while (redis_next_arg(&m, enc, &cur, &off, &alen)) {
-        k++;
+    for (k = 0; k < m.argc; k++) {
+        off = m.args[k].off;
+        alen = m.args[k].len;
+        CHECK(off >= cur && off + alen + 2 <= n && enc[off + alen] == '\r');
+        cur = off + alen + 2;
     }
-    CHECK(k == r->argc && cur == n);
+    CHECK(cur == n);
     free(enc);
 }
 
@@ -82,16 +110,17 @@ check_args(const uint8_t *buf, const struct redis_req *r)
         check_inline(buf, r);
         return;
     }
-    while (redis_next_arg(r, buf, &cur, &off, &alen)) {
+    for (n = 0; n < r->argc; n++) {
+        off = r->args[n].off;
+        alen = r->args[n].len;
         CHECK(off >= prev_end && off + alen <= r->total_len);
         if (n == 0) {
             CHECK(off == r->name_off && alen == r->name_len);
         }
         CHECK(buf[off + alen] == '\r' && buf[off + alen + 1] == '\n');
         prev_end = off + alen;
-        n++;
+        cur = off + alen + 2;
     }
-    CHECK(n == r->argc);
     CHECK(cur == r->total_len);
 }
 
@@ -168,21 +197,21 @@ run(const uint8_t *buf, size_t len, uint64_t max, size_t first, size_t chunk)
     size_t pos = 0, avail = first == 0 || first > len ? len : first;
     struct redis_req inc;
 
-    redis_req_init(&inc);
+    redis_req_init(&inc, a_inc.p, a_inc.cap);
     for (;;) {
         struct redis_req whole;
         enum redis_parse ri, rw;
 
-        ri = redis_parse_req(&inc, buf + pos, avail - pos, max);
+        ri = parse(&a_inc, &inc, buf + pos, avail - pos, max);
         if (ri == REDIS_PARSE_AGAIN && avail < len) {
             avail = chunk == 0 ? len : (avail + chunk < len ? avail + chunk : len);
             continue;
         }
-        redis_req_init(&whole);
-        rw = redis_parse_req(&whole, buf + pos, len - pos, max);
+        redis_req_init(&whole, a_whole.p, a_whole.cap);
+        rw = parse(&a_whole, &whole, buf + pos, len - pos, max);
         CHECK(req_equal(ri, &inc, rw, &whole));
         /* a finished parse repeats its result */
-        CHECK(redis_parse_req(&whole, buf + pos, len - pos, max) == rw);
+        CHECK(parse(&a_whole, &whole, buf + pos, len - pos, max) == rw);
         if (ri == REDIS_PARSE_AGAIN) {
             return;
         }
@@ -190,8 +219,13 @@ run(const uint8_t *buf, size_t len, uint64_t max, size_t first, size_t chunk)
         if (ri == REDIS_PARSE_ERROR && redis_error_closes(inc.err)) {
             return;
         }
+        if (ri == REDIS_PARSE_OK) {
+            /* the arguments recorded in pieces are the ones recorded whole */
+            CHECK(inc.is_inline ||
+                  memcmp(inc.args, whole.args, sizeof(*inc.args) * inc.argc) == 0);
+        }
         pos += inc.total_len;
-        redis_req_init(&inc);
+        redis_req_reset(&inc);
     }
 }
 

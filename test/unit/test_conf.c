@@ -145,7 +145,7 @@ START_TEST(test_full_config)
     ck_assert_uint_eq(a->timeout_ms, 400);
     ck_assert_uint_eq(a->backlog, 1024);
     ck_assert(a->preconnect);
-    ck_assert(a->redis);
+    ck_assert(a->proto == PROTO_REDIS);
     ck_assert_str_eq(a->redis_auth, "s3cret");
     ck_assert_uint_eq(a->redis_db, 3);
     ck_assert_uint_eq(a->server_connections, 2);
@@ -172,7 +172,7 @@ START_TEST(test_full_config)
     ck_assert_int_eq(b->listen.perm, 0660);
     ck_assert_int_eq(b->listen.port, 0);
     ck_assert_int_eq(b->dist, DIST_RANDOM);
-    ck_assert(!b->redis);
+    ck_assert(b->proto == PROTO_MEMCACHED);
     ck_assert_uint_eq(b->nservers, 1);
     ck_assert_str_eq(b->servers[0].ident, "/tmp/mc.sock:");
     ck_assert_ptr_null(b->servers[0].name);
@@ -206,7 +206,7 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(p->timeout_ms, 0);
     ck_assert_uint_eq(p->backlog, 512);
     ck_assert(!p->preconnect);
-    ck_assert(!p->redis);
+    ck_assert(p->proto == PROTO_MEMCACHED);
     ck_assert_ptr_null(p->redis_auth);
     ck_assert_uint_eq(p->redis_db, 0);
     ck_assert_uint_eq(p->server_connections, 1);

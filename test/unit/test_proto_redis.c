@@ -7,6 +7,7 @@
  * must give the same sequence of results, with AGAIN until the last byte of
  * each well-framed unit.
  */
+#include "msg.h"
 #include "proto_redis.h"
 #include "util.h"
 
@@ -102,11 +103,37 @@ req_res_of(enum redis_parse rc, const struct redis_req *r)
     return x;
 }
 
+/* Room for a request's arguments, grown as a conn grows its own. */
+struct targs {
+    struct redis_arg *p;
+    uint32_t cap;
+};
+
+static struct targs t_main, t_stream;
+
+/* redis_parse_req, giving the parse room for every argument. */
+static enum redis_parse
+parse_req(struct targs *t, struct redis_req *r, const uint8_t *buf, size_t len, uint64_t max)
+{
+    enum redis_parse rc;
+
+    while ((rc = redis_parse_req(r, buf, len, max)) == REDIS_PARSE_ARGS) {
+        if (r->argc > t->cap) {
+            t->p = realloc(t->p, sizeof(*t->p) * r->argc);
+            ck_assert_ptr_nonnull(t->p);
+            t->cap = r->argc;
+        }
+        r->args = t->p;
+        r->args_cap = t->cap;
+    }
+    return rc;
+}
+
 static enum redis_parse
 preq_n(const void *s, size_t len, uint64_t max, struct redis_req *r)
 {
-    redis_req_init(r);
-    return redis_parse_req(r, s, len, max);
+    redis_req_init(r, t_main.p, t_main.cap);
+    return parse_req(&t_main, r, s, len, max);
 }
 
 static enum redis_parse
@@ -215,7 +242,7 @@ run_stream(const uint8_t *buf, size_t len, uint64_t max, bool rsp, enum feed fee
     struct redis_rsp res;
 
     out->n = 0;
-    redis_req_init(&req);
+    redis_req_init(&req, t_stream.p, t_stream.cap);
     redis_rsp_init(&res);
     for (;;) {
         struct step st;
@@ -233,7 +260,7 @@ run_stream(const uint8_t *buf, size_t len, uint64_t max, bool rsp, enum feed fee
                 st.rsp_len = res.total_len;
             }
         } else {
-            rc = redis_parse_req(&req, buf + pos, avail - pos, max);
+            rc = parse_req(&t_stream, &req, buf + pos, avail - pos, max);
             if (rc == REDIS_PARSE_AGAIN) {
                 st.req.rc = rc;
             } else {
@@ -264,7 +291,7 @@ run_stream(const uint8_t *buf, size_t len, uint64_t max, bool rsp, enum feed fee
             ck_assert_uint_eq(avail, pos + unit);
         }
         pos += unit;
-        redis_req_init(&req);
+        redis_req_reset(&req);
         redis_rsp_init(&res);
     }
 }
@@ -366,13 +393,26 @@ START_TEST(test_table_sorted)
         ck_assert_int_ge(t[i].min_args, 0);
         ck_assert(t[i].max_args == -1 || t[i].max_args >= t[i].min_args);
         ck_assert_ptr_eq(lookup(t[i].name), &t[i]);
+        ck_assert_uint_eq(redis_cmd_index(&t[i]), i);
+        ck_assert_ptr_eq(redis_cmd_at((uint16_t)i), &t[i]);
         switch (t[i].route) {
-        case REDIS_ROUTE_SPLIT_MGET:
-        case REDIS_ROUTE_SPLIT_SUM:
-            ck_assert_uint_eq(t[i].key_step, 1);
+        case REDIS_ROUTE_SPLIT:
+            /* keys, or key value pairs; merged one of the three ways */
+            ck_assert(t[i].key_step == (t[i].merge == MSG_MERGE_ALL_OK ? 2 : 1));
+            ck_assert(t[i].merge == MSG_MERGE_ARRAY || t[i].merge == MSG_MERGE_SUM ||
+                      t[i].merge == MSG_MERGE_ALL_OK);
+            ck_assert_uint_eq(t[i].first_key, 1);
             break;
-        case REDIS_ROUTE_SPLIT_MSET:
-            ck_assert_uint_eq(t[i].key_step, 2);
+        case REDIS_ROUTE_KEY:
+            ck_assert_uint_eq(t[i].key_step, 0);
+            ck_assert_uint_eq(t[i].merge, MSG_MERGE_NONE);
+            /* a key, or keys after numkeys, or none ("placeholder") */
+            ck_assert(t[i].first_key == 0 || t[i].numkeys_arg == 0);
+            ck_assert((int)t[i].first_key <= MAX(t[i].min_args, 1));
+            break;
+        case REDIS_ROUTE_LOCAL:
+            ck_assert_uint_ne(t[i].local, REDIS_LOCAL_NONE);
+            ck_assert_uint_eq(t[i].first_key, 0);
             break;
         default:
             ck_assert_uint_eq(t[i].key_step, 0);
@@ -431,22 +471,37 @@ START_TEST(test_routes)
     static const struct {
         const char *name;
         enum redis_route route;
+        uint8_t first_key, key_step, numkeys_arg, merge, local, flags;
     } want[] = {
-        { "get", REDIS_ROUTE_KEY }, { "set", REDIS_ROUTE_KEY }, { "zunionstore", REDIS_ROUTE_KEY },
-        { "command", REDIS_ROUTE_PLACEHOLDER }, { "lolwut", REDIS_ROUTE_PLACEHOLDER },
-        { "eval", REDIS_ROUTE_EVAL }, { "evalsha", REDIS_ROUTE_EVAL },
-        { "mget", REDIS_ROUTE_SPLIT_MGET }, { "del", REDIS_ROUTE_SPLIT_SUM },
-        { "unlink", REDIS_ROUTE_SPLIT_SUM }, { "touch", REDIS_ROUTE_SPLIT_SUM },
-        { "exists", REDIS_ROUTE_SPLIT_SUM }, { "mset", REDIS_ROUTE_SPLIT_MSET },
-        { "ping", REDIS_ROUTE_LOCAL }, { "quit", REDIS_ROUTE_LOCAL }, { "echo", REDIS_ROUTE_LOCAL },
-        { "select", REDIS_ROUTE_LOCAL }, { "auth", REDIS_ROUTE_LOCAL },
-        { "move", REDIS_ROUTE_UNSUPPORTED },
+        { "get", REDIS_ROUTE_KEY, 1, 0, 0, 0, 0, 0 },
+        { "set", REDIS_ROUTE_KEY, 1, 0, 0, 0, 0, 0 },
+        { "zunionstore", REDIS_ROUTE_KEY, 1, 0, 0, 0, 0, 0 },
+        { "command", REDIS_ROUTE_KEY, 0, 0, 0, 0, 0, 0 },
+        { "lolwut", REDIS_ROUTE_KEY, 0, 0, 0, 0, 0, 0 },
+        { "eval", REDIS_ROUTE_KEY, 0, 0, 2, 0, 0, 0 },
+        { "evalsha", REDIS_ROUTE_KEY, 0, 0, 2, 0, 0, 0 },
+        { "mget", REDIS_ROUTE_SPLIT, 1, 1, 0, MSG_MERGE_ARRAY, 0, 0 },
+        { "del", REDIS_ROUTE_SPLIT, 1, 1, 0, MSG_MERGE_SUM, 0, 0 },
+        { "unlink", REDIS_ROUTE_SPLIT, 1, 1, 0, MSG_MERGE_SUM, 0, 0 },
+        { "touch", REDIS_ROUTE_SPLIT, 1, 1, 0, MSG_MERGE_SUM, 0, 0 },
+        { "exists", REDIS_ROUTE_SPLIT, 1, 1, 0, MSG_MERGE_SUM, 0, 0 },
+        { "mset", REDIS_ROUTE_SPLIT, 1, 2, 0, MSG_MERGE_ALL_OK, 0, 0 },
+        { "ping", REDIS_ROUTE_LOCAL, 0, 0, 0, 0, REDIS_LOCAL_PING, 0 },
+        { "quit", REDIS_ROUTE_LOCAL, 0, 0, 0, 0, REDIS_LOCAL_QUIT,
+          REDIS_CMD_NOAUTH | REDIS_CMD_CLOSES },
+        { "echo", REDIS_ROUTE_LOCAL, 0, 0, 0, 0, REDIS_LOCAL_ECHO, 0 },
+        { "select", REDIS_ROUTE_LOCAL, 0, 0, 0, 0, REDIS_LOCAL_SELECT, 0 },
+        { "auth", REDIS_ROUTE_LOCAL, 0, 0, 0, 0, REDIS_LOCAL_AUTH, REDIS_CMD_NOAUTH },
+        { "move", REDIS_ROUTE_UNSUPPORTED, 0, 0, 0, 0, 0, 0 },
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
         const struct redis_cmd *c = lookup(want[i].name);
         ck_assert_ptr_nonnull(c);
-        ck_assert_msg(c->route == want[i].route, "%s route %d", want[i].name, c->route);
+        ck_assert_msg(c->route == want[i].route && c->first_key == want[i].first_key &&
+                      c->key_step == want[i].key_step && c->numkeys_arg == want[i].numkeys_arg &&
+                      c->merge == want[i].merge && c->local == want[i].local &&
+                      c->flags == want[i].flags, "%s: its row differs", want[i].name);
     }
 }
 END_TEST
@@ -552,7 +607,7 @@ START_TEST(test_multibulk_basic)
     }
     /* a second call on a finished parse repeats the result */
     ck_assert_int_eq(preq(s, &r), REDIS_PARSE_OK);
-    ck_assert_int_eq(redis_parse_req(&r, (const uint8_t *)s, strlen(s), BIG_MAX), REDIS_PARSE_OK);
+    ck_assert_int_eq(parse_req(&t_main, &r, (const uint8_t *)s, strlen(s), BIG_MAX), REDIS_PARSE_OK);
     ck_assert_uint_eq(r.total_len, strlen(s));
 
     req_ok("*1\r\n$4\r\nping\r\n", "ping");
@@ -812,8 +867,9 @@ START_TEST(test_inline)
     ck_assert_uint_eq(r.argc, 2);
     ck_assert_uint_eq(r.name_off, 0);
     ck_assert_uint_eq(r.name_len, 3);
-    /* inline arguments are not bytes of the buffer: iterate the encoding */
-    ck_assert(!redis_next_arg(&r, (const uint8_t *)"GET k\r\n", &cur, &off, &alen));
+    (void)cur;
+    (void)off;
+    (void)alen;
     req_ok("get k\n", "get");
     req_ok("PING\r\n", "ping");
     req_ok("ping\n", "ping");
@@ -922,7 +978,6 @@ START_TEST(test_binary_values)
     static const uint8_t val[] = { 'a', '\r', '\n', '*', '1', '\r', '\n', '$', 0, 0xff, '\n', '\r' };
     struct sbuf b = { 0 };
     struct redis_req r;
-    size_t cur = 0, off, alen;
 
     sb_str(&b, "*3\r\n");
     sb_bulk(&b, "SET", 3);
@@ -930,16 +985,12 @@ START_TEST(test_binary_values)
     sb_bulk(&b, val, sizeof(val));
     r = req_ok_n(b.p, b.len, "set");
     ck_assert_uint_eq(r.argc, 3);
-    ck_assert(redis_next_arg(&r, b.p, &cur, &off, &alen));
-    ck_assert_uint_eq(alen, 3);
-    ck_assert(memcmp(b.p + off, "SET", 3) == 0);
-    ck_assert(redis_next_arg(&r, b.p, &cur, &off, &alen));
-    ck_assert_uint_eq(alen, 3);
-    ck_assert(memcmp(b.p + off, "k\r\n", 3) == 0);
-    ck_assert(redis_next_arg(&r, b.p, &cur, &off, &alen));
-    ck_assert_uint_eq(alen, sizeof(val));
-    ck_assert(memcmp(b.p + off, val, sizeof(val)) == 0);
-    ck_assert(!redis_next_arg(&r, b.p, &cur, &off, &alen));
+    ck_assert_uint_eq(r.args[0].len, 3);
+    ck_assert(memcmp(b.p + r.args[0].off, "SET", 3) == 0);
+    ck_assert_uint_eq(r.args[1].len, 3);
+    ck_assert(memcmp(b.p + r.args[1].off, "k\r\n", 3) == 0);
+    ck_assert_uint_eq(r.args[2].len, sizeof(val));
+    ck_assert(memcmp(b.p + r.args[2].off, val, sizeof(val)) == 0);
     check_all_feeds(b.p, b.len, BIG_MAX, false, true);
     free(b.p);
 }
@@ -950,26 +1001,33 @@ START_TEST(test_next_arg)
     const char *s = "*4\r\n$4\r\nMGET\r\n$0\r\n\r\n$2\r\nab\r\n$10\r\n0123456789\r\n";
     static const char *const want[] = { "MGET", "", "ab", "0123456789" };
     struct redis_req r = req_ok(s, "mget");
-    size_t cur = 0, off, alen, i = 0;
 
-    while (redis_next_arg(&r, (const uint8_t *)s, &cur, &off, &alen)) {
-        ck_assert_uint_lt(i, 4);
-        ck_assert_uint_eq(alen, strlen(want[i]));
-        ck_assert(memcmp(s + off, want[i], alen) == 0);
-        i++;
+    /* recorded as the parse passed them */
+    ck_assert_uint_eq(r.argc, 4);
+    for (size_t i = 0; i < 4; i++) {
+        ck_assert_uint_eq(r.args[i].len, strlen(want[i]));
+        ck_assert(memcmp(s + r.args[i].off, want[i], r.args[i].len) == 0);
+        ck_assert(s[r.args[i].off + r.args[i].len] == '\r');
     }
-    ck_assert_uint_eq(i, 4);
-    ck_assert_uint_eq(cur, strlen(s));
 
-    /* an unsupported request is iterable too, e.g. to log it */
+    /* an unsupported request's are recorded too, e.g. to log it */
     s = "*2\r\n$3\r\nFOO\r\n$1\r\nx\r\n";
     ck_assert_int_eq(preq(s, &r), REDIS_PARSE_ERROR);
-    cur = 0;
-    i = 0;
-    while (redis_next_arg(&r, (const uint8_t *)s, &cur, &off, &alen)) {
-        i++;
-    }
-    ck_assert_uint_eq(i, 2);
+    ck_assert_uint_eq(r.argc, 2);
+    ck_assert(memcmp(s + r.args[1].off, "x", 1) == 0);
+
+    /* more arguments than the caller has room for: it is asked for more */
+    struct redis_arg two[2];
+    s = "*3\r\n$3\r\nDEL\r\n$1\r\na\r\n$1\r\nb\r\n";
+    redis_req_init(&r, two, 2);
+    ck_assert_int_eq(redis_parse_req(&r, (const uint8_t *)s, strlen(s), BIG_MAX), REDIS_PARSE_ARGS);
+    ck_assert_uint_eq(r.argc, 3);
+    ck_assert_int_eq(redis_parse_req(&r, (const uint8_t *)s, strlen(s), BIG_MAX), REDIS_PARSE_ARGS);
+    struct redis_arg three[3];
+    r.args = three;
+    r.args_cap = 3;
+    ck_assert_int_eq(redis_parse_req(&r, (const uint8_t *)s, strlen(s), BIG_MAX), REDIS_PARSE_OK);
+    ck_assert(memcmp(s + three[2].off, "b", 1) == 0);
 }
 END_TEST
 
@@ -980,7 +1038,6 @@ START_TEST(test_big_value)
     struct sbuf b = { 0 };
     uint64_t seed = 42;
     struct redis_req r;
-    size_t cur = 0, off, alen;
 
     ck_assert_ptr_nonnull(val);
     for (size_t i = 0; i < vlen; i++) {
@@ -992,11 +1049,8 @@ START_TEST(test_big_value)
     sb_bulk(&b, val, vlen);
     sb_str(&b, "*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n");
     r = req_ok_n(b.p, b.len - 22, "set");
-    ck_assert(redis_next_arg(&r, b.p, &cur, &off, &alen));
-    ck_assert(redis_next_arg(&r, b.p, &cur, &off, &alen));
-    ck_assert(redis_next_arg(&r, b.p, &cur, &off, &alen));
-    ck_assert_uint_eq(alen, vlen);
-    ck_assert(memcmp(b.p + off, val, vlen) == 0);
+    ck_assert_uint_eq(r.args[2].len, vlen);
+    ck_assert(memcmp(b.p + r.args[2].off, val, vlen) == 0);
     check_all_feeds(b.p, b.len, BIG_MAX, false, true);
     ck_assert_uint_eq(run_a.n, 3);
     ck_assert_uint_eq(run_a.s[1].pos, b.len - 22);

@@ -1,0 +1,70 @@
+/*
+ * client: client conns: reading and parsing requests (through the conn's
+ * protocol ops), backpressure, replies written in request order, and the
+ * one close path. A reply reaches its client here (client_deliver), whether
+ * it came from a server, was merged from a split's fragments, or was made
+ * by the proxy. Runs on the owning worker's thread only.
+ */
+#ifndef CMX_CLIENT_H
+#define CMX_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "stats.h"
+
+struct pool;
+
+/* A client conn of pool p around an accepted fd (AWAITING: taken from the
+   accept queue while stopping). NULL if out of memory (fd is then closed). */
+struct client *client_new(struct pool *p, int fd, bool awaiting);
+
+/* Append m to c's requests (arrival order). */
+void client_enqueue(struct client *c, struct msg *m);
+
+/* Queue m, whose rsp the proxy filled itself, as c's next reply. */
+void client_local_msg(struct client *c, struct msg *m);
+
+/* Queue a reply made by the proxy itself. Out of memory, c is closed
+   (an answer cannot be dropped without shifting every later one). */
+void client_reply(struct client *c, const char *bytes, size_t len);
+
+/*
+ * Queue the error reply for a request that breaks framing (or quit's
+ * reply; empty for memcached quit), then stop reading c: it closes for why
+ * once the replies before are written.
+ */
+void client_reply_and_drain(struct client *c, const char *bytes, size_t len,
+                            enum stats_client_close why);
+
+/* Stop reading c; it closes for why once its queued replies are written. */
+void client_drain(struct client *c, enum stats_client_close why);
+
+/*
+ * m's reply is complete (or failed): a fragment counts toward its split
+ * parent, which is merged once every fragment is done; a whole request's
+ * reply is queued for writing on its client. An orphan (its client gone)
+ * is freed.
+ */
+void client_deliver(struct conn_ctx *ctx, struct msg *m);
+
+/* Answer m with its protocol's error reply for errno err. */
+void client_fail_msg(struct conn_ctx *ctx, struct msg *m, int err);
+
+/* Close c for why (counted); msgs still at servers are orphaned. */
+void client_close(struct client *c, enum stats_client_close why);
+
+/* Stopping or pool removed: close c if it is at a request boundary and
+   no request is waiting unread in its socket; else serve what is there. */
+void client_close_if_idle(struct client *c);
+
+/* Write c's done replies (the worker's end-of-turn flush), then decide
+   whether it resumes reading or closes. */
+void client_flush(struct client *c);
+
+/* Free the closed clients of this turn (kept for reuse). */
+void client_reap(struct conn_ctx *ctx);
+
+#endif

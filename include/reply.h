@@ -1,0 +1,57 @@
+/*
+ * reply: pairing a server socket's reply stream with the requests written
+ * to it, for any protocol. Replies come back in the order the requests
+ * were written, so the next reply always belongs to the oldest request
+ * still waiting (the head of the queue); the protocol's wire ops say where
+ * each reply, or each unit of one, ends.
+ *
+ * The reader is socket-scoped: it holds the protocol's parse state and the
+ * size of the reply being read, both of which describe bytes of this
+ * socket only. A new socket starts from a zeroed reader (reply_reader_reset),
+ * so nothing of a dead socket's half-read reply can touch the next one's
+ * bytes.
+ *
+ * Pure: bytes, msgs and a callback; no sockets. The runtime calls it on
+ * every read; the reply-path fuzzer drives it directly.
+ */
+#ifndef CMX_REPLY_H
+#define CMX_REPLY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+#include "proto.h"
+#include "util.h"
+
+/* Room for the largest protocol reply-parse state. */
+#define REPLY_STATE_WORDS 16
+
+struct reply_reader {
+    uint64_t bytes;                         /* of the reply being read, all its units */
+    uint64_t state[REPLY_STATE_WORDS];      /* the protocol's parse state */
+};
+
+/* m's reply is complete; its bytes were appended to m->rsp when m wants
+   them (msg_wants_reply). total: the reply's size. The callback takes m off
+   the queue. Returns 0 or -errno (the socket is failed). */
+typedef int (*reply_done_fn)(void *arg, struct msg *m, size_t total);
+
+static inline void
+reply_reader_reset(struct reply_reader *rr)
+{
+    *rr = (struct reply_reader){ 0 };
+}
+
+/*
+ * Consume the replies at the front of in for the msgs of q (oldest first),
+ * appending each unit to its msg's rsp and calling done for each complete
+ * reply. Stops at a partial reply (its bytes stay in in). Returns 0, or
+ * -EINVAL (bytes that are not a reply to the head, or bytes when no
+ * request waits), -EMSGSIZE (a reply over max_reply bytes, refused as soon
+ * as its declared size shows it), -ENOMEM, or done's error.
+ */
+int reply_read(const struct proto_wire *w, struct reply_reader *rr, struct buf *in,
+               struct msg_tqh *q, uint64_t max_reply, reply_done_fn done, void *arg) MUSTCHECK;
+
+#endif

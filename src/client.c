@@ -1,0 +1,573 @@
+/*
+ * client: client conns (see client.h and the lifecycle in conn.h).
+ *
+ * Reading. One read per readiness; the bytes go to a buffer borrowed from
+ * the worker while they wait to be parsed, and the protocol's request()
+ * parses and serves them one request at a time, with a parse state
+ * borrowed likewise while a request is incomplete. An idle client holds
+ * neither: its struct and its one event are all it costs.
+ *
+ * Backpressure. A client with CONN_CLIENT_MAX_INFLIGHT requests in flight
+ * or CONN_CLIENT_MAX_PENDING_BYTES of unsent replies is THROTTLED: not
+ * read, its buffered requests not parsed, until it is below half of both.
+ * Separately, reply bytes held for it beyond the one being written are
+ * bounded by client_output_limit: past it, a client that does not read is
+ * closed rather than buffered for.
+ *
+ * Lifetimes. A msg on a client's queue belongs to the client until its
+ * reply is written; a msg also queued at a server stays there until its
+ * reply arrives or the server conn fails, even when its client has gone
+ * (client == NULL): the FIFO pairing of replies needs every written
+ * request. Whoever completes an orphan frees it (msg_release).
+ */
+#include "client.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "net.h"
+#include "pool.h"
+
+#define CLIENT_IOV_MAX 128
+#define CLIENT_FREE_MAX 1024
+
+static void client_event(int fd, short what, void *arg);
+static void client_parse(struct client *c);
+
+static const char *
+client_peer(const struct client *c, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+
+    /* Looked up when logged, not kept: an idle client stays small. */
+    if (c->c.fd < 0 || getpeername(c->c.fd, (struct sockaddr *)&ss, &sl) != 0) {
+        return "?";
+    }
+    if (ss.ss_family == AF_UNIX) {
+        snprintf(buf, len, "unix:%" PRIu64, c->c.id);   /* its peer has no name */
+        return buf;
+    }
+    return net_sa_str((struct sockaddr *)&ss, sl, buf, len);
+}
+
+struct client *
+client_new(struct pool *p, int fd, bool awaiting)
+{
+    struct conn_ctx *ctx = p->ctx;
+    struct client *c = ctx->free_clients;
+
+    if (c != NULL) {
+        ctx->free_clients = *(struct client **)c;
+        ctx->nfree_clients--;
+    } else if ((c = malloc(sizeof(*c))) == NULL) {
+        close(fd);
+        return NULL;
+    }
+    memset(c, 0, sizeof(*c));
+    c->c.ctx = ctx;
+    c->c.kind = CONN_CLIENT;
+    c->c.state = awaiting ? CONN_AWAITING : CONN_ACTIVE;
+    c->c.id = ctx->next_conn_id++;
+    c->pool = p;
+    c->proto = p->proto;
+    TAILQ_INIT(&c->q);
+    conn_attach(&c->c, fd, client_event);
+    conn_watch(&c->c, EV_READ);
+    TAILQ_INSERT_TAIL(&p->clients, c, pool_tqe);
+    p->nclients++;
+    stats_add(&p->st->f[STATS_P_client_connections], 1);
+    stats_add(&ctx->wst->clients, 1);
+    stats_add(&ctx->wst->curr_connections, 1);
+    stats_add(&ctx->wst->total_connections, 1);
+    if (log_enabled(LOG_INFO)) {
+        char peer[64];
+        log_info("accepted client %s on pool %s", client_peer(c, peer, sizeof(peer)),
+                 p->cp->name);
+    }
+    return c;
+}
+
+static bool
+client_over_limits(const struct client *c)
+{
+    return c->nq >= CONN_CLIENT_MAX_INFLIGHT || c->pending_bytes >= CONN_CLIENT_MAX_PENDING_BYTES;
+}
+
+static bool
+client_under_half(const struct client *c)
+{
+    return c->nq < CONN_CLIENT_MAX_INFLIGHT / 2 &&
+           c->pending_bytes < CONN_CLIENT_MAX_PENDING_BYTES / 2;
+}
+
+void
+client_enqueue(struct client *c, struct msg *m)
+{
+    m->client = c;
+    TAILQ_INSERT_TAIL(&c->q, m, c_tqe);
+    c->nq++;
+    if (c->c.state == CONN_AWAITING) {
+        conn_set_state(&c->c, CONN_ACTIVE);     /* its first request came */
+    }
+}
+
+/*
+ * Reply bytes c holds beyond the reply being written now: a client that
+ * does not read lets them pile up (each of its requests in flight may bring
+ * a large value), so past client_output_limit it is closed, as Redis does
+ * with its client output buffer limit. Returns true when it was.
+ */
+static bool
+client_check_output(struct client *c)
+{
+    const struct msg *head = TAILQ_FIRST(&c->q);
+    size_t writing = head != NULL && head->done ? buf_len(&head->rsp) : 0;
+    size_t held = c->pending_bytes - MIN(writing, c->pending_bytes);
+
+    if (held <= c->c.ctx->client_output_limit) {
+        return false;
+    }
+    char peer[64];
+    log_notice("pool %s: closing client %s (conn %" PRIu64 "): %zu reply bytes unread, over "
+               "client_output_limit %" PRIu64, c->pool->cp->name,
+               client_peer(c, peer, sizeof(peer)), c->c.id, held, c->c.ctx->client_output_limit);
+    client_close(c, STATS_CC_output_limit);
+    return true;
+}
+
+/* A done reply joins c's unsent bytes and c is flushed at the end of the turn. */
+static void
+client_reply_ready(struct client *c, struct msg *m)
+{
+    c->pending_bytes += buf_len(&m->rsp);
+    conn_mark_dirty(&c->c);
+    (void)client_check_output(c);
+}
+
+void
+client_local_msg(struct client *c, struct msg *m)
+{
+    m->local = true;
+    m->done = true;
+    client_enqueue(c, m);
+    client_reply_ready(c, m);
+}
+
+void
+client_reply(struct client *c, const char *bytes, size_t len)
+{
+    struct msg *m = msg_get(&c->c.ctx->msgs);
+
+    if (m == NULL || buf_append(&m->rsp, bytes, len) != 0) {
+        if (m != NULL) {
+            msg_put(&c->c.ctx->msgs, m);
+        }
+        client_close(c, STATS_CC_out_of_memory);
+        return;
+    }
+    client_local_msg(c, m);
+}
+
+void
+client_drain(struct client *c, enum stats_client_close why)
+{
+    if (c->c.state == CONN_DRAINING || c->c.state == CONN_CLOSED) {
+        return;
+    }
+    conn_watch(&c->c, c->c.events & EV_WRITE);
+    c->close_reason = (uint8_t)why;
+    conn_set_state(&c->c, CONN_DRAINING);
+}
+
+void
+client_reply_and_drain(struct client *c, const char *bytes, size_t len,
+                       enum stats_client_close why)
+{
+    client_reply(c, bytes, len);
+    if (c->c.state == CONN_CLOSED) {
+        return;
+    }
+    TAILQ_LAST(&c->q, msg_tqh)->close_after = true;
+    /* What the client sent after this is never parsed. */
+    if (c->in != NULL) {
+        buf_reset(c->in);
+    }
+    client_drain(c, why);
+}
+
+void
+client_deliver(struct conn_ctx *ctx, struct msg *m)
+{
+    m->done = true;
+    if (m->parent != NULL) {
+        struct msg *p = m->parent;
+        if (++p->nfrags_done < p->nfrags) {
+            return;
+        }
+        m = p;
+        m->done = true;
+        if (m->client != NULL) {
+            const struct proto_wire *w = m->client->proto->wire;
+            int err = 0;
+            for (uint32_t f = 0; f < m->nfrags && err == 0; f++) {
+                err = m->frags[f]->err;     /* a failed part fails the whole */
+            }
+            if (err == 0) {
+                err = -w->merge(m);
+            }
+            if (err != 0) {
+                m->err = err;
+                w->error_reply(&m->rsp, err);
+            }
+        }
+    }
+    if (m->client == NULL) {
+        msg_release(&ctx->msgs, m);
+        return;
+    }
+    if (m->swallow) {
+        buf_reset(&m->rsp);
+    }
+    client_reply_ready(m->client, m);
+}
+
+void
+client_fail_msg(struct conn_ctx *ctx, struct msg *m, int err)
+{
+    struct client *owner = m->parent != NULL ? m->parent->client : m->client;
+
+    m->err = err != 0 ? err : EIO;
+    if (owner != NULL) {
+        owner->proto->wire->error_reply(&m->rsp, m->err);
+    }
+    client_deliver(ctx, m);
+}
+
+/* Give back what c borrowed for parsing, once nothing waits to be parsed. */
+static void
+client_release_parse(struct client *c)
+{
+    struct conn_ctx *ctx = c->c.ctx;
+
+    if (c->in != NULL && buf_len(c->in) > 0) {
+        return;
+    }
+    conn_give_back_buf(ctx, &c->in);
+    if (c->ps != NULL) {
+        if (c->proto->req_state_free != NULL) {
+            c->proto->req_state_free(c->ps);
+        }
+        conn_state_put(ctx, c->ps);
+        c->ps = NULL;
+    }
+}
+
+void
+client_close(struct client *c, enum stats_client_close why)
+{
+    struct conn_ctx *ctx = c->c.ctx;
+    struct pool *p = c->pool;
+    struct msg *m;
+
+    if (c->c.state == CONN_CLOSED) {
+        return;
+    }
+    if (log_enabled(LOG_DEBUG)) {
+        char peer[64];
+        log_debug("closing client %s (conn %" PRIu64 ") on pool %s: %s",
+                  client_peer(c, peer, sizeof(peer)), c->c.id, p->cp->name,
+                  stats_client_close_descs[why]);
+    }
+    stats_add(&p->st->closed[why], 1);
+    if (why == STATS_CC_eof) {
+        stats_add(&p->st->f[STATS_P_client_eof], 1);
+    } else if (why == STATS_CC_error) {
+        stats_add(&p->st->f[STATS_P_client_err], 1);
+    }
+    while ((m = TAILQ_FIRST(&c->q)) != NULL) {
+        TAILQ_REMOVE(&c->q, m, c_tqe);
+        c->nq--;
+        bool done = m->done;
+        m->client = NULL;
+        if (done) {
+            msg_release(&ctx->msgs, m);
+        }
+        /* else an orphan: released when its replies come */
+    }
+    TAILQ_REMOVE(&p->clients, c, pool_tqe);
+    p->nclients--;
+    atomic_fetch_sub_explicit(&p->reg->nclients, 1, memory_order_relaxed);
+    stats_add(&p->st->f[STATS_P_client_connections], -1);
+    stats_add(&ctx->wst->clients, -1);
+    stats_add(&ctx->wst->curr_connections, -1);
+    conn_close_fd(&c->c);
+    if (c->in != NULL) {
+        buf_reset(c->in);
+    }
+    client_release_parse(c);
+    if (c->c.dirty) {
+        TAILQ_REMOVE(&ctx->dirty_clients, &c->c, dirty_tqe);
+        c->c.dirty = false;
+    }
+    conn_set_state(&c->c, CONN_CLOSED);
+    /* Freed after the turn: events of this turn may still name it. */
+    TAILQ_INSERT_TAIL(&ctx->closed, &c->c, dirty_tqe);
+}
+
+void
+client_reap(struct conn_ctx *ctx)
+{
+    struct conn *c;
+
+    while ((c = TAILQ_FIRST(&ctx->closed)) != NULL) {
+        TAILQ_REMOVE(&ctx->closed, c, dirty_tqe);
+        if (ctx->nfree_clients < CLIENT_FREE_MAX) {
+            *(struct client **)c = ctx->free_clients;
+            ctx->free_clients = conn_client(c);
+            ctx->nfree_clients++;
+        } else {
+            free(c);
+        }
+    }
+}
+
+/* Parsing waits while over the backpressure limits. */
+static bool
+client_may_parse(const struct client *c)
+{
+    return (c->c.state == CONN_ACTIVE || c->c.state == CONN_AWAITING ||
+            c->c.state == CONN_DRAINING) &&
+           c->in != NULL && buf_len(c->in) > 0 && !client_over_limits(c);
+}
+
+/* The generic read loop: the protocol parses and serves one request per call. */
+static void
+client_parse(struct client *c)
+{
+    struct conn_ctx *ctx = c->c.ctx;
+
+    while (client_may_parse(c)) {
+        if (c->ps == NULL && c->proto->req_state_size > 0 &&
+            (c->ps = conn_state_get(ctx)) == NULL) {
+            client_close(c, STATS_CC_out_of_memory);
+            return;
+        }
+        ssize_t n = c->proto->request(c, c->ps, buf_head(c->in), buf_len(c->in));
+        if (n <= 0 || c->c.state == CONN_CLOSED) {
+            break;      /* incomplete, or it stopped reading */
+        }
+        buf_consume(c->in, (size_t)n);
+        if (c->ps != NULL) {
+            c->proto->req_state_reset(c->ps);   /* the next request starts afresh */
+        }
+    }
+}
+
+/* Draining and every reply written: nothing is left to do. */
+static bool
+client_finished(const struct client *c)
+{
+    return c->c.state == CONN_DRAINING && TAILQ_EMPTY(&c->q);
+}
+
+/* Parse what c has, then decide whether it stays open. */
+static void
+client_process(struct client *c, bool eof)
+{
+    client_parse(c);
+    if (c->c.state == CONN_CLOSED) {
+        return;
+    }
+    if (eof) {
+        /* Answer what is complete, then close: a partial request never
+           holds a conn open. */
+        client_drain(c, STATS_CC_eof);
+    }
+    if (c->c.state == CONN_DRAINING && c->in != NULL && !client_over_limits(c)) {
+        buf_reset(c->in);   /* only a partial request is left: it never completes */
+    }
+    if ((c->c.state == CONN_ACTIVE || c->c.state == CONN_AWAITING) && client_over_limits(c)) {
+        /* Buffered requests wait until replies drain (client_flush). */
+        conn_set_state(&c->c, CONN_THROTTLED);
+        conn_watch(&c->c, c->c.events & EV_WRITE);
+        return;
+    }
+    client_release_parse(c);
+    if (client_finished(c)) {
+        client_close(c, (enum stats_client_close)c->close_reason);
+    } else if (c->c.ctx->stopping || c->pool->retiring) {
+        client_close_if_idle(c);
+    }
+}
+
+static void
+client_read(struct client *c)
+{
+    ssize_t n = conn_read(&c->c, &c->in);
+
+    if (n == -EAGAIN) {
+        return;
+    }
+    if (n < 0) {
+        client_close(c, n == -ENOMEM ? STATS_CC_out_of_memory : STATS_CC_error);
+        return;
+    }
+    client_process(c, n == 0);
+}
+
+void
+client_close_if_idle(struct client *c)
+{
+    if ((c->c.state != CONN_ACTIVE && c->c.state != CONN_AWAITING) || !TAILQ_EMPTY(&c->q) ||
+        (c->in != NULL && buf_len(c->in) > 0)) {
+        return;     /* not at a request boundary yet */
+    }
+    if (c->c.state == CONN_AWAITING) {
+        return;     /* taken from the accept queue at stop: its request is coming */
+    }
+    /* Closing with unread bytes would reset the conn and lose requests the
+       client sent before we stopped: look once more. */
+    ssize_t n = conn_read(&c->c, &c->in);
+    if (n == -EAGAIN) {
+        client_release_parse(c);
+        client_close(c, c->c.ctx->stopping ? STATS_CC_stop : STATS_CC_pool_removed);
+    } else if (n < 0) {
+        client_close(c, STATS_CC_error);
+    } else {
+        client_process(c, n == 0);
+    }
+}
+
+/* m's reply is written: its latency, per pool and per server. */
+static void
+client_observe(struct client *c, const struct msg *m, uint64_t now)
+{
+    uint64_t us = now > m->start_usec ? now - m->start_usec : 0;
+
+    if (m->local || m->start_usec == 0) {
+        return;
+    }
+    stats_hist_observe(&c->pool->st->hist, us);
+    if (m->nfrags > 0) {
+        for (uint32_t i = 0; i < m->nfrags; i++) {
+            if (m->frags[i] != NULL && m->frags[i]->sst != NULL) {
+                stats_hist_observe(&m->frags[i]->sst->hist, us);
+            }
+        }
+    } else if (m->sst != NULL) {
+        stats_hist_observe(&m->sst->hist, us);
+    }
+}
+
+/* Write the done replies at the head of c's queue, in order. Returns 0,
+   -ECONNABORTED once a reply that closes the conn is written, or -errno. */
+static int
+client_write(struct client *c)
+{
+    uint64_t now = util_mono_usec();
+    struct iovec iov[CLIENT_IOV_MAX];
+    size_t total, written;
+    int n, rc;
+    struct msg *m;
+
+    for (;;) {
+        n = 0;
+        total = 0;
+        TAILQ_FOREACH(m, &c->q, c_tqe) {
+            if (!m->done || n == CLIENT_IOV_MAX) {
+                break;
+            }
+            size_t left = buf_len(&m->rsp) - m->rsp_sent;
+            if (left == 0) {
+                continue;
+            }
+            iov[n].iov_base = buf_head(&m->rsp) + m->rsp_sent;
+            iov[n].iov_len = left;
+            total += left;
+            n++;
+        }
+        rc = conn_writev(&c->c, iov, n, &written);
+        if (rc != 0) {
+            return rc;
+        }
+        bool short_write = written < total;
+        /* Free what was written, and done msgs with nothing to write. */
+        while ((m = TAILQ_FIRST(&c->q)) != NULL && m->done) {
+            size_t left = buf_len(&m->rsp) - m->rsp_sent;
+            if (written < left) {
+                m->rsp_sent += written;
+                written = 0;
+                break;
+            }
+            written -= left;
+            bool close_after = m->close_after;
+            TAILQ_REMOVE(&c->q, m, c_tqe);
+            c->nq--;
+            c->pending_bytes -= MIN(c->pending_bytes, buf_len(&m->rsp));
+            client_observe(c, m, now);
+            m->client = NULL;
+            msg_release(&c->c.ctx->msgs, m);
+            if (close_after) {
+                return -ECONNABORTED;   /* quit or a framing error: closes now */
+            }
+        }
+        m = TAILQ_FIRST(&c->q);
+        if (m == NULL || !m->done) {
+            conn_watch(&c->c, c->c.events & EV_READ);
+            return 0;
+        }
+        if (short_write) {
+            /* The socket is full; wait for writability. */
+            conn_watch(&c->c, c->c.events | EV_WRITE);
+            return 0;
+        }
+    }
+}
+
+void
+client_flush(struct client *c)
+{
+    if (c->c.state == CONN_CLOSED) {
+        return;
+    }
+    int rc = client_write(c);
+    if (rc == -ECONNABORTED) {
+        client_close(c, (enum stats_client_close)c->close_reason);
+    } else if (rc < 0) {
+        client_close(c, STATS_CC_error);
+    } else if (c->c.state == CONN_THROTTLED && client_under_half(c)) {
+        conn_set_state(&c->c, CONN_ACTIVE);
+        conn_watch(&c->c, c->c.events | EV_READ);
+        client_process(c, false);
+    } else if (c->c.state == CONN_DRAINING) {
+        client_process(c, false);
+    } else if (c->c.ctx->stopping || c->pool->retiring) {
+        client_close_if_idle(c);
+    }
+}
+
+static void
+client_event(int fd, short what, void *arg)
+{
+    struct client *c = arg;
+
+    (void)fd;
+    if (what & EV_WRITE) {
+        client_flush(c);
+        if (c->c.state == CONN_CLOSED) {
+            return;
+        }
+    }
+    if (what & EV_READ) {
+        client_read(c);
+    }
+}

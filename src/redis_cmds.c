@@ -1,0 +1,249 @@
+/*
+ * redis_cmds: the Redis command table, data only. One row per command the
+ * proxy knows: its arity, where its keys are, and what the proxy does with
+ * it (forward by key, split over servers and merge, answer itself, or
+ * refuse as unsupported). Routing reads the row and nothing else, so a new
+ * command is one line here.
+ *
+ * Arities are redis-server 7.0's COMMAND INFO (arity n > 0: exactly n-1
+ * arguments; n < 0: at least -n-1), so a short request gets Redis's own
+ * error from us and a long one goes to the backend, which answers it the
+ * way Redis does (usually a syntax error). The exceptions are the commands
+ * we answer ourselves: PING takes at most one argument as Redis enforces,
+ * AUTH at most two, QUIT any (Redis answers "QUIT x" with +OK too).
+ *
+ * Key specs follow Redis's (first key, step): a command's key is argument
+ * first_key; a split command's keys are every key_step-th argument from
+ * there; EVAL's keys follow its numkeys argument. A command without a key
+ * routes by the literal key "placeholder", as twemproxy does.
+ *
+ * Sorted by name: redis_cmd_lookup is a binary search that compares
+ * case-insensitively in place (no copy, no allocation).
+ */
+#include "proto_redis.h"
+
+#include "msg.h"
+#include "util.h"
+
+#define REDIS_ANY (-1)
+#define KEY(name, min, max) { name, min, max, REDIS_ROUTE_KEY, 1, 0, 0, 0, 0, 0 }
+#define NOKEY(name, min, max) { name, min, max, REDIS_ROUTE_KEY, 0, 0, 0, 0, 0, 0 }
+#define EVAL(name) { name, 2, REDIS_ANY, REDIS_ROUTE_KEY, 0, 0, 2, 0, 0, 0 }
+#define SPLIT(name, min, max, step, merge) \
+    { name, min, max, REDIS_ROUTE_SPLIT, 1, step, 0, merge, 0, 0 }
+#define LOCAL(name, min, max, handler, flags) \
+    { name, min, max, REDIS_ROUTE_LOCAL, 0, 0, 0, 0, handler, flags }
+#define UNSUPPORTED(name, min, max) { name, min, max, REDIS_ROUTE_UNSUPPORTED, 0, 0, 0, 0, 0, 0 }
+
+static const struct redis_cmd redis_cmds[] = {
+    KEY("append", 2, 2),
+    LOCAL("auth", 1, 2, REDIS_LOCAL_AUTH, REDIS_CMD_NOAUTH),
+    KEY("bitcount", 1, REDIS_ANY),
+    KEY("bitfield", 1, REDIS_ANY),
+    KEY("bitpos", 2, REDIS_ANY),
+    NOKEY("command", 0, REDIS_ANY),
+    KEY("copy", 2, REDIS_ANY),
+    KEY("decr", 1, 1),
+    KEY("decrby", 2, 2),
+    SPLIT("del", 1, REDIS_ANY, 1, MSG_MERGE_SUM),
+    KEY("dump", 1, 1),
+    LOCAL("echo", 1, 1, REDIS_LOCAL_ECHO, 0),
+    EVAL("eval"),
+    EVAL("evalsha"),
+    SPLIT("exists", 1, REDIS_ANY, 1, MSG_MERGE_SUM),
+    KEY("expire", 2, REDIS_ANY),
+    KEY("expireat", 2, REDIS_ANY),
+    KEY("geoadd", 4, REDIS_ANY),
+    KEY("geodist", 3, REDIS_ANY),
+    KEY("geohash", 1, REDIS_ANY),
+    KEY("geopos", 1, REDIS_ANY),
+    KEY("georadius", 5, REDIS_ANY),
+    KEY("georadiusbymember", 4, REDIS_ANY),
+    KEY("geosearch", 6, REDIS_ANY),
+    KEY("geosearchstore", 7, REDIS_ANY),
+    KEY("get", 1, 1),
+    KEY("getbit", 2, 2),
+    KEY("getdel", 1, 1),
+    KEY("getex", 1, REDIS_ANY),
+    KEY("getrange", 3, 3),
+    KEY("getset", 2, 2),
+    KEY("hdel", 2, REDIS_ANY),
+    KEY("hexists", 2, 2),
+    KEY("hget", 2, 2),
+    KEY("hgetall", 1, 1),
+    KEY("hincrby", 3, 3),
+    KEY("hincrbyfloat", 3, 3),
+    KEY("hkeys", 1, 1),
+    KEY("hlen", 1, 1),
+    KEY("hmget", 2, REDIS_ANY),
+    KEY("hmset", 3, REDIS_ANY),
+    KEY("hrandfield", 1, REDIS_ANY),
+    KEY("hscan", 2, REDIS_ANY),
+    KEY("hset", 3, REDIS_ANY),
+    KEY("hsetnx", 3, 3),
+    KEY("hstrlen", 2, 2),
+    KEY("hvals", 1, 1),
+    KEY("incr", 1, 1),
+    KEY("incrby", 2, 2),
+    KEY("incrbyfloat", 2, 2),
+    KEY("lindex", 2, 2),
+    KEY("linsert", 4, 4),
+    KEY("llen", 1, 1),
+    KEY("lmove", 4, 4),
+    NOKEY("lolwut", 0, REDIS_ANY),
+    KEY("lpop", 1, REDIS_ANY),
+    KEY("lpos", 2, REDIS_ANY),
+    KEY("lpush", 2, REDIS_ANY),
+    KEY("lpushx", 2, REDIS_ANY),
+    KEY("lrange", 3, 3),
+    KEY("lrem", 3, 3),
+    KEY("lset", 3, 3),
+    KEY("ltrim", 3, 3),
+    SPLIT("mget", 1, REDIS_ANY, 1, MSG_MERGE_ARRAY),
+    /* MOVE would take a key out of the ring's view; its name is known so the
+     * reply can say it is unsupported rather than unknown. */
+    UNSUPPORTED("move", 2, 2),
+    SPLIT("mset", 2, REDIS_ANY, 2, MSG_MERGE_ALL_OK),
+    KEY("persist", 1, 1),
+    KEY("pexpire", 2, REDIS_ANY),
+    KEY("pexpireat", 2, REDIS_ANY),
+    KEY("pfadd", 1, REDIS_ANY),
+    KEY("pfcount", 1, REDIS_ANY),
+    KEY("pfmerge", 1, REDIS_ANY),
+    LOCAL("ping", 0, 1, REDIS_LOCAL_PING, 0),
+    KEY("psetex", 3, 3),
+    KEY("pttl", 1, 1),
+    LOCAL("quit", 0, REDIS_ANY, REDIS_LOCAL_QUIT, REDIS_CMD_NOAUTH | REDIS_CMD_CLOSES),
+    KEY("restore", 3, REDIS_ANY),
+    KEY("rpop", 1, REDIS_ANY),
+    KEY("rpoplpush", 2, 2),
+    KEY("rpush", 2, REDIS_ANY),
+    KEY("rpushx", 2, REDIS_ANY),
+    KEY("sadd", 2, REDIS_ANY),
+    KEY("scard", 1, 1),
+    KEY("sdiff", 1, REDIS_ANY),
+    KEY("sdiffstore", 2, REDIS_ANY),
+    LOCAL("select", 1, 1, REDIS_LOCAL_SELECT, 0),
+    KEY("set", 2, REDIS_ANY),
+    KEY("setbit", 3, 3),
+    KEY("setex", 3, 3),
+    KEY("setnx", 2, 2),
+    KEY("setrange", 3, 3),
+    KEY("sinter", 1, REDIS_ANY),
+    KEY("sinterstore", 2, REDIS_ANY),
+    KEY("sismember", 2, 2),
+    KEY("smembers", 1, 1),
+    KEY("smismember", 2, REDIS_ANY),
+    KEY("smove", 3, 3),
+    KEY("sort", 1, REDIS_ANY),
+    KEY("spop", 1, REDIS_ANY),
+    KEY("srandmember", 1, REDIS_ANY),
+    KEY("srem", 2, REDIS_ANY),
+    KEY("sscan", 2, REDIS_ANY),
+    KEY("strlen", 1, 1),
+    KEY("sunion", 1, REDIS_ANY),
+    KEY("sunionstore", 2, REDIS_ANY),
+    SPLIT("touch", 1, REDIS_ANY, 1, MSG_MERGE_SUM),
+    KEY("ttl", 1, 1),
+    KEY("type", 1, 1),
+    SPLIT("unlink", 1, REDIS_ANY, 1, MSG_MERGE_SUM),
+    KEY("zadd", 3, REDIS_ANY),
+    KEY("zcard", 1, 1),
+    KEY("zcount", 3, 3),
+    KEY("zdiff", 2, REDIS_ANY),
+    KEY("zdiffstore", 3, REDIS_ANY),
+    KEY("zincrby", 3, 3),
+    KEY("zinter", 2, REDIS_ANY),
+    KEY("zinterstore", 3, REDIS_ANY),
+    KEY("zlexcount", 3, 3),
+    KEY("zmscore", 2, REDIS_ANY),
+    KEY("zpopmax", 1, REDIS_ANY),
+    KEY("zpopmin", 1, REDIS_ANY),
+    KEY("zrandmember", 1, REDIS_ANY),
+    KEY("zrange", 3, REDIS_ANY),
+    KEY("zrangebylex", 3, REDIS_ANY),
+    KEY("zrangebyscore", 3, REDIS_ANY),
+    KEY("zrangestore", 4, REDIS_ANY),
+    KEY("zrank", 2, 2),
+    KEY("zrem", 2, REDIS_ANY),
+    KEY("zremrangebylex", 3, 3),
+    KEY("zremrangebyrank", 3, 3),
+    KEY("zremrangebyscore", 3, 3),
+    KEY("zrevrange", 3, REDIS_ANY),
+    KEY("zrevrangebylex", 3, REDIS_ANY),
+    KEY("zrevrangebyscore", 3, REDIS_ANY),
+    KEY("zrevrank", 2, 2),
+    KEY("zscan", 2, REDIS_ANY),
+    KEY("zscore", 2, 2),
+    KEY("zunion", 2, REDIS_ANY),
+    KEY("zunionstore", 3, REDIS_ANY),
+};
+
+#undef KEY
+#undef NOKEY
+#undef EVAL
+#undef SPLIT
+#undef LOCAL
+#undef UNSUPPORTED
+
+static int
+redis_cmd_cmp(const uint8_t *name, size_t len, const char *lit)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        uint8_t a = name[i], b = (uint8_t)lit[i];
+
+        if (a >= 'A' && a <= 'Z') {
+            a = (uint8_t)(a - 'A' + 'a');
+        }
+        if (b == '\0' || a != b) {
+            /* the table's name ending first makes it the smaller one */
+            return b == '\0' ? 1 : (int)a - (int)b;
+        }
+    }
+    return lit[i] == '\0' ? 0 : -1;
+}
+
+const struct redis_cmd *
+redis_cmd_lookup(const uint8_t *name, size_t len)
+{
+    size_t lo = 0, hi = ARRAY_SIZE(redis_cmds);
+
+    if (len == 0 || len > REDIS_CMD_NAME_MAX) {
+        return NULL;
+    }
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = redis_cmd_cmp(name, len, redis_cmds[mid].name);
+
+        if (c == 0) {
+            return &redis_cmds[mid];
+        }
+        if (c < 0) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    return NULL;
+}
+
+const struct redis_cmd *
+redis_cmd_table(size_t *n)
+{
+    *n = ARRAY_SIZE(redis_cmds);
+    return redis_cmds;
+}
+
+uint16_t
+redis_cmd_index(const struct redis_cmd *cmd)
+{
+    return (uint16_t)(cmd - redis_cmds);
+}
+
+const struct redis_cmd *
+redis_cmd_at(uint16_t index)
+{
+    return index < ARRAY_SIZE(redis_cmds) ? &redis_cmds[index] : NULL;
+}

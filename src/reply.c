@@ -1,0 +1,62 @@
+/*
+ * reply: the reply stream of one server socket (see reply.h).
+ *
+ *   in:  | reply to m1 | reply to m2 | half of the reply to m3 ...
+ *   q:   m1 -> m2 -> m3 -> m4          (written, oldest first)
+ *
+ * Each call of the protocol's reply_step cuts one unit off the front: a
+ * whole Redis reply, or one line or VALUE block of a memcached reply, which
+ * may take several. A unit is copied to its msg only if someone still waits
+ * for it; a timed-out request (a tombstone) or one whose client left still
+ * takes its reply off the stream, so the pairing of the replies after it
+ * holds.
+ */
+#include "reply.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "buf.h"
+
+_Static_assert(sizeof(((struct reply_reader *)0)->state) >= 128,
+               "reply_reader state too small for the protocols' parse state");
+
+int
+reply_read(const struct proto_wire *w, struct reply_reader *rr, struct buf *in,
+           struct msg_tqh *q, uint64_t max_reply, reply_done_fn done, void *arg)
+{
+    while (buf_len(in) > 0) {
+        struct msg *m = TAILQ_FIRST(q);
+        struct proto_step st = { 0 };
+
+        if (m == NULL) {
+            return -EINVAL;     /* bytes nobody asked for */
+        }
+        enum proto_rc rc = w->reply_step(rr->state, m, buf_head(in), buf_len(in), &st);
+        if (rc == PROTO_ERROR) {
+            return -EINVAL;
+        }
+        if (rc == PROTO_AGAIN) {
+            /* Refused once its declared parts cannot fit, not once buffered. */
+            return rr->bytes + st.min_len > max_reply ? -EMSGSIZE : 0;
+        }
+        rr->bytes += st.len;
+        if (rr->bytes > max_reply) {
+            return -EMSGSIZE;
+        }
+        memset(rr->state, 0, w->rsp_state_size);
+        if (msg_wants_reply(m) && buf_append(&m->rsp, buf_head(in), st.len) != 0) {
+            return -ENOMEM;
+        }
+        buf_consume(in, st.len);
+        if (st.done) {
+            size_t total = (size_t)rr->bytes;
+            rr->bytes = 0;
+            int drc = done(arg, m, total);
+            if (drc < 0) {
+                return drc;
+            }
+        }
+    }
+    return 0;
+}
