@@ -78,6 +78,13 @@ conn_ctx_init(struct conn_ctx *ctx, struct event_base *base, int worker_id, size
 void
 conn_ctx_destroy(struct conn_ctx *ctx)
 {
+    struct conn *c;
+
+    /* Clients closed since the last turn's reap (the worker's exit). */
+    while ((c = TAILQ_FIRST(&ctx->closed)) != NULL) {
+        TAILQ_REMOVE(&ctx->closed, c, dirty_tqe);
+        free(c);
+    }
     msg_cache_destroy(&ctx->msgs);
     buf_free(&ctx->scratch);
     for (uint32_t i = 0; i < ctx->nspare; i++) {
@@ -90,9 +97,9 @@ conn_ctx_destroy(struct conn_ctx *ctx)
     }
     free(ctx->spare_states);
     while (ctx->free_clients != NULL) {
-        struct client *c = ctx->free_clients;
-        ctx->free_clients = *(struct client **)c;
-        free(c);
+        struct client *fc = ctx->free_clients;
+        ctx->free_clients = *(struct client **)fc;
+        free(fc);
     }
     memset(ctx, 0, sizeof(*ctx));
 }
