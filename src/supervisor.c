@@ -34,6 +34,7 @@
 #include "gen.h"
 #include "log.h"
 #include "net.h"
+#include "notify.h"
 #include "registry.h"
 #include "reload.h"
 #include "worker.h"
@@ -383,6 +384,7 @@ supervisor_begin_stop(struct supervisor *sv)
         return;
     }
     sv->stopping = true;
+    notify_stopping();
     for (int i = 0; i < sv->nworkers; i++) {
         worker_post_stop(&sv->workers[i], sv->conf->shutdown_timeout_ms);
     }
@@ -469,7 +471,9 @@ supervisor_signal_cb(evutil_socket_t sig, short what, void *arg)
         log_notice("signal SIGHUP: reloading %s", sv->opts->conf_file);
         (void)log_reopen();
         if (!sv->stopping) {
+            notify_reloading();
             supervisor_reload(sv);
+            notify_ready("%zu pools, %d workers", sv->conf->npools, sv->nworkers);
         }
         break;
     case SIGUSR1:
@@ -631,6 +635,7 @@ supervisor_run(struct gen *g, const struct cli_opts *o)
         goto out;
     }
     log_notice("ready: %zu pools, %d workers", c->npools, sv.nworkers);
+    notify_ready("%zu pools, %d workers", c->npools, sv.nworkers);
     supervisor_tell_parent(&sv, 0);
 
     event_base_dispatch(sv.base);

@@ -1,8 +1,10 @@
 #!/bin/sh
-# Builds cachemux and runs the whole test suite: gcc and clang -Werror builds,
-# unit and integration tests on a normal build and on an ASan+UBSan build,
-# the release tarball's own build and test (make distcheck), and a short run
-# of every fuzzer. Installs missing Debian packages first (as root).
+# Builds cachemux and runs the whole test suite: gcc and clang -Werror builds
+# (clang without libsystemd, so that the notify fallback is built and tested
+# too), unit and integration tests on a normal build and on an ASan+UBSan
+# build, the release tarball's own build and test (make distcheck), the
+# Debian package built from that tarball, installed, run and purged, and a
+# short run of every fuzzer. Installs missing Debian packages first (as root).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/deps.sh"
@@ -19,7 +21,11 @@ cachemux_build gcc CC=gcc --enable-werror
 echo "==> make check (gcc)"
 make -C "$top/build/gcc" -j"$jobs" check || { cat "$top"/build/gcc/test/*/*.log 2>/dev/null | tail -200; exit 1; }
 
-cachemux_build clang CC=clang --enable-werror
+cachemux_build clang CC=clang --enable-werror --without-systemd
+echo "==> test_systemd.py (build/clang: notify without libsystemd)"
+(cd "$top" && top_srcdir="$top" top_builddir="$top/build/clang" CACHEMUX="$top/build/clang/cachemux" \
+    /usr/bin/python3 test/integration/test_systemd.py >"$top/build/clang/test_systemd.log" 2>&1) \
+    || { cat "$top/build/clang/test_systemd.log"; exit 1; }
 
 cachemux_build asan CC=gcc --enable-werror --enable-sanitizers
 echo "==> make check (ASan + UBSan)"
@@ -29,6 +35,9 @@ ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 echo "==> make distcheck"
 make -C "$top/build/gcc" -j"$jobs" distcheck >"$top/build/distcheck.log" 2>&1 \
     || { tail -200 "$top/build/distcheck.log"; exit 1; }
+
+echo "==> Debian package"
+sh "$top/test/test-deb.sh"     # from the tarball distcheck left in build/gcc
 
 if [ -x "$top/test/fuzz/run-fuzzers.sh" ]; then
     echo "==> fuzzers"
