@@ -17,9 +17,10 @@
 
 struct pool;
 
-/* A client conn of pool p around an accepted fd (AWAITING: taken from the
-   accept queue while stopping). NULL if out of memory (fd is then closed). */
-struct client *client_new(struct pool *p, int fd, bool awaiting);
+/* Serve an accepted fd as a client conn of pool p (AWAITING: taken from
+   the accept queue while stopping), or refuse it when the pool is at its
+   client_connections limit (told so, then closed). */
+void client_accept(struct pool *p, int fd, bool awaiting);
 
 /* Append m to c's requests (arrival order). */
 void client_enqueue(struct client *c, struct msg *m);

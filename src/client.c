@@ -59,18 +59,38 @@ client_peer(const struct client *c, char *buf, size_t len)
     return net_sa_str((struct sockaddr *)&ss, sl, buf, len);
 }
 
-struct client *
-client_new(struct pool *p, int fd, bool awaiting)
+void
+client_accept(struct pool *p, int fd, bool awaiting)
 {
     struct conn_ctx *ctx = p->ctx;
     struct client *c = ctx->free_clients;
 
+    /* The limit holds across workers: one shared count, changed only here
+       and in client_close. */
+    int64_t n = atomic_fetch_add_explicit(&p->reg->nclients, 1, memory_order_relaxed) + 1;
+    if (p->cp->client_connections > 0 && n > (int64_t)p->cp->client_connections) {
+        atomic_fetch_sub_explicit(&p->reg->nclients, 1, memory_order_relaxed);
+        (void)!write(fd, p->proto->full_reply, strlen(p->proto->full_reply));
+        close(fd);
+        stats_add(&p->st->closed[STATS_CC_client_limit], 1);
+        log_info("pool %s: client refused: client_connections limit %u reached", p->cp->name,
+                 p->cp->client_connections);
+        return;
+    }
+    if (!p->cp->listen.is_unix) {
+        net_set_nodelay(fd);
+        if (p->cp->tcpkeepalive) {
+            net_set_keepalive(fd);
+        }
+    }
     if (c != NULL) {
         ctx->free_clients = *(struct client **)c;
         ctx->nfree_clients--;
     } else if ((c = malloc(sizeof(*c))) == NULL) {
+        atomic_fetch_sub_explicit(&p->reg->nclients, 1, memory_order_relaxed);
+        log_error("pool %s: out of memory accepting a client", p->cp->name);
         close(fd);
-        return NULL;
+        return;
     }
     memset(c, 0, sizeof(*c));
     c->c.ctx = ctx;
@@ -93,7 +113,6 @@ client_new(struct pool *p, int fd, bool awaiting)
         log_info("accepted client %s on pool %s", client_peer(c, peer, sizeof(peer)),
                  p->cp->name);
     }
-    return c;
 }
 
 static bool

@@ -25,35 +25,6 @@
 #define LISTENER_ACCEPTS_PER_EVENT 32
 #define LISTENER_EMFILE_RETRY_MS 100
 
-static void
-listener_add_client(struct listener *l, int fd)
-{
-    struct pool *p = l->pool;
-
-    /* The limit holds across workers: one shared count, changed only here
-       and on close. */
-    int64_t n = atomic_fetch_add_explicit(&p->reg->nclients, 1, memory_order_relaxed) + 1;
-    if (p->cp->client_connections > 0 && n > (int64_t)p->cp->client_connections) {
-        atomic_fetch_sub_explicit(&p->reg->nclients, 1, memory_order_relaxed);
-        (void)!write(fd, p->proto->full_reply, strlen(p->proto->full_reply));
-        close(fd);
-        stats_add(&p->st->closed[STATS_CC_client_limit], 1);
-        log_info("pool %s: client refused: client_connections limit %u reached", p->cp->name,
-                 p->cp->client_connections);
-        return;
-    }
-    if (!p->cp->listen.is_unix) {
-        net_set_nodelay(fd);
-        if (p->cp->tcpkeepalive) {
-            net_set_keepalive(fd);
-        }
-    }
-    if (client_new(p, fd, l->draining) == NULL) {
-        atomic_fetch_sub_explicit(&p->reg->nclients, 1, memory_order_relaxed);
-        log_error("pool %s: out of memory accepting a client", p->cp->name);
-    }
-}
-
 /* Returns false when accepting should pause (out of descriptors). */
 static bool
 listener_accept_some(struct listener *l, int max)
@@ -62,7 +33,7 @@ listener_accept_some(struct listener *l, int max)
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd >= 0) {
-            listener_add_client(l, fd);
+            client_accept(l->pool, fd, l->draining);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED) {
