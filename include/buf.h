@@ -21,7 +21,13 @@ struct buf {
 };
 
 static inline size_t buf_len(const struct buf *b) { return b->end - b->start; }
-static inline uint8_t *buf_head(const struct buf *b) { return b->data + b->start; }
+/* The first unconsumed byte (NULL for a buffer that never held any: no
+   arithmetic on a null pointer). */
+static inline uint8_t *
+buf_head(const struct buf *b)
+{
+    return b->data != NULL ? b->data + b->start : NULL;
+}
 
 /* Make room for at least n more bytes at the end. Returns 0 or -1 (ENOMEM). */
 int buf_reserve(struct buf *b, size_t n) MUSTCHECK;

@@ -37,7 +37,8 @@ enum proto_rc { PROTO_OK, PROTO_AGAIN, PROTO_ERROR };
 struct proto_step {
     size_t len;         /* OK: bytes of this unit of the reply */
     bool done;          /* OK: the request's reply is complete with this unit */
-    uint64_t min_len;   /* AGAIN: the fewest bytes the unit can still take in all */
+    uint64_t min_len;   /* AGAIN, ERROR: the fewest bytes the unit takes in all, from
+                           what its bytes so far declared (before a bad one) */
 };
 
 /*

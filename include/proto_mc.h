@@ -138,7 +138,8 @@ struct mc_rsp {
 enum mc_parse mc_parse_rsp(const uint8_t *buf, size_t len, struct mc_rsp *rsp);
 
 /*
- * Whether the whole unit rsp at buf is a reply memcached sends to cmd: an
+ * Whether the unit rsp at buf is a reply memcached sends to cmd (a VALUE
+ * is judged by its header, so its block need not be in buf yet): an
  * error line for anything; VALUE and END for retrievals; STORED, NOT_STORED,
  * EXISTS, NOT_FOUND, DELETED, TOUCHED, a number or VERSION where each
  * belongs. Anything else means the server is not answering this request

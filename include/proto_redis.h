@@ -194,6 +194,7 @@ struct redis_rsp {
     uint32_t state;
     uint64_t bulk_len;
     size_t scan;            /* where the search for the current line's '\n' resumes */
+    bool in_body;           /* reading a bulk's body of bulk_len bytes at pos */
 };
 
 void redis_rsp_init(struct redis_rsp *r);
@@ -211,6 +212,9 @@ enum redis_parse redis_parse_rsp(struct redis_rsp *r, const uint8_t *buf, size_t
  * is known so far (bytes read, a bulk's declared length, values still owed
  * at three bytes each), saturating at UINT64_MAX. A caller bounding reply
  * size refuses a reply as soon as this passes the bound, before buffering it.
+ * It never decreases as a parse advances, and after an ERROR it is what the
+ * bytes before the bad one declared, so the bound decides the same whether
+ * the bytes came whole or in pieces.
  */
 uint64_t redis_rsp_min_len(const struct redis_rsp *r);
 

@@ -54,4 +54,13 @@ reply_reader_reset(struct reply_reader *rr)
 int reply_read(const struct proto_wire *w, struct reply_reader *rr, struct buf *in,
                struct msg_tqh *q, uint64_t max_reply, reply_done_fn done, void *arg) MUSTCHECK;
 
+/*
+ * A split request's reply, once every fragment is done: the error reply
+ * for the first fragment that failed (m->err), else the protocol's merge of
+ * the fragments' replies, or the error reply for the merge's error (a sum
+ * out of range, a part that is not the reply its command gets, out of
+ * memory). The result is in parent->rsp (and parent->err when an error).
+ */
+void reply_merge(const struct proto_wire *w, struct msg *parent);
+
 #endif

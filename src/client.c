@@ -235,18 +235,7 @@ client_deliver(struct conn_ctx *ctx, struct msg *m)
         m = p;
         m->done = true;
         if (m->client != NULL) {
-            const struct proto_wire *w = m->client->proto->wire;
-            int err = 0;
-            for (uint32_t f = 0; f < m->nfrags && err == 0; f++) {
-                err = m->frags[f]->err;     /* a failed part fails the whole */
-            }
-            if (err == 0) {
-                err = -w->merge(m);
-            }
-            if (err != 0) {
-                m->err = err;
-                w->error_reply(&m->rsp, err);
-            }
+            reply_merge(m->client->proto->wire, m);
         }
     }
     if (m->client == NULL) {

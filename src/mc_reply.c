@@ -24,14 +24,18 @@ mc_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t len,
     (void)state;
     switch (mc_parse_rsp(buf, len, &rsp)) {
     case MC_PARSE_AGAIN:
-        out->min_len = rsp.len;     /* a VALUE header announces its block's size */
-        return PROTO_AGAIN;
+        /* A VALUE header announces its block's size; a VALUE for anything
+           but a retrieval is no reply to it, whatever its block holds. */
+        out->min_len = rsp.len;
+        return rsp.len > 0 && !mc_rsp_fits(cmd, buf, &rsp) ? PROTO_ERROR : PROTO_AGAIN;
     case MC_PARSE_ERROR:
+        out->min_len = rsp.len;     /* a VALUE whose block does not end right */
         return PROTO_ERROR;
     case MC_PARSE_OK:
         break;
     }
     if (!mc_rsp_fits(cmd, buf, &rsp)) {
+        out->min_len = rsp.len;
         return PROTO_ERROR;
     }
     out->len = rsp.len;

@@ -561,13 +561,17 @@ mc_line_is_number(const uint8_t *buf, const struct mc_rsp *rsp)
 bool
 mc_rsp_fits(enum mc_cmd cmd, const uint8_t *buf, const struct mc_rsp *rsp)
 {
+    enum mc_kind kind = mc_cmd_kind(cmd);
+    bool retrieval = kind == MC_KIND_RETRIEVAL || kind == MC_KIND_GAT;
+
     if (rsp->type == MC_RSP_ERROR) {
         return true;    /* ERROR, CLIENT_ERROR and SERVER_ERROR answer anything */
     }
-    switch (mc_cmd_kind(cmd)) {
-    case MC_KIND_RETRIEVAL:
-    case MC_KIND_GAT:
-        return rsp->type == MC_RSP_VALUE || rsp->type == MC_RSP_END;
+    if (rsp->type == MC_RSP_VALUE || rsp->type == MC_RSP_END || retrieval) {
+        /* (a VALUE is judged by its header alone: its block may not be here) */
+        return retrieval && rsp->type != MC_RSP_LINE;
+    }
+    switch (kind) {
     case MC_KIND_STORAGE:
         return mc_line_is(buf, rsp, "STORED") || mc_line_is(buf, rsp, "NOT_STORED") ||
                mc_line_is(buf, rsp, "EXISTS") || mc_line_is(buf, rsp, "NOT_FOUND");

@@ -776,6 +776,9 @@ redis_rsp_header(struct redis_rsp *r, const uint8_t *buf, size_t len)
         return rc;
     }
 
+    if (type == '*' && n > 0 && r->remaining - 1 > UINT64_MAX - (uint64_t)n) {
+        return REDIS_PARSE_ERROR;
+    }
     if (start == 0) {
         r->type = types[type];
         r->integer = n;
@@ -785,13 +788,11 @@ redis_rsp_header(struct redis_rsp *r, const uint8_t *buf, size_t len)
         /* the value is paid for once its body has been read */
         r->bulk_len = (uint64_t)n;
         r->state = RSP_BODY;
+        r->in_body = true;
         return REDIS_PARSE_OK;
     }
     r->remaining--;
     if (type == '*' && n > 0) {
-        if (r->remaining > UINT64_MAX - (uint64_t)n) {
-            return REDIS_PARSE_ERROR;
-        }
         r->remaining += (uint64_t)n;
     }
     return REDIS_PARSE_OK;
@@ -828,6 +829,7 @@ redis_parse_rsp(struct redis_rsp *r, const uint8_t *buf, size_t len)
             r->pos += 2;
             r->remaining--;
             r->state = RSP_HDR;
+            r->in_body = false;
             break;
         case RSP_DONE:
             return REDIS_PARSE_OK;
@@ -849,11 +851,12 @@ redis_rsp_min_len(const struct redis_rsp *r)
     /* the shortest value is "+\r\n" */
     uint64_t owed = r->remaining, n = r->pos;
 
-    if (r->state == RSP_BODY) {
+    if (r->state == RSP_DONE) {
+        return r->total_len;
+    }
+    if (r->in_body) {
         n += r->bulk_len + 2;
         owed--;     /* that bulk is paid once its body is read */
-    } else if (r->state != RSP_HDR) {
-        return r->state == RSP_DONE ? r->total_len : 0;
     }
     return owed > (UINT64_MAX - n) / 3 ? UINT64_MAX : n + owed * 3;
 }

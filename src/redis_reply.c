@@ -33,6 +33,7 @@ redis_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t le
         out->min_len = redis_rsp_min_len(r);
         return PROTO_AGAIN;
     default:
+        out->min_len = redis_rsp_min_len(r);   /* what was declared before the bad byte */
         return PROTO_ERROR;
     }
 }

@@ -33,12 +33,14 @@ reply_read(const struct proto_wire *w, struct reply_reader *rr, struct buf *in,
             return -EINVAL;     /* bytes nobody asked for */
         }
         enum proto_rc rc = w->reply_step(rr->state, m, buf_head(in), buf_len(in), &st);
-        if (rc == PROTO_ERROR) {
-            return -EINVAL;
-        }
-        if (rc == PROTO_AGAIN) {
-            /* Refused once its declared parts cannot fit, not once buffered. */
-            return rr->bytes + st.min_len > max_reply ? -EMSGSIZE : 0;
+        if (rc != PROTO_OK) {
+            /* Refused once its declared parts cannot fit, not once buffered;
+               the same decision however the bytes arrived, since what was
+               declared before a bad byte counts as well. */
+            if (rr->bytes + st.min_len > max_reply) {
+                return -EMSGSIZE;
+            }
+            return rc == PROTO_ERROR ? -EINVAL : 0;
         }
         rr->bytes += st.len;
         if (rr->bytes > max_reply) {
@@ -59,4 +61,21 @@ reply_read(const struct proto_wire *w, struct reply_reader *rr, struct buf *in,
         }
     }
     return 0;
+}
+
+void
+reply_merge(const struct proto_wire *w, struct msg *p)
+{
+    int err = 0;
+
+    for (uint32_t f = 0; f < p->nfrags && err == 0; f++) {
+        err = p->frags[f]->err;     /* a failed part fails the whole */
+    }
+    if (err == 0) {
+        err = -w->merge(p);
+    }
+    if (err != 0) {
+        p->err = err;
+        w->error_reply(&p->rsp, err);
+    }
 }

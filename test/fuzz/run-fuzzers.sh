@@ -14,28 +14,21 @@ secs=$(( total / (n > 0 ? n : 1) ))
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# The pure module each harness links besides util.c.
-module_of() {
-    case "$1" in
-        fuzz_mc_*) echo proto_mc ;;
-        fuzz_redis_*) echo proto_redis ;;
-        fuzz_http_*) echo proto_http ;;
-        *) echo "" ;;
-    esac
-}
+# Every harness links the pure modules (layer 0 of doc/layers.txt, the
+# sources of libcmxcore.a) but conf, whose inih the fuzzers do not need.
+pure=""
+for f in $(sed -n 's/^0 *//p' "$top/doc/layers.txt"); do
+    case $f in conf*) continue ;; esac
+    [ -e "$top/src/$f.c" ] && pure="$pure $top/src/$f.c"
+done
 
 status=0
 for src in "$top"/test/fuzz/fuzz_*.c; do
     [ -e "$src" ] || continue
     name=$(basename "$src" .c)
-    mod=$(module_of "$name")
-    [ -n "$mod" ] && [ -e "$top/src/$mod.c" ] || { echo "skip $name: no module"; continue; }
-    extra=""
-    [ "$mod" = proto_redis ] && [ -e "$top/src/redis_cmds.c" ] && extra="$top/src/redis_cmds.c"
-    [ "$mod" = proto_http ] && extra="$top/src/buf.c"
+    # shellcheck disable=SC2086
     clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-        -fno-sanitize-recover=all -I"$top/include" \
-        "$top/src/util.c" "$top/src/$mod.c" $extra "$src" -o "$work/$name"
+        -fno-sanitize-recover=all -I"$top/include" $pure "$src" -o "$work/$name"
     corpus="$work/corpus-$name"
     mkdir -p "$corpus"
     seeds="$top/test/fuzz/corpus/${name#fuzz_}"

@@ -1,0 +1,238 @@
+/*
+ * libFuzzer harness for the reply path: reply_read (a server socket's reply
+ * stream paired with its queue of requests) over both protocols' reply
+ * parsers, with disconnects.
+ *
+ * Input: one selector byte (protocol, how many requests wait, a chunk size)
+ * and then a server's byte stream. It is read three ways:
+ *   A: whole, by a fresh reader over a queue of waiting requests;
+ *   B: in chunks, by one reader kept across reads, as a socket is;
+ *   C: cut at a point the input picks, where the socket "fails": the
+ *      requests still waiting are failed, the reader is reset as a new
+ *      socket's is, new requests wait, and the rest of the stream goes to
+ *      it in chunks.
+ * A and B must complete the same requests with the same bytes and stop
+ * with the same result; what C completes after the cut must be exactly
+ * what a fresh reader makes of the bytes after the cut (nothing of a dead
+ * socket's half-read reply reaches the next one's requests); and every
+ * completed reply is exactly one whole reply of its protocol, so replies
+ * never cross requests. Any violation abort()s.
+ */
+#include "buf.h"
+#include "mc_reply.h"
+#include "msg.h"
+#include "proto.h"
+#include "proto_mc.h"
+#include "proto_redis.h"
+#include "redis_reply.h"
+#include "reply.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define MAXREQ 16
+#define MAX_REPLY (1u << 20)
+
+static struct msg_cache cache;
+static bool cache_ready;
+
+/* One run: the requests that waited and what became of them. */
+struct run {
+    struct msg *req[2 * MAXREQ];
+    size_t nreq;
+    struct msg_tqh q;
+    struct reply_reader rr;
+    struct buf in;
+    int rc;                 /* reply_read's last result */
+    size_t ndone;           /* completed, in queue order */
+};
+
+static int
+done_cb(void *arg, struct msg *m, size_t total)
+{
+    struct run *r = arg;
+
+    CHECK(m == TAILQ_FIRST(&r->q));     /* FIFO: the oldest request's reply */
+    CHECK(total == buf_len(&m->rsp));
+    TAILQ_REMOVE(&r->q, m, s_tqe);
+    m->done = true;
+    r->ndone++;
+    return 0;
+}
+
+static void
+queue_requests(struct run *r, bool mc, size_t n, uint8_t kinds)
+{
+    for (size_t i = 0; i < n && r->nreq < 2 * MAXREQ; i++) {
+        struct msg *m = msg_get(&cache);
+        CHECK(m != NULL);
+        /* memcached replies depend on the command: a get or a set */
+        m->cmd = mc ? (uint16_t)(((kinds >> (i % 8)) & 1) ? MC_SET : MC_GET) : 0;
+        m->client = (void *)&cache;
+        r->req[r->nreq++] = m;
+        TAILQ_INSERT_TAIL(&r->q, m, s_tqe);
+    }
+}
+
+static void
+run_init(struct run *r, bool mc, size_t n, uint8_t kinds)
+{
+    memset(r, 0, sizeof(*r));
+    TAILQ_INIT(&r->q);
+    reply_reader_reset(&r->rr);
+    queue_requests(r, mc, n, kinds);
+}
+
+/* Feed bytes; once reply_read fails the socket is dead: nothing more. */
+static void
+run_feed(struct run *r, const struct proto_wire *w, const uint8_t *p, size_t n)
+{
+    if (r->rc != 0 || n == 0) {
+        return;
+    }
+    CHECK(buf_append(&r->in, p, n) == 0);
+    r->rc = reply_read(w, &r->rr, &r->in, &r->q, MAX_REPLY, done_cb, r);
+}
+
+static void
+run_feed_chunks(struct run *r, const struct proto_wire *w, const uint8_t *p, size_t n,
+                size_t chunk)
+{
+    for (size_t off = 0; off < n; off += chunk) {
+        run_feed(r, w, p + off, n - off < chunk ? n - off : chunk);
+    }
+}
+
+/* The socket fails: requests still waiting fail, the reader and its
+   unread bytes go with the socket. */
+static void
+run_disconnect(struct run *r)
+{
+    struct msg *m;
+
+    while ((m = TAILQ_FIRST(&r->q)) != NULL) {
+        TAILQ_REMOVE(&r->q, m, s_tqe);
+        m->err = ECONNRESET;
+    }
+    reply_reader_reset(&r->rr);
+    buf_reset(&r->in);
+    r->rc = 0;
+}
+
+static void
+run_free(struct run *r)
+{
+    for (size_t i = 0; i < r->nreq; i++) {
+        r->req[i]->client = NULL;
+        msg_release(&cache, r->req[i]);
+    }
+    buf_free(&r->in);
+}
+
+/* A completed reply is exactly one whole reply of its protocol. */
+static void
+check_whole(bool mc, const struct msg *m)
+{
+    const uint8_t *p = buf_head(&m->rsp);
+    size_t n = buf_len(&m->rsp);
+
+    CHECK(n > 0);
+    if (!mc) {
+        struct redis_rsp rsp;
+        redis_rsp_init(&rsp);
+        CHECK(redis_parse_rsp(&rsp, p, n) == REDIS_PARSE_OK && rsp.total_len == n);
+        return;
+    }
+    /* VALUE blocks, then one final line, each fitting the command */
+    for (;;) {
+        struct mc_rsp rsp;
+        CHECK(mc_parse_rsp(p, n, &rsp) == MC_PARSE_OK);
+        CHECK(mc_rsp_fits((enum mc_cmd)m->cmd, p, &rsp));
+        if (rsp.type != MC_RSP_VALUE) {
+            CHECK(rsp.len == n);
+            return;
+        }
+        p += rsp.len;
+        n -= rsp.len;
+    }
+}
+
+static bool
+same_replies(const struct run *a, size_t a_from, const struct run *b, size_t b_from, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct msg *x = a->req[a_from + i], *y = b->req[b_from + i];
+        if (x->done != y->done || buf_len(&x->rsp) != buf_len(&y->rsp) ||
+            (buf_len(&x->rsp) > 0 &&
+             memcmp(buf_head(&x->rsp), buf_head(&y->rsp), buf_len(&x->rsp)) != 0)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 3) {
+        return 0;
+    }
+    if (!cache_ready) {
+        msg_cache_init(&cache, 1 << 16);
+        cache_ready = true;
+    }
+    bool mc = data[0] & 1;
+    size_t nreq = 1 + (data[0] >> 1) % MAXREQ;
+    size_t chunk = 1 + data[1] % 23;
+    uint8_t kinds = data[2];
+    const uint8_t *s = data + 3;
+    size_t len = size - 3;
+    size_t cut = len > 0 ? (size_t)((data[1] * 131u + data[2] * 7u) % (len + 1)) : 0;
+    const struct proto_wire *w = mc ? &mc_wire : &redis_wire;
+    struct run a, b, c, fresh;
+
+    /* A and B: the same stream, whole and in chunks */
+    run_init(&a, mc, nreq, kinds);
+    run_feed(&a, w, s, len);
+    run_init(&b, mc, nreq, kinds);
+    run_feed_chunks(&b, w, s, len, chunk);
+    CHECK(a.ndone == b.ndone && a.rc == b.rc);
+    CHECK(same_replies(&a, 0, &b, 0, a.nreq));
+    for (size_t i = 0; i < a.ndone; i++) {
+        check_whole(mc, a.req[i]);
+    }
+
+    /* C: the socket fails at cut; its successor gets the rest */
+    run_init(&c, mc, nreq, kinds);
+    run_feed_chunks(&c, w, s, cut, chunk);
+    size_t before = c.ndone;
+    run_disconnect(&c);
+    size_t first_new = c.nreq;
+    queue_requests(&c, mc, nreq, kinds);
+    run_feed_chunks(&c, w, s + cut, len - cut, chunk);
+    /* what a fresh socket makes of the same bytes */
+    run_init(&fresh, mc, nreq, kinds);
+    run_feed(&fresh, w, s + cut, len - cut);
+    CHECK(c.ndone - before == fresh.ndone && c.rc == fresh.rc);
+    CHECK(same_replies(&c, first_new, &fresh, 0, nreq));
+    /* the requests that waited at the cut were failed, not answered */
+    for (size_t i = before; i < first_new; i++) {
+        CHECK(!c.req[i]->done && c.req[i]->err == ECONNRESET);
+    }
+
+    run_free(&a);
+    run_free(&b);
+    run_free(&c);
+    run_free(&fresh);
+    return 0;
+}

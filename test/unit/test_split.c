@@ -1,0 +1,503 @@
+/*
+ * Split planning and reassembly, pure: msg_split_add (which fragment each
+ * key goes to), reply_read (a server's reply stream paired with its queue)
+ * and reply_merge (a split request's reply from its fragments'), for both
+ * protocols.
+ *
+ * Each case is a multi-key request over a few "servers", each holding some
+ * of the keys. Its fragments sit in their servers' queues between unsplit
+ * requests (a pipeline mixing split and unsplit commands); each server's
+ * reply stream, as the real server would send it, is fed through
+ * reply_read whole and split in two at every byte; fragments complete in
+ * every order; and the merged reply must be exactly what one server holding
+ * every key would have answered. Fragments that fail and parts that carry
+ * a backend error are checked too.
+ */
+#include "mc_reply.h"
+#include "msg.h"
+#include "proto.h"
+#include "proto_mc.h"
+#include "proto_redis.h"
+#include "redis_reply.h"
+#include "reply.h"
+#include "util.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NSERVERS 3
+#define MAXKEYS 16
+
+/* A byte string being built. */
+struct sb {
+    char *p;
+    size_t len;
+};
+
+static void
+sb_add(struct sb *b, const void *p, size_t n)
+{
+    b->p = realloc(b->p, b->len + n + 1);
+    ck_assert_ptr_nonnull(b->p);
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void
+sb_fmt(struct sb *b, const char *fmt, const char *arg)
+{
+    char tmp[256];
+    int n = snprintf(tmp, sizeof(tmp), fmt, arg);
+    sb_add(b, tmp, (size_t)n);
+}
+
+/* The test's data: which server owns a key, and its value there (NULL: a miss). */
+static uint32_t
+owner(const char *key)
+{
+    return (uint32_t)(key[strlen(key) - 1] - '0') % NSERVERS;
+}
+
+static const char *
+value_of(const char *key)
+{
+    static char v[64];
+
+    if (strchr(key, 'x') != NULL) {
+        return NULL;    /* keys with an x are misses */
+    }
+    snprintf(v, sizeof(v), "val-%s", key);
+    return v;
+}
+
+/* What a server answers for a request on the given keys. */
+static void
+answer(enum proto_id proto, enum msg_merge merge, const char *const *keys, size_t n,
+       struct sb *out)
+{
+    if (proto == PROTO_MEMCACHED) {
+        for (size_t i = 0; i < n; i++) {
+            const char *v = value_of(keys[i]);
+            if (v != NULL) {
+                char hdr[128];
+                int k = snprintf(hdr, sizeof(hdr), "VALUE %s 0 %zu\r\n", keys[i], strlen(v));
+                sb_add(out, hdr, (size_t)k);
+                sb_add(out, v, strlen(v));
+                sb_add(out, "\r\n", 2);
+            }
+        }
+        sb_add(out, "END\r\n", 5);
+        return;
+    }
+    char hdr[32];
+    switch (merge) {
+    case MSG_MERGE_ARRAY:
+        snprintf(hdr, sizeof(hdr), "*%zu\r\n", n);
+        sb_add(out, hdr, strlen(hdr));
+        for (size_t i = 0; i < n; i++) {
+            const char *v = value_of(keys[i]);
+            if (v == NULL) {
+                sb_add(out, "$-1\r\n", 5);
+            } else {
+                snprintf(hdr, sizeof(hdr), "$%zu\r\n", strlen(v));
+                sb_add(out, hdr, strlen(hdr));
+                sb_add(out, v, strlen(v));
+                sb_add(out, "\r\n", 2);
+            }
+        }
+        return;
+    case MSG_MERGE_SUM: {
+        size_t hits = 0;
+        for (size_t i = 0; i < n; i++) {
+            hits += value_of(keys[i]) != NULL;
+        }
+        snprintf(hdr, sizeof(hdr), ":%zu\r\n", hits);
+        sb_add(out, hdr, strlen(hdr));
+        return;
+    }
+    default:
+        sb_add(out, "+OK\r\n", 5);
+        return;
+    }
+}
+
+static struct msg_cache cache;
+
+/* A request of its own (not split), to sit in a server queue around fragments. */
+static struct msg *
+plain_msg(enum proto_id proto)
+{
+    struct msg *m = msg_get(&cache);
+
+    ck_assert_ptr_nonnull(m);
+    m->cmd = proto == PROTO_MEMCACHED ? (uint16_t)MC_GET : 0;
+    m->client = (void *)&cache;     /* someone waits for its reply */
+    return m;
+}
+
+/* The parent of a split of keys[0..n), planned over NSERVERS. */
+static struct msg *
+split_msg(enum proto_id proto, enum msg_merge merge, const char *const *keys, uint32_t n,
+          struct msg_split *sp)
+{
+    struct msg *p = msg_get(&cache);
+    struct sb line = { 0 };
+
+    ck_assert_ptr_nonnull(p);
+    p->merge = (uint8_t)merge;
+    p->cmd = proto == PROTO_MEMCACHED ? (uint16_t)MC_GET : 0;
+    p->client = (void *)&cache;
+    ck_assert_int_eq(msg_split_alloc(p, n, NSERVERS, NSERVERS, sp), 0);
+    for (uint32_t i = 0; i < n; i++) {
+        msg_split_add(p, sp, i, owner(keys[i]));
+    }
+    p->nkeys = n;
+    /* memcached's merge walks the original line's keys */
+    sb_add(&line, "get", 3);
+    for (uint32_t i = 0; i < n; i++) {
+        sb_fmt(&line, " %s", keys[i]);
+    }
+    p->keys_off = 4;
+    p->keys_end = line.len;
+    sb_add(&line, "\r\n", 2);
+    ck_assert_int_eq(buf_append(&p->req, line.p, line.len), 0);
+    free(line.p);
+    for (uint32_t f = 0; f < sp->nfrags; f++) {
+        struct msg *fr = msg_get(&cache);
+        ck_assert_ptr_nonnull(fr);
+        fr->parent = p;
+        fr->cmd = p->cmd;
+        fr->nkeys = sp->frag_nkeys[f];
+        p->frags[f] = fr;
+        p->nfrags++;
+    }
+    return p;
+}
+
+/* reply_read's callback: take m off the queue; a fragment counts toward its parent. */
+static int
+done_cb(void *arg, struct msg *m, size_t total)
+{
+    struct msg_tqh *q = arg;
+
+    (void)total;
+    TAILQ_REMOVE(q, m, s_tqe);
+    m->done = true;
+    if (m->parent != NULL) {
+        m->parent->nfrags_done++;
+    }
+    return 0;
+}
+
+/* Feed stream to q's reader in two pieces, cut at `cut`. */
+static void
+feed(const struct proto_wire *w, struct msg_tqh *q, const struct sb *stream, size_t cut)
+{
+    struct reply_reader rr;
+    struct buf in = { 0 };
+
+    reply_reader_reset(&rr);
+    ck_assert_int_eq(buf_append(&in, stream->p, cut), 0);
+    ck_assert_int_eq(reply_read(w, &rr, &in, q, UINT64_MAX, done_cb, q), 0);
+    ck_assert_int_eq(buf_append(&in, stream->p + cut, stream->len - cut), 0);
+    ck_assert_int_eq(reply_read(w, &rr, &in, q, UINT64_MAX, done_cb, q), 0);
+    ck_assert_uint_eq(buf_len(&in), 0);
+    ck_assert(TAILQ_EMPTY(q));
+    buf_free(&in);
+}
+
+static void
+free_msg(struct msg *m)
+{
+    m->client = NULL;
+    m->parent = NULL;
+    msg_release(&cache, m);
+}
+
+/*
+ * One case: keys over NSERVERS; each server's queue is
+ * [plain, fragment, plain]; its stream is fed cut at every byte (fragments
+ * completing in server order 0,1,2 and, through `order`, any other), then
+ * merged and compared with one server's answer for all the keys.
+ */
+static void
+run_case(enum proto_id proto, enum msg_merge merge, const char *const *keys, uint32_t n,
+         const uint32_t *order)
+{
+    const struct proto_wire *w = proto == PROTO_MEMCACHED ? &mc_wire : &redis_wire;
+    struct msg_split sp;
+    struct sb want = { 0 };
+    const char *fkeys[NSERVERS][MAXKEYS];
+    size_t nf[NSERVERS] = { 0 };
+    static const char *const plain_key[] = { "plainA0" };
+    struct sb plain = { 0 };
+
+    answer(proto, merge, keys, n, &want);
+    answer(proto, proto == PROTO_MEMCACHED ? MSG_MERGE_VALUES : MSG_MERGE_ARRAY, plain_key, 1,
+           &plain);
+    struct msg *p = split_msg(proto, merge, keys, n, &sp);
+    ck_assert_uint_gt(sp.nfrags, 1);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t f = p->key_frag[i];
+        ck_assert_uint_eq(sp.frag_server[f], owner(keys[i]));
+        fkeys[f][nf[f]++] = keys[i];
+    }
+    for (uint32_t k = 0; k < sp.nfrags; k++) {
+        uint32_t f = order[k] % sp.nfrags;
+        struct sb stream = { 0 };
+        sb_add(&stream, plain.p, plain.len);
+        answer(proto, merge, fkeys[f], nf[f], &stream);
+        sb_add(&stream, plain.p, plain.len);
+        for (size_t cut = 0; cut <= stream.len; cut++) {
+            struct msg_tqh q;
+            struct msg *a = plain_msg(proto), *b = plain_msg(proto);
+            struct msg *fr = p->frags[f];
+            TAILQ_INIT(&q);
+            TAILQ_INSERT_TAIL(&q, a, s_tqe);
+            TAILQ_INSERT_TAIL(&q, fr, s_tqe);
+            TAILQ_INSERT_TAIL(&q, b, s_tqe);
+            buf_reset(&fr->rsp);
+            fr->done = false;
+            p->nfrags_done = k;
+            feed(w, &q, &stream, cut);
+            /* each reply went to its own request, none crossed */
+            ck_assert(buf_len(&a->rsp) == plain.len && memcmp(buf_head(&a->rsp), plain.p, plain.len) == 0);
+            ck_assert(buf_len(&b->rsp) == plain.len && memcmp(buf_head(&b->rsp), plain.p, plain.len) == 0);
+            ck_assert(fr->done);
+            ck_assert_uint_eq(p->nfrags_done, k + 1);
+            free_msg(a);
+            free_msg(b);
+        }
+        free(stream.p);
+    }
+    reply_merge(w, p);
+    ck_assert_msg(p->err == 0 && buf_len(&p->rsp) == want.len &&
+                  memcmp(buf_head(&p->rsp), want.p, want.len) == 0,
+                  "merged '%.*s', want '%s'", (int)buf_len(&p->rsp), buf_head(&p->rsp), want.p);
+    free_msg(p);
+    free(want.p);
+    free(plain.p);
+}
+
+static const uint32_t orders[][NSERVERS] = {
+    { 0, 1, 2 }, { 0, 2, 1 }, { 1, 0, 2 }, { 1, 2, 0 }, { 2, 0, 1 }, { 2, 1, 0 },
+};
+
+/* keys over the 3 servers (last digit mod 3), misses (an x), a duplicate */
+static const char *const keys6[] = { "k1", "k2", "kx3", "k4", "k5", "k1", "kx6", "k9" };
+
+START_TEST(test_mc_multiget)
+{
+    run_case(PROTO_MEMCACHED, MSG_MERGE_VALUES, keys6, 8, orders[_i]);
+}
+END_TEST
+
+START_TEST(test_redis_mget)
+{
+    run_case(PROTO_REDIS, MSG_MERGE_ARRAY, keys6, 8, orders[_i]);
+}
+END_TEST
+
+START_TEST(test_redis_sum)
+{
+    run_case(PROTO_REDIS, MSG_MERGE_SUM, keys6, 8, orders[_i]);
+}
+END_TEST
+
+START_TEST(test_redis_mset)
+{
+    run_case(PROTO_REDIS, MSG_MERGE_ALL_OK, keys6, 8, orders[_i]);
+}
+END_TEST
+
+/* Fill each fragment's rsp directly: parts[f] (NULL: the fragment failed). */
+static struct msg *
+merged(enum proto_id proto, enum msg_merge merge, const char *const *parts, int fail_err)
+{
+    static const char *const keys[] = { "k0", "k1", "k2" };
+    const struct proto_wire *w = proto == PROTO_MEMCACHED ? &mc_wire : &redis_wire;
+    struct msg_split sp;
+    struct msg *p = split_msg(proto, merge, keys, 3, &sp);
+
+    for (uint32_t f = 0; f < p->nfrags; f++) {
+        const char *part = parts[sp.frag_server[f]];
+        if (part == NULL) {
+            p->frags[f]->err = fail_err;
+        } else {
+            ck_assert_int_eq(buf_append(&p->frags[f]->rsp, part, strlen(part)), 0);
+        }
+    }
+    reply_merge(w, p);
+    return p;
+}
+
+static void
+merged_is(enum proto_id proto, enum msg_merge merge, const char *const *parts, int fail_err,
+          const char *want)
+{
+    struct msg *p = merged(proto, merge, parts, fail_err);
+
+    ck_assert_msg(buf_len(&p->rsp) == strlen(want) &&
+                  memcmp(buf_head(&p->rsp), want, strlen(want)) == 0,
+                  "merged '%.*s', want '%s'", (int)buf_len(&p->rsp), buf_head(&p->rsp), want);
+    free_msg(p);
+}
+
+START_TEST(test_failed_fragments)
+{
+    const char *mc_parts[] = { "END\r\n", NULL, "VALUE k2 0 1\r\nx\r\nEND\r\n" };
+    const char *rd_parts[] = { "*1\r\n$1\r\na\r\n", NULL, "*1\r\n$-1\r\n" };
+
+    /* a failed part fails the whole, with the proxy's error for it */
+    merged_is(PROTO_MEMCACHED, MSG_MERGE_VALUES, mc_parts, ECONNRESET,
+              "SERVER_ERROR Connection reset by peer\r\n");
+    merged_is(PROTO_REDIS, MSG_MERGE_ARRAY, rd_parts, ETIMEDOUT, "-ERR Connection timed out\r\n");
+}
+END_TEST
+
+START_TEST(test_backend_error_parts)
+{
+    const char *mc_parts[] = { "END\r\n", "SERVER_ERROR out of memory\r\n", "END\r\n" };
+    const char *rd_parts[] = { ":1\r\n", "-WRONGTYPE Operation against a key\r\n", ":2\r\n" };
+    const char *mset_parts[] = { "+OK\r\n", "+OK\r\n", "-OOM command not allowed\r\n" };
+
+    /* a backend's error in any part is the reply of the whole */
+    merged_is(PROTO_MEMCACHED, MSG_MERGE_VALUES, mc_parts, 0, "SERVER_ERROR out of memory\r\n");
+    merged_is(PROTO_REDIS, MSG_MERGE_SUM, rd_parts, 0, "-WRONGTYPE Operation against a key\r\n");
+    merged_is(PROTO_REDIS, MSG_MERGE_ALL_OK, mset_parts, 0, "-OOM command not allowed\r\n");
+}
+END_TEST
+
+START_TEST(test_sum_limits)
+{
+    const char *fit[] = { ":9223372036854775807\r\n", ":-9223372036854775808\r\n", ":0\r\n" };
+    const char *over[] = { ":9223372036854775807\r\n", ":1\r\n", ":0\r\n" };
+    const char *under[] = { ":-9223372036854775808\r\n", ":-1\r\n", ":0\r\n" };
+    const char *wrong[] = { ":1\r\n", "$1\r\nx\r\n", ":0\r\n" };
+
+    merged_is(PROTO_REDIS, MSG_MERGE_SUM, fit, 0, ":-1\r\n");
+    /* a sum that does not fit 64 bits is an error, never wrapped */
+    merged_is(PROTO_REDIS, MSG_MERGE_SUM, over, 0, "-ERR Numerical result out of range\r\n");
+    merged_is(PROTO_REDIS, MSG_MERGE_SUM, under, 0, "-ERR Numerical result out of range\r\n");
+    /* a part that is not an integer is no reply to DEL */
+    merged_is(PROTO_REDIS, MSG_MERGE_SUM, wrong, 0, "-ERR Invalid argument\r\n");
+}
+END_TEST
+
+START_TEST(test_one_server_is_not_split)
+{
+    static const char *const keys[] = { "k1", "k4", "kx7" };   /* all on server 1 */
+    struct msg_split sp;
+    struct msg *p = msg_get(&cache);
+
+    ck_assert_int_eq(msg_split_alloc(p, 3, 3, NSERVERS, &sp), 0);
+    for (uint32_t i = 0; i < 3; i++) {
+        msg_split_add(p, &sp, i, owner(keys[i]));
+    }
+    ck_assert_uint_eq(sp.nfrags, 1);
+    ck_assert_uint_eq(sp.frag_server[0], 1);
+    ck_assert_uint_eq(sp.frag_nkeys[0], 3);
+    msg_put(&cache, p);
+}
+END_TEST
+
+START_TEST(test_plan_order)
+{
+    /* fragments in the order servers first appear; each key to its server's */
+    struct msg_split sp;
+    struct msg *p = msg_get(&cache);
+    static const uint32_t srv[] = { 2, 0, 2, 1, 0, 2 };
+
+    ck_assert_int_eq(msg_split_alloc(p, 6, 3, NSERVERS, &sp), 0);
+    for (uint32_t i = 0; i < 6; i++) {
+        msg_split_add(p, &sp, i, srv[i]);
+    }
+    ck_assert_uint_eq(sp.nfrags, 3);
+    ck_assert_uint_eq(sp.frag_server[0], 2);
+    ck_assert_uint_eq(sp.frag_server[1], 0);
+    ck_assert_uint_eq(sp.frag_server[2], 1);
+    ck_assert_uint_eq(sp.frag_nkeys[0], 3);
+    ck_assert_uint_eq(sp.frag_nkeys[1], 2);
+    ck_assert_uint_eq(sp.frag_nkeys[2], 1);
+    for (uint32_t i = 0; i < 6; i++) {
+        ck_assert_uint_eq(sp.frag_server[p->key_frag[i]], srv[i]);
+    }
+    msg_put(&cache, p);
+}
+END_TEST
+
+START_TEST(test_reader_limits)
+{
+    struct msg_tqh q;
+    struct reply_reader rr;
+    struct buf in = { 0 };
+    struct msg *m = plain_msg(PROTO_REDIS);
+
+    /* bytes when nobody waits */
+    TAILQ_INIT(&q);
+    reply_reader_reset(&rr);
+    ck_assert_int_eq(buf_append(&in, "+OK\r\n", 5), 0);
+    ck_assert_int_eq(reply_read(&redis_wire, &rr, &in, &q, UINT64_MAX, done_cb, &q), -EINVAL);
+    /* a reply whose declared size passes the bound, refused before its body */
+    TAILQ_INSERT_TAIL(&q, m, s_tqe);
+    buf_reset(&in);
+    ck_assert_int_eq(buf_append(&in, "*1000000\r\n", 10), 0);
+    ck_assert_int_eq(reply_read(&redis_wire, &rr, &in, &q, 4096, done_cb, &q), -EMSGSIZE);
+    reply_reader_reset(&rr);
+    buf_reset(&in);
+    ck_assert_int_eq(buf_append(&in, "$5000\r\n", 7), 0);
+    ck_assert_int_eq(reply_read(&redis_wire, &rr, &in, &q, 4096, done_cb, &q), -EMSGSIZE);
+    /* a memcached VALUE block likewise, and one that fits is taken */
+    struct msg *g = plain_msg(PROTO_MEMCACHED);
+    TAILQ_REMOVE(&q, m, s_tqe);
+    TAILQ_INSERT_TAIL(&q, g, s_tqe);
+    reply_reader_reset(&rr);
+    buf_reset(&in);
+    ck_assert_int_eq(buf_append(&in, "VALUE k 0 5000\r\n", 16), 0);
+    ck_assert_int_eq(reply_read(&mc_wire, &rr, &in, &q, 4096, done_cb, &q), -EMSGSIZE);
+    reply_reader_reset(&rr);
+    buf_reset(&in);
+    ck_assert_int_eq(buf_append(&in, "VALUE k 0 1\r\nx\r\nEND\r\n", 21), 0);
+    ck_assert_int_eq(reply_read(&mc_wire, &rr, &in, &q, 4096, done_cb, &q), 0);
+    ck_assert(g->done && buf_len(&g->rsp) == 21);
+    free_msg(m);
+    free_msg(g);
+    buf_free(&in);
+}
+END_TEST
+
+static Suite *
+split_suite(void)
+{
+    Suite *s = suite_create("split");
+    TCase *t = tcase_create("split");
+
+    tcase_add_loop_test(t, test_mc_multiget, 0, 6);
+    tcase_add_loop_test(t, test_redis_mget, 0, 6);
+    tcase_add_loop_test(t, test_redis_sum, 0, 6);
+    tcase_add_loop_test(t, test_redis_mset, 0, 6);
+    tcase_add_test(t, test_failed_fragments);
+    tcase_add_test(t, test_backend_error_parts);
+    tcase_add_test(t, test_sum_limits);
+    tcase_add_test(t, test_one_server_is_not_split);
+    tcase_add_test(t, test_plan_order);
+    tcase_add_test(t, test_reader_limits);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int
+main(void)
+{
+    msg_cache_init(&cache, 16384);
+    SRunner *sr = srunner_create(split_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    msg_cache_destroy(&cache);
+    return failed == 0 ? 0 : 1;
+}
