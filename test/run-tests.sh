@@ -2,7 +2,8 @@
 # Builds cachemux and runs the whole test suite: gcc and clang -Werror builds
 # (clang without libsystemd, so that the notify fallback is built and tested
 # too), unit and integration tests on a normal build and on an ASan+UBSan
-# build, the release tarball's own build and test (make distcheck), the
+# build, the tests that exercise threads (multi-worker, reload, stop, stats)
+# on a ThreadSanitizer build, the release tarball's own build and test (make distcheck), the
 # Debian package built from that tarball, installed, run and purged, and a
 # short run of every fuzzer. Installs missing Debian packages first (as root).
 set -eu
@@ -31,6 +32,24 @@ cachemux_build asan CC=gcc --enable-werror --enable-sanitizers
 echo "==> make check (ASan + UBSan)"
 ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     make -C "$top/build/asan" -j"$jobs" check || { cat "$top"/build/asan/test/*/*.log 2>/dev/null | tail -200; exit 1; }
+
+# ThreadSanitizer: what it can prove, the tests where threads meet (workers
+# sharing ejection state and client counts, reloads switching generations,
+# a graceful stop, stats and metrics read while workers count).
+cachemux_build tsan CC=gcc --enable-werror --enable-tsan
+echo "==> ThreadSanitizer (build/tsan)"
+tsan_run() {
+    file=$1
+    shift
+    log="$top/build/tsan/$(basename "$file" .py).log"
+    (cd "$top" && top_srcdir="$top" top_builddir="$top/build/tsan" CACHEMUX="$top/build/tsan/cachemux" \
+        CACHEMUX_SANITIZED=1 /usr/bin/python3 "test/integration/$file" "$@" >"$log" 2>&1) \
+        || { cat "$log"; exit 1; }
+    tail -1 "$log"
+}
+tsan_run test_reload.py ReloadUnderLoad UnchangedPool AddRemovePool RetireDeadline
+tsan_run test_ops.py WorkersShareLoad GracefulStop stats_json_counts metrics_format
+tsan_run test_failures.py Ejection ClientLimit KilledUnderLoad
 
 echo "==> make distcheck"
 make -C "$top/build/gcc" -j"$jobs" distcheck >"$top/build/distcheck.log" 2>&1 \

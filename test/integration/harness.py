@@ -815,13 +815,18 @@ def sanitizer_env(report_dir):
     env = dict(os.environ)
     env["ASAN_OPTIONS"] = "abort_on_error=1:detect_leaks=1:log_path=%s" % os.path.join(report_dir, "asan")
     env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1:log_path=%s" % os.path.join(report_dir, "ubsan")
+    # ThreadSanitizer (--enable-tsan): every report is a failure; the
+    # suppressions file says why each entry is a false positive.
+    env["TSAN_OPTIONS"] = "halt_on_error=0:second_deadlock_stack=1:log_path=%s:suppressions=%s" % (
+        os.path.join(report_dir, "tsan"), os.path.join(TOP_SRCDIR, "test", "tsan.supp"))
     env["LSAN_OPTIONS"] = env.get("LSAN_OPTIONS", "")
     return env
 
 
 def sanitizer_reports(report_dir):
     return sorted(glob.glob(os.path.join(report_dir, "asan*")) +
-                  glob.glob(os.path.join(report_dir, "ubsan*")))
+                  glob.glob(os.path.join(report_dir, "ubsan*")) +
+                  glob.glob(os.path.join(report_dir, "tsan*")))
 
 
 def assert_no_sanitizer_reports(report_dir):
