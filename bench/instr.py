@@ -17,7 +17,8 @@ repeatable to a fraction of a percent.
 
 Workloads: redis GET and SET (100-byte values), redis MGET of 10 keys over
 the two servers, memcached get of 10 keys over the two servers.
-Settings: REQUESTS (default 2000), WARMUP (200).
+Settings: REQUESTS (default 2000), WARMUP (200), KEEP_DUMPS (a directory to
+keep callgrind's dumps in, for callgrind_annotate).
 """
 
 import glob
@@ -31,6 +32,7 @@ import tempfile
 import time
 
 REQUESTS = int(os.environ.get("REQUESTS", "2000"))
+KEEP_DUMPS = os.environ.get("KEEP_DUMPS")   # a directory: keep callgrind's dumps there
 WARMUP = int(os.environ.get("WARMUP", "200"))
 HOST = "127.0.0.1"
 
@@ -122,6 +124,9 @@ def callgrind_ir(pid, out_dir):
                 text = fh.read()
             m = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
             if m:
+                if KEEP_DUMPS:
+                    os.makedirs(KEEP_DUMPS, exist_ok=True)
+                    shutil.copy(f, os.path.join(KEEP_DUMPS, "%d-%s" % (pid, os.path.basename(f))))
                 return int(m.group(1))
         time.sleep(0.1)
     sys.exit("no callgrind dump")

@@ -103,9 +103,11 @@ struct proto_ops {
      * its reply and the drain are queued).
      */
     ssize_t (*request)(struct client *c, void *state, const uint8_t *buf, size_t len);
-    /* Make a parse state ready for the next request, keeping what it
-       allocated; and release what it allocated (before it is reused by
-       another client or freed). NULL when the state is plain bytes. */
+    /* Make a parse state borrowed from the worker ready for a first
+       request; ready for the next request, keeping what it allocated; and
+       release what it allocated (before it goes back to the worker). NULL
+       when the protocol needs no state. */
+    void (*req_state_init)(void *state);
     void (*req_state_reset)(void *state);
     void (*req_state_free)(void *state);
     /* A server conn just connected: queue what must precede any request
@@ -249,8 +251,9 @@ int conn_writev(struct conn *c, const struct iovec *iov, int n, size_t *written)
 /* Give an emptied read buffer back to the ctx (an idle conn holds none). */
 void conn_give_back_buf(struct conn_ctx *ctx, struct buf **b);
 
-/* A zeroed request-parse state of the ctx's size, or NULL (out of memory);
-   and back, once its request is complete and no partial one follows. */
+/* A request-parse state of the ctx's size (its bytes are the protocol's
+   to initialize), or NULL (out of memory); and back, once its request is
+   complete and no partial one follows. */
 void *conn_state_get(struct conn_ctx *ctx);
 void conn_state_put(struct conn_ctx *ctx, void *state);
 

@@ -99,8 +99,28 @@ enum mc_parse mc_parse_req(const uint8_t *buf, size_t len, uint64_t max_request_
 const char *mc_error_reply(enum mc_req_error err);
 bool mc_error_closes(enum mc_req_error err);
 
-/* cmd must be a known command (not MC_CMD_COUNT). */
-enum mc_kind mc_cmd_kind(enum mc_cmd cmd);
+/* cmd must be a known command (not MC_CMD_COUNT). Inline: the reply path
+   asks it for every unit of every reply. */
+static inline enum mc_kind
+mc_cmd_kind(enum mc_cmd cmd)
+{
+    switch (cmd) {
+#define MC_CMD_KIND(e, s, k) case e: return k;
+    MC_CMD_LIST(MC_CMD_KIND)
+#undef MC_CMD_KIND
+    default:
+        return MC_KIND_QUIT;
+    }
+}
+
+/* A get, gets, gat or gats: its reply is VALUE blocks and END. */
+static inline bool
+mc_cmd_is_retrieval(enum mc_cmd cmd)
+{
+    enum mc_kind k = mc_cmd_kind(cmd);
+
+    return k == MC_KIND_RETRIEVAL || k == MC_KIND_GAT;
+}
 /* "unknown" for MC_CMD_COUNT. */
 const char *mc_cmd_name(enum mc_cmd cmd);
 

@@ -364,10 +364,12 @@ client_parse(struct client *c)
     struct conn_ctx *ctx = c->c.ctx;
 
     while (client_may_parse(c)) {
-        if (c->ps == NULL && c->proto->req_state_size > 0 &&
-            (c->ps = conn_state_get(ctx)) == NULL) {
-            client_close(c, STATS_CC_out_of_memory);
-            return;
+        if (c->ps == NULL && c->proto->req_state_size > 0) {
+            if ((c->ps = conn_state_get(ctx)) == NULL) {
+                client_close(c, STATS_CC_out_of_memory);
+                return;
+            }
+            c->proto->req_state_init(c->ps);
         }
         ssize_t n = c->proto->request(c, c->ps, buf_head(c->in), buf_len(c->in));
         if (n <= 0 || c->c.state == CONN_CLOSED) {

@@ -243,10 +243,9 @@ conn_state_get(struct conn_ctx *ctx)
 
     if (ctx->nstates > 0) {
         s = ctx->spare_states[--ctx->nstates];
-        memset(s, 0, ctx->state_size);
         return s;
     }
-    return calloc(1, ctx->state_size);
+    return malloc(ctx->state_size);
 }
 
 void

@@ -34,6 +34,11 @@ mc_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t len,
     case MC_PARSE_OK:
         break;
     }
+    if (rsp.type == MC_RSP_VALUE && mc_cmd_is_retrieval(cmd)) {
+        out->len = rsp.len;     /* the common unit of a get, judged at once */
+        out->done = false;
+        return PROTO_OK;
+    }
     if (!mc_rsp_fits(cmd, buf, &rsp)) {
         out->min_len = rsp.len;
         return PROTO_ERROR;

@@ -421,12 +421,6 @@ mc_error_closes(enum mc_req_error err)
     }
 }
 
-enum mc_kind
-mc_cmd_kind(enum mc_cmd cmd)
-{
-    return mc_cmds[cmd].kind;
-}
-
 const char *
 mc_cmd_name(enum mc_cmd cmd)
 {
@@ -562,7 +556,7 @@ bool
 mc_rsp_fits(enum mc_cmd cmd, const uint8_t *buf, const struct mc_rsp *rsp)
 {
     enum mc_kind kind = mc_cmd_kind(cmd);
-    bool retrieval = kind == MC_KIND_RETRIEVAL || kind == MC_KIND_GAT;
+    bool retrieval = mc_cmd_is_retrieval(cmd);
 
     if (rsp->type == MC_RSP_ERROR) {
         return true;    /* ERROR, CLIENT_ERROR and SERVER_ERROR answer anything */

@@ -46,12 +46,14 @@ reply_read(const struct proto_wire *w, struct reply_reader *rr, struct buf *in,
         if (rr->bytes > max_reply) {
             return -EMSGSIZE;
         }
-        memset(rr->state, 0, w->rsp_state_size);
         if (msg_wants_reply(m) && buf_append(&m->rsp, buf_head(in), st.len) != 0) {
             return -ENOMEM;
         }
         buf_consume(in, st.len);
         if (st.done) {
+            if (w->rsp_state_size > 0) {
+                memset(rr->state, 0, w->rsp_state_size);   /* the next reply starts afresh */
+            }
             size_t total = (size_t)rr->bytes;
             rr->bytes = 0;
             int drc = done(arg, m, total);

@@ -27,14 +27,6 @@
 
 static const uint8_t route_mc_placeholder[] = "placeholder";
 
-static bool
-route_mc_is_retrieval(enum mc_cmd cmd)
-{
-    enum mc_kind k = mc_cmd_kind(cmd);
-
-    return k == MC_KIND_RETRIEVAL || k == MC_KIND_GAT;
-}
-
 /* A multi-get being split: its line, and a cursor over its keys. */
 struct route_mc_split {
     const uint8_t *line;
@@ -137,7 +129,7 @@ route_mc_serve(struct client *c, const uint8_t *buf, const struct mc_req *req)
         route_forward(c, m, route_mc_placeholder, sizeof(route_mc_placeholder) - 1);
         return;
     }
-    if (route_mc_is_retrieval(req->cmd) && req->nkeys > 1 && c->pool->nservers > 1) {
+    if (mc_cmd_is_retrieval(req->cmd) && req->nkeys > 1 && c->pool->nservers > 1) {
         struct route_mc_split sp = { buf, req, req->keys_off };
         m->merge = MSG_MERGE_VALUES;
         route_split(c, m, req->nkeys, &route_mc_split_ops, &sp);

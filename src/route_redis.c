@@ -45,6 +45,16 @@ struct route_redis_state {
 };
 
 static void
+route_redis_state_init(void *state)
+{
+    struct route_redis_state *st = state;
+
+    redis_req_init(&st->req, st->args, ROUTE_REDIS_ARGS);
+    st->heap = NULL;
+    st->heap_cap = 0;
+}
+
+static void
 route_redis_state_reset(void *state)
 {
     struct route_redis_state *st = state;
@@ -338,9 +348,6 @@ route_redis_request(struct client *c, void *state, const uint8_t *buf, size_t le
     struct redis_req *r = &st->req;
     char reply[REDIS_ERR_REPLY_MAX];
 
-    if (r->args == NULL) {
-        redis_req_init(r, st->args, ROUTE_REDIS_ARGS);     /* a fresh state */
-    }
     switch (route_redis_parse(st, r, buf, len, c->c.ctx->max_request_size)) {
     case REDIS_PARSE_AGAIN:
         return 0;
@@ -431,6 +438,7 @@ const struct proto_ops route_redis_proto = {
     .full_reply = "-ERR max number of clients reached\r\n",
     .req_state_size = sizeof(struct route_redis_state),
     .request = route_redis_request,
+    .req_state_init = route_redis_state_init,
     .req_state_reset = route_redis_state_reset,
     .req_state_free = route_redis_state_free,
     .server_open = route_redis_server_open,
