@@ -42,6 +42,7 @@ import hashlib
 import os
 import random
 import select
+import signal
 import socket
 import sys
 import time
@@ -650,6 +651,57 @@ class Hostile(FaultTest):
 
     def test_mc_stall(self):
         self.stall(Memcached)
+
+
+class FrozenMidReply(h.IntegrationTest):
+    """A real redis-server frozen (SIGSTOP) in the middle of a 48 MB GET
+    reply, past the timeout: the GET times out, the stuck conn is closed
+    while half the reply sits in cachemux, and when the server runs again
+    (SIGCONT) every later request on that worker and server slot is
+    answered, from new clients and the old one, and nothing times out."""
+
+    @h.requires("redis-server")
+    def test_redis_frozen_during_a_48mb_reply(self):
+        r = h.Redis().start()
+        self.addCleanup(r.stop)
+        pool = h.Pool("p", [r], redis=True, timeout=500)
+        cmx = h.Cachemux([pool], workers=1)
+        cmx.start()
+        self.addCleanup(cmx.stop)
+        big = b"x" * (48 << 20)
+        with r.client(timeout=30) as d:
+            d.send(h.resp_command("SET", "big", big))
+            self.assertEqual(d.read_resp(1, timeout=30)[0], b"+OK\r\n")
+            for i in range(12):
+                self.assertEqual(d.resp("SET", "small%d" % i, "v%d" % i), b"+OK\r\n")
+        # Freeze redis while the reply streams to cachemux (48 MB takes tens
+        # of ms on loopback); a freeze that came too late lets the whole
+        # value through, and the round is tried again sooner.
+        caught = False
+        for delay in (0.01, 0.005, 0.002, 0.001, 0.0):
+            c = h.Client(cmx.port(), timeout=30)
+            self.addCleanup(c.close)
+            c.send(h.resp_command("GET", "big"))
+            time.sleep(delay)
+            os.kill(r.proc.pid, signal.SIGSTOP)
+            try:
+                got = c.read_resp(1, timeout=20)[0]
+                if got == b"-ERR Connection timed out\r\n":
+                    caught = True
+                    time.sleep(h.scaled(2.5))   # stopped for 2.5 s in all
+                    break
+                self.assertEqual(len(got), len(big) + 14, "neither the value nor the timeout")
+            finally:
+                os.kill(r.proc.pid, signal.SIGCONT)
+            c.close()
+        self.assertTrue(caught, "redis never froze in the middle of the reply")
+        for i in range(12):
+            with h.Client(cmx.port(), timeout=10) as n:
+                v = b"v%d" % i
+                self.assertEqual(n.resp("GET", "small%d" % i), b"$%d\r\n%s\r\n" % (len(v), v))
+        self.assertEqual(c.resp("GET", "small0"), b"$2\r\nv0\r\n")
+        self.assertNotIn("timed out", "\n".join(
+            ln for ln in cmx.log_text().splitlines()[-20:] if "small" in ln))
 
 
 def tearDownModule():
