@@ -143,8 +143,8 @@ struct conn_ctx {
     void **spare_states;            /* request-parse states lent to clients mid-request */
     uint32_t nstates, states_cap;
     size_t state_size;              /* the largest req_state_size of the protocols in use */
-    struct client *free_clients;    /* client structs kept for reuse */
-    uint32_t nfree_clients;
+    struct client *free_clients;    /* client structs not in use, from the slabs */
+    void *client_slabs;             /* blocks of client structs, kept until exit */
     bool stopping;                  /* graceful stop in progress */
     struct stats_worker *wst;       /* this worker's own counters */
 };
@@ -250,6 +250,13 @@ int conn_writev(struct conn *c, const struct iovec *iov, int n, size_t *written)
 
 /* Give an emptied read buffer back to the ctx (an idle conn holds none). */
 void conn_give_back_buf(struct conn_ctx *ctx, struct buf **b);
+
+/* A client struct from the ctx's slabs (uninitialized), or NULL; and back.
+   Clients come in blocks, so an idle one costs its struct and nothing of
+   malloc's, and a spike of clients leaves its memory on the free list for
+   the next one rather than fragmenting the heap. */
+struct client *conn_client_get(struct conn_ctx *ctx);
+void conn_client_put(struct conn_ctx *ctx, struct client *c);
 
 /* A request-parse state of the ctx's size (its bytes are the protocol's
    to initialize), or NULL (out of memory); and back, once its request is

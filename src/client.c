@@ -37,7 +37,6 @@
 #include "pool.h"
 
 #define CLIENT_IOV_MAX 128
-#define CLIENT_FREE_MAX 1024
 
 static void client_event(int fd, short what, void *arg);
 static void client_parse(struct client *c);
@@ -63,7 +62,7 @@ void
 client_accept(struct pool *p, int fd, bool awaiting)
 {
     struct conn_ctx *ctx = p->ctx;
-    struct client *c = ctx->free_clients;
+    struct client *c;
 
     /* The limit holds across workers: one shared count, changed only here
        and in client_close. */
@@ -83,10 +82,7 @@ client_accept(struct pool *p, int fd, bool awaiting)
             net_set_keepalive(fd);
         }
     }
-    if (c != NULL) {
-        ctx->free_clients = *(struct client **)c;
-        ctx->nfree_clients--;
-    } else if ((c = malloc(sizeof(*c))) == NULL) {
+    if ((c = conn_client_get(ctx)) == NULL) {
         atomic_fetch_sub_explicit(&p->reg->nclients, 1, memory_order_relaxed);
         log_error("pool %s: out of memory accepting a client", p->cp->name);
         close(fd);
@@ -338,13 +334,7 @@ client_reap(struct conn_ctx *ctx)
 
     while ((c = TAILQ_FIRST(&ctx->closed)) != NULL) {
         TAILQ_REMOVE(&ctx->closed, c, dirty_tqe);
-        if (ctx->nfree_clients < CLIENT_FREE_MAX) {
-            *(struct client **)c = ctx->free_clients;
-            ctx->free_clients = conn_client(c);
-            ctx->nfree_clients++;
-        } else {
-            free(c);
-        }
+        conn_client_put(ctx, conn_client(c));
     }
 }
 

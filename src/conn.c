@@ -80,10 +80,9 @@ conn_ctx_destroy(struct conn_ctx *ctx)
 {
     struct conn *c;
 
-    /* Clients closed since the last turn's reap (the worker's exit). */
+    /* Clients closed since the last turn's reap live in the slabs too. */
     while ((c = TAILQ_FIRST(&ctx->closed)) != NULL) {
         TAILQ_REMOVE(&ctx->closed, c, dirty_tqe);
-        free(c);
     }
     msg_cache_destroy(&ctx->msgs);
     buf_free(&ctx->scratch);
@@ -96,10 +95,10 @@ conn_ctx_destroy(struct conn_ctx *ctx)
         free(ctx->spare_states[i]);
     }
     free(ctx->spare_states);
-    while (ctx->free_clients != NULL) {
-        struct client *fc = ctx->free_clients;
-        ctx->free_clients = *(struct client **)fc;
-        free(fc);
+    while (ctx->client_slabs != NULL) {
+        void *slab = ctx->client_slabs;
+        ctx->client_slabs = *(void **)slab;
+        free(slab);
     }
     memset(ctx, 0, sizeof(*ctx));
 }
@@ -234,6 +233,43 @@ conn_writev(struct conn *c, const struct iovec *iov, int n, size_t *written)
     }
     *written = (size_t)w;
     return 0;
+}
+
+/* Clients per slab: a slab is one malloc of about 16 KiB. */
+#define CONN_CLIENTS_PER_SLAB 64
+
+/* A slab: the link to the next slab, then its clients. */
+struct conn_client_slab {
+    void *next;
+    struct client clients[CONN_CLIENTS_PER_SLAB];
+};
+
+struct client *
+conn_client_get(struct conn_ctx *ctx)
+{
+    struct client *c = ctx->free_clients;
+
+    if (c == NULL) {
+        struct conn_client_slab *slab = malloc(sizeof(*slab));
+        if (slab == NULL) {
+            return NULL;
+        }
+        slab->next = ctx->client_slabs;
+        ctx->client_slabs = slab;
+        for (size_t i = CONN_CLIENTS_PER_SLAB; i-- > 0;) {
+            conn_client_put(ctx, &slab->clients[i]);
+        }
+        c = ctx->free_clients;
+    }
+    ctx->free_clients = *(struct client **)c;
+    return c;
+}
+
+void
+conn_client_put(struct conn_ctx *ctx, struct client *c)
+{
+    *(struct client **)c = ctx->free_clients;  /* the free list runs through them */
+    ctx->free_clients = c;
 }
 
 void *
