@@ -25,6 +25,18 @@ void client_accept(struct pool *p, int fd, bool awaiting);
 /* Append m to c's requests (arrival order). */
 void client_enqueue(struct client *c, struct msg *m);
 
+/*
+ * Append buf[from..to) of the request being parsed (buf: the head of c's
+ * read buffer) to m->req, moving the bodies read around the buffer that
+ * stand in that range to m->req_pieces. Returns 0 or -1 (out of memory).
+ */
+int client_take(struct client *c, struct msg *m, const uint8_t *buf, size_t from,
+                size_t to) MUSTCHECK;
+
+/* Bytes read around the buffer of a body that starts at from and declares
+   to - from bytes (0: all of it is in the buffer). */
+uint64_t client_piece_bytes(const struct client *c, size_t from, size_t to);
+
 /* Queue m, whose rsp the proxy filled itself, as c's next reply. */
 void client_local_msg(struct client *c, struct msg *m);
 

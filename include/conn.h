@@ -48,6 +48,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "chain.h"
 #include "msg.h"
 #include "proto.h"
 #include "reply.h"
@@ -103,6 +104,16 @@ struct proto_ops {
      * its reply and the drain are queued).
      */
     ssize_t (*request)(struct client *c, void *state, const uint8_t *buf, size_t len);
+    /*
+     * After request() found the request incomplete: how many bytes of the
+     * body it is in are still to come after buf[0..len) and may be read
+     * around the buffer (chain.h); 0 when none, or when the body must stay
+     * in the buffer (a key the request is routed by). NULL: never.
+     */
+    uint64_t (*req_body_left)(struct client *c, void *state, const uint8_t *buf, size_t len);
+    /* n of those bytes were read around the buffer. NULL: request() learns
+       it from the client's read buffer (c->in->holes.bytes). */
+    void (*req_body_skip)(void *state, uint64_t n);
     /* Make a parse state borrowed from the worker ready for a first
        request; ready for the next request, keeping what it allocated; and
        release what it allocated (before it goes back to the worker). NULL
@@ -138,7 +149,8 @@ struct conn_ctx {
     size_t mbuf_size;
     uint64_t rng;                   /* per-worker PRNG state (random distribution) */
     struct buf scratch;             /* short-lived bytes of one step (an inline request) */
-    struct buf **spare_bufs;        /* read buffers lent to conns with bytes pending */
+    struct chain_pool chunks;       /* chunks of large bodies (chain.h) */
+    struct chain_in **spare_bufs;   /* read buffers lent to conns with bytes pending */
     uint32_t nspare, spare_cap;
     void **spare_states;            /* request-parse states lent to clients mid-request */
     uint32_t nstates, states_cap;
@@ -172,7 +184,7 @@ struct client {
     uint8_t close_reason;           /* DRAINING: why it closes (enum stats_client_close) */
     bool authed;                    /* redis_auth pools: AUTH succeeded */
     size_t pending_bytes;           /* reply bytes done but not yet written */
-    struct buf *in;                 /* bytes read, not yet parsed; NULL when idle */
+    struct chain_in *in;            /* bytes read, not yet parsed; NULL when idle */
     void *ps;                       /* request-parse state while a request is partial */
 };
 
@@ -201,7 +213,7 @@ struct server_conn {
     struct msg_tqh out_q;           /* written, awaiting their replies */
     uint32_t nin, nout;
     struct event tev;               /* the oldest request's deadline (or connect's) */
-    struct buf *in;                 /* bytes read, not yet parsed; NULL when none */
+    struct chain_in *in;            /* bytes read, not yet parsed; NULL when none */
     struct conn_sock sock;          /* state of the current socket only */
 };
 
@@ -239,9 +251,13 @@ void conn_close_fd(struct conn *c);
 /* Put c on its ctx's dirty list (idempotent). */
 void conn_mark_dirty(struct conn *c);
 
-/* read() once into *b, borrowing a buffer from the ctx when *b has none.
-   Returns bytes read, 0 on EOF, -EAGAIN, or -errno. */
-ssize_t conn_read(struct conn *c, struct buf **b);
+/*
+ * Read once into *in, borrowing a buffer from the ctx when *in has none:
+ * read() into its buffer, or, while a body is read around it (chain.h),
+ * readv() into the body's chunks and then the buffer. Returns bytes read
+ * (*body of them went to the body's piece), 0 on EOF, -EAGAIN, or -errno.
+ */
+ssize_t conn_read(struct conn *c, struct chain_in **in, uint64_t *body);
 
 /* writev() iov[0..n); *written gets the bytes written (0 on EAGAIN).
    Returns 0 or -errno. */
@@ -249,7 +265,7 @@ struct iovec;
 int conn_writev(struct conn *c, const struct iovec *iov, int n, size_t *written) MUSTCHECK;
 
 /* Give an emptied read buffer back to the ctx (an idle conn holds none). */
-void conn_give_back_buf(struct conn_ctx *ctx, struct buf **b);
+void conn_give_back_buf(struct conn_ctx *ctx, struct chain_in **in);
 
 /* A client struct from the ctx's slabs (uninitialized), or NULL; and back.
    Clients come in blocks, so an idle one costs its struct and nothing of

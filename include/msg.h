@@ -22,6 +22,7 @@
 #include <sys/queue.h>
 
 #include "buf.h"
+#include "chain.h"
 #include "util.h"
 
 struct client;
@@ -50,9 +51,11 @@ struct msg {
     void *split_block;          /* holds frags and key_frag; kept for reuse */
     size_t split_cap;
     struct buf req;             /* request bytes (to the server, or as parsed) */
-    size_t req_sent;            /* bytes of req written so far */
+    struct chain req_pieces;    /* large bodies standing in req (chain.h) */
+    uint64_t req_sent;          /* bytes of req and its pieces written so far */
     struct buf rsp;             /* reply bytes for the client */
-    size_t rsp_sent;            /* bytes of rsp written so far */
+    struct chain rsp_pieces;    /* large bodies standing in rsp */
+    uint64_t rsp_sent;          /* bytes of rsp and its pieces written so far */
     uint64_t id;
     uint64_t start_usec;        /* when it was parsed (latency) */
     struct stats_server *sst;   /* the server it went to (latency per server) */
@@ -73,6 +76,27 @@ struct msg {
 };
 
 TAILQ_HEAD(msg_tqh, msg);
+
+/* The whole request and reply: their bytes and the pieces standing in them. */
+static inline uint64_t
+msg_req_len(const struct msg *m)
+{
+    return chain_len(&m->req, &m->req_pieces);
+}
+
+static inline uint64_t
+msg_rsp_len(const struct msg *m)
+{
+    return chain_len(&m->rsp, &m->rsp_pieces);
+}
+
+/* Forget the reply (its pieces go back to their pool). */
+static inline void
+msg_rsp_reset(struct msg *m)
+{
+    buf_reset(&m->rsp);
+    chain_clear(&m->rsp_pieces);
+}
 
 /* Whether m's reply is still wanted: by the proxy itself (a handshake), or
    by a client still connected (the request's, or its split parent's) for a

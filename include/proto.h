@@ -53,10 +53,18 @@ struct proto_wire {
     /*
      * Cut the next unit of the reply to request m from buf[0..len), with
      * state kept from the call before (the same bytes again, possibly more,
-     * until OK). ERROR: not a reply to m (the conn is failed).
+     * until OK). ERROR: not a reply to m (the conn is failed). skipped:
+     * bytes of the unit's body that were read elsewhere (chain.h); the
+     * unit's len then counts the buffer's bytes only.
      */
     enum proto_rc (*reply_step)(void *state, const struct msg *m, const uint8_t *buf,
-                                size_t len, struct proto_step *out);
+                                size_t len, uint64_t skipped, struct proto_step *out);
+    /* After AGAIN: bytes of the body being read that are still to come
+       after buf[0..len) (0: not in a body, or it is all there). */
+    uint64_t (*reply_body_left)(void *state, const struct msg *m, const uint8_t *buf,
+                                size_t len, uint64_t skipped);
+    /* n of those bytes were read elsewhere. */
+    void (*reply_body_skip)(void *state, uint64_t n);
     /* Replace rsp with the proxy's error reply for errno err (keeps rsp
        empty when out of memory). */
     void (*error_reply)(struct buf *rsp, int err);

@@ -91,9 +91,21 @@ struct mc_req {
  * On MC_PARSE_AGAIN after a complete, valid storage line, total_len already
  * holds the size of the whole request (0 while the line is incomplete), so
  * the caller can size its buffer once.
+ *
+ * skipped: bytes of the data block that were read elsewhere (a large
+ * value read around the buffer, cut where the buffered bytes ended).
+ * data_len stays the declared length; total_len and the place of the
+ * block's "\r\n" count the buffer's bytes only.
  */
-enum mc_parse mc_parse_req(const uint8_t *buf, size_t len, uint64_t max_request_size,
-                           struct mc_req *req);
+enum mc_parse mc_parse_req_skip(const uint8_t *buf, size_t len, uint64_t max_request_size,
+                                uint64_t skipped, struct mc_req *req);
+
+/* The common case: nothing read elsewhere. */
+static inline enum mc_parse
+mc_parse_req(const uint8_t *buf, size_t len, uint64_t max_request_size, struct mc_req *req)
+{
+    return mc_parse_req_skip(buf, len, max_request_size, 0, req);
+}
 
 /* The reply line (with "\r\n") for an error, and whether it closes the conn. */
 const char *mc_error_reply(enum mc_req_error err);
@@ -154,8 +166,18 @@ struct mc_rsp {
  * than MC_MAX_RSP_LINE_LEN, an empty line, a malformed VALUE header or a
  * value not followed by "\r\n". On MC_PARSE_AGAIN after a complete VALUE
  * header, rsp->len already holds the size of the whole unit (else 0).
+ * skipped: bytes of a VALUE block read elsewhere, as for requests; len
+ * then counts the buffer's bytes of the unit only.
  */
-enum mc_parse mc_parse_rsp(const uint8_t *buf, size_t len, struct mc_rsp *rsp);
+enum mc_parse mc_parse_rsp_skip(const uint8_t *buf, size_t len, uint64_t skipped,
+                                struct mc_rsp *rsp);
+
+/* The common case: nothing read elsewhere. */
+static inline enum mc_parse
+mc_parse_rsp(const uint8_t *buf, size_t len, struct mc_rsp *rsp)
+{
+    return mc_parse_rsp_skip(buf, len, 0, rsp);
+}
 
 /*
  * Whether the unit rsp at buf is a reply memcached sends to cmd (a VALUE

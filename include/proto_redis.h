@@ -73,6 +73,13 @@ struct redis_cmd {
 /* The table row for name[0..len) (case-insensitive), or NULL. Never allocates. */
 const struct redis_cmd *redis_cmd_lookup(const uint8_t *name, size_t len);
 
+/*
+ * Whether argument arg (>= 1) of command cmd may be read around the buffer
+ * (chain.h): not a key it is routed or split by, not an argument the proxy
+ * answers from. An unknown command (NULL) is only skipped: any may.
+ */
+bool redis_cmd_streams(const struct redis_cmd *cmd, uint32_t arg);
+
 /* The whole table, sorted by name, *n rows (for tests and listings). */
 const struct redis_cmd *redis_cmd_table(size_t *n);
 
@@ -119,6 +126,7 @@ struct redis_req {
      */
     struct redis_arg *args;
     uint32_t args_cap;
+    uint64_t skipped;               /* body bytes read around the buffer (redis_req_skip) */
     /* resumable state (private) */
     size_t pos;
     uint32_t args_left;
@@ -142,6 +150,20 @@ void redis_req_reset(struct redis_req *r);
  */
 enum redis_parse redis_parse_req(struct redis_req *r, const uint8_t *buf, size_t len,
                                  uint64_t max_request_size);
+
+/*
+ * Bodies read around the buffer. Offsets and total_len count the buffer's
+ * bytes only: a body of which n bytes were read elsewhere (at the end of
+ * the bytes buffered when it was cut) takes n bytes less of the buffer, and
+ * its argument records its declared length.
+ *
+ * While the parse wants more bytes in the body of argument *arg (the
+ * command name is argument 0): how many of its bytes are still to come
+ * after buf[0..len). 0 when not in a body, or the body is all there.
+ */
+uint64_t redis_req_body_left(const struct redis_req *r, size_t len, uint32_t *arg);
+/* The next n bytes of that body were read elsewhere (n <= what is left). */
+void redis_req_skip(struct redis_req *r, uint64_t n);
 
 /*
  * Write the error reply (with "\r\n", no NUL) for r into out; buf is the
@@ -217,6 +239,12 @@ enum redis_parse redis_parse_rsp(struct redis_rsp *r, const uint8_t *buf, size_t
  * the bytes came whole or in pieces.
  */
 uint64_t redis_rsp_min_len(const struct redis_rsp *r);
+
+/* Bodies read around the buffer, as for requests: the bytes of the bulk
+   being read still to come after buf[0..len) (0 when not in one), and
+   that n of them were read elsewhere. */
+uint64_t redis_rsp_body_left(const struct redis_rsp *r, size_t len);
+void redis_rsp_skip(struct redis_rsp *r, uint64_t n);
 
 /*
  * Iterate the top-level elements of a parsed ARRAY reply at buf, len being

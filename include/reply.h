@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chain.h"
 #include "msg.h"
 #include "proto.h"
 #include "util.h"
@@ -45,14 +46,27 @@ reply_reader_reset(struct reply_reader *rr)
 
 /*
  * Consume the replies at the front of in for the msgs of q (oldest first),
- * appending each unit to its msg's rsp and calling done for each complete
- * reply. Stops at a partial reply (its bytes stay in in). Returns 0, or
+ * appending each unit to its msg's rsp (its bodies read around the buffer
+ * move to the msg's rsp_pieces) and calling done for each complete reply.
+ * Stops at a partial reply (its bytes stay in in). Returns 0, or
  * -EINVAL (bytes that are not a reply to the head, or bytes when no
  * request waits), -EMSGSIZE (a reply over max_reply bytes, refused as soon
  * as its declared size shows it), -ENOMEM, or done's error.
  */
-int reply_read(const struct proto_wire *w, struct reply_reader *rr, struct buf *in,
+int reply_read(const struct proto_wire *w, struct reply_reader *rr, struct chain_in *in,
                struct msg_tqh *q, uint64_t max_reply, reply_done_fn done, void *arg) MUSTCHECK;
+
+/*
+ * After reply_read: if the partial reply at the front of in is in a body
+ * of which more than CHAIN_MIN_PIECE bytes are still to come, and more than
+ * the buffer has room for, the rest of that body is to be read around the
+ * buffer: chain_in_stream is called for it. Returns whether it was.
+ */
+bool reply_stream(const struct proto_wire *w, struct reply_reader *rr, struct chain_in *in,
+                  const struct msg_tqh *q);
+
+/* n bytes of that body were read around the buffer (chain_in_commit). */
+void reply_streamed(const struct proto_wire *w, struct reply_reader *rr, uint64_t n);
 
 /*
  * A split request's reply, once every fragment is done: the error reply

@@ -36,7 +36,7 @@
 #include "net.h"
 #include "pool.h"
 
-#define CLIENT_IOV_MAX 128
+#define CLIENT_IOV_MAX 512
 
 static void client_event(int fd, short what, void *arg);
 static void client_parse(struct client *c);
@@ -145,7 +145,7 @@ static bool
 client_check_output(struct client *c)
 {
     const struct msg *head = TAILQ_FIRST(&c->q);
-    size_t writing = head != NULL && head->done ? buf_len(&head->rsp) : 0;
+    size_t writing = head != NULL && head->done ? (size_t)msg_rsp_len(head) : 0;
     size_t held = c->pending_bytes - MIN(writing, c->pending_bytes);
 
     if (held <= c->c.ctx->client_output_limit) {
@@ -163,9 +163,21 @@ client_check_output(struct client *c)
 static void
 client_reply_ready(struct client *c, struct msg *m)
 {
-    c->pending_bytes += buf_len(&m->rsp);
+    c->pending_bytes += (size_t)msg_rsp_len(m);
     conn_mark_dirty(&c->c);
     (void)client_check_output(c);
+}
+
+int
+client_take(struct client *c, struct msg *m, const uint8_t *buf, size_t from, size_t to)
+{
+    return chain_take(&m->req, &m->req_pieces, buf, &c->in->holes, from, to);
+}
+
+uint64_t
+client_piece_bytes(const struct client *c, size_t from, size_t to)
+{
+    return chain_piece_bytes(&c->in->holes, from, to);
 }
 
 void
@@ -214,7 +226,7 @@ client_reply_and_drain(struct client *c, const char *bytes, size_t len,
     TAILQ_LAST(&c->q, msg_tqh)->close_after = true;
     /* What the client sent after this is never parsed. */
     if (c->in != NULL) {
-        buf_reset(c->in);
+        chain_in_reset(c->in);
     }
     client_drain(c, why);
 }
@@ -239,7 +251,7 @@ client_deliver(struct conn_ctx *ctx, struct msg *m)
         return;
     }
     if (m->swallow) {
-        buf_reset(&m->rsp);
+        msg_rsp_reset(m);
     }
     client_reply_ready(m->client, m);
 }
@@ -251,6 +263,7 @@ client_fail_msg(struct conn_ctx *ctx, struct msg *m, int err)
 
     m->err = err != 0 ? err : EIO;
     if (owner != NULL) {
+        msg_rsp_reset(m);   /* units of a reply cut short */
         owner->proto->wire->error_reply(&m->rsp, m->err);
     }
     client_deliver(ctx, m);
@@ -262,7 +275,7 @@ client_release_parse(struct client *c)
 {
     struct conn_ctx *ctx = c->c.ctx;
 
-    if (c->in != NULL && buf_len(c->in) > 0) {
+    if (c->in != NULL && !chain_in_empty(c->in)) {
         return;
     }
     conn_give_back_buf(ctx, &c->in);
@@ -315,7 +328,7 @@ client_close(struct client *c, enum stats_client_close why)
     stats_add(&ctx->wst->curr_connections, -1);
     conn_close_fd(&c->c);
     if (c->in != NULL) {
-        buf_reset(c->in);
+        chain_in_reset(c->in);
     }
     client_release_parse(c);
     if (c->c.dirty) {
@@ -344,7 +357,24 @@ client_may_parse(const struct client *c)
 {
     return (c->c.state == CONN_ACTIVE || c->c.state == CONN_AWAITING ||
             c->c.state == CONN_DRAINING) &&
-           c->in != NULL && buf_len(c->in) > 0 && !client_over_limits(c);
+           c->in != NULL && buf_len(&c->in->b) > 0 && !client_over_limits(c);
+}
+
+/* The request being parsed is in a large body: read the rest of it into
+   chunks (chain.h), unless the protocol keeps it in the buffer. */
+static void
+client_stream(struct client *c)
+{
+    struct chain_in *in = c->in;
+    uint64_t left;
+
+    if (c->proto->req_body_left == NULL || in->left > 0) {
+        return;
+    }
+    left = c->proto->req_body_left(c, c->ps, buf_head(&in->b), buf_len(&in->b));
+    if (chain_in_wants_piece(in, left)) {
+        chain_in_stream(in, left);
+    }
 }
 
 /* The generic read loop: the protocol parses and serves one request per call. */
@@ -361,11 +391,15 @@ client_parse(struct client *c)
             }
             c->proto->req_state_init(c->ps);
         }
-        ssize_t n = c->proto->request(c, c->ps, buf_head(c->in), buf_len(c->in));
-        if (n <= 0 || c->c.state == CONN_CLOSED) {
-            break;      /* incomplete, or it stopped reading */
+        ssize_t n = c->proto->request(c, c->ps, buf_head(&c->in->b), buf_len(&c->in->b));
+        if (n == 0 && c->c.state != CONN_CLOSED) {
+            client_stream(c);
+            break;      /* incomplete */
         }
-        buf_consume(c->in, (size_t)n);
+        if (n < 0 || c->c.state == CONN_CLOSED) {
+            break;      /* it stopped reading */
+        }
+        chain_in_consume(c->in, (size_t)n);   /* bodies nobody took go back */
         if (c->ps != NULL) {
             c->proto->req_state_reset(c->ps);   /* the next request starts afresh */
         }
@@ -393,7 +427,7 @@ client_process(struct client *c, bool eof)
         client_drain(c, STATS_CC_eof);
     }
     if (c->c.state == CONN_DRAINING && c->in != NULL && !client_over_limits(c)) {
-        buf_reset(c->in);   /* only a partial request is left: it never completes */
+        chain_in_reset(c->in);  /* only a partial request is left: it never completes */
     }
     if ((c->c.state == CONN_ACTIVE || c->c.state == CONN_AWAITING) && client_over_limits(c)) {
         /* Buffered requests wait until replies drain (client_flush). */
@@ -412,10 +446,14 @@ client_process(struct client *c, bool eof)
 static void
 client_read(struct client *c)
 {
-    ssize_t n = conn_read(&c->c, &c->in);
+    uint64_t body;
+    ssize_t n = conn_read(&c->c, &c->in, &body);
 
     if (n == -EAGAIN) {
         return;
+    }
+    if (body > 0 && c->proto->req_body_skip != NULL) {
+        c->proto->req_body_skip(c->ps, body);
     }
     if (n < 0) {
         client_close(c, n == -ENOMEM ? STATS_CC_out_of_memory : STATS_CC_error);
@@ -428,7 +466,7 @@ void
 client_close_if_idle(struct client *c)
 {
     if ((c->c.state != CONN_ACTIVE && c->c.state != CONN_AWAITING) || !TAILQ_EMPTY(&c->q) ||
-        (c->in != NULL && buf_len(c->in) > 0)) {
+        (c->in != NULL && !chain_in_empty(c->in))) {
         return;     /* not at a request boundary yet */
     }
     if (c->c.state == CONN_AWAITING) {
@@ -436,7 +474,8 @@ client_close_if_idle(struct client *c)
     }
     /* Closing with unread bytes would reset the conn and lose requests the
        client sent before we stopped: look once more. */
-    ssize_t n = conn_read(&c->c, &c->in);
+    uint64_t body;  /* none: no request was partial */
+    ssize_t n = conn_read(&c->c, &c->in, &body);
     if (n == -EAGAIN) {
         client_release_parse(c);
         client_close(c, c->c.ctx->stopping ? STATS_CC_stop : STATS_CC_pool_removed);
@@ -483,17 +522,13 @@ client_write(struct client *c)
         n = 0;
         total = 0;
         TAILQ_FOREACH(m, &c->q, c_tqe) {
+            size_t bytes;
             if (!m->done || n == CLIENT_IOV_MAX) {
                 break;
             }
-            size_t left = buf_len(&m->rsp) - m->rsp_sent;
-            if (left == 0) {
-                continue;
-            }
-            iov[n].iov_base = buf_head(&m->rsp) + m->rsp_sent;
-            iov[n].iov_len = left;
-            total += left;
-            n++;
+            n += chain_iov(&m->rsp, &m->rsp_pieces, m->rsp_sent, iov + n, CLIENT_IOV_MAX - n,
+                           &bytes);
+            total += bytes;
         }
         rc = conn_writev(&c->c, iov, n, &written);
         if (rc != 0) {
@@ -502,17 +537,17 @@ client_write(struct client *c)
         bool short_write = written < total;
         /* Free what was written, and done msgs with nothing to write. */
         while ((m = TAILQ_FIRST(&c->q)) != NULL && m->done) {
-            size_t left = buf_len(&m->rsp) - m->rsp_sent;
+            uint64_t bytes = msg_rsp_len(m), left = bytes - m->rsp_sent;
             if (written < left) {
                 m->rsp_sent += written;
                 written = 0;
                 break;
             }
-            written -= left;
+            written -= (size_t)left;
             bool close_after = m->close_after;
             TAILQ_REMOVE(&c->q, m, c_tqe);
             c->nq--;
-            c->pending_bytes -= MIN(c->pending_bytes, buf_len(&m->rsp));
+            c->pending_bytes -= MIN(c->pending_bytes, (size_t)bytes);
             client_observe(c, m, now);
             m->client = NULL;
             msg_release(&c->c.ctx->msgs, m);

@@ -18,6 +18,15 @@
 
 #define CONN_SPARE_BUFS_MAX 256
 #define CONN_SPARE_STATES_MAX 256
+/* Free chunks a worker keeps for the next large bodies, in bytes: a burst
+   of large values leaves at most this much behind. */
+#define CONN_CHUNKS_KEEP_BYTES (32u * 1024 * 1024)
+/* A read buffer with less room than this makes room first (compacting, or
+   growing when unparsed bytes fill it). */
+#define CONN_MIN_READ 4096
+/* iovecs of one read around a buffer: the body's chunks, then the buffer
+   (CHAIN_READ_MAX in 16 KiB chunks takes 64). */
+#define CONN_READ_IOV 256
 
 static const char *const conn_state_names[] = {
 #define CONN_STATE_NAME(s) #s,
@@ -69,6 +78,7 @@ conn_ctx_init(struct conn_ctx *ctx, struct event_base *base, int worker_id, size
     TAILQ_INIT(&ctx->dirty_clients);
     TAILQ_INIT(&ctx->closed);
     msg_cache_init(&ctx->msgs, mbuf_size);
+    chain_pool_init(&ctx->chunks, mbuf_size, (uint32_t)MAX(CONN_CHUNKS_KEEP_BYTES / mbuf_size, 16));
     ctx->worker_id = worker_id;
     ctx->next_conn_id = ((uint64_t)worker_id << 48) + 1;
     ctx->mbuf_size = mbuf_size;
@@ -85,9 +95,10 @@ conn_ctx_destroy(struct conn_ctx *ctx)
         TAILQ_REMOVE(&ctx->closed, c, dirty_tqe);
     }
     msg_cache_destroy(&ctx->msgs);
+    chain_pool_destroy(&ctx->chunks);
     buf_free(&ctx->scratch);
     for (uint32_t i = 0; i < ctx->nspare; i++) {
-        buf_free(ctx->spare_bufs[i]);
+        buf_free(&ctx->spare_bufs[i]->b);
         free(ctx->spare_bufs[i]);
     }
     free(ctx->spare_bufs);
@@ -156,28 +167,45 @@ conn_mark_dirty(struct conn *c)
 }
 
 /* A buffer from the spare list, or a new empty one. */
-static struct buf *
+static struct chain_in *
 conn_borrow_buf(struct conn_ctx *ctx)
 {
     if (ctx->nspare > 0) {
         return ctx->spare_bufs[--ctx->nspare];
     }
-    return calloc(1, sizeof(struct buf));
+    return calloc(1, sizeof(struct chain_in));
 }
 
 ssize_t
-conn_read(struct conn *c, struct buf **b)
+conn_read(struct conn *c, struct chain_in **pin, uint64_t *body)
 {
-    if (*b == NULL && (*b = conn_borrow_buf(c->ctx)) == NULL) {
+    struct iovec iov[CONN_READ_IOV];
+    struct chain_in *in = *pin;
+    ssize_t n;
+    int niov;
+
+    *body = 0;
+    if (in == NULL && (in = *pin = conn_borrow_buf(c->ctx)) == NULL) {
         return -ENOMEM;
     }
-    if (buf_reserve(*b, c->ctx->mbuf_size) != 0) {
-        return -ENOMEM;
+    if (in->left == 0) {
+        if (in->b.cap - in->b.end < CONN_MIN_READ && buf_reserve(&in->b, c->ctx->mbuf_size) != 0) {
+            return -ENOMEM;
+        }
+        n = read(c->fd, in->b.data + in->b.end, in->b.cap - in->b.end);
+        if (n > 0) {
+            in->b.end += (size_t)n;
+        }
+    } else {
+        if ((niov = chain_in_iov(in, &c->ctx->chunks, iov, (int)ARRAY_SIZE(iov))) == 0) {
+            return -ENOMEM;
+        }
+        n = readv(c->fd, iov, niov);
+        if (n > 0) {
+            *body = chain_in_commit(in, (size_t)n);
+        }
     }
-    size_t room = (*b)->cap - (*b)->end;
-    ssize_t n = read(c->fd, (*b)->data + (*b)->end, room);
     if (n > 0) {
-        (*b)->end += (size_t)n;
         return n;
     }
     if (n == 0) {
@@ -187,33 +215,33 @@ conn_read(struct conn *c, struct buf **b)
 }
 
 void
-conn_give_back_buf(struct conn_ctx *ctx, struct buf **pb)
+conn_give_back_buf(struct conn_ctx *ctx, struct chain_in **pin)
 {
-    struct buf *b = *pb;
+    struct chain_in *in = *pin;
 
-    if (b == NULL || buf_len(b) > 0) {
+    if (in == NULL || !chain_in_empty(in)) {
         return;
     }
-    *pb = NULL;
-    /* Buffers that grew for a large value are not worth keeping. */
-    if (b->cap > 2 * ctx->mbuf_size || ctx->nspare == CONN_SPARE_BUFS_MAX) {
-        buf_free(b);
-        free(b);
+    *pin = NULL;
+    chain_in_reset(in);     /* chunks offered to a read that failed */
+    /* Buffers that grew for a long request are not worth keeping. */
+    if (in->b.cap > 2 * ctx->mbuf_size || ctx->nspare == CONN_SPARE_BUFS_MAX) {
+        buf_free(&in->b);
+        free(in);
         return;
     }
     if (ctx->nspare == ctx->spare_cap) {
         uint32_t cap = ctx->spare_cap ? ctx->spare_cap * 2 : 16;
-        struct buf **nb = realloc(ctx->spare_bufs, cap * sizeof(*nb));
+        struct chain_in **nb = realloc(ctx->spare_bufs, cap * sizeof(*nb));
         if (nb == NULL) {
-            buf_free(b);
-            free(b);
+            buf_free(&in->b);
+            free(in);
             return;
         }
         ctx->spare_bufs = nb;
         ctx->spare_cap = cap;
     }
-    buf_reset(b);
-    ctx->spare_bufs[ctx->nspare++] = b;
+    ctx->spare_bufs[ctx->nspare++] = in;
 }
 
 int

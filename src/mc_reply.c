@@ -10,19 +10,20 @@
 #include <string.h>
 
 #include "buf.h"
+#include "chain.h"
 #include "msg.h"
 #include "proto_mc.h"
 #include "util.h"
 
 static enum proto_rc
 mc_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t len,
-              struct proto_step *out)
+              uint64_t skipped, struct proto_step *out)
 {
     enum mc_cmd cmd = (enum mc_cmd)m->cmd;
     struct mc_rsp rsp;
 
     (void)state;
-    switch (mc_parse_rsp(buf, len, &rsp)) {
+    switch (mc_parse_rsp_skip(buf, len, skipped, &rsp)) {
     case MC_PARSE_AGAIN:
         /* A VALUE header announces its block's size; a VALUE for anything
            but a retrieval is no reply to it, whatever its block holds. */
@@ -48,6 +49,22 @@ mc_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t len,
     return PROTO_OK;
 }
 
+static uint64_t
+mc_reply_body_left(void *state, const struct msg *m, const uint8_t *buf, size_t len,
+                   uint64_t skipped)
+{
+    struct mc_rsp rsp;
+
+    (void)state;
+    (void)m;
+    /* The parser is restartable: the header is read again, cheaply. */
+    if (mc_parse_rsp_skip(buf, len, skipped, &rsp) != MC_PARSE_AGAIN || rsp.len < 2 ||
+        rsp.len - 2 <= len) {
+        return 0;
+    }
+    return rsp.len - 2 - len;   /* the block's bytes not here yet, its "\r\n" aside */
+}
+
 void
 mc_reply_error(struct buf *rsp, int err)
 {
@@ -61,15 +78,26 @@ mc_reply_error(struct buf *rsp, int err)
     }
 }
 
-/* Whether unit (a whole VALUE block or a line) is the VALUE of key. */
+/*
+ * The unit of fragment fr's reply at buffer offset at: on true, a whole
+ * VALUE block (rsp->len of the buffer's bytes, a body read around the
+ * buffer standing in it) or a line. A piece stands inside the block it
+ * belongs to, so the unit is parsed up to the next piece first, and told
+ * of that piece's bytes only if its block reaches it.
+ */
 static bool
-mc_reply_value_is(const uint8_t *unit, size_t len, const uint8_t *key, size_t klen,
-                  struct mc_rsp *rsp)
+mc_reply_unit(const struct msg *fr, size_t at, struct mc_rsp *rsp)
 {
-    if (mc_parse_rsp(unit, len, rsp) != MC_PARSE_OK || rsp->type != MC_RSP_VALUE) {
-        return false;
+    const uint8_t *unit = buf_head(&fr->rsp) + at;
+    size_t left = buf_len(&fr->rsp) - at;
+    const struct chunk *piece = chain_next_piece(&fr->rsp_pieces, at);
+    enum mc_parse r;
+
+    r = mc_parse_rsp(unit, piece != NULL ? piece->at - at : left, rsp);
+    if (r == MC_PARSE_AGAIN && piece != NULL && rsp->type == MC_RSP_VALUE && rsp->len > 0) {
+        r = mc_parse_rsp_skip(unit, left, piece->total, rsp);
     }
-    return rsp->key_len == klen && memcmp(unit + rsp->key_off, key, klen) == 0;
+    return r == MC_PARSE_OK;
 }
 
 int
@@ -79,26 +107,28 @@ mc_reply_merge(struct msg *p)
     size_t pos = p->keys_off, koff, klen;
     uint32_t i = 0;
 
-    buf_reset(&p->rsp);
+    msg_rsp_reset(p);
     for (uint32_t f = 0; f < p->nfrags; f++) {
         struct msg *fr = p->frags[f];
         size_t n = buf_len(&fr->rsp);
         if (n < 5 || memcmp(buf_head(&fr->rsp) + n - 5, "END\r\n", 5) != 0) {
             /* a backend error line (no END) is the reply of the whole */
-            return buf_append(&p->rsp, buf_head(&fr->rsp), n) != 0 ? -ENOMEM : 0;
+            return chain_take(&p->rsp, &p->rsp_pieces, buf_head(&fr->rsp), &fr->rsp_pieces, 0,
+                              n) != 0 ? -ENOMEM : 0;
         }
         fr->rsp_sent = 0;   /* the fragment's read cursor below */
     }
     while (mc_next_key(line, p->keys_end, &pos, &koff, &klen)) {
         struct msg *fr = p->frags[p->key_frag[i++]];
-        const uint8_t *unit = buf_head(&fr->rsp) + fr->rsp_sent;
-        size_t left = buf_len(&fr->rsp) - fr->rsp_sent;
+        size_t at = (size_t)fr->rsp_sent;
         struct mc_rsp rsp;
 
-        if (!mc_reply_value_is(unit, left, line + koff, klen, &rsp)) {
+        if (!mc_reply_unit(fr, at, &rsp) || rsp.type != MC_RSP_VALUE || rsp.key_len != klen ||
+            memcmp(buf_head(&fr->rsp) + at + rsp.key_off, line + koff, klen) != 0) {
             continue;   /* a miss */
         }
-        if (buf_append(&p->rsp, unit, rsp.len) != 0) {
+        if (chain_take(&p->rsp, &p->rsp_pieces, buf_head(&fr->rsp), &fr->rsp_pieces, at,
+                       at + rsp.len) != 0) {
             return -ENOMEM;
         }
         fr->rsp_sent += rsp.len;
@@ -110,6 +140,8 @@ const struct proto_wire mc_wire = {
     .id = PROTO_MEMCACHED,
     .rsp_state_size = 0,
     .reply_step = mc_reply_step,
+    .reply_body_left = mc_reply_body_left,
+    .reply_body_skip = NULL,    /* the step is told what was skipped each time */
     .error_reply = mc_reply_error,
     .merge = mc_reply_merge,
 };

@@ -107,6 +107,8 @@ msg_split_alloc(struct msg *m, uint32_t nkeys, uint32_t maxfrags, size_t nserver
 void
 msg_put(struct msg_cache *mc, struct msg *m)
 {
+    chain_clear(&m->req_pieces);
+    chain_clear(&m->rsp_pieces);
     m->frags = NULL;
     m->key_frag = NULL;
     if (mc->nfree >= MSG_CACHE_MAX) {

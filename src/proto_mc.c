@@ -305,7 +305,8 @@ mc_scan_args(const uint8_t *buf, size_t end, size_t pos, const struct mc_kind_in
 }
 
 enum mc_parse
-mc_parse_req(const uint8_t *buf, size_t len, uint64_t max_request_size, struct mc_req *req)
+mc_parse_req_skip(const uint8_t *buf, size_t len, uint64_t max_request_size, uint64_t skipped,
+                  struct mc_req *req)
 {
     const struct mc_kind_info *ki;
     struct mc_line ln;
@@ -388,7 +389,10 @@ mc_parse_req(const uint8_t *buf, size_t len, uint64_t max_request_size, struct m
     if (total > max_request_size) {
         return mc_req_fail(req, MC_ERR_TOO_LARGE);
     }
-    req->total_len = (size_t)total;
+    if (skipped > data_len) {
+        return mc_req_fail(req, MC_ERR_BAD_CHUNK);  /* only a caller's mistake gets here */
+    }
+    req->total_len = (size_t)(total - skipped);
     if (len < req->total_len) {
         return MC_PARSE_AGAIN;
     }
@@ -455,7 +459,7 @@ mc_next_key(const uint8_t *line, size_t end, size_t *pos, size_t *koff, size_t *
  */
 static enum mc_parse
 mc_parse_value(const uint8_t *buf, size_t len, size_t line_len, size_t end, size_t pos,
-               struct mc_rsp *rsp)
+               uint64_t skipped, struct mc_rsp *rsp)
 {
     struct mc_tok key, num[3];
     size_t n = 0;
@@ -472,13 +476,14 @@ mc_parse_value(const uint8_t *buf, size_t len, size_t line_len, size_t end, size
     }
     if (mc_parse_u64_tok(buf, &num[0], UINT32_MAX, &flags) != 0
         || mc_parse_u64_tok(buf, &num[1], INT32_MAX, &bytes) != 0
-        || (n == 3 && mc_parse_u64_tok(buf, &num[2], UINT64_MAX, &cas) != 0)) {
+        || (n == 3 && mc_parse_u64_tok(buf, &num[2], UINT64_MAX, &cas) != 0)
+        || skipped > bytes) {
         return MC_PARSE_ERROR;
     }
     rsp->type = MC_RSP_VALUE;
     rsp->key_off = key.off;
     rsp->key_len = key.len;
-    rsp->len = line_len + (size_t)bytes + 2;
+    rsp->len = line_len + (size_t)(bytes - skipped) + 2;
     if (len < rsp->len) {
         return MC_PARSE_AGAIN;
     }
@@ -497,7 +502,7 @@ mc_has_prefix(const uint8_t *buf, size_t end, const char *lit)
 }
 
 enum mc_parse
-mc_parse_rsp(const uint8_t *buf, size_t len, struct mc_rsp *rsp)
+mc_parse_rsp_skip(const uint8_t *buf, size_t len, uint64_t skipped, struct mc_rsp *rsp)
 {
     struct mc_tok first, extra;
     size_t line_len, end, pos = 0;
@@ -514,7 +519,7 @@ mc_parse_rsp(const uint8_t *buf, size_t len, struct mc_rsp *rsp)
         return MC_PARSE_ERROR;
     }
     if (mc_tok_is(buf, &first, "VALUE", 5)) {
-        return mc_parse_value(buf, len, line_len, end, pos, rsp);
+        return mc_parse_value(buf, len, line_len, end, pos, skipped, rsp);
     }
     rsp->len = line_len;
     if (mc_tok_is(buf, &first, "END", 3) && !mc_next_tok(buf, end, &pos, &extra)) {

@@ -474,8 +474,8 @@ redis_parse_arg_hdr(struct redis_req *r, const uint8_t *buf, size_t len, uint64_
     case HDR_OK:
         break;
     }
-    if ((uint64_t)end + (uint64_t)n + 2 + (uint64_t)(r->args_left - 1) * REDIS_MIN_ARG_LEN
-        > max_request_size) {
+    if ((uint64_t)end + r->skipped + (uint64_t)n + 2 +
+        (uint64_t)(r->args_left - 1) * REDIS_MIN_ARG_LEN > max_request_size) {
         return redis_req_fail(r, REDIS_ERR_TOO_LARGE);
     }
     if (r->args_left == r->argc) {
@@ -543,6 +543,23 @@ redis_parse_req(struct redis_req *r, const uint8_t *buf, size_t len, uint64_t ma
             return r->err == REDIS_ERR_NONE ? REDIS_PARSE_OK : REDIS_PARSE_ERROR;
         }
     }
+}
+
+uint64_t
+redis_req_body_left(const struct redis_req *r, size_t len, uint32_t *arg)
+{
+    if (r->state != REQ_ARG_BODY || r->pos + r->bulk_len <= len) {
+        return 0;
+    }
+    *arg = r->argc - r->args_left;
+    return r->pos + r->bulk_len - len;
+}
+
+void
+redis_req_skip(struct redis_req *r, uint64_t n)
+{
+    r->bulk_len -= n;
+    r->skipped += n;
 }
 
 void
@@ -859,6 +876,21 @@ redis_rsp_min_len(const struct redis_rsp *r)
         owed--;     /* that bulk is paid once its body is read */
     }
     return owed > (UINT64_MAX - n) / 3 ? UINT64_MAX : n + owed * 3;
+}
+
+uint64_t
+redis_rsp_body_left(const struct redis_rsp *r, size_t len)
+{
+    if (r->state != RSP_BODY || r->pos + r->bulk_len <= len) {
+        return 0;
+    }
+    return r->pos + r->bulk_len - len;
+}
+
+void
+redis_rsp_skip(struct redis_rsp *r, uint64_t n)
+{
+    r->bulk_len -= n;
 }
 
 bool

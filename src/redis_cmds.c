@@ -247,3 +247,22 @@ redis_cmd_at(uint16_t index)
 {
     return index < ARRAY_SIZE(redis_cmds) ? &redis_cmds[index] : NULL;
 }
+
+bool
+redis_cmd_streams(const struct redis_cmd *cmd, uint32_t arg)
+{
+    if (cmd == NULL) {
+        return true;
+    }
+    switch (cmd->route) {
+    case REDIS_ROUTE_LOCAL:
+        return false;
+    case REDIS_ROUTE_KEY:
+        /* numkeys commands: where the keys are depends on a later argument */
+        return cmd->numkeys_arg == 0 && arg != cmd->first_key;
+    case REDIS_ROUTE_SPLIT:
+        return arg < cmd->first_key || (arg - cmd->first_key) % MAX(cmd->key_step, 1) != 0;
+    default:
+        return true;
+    }
+}

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "chain.h"
 #include "msg.h"
 #include "proto_redis.h"
 #include "util.h"
@@ -19,11 +20,12 @@ _Static_assert(sizeof(struct redis_rsp) <= 128, "redis_rsp must fit a reply_read
 
 static enum proto_rc
 redis_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t len,
-                 struct proto_step *out)
+                 uint64_t skipped, struct proto_step *out)
 {
     struct redis_rsp *r = state;    /* a zeroed one starts a new reply */
 
-    (void)m;    /* any request gets any RESP value */
+    (void)m;        /* any request gets any RESP value */
+    (void)skipped;  /* r was told of every skip (redis_rsp_skip) */
     switch (redis_parse_rsp(r, buf, len)) {
     case REDIS_PARSE_OK:
         out->len = r->total_len;
@@ -36,6 +38,22 @@ redis_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t le
         out->min_len = redis_rsp_min_len(r);   /* what was declared before the bad byte */
         return PROTO_ERROR;
     }
+}
+
+static uint64_t
+redis_reply_body_left(void *state, const struct msg *m, const uint8_t *buf, size_t len,
+                      uint64_t skipped)
+{
+    (void)m;
+    (void)buf;
+    (void)skipped;
+    return redis_rsp_body_left(state, len);
+}
+
+static void
+redis_reply_body_skip(void *state, uint64_t n)
+{
+    redis_rsp_skip(state, n);
 }
 
 void
@@ -72,7 +90,59 @@ redis_reply_append_count(struct buf *b, char type, uint64_t n)
     return buf_append(b, hdr, (size_t)len);
 }
 
-/* MGET: the array of the keys' values, in request-key order. */
+/*
+ * The next top-level element of fragment fr's array reply at *cursor (0:
+ * before the array's header): on true, buf[*off..*off+*len) with the body
+ * read around the buffer, if any, standing in it. A piece stands inside
+ * the body it belongs to, so the element is parsed up to the next piece
+ * first, and told of that piece's bytes only if its body reaches it.
+ */
+static bool
+redis_reply_next_elem(const struct msg *fr, size_t *cursor, size_t *off, size_t *len)
+{
+    const uint8_t *buf = buf_head(&fr->rsp);
+    size_t n = buf_len(&fr->rsp), p = *cursor, stop;
+    const struct chunk *piece;
+    struct redis_rsp e;
+    enum redis_parse rc;
+
+    if (p == 0) {
+        const uint8_t *nl;
+        if (n == 0 || buf[0] != '*' || (nl = memchr(buf, '\n', n)) == NULL) {
+            return false;
+        }
+        p = (size_t)(nl - buf) + 1;
+    }
+    if (p >= n) {
+        return false;
+    }
+    piece = chain_next_piece(&fr->rsp_pieces, p);
+    stop = piece != NULL ? piece->at : n;
+    redis_rsp_init(&e);
+    rc = redis_parse_rsp(&e, buf + p, stop - p);
+    if (rc == REDIS_PARSE_AGAIN && piece != NULL && redis_rsp_body_left(&e, stop - p) > 0) {
+        redis_rsp_skip(&e, piece->total);
+        rc = redis_parse_rsp(&e, buf + p, n - p);
+    }
+    if (rc != REDIS_PARSE_OK) {
+        return false;
+    }
+    *off = p;
+    *len = e.total_len;
+    *cursor = p + e.total_len;
+    return true;
+}
+
+/* The whole of fr's reply, as the reply of the whole. */
+static int
+redis_reply_take_all(struct msg *p, struct msg *fr)
+{
+    return chain_take(&p->rsp, &p->rsp_pieces, buf_head(&fr->rsp), &fr->rsp_pieces, 0,
+                      buf_len(&fr->rsp)) != 0 ? -ENOMEM : 0;
+}
+
+/* MGET: the array of the keys' values, in request-key order; large values
+   move by their chunks. */
 static int
 redis_reply_merge_array(struct msg *p)
 {
@@ -84,12 +154,13 @@ redis_reply_merge_array(struct msg *p)
     }
     for (uint32_t i = 0; i < p->nkeys; i++) {
         struct msg *fr = p->frags[p->key_frag[i]];
-        size_t off, len;
-        if (!redis_next_elem(buf_head(&fr->rsp), buf_len(&fr->rsp), &fr->rsp_sent, &off,
-                                   &len)) {
+        size_t cursor = (size_t)fr->rsp_sent, off, len;
+        if (!redis_reply_next_elem(fr, &cursor, &off, &len)) {
             return -EINVAL;     /* a part with fewer elements than its keys */
         }
-        if (buf_append(&p->rsp, buf_head(&fr->rsp) + off, len) != 0) {
+        fr->rsp_sent = cursor;
+        if (chain_take(&p->rsp, &p->rsp_pieces, buf_head(&fr->rsp), &fr->rsp_pieces, off,
+                       off + len) != 0) {
             return -ENOMEM;
         }
     }
@@ -125,9 +196,9 @@ static int
 redis_reply_merge_all_ok(struct msg *p)
 {
     for (uint32_t f = 0; f < p->nfrags; f++) {
-        const struct msg *fr = p->frags[f];
+        struct msg *fr = p->frags[f];
         if (buf_len(&fr->rsp) != 5 || memcmp(buf_head(&fr->rsp), "+OK\r\n", 5) != 0) {
-            return buf_append(&p->rsp, buf_head(&fr->rsp), buf_len(&fr->rsp)) != 0 ? -ENOMEM : 0;
+            return redis_reply_take_all(p, fr);
         }
     }
     return buf_append(&p->rsp, "+OK\r\n", 5) != 0 ? -ENOMEM : 0;
@@ -136,12 +207,12 @@ redis_reply_merge_all_ok(struct msg *p)
 int
 redis_reply_merge(struct msg *p)
 {
-    buf_reset(&p->rsp);
+    msg_rsp_reset(p);
     for (uint32_t f = 0; f < p->nfrags; f++) {
-        const struct msg *fr = p->frags[f];
+        struct msg *fr = p->frags[f];
         if (buf_len(&fr->rsp) > 0 && buf_head(&fr->rsp)[0] == '-') {
             /* a backend error in any part is the reply of the whole */
-            return buf_append(&p->rsp, buf_head(&fr->rsp), buf_len(&fr->rsp)) != 0 ? -ENOMEM : 0;
+            return redis_reply_take_all(p, fr);
         }
     }
     switch ((enum msg_merge)p->merge) {
@@ -160,6 +231,8 @@ const struct proto_wire redis_wire = {
     .id = PROTO_REDIS,
     .rsp_state_size = sizeof(struct redis_rsp),
     .reply_step = redis_reply_step,
+    .reply_body_left = redis_reply_body_left,
+    .reply_body_skip = redis_reply_body_skip,
     .error_reply = redis_reply_error,
     .merge = redis_reply_merge,
 };

@@ -17,22 +17,25 @@
 #include <string.h>
 
 #include "buf.h"
+#include "chain.h"
 
 _Static_assert(sizeof(((struct reply_reader *)0)->state) >= 128,
                "reply_reader state too small for the protocols' parse state");
 
 int
-reply_read(const struct proto_wire *w, struct reply_reader *rr, struct buf *in,
+reply_read(const struct proto_wire *w, struct reply_reader *rr, struct chain_in *in,
            struct msg_tqh *q, uint64_t max_reply, reply_done_fn done, void *arg)
 {
-    while (buf_len(in) > 0) {
+    while (buf_len(&in->b) > 0) {
         struct msg *m = TAILQ_FIRST(q);
         struct proto_step st = { 0 };
+        const uint8_t *head = buf_head(&in->b);
 
         if (m == NULL) {
             return -EINVAL;     /* bytes nobody asked for */
         }
-        enum proto_rc rc = w->reply_step(rr->state, m, buf_head(in), buf_len(in), &st);
+        enum proto_rc rc = w->reply_step(rr->state, m, head, buf_len(&in->b), in->holes.bytes,
+                                         &st);
         if (rc != PROTO_OK) {
             /* Refused once its declared parts cannot fit, not once buffered;
                the same decision however the bytes arrived, since what was
@@ -46,10 +49,11 @@ reply_read(const struct proto_wire *w, struct reply_reader *rr, struct buf *in,
         if (rr->bytes > max_reply) {
             return -EMSGSIZE;
         }
-        if (msg_wants_reply(m) && buf_append(&m->rsp, buf_head(in), st.len) != 0) {
+        if (msg_wants_reply(m) &&
+            chain_take(&m->rsp, &m->rsp_pieces, head, &in->holes, 0, st.len) != 0) {
             return -ENOMEM;
         }
-        buf_consume(in, st.len);
+        chain_in_consume(in, st.len);   /* a reply nobody wants gives its pieces back */
         if (st.done) {
             if (w->rsp_state_size > 0) {
                 memset(rr->state, 0, w->rsp_state_size);   /* the next reply starts afresh */
@@ -65,6 +69,33 @@ reply_read(const struct proto_wire *w, struct reply_reader *rr, struct buf *in,
     return 0;
 }
 
+bool
+reply_stream(const struct proto_wire *w, struct reply_reader *rr, struct chain_in *in,
+             const struct msg_tqh *q)
+{
+    const struct msg *m = TAILQ_FIRST(q);
+    uint64_t left;
+
+    if (m == NULL || in->left > 0 || buf_len(&in->b) == 0) {
+        return false;
+    }
+    left = w->reply_body_left(rr->state, m, buf_head(&in->b), buf_len(&in->b), in->holes.bytes);
+    if (!chain_in_wants_piece(in, left)) {
+        return false;
+    }
+    chain_in_stream(in, left);
+    return true;
+}
+
+void
+reply_streamed(const struct proto_wire *w, struct reply_reader *rr, uint64_t n)
+{
+    rr->bytes += n;     /* the reply's size counts every byte, wherever read */
+    if (w->reply_body_skip != NULL) {
+        w->reply_body_skip(rr->state, n);
+    }
+}
+
 void
 reply_merge(const struct proto_wire *w, struct msg *p)
 {
@@ -78,6 +109,7 @@ reply_merge(const struct proto_wire *w, struct msg *p)
     }
     if (err != 0) {
         p->err = err;
+        msg_rsp_reset(p);
         w->error_reply(&p->rsp, err);
     }
 }

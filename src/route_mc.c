@@ -91,19 +91,19 @@ static const struct route_split_ops route_mc_split_ops = {
     .whole = route_mc_split_whole,
 };
 
-/* Forward whole, noreply stripped (and its reply swallowed). */
+/* Forward whole (a large value's chunks move along), noreply stripped
+   (and its reply swallowed). */
 static int
-route_mc_copy(struct msg *m, const uint8_t *buf, const struct mc_req *req)
+route_mc_copy(struct client *c, struct msg *m, const uint8_t *buf, const struct mc_req *req)
 {
     if (req->noreply_len == 0) {
-        return buf_append(&m->req, buf, req->total_len);
+        return client_take(c, m, buf, 0, req->total_len);
     }
     m->swallow = true;
-    if (buf_append(&m->req, buf, req->noreply_off) != 0) {
+    if (client_take(c, m, buf, 0, req->noreply_off) != 0) {
         return -1;
     }
-    return buf_append(&m->req, buf + req->noreply_off + req->noreply_len,
-                      req->total_len - req->noreply_off - req->noreply_len);
+    return client_take(c, m, buf, req->noreply_off + req->noreply_len, req->total_len);
 }
 
 static void
@@ -135,7 +135,7 @@ route_mc_serve(struct client *c, const uint8_t *buf, const struct mc_req *req)
         route_split(c, m, req->nkeys, &route_mc_split_ops, &sp);
         return;
     }
-    if (route_mc_copy(m, buf, req) != 0) {
+    if (route_mc_copy(c, m, buf, req) != 0) {
         client_fail_msg(ctx, m, ENOMEM);
         return;
     }
@@ -150,7 +150,7 @@ route_mc_request(struct client *c, void *state, const uint8_t *buf, size_t len)
     struct mc_req req;
 
     (void)state;    /* the parser is restartable: it needs none */
-    switch (mc_parse_req(buf, len, c->c.ctx->max_request_size, &req)) {
+    switch (mc_parse_req_skip(buf, len, c->c.ctx->max_request_size, c->in->holes.bytes, &req)) {
     case MC_PARSE_AGAIN:
         return 0;
     case MC_PARSE_ERROR: {
@@ -175,10 +175,26 @@ route_mc_request(struct client *c, void *state, const uint8_t *buf, size_t len)
     return (ssize_t)req.total_len;
 }
 
+/* A storage request's data block is never a key: what of it is still to
+   come may be read around the buffer. */
+static uint64_t
+route_mc_body_left(struct client *c, void *state, const uint8_t *buf, size_t len)
+{
+    struct mc_req req;
+
+    (void)state;
+    if (mc_parse_req_skip(buf, len, c->c.ctx->max_request_size, c->in->holes.bytes, &req) !=
+            MC_PARSE_AGAIN || req.data_len == 0 || req.total_len < 2 || req.total_len - 2 <= len) {
+        return 0;
+    }
+    return req.total_len - 2 - len;     /* the block's bytes not here yet, its "\r\n" aside */
+}
+
 const struct proto_ops route_mc_proto = {
     .name = "memcached",
     .wire = &mc_wire,
     .full_reply = "ERROR Too many open connections\r\n",
     .req_state_size = 0,
     .request = route_mc_request,
+    .req_body_left = route_mc_body_left,
 };

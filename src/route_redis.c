@@ -187,6 +187,7 @@ static const route_redis_handler route_redis_handlers[] = {
 
 /* A split command: its request and where its keys are. */
 struct route_redis_split {
+    struct client *c;
     const struct redis_req *r;
     const uint8_t *buf;
     uint32_t first, step;
@@ -207,7 +208,24 @@ route_redis_split_whole(void *arg, struct msg *m)
 {
     const struct route_redis_split *sp = arg;
 
-    return buf_append(&m->req, sp->buf, sp->r->total_len);
+    return client_take(sp->c, m, sp->buf, 0, sp->r->total_len);
+}
+
+/* Append argument a as a bulk string; a large value's chunks move along. */
+static int
+route_redis_take_arg(const struct route_redis_split *sp, struct msg *fr,
+                     const struct redis_arg *a)
+{
+    uint64_t around = client_piece_bytes(sp->c, a->off, a->off + a->len);
+    char hdr[32];
+    int n = snprintf(hdr, sizeof(hdr), "$%zu\r\n", a->len);
+
+    if (buf_append(&fr->req, hdr, (size_t)n) != 0 ||
+        client_take(sp->c, fr, sp->buf, a->off, a->off + a->len - (size_t)around) != 0 ||
+        buf_append(&fr->req, "\r\n", 2) != 0) {
+        return -1;
+    }
+    return 0;
 }
 
 /* Each fragment: the command name and its keys (with their values for MSET). */
@@ -228,8 +246,7 @@ route_redis_split_fragments(void *arg, struct msg *m)
     for (uint32_t i = 0; i < m->nkeys; i++) {
         struct msg *fr = m->frags[m->key_frag[i]];
         for (uint32_t k = 0; k < sp->step; k++) {
-            const struct redis_arg *a = &r->args[sp->first + i * sp->step + k];
-            if (redis_reply_append_bulk(&fr->req, sp->buf + a->off, a->len) != 0) {
+            if (route_redis_take_arg(sp, fr, &r->args[sp->first + i * sp->step + k]) != 0) {
                 return -ENOMEM;
             }
         }
@@ -266,7 +283,7 @@ static void
 route_redis_forward(struct client *c, struct msg *m, const struct redis_req *r,
                     const uint8_t *buf, const struct redis_arg *key)
 {
-    if (buf_append(&m->req, buf, r->total_len) != 0) {
+    if (client_take(c, m, buf, 0, r->total_len) != 0) {
         client_fail_msg(c->c.ctx, m, ENOMEM);
         return;
     }
@@ -307,7 +324,7 @@ route_redis_serve(struct client *c, const uint8_t *buf, const struct redis_req *
     stats_add(&ctx->wst->requests, 1);
     client_enqueue(c, m);
     if (cmd->route == REDIS_ROUTE_SPLIT && c->pool->nservers > 1) {
-        struct route_redis_split sp = { r, buf, cmd->first_key, cmd->key_step };
+        struct route_redis_split sp = { c, r, buf, cmd->first_key, cmd->key_step };
         m->merge = cmd->merge;
         route_split(c, m, (r->argc - cmd->first_key) / cmd->key_step, &route_redis_split_ops,
                     &sp);
@@ -375,6 +392,32 @@ route_redis_request(struct client *c, void *state, const uint8_t *buf, size_t le
     return go_on ? (ssize_t)r->total_len : -1;
 }
 
+/* A body still to come may be read around the buffer unless the request
+   is routed by it (a key) or answered here from it (redis_cmd_streams). */
+static uint64_t
+route_redis_body_left(struct client *c, void *state, const uint8_t *buf, size_t len)
+{
+    struct route_redis_state *st = state;
+    const struct redis_req *r = &st->req;
+    uint32_t arg = 0;
+    uint64_t left = redis_req_body_left(r, len, &arg);
+
+    (void)c;
+    if (left == 0 || arg == 0) {
+        return 0;   /* the name is looked up in the buffer */
+    }
+    return redis_cmd_streams(redis_cmd_lookup(buf + r->args[0].off, r->args[0].len), arg) ? left
+                                                                                          : 0;
+}
+
+static void
+route_redis_body_skip(void *state, uint64_t n)
+{
+    struct route_redis_state *st = state;
+
+    redis_req_skip(&st->req, n);
+}
+
 /* ---- backend handshake ---- */
 
 static int
@@ -438,6 +481,8 @@ const struct proto_ops route_redis_proto = {
     .full_reply = "-ERR max number of clients reached\r\n",
     .req_state_size = sizeof(struct route_redis_state),
     .request = route_redis_request,
+    .req_body_left = route_redis_body_left,
+    .req_body_skip = route_redis_body_skip,
     .req_state_init = route_redis_state_init,
     .req_state_reset = route_redis_state_reset,
     .req_state_free = route_redis_state_free,

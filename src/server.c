@@ -30,7 +30,7 @@
 #include "net.h"
 #include "pool.h"
 
-#define SERVER_IOV_MAX 128
+#define SERVER_IOV_MAX 512
 #define SERVER_LOCAL_ERR_LOG_MS 1000
 
 static void server_rearm(struct server_conn *sc);
@@ -104,7 +104,7 @@ server_connect(struct server_conn *sc)
 void
 server_enqueue(struct server_conn *sc, struct msg *m, bool at_head)
 {
-    size_t n = buf_len(&m->req);
+    uint64_t n = msg_req_len(m);
     uint64_t timeout = sc->pool->cp->timeout_ms;
 
     if (timeout > 0 && !m->handshake) {
@@ -137,7 +137,7 @@ server_unqueue(struct server_conn *sc, struct msg *m)
     sc->nin--;
     m->server = NULL;
     stats_add(&sc->st->f[STATS_S_in_queue], -1);
-    stats_add(&sc->st->f[STATS_S_in_queue_bytes], -(int64_t)buf_len(&m->req));
+    stats_add(&sc->st->f[STATS_S_in_queue_bytes], -(int64_t)msg_req_len(m));
 }
 
 /* Take m (written) off sc's out_q. */
@@ -148,7 +148,7 @@ server_pop_written(struct server_conn *sc, struct msg *m)
     sc->nout--;
     m->server = NULL;
     stats_add(&sc->st->f[STATS_S_out_queue], -1);
-    stats_add(&sc->st->f[STATS_S_out_queue_bytes], -(int64_t)buf_len(&m->req));
+    stats_add(&sc->st->f[STATS_S_out_queue_bytes], -(int64_t)msg_req_len(m));
 }
 
 /* Take any msg off sc (out_q first, then in_q), or NULL: for failing it. */
@@ -180,13 +180,13 @@ server_flush(struct server_conn *sc)
         n = 0;
         total = 0;
         TAILQ_FOREACH(m, &sc->in_q, s_tqe) {
+            size_t bytes;
             if (n == SERVER_IOV_MAX) {
                 break;
             }
-            iov[n].iov_base = buf_head(&m->req) + m->req_sent;
-            iov[n].iov_len = buf_len(&m->req) - m->req_sent;
-            total += iov[n].iov_len;
-            n++;
+            n += chain_iov(&m->req, &m->req_pieces, m->req_sent, iov + n, SERVER_IOV_MAX - n,
+                           &bytes);
+            total += bytes;
         }
         if (n == 0) {
             conn_watch(&sc->c, EV_READ);
@@ -198,14 +198,13 @@ server_flush(struct server_conn *sc)
             return;
         }
         while (written > 0 && (m = TAILQ_FIRST(&sc->in_q)) != NULL) {
-            size_t left = buf_len(&m->req) - m->req_sent;
+            uint64_t bytes = msg_req_len(m), left = bytes - m->req_sent;
             if (written < left) {
                 m->req_sent += written;
                 break;
             }
-            written -= left;
+            written -= (size_t)left;
             m->req_sent += left;
-            size_t bytes = buf_len(&m->req);
             TAILQ_REMOVE(&sc->in_q, m, s_tqe);
             sc->nin--;
             TAILQ_INSERT_TAIL(&sc->out_q, m, s_tqe);
@@ -252,7 +251,7 @@ server_reset(struct server_conn *sc)
     }
     conn_close_fd(&sc->c);
     if (sc->in != NULL) {
-        buf_reset(sc->in);
+        chain_in_reset(sc->in);     /* bytes and bodies of the dead socket */
         conn_give_back_buf(ctx, &sc->in);
     }
     sc->sock = (struct conn_sock){ 0 };
@@ -401,7 +400,9 @@ server_replied(void *arg, struct msg *m, size_t total)
 static void
 server_read(struct server_conn *sc)
 {
-    ssize_t n = conn_read(&sc->c, &sc->in);
+    const struct proto_wire *w = sc->proto->wire;
+    uint64_t body;
+    ssize_t n = conn_read(&sc->c, &sc->in, &body);
 
     if (n == -EAGAIN) {
         return;
@@ -421,12 +422,17 @@ server_read(struct server_conn *sc)
         }
         return;
     }
-    int rc = reply_read(sc->proto->wire, &sc->sock.reader, sc->in, &sc->out_q,
-                        sc->c.ctx->max_reply_size, server_replied, sc);
+    if (body > 0) {
+        reply_streamed(w, &sc->sock.reader, body);
+    }
+    int rc = reply_read(w, &sc->sock.reader, sc->in, &sc->out_q, sc->c.ctx->max_reply_size,
+                        server_replied, sc);
     if (rc < 0) {
         server_fail(sc, -rc);
         return;
     }
+    /* A large body still to come is read into chunks, not into the buffer. */
+    (void)reply_stream(w, &sc->sock.reader, sc->in, &sc->out_q);
     conn_give_back_buf(sc->c.ctx, &sc->in);
 }
 

@@ -52,7 +52,7 @@ struct run {
     size_t nreq;
     struct msg_tqh q;
     struct reply_reader rr;
-    struct buf in;
+    struct chain_in in;
     int rc;                 /* reply_read's last result */
     size_t ndone;           /* completed, in queue order */
 };
@@ -63,7 +63,7 @@ done_cb(void *arg, struct msg *m, size_t total)
     struct run *r = arg;
 
     CHECK(m == TAILQ_FIRST(&r->q));     /* FIFO: the oldest request's reply */
-    CHECK(total == buf_len(&m->rsp));
+    CHECK(total == msg_rsp_len(m));
     TAILQ_REMOVE(&r->q, m, s_tqe);
     m->done = true;
     r->ndone++;
@@ -100,7 +100,7 @@ run_feed(struct run *r, const struct proto_wire *w, const uint8_t *p, size_t n)
     if (r->rc != 0 || n == 0) {
         return;
     }
-    CHECK(buf_append(&r->in, p, n) == 0);
+    CHECK(buf_append(&r->in.b, p, n) == 0);
     r->rc = reply_read(w, &r->rr, &r->in, &r->q, MAX_REPLY, done_cb, r);
 }
 
@@ -125,7 +125,7 @@ run_disconnect(struct run *r)
         m->err = ECONNRESET;
     }
     reply_reader_reset(&r->rr);
-    buf_reset(&r->in);
+    chain_in_reset(&r->in);
     r->rc = 0;
 }
 
@@ -136,7 +136,8 @@ run_free(struct run *r)
         r->req[i]->client = NULL;
         msg_release(&cache, r->req[i]);
     }
-    buf_free(&r->in);
+    chain_in_reset(&r->in);
+    buf_free(&r->in.b);
 }
 
 /* A completed reply is exactly one whole reply of its protocol. */

@@ -1196,6 +1196,15 @@ def rss_kib(pid):
     raise AssertionError("no VmRSS for pid %d" % pid)
 
 
+def read_bytes(pid):
+    """Bytes a process has read so far, sockets included (rchar of /proc/PID/io)."""
+    with open("/proc/%d/io" % pid) as f:
+        for line in f:
+            if line.startswith("rchar:"):
+                return int(line.split()[1])
+    raise AssertionError("no rchar for pid %d" % pid)
+
+
 # --------------------------------------------------------------------------
 # raw client
 

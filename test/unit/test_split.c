@@ -198,16 +198,17 @@ static void
 feed(const struct proto_wire *w, struct msg_tqh *q, const struct sb *stream, size_t cut)
 {
     struct reply_reader rr;
-    struct buf in = { 0 };
+    struct chain_in in = { 0 };
 
     reply_reader_reset(&rr);
-    ck_assert_int_eq(buf_append(&in, stream->p, cut), 0);
+    ck_assert_int_eq(buf_append(&in.b, stream->p, cut), 0);
     ck_assert_int_eq(reply_read(w, &rr, &in, q, UINT64_MAX, done_cb, q), 0);
-    ck_assert_int_eq(buf_append(&in, stream->p + cut, stream->len - cut), 0);
+    ck_assert_int_eq(buf_append(&in.b, stream->p + cut, stream->len - cut), 0);
     ck_assert_int_eq(reply_read(w, &rr, &in, q, UINT64_MAX, done_cb, q), 0);
-    ck_assert_uint_eq(buf_len(&in), 0);
+    ck_assert_uint_eq(buf_len(&in.b), 0);
     ck_assert(TAILQ_EMPTY(q));
-    buf_free(&in);
+    chain_in_reset(&in);
+    buf_free(&in.b);
 }
 
 static void
@@ -434,39 +435,40 @@ START_TEST(test_reader_limits)
 {
     struct msg_tqh q;
     struct reply_reader rr;
-    struct buf in = { 0 };
+    struct chain_in in = { 0 };
     struct msg *m = plain_msg(PROTO_REDIS);
 
     /* bytes when nobody waits */
     TAILQ_INIT(&q);
     reply_reader_reset(&rr);
-    ck_assert_int_eq(buf_append(&in, "+OK\r\n", 5), 0);
+    ck_assert_int_eq(buf_append(&in.b, "+OK\r\n", 5), 0);
     ck_assert_int_eq(reply_read(&redis_wire, &rr, &in, &q, UINT64_MAX, done_cb, &q), -EINVAL);
     /* a reply whose declared size passes the bound, refused before its body */
     TAILQ_INSERT_TAIL(&q, m, s_tqe);
-    buf_reset(&in);
-    ck_assert_int_eq(buf_append(&in, "*1000000\r\n", 10), 0);
+    chain_in_reset(&in);
+    ck_assert_int_eq(buf_append(&in.b, "*1000000\r\n", 10), 0);
     ck_assert_int_eq(reply_read(&redis_wire, &rr, &in, &q, 4096, done_cb, &q), -EMSGSIZE);
     reply_reader_reset(&rr);
-    buf_reset(&in);
-    ck_assert_int_eq(buf_append(&in, "$5000\r\n", 7), 0);
+    chain_in_reset(&in);
+    ck_assert_int_eq(buf_append(&in.b, "$5000\r\n", 7), 0);
     ck_assert_int_eq(reply_read(&redis_wire, &rr, &in, &q, 4096, done_cb, &q), -EMSGSIZE);
     /* a memcached VALUE block likewise, and one that fits is taken */
     struct msg *g = plain_msg(PROTO_MEMCACHED);
     TAILQ_REMOVE(&q, m, s_tqe);
     TAILQ_INSERT_TAIL(&q, g, s_tqe);
     reply_reader_reset(&rr);
-    buf_reset(&in);
-    ck_assert_int_eq(buf_append(&in, "VALUE k 0 5000\r\n", 16), 0);
+    chain_in_reset(&in);
+    ck_assert_int_eq(buf_append(&in.b, "VALUE k 0 5000\r\n", 16), 0);
     ck_assert_int_eq(reply_read(&mc_wire, &rr, &in, &q, 4096, done_cb, &q), -EMSGSIZE);
     reply_reader_reset(&rr);
-    buf_reset(&in);
-    ck_assert_int_eq(buf_append(&in, "VALUE k 0 1\r\nx\r\nEND\r\n", 21), 0);
+    chain_in_reset(&in);
+    ck_assert_int_eq(buf_append(&in.b, "VALUE k 0 1\r\nx\r\nEND\r\n", 21), 0);
     ck_assert_int_eq(reply_read(&mc_wire, &rr, &in, &q, 4096, done_cb, &q), 0);
     ck_assert(g->done && buf_len(&g->rsp) == 21);
     free_msg(m);
     free_msg(g);
-    buf_free(&in);
+    chain_in_reset(&in);
+    buf_free(&in.b);
 }
 END_TEST
 
