@@ -21,9 +21,6 @@
 /* Free chunks a worker keeps for the next large bodies, in bytes: a burst
    of large values leaves at most this much behind. */
 #define CONN_CHUNKS_KEEP_BYTES (32u * 1024 * 1024)
-/* A read buffer with less room than this makes room first (compacting, or
-   growing when unparsed bytes fill it). */
-#define CONN_MIN_READ 4096
 /* iovecs of one read around a buffer: the body's chunks, then the buffer
    (CHAIN_READ_MAX in 16 KiB chunks takes 64). */
 #define CONN_READ_IOV 256
@@ -189,7 +186,10 @@ conn_read(struct conn *c, struct chain_in **pin, uint64_t *body)
         return -ENOMEM;
     }
     if (in->left == 0) {
-        if (in->b.cap - in->b.end < CONN_MIN_READ && buf_reserve(&in->b, c->ctx->mbuf_size) != 0) {
+        /* With less room than a quarter buffer, make room first: compacting,
+           or growing when unparsed bytes fill it. */
+        if (in->b.cap - in->b.end < c->ctx->mbuf_size / 4 &&
+            buf_reserve(&in->b, c->ctx->mbuf_size) != 0) {
             return -ENOMEM;
         }
         n = read(c->fd, in->b.data + in->b.end, in->b.cap - in->b.end);
