@@ -281,8 +281,12 @@ redis_parse_all(struct reader *rd, struct redis_req *r, const struct expect *e, 
     for (;;) {
         const uint8_t *head = buf_head(&rd->in.b);
         size_t len = buf_len(&rd->in.b);
-        enum redis_parse rc = redis_parse_req(r, head, len, MAX_REQ);
         uint32_t arg = 0;
+
+        if (len == 0) {
+            return done;
+        }
+        enum redis_parse rc = redis_parse_req(r, head, len, MAX_REQ);
 
         if (rc == REDIS_PARSE_AGAIN) {
             uint64_t left = redis_req_body_left(r, len, &arg);
@@ -390,6 +394,10 @@ mc_parse_all(struct reader *rd, const struct expect *e, size_t done, size_t cut)
         const uint8_t *head = buf_head(&rd->in.b);
         size_t len = buf_len(&rd->in.b);
         struct mc_req req;
+
+        if (len == 0) {
+            return done;    /* the runtime never parses without bytes */
+        }
         enum mc_parse rc = mc_parse_req_skip(head, len, MAX_REQ, rd->in.holes.bytes, &req);
 
         if (rc == MC_PARSE_AGAIN) {
