@@ -1,6 +1,7 @@
 /*
  * main: argv -> configuration -> supervisor. Exits early for the one-shot
- * modes (--help, --version, --describe-stats, --test-conf, --locate).
+ * modes (--help, --version, --describe-stats, --test-conf, --locate,
+ * --convert, --dump-conf).
  */
 #include <execinfo.h>
 #include <signal.h>
@@ -76,15 +77,16 @@ main(int argc, char **argv)
         stats_describe(stdout);
         return 0;
     }
+    if (o.convert != NULL) {
+        return cli_convert(o.convert);
+    }
     log_init(o.verbose >= 0 ? o.verbose : CONF_DEFAULT_LOG_LEVEL, NULL);
     log_set_thread_tag("sup");
 
     /* Messages name the file as the user wrote it. */
-    if (conf_load(o.conf_file, &c, &errs) == 0) {
-        cli_apply_overrides(&o, c);
-        if (!o.locate && (g = gen_new(c, &errs)) != NULL) {
-            c = NULL;   /* g's now */
-        }
+    if (conf_load(o.conf_file, &c, &errs) == 0 && cli_apply_overrides(&o, c, &errs) == 0
+        && !o.locate && !o.dump_conf && (g = gen_new(c, &errs)) != NULL) {
+        c = NULL;       /* g's now */
     }
     if (errs.n > 0) {
         for (size_t i = 0; i < errs.n; i++) {
@@ -102,8 +104,8 @@ main(int argc, char **argv)
         gen_free(g);
         return 0;
     }
-    if (o.locate) {
-        int rc = cli_locate(c, o.locate);
+    if (o.locate || o.dump_conf) {
+        int rc = o.locate ? cli_locate(c, o.locate) : cli_dump_conf(c);
         conf_free(c);
         return rc;
     }
