@@ -205,7 +205,7 @@ cli_parse(int argc, char **argv, struct cli_opts *o)
             o->shutdown_timeout = v;
             break;
         case ':':
-            if (optopt != 0) {
+            if (optopt > 0 && optopt < CLI_OPT_CONVERT) {
                 fprintf(stderr, "cachemux: option -%c requires an argument\n", optopt);
             } else {
                 fprintf(stderr, "cachemux: option '%s' requires an argument\n", argv[optind - 1]);

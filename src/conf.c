@@ -522,9 +522,10 @@ setup_section(struct parse *p, struct sect *s, const struct conf_scan_section *h
         return;
     }
     const char *pname = name[4] == ' ' ? name + 5 : name + 4;
-    bool ok = *pname != '\0';
+    /* ';' first, brackets: a YAML pool's name must fit an INI [pool NAME] header */
+    bool ok = *pname != '\0' && *pname != ';';
     for (const char *q = pname; *q != '\0'; q++) {
-        ok = ok && conf_value_name_char(*q);
+        ok = ok && conf_value_name_char(*q) && *q != '[' && *q != ']';
     }
     if (s->yaml) {
         /* nutcracker has no sections: name the pool as its file does */
@@ -533,8 +534,8 @@ setup_section(struct parse *p, struct sect *s, const struct conf_scan_section *h
         snprintf(s->show, sizeof(s->show), "pool '%s'", n);
     }
     if (!ok) {
-        diag(p, h->line, "invalid pool name %s %s (%sa name has no spaces, quotes or "
-             "backslashes)", s->yaml ? "of" : "in", s->show,
+        diag(p, h->line, "invalid pool name %s %s (%sa name has no spaces, quotes, "
+             "backslashes or brackets, and does not start with ';')", s->yaml ? "of" : "in", s->show,
              s->yaml ? "" : "expected [pool NAME]; ");
         return;
     }
@@ -1282,6 +1283,9 @@ conf_out_keys(struct conf_out *o, const struct key_def *keys, size_t n, const st
                 char addr[CONF_VALUE_MAX + 16];
                 if (s->addr.is_unix) {
                     snprintf(addr, sizeof(addr), "%s", s->addr.host);
+                } else if (s->name == NULL && s->addr.port != 11211) {
+                    /* the identity is host:port as written ("01" is not "1") */
+                    snprintf(addr, sizeof(addr), "%s", s->ident);
                 } else {
                     conf_out_hostport(addr, sizeof(addr), s->addr.host, s->addr.port);
                 }

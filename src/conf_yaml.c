@@ -564,14 +564,8 @@ conf_yaml_ini(const struct conf_scan *s, const char *source, int *line, char *er
                    "; and still work as flags; they can also go in a [cachemux] section\n"
                    "; (see cachemux.ini(5)).\n");
     for (size_t i = 0; i < s->nsections; i++) {
+        /* conf allows no ']' in a pool's name, so the header reads back */
         const char *name = s->sections[i].name;
-        if (strchr(name, ']') != NULL) {
-            *line = s->sections[i].line;
-            snprintf(err, errlen, "pool name with ']' cannot be written as an INI "
-                     "[pool NAME] header");
-            free(b.p);
-            return NULL;
-        }
         conf_yaml_puts(&b, "\n[");
         conf_yaml_puts(&b, name);
         conf_yaml_puts(&b, "]\n");

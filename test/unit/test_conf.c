@@ -894,6 +894,8 @@ static const struct bad_case bad_cases[] = {
     { "[pool b] junk\nlisten = 127.0.0.1:1\n" POOL_A, 1, { "'[pool b] junk'" } },
     { "[pool]\nlisten = 127.0.0.1:1\n" POOL_A, 1, { "invalid pool name in [pool]" } },
     { "[pool a b]\n" POOL_A, 1, { "invalid pool name in [pool a b]" } },
+    { "[pool a[b]\nlisten = 127.0.0.1:1\n" POOL_A, 1, { "invalid pool name in [pool a[b]",
+                                                         "brackets" } },
     { "", 0, { "no pools defined" } },
     { "; only a comment\n[cachemux]\nworkers = 2\n", 0, { "no pools defined" } },
 };

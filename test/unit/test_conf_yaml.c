@@ -424,6 +424,7 @@ static const struct bad_case bad_cases[] = {
     { "a: 1\n", 1, { "pool 'a' must be a mapping", "found a value" } },
     { "[a, b]: 1\n" YA YS, 1, { "a pool name must be a string, found a list" } },
     { "my pool:\n  listen: 127.0.0.1:1\n" YS, 1, { "invalid pool name of pool 'my pool' (a name has no spaces" } },
+    { "a]b:\n  listen: 127.0.0.1:1\n" YS, 1, { "invalid pool name of pool 'a]b'", "brackets" } },
     { YA "  redis_auth: x\n" YS, 3, { "not a redis pool (needs redis: true)" } },
     { "a:\n" YS, 1, { "missing 'listen' in pool 'a'" } },
     { YA "  hash: md5\n", 1, { "missing 'servers' in pool 'a'" } },
