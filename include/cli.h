@@ -55,6 +55,12 @@ int cli_locate(const struct conf *c, const char *pool);
    problems as -t does. Returns the exit code. */
 int cli_convert(const char *path);
 
+/*
+ * Run as cachemux-convert (the installed link): "cachemux-convert FILE.yml"
+ * is "cachemux --convert FILE.yml". Returns the exit code.
+ */
+int cli_convert_program(int argc, char **argv);
+
 /* --dump-conf: print c (see conf_dump). Returns the exit code. */
 int cli_dump_conf(const struct conf *c);
 

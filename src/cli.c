@@ -372,6 +372,22 @@ cli_convert(const char *path)
 }
 
 int
+cli_convert_program(int argc, char **argv)
+{
+    if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+        printf("Usage: cachemux-convert FILE.yml\n"
+               "Print the INI equivalent of nutcracker YAML file FILE.yml (as cachemux "
+               "--convert).\n");
+        return 0;
+    }
+    if (argc != 2 || argv[1][0] == '-') {
+        fprintf(stderr, "Usage: cachemux-convert FILE.yml\n");
+        return 1;
+    }
+    return cli_convert(argv[1]);
+}
+
+int
 cli_dump_conf(const struct conf *c)
 {
     char *text = conf_dump(c);

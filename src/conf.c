@@ -35,7 +35,6 @@
  */
 #include "conf.h"
 
-#include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -487,8 +486,8 @@ conf_clear(struct conf *c)
 
 /* Classify one header (file p->file) before inih runs: inih reports keys, not sections. */
 static void
-setup_section(struct parse *p, struct sect *s, const struct conf_scan_section *h,
-              int *global_line, size_t *global_file)
+conf_setup_section(struct parse *p, struct sect *s, const struct conf_scan_section *h,
+                   int *global_line, size_t *global_file)
 {
     char at[SHOW_MAX + 64];
     const char *name = h->name;
@@ -574,8 +573,9 @@ setup_sections(struct parse *p)
     }
     for (size_t k = 0; k < p->nsects; k++) {
         p->file = inv[k].file;
-        setup_section(p, &p->sects[k], &p->files.files[p->file].scan.sections[inv[k].idx],
-                      &global_line, &global_file);
+        conf_setup_section(p, &p->sects[k],
+                           &p->files.files[p->file].scan.sections[inv[k].idx], &global_line,
+                           &global_file);
     }
     free(inv);
 }

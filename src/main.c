@@ -57,6 +57,10 @@ main(int argc, char **argv)
     struct gen *g = NULL;
 
     main_install_signals();
+    const char *prog = strrchr(argv[0], '/');
+    if (strcmp(prog != NULL ? prog + 1 : argv[0], "cachemux-convert") == 0) {
+        return cli_convert_program(argc, argv);
+    }
     if (cli_parse(argc, argv, &o) != 0) {
         fprintf(stderr, "Try 'cachemux --help' for more information.\n");
         return 1;

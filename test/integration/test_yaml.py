@@ -161,6 +161,23 @@ class Convert(YamlTest):
         self.assertEqual(d1[1].split("\n", 1)[1], d2[1].split("\n", 1)[1])
         self.assertIn("listen = %s/omega.sock 0666\n" % self.sock_dir, d1[1])
 
+    def test_cachemux_convert_program(self):
+        """cachemux-convert FILE is cachemux --convert FILE."""
+        path = self.example()
+        link = os.path.join(h.tmp_dir("bin"), "cachemux-convert")
+        os.symlink(os.path.abspath(h.CACHEMUX), link)
+        want = self.run_cmx(["--convert", path])
+        san = h.tmp_dir("sanitizer")
+        for args, rc in (([path], 0), ([], 1), (["-c", path], 1), (["--help"], 0)):
+            p = subprocess.run([link] + args, capture_output=True, env=h.sanitizer_env(san),
+                               timeout=h.scaled(30))
+            self.assertEqual(p.returncode, rc, (args, p.stderr))
+            if args == [path]:
+                self.assertEqual(p.stdout.decode(), want[1])
+            elif rc == 1:
+                self.assertIn(b"Usage: cachemux-convert FILE.yml", p.stderr)
+        h.assert_no_sanitizer_reports(san)
+
     def test_convert_errors(self):
         path = self.put("bad.yml", "a:\n  listen: 127.0.0.1:1\n  bogus: 1\n  servers:\n"
                         "   - 127.0.0.1:11211:0\n")
