@@ -28,7 +28,7 @@
 #define CONF_FILE_MAX_DEPTH 16          /* includes within includes */
 
 struct conf_file {
-    char *path;             /* as messages name it: -c's argument, or joined to the includer's directory */
+    char *path;             /* as messages name it: -c's, or the includer's directory + PATH */
     bool yaml;
     struct conf_scan scan;
     size_t *order;          /* reading-order number of each of scan.sections */

@@ -80,7 +80,7 @@ cli_usage(void)
            "  -m, --mbuf-size=N      : set size of I/O buffer chunks in bytes (default: %d)\n"
            "  -w, --workers=N        : set worker threads (default: config, else CPUs)\n"
            "  -L, --locate=POOL      : print 'KEY SERVER' for each key on stdin and exit\n"
-           "      --convert=S        : print the INI equivalent of nutcracker YAML file S and exit\n"
+           "      --convert=S        : print the INI equivalent of nutcracker YAML file S\n"
            "      --dump-conf        : print the loaded configuration, every key, and exit\n"
            "\n"
            "[cachemux] settings (they win over the file; the only way to set them for a\n"
@@ -89,7 +89,8 @@ cli_usage(void)
            "      --max-request-size=N    : set largest request in bytes (default: %llu)\n"
            "      --client-output-limit=N : set reply bytes held for one client\n"
            "                                (default: the larger of %llu and max-request-size)\n"
-           "      --max-reply-size=N      : set largest reply from a server in bytes (default: %llu)\n"
+           "      --max-reply-size=N      : set largest reply from a server in bytes\n"
+           "                                (default: %llu)\n"
            "      --shutdown-timeout=N    : set ms a graceful stop waits (default: %d)\n",
            CONF_DEFAULT_LOG_LEVEL, CACHEMUX_SYSCONFDIR, CONF_DEFAULT_STATS_PORT,
            CONF_DEFAULT_MBUF_SIZE, CONF_DEFAULT_MAX_REQUEST_SIZE,

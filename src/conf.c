@@ -534,8 +534,8 @@ conf_setup_section(struct parse *p, struct sect *s, const struct conf_scan_secti
     }
     if (!ok) {
         diag(p, h->line, "invalid pool name %s %s (%sa name has no spaces, quotes, "
-             "backslashes or brackets, and does not start with ';')", s->yaml ? "of" : "in", s->show,
-             s->yaml ? "" : "expected [pool NAME]; ");
+             "backslashes or brackets, and does not start with ';')", s->yaml ? "of" : "in",
+             s->show, s->yaml ? "" : "expected [pool NAME]; ");
         return;
     }
     s->kind = SECT_POOL;
@@ -771,6 +771,7 @@ check_global(struct parse *p)
     struct conf *c = p->conf;
     int line = 0;
 
+    p->file = 0;
     for (size_t i = 0; i < p->nsects; i++) {
         const struct sect *s = &p->sects[i];
         if (s->kind == SECT_GLOBAL && !s->dup) {
@@ -1155,7 +1156,8 @@ struct conf_out {
     bool oom;
 };
 
-static void conf_out(struct conf_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void conf_out(struct conf_out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 conf_out(struct conf_out *o, const char *fmt, ...)

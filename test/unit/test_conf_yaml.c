@@ -389,7 +389,8 @@ struct bad_case {
 
 static const struct bad_case bad_cases[] = {
     { YA "\thash: md5\n" YS, 3, { "invalid YAML", "tab" } },
-    { YA "  hash: md5\n   timeout: 1\n" YS, 4, { "invalid YAML", "mapping values are not allowed" } },
+    { YA "  hash: md5\n   timeout: 1\n" YS, 4,
+      { "invalid YAML", "mapping values are not allowed" } },
     { YA "  hash: md5\n   timeout: 1\n" YS, 3, { "invalid value 'md5 timeout' for 'hash'" } },
     { YA " hash: md5\n" YS, 3, { "invalid YAML" } },
     { YA "  hashh: md5\n" YS, 3, { "unknown key 'hashh' in pool 'a'" } },
@@ -423,7 +424,8 @@ static const struct bad_case bad_cases[] = {
     { "a:\n", 1, { "pool 'a' is empty" } },
     { "a: 1\n", 1, { "pool 'a' must be a mapping", "found a value" } },
     { "[a, b]: 1\n" YA YS, 1, { "a pool name must be a string, found a list" } },
-    { "my pool:\n  listen: 127.0.0.1:1\n" YS, 1, { "invalid pool name of pool 'my pool' (a name has no spaces" } },
+    { "my pool:\n  listen: 127.0.0.1:1\n" YS, 1,
+      { "invalid pool name of pool 'my pool' (a name has no spaces" } },
     { "a]b:\n  listen: 127.0.0.1:1\n" YS, 1, { "invalid pool name of pool 'a]b'", "brackets" } },
     { YA "  redis_auth: x\n" YS, 3, { "not a redis pool (needs redis: true)" } },
     { "a:\n" YS, 1, { "missing 'listen' in pool 'a'" } },
