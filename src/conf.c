@@ -1291,8 +1291,15 @@ conf_out_keys(struct conf_out *o, const struct key_def *keys, size_t n, const st
                 } else {
                     conf_out_hostport(addr, sizeof(addr), s->addr.host, s->addr.port);
                 }
-                conf_out(o, "%s = %s:%u%s%s\n", k->name, addr, (unsigned)s->weight,
-                         s->name != NULL ? " " : "", s->name != NULL ? s->name : "");
+                /* names may be long (a line holds 64 KiB) and need quoting like any value */
+                char *line = fmt_alloc("%s:%u%s%s", addr, (unsigned)s->weight,
+                                       s->name != NULL ? " " : "", s->name != NULL ? s->name : "");
+                if (line == NULL) {
+                    o->oom = true;
+                    break;
+                }
+                conf_out_kv(o, k->name, line);
+                free(line);
             }
             break;
         }

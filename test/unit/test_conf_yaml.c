@@ -360,6 +360,13 @@ START_TEST(test_convert)
     ck_assert_msg(strstr(errs.msgs[0], "semi.yml:4: cannot convert: the value of 'redis_auth' "
                          "holds ';' after white space") != NULL, "%s", errs.msgs[0]);
     conf_errors_free(&errs);
+    /* nor can a server named ";x", which YAML allows: --dump-conf says so */
+    y = load_ok("t.yml", "a:\n  listen: 127.0.0.1:1\n  servers:\n   - 'h:1:1 ;x'\n");
+    d1 = conf_dump(y);
+    ck_assert_msg(strstr(d1, "\n; server: its value cannot be written on one INI line\n") != NULL,
+                  "%s", d1);
+    free(d1);
+    conf_free(y);
     path = put("bad.yml", "a:\n  listen: 127.0.0.1:1\n  servers:\n   - h:1:0\n");
     ck_assert_int_eq(conf_convert(path, &ini, &errs), -1);
     ck_assert_uint_eq(errs.n, 1);
