@@ -1,7 +1,9 @@
 /*
- * cli: the command line (twemproxy's flags plus ours, SPEC 1) and the
- * one-shot modes that never start workers: --help, --version,
- * --describe-stats, --test-conf and --locate.
+ * cli: the command line (twemproxy's flags plus ours) and the one-shot
+ * modes that never start workers: --help, --version, --describe-stats,
+ * --test-conf, --locate, --convert and --dump-conf. Every [cachemux] key
+ * has a flag, so a nutcracker YAML configuration, which has no [cachemux]
+ * section, can still set them all.
  */
 #ifndef CMX_CLI_H
 #define CMX_CLI_H
@@ -10,6 +12,7 @@
 #include <stdint.h>
 
 struct conf;
+struct conf_errors;
 
 struct cli_opts {
     bool help, version, test_conf, daemonize, describe_stats;
@@ -23,6 +26,13 @@ struct cli_opts {
     long mbuf_size;         /* -1: not given */
     int workers;            /* -1: not given */
     const char *locate;     /* pool name, NULL: not given */
+    const char *convert;    /* --convert FILE, NULL: not given */
+    bool dump_conf;
+    const char *metrics_listen;     /* NULL: not given */
+    long max_request_size;          /* -1: not given */
+    long client_output_limit;       /* -1: not given */
+    long max_reply_size;            /* -1: not given */
+    long shutdown_timeout;          /* -1: not given */
 };
 
 /* Parse argv. Returns 0, or -1 after printing what is wrong to stderr. */
@@ -31,10 +41,27 @@ int cli_parse(int argc, char **argv, struct cli_opts *o);
 void cli_usage(void);
 void cli_version(void);
 
-/* Command-line values win over the file's (at start and on every reload). */
-void cli_apply_overrides(const struct cli_opts *o, struct conf *c);
+/*
+ * Command-line values win over the file's (at start and on every reload).
+ * Returns 0, or -1 with a message in errs when the result breaks a rule
+ * across keys (client_output_limit below max_request_size).
+ */
+int cli_apply_overrides(const struct cli_opts *o, struct conf *c, struct conf_errors *errs);
 
 /* --locate: print "KEY SERVER" for each key on stdin. Returns exit code. */
 int cli_locate(const struct conf *c, const char *pool);
+
+/* --convert: print the INI equivalent of the YAML file path, or its
+   problems as -t does. Returns the exit code. */
+int cli_convert(const char *path);
+
+/*
+ * Run as cachemux-convert (the installed link): "cachemux-convert FILE.yml"
+ * is "cachemux --convert FILE.yml". Returns the exit code.
+ */
+int cli_convert_program(int argc, char **argv);
+
+/* --dump-conf: print c (see conf_dump). Returns the exit code. */
+int cli_dump_conf(const struct conf *c);
 
 #endif

@@ -1,13 +1,17 @@
 /*
- * conf: the INI configuration: [cachemux] process settings and one
- * [pool NAME] section per pool. conf_load() reads a file, scans its lines
- * itself (line numbers, overlong and indented lines; see conf_scan.h), hands
- * the text to inih and validates every key. The result is an immutable
- * struct conf (a "generation"); host names are resolved later by the
- * supervisor (net), which fills the sockaddr fields.
+ * conf: the configuration: an INI file with [cachemux] process settings and
+ * one [pool NAME] section per pool, and the files it includes (conf_file.h);
+ * or a nutcracker YAML file, chosen by its name (.yml, .yaml), whose pools
+ * mean what they mean to nutcracker (conf_yaml.h). conf_load() reads the
+ * files, scans INI lines itself (line numbers, long lines, values; see
+ * conf_scan.h), hands the cleaned text to inih and validates every key of
+ * either format with one table. The result is an immutable struct conf (a
+ * "generation"); host names are resolved later by the supervisor (net),
+ * which fills the sockaddr fields.
  *
- * Every problem is reported as "FILE:LINE: message" naming the key and value,
- * and all of them are reported, not just the first.
+ * Every problem is reported as "FILE:LINE: message" naming the file it is
+ * in (an included one too), the key and the value, and all of them are
+ * reported, not just the first.
  */
 #ifndef CMX_CONF_H
 #define CMX_CONF_H
@@ -31,10 +35,14 @@
 #define CONF_DEFAULT_MAX_REPLY_SIZE 1073741824ULL
 #define CONF_DEFAULT_SHUTDOWN_TIMEOUT 30000
 #define CONF_DEFAULT_LOG_LEVEL 5
+#define CONF_MAX_SIZE (1ULL << 40)          /* most for max_request_size and friends */
+#define CONF_MIN_REPLY_SIZE 1024            /* room for any status or error line a server sends */
+#define CONF_MAX_MS 2147483647u             /* most for every time in milliseconds */
 
 struct conf_pool {
     char *name;
-    int line;                       /* line of the [pool NAME] header */
+    char *file;                     /* the file holding it (-c's, or an included one) */
+    int line;                       /* line of the [pool NAME] header in file */
     struct conf_addr listen;
     char *listen_str;               /* as written, for messages and comparisons */
     struct dist_key_rule key_rule;  /* hash and hash_tag */
@@ -51,7 +59,7 @@ struct conf_pool {
     uint32_t server_failure_limit;
     uint32_t client_connections;    /* 0: no limit */
     bool tcpkeepalive;
-    struct conf_server *servers;    /* sorted in identity order (dist_ident_cmp) */
+    struct conf_server *servers;    /* sorted in identity order (dist_ident_cmp); lines in file */
     size_t nservers;
 };
 
@@ -67,6 +75,7 @@ struct conf {
     uint32_t mbuf_size;
     uint64_t max_request_size;
     uint64_t client_output_limit;   /* reply bytes held for one client; >= max_request_size */
+    bool client_output_limit_auto;  /* unset in the file: follows max_request_size */
     uint64_t max_reply_size;        /* bytes of one whole reply from a server */
     uint64_t shutdown_timeout_ms;
     struct conf_pool *pools;        /* twemproxy order: shorter names first, then bytewise */
@@ -87,9 +96,28 @@ struct conf_errors {
  */
 int conf_load(const char *path, struct conf **out, struct conf_errors *errs);
 
-/* Same, from text in memory; path is only used in messages. */
+/* Same, from text in memory: path names it in messages, decides its format
+   and is where relative includes start from. */
 int conf_load_string(const char *path, const char *text, struct conf **out,
                      struct conf_errors *errs);
+int conf_load_text(const char *path, const char *text, size_t len, struct conf **out,
+                   struct conf_errors *errs);
+
+/*
+ * --convert: load the nutcracker YAML file path as conf_load does and, when
+ * it is valid, set *ini to the equivalent INI (malloc'd; see conf_yaml_ini).
+ * Returns 0, or -1 with the problems in errs (a file that is not YAML, or a
+ * value INI cannot hold, is one).
+ */
+int conf_convert(const char *path, char **ini, struct conf_errors *errs);
+
+/*
+ * --dump-conf: c as INI, every key written out (defaults too), pools in
+ * twemproxy's order and servers in identity order, so that two files that
+ * load the same configuration dump the same text. malloc'd, NULL when out of
+ * memory.
+ */
+char *conf_dump(const struct conf *c);
 
 void conf_free(struct conf *c);
 void conf_errors_free(struct conf_errors *errs);

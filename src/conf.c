@@ -1,21 +1,28 @@
 /*
- * conf: loads the INI file into an immutable struct conf, or explains every
- * problem in it as "FILE:LINE: message".
+ * conf: loads the configuration into an immutable struct conf, or explains
+ * every problem in it as "FILE:LINE: message".
  *
- * The work goes in four passes over one text:
- *   1. conf_scan reads the lines itself (line numbers, overlong and indented
- *      lines, headers) and writes a cleaned text that inih cannot misread;
- *   2. every section header is classified ([cachemux], [pool NAME], or an
- *      error), and each gets a struct sect holding its values, defaults
- *      already applied, so that empty sections and duplicates are known
- *      before any key arrives (inih calls the handler only for keys);
- *   3. inih splits each cleaned key line; the handler matches the call to the
- *      scan's entry for that line (the nth call is the nth entry), which gives
- *      the line number, then checks the key against a table and stores it;
+ * The work goes in four passes:
+ *   1. conf_file reads the file and every file it includes; conf_scan reads
+ *      each INI file's lines itself (line numbers, overlong lines, headers,
+ *      values) and writes a cleaned text that inih cannot misread, and
+ *      conf_yaml turns a nutcracker YAML file into the same struct conf_scan
+ *      (a pool per section, a "server" entry per servers: item);
+ *   2. every section header of every file is classified ([cachemux],
+ *      [pool NAME], or an error), and each gets a struct sect holding its
+ *      values, defaults already applied, so that empty sections and
+ *      duplicates are known before any key arrives (inih calls the handler
+ *      only for keys);
+ *   3. inih splits each INI file's cleaned key lines; the handler matches
+ *      the call to the scan's entry for that line (the nth call is the nth
+ *      entry), which gives the line number and the value, then checks the
+ *      key against a table and stores it. A YAML file's entries go through
+ *      the same handler directly;
  *   4. whole-pool rules: listen and server present, redis_auth only on redis
  *      pools, distinct server identities, distinct listen addresses.
- * Problems are collected with their line, never stopping at the first, and
- * handed to the caller sorted by line. Only a clean file yields a struct conf.
+ * Problems are collected with their file and line, never stopping at the
+ * first, and handed to the caller sorted by file (in reading order) and
+ * line. Only a clean configuration yields a struct conf.
  *
  * Values in duplicate sections are still checked (so a second run does not
  * find new errors) but then dropped. Keys in a section that is not valid are
@@ -28,7 +35,6 @@
  */
 #include "conf.h"
 
-#include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,14 +42,15 @@
 #include <string.h>
 #include <strings.h>
 
+#include "conf_file.h"
 #include "conf_scan.h"
+#include "conf_yaml.h"
 #include "util.h"
 
 #define MAX_WORKERS 1024
-#define MAX_INT32 2147483647u
-#define MAX_REQUEST_SIZE (1ULL << 40)
-#define MIN_REPLY_SIZE 1024     /* room for any status or error line a server sends */
-#define MAX_FILE_SIZE (64u << 20)
+#define MAX_INT32 CONF_MAX_MS
+#define MAX_REQUEST_SIZE CONF_MAX_SIZE
+#define MIN_REPLY_SIZE CONF_MIN_REPLY_SIZE
 #define SHOW_MAX 64         /* bytes of a value quoted in a message */
 #define MAX_KEYS 24
 
@@ -104,12 +111,15 @@ static const struct key_def pool_keys[] = {
 
 enum sect_kind { SECT_IGNORED, SECT_GLOBAL, SECT_POOL };
 
-/* One header of the file and what was read under it. */
+/* One header of a file and what was read under it. */
 struct sect {
     enum sect_kind kind;
     bool dup;                   /* repeated header: checked, then dropped */
+    bool yaml;                  /* from a YAML file: messages say "pool 'a'", "servers" */
+    bool partial;               /* conf_scan_section.partial */
+    size_t file;                /* index into parse.files.files */
     int line;
-    char show[SHOW_MAX + 8];    /* printable header text for messages */
+    char show[SHOW_MAX + 16];   /* printable label for messages: "[pool a]", "pool 'a'" */
     struct conf scratch;        /* a duplicate [cachemux]'s values */
     struct conf_pool pool;      /* SECT_POOL */
     size_t servers_cap;
@@ -117,9 +127,11 @@ struct sect {
     int auth_line;
     int server_lines;           /* "server =" lines, valid or not */
     int seen[MAX_KEYS];         /* line of each single-valued key, 0: unset */
+    const char *seen_val[MAX_KEYS]; /* and its value (the scan's), for a duplicate's message */
 };
 
 struct diag {
+    size_t file;
     int line;
     size_t seq;                 /* keeps the sort stable */
     char *msg;
@@ -128,9 +140,11 @@ struct diag {
 struct parse {
     const char *path;
     struct conf *conf;
-    struct conf_scan scan;
-    struct sect *sects;         /* one per scan section */
-    size_t cursor;              /* next scan entry the handler should see */
+    struct conf_file_set files;
+    size_t file;                /* the file being checked: diag() reports there */
+    struct sect *sects;         /* one per section of every file, in reading order */
+    size_t nsects;
+    size_t cursor;              /* next scan entry of p->file the handler should see */
     bool mismatch;
     bool oom;
     struct diag *diags;
@@ -174,7 +188,8 @@ diag(struct parse *p, int line, const char *fmt, ...)
         p->oom = true;
         return;
     }
-    p->diags[p->ndiags] = (struct diag){ .line = line, .seq = p->ndiags, .msg = m };
+    p->diags[p->ndiags] = (struct diag){ .file = p->file, .line = line, .seq = p->ndiags,
+                                         .msg = m };
     p->ndiags++;
 }
 
@@ -215,6 +230,18 @@ static void
 show(char *dst, size_t dstlen, const char *s)
 {
     conf_scan_printable(dst, dstlen, s, strlen(s), SHOW_MAX);
+}
+
+/* Where (file, line) is, said from p->file: "line N", or "FILE:N" elsewhere. */
+static const char *
+conf_at(const struct parse *p, size_t file, int line, char *buf, size_t buflen)
+{
+    if (file == p->file) {
+        snprintf(buf, buflen, "line %d", line);
+    } else {
+        snprintf(buf, buflen, "%s:%d", p->files.files[file].path, line);
+    }
+    return buf;
 }
 
 /* ---- values ---- */
@@ -427,6 +454,7 @@ static void
 pool_clear(struct conf_pool *pool)
 {
     free(pool->name);
+    free(pool->file);
     free(pool->listen.host);
     free(pool->listen_str);
     free(pool->redis_auth);
@@ -456,98 +484,127 @@ conf_clear(struct conf *c)
 
 /* ---- sections and keys ---- */
 
-/* Classify every header before inih runs: inih reports keys, not sections. */
+/* Classify one header (file p->file) before inih runs: inih reports keys, not sections. */
+static void
+conf_setup_section(struct parse *p, struct sect *s, const struct conf_scan_section *h,
+                   int *global_line, size_t *global_file)
+{
+    char at[SHOW_MAX + 64];
+    const char *name = h->name;
+
+    s->file = p->file;
+    s->yaml = p->files.files[p->file].yaml;
+    s->partial = h->partial;
+    s->line = h->line;
+    s->scratch.log_level = -1;
+    show(s->show + 1, sizeof(s->show) - 2, name);
+    s->show[0] = '[';
+    strcat(s->show, "]");
+    if (h->bad) {
+        return;     /* the scan has reported it */
+    }
+    if (strcmp(name, "cachemux") == 0) {
+        s->kind = SECT_GLOBAL;
+        if (*global_line != 0) {
+            diag(p, h->line, "duplicate section [cachemux] (first at %s)",
+                 conf_at(p, *global_file, *global_line, at, sizeof(at)));
+            s->dup = true;
+            apply_defaults(p, s, global_keys, ARRAY_SIZE(global_keys));
+        } else {
+            *global_line = h->line;
+            *global_file = p->file;
+        }
+        return;
+    }
+    if (strncmp(name, "pool", 4) != 0 || (name[4] != ' ' && name[4] != '\0')) {
+        diag(p, h->line, "unknown section %s (expected [cachemux] or [pool NAME])", s->show);
+        return;
+    }
+    const char *pname = name[4] == ' ' ? name + 5 : name + 4;
+    /* ';' first, brackets: a YAML pool's name must fit an INI [pool NAME] header */
+    bool ok = *pname != '\0' && *pname != ';';
+    for (const char *q = pname; *q != '\0'; q++) {
+        ok = ok && conf_value_name_char(*q) && *q != '[' && *q != ']';
+    }
+    if (s->yaml) {
+        /* nutcracker has no sections: name the pool as its file does */
+        char n[SHOW_MAX + 8];
+        show(n, sizeof(n), pname);
+        snprintf(s->show, sizeof(s->show), "pool '%s'", n);
+    }
+    if (!ok) {
+        diag(p, h->line, "invalid pool name %s %s (%sa name has no spaces, quotes, "
+             "backslashes or brackets, and does not start with ';')", s->yaml ? "of" : "in",
+             s->show, s->yaml ? "" : "expected [pool NAME]; ");
+        return;
+    }
+    s->kind = SECT_POOL;
+    for (const struct sect *o = p->sects; o < s; o++) {
+        if (o->kind == SECT_POOL && !o->dup && o->pool.name != NULL
+            && strcmp(o->pool.name, pname) == 0) {
+            diag(p, h->line, "duplicate %s %s (first at %s)", s->yaml ? "pool" : "section",
+                 s->yaml ? s->show + 5 : s->show, conf_at(p, o->file, o->line, at, sizeof(at)));
+            s->dup = true;
+            break;
+        }
+    }
+    s->pool.name = xstrdup(p, pname);
+    s->pool.line = h->line;
+    apply_defaults(p, s, pool_keys, ARRAY_SIZE(pool_keys));
+}
+
+/* Every section of every file, in reading order (conf_file numbered them). */
 static void
 setup_sections(struct parse *p)
 {
-    const struct conf_scan *sc = &p->scan;
+    struct { size_t file; size_t idx; } *inv = calloc(p->nsects + 1, sizeof(*inv));
     int global_line = 0;
+    size_t global_file = 0;
 
-    for (size_t i = 0; i < sc->nsections; i++) {
-        const struct conf_scan_section *h = &sc->sections[i];
-        struct sect *s = &p->sects[i];
-        const char *name = h->name;
-
-        s->line = h->line;
-        show(s->show, sizeof(s->show), name);
-        s->scratch.log_level = -1;
-        if (h->bad) {
-            continue;   /* the scan has reported it */
-        }
-        if (strcmp(name, "cachemux") == 0) {
-            s->kind = SECT_GLOBAL;
-            if (global_line != 0) {
-                diag(p, h->line, "duplicate section [cachemux] (first at line %d)", global_line);
-                s->dup = true;
-                apply_defaults(p, s, global_keys, ARRAY_SIZE(global_keys));
-            }
-            global_line = global_line ? global_line : h->line;
-            continue;
-        }
-        if (strncmp(name, "pool", 4) != 0 || (name[4] != ' ' && name[4] != '\0')) {
-            diag(p, h->line, "unknown section [%s] (expected [cachemux] or [pool NAME])",
-                 s->show);
-            continue;
-        }
-        const char *pname = name[4] == ' ' ? name + 5 : name + 4;
-        bool ok = *pname != '\0';
-        for (const char *q = pname; *q != '\0'; q++) {
-            ok = ok && conf_value_name_char(*q);
-        }
-        if (!ok) {
-            diag(p, h->line, "invalid pool name in [%s] (expected [pool NAME]; a name has "
-                 "no spaces, quotes or backslashes)", s->show);
-            continue;
-        }
-        s->kind = SECT_POOL;
-        for (size_t j = 0; j < i; j++) {
-            const struct sect *o = &p->sects[j];
-            if (o->kind == SECT_POOL && !o->dup && o->pool.name != NULL
-                && strcmp(o->pool.name, pname) == 0) {
-                diag(p, h->line, "duplicate section [pool %s] (first at line %d)",
-                     o->pool.name, o->line);
-                s->dup = true;
-                break;
-            }
-        }
-        s->pool.name = xstrdup(p, pname);
-        s->pool.line = h->line;
-        apply_defaults(p, s, pool_keys, ARRAY_SIZE(pool_keys));
-    }
-}
-
-/* Strip one pair of matching quotes, as twemproxy's YAML reader does. */
-static void
-unquote(char *dst, size_t dstlen, const char *v)
-{
-    size_t n = strlen(v);
-
-    if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]) {
-        v++;
-        n -= 2;
-    }
-    if (n >= dstlen) {
-        n = dstlen - 1;     /* cannot happen: lines are at most CONF_MAX_LINE */
-    }
-    memcpy(dst, v, n);
-    dst[n] = '\0';
-}
-
-static void
-handle_key(struct parse *p, const struct conf_scan_entry *e, const char *raw)
-{
-    char v[CONF_MAX_LINE + 1], shown[SHOW_MAX + 8], key[SHOW_MAX + 8], err[256];
-    const struct key_def *keys;
-    size_t nkeys, i;
-    struct sect *s;
-
-    show(key, sizeof(key), e->key);
-    if (e->section < 0) {
-        diag(p, e->line, "key '%s' is outside any section (expected under [cachemux] or "
-             "[pool NAME])", key);
+    if (inv == NULL) {
+        p->oom = true;
         return;
     }
-    s = &p->sects[e->section];
+    for (size_t f = 0; f < p->files.nfiles; f++) {
+        for (size_t i = 0; i < p->files.files[f].scan.nsections; i++) {
+            inv[p->files.files[f].order[i]].file = f;
+            inv[p->files.files[f].order[i]].idx = i;
+        }
+    }
+    for (size_t k = 0; k < p->nsects; k++) {
+        p->file = inv[k].file;
+        conf_setup_section(p, &p->sects[k],
+                           &p->files.files[p->file].scan.sections[inv[k].idx], &global_line,
+                           &global_file);
+    }
+    free(inv);
+}
+
+/* The struct sect of section index si of file f's scan, or NULL (si < 0). */
+static struct sect *
+conf_sect_of(struct parse *p, size_t f, int si)
+{
+    return si < 0 ? NULL : &p->sects[p->files.files[f].order[si]];
+}
+
+static void
+handle_key(struct parse *p, const struct conf_scan_entry *e)
+{
+    char shown[SHOW_MAX + 8], first[SHOW_MAX + 8], key[SHOW_MAX + 8], err[256];
+    struct sect *s = conf_sect_of(p, p->file, e->section);
+    const struct key_def *keys;
+    size_t nkeys, i;
+    bool secret;
+
+    show(key, sizeof(key), e->key);
+    if (strcmp(e->key, "include") == 0 && !p->files.files[p->file].yaml) {
+        return;     /* conf_file has read it, wherever it is */
+    }
+    if (s == NULL) {
+        diag(p, e->line, "key '%s' is outside any section (expected under [cachemux] or "
+             "[pool NAME]%s)", key, p->file > 0 ? "; an included file opens its own" : "");
+        return;
+    }
     if (s->kind == SECT_IGNORED) {
         return;
     }
@@ -556,27 +613,36 @@ handle_key(struct parse *p, const struct conf_scan_entry *e, const char *raw)
     for (i = 0; i < nkeys && strcmp(keys[i].name, e->key) != 0; i++) {
     }
     if (i == nkeys) {
-        diag(p, e->line, "unknown key '%s' in [%s]", key, s->show);
+        diag(p, e->line, "unknown key '%s' in %s", key, s->show);
         return;
     }
+    secret = strcmp(keys[i].name, "redis_auth") == 0;
     if (keys[i].kind != KEY_SERVER) {
+        if (s->seen[i] != 0 && secret) {
+            diag(p, e->line, "duplicate key '%s' in %s (first at line %d; values not shown)",
+                 key, s->show, s->seen[i]);
+            return;
+        }
         if (s->seen[i] != 0) {
-            diag(p, e->line, "duplicate key '%s' in [%s] (first at line %d)", key, s->show,
-                 s->seen[i]);
+            show(shown, sizeof(shown), e->value);
+            show(first, sizeof(first), s->seen_val[i]);
+            diag(p, e->line, "duplicate key '%s' in %s: '%s' here, '%s' first at line %d",
+                 key, s->show, shown, first, s->seen[i]);
             return;
         }
         s->seen[i] = e->line;
+        s->seen_val[i] = e->value;
     }
     if (keys[i].kind == KEY_SERVER) {
         s->server_lines++;
     }
-    unquote(v, sizeof(v), raw);
-    if (set_value(p, s, &keys[i], v, e->line, err, sizeof(err)) < 0) {
-        show(shown, sizeof(shown), v);
-        diag(p, e->line, "invalid value '%s' for '%s' (%s)", shown, key, err);
+    if (set_value(p, s, &keys[i], e->value, e->line, err, sizeof(err)) < 0) {
+        show(shown, sizeof(shown), e->value);
+        diag(p, e->line, "invalid value '%s' for '%s' (%s)", shown,
+             s->yaml && keys[i].kind == KEY_SERVER ? "servers" : key, err);
         return;
     }
-    if (strcmp(keys[i].name, "redis_auth") == 0) {
+    if (secret) {
         s->auth_line = e->line;
     }
 }
@@ -584,25 +650,28 @@ handle_key(struct parse *p, const struct conf_scan_entry *e, const char *raw)
 /*
  * inih's handler. The cleaned text gives inih exactly the scan's key lines
  * in order, so call n is entry n; anything else means the two readers
- * disagree, which is reported rather than guessed around.
+ * disagree, which is reported rather than guessed around. The value is the
+ * scan's (inih sees only "KEY =").
  */
 static int
 on_key(void *user, const char *section, const char *name, const char *value)
 {
     struct parse *p = user;
+    const struct conf_scan *sc = &p->files.files[p->file].scan;
     const struct conf_scan_entry *e;
 
-    if (p->cursor >= p->scan.nentries) {
+    (void)value;
+    if (p->cursor >= sc->nentries) {
         p->mismatch = true;
         return 1;
     }
-    e = &p->scan.entries[p->cursor];
-    if (conf_scan_section_index(&p->scan, section) != e->section || strcmp(name, e->key) != 0) {
+    e = &sc->entries[p->cursor];
+    if (conf_scan_section_index(sc, section) != e->section || strcmp(name, e->key) != 0) {
         p->mismatch = true;
         return 1;
     }
     p->cursor++;
-    handle_key(p, e, value);
+    handle_key(p, e);
     return 1;
 }
 
@@ -623,16 +692,17 @@ check_pool(struct parse *p, struct sect *s)
     struct conf_pool *pool = &s->pool;
     char id[SHOW_MAX + 8];
 
-    /* A listen or server line that was there but bad has its own message. */
-    if (s->seen[0] == 0) {
-        diag(p, s->line, "missing 'listen' in [pool %s]", pool->name);
+    /* A listen or server line that was there but bad has its own message,
+     * and so has a YAML pool whose reading stopped early. */
+    if (s->seen[0] == 0 && !s->partial) {
+        diag(p, s->line, "missing 'listen' in %s", s->show);
     }
-    if (s->server_lines == 0) {
-        diag(p, s->line, "missing 'server' in [pool %s]", pool->name);
+    if (s->server_lines == 0 && !s->partial) {
+        diag(p, s->line, "missing '%s' in %s", s->yaml ? "servers" : "server", s->show);
     }
     if (pool->redis_auth != NULL && pool->proto != PROTO_REDIS) {
-        diag(p, s->auth_line, "'redis_auth' is set but [pool %s] is not a redis pool "
-             "(needs redis = true)", pool->name);
+        diag(p, s->auth_line, "'redis_auth' is set but %s is not a redis pool (needs %s)",
+             s->show, s->yaml ? "redis: true" : "redis = true");
     }
     /* Sorting by (identity, line) puts each first occurrence ahead of its twins. */
     if (pool->nservers > 1) {
@@ -644,8 +714,9 @@ check_pool(struct parse *p, struct sect *s)
             continue;
         }
         show(id, sizeof(id), pool->servers[i].ident);
-        diag(p, pool->servers[i].line, "duplicate server identity '%s' for 'server' in "
-             "[pool %s] (first at line %d)", id, pool->name, pool->servers[first].line);
+        diag(p, pool->servers[i].line, "duplicate server identity '%s' for '%s' in %s "
+             "(first at line %d)", id, s->yaml ? "servers" : "server", s->show,
+             pool->servers[first].line);
     }
 }
 
@@ -663,12 +734,13 @@ check_pools(struct parse *p)
 {
     size_t npools = 0;
 
-    for (size_t i = 0; i < p->scan.nsections; i++) {
+    for (size_t i = 0; i < p->nsects; i++) {
         struct sect *s = &p->sects[i];
         if (s->kind != SECT_POOL || s->dup) {
             continue;
         }
         npools++;
+        p->file = s->file;
         check_pool(p, s);
         if (s->listen_line == 0) {
             continue;
@@ -677,16 +749,18 @@ check_pools(struct parse *p)
             struct sect *o = &p->sects[j];
             if (o->kind == SECT_POOL && !o->dup && o->listen_line != 0
                 && same_listen(&o->pool.listen, &s->pool.listen)) {
-                char l[SHOW_MAX + 8];
+                char l[SHOW_MAX + 8], at[SHOW_MAX + 64];
                 show(l, sizeof(l), s->pool.listen_str);
-                diag(p, s->listen_line, "listen '%s' in [pool %s] is already used by "
-                     "[pool %s] (line %d)", l, s->pool.name, o->pool.name, o->listen_line);
+                diag(p, s->listen_line, "listen '%s' in %s is already used by %s (%s)", l,
+                     s->show, o->show, conf_at(p, o->file, o->listen_line, at, sizeof(at)));
                 break;
             }
         }
     }
     if (npools == 0) {
-        diag(p, 0, "no pools defined (add a [pool NAME] section)");
+        p->file = 0;
+        diag(p, 0, p->files.files[0].yaml ? "no pools defined"
+             : "no pools defined (add a [pool NAME] section)");
     }
 }
 
@@ -697,16 +771,19 @@ check_global(struct parse *p)
     struct conf *c = p->conf;
     int line = 0;
 
-    for (size_t i = 0; i < p->scan.nsections; i++) {
+    p->file = 0;
+    for (size_t i = 0; i < p->nsects; i++) {
         const struct sect *s = &p->sects[i];
         if (s->kind == SECT_GLOBAL && !s->dup) {
             for (size_t k = 0; k < ARRAY_SIZE(global_keys); k++) {
                 if (strcmp(global_keys[k].name, "client_output_limit") == 0) {
                     line = s->seen[k];
+                    p->file = s->file;
                 }
             }
         }
     }
+    c->client_output_limit_auto = c->client_output_limit == 0;
     if (c->client_output_limit == 0) {
         c->client_output_limit = MAX(CONF_DEFAULT_CLIENT_OUTPUT_LIMIT, c->max_request_size);
     } else if (c->client_output_limit < c->max_request_size) {
@@ -737,18 +814,22 @@ collect_pools(struct parse *p)
     struct conf *c = p->conf;
     size_t n = 0;
 
-    for (size_t i = 0; i < p->scan.nsections; i++) {
+    for (size_t i = 0; i < p->nsects; i++) {
         n += p->sects[i].kind == SECT_POOL && !p->sects[i].dup;
     }
-    c->pools = calloc(n, sizeof(*c->pools));
+    c->pools = calloc(n + 1, sizeof(*c->pools));
     if (c->pools == NULL) {
         return -1;
     }
-    for (size_t i = 0; i < p->scan.nsections; i++) {
+    for (size_t i = 0; i < p->nsects; i++) {
         struct sect *s = &p->sects[i];
         if (s->kind == SECT_POOL && !s->dup) {
+            s->pool.file = strdup(p->files.files[s->file].path);
             c->pools[c->npools++] = s->pool;
             memset(&s->pool, 0, sizeof(s->pool));
+            if (c->pools[c->npools - 1].file == NULL) {
+                return -1;
+            }
         }
     }
     if (c->npools > 1) {
@@ -761,9 +842,16 @@ static int
 diag_cmp(const void *a, const void *b)
 {
     const struct diag *x = a, *y = b;
-    /* File-wide messages (line 0) come last, after the lines they sum up. */
+    /* File-wide messages (line 0) come last, after the lines they sum up;
+     * the rest by file in reading order, then line. */
     unsigned xl = x->line ? (unsigned)x->line : ~0u, yl = y->line ? (unsigned)y->line : ~0u;
 
+    if ((x->line == 0) != (y->line == 0)) {
+        return x->line == 0 ? 1 : -1;
+    }
+    if (x->file != y->file) {
+        return x->file < y->file ? -1 : 1;
+    }
     if (xl != yl) {
         return xl < yl ? -1 : 1;
     }
@@ -773,7 +861,7 @@ diag_cmp(const void *a, const void *b)
 static void
 parse_free(struct parse *p)
 {
-    for (size_t i = 0; p->sects != NULL && i < p->scan.nsections; i++) {
+    for (size_t i = 0; p->sects != NULL && i < p->nsects; i++) {
         pool_clear(&p->sects[i].pool);
         conf_clear(&p->sects[i].scratch);
     }
@@ -782,73 +870,129 @@ parse_free(struct parse *p)
         free(p->diags[i].msg);
     }
     free(p->diags);
-    conf_scan_free(&p->scan);
+    conf_file_free(&p->files);
+}
+
+/* Every key of file p->file through handle_key: by inih for INI (see on_key). */
+static void
+conf_read_keys(struct parse *p)
+{
+    const struct conf_file *f = &p->files.files[p->file];
+
+    if (f->yaml) {
+        for (size_t i = 0; i < f->scan.nentries; i++) {
+            handle_key(p, &f->scan.entries[i]);
+        }
+        return;
+    }
+    if (f->scan.clean == NULL) {
+        return;     /* never read (its issue says why) */
+    }
+    p->cursor = 0;
+    p->mismatch = false;
+    int irc = ini_parse_string(f->scan.clean, on_key, p);
+    if (irc < 0) {
+        p->oom = true;
+    }
+    /* irc > 0: inih found a line it cannot parse, which the scan let through. */
+    if (irc > 0 || p->mismatch || p->cursor != f->scan.nentries) {
+        diag(p, 0, "internal error: inih read the file differently from the line scan "
+             "(please report this file)");
+    }
+}
+
+/*
+ * Read path (text: its content, or NULL to read it) and what it includes
+ * into p, and check everything. Returns 0 with p->conf complete, or -1 with
+ * the problems in errs. p keeps the files' scans until parse_free.
+ */
+static int
+conf_load_parse(struct parse *p, const char *path, const char *text, size_t len,
+                struct conf_errors *errs)
+{
+    struct sect global = { .kind = SECT_GLOBAL };
+    int rc = -1;
+
+    p->path = path;
+    p->conf = calloc(1, sizeof(*p->conf));
+    if (p->conf == NULL) {
+        conf_errors_add(errs, path, 0, "out of memory");
+        return -1;
+    }
+    p->conf->log_level = -1;
+    p->conf->path = xstrdup(p, path);
+    apply_defaults(p, &global, global_keys, ARRAY_SIZE(global_keys));
+    if (conf_file_load(path, text, len, &p->files) < 0) {
+        p->oom = true;
+        goto done;
+    }
+    for (size_t i = 0; i < p->files.nissues; i++) {
+        p->file = p->files.issues[i].file;
+        diag(p, p->files.issues[i].line, "%s", p->files.issues[i].msg);
+    }
+    for (size_t f = 0; f < p->files.nfiles; f++) {
+        p->file = f;
+        for (size_t i = 0; i < p->files.files[f].scan.nissues; i++) {
+            diag(p, p->files.files[f].scan.issues[i].line, "%s",
+                 p->files.files[f].scan.issues[i].msg);
+        }
+    }
+    if (p->files.unread) {
+        goto done;      /* nothing to check: the issue says why */
+    }
+    p->nsects = p->files.nsections;
+    p->sects = calloc(p->nsects + 1, sizeof(*p->sects));
+    if (p->sects == NULL) {
+        p->oom = true;
+        goto done;
+    }
+    setup_sections(p);
+    for (size_t f = 0; f < p->files.nfiles; f++) {
+        p->file = f;
+        conf_read_keys(p);
+    }
+    check_pools(p);
+    check_global(p);
+    if (p->ndiags == 0 && !p->oom) {
+        if (collect_pools(p) < 0) {
+            p->oom = true;
+        } else {
+            rc = 0;
+        }
+    }
+done:
+    if (p->oom) {
+        p->file = 0;
+        diag(p, 0, "out of memory");
+        if (p->ndiags == 0) {
+            conf_errors_add(errs, path, 0, "out of memory");
+        }
+        rc = -1;
+    }
+    if (rc != 0) {
+        if (p->ndiags > 1) {
+            qsort(p->diags, p->ndiags, sizeof(*p->diags), diag_cmp);
+        }
+        for (size_t i = 0; i < p->ndiags; i++) {
+            const struct diag *d = &p->diags[i];
+            conf_errors_add(errs, d->file < p->files.nfiles ? p->files.files[d->file].path : path,
+                            d->line, "%s", d->msg);
+        }
+    }
+    return rc;
 }
 
 static int
 load_text(const char *path, const char *text, size_t len, struct conf **out,
           struct conf_errors *errs)
 {
-    struct parse p = { .path = path };
-    struct sect global = { .kind = SECT_GLOBAL };
-    int rc = -1;
+    struct parse p = { 0 };
+    int rc = conf_load_parse(&p, path, text, len, errs);
 
     *out = NULL;
-    p.conf = calloc(1, sizeof(*p.conf));
-    if (p.conf == NULL) {
-        conf_errors_add(errs, path, 0, "out of memory");
-        return -1;
-    }
-    p.conf->log_level = -1;
-    p.conf->path = xstrdup(&p, path);
-    apply_defaults(&p, &global, global_keys, ARRAY_SIZE(global_keys));
-    if (conf_scan_text(text, len, &p.scan) < 0) {
-        p.oom = true;
-        goto done;
-    }
-    for (size_t i = 0; i < p.scan.nissues; i++) {
-        diag(&p, p.scan.issues[i].line, "%s", p.scan.issues[i].msg);
-    }
-    p.sects = calloc(p.scan.nsections + 1, sizeof(*p.sects));
-    if (p.sects == NULL) {
-        p.oom = true;
-        goto done;
-    }
-    setup_sections(&p);
-    int irc = ini_parse_string(p.scan.clean, on_key, &p);
-    if (irc < 0) {
-        p.oom = true;
-    }
-    /* irc > 0: inih found a line it cannot parse, which the scan let through. */
-    if (irc > 0 || p.mismatch || p.cursor != p.scan.nentries) {
-        diag(&p, 0, "internal error: inih read the file differently from the line scan "
-             "(please report this file)");
-    }
-    check_pools(&p);
-    check_global(&p);
-    if (p.ndiags == 0 && !p.oom) {
-        if (collect_pools(&p) < 0) {
-            p.oom = true;
-        } else {
-            *out = p.conf;
-            p.conf = NULL;
-            rc = 0;
-        }
-    }
-done:
-    if (p.oom) {
-        diag(&p, 0, "out of memory");
-        if (p.ndiags == 0) {
-            conf_errors_add(errs, path, 0, "out of memory");
-        }
-    }
-    if (rc != 0) {
-        if (p.ndiags > 1) {
-            qsort(p.diags, p.ndiags, sizeof(*p.diags), diag_cmp);
-        }
-        for (size_t i = 0; i < p.ndiags; i++) {
-            conf_errors_add(errs, path, p.diags[i].line, "%s", p.diags[i].msg);
-        }
+    if (rc == 0) {
+        *out = p.conf;
+        p.conf = NULL;
     }
     conf_free(p.conf);
     parse_free(&p);
@@ -865,49 +1009,41 @@ conf_load_string(const char *path, const char *text, struct conf **out,
 }
 
 int
+conf_load_text(const char *path, const char *text, size_t len, struct conf **out,
+               struct conf_errors *errs)
+{
+    return load_text(path, text, len, out, errs);
+}
+
+int
 conf_load(const char *path, struct conf **out, struct conf_errors *errs)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    int rc;
+    return load_text(path, NULL, 0, out, errs);
+}
 
-    *out = NULL;
-    if (f == NULL) {
-        /* strerror: conf runs on the supervisor's thread only */
-        conf_errors_add(errs, path, 0, "cannot open: %s", strerror(errno));
+int
+conf_convert(const char *path, char **ini, struct conf_errors *errs)
+{
+    struct parse p = { 0 };
+    char err[256];
+    int line, rc;
+
+    *ini = NULL;
+    if (!conf_file_is_yaml(path)) {
+        conf_errors_add(errs, path, 0, "not a YAML file: --convert reads a nutcracker "
+                        "configuration, named *.yml or *.yaml");
         return -1;
     }
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            size_t ncap = cap ? cap * 2 : 16384;
-            char *nb = ncap <= MAX_FILE_SIZE + 4096 ? realloc(buf, ncap) : NULL;
-            if (nb == NULL) {
-                conf_errors_add(errs, path, 0, "%s", ncap > MAX_FILE_SIZE + 4096
-                                ? "file too large" : "out of memory");
-                free(buf);
-                fclose(f);
-                return -1;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t got = fread(buf + len, 1, cap - len - 1, f);
-        len += got;
-        if (got == 0) {
-            break;
+    rc = conf_load_parse(&p, path, NULL, 0, errs);
+    if (rc == 0) {
+        *ini = conf_yaml_ini(&p.files.files[0].scan, path, &line, err, sizeof(err));
+        if (*ini == NULL) {
+            conf_errors_add(errs, path, line, "cannot convert: %s", err);
+            rc = -1;
         }
     }
-    if (ferror(f)) {
-        conf_errors_add(errs, path, 0, "cannot read: %s", strerror(errno));
-        free(buf);
-        fclose(f);
-        return -1;
-    }
-    fclose(f);
-    buf[len] = '\0';
-    rc = load_text(path, buf, len, out, errs);
-    free(buf);
+    conf_free(p.conf);
+    parse_free(&p);
     return rc;
 }
 
@@ -1010,4 +1146,183 @@ conf_pool_find(const struct conf *c, const char *name)
         }
     }
     return NULL;
+}
+
+/* ---- --dump-conf ---- */
+
+struct conf_out {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void conf_out(struct conf_out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+conf_out(struct conf_out *o, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (o->oom) {
+        return;
+    }
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        o->oom = true;
+        return;
+    }
+    if (o->len + (size_t)n + 1 > o->cap) {
+        size_t cap = o->cap ? o->cap : 4096;
+        while (cap < o->len + (size_t)n + 1) {
+            cap *= 2;
+        }
+        char *p = realloc(o->p, cap);
+        if (p == NULL) {
+            o->oom = true;
+            return;
+        }
+        o->p = p;
+        o->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(o->p + o->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    o->len += (size_t)n;
+}
+
+/* "key = value", quoted when the scan would otherwise read it differently. */
+static void
+conf_out_kv(struct conf_out *o, const char *key, const char *v)
+{
+    enum conf_scan_form form = conf_scan_value_form(v);
+
+    if (form == CONF_SCAN_PLAIN) {
+        conf_out(o, "%s = %s\n", key, v);
+    } else if (form == CONF_SCAN_QUOTED) {
+        conf_out(o, "%s = \"%s\"\n", key, v);
+    } else {
+        conf_out(o, "; %s: its value cannot be written on one INI line\n", key);
+    }
+}
+
+/* host:port, with brackets around an IPv6 literal. */
+static void
+conf_out_hostport(char *dst, size_t dstlen, const char *host, int port)
+{
+    snprintf(dst, dstlen, strchr(host, ':') != NULL ? "[%s]:%d" : "%s:%d", host, port);
+}
+
+/* Every key of one table, each written from the field it was stored in. */
+static void
+conf_out_keys(struct conf_out *o, const struct key_def *keys, size_t n, const struct conf *c,
+              const struct conf_pool *pool)
+{
+    const char *base = pool != NULL ? (const char *)pool : (const char *)c;
+    char v[CONF_VALUE_MAX + 64];
+
+    for (size_t i = 0; i < n; i++) {
+        const struct key_def *k = &keys[i];
+        const void *field = base + k->off;
+        switch (k->kind) {
+        case KEY_BOOL:
+            conf_out_kv(o, k->name, *(const bool *)field ? "true" : "false");
+            break;
+        case KEY_PROTO:
+            conf_out_kv(o, k->name, *(const enum proto_id *)field == PROTO_REDIS ? "true"
+                                                                                  : "false");
+            break;
+        case KEY_U32:
+            conf_out(o, "%s = %u\n", k->name, (unsigned)*(const uint32_t *)field);
+            break;
+        case KEY_U64:
+            conf_out(o, "%s = %llu\n", k->name,
+                     (unsigned long long)*(const uint64_t *)field);
+            break;
+        case KEY_INT:
+            if (*(const int *)field >= 0) {     /* log_level -1: unset */
+                conf_out(o, "%s = %d\n", k->name, *(const int *)field);
+            }
+            break;
+        case KEY_WORKERS:
+            if (c->workers == 0) {
+                conf_out(o, "%s = auto\n", k->name);
+            } else {
+                conf_out(o, "%s = %d\n", k->name, c->workers);
+            }
+            break;
+        case KEY_STR:
+        case KEY_METRICS:
+            if (*(char *const *)field != NULL) {
+                conf_out_kv(o, k->name, *(char *const *)field);
+            }
+            break;
+        case KEY_HASH:
+            conf_out_kv(o, k->name, hash_name(pool->key_rule.hash));
+            break;
+        case KEY_HASH_TAG:
+            if (pool->key_rule.has_tag) {
+                snprintf(v, sizeof(v), "%c%c", pool->key_rule.tag[0], pool->key_rule.tag[1]);
+                conf_out_kv(o, k->name, v);
+            }
+            break;
+        case KEY_DIST:
+            conf_out_kv(o, k->name, dist_name(pool->dist));
+            break;
+        case KEY_LISTEN:
+            conf_out_kv(o, k->name, pool->listen_str);
+            break;
+        case KEY_STATS:
+            conf_out_hostport(v, sizeof(v), c->stats_host, c->stats_port);
+            conf_out_kv(o, k->name, v);
+            break;
+        case KEY_SERVER:
+            for (size_t j = 0; j < pool->nservers; j++) {
+                const struct conf_server *s = &pool->servers[j];
+                char addr[CONF_VALUE_MAX + 16];
+                if (s->addr.is_unix) {
+                    snprintf(addr, sizeof(addr), "%s", s->addr.host);
+                } else if (s->name == NULL && s->addr.port != 11211) {
+                    /* the identity is host:port as written ("01" is not "1") */
+                    snprintf(addr, sizeof(addr), "%s", s->ident);
+                } else {
+                    conf_out_hostport(addr, sizeof(addr), s->addr.host, s->addr.port);
+                }
+                /* names may be long (a line holds 64 KiB) and need quoting like any value */
+                char *line = fmt_alloc("%s:%u%s%s", addr, (unsigned)s->weight,
+                                       s->name != NULL ? " " : "", s->name != NULL ? s->name : "");
+                if (line == NULL) {
+                    o->oom = true;
+                    break;
+                }
+                conf_out_kv(o, k->name, line);
+                free(line);
+            }
+            break;
+        }
+    }
+}
+
+char *
+conf_dump(const struct conf *c)
+{
+    struct conf_out o = { 0 };
+    char path[256];
+
+    conf_scan_printable(path, sizeof(path), c->path, strlen(c->path), sizeof(path) - 4);
+    conf_out(&o, "; cachemux --dump-conf: the configuration loaded from %s\n[cachemux]\n",
+             path);
+    conf_out_keys(&o, global_keys, ARRAY_SIZE(global_keys), c, NULL);
+    for (size_t i = 0; i < c->npools; i++) {
+        conf_out(&o, "\n[pool %s]\n", c->pools[i].name);
+        conf_out_keys(&o, pool_keys, ARRAY_SIZE(pool_keys), c, &c->pools[i]);
+    }
+    if (o.oom) {
+        free(o.p);
+        return NULL;
+    }
+    return o.p;
 }

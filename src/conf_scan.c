@@ -1,24 +1,27 @@
 /*
  * conf_scan: conf's own reading of the config text, line by line, done
  * before inih runs (see conf_scan.h for why inih cannot be trusted with the
- * raw text). The scan decides what every line is; inih then only splits the
- * cleaned key lines into name and value, and conf checks that each handler
- * call matches the scan's entry for it.
+ * raw text). The scan decides what every line is and takes every value;
+ * inih then only confirms the cleaned structure (headers and key names),
+ * and conf checks that each handler call matches the scan's entry for it.
  *
  * The scan owns everything in struct conf_scan; conf_scan_free releases it.
  * One caller at a time per struct (the supervisor's thread at load and
  * reload); there is no shared state.
  *
  * Invariants that keep inih and the scan in agreement:
- *   - the cleaned text has exactly one line per input line and no line longer
- *     than CONF_MAX_LINE, no indented line, no CR, no BOM and no comment, so
- *     none of inih's run-time knobs (ini_allow_multiline and friends) changes
- *     how it is read;
+ *   - the cleaned text has exactly one line per input line, every line
+ *     short ("[I]" or "KEY =" with KEY at most CONF_MAX_KEY bytes), none
+ *     indented, no CR, no BOM and no comment, so none of inih's run-time
+ *     knobs (ini_allow_multiline and friends) nor its 199-byte line buffer
+ *     changes how it is read;
  *   - every header, good or bad, becomes "[I]", so inih's current section is
  *     always the scan's, even after a malformed header;
  *   - a key line is emitted only if its first '=' comes before any ':' and
  *     any comment, which is exactly where inih splits it.
  * White space means what C-locale isspace() means, as inih uses isspace().
+ * Leading white space is skipped on every line: an indented line is an
+ * ordinary key, header or comment (operators indent pools' keys).
  */
 #include "conf_scan.h"
 
@@ -39,9 +42,6 @@ struct sbuf {
 struct scan_state {
     struct conf_scan *out;
     struct sbuf clean;
-    size_t sections_cap;
-    size_t entries_cap;
-    size_t issues_cap;
     int section;        /* current section index, -1 before any header */
     bool oom;
 };
@@ -127,92 +127,167 @@ excerpt(char *dst, size_t dstlen, const char *p, size_t n)
     conf_scan_printable(dst, dstlen, p, n, EXCERPT_MAX);
 }
 
+static int
+conf_scan_vissue(struct conf_scan *out, int line, const char *fmt, va_list ap)
+{
+    char msg[256];
+    char *m;
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (grow((void **)&out->issues, &out->issues_cap, out->nissues, sizeof(*out->issues)) < 0
+        || (m = strdup(msg)) == NULL) {
+        return -1;
+    }
+    out->issues[out->nissues].line = line;
+    out->issues[out->nissues].msg = m;
+    out->nissues++;
+    return 0;
+}
+
+int
+conf_scan_add_issue(struct conf_scan *out, int line, const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, fmt);
+    rc = conf_scan_vissue(out, line, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
 static void issue(struct scan_state *st, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
 issue(struct scan_state *st, int line, const char *fmt, ...)
 {
-    struct conf_scan *out = st->out;
-    char msg[256];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (conf_scan_vissue(st->out, line, fmt, ap) < 0) {
+        st->oom = true;
+    }
     va_end(ap);
-    if (grow((void **)&out->issues, &st->issues_cap, out->nissues, sizeof(*out->issues)) < 0) {
-        st->oom = true;
-        return;
+}
+
+static int
+conf_scan_section_n(struct conf_scan *out, const char *name, size_t n, int line, bool bad)
+{
+    char *copy;
+
+    if (grow((void **)&out->sections, &out->sections_cap, out->nsections,
+             sizeof(*out->sections)) < 0 || (copy = dup_n(name, n)) == NULL) {
+        return -1;
     }
-    char *m = strdup(msg);
-    if (m == NULL) {
-        st->oom = true;
-        return;
+    out->sections[out->nsections] = (struct conf_scan_section){
+        .name = copy, .line = line, .bad = bad,
+    };
+    out->nsections++;
+    return 0;
+}
+
+int
+conf_scan_add_section(struct conf_scan *out, const char *name, int line)
+{
+    return conf_scan_section_n(out, name, strlen(name), line, false);
+}
+
+static int
+conf_scan_entry_n(struct conf_scan *out, int section, const char *key, size_t klen,
+                  const char *value, size_t vlen, int line)
+{
+    struct conf_scan_entry *e;
+    unsigned occ = 0;
+
+    if (grow((void **)&out->entries, &out->entries_cap, out->nentries,
+             sizeof(*out->entries)) < 0) {
+        return -1;
     }
-    out->issues[out->nissues].line = line;
-    out->issues[out->nissues].msg = m;
-    out->nissues++;
+    e = &out->entries[out->nentries];
+    *e = (struct conf_scan_entry){ .section = section, .line = line };
+    if ((e->key = dup_n(key, klen)) == NULL || (e->value = dup_n(value, vlen)) == NULL) {
+        free(e->key);
+        return -1;
+    }
+    /* Entries are grouped by section, so look back only within this one;
+     * the nearest match already knows how many came before it. */
+    for (size_t i = out->nentries; i-- > 0;) {
+        if (out->entries[i].section != section) {
+            break;
+        }
+        if (strcmp(out->entries[i].key, e->key) == 0) {
+            occ = out->entries[i].occurrence + 1;
+            break;
+        }
+    }
+    e->occurrence = occ;
+    out->nentries++;
+    return 0;
+}
+
+int
+conf_scan_add_entry(struct conf_scan *out, int section, const char *key, const char *value,
+                    int line)
+{
+    return conf_scan_entry_n(out, section, key, strlen(key), value, strlen(value), line);
+}
+
+enum conf_scan_form
+conf_scan_value_form(const char *v)
+{
+    size_t n = strlen(v);
+
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] == '\n' || v[i] == '\r') {
+            return CONF_SCAN_NO_BREAK;
+        }
+        if (v[i] == ';' && i > 0 && is_ws(v[i - 1])) {
+            return CONF_SCAN_NO_COMMENT;
+        }
+    }
+    /* what conf_scan_value would strip, and a ';' that " = " would put after white space */
+    if (n == 0 || is_ws(v[0]) || is_ws(v[n - 1]) || v[0] == ';'
+        || (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0])) {
+        return CONF_SCAN_QUOTED;
+    }
+    return CONF_SCAN_PLAIN;
 }
 
 /* Record a header (bad ones too) and emit "[I]" for it. */
 static void
 add_section(struct scan_state *st, int line, const char *name, size_t n, bool bad)
 {
-    struct conf_scan *out = st->out;
     char hdr[32];
 
-    if (grow((void **)&out->sections, &st->sections_cap, out->nsections,
-             sizeof(*out->sections)) < 0) {
+    if (conf_scan_section_n(st->out, name, n, line, bad) < 0) {
         st->oom = true;
         return;
     }
-    char *copy = dup_n(name, n);
-    if (copy == NULL) {
-        st->oom = true;
-        return;
-    }
-    out->sections[out->nsections].name = copy;
-    out->sections[out->nsections].line = line;
-    out->sections[out->nsections].bad = bad;
-    st->section = (int)out->nsections;
-    out->nsections++;
+    st->section = (int)st->out->nsections - 1;
     int hn = snprintf(hdr, sizeof(hdr), "[%d]", st->section);
     if (sbuf_add(&st->clean, hdr, (size_t)hn) < 0) {
         st->oom = true;
     }
 }
 
+/*
+ * The value of a key line: v[0..n) is what follows the '=' with the
+ * comment and trailing white space already cut. Leading white space goes,
+ * then one pair of matching quotes, as twemproxy's YAML reader does, so that
+ * "hash_tag = \"{}\"" means what "hash_tag: \"{}\"" means to nutcracker.
+ */
 static void
-add_entry(struct scan_state *st, int line, const char *key, size_t n)
+conf_scan_value(const char **v, size_t *n)
 {
-    struct conf_scan *out = st->out;
-    unsigned occ = 0;
-
-    if (grow((void **)&out->entries, &st->entries_cap, out->nentries,
-             sizeof(*out->entries)) < 0) {
-        st->oom = true;
-        return;
+    while (*n > 0 && is_ws(**v)) {
+        (*v)++;
+        (*n)--;
     }
-    char *copy = dup_n(key, n);
-    if (copy == NULL) {
-        st->oom = true;
-        return;
+    if (*n >= 2 && ((*v)[0] == '"' || (*v)[0] == '\'') && (*v)[*n - 1] == (*v)[0]) {
+        (*v)++;
+        *n -= 2;
     }
-    /* Entries are grouped by section, so look back only within this one;
-     * the nearest match already knows how many came before it. */
-    for (size_t i = out->nentries; i-- > 0;) {
-        if (out->entries[i].section != st->section) {
-            break;
-        }
-        if (strcmp(out->entries[i].key, copy) == 0) {
-            occ = out->entries[i].occurrence + 1;
-            break;
-        }
-    }
-    out->entries[out->nentries] = (struct conf_scan_entry){
-        .section = st->section, .key = copy, .occurrence = occ, .line = line,
-    };
-    out->nentries++;
 }
 
 /* A header line p[0..n) (comment already cut, n > 0, p[0] == '['). */
@@ -238,7 +313,8 @@ scan_header(struct scan_state *st, int line, const char *p, size_t n)
     add_section(st, line, p + 1, (size_t)(close - p - 1), false);
 }
 
-/* A key line p[0..n) (comment already cut, no leading white space). */
+/* A key line p[0..n) (comment already cut, no leading white space): the
+ * entry gets the value, inih gets "KEY =". */
 static void
 scan_key(struct scan_state *st, int line, const char *p, size_t n)
 {
@@ -281,8 +357,17 @@ scan_key(struct scan_state *st, int line, const char *p, size_t n)
             return;
         }
     }
-    add_entry(st, line, p, klen);
-    if (sbuf_add(&st->clean, p, n) < 0) {
+    if (klen > CONF_MAX_KEY) {
+        excerpt(ex, sizeof(ex), p, klen);
+        issue(st, line, "unknown key '%s' (%zu bytes; no key is longer than %d)", ex, klen,
+              CONF_MAX_KEY);
+        return;
+    }
+    const char *v = eq + 1;
+    size_t vlen = (size_t)(p + n - v);
+    conf_scan_value(&v, &vlen);
+    if (conf_scan_entry_n(st->out, st->section, p, klen, v, vlen, line) < 0
+        || sbuf_add(&st->clean, p, klen) < 0 || sbuf_add(&st->clean, " =", 2) < 0) {
         st->oom = true;
     }
 }
@@ -290,8 +375,7 @@ scan_key(struct scan_state *st, int line, const char *p, size_t n)
 static void
 scan_line(struct scan_state *st, int line, const char *p, size_t n)
 {
-    char ex[EXCERPT_MAX + 8];
-    size_t lead = 0, len = n;
+    size_t lead = 0, len;
 
     while (lead < n && is_ws(p[lead])) {
         lead++;
@@ -310,17 +394,12 @@ scan_line(struct scan_state *st, int line, const char *p, size_t n)
         return;
     }
     if (lead == n || p[lead] == ';' || p[lead] == '#') {
-        return;         /* blank, or a comment (indented ones are harmless) */
+        return;         /* blank, or a comment */
     }
-    if (lead > 0) {
-        excerpt(ex, sizeof(ex), p + lead, n - lead);
-        issue(st, line, "line starts with white space (indented lines are not "
-              "allowed): '%s'", ex);
-        if (p[lead] == '[') {
-            add_section(st, line, "", 0, true);
-        }
-        return;
-    }
+    /* Indentation means nothing: the line is read as if it started here. */
+    p += lead;
+    n -= lead;
+    len = n;
     /* An inline comment is ';' after white space, as inih has it. */
     for (size_t i = 1; i < n; i++) {
         if (p[i] == ';' && is_ws(p[i - 1])) {
@@ -381,6 +460,7 @@ conf_scan_free(struct conf_scan *s)
     }
     for (size_t i = 0; i < s->nentries; i++) {
         free(s->entries[i].key);
+        free(s->entries[i].value);
     }
     for (size_t i = 0; i < s->nissues; i++) {
         free(s->issues[i].msg);

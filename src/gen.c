@@ -37,20 +37,20 @@ gen_new(struct conf *c, struct conf_errors *errs)
         gp->listen_fd = -1;
         gp->servers = calloc(p->nservers + 1, sizeof(*gp->servers));
         if (gp->servers == NULL) {
-            conf_errors_add(errs, c->path, p->line, "out of memory");
+            conf_errors_add(errs, p->file, p->line, "out of memory");
             ok = false;
             break;
         }
         if (net_resolve(p->listen.host, p->listen.port, p->listen.is_unix, &gp->listen, err,
                         sizeof(err)) != 0) {
-            conf_errors_add(errs, c->path, p->line, "pool %s: listen: %s", p->name, err);
+            conf_errors_add(errs, p->file, p->line, "pool %s: listen: %s", p->name, err);
             ok = false;
         }
         for (size_t j = 0; j < p->nservers; j++) {
             const struct conf_server *s = &p->servers[j];
             if (net_resolve(s->addr.host, s->addr.port, s->addr.is_unix, &gp->servers[j].addr,
                             err, sizeof(err)) != 0) {
-                conf_errors_add(errs, c->path, s->line, "pool %s: server %s: %s", p->name,
+                conf_errors_add(errs, p->file, s->line, "pool %s: server %s: %s", p->name,
                                 s->ident, err);
                 ok = false;
             }

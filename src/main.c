@@ -1,6 +1,7 @@
 /*
  * main: argv -> configuration -> supervisor. Exits early for the one-shot
- * modes (--help, --version, --describe-stats, --test-conf, --locate).
+ * modes (--help, --version, --describe-stats, --test-conf, --locate,
+ * --convert, --dump-conf).
  */
 #include <execinfo.h>
 #include <signal.h>
@@ -56,6 +57,10 @@ main(int argc, char **argv)
     struct gen *g = NULL;
 
     main_install_signals();
+    const char *prog = strrchr(argv[0], '/');
+    if (strcmp(prog != NULL ? prog + 1 : argv[0], "cachemux-convert") == 0) {
+        return cli_convert_program(argc, argv);
+    }
     if (cli_parse(argc, argv, &o) != 0) {
         fprintf(stderr, "Try 'cachemux --help' for more information.\n");
         return 1;
@@ -76,15 +81,16 @@ main(int argc, char **argv)
         stats_describe(stdout);
         return 0;
     }
+    if (o.convert != NULL) {
+        return cli_convert(o.convert);
+    }
     log_init(o.verbose >= 0 ? o.verbose : CONF_DEFAULT_LOG_LEVEL, NULL);
     log_set_thread_tag("sup");
 
     /* Messages name the file as the user wrote it. */
-    if (conf_load(o.conf_file, &c, &errs) == 0) {
-        cli_apply_overrides(&o, c);
-        if (!o.locate && (g = gen_new(c, &errs)) != NULL) {
-            c = NULL;   /* g's now */
-        }
+    if (conf_load(o.conf_file, &c, &errs) == 0 && cli_apply_overrides(&o, c, &errs) == 0
+        && !o.locate && !o.dump_conf && (g = gen_new(c, &errs)) != NULL) {
+        c = NULL;       /* g's now */
     }
     if (errs.n > 0) {
         for (size_t i = 0; i < errs.n; i++) {
@@ -102,8 +108,8 @@ main(int argc, char **argv)
         gen_free(g);
         return 0;
     }
-    if (o.locate) {
-        int rc = cli_locate(c, o.locate);
+    if (o.locate || o.dump_conf) {
+        int rc = o.locate ? cli_locate(c, o.locate) : cli_dump_conf(c);
         conf_free(c);
         return rc;
     }

@@ -73,7 +73,7 @@ reload_check_new_listens(const struct conf *cur, const struct gen *g, struct con
         }
         int e = net_probe_tcp(&g->pools[i].listen, true);
         if (e != 0) {
-            conf_errors_add(errs, nc->path, p->line, "pool %s: cannot listen on %s: %s", p->name,
+            conf_errors_add(errs, p->file, p->line, "pool %s: cannot listen on %s: %s", p->name,
                             p->listen_str, strerror(-e));
         }
     }
@@ -110,7 +110,10 @@ reload_load(const struct cli_opts *o, const struct gen *cur, struct conf_errors 
     if (conf_load(o->conf_file, &nc, errs) != 0) {
         return NULL;
     }
-    cli_apply_overrides(o, nc);
+    if (cli_apply_overrides(o, nc, errs) != 0) {
+        conf_free(nc);
+        return NULL;
+    }
     g = gen_new(nc, errs);
     if (g == NULL) {
         conf_free(nc);

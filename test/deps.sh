@@ -3,7 +3,7 @@
 # The second line is for packaging: notify via libsystemd, the unit check
 # (systemd-analyze), the Debian package build and its install test, the man
 # page linters, and promtool for the alert rules.
-CACHEMUX_PACKAGES="gcc make autoconf automake pkg-config libevent-dev libinih-dev check \
+CACHEMUX_PACKAGES="gcc make autoconf automake pkg-config libevent-dev libinih-dev libyaml-dev check \
 memcached redis-server redis-tools nutcracker python3 python3-redis python3-pymemcache \
 libmemcached-tools clang libclang-rt-14-dev procps iproute2 \
 libsystemd-dev systemd build-essential dpkg-dev debhelper adduser logrotate man-db \

@@ -15,20 +15,27 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # Every harness links the pure modules (layer 0 of doc/layers.txt, the
-# sources of libcmxcore.a) but conf, whose inih the fuzzers do not need.
+# sources of libcmxcore.a) but conf*, whose inih and libyaml only the
+# configuration harnesses (fuzz_conf_*) need.
 pure=""
+conf=""
 for f in $(sed -n 's/^0 *//p' "$top/doc/layers.txt"); do
-    case $f in conf*) continue ;; esac
-    [ -e "$top/src/$f.c" ] && pure="$pure $top/src/$f.c"
+    [ -e "$top/src/$f.c" ] || continue
+    case $f in
+    conf*) conf="$conf $top/src/$f.c" ;;
+    *) pure="$pure $top/src/$f.c" ;;
+    esac
 done
 
 status=0
 for src in "$top"/test/fuzz/fuzz_*.c; do
     [ -e "$src" ] || continue
     name=$(basename "$src" .c)
+    extra=""
+    case $name in fuzz_conf_*) extra="$conf -linih -lyaml" ;; esac
     # shellcheck disable=SC2086
     clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-        -fno-sanitize-recover=all -I"$top/include" $pure "$src" -o "$work/$name"
+        -fno-sanitize-recover=all -I"$top/include" $pure "$src" $extra -o "$work/$name"
     corpus="$work/corpus-$name"
     mkdir -p "$corpus"
     seeds="$top/test/fuzz/corpus/${name#fuzz_}"

@@ -21,7 +21,7 @@ line (harness Cachemux.reload). Proofs:
   log `accepted client ... on pool NAME`); a removed pool refuses connects,
   answers a SET that was half sent at the reload, then closes it; idle
   clients are closed. The stats JSON shows the new pool set.
-- Invalid files (indented line, unknown key, duplicate listen) are logged as
+- Invalid files (a YAML-style line, unknown key, duplicate listen) are logged as
   FILE:LINE: message (the same lines as -t), counted in
   cachemux_reloads_total{result="rejected"}, the old config keeps serving, and
   the next valid reload works.
@@ -806,8 +806,8 @@ class InvalidReloadTest(ReloadTest):
 
         cases = []
         t = list(valid)
-        t.insert(li + 1, "  timeout = 100")
-        cases.append(("indented line", t, li + 2, "white space"))
+        t.insert(li + 1, "timeout: 100")
+        cases.append(("YAML-style line", t, li + 2, "':' is not a delimiter"))
         t = list(valid)
         t.insert(li + 1, "bogus_key = 1")
         cases.append(("unknown key", t, li + 2, "bogus_key"))

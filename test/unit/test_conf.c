@@ -1,16 +1,20 @@
 /*
  * Unit tests for conf and conf_scan: a full config read back field by field,
- * twemproxy's defaults, quoting and comments, server identities and their
- * order, and a table of broken configs, each of which must name the right
- * FILE:LINE, the key and the value.
+ * twemproxy's defaults, quoting and comments, indented and long lines,
+ * server identities and their order, includes (files, directories, relative
+ * paths, cycles, errors in included files), and a table of broken configs,
+ * each of which must name the right FILE:LINE, the key and the value.
+ * The YAML format has its own suite, test_conf_yaml.c.
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf.h"
+#include "conf_file.h"
 #include "conf_scan.h"
 #include "util.h"
 
@@ -320,24 +324,85 @@ START_TEST(test_pool_order)
 }
 END_TEST
 
+/* A config whose last line is key = VALUE with VALUE n bytes of ch. */
+static char *
+long_line_config(const char *head, const char *key, size_t n, char ch)
+{
+    size_t hl = strlen(head), kl = strlen(key);
+    char *text = malloc(hl + kl + n + 2);
+
+    ck_assert_ptr_nonnull(text);
+    memcpy(text, head, hl);
+    memcpy(text + hl, key, kl);
+    memset(text + hl + kl, ch, n);
+    strcpy(text + hl + kl + n, "\n");
+    return text;
+}
+
 START_TEST(test_line_limits)
 {
-    char text[1024];
     struct conf *c;
-    int n;
+    char *text;
 
-    /* A 198-byte line is fine, and it is read whole (inih would split 200). */
-    n = snprintf(text, sizeof(text), "[pool a]\nlisten = 127.0.0.1:22121\n"
-                 "server = 10.0.0.1:11211:1\nredis = true\nredis_auth = ");
-    int start = n;
-    memset(text + n, 'p', 198 - 13);
-    n += 198 - 13;
-    text[n++] = '\n';
-    text[n] = '\0';
-    ck_assert_int_eq(n - start + 13 - 1, 198);
+    /* A line of exactly CONF_MAX_LINE bytes is read whole (inih alone would
+     * cut it at 199 and read the tail as a key of its own). */
+    text = long_line_config("[pool a]\nlisten = 127.0.0.1:22121\nserver = 10.0.0.1:11211:1\n"
+                            "redis = true\n", "redis_auth = ", CONF_MAX_LINE - 13, 'p');
     c = load_ok(text);
-    ck_assert_uint_eq(strlen(c->pools[0].redis_auth), 198 - 13);
+    ck_assert_uint_eq(strlen(c->pools[0].redis_auth), CONF_MAX_LINE - 13);
     conf_free(c);
+    free(text);
+
+    /* A 60 KiB server line: the name is the identity, however long. */
+    text = long_line_config(POOL_A, "server = 10.0.0.2:11211:1 ", 60 * 1024, 'n');
+    c = load_ok(text);
+    ck_assert_uint_eq(c->pools[0].nservers, 2);
+    ck_assert_uint_eq(strlen(c->pools[0].servers[1].ident), 60 * 1024);
+    ck_assert_int_eq(c->pools[0].servers[1].line, 4);
+    conf_free(c);
+    free(text);
+}
+END_TEST
+
+START_TEST(test_indented_lines)
+{
+    /* Indentation means nothing: keys, headers and comments may be indented. */
+    struct conf *c = load_ok(
+        "  [cachemux]\n"
+        "\tworkers = 2\n"
+        "[pool a]\n"
+        "    listen = 127.0.0.1:22121   ; the pool's port\n"
+        "    # servers\n"
+        "\t  ; more\n"
+        "    server = 10.0.0.1:11211:1 one\n"
+        "\t\tserver = 10.0.0.2:11211:1 two\n"
+        "  hash = md5\n");
+    const struct conf_pool *p = &c->pools[0];
+
+    ck_assert_int_eq(c->workers, 2);
+    ck_assert_str_eq(p->listen_str, "127.0.0.1:22121");
+    ck_assert_uint_eq(p->nservers, 2);
+    ck_assert_int_eq(p->servers[1].line, 8);
+    ck_assert_int_eq(p->key_rule.hash, HASH_MD5);
+    conf_free(c);
+}
+END_TEST
+
+START_TEST(test_duplicate_key_values)
+{
+    /* The message names the key and both values, and hides a password. */
+    struct conf_errors errs = { 0 };
+    const char *w1[] = { "duplicate key 'hash' in [pool a]: 'crc16' here, 'md5' first at line 4" };
+    const char *w2[] = { "duplicate key 'redis_auth'", "first at line 7; values not shown" };
+
+    load_bad(POOL_A "hash = md5\nhash = crc16\nredis = true\nredis_auth = one1\n"
+             "redis_auth = two2\n", &errs);
+    ck_assert_uint_eq(errs.n, 2);
+    assert_msg(errs.msgs[0], 5, w1, 1);
+    assert_msg(errs.msgs[1], 8, w2, 2);
+    ck_assert_ptr_null(strstr(errs.msgs[1], "one1"));
+    ck_assert_ptr_null(strstr(errs.msgs[1], "two2"));
+    conf_errors_free(&errs);
 }
 END_TEST
 
@@ -459,6 +524,228 @@ START_TEST(test_errors_add)
 }
 END_TEST
 
+/* ---- include ---- */
+
+static char tmp_root[64];
+
+static void
+tmp_setup(void)
+{
+    strcpy(tmp_root, "/tmp/test_conf_inc.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmp_root));
+}
+
+static void
+tmp_teardown(void)
+{
+    char cmd[128];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_root);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Write text to tmp_root/rel (its directories made first); returns the path. */
+static const char *
+put(const char *rel, const char *text)
+{
+    static char path[8][256];
+    static int slot;
+    char *p = path[slot++ % 8];
+    FILE *f;
+
+    snprintf(p, 256, "%s/%s", tmp_root, rel);
+    for (char *q = p + strlen(tmp_root) + 1; (q = strchr(q, '/')) != NULL; q++) {
+        *q = '\0';
+        mkdir(p, 0700);
+        *q = '/';
+    }
+    f = fopen(p, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    return p;
+}
+
+static struct conf *
+load_file_ok(const char *path)
+{
+    struct conf_errors errs = { 0 };
+    struct conf *c = NULL;
+    int rc = conf_load(path, &c, &errs);
+
+    if (rc != 0) {
+        dump_errors(&errs);
+    }
+    ck_assert_int_eq(rc, 0);
+    conf_errors_free(&errs);
+    return c;
+}
+
+/* Load path, which must fail with exactly the messages want (NULL-ended),
+ * each "REL:LINE: text" with REL relative to tmp_root. */
+static void
+load_file_bad(const char *path, const char *const *want)
+{
+    struct conf_errors errs = { 0 };
+    struct conf *c = NULL;
+    size_t n = 0;
+
+    ck_assert_int_eq(conf_load(path, &c, &errs), -1);
+    for (; want[n] != NULL; n++) {
+        char full[512];
+        snprintf(full, sizeof(full), "%s/%s", tmp_root, want[n]);
+        if (n >= errs.n || strncmp(errs.msgs[n], full, strlen(full)) != 0) {
+            dump_errors(&errs);
+            ck_abort_msg("message %zu: want '%s...'", n, full);
+        }
+    }
+    if (errs.n != n) {
+        dump_errors(&errs);
+    }
+    ck_assert_uint_eq(errs.n, n);
+    conf_errors_free(&errs);
+}
+
+START_TEST(test_include_file)
+{
+    const char *main_path;
+    struct conf *c;
+    char want[256];
+
+    tmp_setup();
+    put("pools/a.ini", "; pool a\n[pool a]\nlisten = 127.0.0.1:1\nserver = h:1:1\n");
+    put("pools/b.ini", "[pool b]\nlisten = 127.0.0.1:2\nserver = h:1:1\n");
+    /* The include sits in [cachemux]; after it the file is still there. */
+    main_path = put("main.ini", "[cachemux]\nworkers = 2\ninclude = pools/a.ini\n"
+                    "log_level = 6\n  include = \"pools/b.ini\"\n");
+    c = load_file_ok(main_path);
+    ck_assert_int_eq(c->workers, 2);
+    ck_assert_int_eq(c->log_level, 6);
+    ck_assert_uint_eq(c->npools, 2);
+    snprintf(want, sizeof(want), "%s/pools/a.ini", tmp_root);
+    ck_assert_str_eq(conf_pool_find(c, "a")->file, want);
+    ck_assert_int_eq(conf_pool_find(c, "a")->line, 2);
+    ck_assert_int_eq(conf_pool_find(c, "a")->servers[0].line, 4);
+    ck_assert_str_eq(c->path, main_path);
+    conf_free(c);
+
+    /* From text in memory, relative includes start from path's directory. */
+    struct conf_errors errs = { 0 };
+    ck_assert_int_eq(conf_load_string(main_path, "include = pools/b.ini\n", &c, &errs), 0);
+    ck_assert_str_eq(c->pools[0].name, "b");
+    conf_free(c);
+
+    /* An absolute path, and an INI file may include a nutcracker YAML file. */
+    put("nut.yml", "y:\n  listen: 127.0.0.1:3\n  servers:\n   - h:1:1\n");
+    snprintf(want, sizeof(want), "include = %s/nut.yml\n", tmp_root);
+    main_path = put("abs.ini", want);
+    c = load_file_ok(main_path);
+    ck_assert_str_eq(c->pools[0].name, "y");
+    conf_free(c);
+    tmp_teardown();
+}
+END_TEST
+
+START_TEST(test_include_dir)
+{
+    const char *main_path;
+    struct conf *c;
+
+    tmp_setup();
+    put("conf.d/20-b.ini", "[pool b]\nlisten = 127.0.0.1:2\nserver = h:1:1\n");
+    put("conf.d/10-a.ini", "[pool a]\nlisten = 127.0.0.1:1\nserver = h:1:1\n");
+    put("conf.d/.10-a.ini.swp", "garbage\n");
+    put("conf.d/README", "garbage\n");
+    put("conf.d/sub.ini/x.ini", "garbage\n");   /* a directory named *.ini: skipped */
+    main_path = put("main.ini", "[cachemux]\nworkers = 1\ninclude = conf.d/\n");
+    c = load_file_ok(main_path);
+    ck_assert_uint_eq(c->npools, 2);
+    conf_free(c);
+
+    /* Name order decides which of two copies comes first. */
+    put("conf.d/30-a.ini", "[pool a]\nlisten = 127.0.0.1:3\nserver = h:1:1\n");
+    main_path = put("main.ini", "include = conf.d\n");
+    static const char *const want[] = {
+        "conf.d/30-a.ini:1: duplicate section [pool a] (first at ", NULL,
+    };
+    load_file_bad(main_path, want);
+
+    /* An empty directory is no error, but no pool is. */
+    put("empty/x.txt", "");
+    main_path = put("main.ini", "include = empty\n");
+    static const char *const want2[] = { "main.ini: no pools defined", NULL };
+    load_file_bad(main_path, want2);
+    tmp_teardown();
+}
+END_TEST
+
+START_TEST(test_include_errors)
+{
+    const char *main_path;
+
+    tmp_setup();
+    /* An included file starts outside any section; its errors name it. */
+    put("p/a.ini", "listen = 127.0.0.1:1\n[pool a]\nlisten = 127.0.0.1:1\nbogus = 1\n"
+        "server = h:1:1\n");
+    put("p/b.ini", "[pool b]\nlisten = 127.0.0.1:1\nserver = h:1:1\n");
+    main_path = put("main.ini", "[pool m]\nlisten = 127.0.0.1:9\nhash = nope\n"
+                    "include = p/a.ini\nserver = h:1:1\ninclude = p/b.ini\ninclude = p/zz.ini\n");
+    static const char *const want[] = {
+        "main.ini:3: invalid value 'nope' for 'hash'",
+        "main.ini:7: include '", /* ...p/zz.ini': cannot open */
+        "p/a.ini:1: key 'listen' is outside any section (expected under [cachemux] or "
+        "[pool NAME]; an included file opens its own)",
+        "p/a.ini:4: unknown key 'bogus' in [pool a]",
+        "p/b.ini:2: listen '127.0.0.1:1' in [pool b] is already used by [pool a] (",
+        NULL,
+    };
+    load_file_bad(main_path, want);
+    tmp_teardown();
+}
+END_TEST
+
+START_TEST(test_include_cycle)
+{
+    struct conf_errors errs = { 0 };
+    struct conf *c = NULL;
+    const char *main_path;
+    char want[512];
+
+    tmp_setup();
+    put("a.ini", "[pool a]\nlisten = 127.0.0.1:1\nserver = h:1:1\ninclude = d/b.ini\n");
+    put("d/b.ini", "\ninclude = ../a.ini\n");
+    main_path = put("a.ini", "[pool a]\nlisten = 127.0.0.1:1\nserver = h:1:1\n"
+                    "include = d/b.ini\n");
+    ck_assert_int_eq(conf_load(main_path, &c, &errs), -1);
+    ck_assert_uint_eq(errs.n, 1);
+    snprintf(want, sizeof(want), "%s/d/b.ini:2: include cycle: %s/a.ini -> %s/d/b.ini -> "
+             "%s/d/../a.ini", tmp_root, tmp_root, tmp_root, tmp_root);
+    ck_assert_str_eq(errs.msgs[0], want);
+    conf_errors_free(&errs);
+
+    /* A file including itself. */
+    main_path = put("self.ini", "include = self.ini\n" POOL_A);
+    ck_assert_int_eq(conf_load(main_path, &c, &errs), -1);
+    ck_assert_uint_eq(errs.n, 1);
+    ck_assert_ptr_nonnull(strstr(errs.msgs[0], ":1: include cycle: "));
+    conf_errors_free(&errs);
+
+    /* A chain deeper than CONF_FILE_MAX_DEPTH. */
+    for (int i = 0; i <= CONF_FILE_MAX_DEPTH + 1; i++) {
+        char name[32], text[64];
+        snprintf(name, sizeof(name), "deep/%02d.ini", i);
+        snprintf(text, sizeof(text), "include = %02d.ini\n", i + 1);
+        put(name, i == CONF_FILE_MAX_DEPTH + 1 ? POOL_A : text);
+    }
+    snprintf(want, sizeof(want), "%s/deep/00.ini", tmp_root);
+    ck_assert_int_eq(conf_load(want, &c, &errs), -1);
+    ck_assert_uint_eq(errs.n, 2);   /* and no pools, then */
+    ck_assert_ptr_nonnull(strstr(errs.msgs[0], "nested more than 16 deep"));
+    conf_errors_free(&errs);
+    tmp_teardown();
+}
+END_TEST
+
 /* ---- the scan alone ---- */
 
 START_TEST(test_scan)
@@ -469,7 +756,7 @@ START_TEST(test_scan)
         "workers = 2 ; two\n"       /* 3 */
         "[pool a]\n"                /* 4 */
         "server = x:1:1\n"          /* 5 */
-        "  bad = indented\n"        /* 6 */
+        "  ok = \"indented\" ; c\n"  /* 6 */
         "server = y:1:1\n"          /* 7 */
         "[pool a]\n"                /* 8 */
         "server = z:1:1\n"          /* 9 */
@@ -484,20 +771,23 @@ START_TEST(test_scan)
     ck_assert_str_eq(s.sections[1].name, "pool a");
     ck_assert_int_eq(s.sections[2].line, 8);
     ck_assert(s.sections[3].bad);
-    ck_assert_uint_eq(s.nentries, 5);
+    ck_assert_uint_eq(s.nentries, 6);
     ck_assert_int_eq(conf_scan_line(&s, 0, "workers", 0), 3);
+    ck_assert_str_eq(s.entries[0].value, "2");
+    ck_assert_str_eq(s.entries[2].key, "ok");
+    ck_assert_str_eq(s.entries[2].value, "indented");
     ck_assert_int_eq(conf_scan_line(&s, 1, "server", 0), 5);
     ck_assert_int_eq(conf_scan_line(&s, 1, "server", 1), 7);
     ck_assert_int_eq(conf_scan_line(&s, 2, "server", 0), 9);
     ck_assert_int_eq(conf_scan_line(&s, 2, "server", 1), 0);
     ck_assert_int_eq(conf_scan_line(&s, 3, "k", 0), 12);
-    ck_assert_int_eq(conf_scan_line(&s, 1, "bad", 0), 0);
-    ck_assert_uint_eq(s.nissues, 3);
-    ck_assert_int_eq(s.issues[0].line, 6);
-    ck_assert_int_eq(s.issues[1].line, 10);
-    ck_assert_int_eq(s.issues[2].line, 11);
-    ck_assert_str_eq(s.clean, "\n[0]\nworkers = 2\n[1]\nserver = x:1:1\n\nserver = y:1:1\n"
-                              "[2]\nserver = z:1:1\n\n[3]\nk=v\n");
+    ck_assert_int_eq(conf_scan_line(&s, 1, "ok", 0), 6);
+    ck_assert_uint_eq(s.nissues, 2);
+    ck_assert_int_eq(s.issues[0].line, 10);
+    ck_assert_int_eq(s.issues[1].line, 11);
+    /* inih gets no values, so no line of its comes near its 199 bytes */
+    ck_assert_str_eq(s.clean, "\n[0]\nworkers =\n[1]\nserver =\nok =\nserver =\n"
+                              "[2]\nserver =\n\n[3]\nk =\n");
     ck_assert_int_eq(conf_scan_section_index(&s, ""), -1);
     ck_assert_int_eq(conf_scan_section_index(&s, "2"), 2);
     ck_assert_int_eq(conf_scan_section_index(&s, "4"), -2);
@@ -521,7 +811,8 @@ static const struct bad_case bad_cases[] = {
     { "[cachemux]\n[poolx]\nfoo = 1\n" POOL_A, 2, { "unknown section [poolx]" } },
     { "[Cachemux]\n" POOL_A, 1, { "unknown section [Cachemux]" } },
     { "listen = 127.0.0.1:1\n" POOL_A, 1, { "key 'listen'", "outside any section" } },
-    { POOL_A "hash = md5\nhash = crc16\n", 5, { "duplicate key 'hash'", "first at line 4" } },
+    { POOL_A "hash = md5\nhash = crc16\n", 5,
+      { "duplicate key 'hash'", "'crc16' here, 'md5' first at line 4" } },
     { POOL_A "[pool a]\nlisten = 127.0.0.1:22122\nserver = 10.0.0.2:11211:1\n", 4,
       { "duplicate section [pool a]", "first at line 1" } },
     { "[cachemux]\n[cachemux]\n" POOL_A, 2, { "duplicate section [cachemux]" } },
@@ -540,8 +831,13 @@ static const struct bad_case bad_cases[] = {
     { "[pool a]\nlisten = /tmp/x.sock\nserver = h:1:1\n"
       "[pool b]\nlisten = /tmp/x.sock 0600\nserver = h:1:1\n", 5,
       { "listen '/tmp/x.sock 0600'", "[pool a]" } },
-    { POOL_A "  hash = md5\n", 4, { "white space", "hash = md5" } },
-    { POOL_A "\tserver = 10.0.0.2:11211:1\n", 4, { "white space", "server = 10.0.0.2" } },
+    { POOL_A "  hash = md6\n", 4, { "invalid value 'md6' for 'hash'" } },
+    { POOL_A "\tserver = 10.0.0.2:11211:0\n", 4, { "'10.0.0.2:11211:0'", "zero weight" } },
+    { POOL_A "an_unknown_key_that_is_longer_than_any_key_could_ever_be_0123456789 = 1\n", 4,
+      { "unknown key 'an_unknown_key", "no key is longer than 64" } },
+    { POOL_A "include =\n", 4, { "include needs a path" } },
+    { POOL_A "include = /nonexistent/cachemux.d\n", 4,
+      { "include '/nonexistent/cachemux.d': cannot open: No such file or directory" } },
     { POOL_A "timeout = abc\n", 4, { "invalid value 'abc' for 'timeout'", "0..2147483647" } },
     { POOL_A "timeout = 2147483648\n", 4, { "'2147483648'", "'timeout'" } },
     { POOL_A "backlog = -1\n", 4, { "invalid value '-1' for 'backlog'" } },
@@ -598,6 +894,8 @@ static const struct bad_case bad_cases[] = {
     { "[pool b] junk\nlisten = 127.0.0.1:1\n" POOL_A, 1, { "'[pool b] junk'" } },
     { "[pool]\nlisten = 127.0.0.1:1\n" POOL_A, 1, { "invalid pool name in [pool]" } },
     { "[pool a b]\n" POOL_A, 1, { "invalid pool name in [pool a b]" } },
+    { "[pool a[b]\nlisten = 127.0.0.1:1\n" POOL_A, 1, { "invalid pool name in [pool a[b]",
+                                                         "brackets" } },
     { "", 0, { "no pools defined" } },
     { "; only a comment\n[cachemux]\nworkers = 2\n", 0, { "no pools defined" } },
 };
@@ -619,37 +917,38 @@ END_TEST
 
 START_TEST(test_long_line)
 {
-    char text[512];
     struct conf_errors errs = { 0 };
-    const char *want[] = { "line is 199 bytes long", "198" };
-    int n = snprintf(text, sizeof(text), "%s;", POOL_A);
+    const char *want[] = { "line is 65537 bytes long (the limit is 65536)" };
+    char *text = long_line_config(POOL_A, ";", CONF_MAX_LINE, 'x');     /* one byte too many */
 
-    memset(text + n, 'x', 198);     /* a comment line of 199 bytes */
-    strcpy(text + n + 198, "\nhash = md5\n");
     load_bad(text, &errs);
     ck_assert_uint_eq(errs.n, 1);
-    assert_msg(errs.msgs[0], 4, want, 2);
+    assert_msg(errs.msgs[0], 4, want, 1);
     conf_errors_free(&errs);
+    free(text);
 }
 END_TEST
 
 START_TEST(test_long_header_line)
 {
     /* A header too long to read must still end the previous section. */
-    char text[512];
     struct conf_errors errs = { 0 };
     const char *want[] = { "bytes long" };
-    int n = snprintf(text, sizeof(text), "%s[pool ", POOL_A);
+    char *text = long_line_config(POOL_A, "[pool ", CONF_MAX_LINE, 'x');
+    char *more = malloc(strlen(text) + 64);
 
-    memset(text + n, 'x', 250);
-    strcpy(text + n + 250, "]\nhash = md5\nlisten = 127.0.0.1:1\n");
-    load_bad(text, &errs);
+    ck_assert_ptr_nonnull(more);
+    strcpy(more, text);
+    strcpy(more + strlen(more) - 1, "]\nhash = md5\nlisten = 127.0.0.1:1\n");
+    load_bad(more, &errs);
     if (errs.n != 1) {
         dump_errors(&errs);
     }
     ck_assert_uint_eq(errs.n, 1);
     assert_msg(errs.msgs[0], 4, want, 1);
     conf_errors_free(&errs);
+    free(more);
+    free(text);
 }
 END_TEST
 
@@ -658,13 +957,13 @@ START_TEST(test_three_errors)
     struct conf_errors errs = { 0 };
     const char *w1[] = { "invalid value 'fnv9' for 'hash'" };
     const char *w2[] = { "invalid value '10.0.0.1:6379:0' for 'server'", "zero weight" };
-    const char *w3[] = { "white space", "timeout = 5" };
+    const char *w3[] = { "invalid value 'soon' for 'timeout'" };
 
     load_bad("[pool a]\n"
              "listen = 127.0.0.1:22121\n"
              "hash = fnv9\n"
              "server = 10.0.0.1:6379:0\n"
-             "  timeout = 5\n"
+             "  timeout = soon\n"
              "server = 10.0.0.2:6379:1\n", &errs);
     if (errs.n != 3) {
         dump_errors(&errs);
@@ -672,7 +971,7 @@ START_TEST(test_three_errors)
     ck_assert_uint_eq(errs.n, 3);
     assert_msg(errs.msgs[0], 3, w1, 1);
     assert_msg(errs.msgs[1], 4, w2, 2);
-    assert_msg(errs.msgs[2], 5, w3, 2);
+    assert_msg(errs.msgs[2], 5, w3, 1);
     conf_errors_free(&errs);
 }
 END_TEST
@@ -798,6 +1097,7 @@ conf_suite(void)
     tcase_add_test(tc, test_identities_and_order);
     tcase_add_test(tc, test_pool_order);
     tcase_add_test(tc, test_line_limits);
+    tcase_add_test(tc, test_indented_lines);
     tcase_add_test(tc, test_long_pool_name);
     tcase_add_test(tc, test_crlf_and_bom);
     tcase_add_test(tc, test_load_file);
@@ -806,10 +1106,18 @@ conf_suite(void)
     tcase_add_test(tc, test_scan);
     suite_add_tcase(s, tc);
 
+    tc = tcase_create("include");
+    tcase_add_test(tc, test_include_file);
+    tcase_add_test(tc, test_include_dir);
+    tcase_add_test(tc, test_include_errors);
+    tcase_add_test(tc, test_include_cycle);
+    suite_add_tcase(s, tc);
+
     tc = tcase_create("errors");
     tcase_add_loop_test(tc, test_bad_config, 0, (int)ARRAY_SIZE(bad_cases));
     tcase_add_test(tc, test_long_line);
     tcase_add_test(tc, test_long_header_line);
+    tcase_add_test(tc, test_duplicate_key_values);
     tcase_add_test(tc, test_three_errors);
     tcase_add_test(tc, test_errors_sorted_across_pools);
     tcase_add_test(tc, test_secret_not_shown);
