@@ -170,6 +170,9 @@ class CloseReasonTest(h.IntegrationTest):
         wait_for(lambda: closed(self.mport, "client", "p").get("stop", 0) == before["stop"] + 3,
                  3, "3 idle clients closed for the stop")
         self.assertEqual(busy.read_resp(1)[0], b"$-1\r\n")
+        # it exits by itself once the busy client is answered; a second
+        # SIGTERM meanwhile would be a forced stop
+        cmx.proc.wait(timeout=h.scaled(10))
         cmx.stop()
 
     def test_server_reasons(self):
