@@ -1,5 +1,5 @@
 /*
- * cli: the command line (twemproxy's flags plus ours, SPEC 1) and the
+ * cli: the command line (twemproxy's flags plus ours, README "Running", cachemux(8)) and the
  * one-shot modes that never start workers: --help, --version,
  * --describe-stats, --test-conf and --locate.
  */

@@ -7,7 +7,7 @@
  * scan finds all of that itself, records where every section header and
  * every key line is, and produces a cleaned text that inih cannot misread.
  *
- * Grammar (SPEC 2), one line at a time (LF or CRLF endings):
+ * Grammar (README "Configuration", cachemux.ini(5)), one line at a time (LF or CRLF endings):
  *   - blank, white space only, or a comment: first non-blank byte ';' or '#'
  *   - "[NAME]", optionally followed by white space and a comment
  *   - "key = value"; a ';' after white space starts a comment anywhere

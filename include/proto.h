@@ -3,9 +3,9 @@
  * server's reply stream is cut into replies, how the replies of a split
  * request are merged, and the proxy's own error reply. The runtime half
  * (parsing and routing client requests, connection handshakes) is the
- * protocol's route_proto (route.h). A pool's protocol is chosen once, by
- * the configuration; every conn then holds a pointer to the ops it speaks,
- * so nothing else asks which protocol a pool speaks.
+ * protocol's proto_ops (conn.h), in its route_*.c. A pool's protocol is
+ * chosen once, by the configuration; every conn then holds a pointer to
+ * the ops it speaks, so nothing else asks which protocol a pool speaks.
  *
  * Pure: bytes and msgs in, decisions out; no sockets, no globals but these
  * const tables.

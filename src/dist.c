@@ -28,7 +28,7 @@
  * live[] maps dense positions back to indexes of the caller's server array,
  * which is what every lookup returns.
  *
- * Two behaviours of nutcracker 0.5.0 that SPEC does not spell out were
+ * Two behaviours of nutcracker 0.5.0 that the README does not spell out were
  * checked against the reference binary and are kept: an empty key is not
  * hashed but placed as hash 0, and a ketama "identity-i" string is cut to
  * 272 bytes before MD5.

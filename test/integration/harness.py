@@ -19,7 +19,10 @@ scripts:
   result and ends with "N passed, N failed".
 
 Environment (set by Makefile.am's AM_TESTS_ENVIRONMENT): top_srcdir,
-top_builddir, CACHEMUX. Optional: CACHEMUX_REQUIRE_ALL=1 (CI), CACHEMUX_KEEP_TMP=1
+top_builddir, CACHEMUX. Run by hand (test/README), a test finds them itself:
+the source tree above this file, and the build in build/$CACHEMUX_BUILD
+(default gcc, the directory test/run-tests.sh builds first), or an in-tree
+build when there is none. Optional: CACHEMUX_REQUIRE_ALL=1 (CI), CACHEMUX_KEEP_TMP=1
 (keep the temp dir for debugging), CACHEMUX_TIME_SCALE (multiply timeouts, e.g.
 for slow sanitizer builds), CACHEMUX_IT_PROXY=nutcracker (run the tests that
 use the generic `proxy` helper against nutcracker instead of cachemux, to check
@@ -44,7 +47,19 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP_SRCDIR = os.path.abspath(os.environ.get("top_srcdir") or os.path.join(HERE, "..", ".."))
-TOP_BUILDDIR = os.path.abspath(os.environ.get("top_builddir") or TOP_SRCDIR)
+
+
+def _default_builddir():
+    """build/$CACHEMUX_BUILD (default gcc) when it holds a cachemux, or
+    when the source tree holds none either; else the source tree."""
+    build = os.path.join(TOP_SRCDIR, "build", os.environ.get("CACHEMUX_BUILD") or "gcc")
+    if (os.path.exists(os.path.join(build, "cachemux")) or
+            not os.path.exists(os.path.join(TOP_SRCDIR, "cachemux"))):
+        return build
+    return TOP_SRCDIR
+
+
+TOP_BUILDDIR = os.path.abspath(os.environ.get("top_builddir") or _default_builddir())
 CACHEMUX = os.environ.get("CACHEMUX") or os.path.join(TOP_BUILDDIR, "cachemux")
 PLACEMENT_DIR = os.path.join(TOP_SRCDIR, "test", "data", "placement")
 REQUIRE_ALL = os.environ.get("CACHEMUX_REQUIRE_ALL", "") not in ("", "0")
@@ -1555,7 +1570,7 @@ def read_table(path):
 
 
 def table_pool_ini(header, name="p", port=None):
-    """The INI pool section for a placement table (placement/README.md)."""
+    """The INI pool section for a placement table (test/data/placement/README.md)."""
     lines = ["[pool %s]" % name, "listen = %s:%d" % (HOST, port or free_port()), "redis = true"]
     for k, v in header:
         lines.append("%s = %s" % (k, v))

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Command-line tests (SPEC 1, 2, 3): -h -V -t -D -L -p -d -w and config
+"""Command-line tests (README "Running", "Configuration"; cachemux(8)): -h -V -t -D -L -p -d -w and config
 errors at start. No backend is needed: nothing here sends requests.
 
 Run by automake (exit 0/1/77), or directly:
@@ -245,7 +245,7 @@ class Lifecycle(CliTest):
                        workers=1, verbose=6, extra_args=["-w", "3"]).start()
         self.addCleanup(c.stop)
         port = c.port()
-        # one SO_REUSEPORT listener per worker (SPEC 6.1: curr_connections counts them)
+        # one SO_REUSEPORT listener per worker (README "Operations": curr_connections counts them, as twemproxy)
         self.assertEqual(len(h._listen_inodes(port)), 3, "listening sockets on the pool port")
         clients = [h.Client(port) for _ in range(60)]
         ports = {x.local_port for x in clients}

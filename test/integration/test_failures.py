@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Failure and limit tests (SPEC 5, with the error replies of 4.1/4.2), against
-real memcached and redis-server backends, following TESTING.md's proofs:
+"""Failure and limit tests (README "Failures and limits", doc/protocols.md 4), against
+real memcached and redis-server backends, to doc/testing.md's standards:
 
 - a backend killed under load from 50 clients: only its requests fail, with
   the exact error text, no client conn closes, and it serves again after a
@@ -22,7 +22,7 @@ real memcached and redis-server backends, following TESTING.md's proofs:
   fixed seed): every reply valid, every conn answered or closed, cachemux up;
 - max_request_size: the error arrives before the body is sent, then close.
 
-Time windows are asserted only on unsanitized builds (TESTING.md "Timing"):
+Time windows are asserted only on unsanitized builds (doc/testing.md "Timing"):
 a build counts as sanitized when CACHEMUX's path contains "asan"/"ubsan"/
 "tsan"/"msan" or CACHEMUX_SANITIZED=1.
 
@@ -265,7 +265,7 @@ class FailTest(h.IntegrationTest):
 # 1. a backend killed under load
 
 class KilledUnderLoad(FailTest):
-    """SPEC 5.1: only the requests the dead server's conn carried fail, with
+    """doc/protocols.md 4: only the requests the dead server's conn carried fail, with
     the system error text; client conns stay open; a restarted backend serves
     again without restarting cachemux (auto_eject_hosts false)."""
 
@@ -419,7 +419,7 @@ def redis_info_int(backend, field):
 class Timeouts(FailTest):
 
     def test_only_the_late_request_times_out(self):
-        """TESTING.md: on one backend conn, an EVAL busy for 400 ms with
+        """doc/testing.md "Timeouts": on one backend conn, an EVAL busy for 400 ms with
         timeout = 300 gets `Connection timed out`; a GET sent 250 ms later on
         the same client is answered; another client's GET during the EVAL is
         answered after the EVAL ends; the backend conn is never dropped."""
@@ -585,7 +585,7 @@ class Ejection(FailTest):
     STAGGER = 0          # s between the starts of the connections' load
 
     def test_ejection_and_return(self):
-        """TESTING.md "Ejection": 4 x workers connections; at most
+        """doc/testing.md "Ejection": 4 x workers connections; at most
         workers x server_failure_limit failed requests, then every connection
         routes by the ring without the dead server; after the retry time, by
         the full ring again."""
@@ -742,7 +742,7 @@ class Backpressure(FailTest):
     CMD_GET_BOUND = 2000
 
     def test_pipelining_without_reading_is_throttled(self):
-        """TESTING.md "Backpressure". Bounds: cachemux's RSS grows by less than
+        """doc/testing.md "Backpressure". Bounds: cachemux's RSS grows by less than
         48 MiB over its baseline while the client does not read (each client
         has at most 256 requests in flight and 8 MiB of unsent replies before
         it stops being read: 256 x 100 KiB + 8 MiB = 33 MiB; without
@@ -868,7 +868,7 @@ class ClientLimit(FailTest):
     L = 6
 
     def test_client_connections_limit(self):
-        """SPEC 5.4 / TESTING.md: L clients spread over both workers; the
+        """README "Failures and limits" / doc/testing.md: L clients spread over both workers; the
         (L+1)th gets the refusal and is closed; close one, a new one is
         accepted; three times; for a memcached and a redis pool."""
         m = self.memcached(name="s1")
@@ -940,7 +940,7 @@ class ClientLimit(FailTest):
 
 MC_CLOSERS = (b"CLIENT_ERROR bad command line format\r\n", b"CLIENT_ERROR bad data chunk\r\n")
 PROTO_ERR = b"-ERR Protocol error: "
-# replies after which the proxy closes the conn (SPEC 4.1, 4.2, 5.4)
+# replies after which the proxy closes the conn (doc/protocols.md 4)
 CLOSING = (MC_CLOSERS[0], MC_CLOSERS[1], b"SERVER_ERROR object too large for cache\r\n",
            PROTO_ERR + b"invalid multibulk length\r\n", PROTO_ERR + b"invalid bulk length\r\n",
            PROTO_ERR + b"request too large\r\n")

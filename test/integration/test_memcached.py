@@ -1,12 +1,12 @@
 #!/usr/bin/python3
-"""memcached integration tests (SPEC 3, 4.1, 4.4, 5.1, Appendix B).
+"""memcached integration tests (doc/protocols.md 1, 2, 4 and 5; README placement).
 
 cachemux runs in front of real memcached backends; replies are compared as
 raw bytes, and effects are checked on the backends directly. The side-by-side
 test sends test/integration/corpus_mc.txt to cachemux and to nutcracker, each
 in front of its own fresh pair of memcached, and requires byte-identical
 replies. Behaviours where cachemux deliberately differs from nutcracker
-(SPEC Appendix B) have their own tests below asserting cachemux's behaviour.
+(doc/protocols.md 5) have their own tests below asserting cachemux's behaviour.
 
 Run by automake (exit 0/1/77), or directly:
     /usr/bin/python3 test/integration/test_memcached.py [NAME-SUBSTRING...]
@@ -95,7 +95,7 @@ class McTest(h.IntegrationTest):
 
 
 class Commands(McTest):
-    """Every command of SPEC 4.1."""
+    """Every command of doc/protocols.md 2."""
 
     def test_set_get(self):
         c = self.client()
@@ -222,7 +222,7 @@ class Commands(McTest):
         self.assertEqual(c.request(b"version\r\nversion\r\n", 2), want * 2)
 
     def test_version_with_arguments(self):
-        """SPEC 4.1: `version` with extra arguments is forwarded like `version`."""
+        """doc/protocols.md 2: `version` with extra arguments is forwarded like `version`."""
         c = self.client()
         with self.backends[0].client() as d:
             want = d.request(b"version\r\n")
@@ -275,7 +275,7 @@ class Commands(McTest):
         self.assertEqual(self.ttl("nr:tou"), 1000)
 
     def test_noreply_stripped_toward_backend(self):
-        """SPEC 4.1 / Appendix B: noreply is stripped toward the backend and the
+        """doc/protocols.md 2 and 5: noreply is stripped toward the backend and the
         backend's reply swallowed, so a backend that answers anyway (here with
         an error) cannot shift replies. nutcracker forwards noreply as is."""
         def handler(req):
@@ -423,7 +423,7 @@ class Commands(McTest):
 
 
 class Errors(McTest):
-    """Error replies of SPEC 4.1 (nutcracker closes on all of them)."""
+    """Error replies of doc/protocols.md 4 (nutcracker closes on all of them)."""
 
     def assertServes(self, c):
         self.assertEqual(c.request(store("alive", "yes")), b"STORED\r\n")
@@ -536,7 +536,7 @@ class Errors(McTest):
 
 
 class Placement(McTest):
-    """SPEC 3 / TESTING: keys of a nutcracker-recorded table, written through a
+    """doc/testing.md "Placement": keys of a nutcracker-recorded table, written through a
     memcached pool with the table's server names, are on the table's server."""
     names = ("s1", "s2", "s3")
     table = "ketama_fnv1a_64.tsv"
@@ -567,7 +567,7 @@ class Placement(McTest):
 
 
 class BackendFailure(McTest):
-    """SPEC 5.1: only requests for a dead server fail; the client conn stays open."""
+    """doc/protocols.md 4: only requests for a dead server fail; the client conn stays open."""
 
     ERRS = (b"SERVER_ERROR Connection refused\r\n", b"SERVER_ERROR Connection reset by peer\r\n")
 
@@ -610,7 +610,7 @@ class BackendFailure(McTest):
         self.assertEqual(c.request(b"get " + B(a) + CRLF), value_reply([(a, 0, "v-" + a)]))
 
     def test_backend_closes_with_request_outstanding(self):
-        """SPEC 5.1 / Appendix B: a backend closing with a request outstanding
+        """doc/protocols.md 4 and 5: a backend closing with a request outstanding
         yields `Connection reset by peer` for that request only."""
         def handler(req):
             if req.startswith(b"get boom"):
@@ -630,7 +630,7 @@ class BackendFailure(McTest):
 
 
 class Workers(McTest):
-    """workers = 4 and 400 clients: the load really spreads (TESTING.md)."""
+    """workers = 4 and 400 clients: the load really spreads (doc/testing.md)."""
     workers = 4
 
     ACCEPT_RE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\] INFO (w\d+) "

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Operations tests (SPEC 6 stats, 7 signals and lifecycle; TESTING.md
-"Histograms", "Graceful stop", "Binary upgrade", "Workers really share the
-load", "Timing").
+"""Operations tests (README "Operations": stats, metrics, signals; doc/testing.md
+"Histograms", "Graceful stop and binary upgrade", "Load spreads over
+workers", "Timing").
 
 - Stats JSON: same key set, key order and value types as a live nutcracker on
   the equivalent YAML; exact counters after a known workload (request and
@@ -1052,7 +1052,7 @@ class GracefulStop(OpsTest):
     def test_requests_queued_before_sigterm_are_answered(self):
         """Requests that reached cachemux's sockets before SIGTERM, on
         connections it has accepted and on connections still in its
-        listeners' accept queues (DESIGN 6: drained "so they are served"),
+        listeners' accept queues (doc/design.md 9: drained "so they are served"),
         are all answered. cachemux is frozen (SIGSTOP) while the clients
         connect and send, then gets SIGTERM and SIGCONT. Which of its threads
         runs first after SIGCONT varies, so the round is repeated (3 fresh

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Redis integration tests (SPEC 3, 4.2, 4.3, 4.4, 5.1, 5.4, Appendix A and B).
+"""Redis integration tests (doc/protocols.md 1, 3, 4 and 5; README placement and limits).
 
 cachemux runs in front of real redis-server backends. Replies are compared as
 raw RESP bytes and effects are checked on the backends directly (raw RESP
@@ -9,7 +9,7 @@ python3-redis and redis-cli are driven against the proxy as real clients.
 The side-by-side test sends test/integration/corpus_redis.txt to cachemux and
 to nutcracker, each in front of its own fresh pair of redis-server, single and
 pipelined (depth 1, 10, 100), and requires byte-identical replies. Each
-behaviour where cachemux deliberately differs from nutcracker (SPEC Appendix B)
+behaviour where cachemux deliberately differs from nutcracker (doc/protocols.md 5)
 has its own test below asserting cachemux's behaviour (class AppendixB, and the
 Errors, Auth and LocalReplies tests whose docstrings name Appendix B).
 
@@ -630,7 +630,7 @@ class Clients(RedisCase):
 
 class Split(RedisCase):
     """MGET, MSET, DEL, UNLINK, TOUCH (and EXISTS, AppendixB) are split per
-    server (SPEC 4.2); three servers named as in ketama_fnv1a_64.tsv."""
+    server (doc/protocols.md 3); three servers named as in ketama_fnv1a_64.tsv."""
     names = ("s1", "s2", "s3")
 
     def table_rows(self):
@@ -691,7 +691,7 @@ class Split(RedisCase):
 
 
 class SplitDeadBackend(RedisCase):
-    """SPEC 5.1 / Appendix B: a split command with a dead part gets the error,
+    """doc/protocols.md 3 and 5: a split command with a dead part gets the error,
     the conn stays open (nutcracker closes it for MGET)."""
     shared_backends = False
 
@@ -703,7 +703,7 @@ class SplitDeadBackend(RedisCase):
         time.sleep(0.1)
         self.assertGreaterEqual(len(live), 8)
         # each command on its own live keys: the live fragment of a failed
-        # request may have run (SPEC 5.1 only says the whole request fails)
+        # request may have run (doc/protocols.md 3 only says the whole request fails)
         for i, name in enumerate(("MGET", "EXISTS", "TOUCH", "DEL", "UNLINK", "MSET")):
             a, b = live[i], dead[i % len(dead)]
             args = [name, a, "x", b, "y"] if name == "MSET" else [name, b, a, dead[0]]
@@ -725,7 +725,7 @@ class SplitDeadBackend(RedisCase):
 # local replies
 
 class LocalReplies(RedisCase):
-    """PING, ECHO, QUIT, SELECT answered by the proxy (SPEC 4.2, Appendix B)."""
+    """PING, ECHO, QUIT, SELECT answered by the proxy (doc/protocols.md 3 and 5)."""
 
     def start_proxy(self):
         return self.cachemux([self.pool()], workers=2)
@@ -846,7 +846,7 @@ SECRET = "s3cr3t-pw"
 
 
 class Auth(RedisCase):
-    """SPEC 4.3 with redis_auth set; the backends require the same password
+    """doc/protocols.md 3 "Authentication and database" with redis_auth set; the backends require the same password
     (the proxy sends AUTH on each backend conn, as twemproxy does)."""
     pool_keys = {"redis_auth": SECRET}
     backend_password = SECRET
@@ -914,7 +914,7 @@ class Auth(RedisCase):
 
 
 class AuthUnset(RedisCase):
-    """AUTH on a pool without redis_auth (SPEC 4.3)."""
+    """AUTH on a pool without redis_auth (doc/protocols.md 3)."""
 
     def start_proxy(self):
         return self.cachemux([self.pool()], workers=1)
@@ -976,7 +976,7 @@ class AuthBackends(RedisCase):
 # errors
 
 class Errors(RedisCase):
-    """Error replies of SPEC 4.2 / 5.4 (nutcracker closes on all of them:
+    """Error replies of doc/protocols.md 4 (nutcracker closes on all of them:
     Appendix B `bad or unsupported request`)."""
 
     def start_proxy(self):
@@ -1063,7 +1063,7 @@ class Errors(RedisCase):
         self.assertEqual(self.where("fr:after"), [])
 
     def test_request_too_large_before_body(self):
-        """SPEC 5.4: a declared size over max_request_size is refused before the
+        """doc/protocols.md 4: a declared size over max_request_size is refused before the
         body is read (the body is never sent here), then close."""
         px = self.cachemux([self.pool(name="small")], workers=1,
                            globals_={"max_request_size": 1048576})
@@ -1193,7 +1193,7 @@ class Errors(RedisCase):
         self.assertOpen(c)
 
     def test_mset_with_a_part_refused_by_the_backend(self):
-        """SPEC 4.2 / 5.1: MSET is +OK only when every part succeeded; a part
+        """doc/protocols.md 3: MSET is +OK only when every part succeeded; a part
         answered -OOM makes the whole MSET answer that error, verbatim."""
         oom = self.redis(name="s2", extra=["--maxmemory", "1", "--maxmemory-policy", "noeviction"])
         px = self.cachemux([self.pool([self.by_name["s1"], oom], name="halfoom")], workers=1)
@@ -1214,10 +1214,10 @@ class Errors(RedisCase):
 
 
 # --------------------------------------------------------------------------
-# cachemux-only behaviours of SPEC Appendix B not covered above
+# cachemux-only behaviours of doc/protocols.md 5 not covered above
 
 class AppendixB(RedisCase):
-    """Each row of SPEC Appendix B that concerns Redis requests and has no test
+    """Each row of doc/protocols.md 5 that concerns Redis requests and has no test
     elsewhere in this file."""
 
     def start_proxy(self):
@@ -1239,7 +1239,7 @@ class AppendixB(RedisCase):
         self.assertEqual(c.resp("EXISTS", *allk), integer(8))
 
     def test_fragments_counted(self):
-        """SPEC 6.1 / Appendix B: `fragments` counts the sub-requests made by
+        """README "Operations" / doc/protocols.md 5: `fragments` counts the sub-requests made by
         splitting (nutcracker: always 0); each fragment counts once in its
         server's `requests`."""
         c = self.client()
@@ -1398,7 +1398,7 @@ class AppendixB(RedisCase):
 # replies of any shape
 
 class Replies(RedisCase):
-    """SPEC 4.2: replies of any RESP2 type nested to any depth, and large
+    """doc/protocols.md 3: replies of any RESP2 type nested to any depth, and large
     ones, arrive byte for byte as the backend sends them."""
 
     def test_nested_and_large_replies(self):
@@ -1447,7 +1447,7 @@ class Replies(RedisCase):
 
 
 class RepliesSmallMbufs(Replies):
-    """The same with mbuf_size = 512 (SPEC 1: -m 512..16777216), so that
+    """The same with mbuf_size = 512 (cachemux(8): -m 512..16777216), so that
     every header, bulk and fragment crosses buffer boundaries; plus a 5 MiB
     value and a 1000-deep pipeline."""
 
@@ -1482,7 +1482,7 @@ def sleep_script(ms):
 
 
 class Ordering(RedisCase):
-    """SPEC 4.4: replies in request order across servers and fragments."""
+    """doc/protocols.md 1: replies in request order across servers and fragments."""
 
     def test_1000_deep_pipeline_across_servers(self):
         c = self.client(timeout=20)
@@ -1606,7 +1606,7 @@ def table_files():
 
 
 class PlacementBase(h.IntegrationTest):
-    """SPEC 3 / TESTING: keys of every nutcracker-recorded table with named
+    """doc/testing.md "Placement": keys of every nutcracker-recorded table with named
     servers, written through a cachemux Redis pool whose servers carry the
     table's names and weights, are on the table's backend (KEYS * on each).
     Tables in FULL use all 2000 keys, the others 300 (the first 80 keyN, every
@@ -1737,7 +1737,7 @@ class PlacementUnnamed(PlacementBase):
 # workers
 
 class Workers(RedisCase):
-    """workers = 4 and 400 Redis clients: the load really spreads (TESTING.md)."""
+    """workers = 4 and 400 Redis clients: the load really spreads (doc/testing.md)."""
     workers = 4
 
     ACCEPT_RE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\] INFO (w\d+) "

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Hot reload on SIGHUP (SPEC 8, and section 7's SIGHUP row).
+"""Hot reload on SIGHUP (README "Reload (SIGHUP)" and "Operations").
 
 cachemux runs in front of real memcached and redis-server backends; the test
 rewrites the INI in place, sends SIGHUP and waits for the `reload:` result
@@ -38,10 +38,10 @@ line (harness Cachemux.reload). Proofs:
   over log_level and log_file.
 - A server whose identity stays but whose address changes: its keys go to
   the new backend (also from a client connected before the reload).
-- Other SPEC 8 rules: a changed `listen` is removed + added; servers that
+- Other rules of README "Reload (SIGHUP)": a changed `listen` is removed + added; servers that
   stay keep their counters and ejection state; hash / distribution changes
   route by the new ring; a redis_db change reaches the backend conns of
-  servers that stay (SPEC 2: SELECT n on every backend conn).
+  servers that stay (doc/protocols.md 3: SELECT n on every backend conn).
 
 After a reload's result line is logged, the workers switch at their next
 loop turn; checks of the new ring wait SETTLE seconds first.
@@ -1123,7 +1123,7 @@ class AddressChangeTest(ReloadTest):
 
 
 # --------------------------------------------------------------------------
-# other SPEC 8 rules
+# other rules of README "Reload (SIGHUP)"
 
 class FileLogCachemux(RCachemux):
     """cachemux logging through `log_file` in the INI instead of -o."""
@@ -1208,7 +1208,7 @@ class MoreReloadRulesTest(ReloadTest):
 
     @h.requires("redis-server")
     def test_redis_db_change_reaches_kept_servers(self):
-        """redis_db is SELECTed on every new backend conn (SPEC 2): after a
+        """redis_db is SELECTed on every new backend conn (doc/protocols.md 3): after a
         reload to redis_db = 1, the pool's data must land in db 1, also on
         servers whose identity and address stayed."""
         r1 = self.redis(name="s1")

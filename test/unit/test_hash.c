@@ -2,7 +2,7 @@
  * test_hash: golden vectors for every twemproxy hash, plus the MD5 test
  * suite of RFC 1321 (ketama's ring depends on it) and the name table.
  *
- * The "apple" vectors come from SPEC section 3. They are pure ASCII, so
+ * The "apple" vectors were recorded from nutcracker 0.5.0. They are pure ASCII, so
  * they cannot see the signed-byte quirks; the placement tables in test_dist
  * cover those through their non-ASCII keys.
  */

@@ -1,6 +1,6 @@
 /*
- * Unit tests for proto_redis: the command table (every command of SPEC
- * Appendix A, arities as redis-server 7.0 enforces them), multibulk and
+ * Unit tests for proto_redis: the command table (every command of doc/protocols.md
+ * section 3, arities as redis-server 7.0 enforces them), multibulk and
  * inline requests, every error kind with its exact reply, the size limits,
  * replies of every type nested to any depth, and the incremental contract:
  * a stream fed whole, byte by byte and at random split points (fixed seeds)
@@ -345,7 +345,7 @@ check_str_feeds(const char *s, uint64_t max, bool rsp)
 
 /* ---- the command table ---- */
 
-/* SPEC Appendix A, plus the local commands: every one must be in the table. */
+/* twemproxy's commands, plus the local ones (doc/protocols.md 3): every one must be in the table. */
 static const char *const appendix_a[] = {
     "PING", "QUIT", "COMMAND",
     "PERSIST", "PTTL", "TTL", "TYPE", "DUMP", "DECR", "GET", "GETDEL", "INCR", "STRLEN",
