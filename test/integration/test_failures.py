@@ -30,7 +30,6 @@ Run by automake (exit 0/1/77), or directly:
     /usr/bin/python3 test/integration/test_failures.py [NAME-SUBSTRING...]
 """
 
-import hashlib
 import os
 import random
 import re
@@ -43,41 +42,13 @@ import time
 sys.dont_write_bytecode = True   # never write into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-
-CRLF = b"\r\n"
-
-SANITIZED = (os.environ.get("CACHEMUX_SANITIZED", "") not in ("", "0") or
-             any(s in h.CACHEMUX.lower() for s in ("asan", "ubsan", "tsan", "msan")))
+from helpers import (CRLF, SANITIZED, B, accept_workers, bulk, exchange,  # noqa: E402
+                     mc_store as store, mc_value as value_reply, spread_keys as candidates)
 
 MC_DOWN = (b"SERVER_ERROR Connection refused\r\n", b"SERVER_ERROR Connection reset by peer\r\n")
 RD_DOWN = (b"-ERR Connection refused\r\n", b"-ERR Connection reset by peer\r\n")
 MC_TIMEOUT = b"SERVER_ERROR Connection timed out\r\n"
 RD_TIMEOUT = b"-ERR Connection timed out\r\n"
-
-
-def B(x):
-    return x.encode() if isinstance(x, str) else x
-
-
-def store(key, value, cmd="set", flags=0):
-    key, value = B(key), B(value)
-    return b"%s %s %d 0 %d\r\n%s\r\n" % (B(cmd), key, flags, len(value), value)
-
-
-def value_reply(key, value, flags=0):
-    key, value = B(key), B(value)
-    return b"VALUE %s %d %d\r\n%s\r\nEND\r\n" % (key, flags, len(value), value)
-
-
-def bulk(value):
-    value = B(value)
-    return b"$%d\r\n%s\r\n" % (len(value), value)
-
-
-def candidates(prefix, n):
-    # fnv1a_64 mixes similar short keys poorly: vary them
-    return ["%s%d:%s" % (prefix, i, hashlib.md5(b"%s%d" % (B(prefix), i)).hexdigest()[:8])
-            for i in range(n)]
 
 
 def keys_on(conf, pool, idents, n, prefix):
@@ -98,25 +69,6 @@ def sleep_until(t):
     d = t - time.time()
     if d > 0:
         time.sleep(d)
-
-
-ACCEPT_RE = re.compile(r"^\[[^\]]+\] INFO (w\d+) accepted client 127\.0\.0\.1:(\d+) on pool (\S+)$")
-
-
-def accept_workers(px, ports, pool, timeout=5.0):
-    """{local port: worker tag} from cachemux's `accepted client` log lines
-    (waits until every port has its line)."""
-    ports = set(ports)
-    deadline = time.time() + h.scaled(timeout)
-    while True:
-        found = {}
-        for line in px.log_text().splitlines():
-            m = ACCEPT_RE.match(line)
-            if m and m.group(3) == pool and int(m.group(2)) in ports:
-                found[int(m.group(2))] = m.group(1)
-        if len(found) == len(ports) or time.time() > deadline:
-            return found
-        time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------
@@ -209,36 +161,6 @@ def resp_check_stream(buf):
         out.append(buf[pos:e])
         pos = e
     return out, None
-
-
-def exchange(port, data, timeout=5.0, shut=True):
-    """Connect, send data, send EOF (shut), read until the peer closes.
-    Returns (reply bytes, how: "eof" or "reset"). Raises socket.timeout if
-    the conn is neither closed nor finished within timeout."""
-    s = socket.create_connection((h.HOST, port), timeout=h.scaled(timeout))
-    try:
-        try:
-            s.sendall(data)
-            if shut:
-                s.shutdown(socket.SHUT_WR)
-        except OSError:     # closed (reset) by the proxy before all was sent
-            pass
-        out = bytearray()
-        deadline = time.time() + h.scaled(timeout)
-        while True:
-            left = deadline - time.time()
-            if left <= 0:
-                raise socket.timeout("no close within %.1fs; got %r" % (h.scaled(timeout), bytes(out[:200])))
-            s.settimeout(left)
-            try:
-                d = s.recv(65536)
-            except ConnectionResetError:
-                return bytes(out), "reset"
-            if not d:
-                return bytes(out), "eof"
-            out += d
-    finally:
-        s.close()
 
 
 class FailTest(h.IntegrationTest):

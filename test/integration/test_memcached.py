@@ -17,7 +17,6 @@ run against nutcracker (to check the tests; the Appendix B ones fail there).
 import os
 import hashlib
 import random
-import re
 import socket
 import sys
 import threading
@@ -26,35 +25,8 @@ import time
 sys.dont_write_bytecode = True   # never write into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-
-CRLF = b"\r\n"
-
-
-def B(x):
-    return x.encode() if isinstance(x, str) else x
-
-
-def store(key, value, flags=0, exp=0, cmd="set", noreply=False, cas=None):
-    """A storage request: line and data block."""
-    key, value = B(key), B(value)
-    line = b"%s %s %d %d %d" % (B(cmd), key, flags, exp, len(value))
-    if cas is not None:
-        line += b" %d" % cas
-    if noreply:
-        line += b" noreply"
-    return line + CRLF + value + CRLF
-
-
-def value_reply(items, cas=False):
-    """Expected retrieval reply for [(key, flags, value[, cas])]."""
-    out = b""
-    for it in items:
-        k, f, v = B(it[0]), it[1], B(it[2])
-        out += b"VALUE %s %d %d" % (k, f, len(v))
-        if cas:
-            out += b" %d" % it[3]
-        out += CRLF + v + CRLF
-    return out + b"END\r\n"
+from helpers import (CRLF, B, accept_workers, mc_store as store,  # noqa: E402
+                     mc_values as value_reply, per_worker, unescape)
 
 
 class McTest(h.IntegrationTest):
@@ -633,9 +605,6 @@ class Workers(McTest):
     """workers = 4 and 400 clients: the load really spreads (doc/testing.md)."""
     workers = 4
 
-    ACCEPT_RE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\] INFO (w\d+) "
-                           r"accepted client 127\.0\.0\.1:(\d+) on pool alpha$")
-
     def setUp(self):
         self.backends = [self.memcached(name=n) for n in self.names]
         self.px = self.cachemux([h.Pool("alpha", self.backends)], workers=4, verbose=6)
@@ -653,26 +622,15 @@ class Workers(McTest):
                 c.send(b"get w:%d\r\n" % i)
             for i, c in enumerate(clients):
                 self.assertEqual(c.read_replies(1), [value_reply([("w:%d" % i, 0, "v%d" % i)])])
-            ports = {c.local_port for c in clients}
-            deadline = time.time() + h.scaled(5)
-            while True:
-                per_worker = {}
-                seen = set()
-                for line in self.px.log_text().splitlines():
-                    m = self.ACCEPT_RE.match(line)
-                    if m and int(m.group(2)) in ports:
-                        per_worker[m.group(1)] = per_worker.get(m.group(1), 0) + 1
-                        seen.add(int(m.group(2)))
-                if len(seen) == 400 or time.time() > deadline:
-                    break
-                time.sleep(0.1)
+            found = accept_workers(self.px, [c.local_port for c in clients], "alpha")
+            seen, workers = set(found), per_worker(found)
             self.assertEqual(len(seen), 400,
                              "accept lines found for %d of 400 clients (format: '[YYYY-mm-dd "
                              "HH:MM:SS.mmm] INFO wN accepted client 127.0.0.1:PORT on pool alpha')"
                              % len(seen))
-            busy = [w for w, n in per_worker.items() if n >= 40]
-            self.assertGreaterEqual(len(busy), 3, "clients per worker: %s" % per_worker)
-            self.assertLessEqual(len(per_worker), 4, per_worker)
+            busy = [w for w, n in workers.items() if n >= 40]
+            self.assertGreaterEqual(len(busy), 3, "clients per worker: %s" % workers)
+            self.assertLessEqual(len(workers), 4, workers)
             # each backend sees several conns from cachemux (one per worker that used it)
             for b in self.backends:
                 with b.client() as d:
@@ -765,31 +723,6 @@ def load_corpus():
                 continue
             out.append((i, unescape(line)))
     return out
-
-
-def unescape(line):
-    out = bytearray()
-    i = 0
-    while i < len(line):
-        c = line[i]
-        if c == 0x5c:  # backslash
-            e = line[i + 1:i + 2]
-            if e == b"r":
-                out += b"\r"
-            elif e == b"n":
-                out += b"\n"
-            elif e == b"\\":
-                out += b"\\"
-            elif e == b"x":
-                out.append(int(line[i + 2:i + 4], 16))
-                i += 2
-            else:
-                raise ValueError("bad escape in corpus: %r" % line[i:i + 4])
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return bytes(out)
 
 
 if __name__ == "__main__":

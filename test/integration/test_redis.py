@@ -20,7 +20,6 @@ helper run against nutcracker (to check the tests themselves).
 """
 
 import hashlib
-import json
 import os
 import random
 import re
@@ -33,13 +32,13 @@ import time
 sys.dont_write_bytecode = True   # never write into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+from helpers import CRLF, B, accept_workers, bulk, per_worker, unescape  # noqa: E402
 
 try:
     import redis as pyredis     # Debian's python3-redis
 except ImportError:             # pragma: no cover
     pyredis = None
 
-CRLF = b"\r\n"
 cmd = h.resp_command
 OK = b"+OK\r\n"
 NIL = b"$-1\r\n"
@@ -48,21 +47,6 @@ WRONGTYPE = b"-WRONGTYPE Operation against a key holding the wrong kind of value
 REFUSED = b"-ERR Connection refused\r\n"
 RESET = b"-ERR Connection reset by peer\r\n"
 NOAUTH = b"-NOAUTH Authentication required.\r\n"
-
-
-def B(x):
-    if isinstance(x, bytes):
-        return x
-    if isinstance(x, int):
-        return b"%d" % x
-    return x.encode()
-
-
-def bulk(v):
-    if v is None:
-        return NIL
-    v = B(v)
-    return b"$%d\r\n%s\r\n" % (len(v), v)
 
 
 def integer(n):
@@ -133,11 +117,7 @@ def value(reply):
 
 
 def need_pyredis(test):
-    if pyredis is None:
-        msg = "python3-redis is not installed"
-        if h.REQUIRE_ALL:
-            test.fail(msg + " (CACHEMUX_REQUIRE_ALL=1)")
-        test.skipTest(msg)
+    test.need(pyredis is not None, "python3-redis is not installed")
 
 
 def redis_cli_path():
@@ -145,11 +125,7 @@ def redis_cli_path():
 
 
 def need_redis_cli(test):
-    if redis_cli_path() is None:
-        msg = "missing binaries: redis-cli"
-        if h.REQUIRE_ALL:
-            test.fail(msg + " (CACHEMUX_REQUIRE_ALL=1)")
-        test.skipTest(msg)
+    test.need_binary("redis-cli", "missing binaries: redis-cli", "REDIS_CLI")
 
 
 # --------------------------------------------------------------------------
@@ -1247,9 +1223,7 @@ class AppendixB(RedisCase):
         a1, a2, b1 = keys["s1"][0], keys["s1"][1], keys["s2"][0]
 
         def stats():
-            with h.Client(self.px.stats_port, timeout=5) as s:
-                doc = json.loads(s.read_until_close().decode())
-            pool = doc["alpha"]
+            pool = self.px.stats_json()["alpha"]
             return pool["fragments"], {n: pool[n]["requests"] for n in ("s1", "s2")}
 
         f0, r0 = stats()
@@ -1289,8 +1263,7 @@ class AppendixB(RedisCase):
         self.assertEqual(c.resp("MGET", *keys), array([bulk(k) for k in keys]))
         for k in keys:
             self.assertEqual(c.resp("GET", k), bulk(k))
-        with h.Client(px.stats_port, timeout=5) as s:
-            doc = json.loads(s.read_until_close().decode())
+        doc = px.stats_json()
         self.assertEqual(doc["idle"]["server_ejects"], 0)
         self.assertEqual(doc["idle"]["forward_error"], 0)
         # keys stayed where they were: nothing was ejected from the ring
@@ -1713,7 +1686,7 @@ class PlacementUnnamed(PlacementBase):
     def fixed_backends(self, ports):
         out = []
         for p in ports:
-            if h.can_connect(p) or h._listen_inodes(p):
+            if h.can_connect(p) or h.listen_inodes(p):
                 self.skipTest("port %d is in use" % p)
             try:
                 b = h.Redis(port=p).start(tries=1)
@@ -1740,9 +1713,6 @@ class Workers(RedisCase):
     """workers = 4 and 400 Redis clients: the load really spreads (doc/testing.md)."""
     workers = 4
 
-    ACCEPT_RE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\] INFO (w\d+) "
-                           r"accepted client 127\.0\.0\.1:(\d+) on pool alpha$")
-
     def start_proxy(self):
         return self.cachemux([self.pool()], workers=4, verbose=6)
 
@@ -1759,23 +1729,12 @@ class Workers(RedisCase):
                 c.send(cmd("MGET", "w:%d" % i, "w:%d" % ((i + 1) % 400)))
             for i, c in enumerate(clients):
                 self.assertEqual(c.read_resp(1), [array([bulk("v%d" % i), bulk("v%d" % ((i + 1) % 400))])])
-            ports = {c.local_port for c in clients}
-            deadline = time.time() + h.scaled(5)
-            while True:
-                per_worker = {}
-                seen = set()
-                for line in self.px.log_text().splitlines():
-                    m = self.ACCEPT_RE.match(line)
-                    if m and int(m.group(2)) in ports:
-                        per_worker[m.group(1)] = per_worker.get(m.group(1), 0) + 1
-                        seen.add(int(m.group(2)))
-                if len(seen) == 400 or time.time() > deadline:
-                    break
-                time.sleep(0.1)
+            found = accept_workers(self.px, [c.local_port for c in clients], "alpha")
+            seen, workers = set(found), per_worker(found)
             self.assertEqual(len(seen), 400, "accept lines found for %d of 400 clients" % len(seen))
-            busy = [w for w, n in per_worker.items() if n >= 40]
-            self.assertGreaterEqual(len(busy), 3, "clients per worker: %s" % per_worker)
-            self.assertLessEqual(len(per_worker), 4, per_worker)
+            busy = [w for w, n in workers.items() if n >= 40]
+            self.assertGreaterEqual(len(busy), 3, "clients per worker: %s" % workers)
+            self.assertLessEqual(len(workers), 4, workers)
             # each backend sees at least 3 conns from cachemux (one per worker
             # that used it; server_connections = 1)
             for b in self.backends:
@@ -1813,30 +1772,7 @@ MGET DEL UNLINK TOUCH EXISTS MSET EVAL EVALSHA
 
 
 def unescape_arg(a):
-    if a == b'""':
-        return b""
-    out = bytearray()
-    i = 0
-    while i < len(a):
-        c = a[i]
-        if c == 0x5c:  # backslash
-            e = a[i + 1:i + 2]
-            if e == b"r":
-                out += b"\r"
-            elif e == b"n":
-                out += b"\n"
-            elif e == b"\\":
-                out += b"\\"
-            elif e == b"x":
-                out.append(int(a[i + 2:i + 4], 16))
-                i += 2
-            else:
-                raise ValueError("bad escape in corpus: %r" % a)
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return bytes(out)
+    return b"" if a == b'""' else unescape(a)
 
 
 def load_corpus(path=CORPUS):
