@@ -58,9 +58,7 @@ make -C "$top/build/gcc" -j"$jobs" distcheck >"$top/build/distcheck.log" 2>&1 \
 echo "==> Debian package"
 sh "$top/test/test-deb.sh"     # from the tarball distcheck left in build/gcc
 
-if [ -x "$top/test/fuzz/run-fuzzers.sh" ]; then
-    echo "==> fuzzers"
-    sh "$top/test/fuzz/run-fuzzers.sh" "${CACHEMUX_FUZZ_SECONDS:-180}"
-fi
+echo "==> fuzzers"
+make -C "$top/build/gcc" fuzz FUZZ_SECONDS="${CACHEMUX_FUZZ_SECONDS:-180}"
 
 echo "==> all tests passed in $(( $(date +%s) - start )) s"

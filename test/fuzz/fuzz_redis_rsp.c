@@ -13,18 +13,10 @@
  * abort()s.
  */
 #include "proto_redis.h"
+#include "fuzz_driver.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static bool
 rsp_equal(enum redis_parse ra, const struct redis_rsp *a, enum redis_parse rb,
@@ -100,9 +92,9 @@ check_ok(const uint8_t *buf, size_t len, const struct redis_rsp *r)
 }
 
 static void
-run(const uint8_t *buf, size_t len, size_t first, size_t chunk)
+run(const uint8_t *buf, size_t len, const struct fuzz_feed *feed, void *arg)
 {
-    size_t pos = 0, avail = first == 0 || first > len ? len : first;
+    size_t pos = 0, avail = fuzz_first(feed, len);
     struct redis_rsp inc;
 
     redis_rsp_init(&inc);
@@ -112,7 +104,7 @@ run(const uint8_t *buf, size_t len, size_t first, size_t chunk)
 
         ri = redis_parse_rsp(&inc, buf + pos, avail - pos);
         if (ri == REDIS_PARSE_AGAIN && avail < len) {
-            avail = chunk == 0 ? len : (avail + chunk < len ? avail + chunk : len);
+            avail = fuzz_more(feed, avail, len);
             continue;
         }
         redis_rsp_init(&whole);
@@ -132,24 +124,11 @@ run(const uint8_t *buf, size_t len, size_t first, size_t chunk)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const uint8_t *buf;
-    size_t len, split;
-    uint8_t sel;
+    struct fuzz_input in;
 
-    if (size < 1) {
+    if (!fuzz_input(data, size, &in)) {
         return 0;
     }
-    sel = data[0];
-    buf = data + 1;
-    len = size - 1;
-    split = len * (size_t)sel / 255;
-
-    run(buf, len, 0, 0);
-    if (split > 0 && split < len) {
-        run(buf, len, split, 0);
-    }
-    if (len <= 4096) {
-        run(buf, len, 1, 1 + (size_t)(sel % 7));
-    }
+    fuzz_three_ways(run, NULL, &in, in.len * (size_t)in.sel / 255, 4096);
     return 0;
 }

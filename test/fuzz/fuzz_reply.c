@@ -19,6 +19,7 @@
  * never cross requests. Any violation abort()s.
  */
 #include "buf.h"
+#include "fuzz_driver.h"
 #include "mc_reply.h"
 #include "msg.h"
 #include "proto.h"
@@ -30,15 +31,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define MAXREQ 16
 #define MAX_REPLY (1u << 20)

@@ -98,8 +98,6 @@ repeat(char c, size_t n)
 
 /* ---- stream driver: whole, byte by byte, random splits ---- */
 
-enum feed { FEED_WHOLE, FEED_BYTES, FEED_RANDOM };
-
 struct step {
     int r;
     size_t pos;
@@ -107,102 +105,66 @@ struct step {
     struct mc_rsp rsp;
 };
 
-struct run {
-    size_t n;
-    struct step s[MAX_STEPS];
+/* The request (rsp false) or response parser; both keep no state. */
+struct stream_ctx {
+    uint64_t max;
+    bool rsp;
 };
 
-static size_t
-next_avail(enum feed feed, uint64_t *seed, size_t avail, size_t len)
-{
-    size_t chunk;
+#include "stream_driver.h"
 
-    if (feed == FEED_BYTES) {
-        chunk = 1;
+static void
+stream_begin(struct stream_ctx *cx)
+{
+}
+
+static enum stream_result
+stream_step(struct stream_ctx *cx, const uint8_t *buf, size_t avail, struct step *st, size_t *unit)
+{
+    st->r = cx->rsp ? mc_parse_rsp(buf, avail, &st->rsp)
+                    : mc_parse_req(buf, avail, cx->max, &st->req);
+    if (st->r == MC_PARSE_AGAIN) {
+        return STREAM_AGAIN;
+    }
+    if (cx->rsp) {
+        if (st->r == MC_PARSE_ERROR) {
+            return STREAM_LAST;
+        }
+        *unit = st->rsp.len;
+    } else if (st->r == MC_PARSE_OK) {
+        *unit = st->req.total_len;
+    } else if (mc_error_closes(st->req.err)) {
+        return STREAM_LAST;
     } else {
-        /* mostly small chunks, sometimes large ones */
-        uint64_t x = util_rand64(seed);
-        chunk = (x & 3) == 0 ? 1 + (size_t)(x >> 8) % (len + 1) : 1 + (size_t)(x >> 8) % 17;
+        *unit = st->req.line_len;
     }
-    return MIN(len, avail + chunk);
-}
-
-/*
- * Feed buf[0..len) to the request (rsp false) or response parser and record
- * every result that is not AGAIN, plus the final AGAIN at end of input. In
- * byte mode also check that AGAIN holds until the unit's last byte.
- */
-static void
-run_stream(const uint8_t *buf, size_t len, uint64_t max, bool rsp, enum feed feed,
-           uint64_t seed, struct run *out)
-{
-    size_t pos = 0, avail = feed == FEED_WHOLE ? len : MIN(len, 1);
-
-    out->n = 0;
-    for (;;) {
-        struct step st;
-        size_t unit;
-
-        memset(&st, 0, sizeof(st));
-        st.pos = pos;
-        st.r = rsp ? mc_parse_rsp(buf + pos, avail - pos, &st.rsp)
-                   : mc_parse_req(buf + pos, avail - pos, max, &st.req);
-        if (st.r == MC_PARSE_AGAIN && avail < len) {
-            avail = next_avail(feed, &seed, avail, len);
-            continue;
-        }
-        ck_assert_uint_lt(out->n, MAX_STEPS);
-        out->s[out->n++] = st;
-        if (st.r == MC_PARSE_AGAIN) {
-            return;
-        }
-        if (rsp) {
-            if (st.r == MC_PARSE_ERROR) {
-                return;
-            }
-            unit = st.rsp.len;
-        } else if (st.r == MC_PARSE_OK) {
-            unit = st.req.total_len;
-        } else if (mc_error_closes(st.req.err)) {
-            return;
-        } else {
-            unit = st.req.line_len;
-        }
-        ck_assert_uint_gt(unit, 0);
-        if (feed == FEED_BYTES && !(st.r == MC_PARSE_ERROR && (rsp || mc_error_closes(st.req.err)))) {
-            /* decided on exactly the unit's last byte */
-            ck_assert_uint_eq(avail, pos + unit);
-        }
-        pos += unit;
-    }
+    return STREAM_NEXT;
 }
 
 static void
-assert_runs_equal(const struct run *a, const struct run *b)
+stream_unit_done(struct stream_ctx *cx)
 {
-    ck_assert_uint_eq(a->n, b->n);
-    for (size_t i = 0; i < a->n; i++) {
-        ck_assert_msg(memcmp(&a->s[i], &b->s[i], sizeof(a->s[i])) == 0,
-                      "step %zu differs (r %d/%d at %zu/%zu)", i, a->s[i].r, b->s[i].r,
-                      a->s[i].pos, b->s[i].pos);
-    }
 }
 
-static struct run run_a, run_b;
+static bool
+step_equal(const struct step *a, const struct step *b)
+{
+    return memcmp(a, b, sizeof(*a)) == 0;
+}
+
+static int
+step_result(const struct step *st)
+{
+    return st->r;
+}
 
 /* Whole vs byte by byte vs random splits; returns the whole run in run_a. */
 static void
 check_all_feeds(const uint8_t *buf, size_t len, uint64_t max, bool rsp, bool bytes)
 {
-    run_stream(buf, len, max, rsp, FEED_WHOLE, 0, &run_a);
-    if (bytes) {
-        run_stream(buf, len, max, rsp, FEED_BYTES, 0, &run_b);
-        assert_runs_equal(&run_a, &run_b);
-    }
-    for (uint64_t seed = 1; seed <= 50; seed++) {
-        run_stream(buf, len, max, rsp, FEED_RANDOM, seed * 0x9e3779b97f4a7c15ULL, &run_b);
-        assert_runs_equal(&run_a, &run_b);
-    }
+    struct stream_ctx cx = { max, rsp };
+
+    stream_check_feeds(&cx, buf, len, bytes, 50);
 }
 
 /* ---- command table ---- */

@@ -196,8 +196,6 @@ req_err(const char *s, enum redis_req_error err, const char *reply)
 
 /* ---- stream driver: whole, byte by byte, random splits ---- */
 
-enum feed { FEED_WHOLE, FEED_BYTES, FEED_RANDOM };
-
 struct step {
     size_t pos;
     struct req_res req;
@@ -207,93 +205,66 @@ struct step {
     size_t rsp_len;
 };
 
-struct run {
-    size_t n;
-    struct step s[MAX_STEPS];
-};
-
-static size_t
-next_avail(enum feed feed, uint64_t *seed, size_t avail, size_t len)
-{
-    size_t chunk;
-
-    if (feed == FEED_BYTES) {
-        chunk = 1;
-    } else {
-        /* mostly small chunks, sometimes large ones */
-        uint64_t x = util_rand64(seed);
-        chunk = (x & 3) == 0 ? 1 + (size_t)(x >> 8) % (len + 1) : 1 + (size_t)(x >> 8) % 17;
-    }
-    return MIN(len, avail + chunk);
-}
-
-/*
- * Feed buf[0..len) to the request (rsp false) or reply parser, one state
- * struct per unit kept across AGAIN results, and record every result that
- * is not AGAIN, plus the final AGAIN at end of input. In byte mode also
- * check that a well-framed unit is decided on exactly its last byte.
- */
-static void
-run_stream(const uint8_t *buf, size_t len, uint64_t max, bool rsp, enum feed feed,
-           uint64_t seed, struct run *out)
-{
-    size_t pos = 0, avail = feed == FEED_WHOLE ? len : MIN(len, 1);
+/* The request (rsp false) or reply parser, with one state struct per unit
+   kept across AGAIN results. */
+struct stream_ctx {
+    uint64_t max;
+    bool rsp;
     struct redis_req req;
     struct redis_rsp res;
+};
 
-    out->n = 0;
-    redis_req_init(&req, t_stream.p, t_stream.cap);
-    redis_rsp_init(&res);
-    for (;;) {
-        struct step st;
-        enum redis_parse rc;
-        size_t unit;
+#include "stream_driver.h"
 
-        memset(&st, 0, sizeof(st));
-        st.pos = pos;
-        if (rsp) {
-            rc = redis_parse_rsp(&res, buf + pos, avail - pos);
-            st.rsp_rc = rc;
-            if (rc == REDIS_PARSE_OK) {
-                st.rsp_type = res.type;
-                st.rsp_integer = res.integer;
-                st.rsp_len = res.total_len;
-            }
-        } else {
-            rc = parse_req(&t_stream, &req, buf + pos, avail - pos, max);
-            if (rc == REDIS_PARSE_AGAIN) {
-                st.req.rc = rc;
-            } else {
-                st.req = req_res_of(rc, &req);
-            }
+static void
+stream_begin(struct stream_ctx *cx)
+{
+    redis_req_init(&cx->req, t_stream.p, t_stream.cap);
+    redis_rsp_init(&cx->res);
+}
+
+static enum stream_result
+stream_step(struct stream_ctx *cx, const uint8_t *buf, size_t avail, struct step *st, size_t *unit)
+{
+    enum redis_parse rc;
+
+    if (cx->rsp) {
+        rc = redis_parse_rsp(&cx->res, buf, avail);
+        st->rsp_rc = rc;
+        if (rc == REDIS_PARSE_OK) {
+            st->rsp_type = cx->res.type;
+            st->rsp_integer = cx->res.integer;
+            st->rsp_len = cx->res.total_len;
         }
-        if (rc == REDIS_PARSE_AGAIN && avail < len) {
-            avail = next_avail(feed, &seed, avail, len);
-            continue;
-        }
-        ck_assert_uint_lt(out->n, MAX_STEPS);
-        out->s[out->n++] = st;
+    } else {
+        rc = parse_req(&t_stream, &cx->req, buf, avail, cx->max);
         if (rc == REDIS_PARSE_AGAIN) {
-            return;
-        }
-        if (rsp) {
-            if (rc == REDIS_PARSE_ERROR) {
-                return;
-            }
-            unit = res.total_len;
-        } else if (rc == REDIS_PARSE_ERROR && redis_error_closes(req.err)) {
-            return;
+            st->req.rc = rc;
         } else {
-            unit = req.total_len;
+            st->req = req_res_of(rc, &cx->req);
         }
-        ck_assert_uint_gt(unit, 0);
-        if (feed == FEED_BYTES) {
-            ck_assert_uint_eq(avail, pos + unit);
-        }
-        pos += unit;
-        redis_req_reset(&req);
-        redis_rsp_init(&res);
     }
+    if (rc == REDIS_PARSE_AGAIN) {
+        return STREAM_AGAIN;
+    }
+    if (cx->rsp) {
+        if (rc == REDIS_PARSE_ERROR) {
+            return STREAM_LAST;
+        }
+        *unit = cx->res.total_len;
+    } else if (rc == REDIS_PARSE_ERROR && redis_error_closes(cx->req.err)) {
+        return STREAM_LAST;
+    } else {
+        *unit = cx->req.total_len;
+    }
+    return STREAM_NEXT;
+}
+
+static void
+stream_unit_done(struct stream_ctx *cx)
+{
+    redis_req_reset(&cx->req);
+    redis_rsp_init(&cx->res);
 }
 
 static bool
@@ -309,32 +280,21 @@ step_equal(const struct step *a, const struct step *b)
            && a->rsp_len == b->rsp_len;
 }
 
-static void
-assert_runs_equal(const struct run *a, const struct run *b)
+static int
+step_result(const struct step *st)
 {
-    ck_assert_uint_eq(a->n, b->n);
-    for (size_t i = 0; i < a->n; i++) {
-        ck_assert_msg(step_equal(&a->s[i], &b->s[i]),
-                      "step %zu differs (rc %d/%d err %d/%d at %zu/%zu)", i, a->s[i].req.rc,
-                      b->s[i].req.rc, a->s[i].req.err, b->s[i].req.err, a->s[i].pos, b->s[i].pos);
-    }
+    return st->req.rc != 0 ? (int)st->req.rc : (int)st->rsp_rc;
 }
-
-static struct run run_a, run_b;
 
 /* Whole vs byte by byte vs random splits; returns the whole run in run_a. */
 static void
 check_all_feeds(const uint8_t *buf, size_t len, uint64_t max, bool rsp, bool bytes)
 {
-    run_stream(buf, len, max, rsp, FEED_WHOLE, 0, &run_a);
-    if (bytes) {
-        run_stream(buf, len, max, rsp, FEED_BYTES, 0, &run_b);
-        assert_runs_equal(&run_a, &run_b);
-    }
-    for (uint64_t seed = 1; seed <= 30; seed++) {
-        run_stream(buf, len, max, rsp, FEED_RANDOM, seed * 0x9e3779b97f4a7c15ULL, &run_b);
-        assert_runs_equal(&run_a, &run_b);
-    }
+    static struct stream_ctx cx;
+
+    cx.max = max;
+    cx.rsp = rsp;
+    stream_check_feeds(&cx, buf, len, bytes, 30);
 }
 
 static void
