@@ -80,7 +80,7 @@ static const struct key_def global_keys[] = {
 };
 
 static const struct key_def pool_keys[] = {
-    { "listen", KEY_LISTEN, 0, 0, 0, NULL },   /* first: check_pool looks at seen[0] */
+    { "listen", KEY_LISTEN, 0, 0, 0, NULL },   /* first: conf_check_pool looks at seen[0] */
     { "hash", KEY_HASH, P(key_rule.hash), 0, 0, "fnv1a_64" },
     { "hash_tag", KEY_HASH_TAG, 0, 0, 0, NULL },
     { "distribution", KEY_DIST, P(dist), 0, 0, "ketama" },
@@ -141,11 +141,11 @@ struct parse {
 _Static_assert(ARRAY_SIZE(pool_keys) <= MAX_KEYS && ARRAY_SIZE(global_keys) <= MAX_KEYS,
                "sect.seen is too small");
 
-static void diag(struct parse *p, int line, const char *fmt, ...)
+static void conf_diag(struct parse *p, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
-diag(struct parse *p, int line, const char *fmt, ...)
+conf_diag(struct parse *p, int line, const char *fmt, ...)
 {
     char buf[512];
     va_list ap;
@@ -179,7 +179,7 @@ diag(struct parse *p, int line, const char *fmt, ...)
 }
 
 static char *
-xstrdup(struct parse *p, const char *s)
+conf_strdup(struct parse *p, const char *s)
 {
     char *d = strdup(s);
 
@@ -190,10 +190,10 @@ xstrdup(struct parse *p, const char *s)
 }
 
 /* malloc'd printf, or NULL when out of memory. */
-static char *fmt_alloc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *conf_fmt_alloc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static char *
-fmt_alloc(const char *fmt, ...)
+conf_fmt_alloc(const char *fmt, ...)
 {
     va_list ap;
     char *s;
@@ -212,7 +212,7 @@ fmt_alloc(const char *fmt, ...)
 }
 
 static void
-show(char *dst, size_t dstlen, const char *s)
+conf_show(char *dst, size_t dstlen, const char *s)
 {
     conf_scan_printable(dst, dstlen, s, strlen(s), SHOW_MAX);
 }
@@ -220,7 +220,7 @@ show(char *dst, size_t dstlen, const char *s)
 /* ---- values ---- */
 
 static int
-set_number(const struct key_def *k, void *field, const char *v, char *err, size_t errlen)
+conf_set_number(const struct key_def *k, void *field, const char *v, char *err, size_t errlen)
 {
     uint64_t n;
 
@@ -244,7 +244,7 @@ set_number(const struct key_def *k, void *field, const char *v, char *err, size_
 }
 
 static int
-set_string(char **field, const char *v, char *err, size_t errlen)
+conf_set_string(char **field, const char *v, char *err, size_t errlen)
 {
     char *d;
 
@@ -263,7 +263,7 @@ set_string(char **field, const char *v, char *err, size_t errlen)
 }
 
 static void
-names_list(char *err, size_t errlen, bool hash)
+conf_names_list(char *err, size_t errlen, bool hash)
 {
 #define HASH_STR(e, s) " " s
     static const char hashes[] = HASH_LIST(HASH_STR);
@@ -285,7 +285,7 @@ names_list(char *err, size_t errlen, bool hash)
  * err. line is where the value came from (0 for a default).
  */
 static int
-set_value(struct parse *p, struct sect *s, const struct key_def *k, const char *v, int line,
+conf_set_value(struct parse *p, struct sect *s, const struct key_def *k, const char *v, int line,
           char *err, size_t errlen)
 {
     struct conf *c = s->dup || s->kind != SECT_GLOBAL ? &s->scratch : p->conf;
@@ -312,29 +312,29 @@ set_value(struct parse *p, struct sect *s, const struct key_def *k, const char *
     case KEY_U32:
     case KEY_U64:
     case KEY_INT:
-        return set_number(k, field, v, err, errlen);
+        return conf_set_number(k, field, v, err, errlen);
     case KEY_WORKERS:
         if (strcmp(v, "auto") == 0) {
             c->workers = 0;
             return 0;
         }
-        if (set_number(k, field, v, err, errlen) < 0) {
+        if (conf_set_number(k, field, v, err, errlen) < 0) {
             snprintf(err, errlen, "expected auto or a number 1..%d", MAX_WORKERS);
             return -1;
         }
         return 0;
     case KEY_STR:
-        return set_string((char **)field, v, err, errlen);
+        return conf_set_string((char **)field, v, err, errlen);
     case KEY_HASH:
         if ((i = hash_from_name(v)) < 0) {
-            names_list(err, errlen, true);
+            conf_names_list(err, errlen, true);
             return -1;
         }
         pool->key_rule.hash = (enum hash_type)i;
         return 0;
     case KEY_DIST:
         if ((i = dist_from_name(v)) < 0) {
-            names_list(err, errlen, false);
+            conf_names_list(err, errlen, false);
             return -1;
         }
         pool->dist = (enum dist_type)i;
@@ -399,7 +399,7 @@ set_value(struct parse *p, struct sect *s, const struct key_def *k, const char *
         }
         if (k->kind == KEY_METRICS) {
             free(a.host);
-            return set_string(&c->metrics_listen, v, err, errlen);
+            return conf_set_string(&c->metrics_listen, v, err, errlen);
         }
         free(c->stats_host);
         c->stats_host = a.host;
@@ -410,12 +410,12 @@ set_value(struct parse *p, struct sect *s, const struct key_def *k, const char *
 }
 
 static void
-apply_defaults(struct parse *p, struct sect *s, const struct key_def *keys, size_t n)
+conf_apply_defaults(struct parse *p, struct sect *s, const struct key_def *keys, size_t n)
 {
     char err[256];
 
     for (size_t i = 0; i < n; i++) {
-        if (keys[i].dflt != NULL && set_value(p, s, &keys[i], keys[i].dflt, 0, err,
+        if (keys[i].dflt != NULL && conf_set_value(p, s, &keys[i], keys[i].dflt, 0, err,
                                               sizeof(err)) < 0) {
             /* Only a broken table or malloc failure gets here. */
             p->oom = true;
@@ -424,7 +424,7 @@ apply_defaults(struct parse *p, struct sect *s, const struct key_def *keys, size
 }
 
 static void
-pool_clear(struct conf_pool *pool)
+conf_pool_clear(struct conf_pool *pool)
 {
     free(pool->name);
     free(pool->listen.host);
@@ -448,7 +448,7 @@ conf_clear(struct conf *c)
     free(c->log_file);
     free(c->pid_file);
     for (size_t i = 0; i < c->npools; i++) {
-        pool_clear(&c->pools[i]);
+        conf_pool_clear(&c->pools[i]);
     }
     free(c->pools);
     memset(c, 0, sizeof(*c));
@@ -458,7 +458,7 @@ conf_clear(struct conf *c)
 
 /* Classify every header before inih runs: inih reports keys, not sections. */
 static void
-setup_sections(struct parse *p)
+conf_setup_sections(struct parse *p)
 {
     const struct conf_scan *sc = &p->scan;
     int global_line = 0;
@@ -469,7 +469,7 @@ setup_sections(struct parse *p)
         const char *name = h->name;
 
         s->line = h->line;
-        show(s->show, sizeof(s->show), name);
+        conf_show(s->show, sizeof(s->show), name);
         s->scratch.log_level = -1;
         if (h->bad) {
             continue;   /* the scan has reported it */
@@ -477,15 +477,15 @@ setup_sections(struct parse *p)
         if (strcmp(name, "cachemux") == 0) {
             s->kind = SECT_GLOBAL;
             if (global_line != 0) {
-                diag(p, h->line, "duplicate section [cachemux] (first at line %d)", global_line);
+                conf_diag(p, h->line, "duplicate section [cachemux] (first at line %d)", global_line);
                 s->dup = true;
-                apply_defaults(p, s, global_keys, ARRAY_SIZE(global_keys));
+                conf_apply_defaults(p, s, global_keys, ARRAY_SIZE(global_keys));
             }
             global_line = global_line ? global_line : h->line;
             continue;
         }
         if (strncmp(name, "pool", 4) != 0 || (name[4] != ' ' && name[4] != '\0')) {
-            diag(p, h->line, "unknown section [%s] (expected [cachemux] or [pool NAME])",
+            conf_diag(p, h->line, "unknown section [%s] (expected [cachemux] or [pool NAME])",
                  s->show);
             continue;
         }
@@ -495,7 +495,7 @@ setup_sections(struct parse *p)
             ok = ok && conf_value_name_char(*q);
         }
         if (!ok) {
-            diag(p, h->line, "invalid pool name in [%s] (expected [pool NAME]; a name has "
+            conf_diag(p, h->line, "invalid pool name in [%s] (expected [pool NAME]; a name has "
                  "no spaces, quotes or backslashes)", s->show);
             continue;
         }
@@ -504,21 +504,21 @@ setup_sections(struct parse *p)
             const struct sect *o = &p->sects[j];
             if (o->kind == SECT_POOL && !o->dup && o->pool.name != NULL
                 && strcmp(o->pool.name, pname) == 0) {
-                diag(p, h->line, "duplicate section [pool %s] (first at line %d)",
+                conf_diag(p, h->line, "duplicate section [pool %s] (first at line %d)",
                      o->pool.name, o->line);
                 s->dup = true;
                 break;
             }
         }
-        s->pool.name = xstrdup(p, pname);
+        s->pool.name = conf_strdup(p, pname);
         s->pool.line = h->line;
-        apply_defaults(p, s, pool_keys, ARRAY_SIZE(pool_keys));
+        conf_apply_defaults(p, s, pool_keys, ARRAY_SIZE(pool_keys));
     }
 }
 
 /* Strip one pair of matching quotes, as twemproxy's YAML reader does. */
 static void
-unquote(char *dst, size_t dstlen, const char *v)
+conf_unquote(char *dst, size_t dstlen, const char *v)
 {
     size_t n = strlen(v);
 
@@ -534,16 +534,16 @@ unquote(char *dst, size_t dstlen, const char *v)
 }
 
 static void
-handle_key(struct parse *p, const struct conf_scan_entry *e, const char *raw)
+conf_handle_key(struct parse *p, const struct conf_scan_entry *e, const char *raw)
 {
     char v[CONF_MAX_LINE + 1], shown[SHOW_MAX + 8], key[SHOW_MAX + 8], err[256];
     const struct key_def *keys;
     size_t nkeys, i;
     struct sect *s;
 
-    show(key, sizeof(key), e->key);
+    conf_show(key, sizeof(key), e->key);
     if (e->section < 0) {
-        diag(p, e->line, "key '%s' is outside any section (expected under [cachemux] or "
+        conf_diag(p, e->line, "key '%s' is outside any section (expected under [cachemux] or "
              "[pool NAME])", key);
         return;
     }
@@ -556,12 +556,12 @@ handle_key(struct parse *p, const struct conf_scan_entry *e, const char *raw)
     for (i = 0; i < nkeys && strcmp(keys[i].name, e->key) != 0; i++) {
     }
     if (i == nkeys) {
-        diag(p, e->line, "unknown key '%s' in [%s]", key, s->show);
+        conf_diag(p, e->line, "unknown key '%s' in [%s]", key, s->show);
         return;
     }
     if (keys[i].kind != KEY_SERVER) {
         if (s->seen[i] != 0) {
-            diag(p, e->line, "duplicate key '%s' in [%s] (first at line %d)", key, s->show,
+            conf_diag(p, e->line, "duplicate key '%s' in [%s] (first at line %d)", key, s->show,
                  s->seen[i]);
             return;
         }
@@ -570,10 +570,10 @@ handle_key(struct parse *p, const struct conf_scan_entry *e, const char *raw)
     if (keys[i].kind == KEY_SERVER) {
         s->server_lines++;
     }
-    unquote(v, sizeof(v), raw);
-    if (set_value(p, s, &keys[i], v, e->line, err, sizeof(err)) < 0) {
-        show(shown, sizeof(shown), v);
-        diag(p, e->line, "invalid value '%s' for '%s' (%s)", shown, key, err);
+    conf_unquote(v, sizeof(v), raw);
+    if (conf_set_value(p, s, &keys[i], v, e->line, err, sizeof(err)) < 0) {
+        conf_show(shown, sizeof(shown), v);
+        conf_diag(p, e->line, "invalid value '%s' for '%s' (%s)", shown, key, err);
         return;
     }
     if (strcmp(keys[i].name, "redis_auth") == 0) {
@@ -587,7 +587,7 @@ handle_key(struct parse *p, const struct conf_scan_entry *e, const char *raw)
  * disagree, which is reported rather than guessed around.
  */
 static int
-on_key(void *user, const char *section, const char *name, const char *value)
+conf_on_key(void *user, const char *section, const char *name, const char *value)
 {
     struct parse *p = user;
     const struct conf_scan_entry *e;
@@ -602,14 +602,14 @@ on_key(void *user, const char *section, const char *name, const char *value)
         return 1;
     }
     p->cursor++;
-    handle_key(p, e, value);
+    conf_handle_key(p, e, value);
     return 1;
 }
 
 /* ---- whole-pool rules ---- */
 
 static int
-server_cmp(const void *a, const void *b)
+conf_server_cmp(const void *a, const void *b)
 {
     const struct conf_server *x = a, *y = b;
     int c = dist_ident_cmp(x->ident, strlen(x->ident), y->ident, strlen(y->ident));
@@ -618,39 +618,39 @@ server_cmp(const void *a, const void *b)
 }
 
 static void
-check_pool(struct parse *p, struct sect *s)
+conf_check_pool(struct parse *p, struct sect *s)
 {
     struct conf_pool *pool = &s->pool;
     char id[SHOW_MAX + 8];
 
     /* A listen or server line that was there but bad has its own message. */
     if (s->seen[0] == 0) {
-        diag(p, s->line, "missing 'listen' in [pool %s]", pool->name);
+        conf_diag(p, s->line, "missing 'listen' in [pool %s]", pool->name);
     }
     if (s->server_lines == 0) {
-        diag(p, s->line, "missing 'server' in [pool %s]", pool->name);
+        conf_diag(p, s->line, "missing 'server' in [pool %s]", pool->name);
     }
     if (pool->redis_auth != NULL && pool->proto != PROTO_REDIS) {
-        diag(p, s->auth_line, "'redis_auth' is set but [pool %s] is not a redis pool "
+        conf_diag(p, s->auth_line, "'redis_auth' is set but [pool %s] is not a redis pool "
              "(needs redis = true)", pool->name);
     }
     /* Sorting by (identity, line) puts each first occurrence ahead of its twins. */
     if (pool->nservers > 1) {
-        qsort(pool->servers, pool->nservers, sizeof(*pool->servers), server_cmp);
+        qsort(pool->servers, pool->nservers, sizeof(*pool->servers), conf_server_cmp);
     }
     for (size_t i = 1, first = 0; i < pool->nservers; i++) {
         if (strcmp(pool->servers[i].ident, pool->servers[first].ident) != 0) {
             first = i;
             continue;
         }
-        show(id, sizeof(id), pool->servers[i].ident);
-        diag(p, pool->servers[i].line, "duplicate server identity '%s' for 'server' in "
+        conf_show(id, sizeof(id), pool->servers[i].ident);
+        conf_diag(p, pool->servers[i].line, "duplicate server identity '%s' for 'server' in "
              "[pool %s] (first at line %d)", id, pool->name, pool->servers[first].line);
     }
 }
 
 static bool
-same_listen(const struct conf_addr *a, const struct conf_addr *b)
+conf_same_listen(const struct conf_addr *a, const struct conf_addr *b)
 {
     if (a->is_unix || b->is_unix) {
         return a->is_unix == b->is_unix && strcmp(a->host, b->host) == 0;
@@ -659,7 +659,7 @@ same_listen(const struct conf_addr *a, const struct conf_addr *b)
 }
 
 static void
-check_pools(struct parse *p)
+conf_check_pools(struct parse *p)
 {
     size_t npools = 0;
 
@@ -669,30 +669,30 @@ check_pools(struct parse *p)
             continue;
         }
         npools++;
-        check_pool(p, s);
+        conf_check_pool(p, s);
         if (s->listen_line == 0) {
             continue;
         }
         for (size_t j = 0; j < i; j++) {
             struct sect *o = &p->sects[j];
             if (o->kind == SECT_POOL && !o->dup && o->listen_line != 0
-                && same_listen(&o->pool.listen, &s->pool.listen)) {
+                && conf_same_listen(&o->pool.listen, &s->pool.listen)) {
                 char l[SHOW_MAX + 8];
-                show(l, sizeof(l), s->pool.listen_str);
-                diag(p, s->listen_line, "listen '%s' in [pool %s] is already used by "
+                conf_show(l, sizeof(l), s->pool.listen_str);
+                conf_diag(p, s->listen_line, "listen '%s' in [pool %s] is already used by "
                      "[pool %s] (line %d)", l, s->pool.name, o->pool.name, o->listen_line);
                 break;
             }
         }
     }
     if (npools == 0) {
-        diag(p, 0, "no pools defined (add a [pool NAME] section)");
+        conf_diag(p, 0, "no pools defined (add a [pool NAME] section)");
     }
 }
 
 /* client_output_limit must let one largest request's reply through. */
 static void
-check_global(struct parse *p)
+conf_check_global(struct parse *p)
 {
     struct conf *c = p->conf;
     int line = 0;
@@ -710,7 +710,7 @@ check_global(struct parse *p)
     if (c->client_output_limit == 0) {
         c->client_output_limit = MAX(CONF_DEFAULT_CLIENT_OUTPUT_LIMIT, c->max_request_size);
     } else if (c->client_output_limit < c->max_request_size) {
-        diag(p, line, "invalid value '%llu' for 'client_output_limit' (must be at least "
+        conf_diag(p, line, "invalid value '%llu' for 'client_output_limit' (must be at least "
              "max_request_size, %llu)", (unsigned long long)c->client_output_limit,
              (unsigned long long)c->max_request_size);
     }
@@ -719,7 +719,7 @@ check_global(struct parse *p)
 /* ---- assembly ---- */
 
 static int
-pool_cmp(const void *a, const void *b)
+conf_pool_cmp(const void *a, const void *b)
 {
     const struct conf_pool *x = a, *y = b;
     size_t xl = strlen(x->name), yl = strlen(y->name);
@@ -732,7 +732,7 @@ pool_cmp(const void *a, const void *b)
 
 /* Move the valid pools into the result, in twemproxy's order. */
 static int
-collect_pools(struct parse *p)
+conf_collect_pools(struct parse *p)
 {
     struct conf *c = p->conf;
     size_t n = 0;
@@ -752,13 +752,13 @@ collect_pools(struct parse *p)
         }
     }
     if (c->npools > 1) {
-        qsort(c->pools, c->npools, sizeof(*c->pools), pool_cmp);
+        qsort(c->pools, c->npools, sizeof(*c->pools), conf_pool_cmp);
     }
     return 0;
 }
 
 static int
-diag_cmp(const void *a, const void *b)
+conf_diag_cmp(const void *a, const void *b)
 {
     const struct diag *x = a, *y = b;
     /* File-wide messages (line 0) come last, after the lines they sum up. */
@@ -771,10 +771,10 @@ diag_cmp(const void *a, const void *b)
 }
 
 static void
-parse_free(struct parse *p)
+conf_parse_free(struct parse *p)
 {
     for (size_t i = 0; p->sects != NULL && i < p->scan.nsections; i++) {
-        pool_clear(&p->sects[i].pool);
+        conf_pool_clear(&p->sects[i].pool);
         conf_clear(&p->sects[i].scratch);
     }
     free(p->sects);
@@ -786,7 +786,7 @@ parse_free(struct parse *p)
 }
 
 static int
-load_text(const char *path, const char *text, size_t len, struct conf **out,
+conf_load_text(const char *path, const char *text, size_t len, struct conf **out,
           struct conf_errors *errs)
 {
     struct parse p = { .path = path };
@@ -800,34 +800,34 @@ load_text(const char *path, const char *text, size_t len, struct conf **out,
         return -1;
     }
     p.conf->log_level = -1;
-    p.conf->path = xstrdup(&p, path);
-    apply_defaults(&p, &global, global_keys, ARRAY_SIZE(global_keys));
+    p.conf->path = conf_strdup(&p, path);
+    conf_apply_defaults(&p, &global, global_keys, ARRAY_SIZE(global_keys));
     if (conf_scan_text(text, len, &p.scan) < 0) {
         p.oom = true;
         goto done;
     }
     for (size_t i = 0; i < p.scan.nissues; i++) {
-        diag(&p, p.scan.issues[i].line, "%s", p.scan.issues[i].msg);
+        conf_diag(&p, p.scan.issues[i].line, "%s", p.scan.issues[i].msg);
     }
     p.sects = calloc(p.scan.nsections + 1, sizeof(*p.sects));
     if (p.sects == NULL) {
         p.oom = true;
         goto done;
     }
-    setup_sections(&p);
-    int irc = ini_parse_string(p.scan.clean, on_key, &p);
+    conf_setup_sections(&p);
+    int irc = ini_parse_string(p.scan.clean, conf_on_key, &p);
     if (irc < 0) {
         p.oom = true;
     }
     /* irc > 0: inih found a line it cannot parse, which the scan let through. */
     if (irc > 0 || p.mismatch || p.cursor != p.scan.nentries) {
-        diag(&p, 0, "internal error: inih read the file differently from the line scan "
+        conf_diag(&p, 0, "internal error: inih read the file differently from the line scan "
              "(please report this file)");
     }
-    check_pools(&p);
-    check_global(&p);
+    conf_check_pools(&p);
+    conf_check_global(&p);
     if (p.ndiags == 0 && !p.oom) {
-        if (collect_pools(&p) < 0) {
+        if (conf_collect_pools(&p) < 0) {
             p.oom = true;
         } else {
             *out = p.conf;
@@ -837,21 +837,21 @@ load_text(const char *path, const char *text, size_t len, struct conf **out,
     }
 done:
     if (p.oom) {
-        diag(&p, 0, "out of memory");
+        conf_diag(&p, 0, "out of memory");
         if (p.ndiags == 0) {
             conf_errors_add(errs, path, 0, "out of memory");
         }
     }
     if (rc != 0) {
         if (p.ndiags > 1) {
-            qsort(p.diags, p.ndiags, sizeof(*p.diags), diag_cmp);
+            qsort(p.diags, p.ndiags, sizeof(*p.diags), conf_diag_cmp);
         }
         for (size_t i = 0; i < p.ndiags; i++) {
             conf_errors_add(errs, path, p.diags[i].line, "%s", p.diags[i].msg);
         }
     }
     conf_free(p.conf);
-    parse_free(&p);
+    conf_parse_free(&p);
     return rc;
 }
 
@@ -861,7 +861,7 @@ int
 conf_load_string(const char *path, const char *text, struct conf **out,
                  struct conf_errors *errs)
 {
-    return load_text(path, text, strlen(text), out, errs);
+    return conf_load_text(path, text, strlen(text), out, errs);
 }
 
 int
@@ -906,7 +906,7 @@ conf_load(const char *path, struct conf **out, struct conf_errors *errs)
     }
     fclose(f);
     buf[len] = '\0';
-    rc = load_text(path, buf, len, out, errs);
+    rc = conf_load_text(path, buf, len, out, errs);
     free(buf);
     return rc;
 }
@@ -933,7 +933,7 @@ conf_errors_add(struct conf_errors *errs, const char *path, int line, const char
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    full = line > 0 ? fmt_alloc("%s:%d: %s", path, line, msg) : fmt_alloc("%s: %s", path, msg);
+    full = line > 0 ? conf_fmt_alloc("%s:%d: %s", path, line, msg) : conf_fmt_alloc("%s: %s", path, msg);
     if (full == NULL) {
         return;         /* out of memory: the caller still sees the failure code */
     }

@@ -47,13 +47,13 @@ struct scan_state {
 };
 
 static bool
-is_ws(char c)
+conf_scan_is_ws(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
 
 static int
-sbuf_add(struct sbuf *b, const char *s, size_t n)
+conf_scan_sbuf_add(struct sbuf *b, const char *s, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
@@ -75,7 +75,7 @@ sbuf_add(struct sbuf *b, const char *s, size_t n)
 
 /* Grow *arr (of elem-sized items, *cap of them) to hold n + 1. */
 static int
-grow(void **arr, size_t *cap, size_t n, size_t elem)
+conf_scan_grow(void **arr, size_t *cap, size_t n, size_t elem)
 {
     if (n < *cap) {
         return 0;
@@ -91,7 +91,7 @@ grow(void **arr, size_t *cap, size_t n, size_t elem)
 }
 
 static char *
-dup_n(const char *s, size_t n)
+conf_scan_dup_n(const char *s, size_t n)
 {
     char *p = malloc(n + 1);
 
@@ -122,16 +122,16 @@ conf_scan_printable(char *dst, size_t dstlen, const char *p, size_t n, size_t ma
 }
 
 static void
-excerpt(char *dst, size_t dstlen, const char *p, size_t n)
+conf_scan_excerpt(char *dst, size_t dstlen, const char *p, size_t n)
 {
     conf_scan_printable(dst, dstlen, p, n, EXCERPT_MAX);
 }
 
-static void issue(struct scan_state *st, int line, const char *fmt, ...)
+static void conf_scan_issue(struct scan_state *st, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
-issue(struct scan_state *st, int line, const char *fmt, ...)
+conf_scan_issue(struct scan_state *st, int line, const char *fmt, ...)
 {
     struct conf_scan *out = st->out;
     char msg[256];
@@ -140,7 +140,7 @@ issue(struct scan_state *st, int line, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (grow((void **)&out->issues, &st->issues_cap, out->nissues, sizeof(*out->issues)) < 0) {
+    if (conf_scan_grow((void **)&out->issues, &st->issues_cap, out->nissues, sizeof(*out->issues)) < 0) {
         st->oom = true;
         return;
     }
@@ -156,17 +156,17 @@ issue(struct scan_state *st, int line, const char *fmt, ...)
 
 /* Record a header (bad ones too) and emit "[I]" for it. */
 static void
-add_section(struct scan_state *st, int line, const char *name, size_t n, bool bad)
+conf_scan_add_section(struct scan_state *st, int line, const char *name, size_t n, bool bad)
 {
     struct conf_scan *out = st->out;
     char hdr[32];
 
-    if (grow((void **)&out->sections, &st->sections_cap, out->nsections,
+    if (conf_scan_grow((void **)&out->sections, &st->sections_cap, out->nsections,
              sizeof(*out->sections)) < 0) {
         st->oom = true;
         return;
     }
-    char *copy = dup_n(name, n);
+    char *copy = conf_scan_dup_n(name, n);
     if (copy == NULL) {
         st->oom = true;
         return;
@@ -177,23 +177,23 @@ add_section(struct scan_state *st, int line, const char *name, size_t n, bool ba
     st->section = (int)out->nsections;
     out->nsections++;
     int hn = snprintf(hdr, sizeof(hdr), "[%d]", st->section);
-    if (sbuf_add(&st->clean, hdr, (size_t)hn) < 0) {
+    if (conf_scan_sbuf_add(&st->clean, hdr, (size_t)hn) < 0) {
         st->oom = true;
     }
 }
 
 static void
-add_entry(struct scan_state *st, int line, const char *key, size_t n)
+conf_scan_add_entry(struct scan_state *st, int line, const char *key, size_t n)
 {
     struct conf_scan *out = st->out;
     unsigned occ = 0;
 
-    if (grow((void **)&out->entries, &st->entries_cap, out->nentries,
+    if (conf_scan_grow((void **)&out->entries, &st->entries_cap, out->nentries,
              sizeof(*out->entries)) < 0) {
         st->oom = true;
         return;
     }
-    char *copy = dup_n(key, n);
+    char *copy = conf_scan_dup_n(key, n);
     if (copy == NULL) {
         st->oom = true;
         return;
@@ -217,95 +217,95 @@ add_entry(struct scan_state *st, int line, const char *key, size_t n)
 
 /* A header line p[0..n) (comment already cut, n > 0, p[0] == '['). */
 static void
-scan_header(struct scan_state *st, int line, const char *p, size_t n)
+conf_scan_header_line(struct scan_state *st, int line, const char *p, size_t n)
 {
     char ex[EXCERPT_MAX + 8];
     const char *close = memchr(p, ']', n);
 
-    excerpt(ex, sizeof(ex), p, n);
+    conf_scan_excerpt(ex, sizeof(ex), p, n);
     if (close == NULL) {
-        issue(st, line, "malformed section header '%s' (no closing ']')", ex);
-        add_section(st, line, p + 1, n - 1, true);
+        conf_scan_issue(st, line, "malformed section header '%s' (no closing ']')", ex);
+        conf_scan_add_section(st, line, p + 1, n - 1, true);
         return;
     }
     for (const char *q = close + 1; q < p + n; q++) {
-        if (!is_ws(*q)) {
-            issue(st, line, "unexpected text after section header '%s'", ex);
-            add_section(st, line, p + 1, (size_t)(close - p - 1), true);
+        if (!conf_scan_is_ws(*q)) {
+            conf_scan_issue(st, line, "unexpected text after section header '%s'", ex);
+            conf_scan_add_section(st, line, p + 1, (size_t)(close - p - 1), true);
             return;
         }
     }
-    add_section(st, line, p + 1, (size_t)(close - p - 1), false);
+    conf_scan_add_section(st, line, p + 1, (size_t)(close - p - 1), false);
 }
 
 /* A key line p[0..n) (comment already cut, no leading white space). */
 static void
-scan_key(struct scan_state *st, int line, const char *p, size_t n)
+conf_scan_key_line(struct scan_state *st, int line, const char *p, size_t n)
 {
     char ex[EXCERPT_MAX + 8];
     const char *eq = memchr(p, '=', n);
     const char *colon = memchr(p, ':', n);
     size_t klen;
 
-    excerpt(ex, sizeof(ex), p, n);
+    conf_scan_excerpt(ex, sizeof(ex), p, n);
     if (eq == NULL) {
         size_t word = 0;
-        while (word < n && !is_ws(p[word]) && p[word] != ':') {
+        while (word < n && !conf_scan_is_ws(p[word]) && p[word] != ':') {
             word++;
         }
         if (colon != NULL && p + word == colon) {   /* "key: value", YAML style */
-            issue(st, line, "expected 'key = value', found '%s' "
+            conf_scan_issue(st, line, "expected 'key = value', found '%s' "
                   "(':' is not a delimiter)", ex);
         } else {
-            issue(st, line, "expected 'key = value' or a [section] header, found '%s'", ex);
+            conf_scan_issue(st, line, "expected 'key = value' or a [section] header, found '%s'", ex);
         }
         return;
     }
     if (colon != NULL && colon < eq) {
-        issue(st, line, "':' in key of '%s' (write 'key = value')", ex);
+        conf_scan_issue(st, line, "':' in key of '%s' (write 'key = value')", ex);
         return;
     }
     klen = (size_t)(eq - p);
-    while (klen > 0 && is_ws(p[klen - 1])) {
+    while (klen > 0 && conf_scan_is_ws(p[klen - 1])) {
         klen--;
     }
     if (klen == 0) {
-        issue(st, line, "missing key before '=' in '%s'", ex);
+        conf_scan_issue(st, line, "missing key before '=' in '%s'", ex);
         return;
     }
     /* Keys are ASCII words. This also keeps a second BOM on line 1 away from
      * inih, which would strip it where the scan does not. */
     for (size_t i = 0; i < klen; i++) {
         if ((unsigned char)p[i] < 0x20 || (unsigned char)p[i] >= 0x7f) {
-            issue(st, line, "invalid character in key of '%s'", ex);
+            conf_scan_issue(st, line, "invalid character in key of '%s'", ex);
             return;
         }
     }
-    add_entry(st, line, p, klen);
-    if (sbuf_add(&st->clean, p, n) < 0) {
+    conf_scan_add_entry(st, line, p, klen);
+    if (conf_scan_sbuf_add(&st->clean, p, n) < 0) {
         st->oom = true;
     }
 }
 
 static void
-scan_line(struct scan_state *st, int line, const char *p, size_t n)
+conf_scan_classify(struct scan_state *st, int line, const char *p, size_t n)
 {
     char ex[EXCERPT_MAX + 8];
     size_t lead = 0, len = n;
 
-    while (lead < n && is_ws(p[lead])) {
+    while (lead < n && conf_scan_is_ws(p[lead])) {
         lead++;
     }
     if (memchr(p, '\0', n) != NULL) {
-        issue(st, line, "line contains a NUL byte");
+        conf_scan_issue(st, line, "line contains a NUL byte");
         return;
     }
     if (n > CONF_MAX_LINE) {
-        issue(st, line, "line is %zu bytes long (the limit is %d)", n, CONF_MAX_LINE);
+        conf_scan_issue(st, line, "line is %zu bytes long (the limit is %d)", n, CONF_MAX_LINE);
         /* A header we cannot read still ends the previous section, so its
          * keys are not blamed on the wrong pool. */
         if (lead < n && p[lead] == '[') {
-            add_section(st, line, "", 0, true);
+            conf_scan_add_section(st, line, "", 0, true);
         }
         return;
     }
@@ -313,28 +313,28 @@ scan_line(struct scan_state *st, int line, const char *p, size_t n)
         return;         /* blank, or a comment (indented ones are harmless) */
     }
     if (lead > 0) {
-        excerpt(ex, sizeof(ex), p + lead, n - lead);
-        issue(st, line, "line starts with white space (indented lines are not "
+        conf_scan_excerpt(ex, sizeof(ex), p + lead, n - lead);
+        conf_scan_issue(st, line, "line starts with white space (indented lines are not "
               "allowed): '%s'", ex);
         if (p[lead] == '[') {
-            add_section(st, line, "", 0, true);
+            conf_scan_add_section(st, line, "", 0, true);
         }
         return;
     }
     /* An inline comment is ';' after white space, as inih has it. */
     for (size_t i = 1; i < n; i++) {
-        if (p[i] == ';' && is_ws(p[i - 1])) {
+        if (p[i] == ';' && conf_scan_is_ws(p[i - 1])) {
             len = i;
             break;
         }
     }
-    while (len > 0 && is_ws(p[len - 1])) {
+    while (len > 0 && conf_scan_is_ws(p[len - 1])) {
         len--;
     }
     if (p[0] == '[') {
-        scan_header(st, line, p, len);
+        conf_scan_header_line(st, line, p, len);
     } else {
-        scan_key(st, line, p, len);
+        conf_scan_key_line(st, line, p, len);
     }
 }
 
@@ -346,7 +346,7 @@ conf_scan_text(const char *text, size_t len, struct conf_scan *out)
     int line = 0;
 
     memset(out, 0, sizeof(*out));
-    if (sbuf_add(&st.clean, "", 0) < 0) {
+    if (conf_scan_sbuf_add(&st.clean, "", 0) < 0) {
         return -1;
     }
     while (pos < len && !st.oom) {
@@ -363,8 +363,8 @@ conf_scan_text(const char *text, size_t len, struct conf_scan *out)
             p += 3;     /* a UTF-8 BOM, which inih would skip too */
             n -= 3;
         }
-        scan_line(&st, line, p, n);
-        if (sbuf_add(&st.clean, "\n", 1) < 0) {
+        conf_scan_classify(&st, line, p, n);
+        if (conf_scan_sbuf_add(&st.clean, "\n", 1) < 0) {
             st.oom = true;
         }
     }
