@@ -13,7 +13,8 @@
 
 enum log_level {
     LOG_EMERG = 0, LOG_ALERT, LOG_CRIT, LOG_ERR, LOG_WARN, LOG_NOTICE,
-    LOG_INFO, LOG_DEBUG, LOG_VERB, LOG_VVERB, LOG_VVVERB, LOG_PVERB
+    LOG_INFO, LOG_DEBUG, LOG_VERB, LOG_VVERB, LOG_VVVERB, LOG_PVERB,
+    LOG_LEVEL_MAX = LOG_PVERB   /* the highest level -v and log_level take */
 };
 
 /* Open path for appending (NULL or "-" means stderr). Returns 0 or -errno. */

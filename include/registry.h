@@ -26,7 +26,7 @@ struct gen;
 struct server_shared {
     _Atomic uint64_t ejected_until_ms;  /* mono ms; 0 or past: in the ring */
     _Atomic uint64_t ejected_at_us;     /* wall clock of the last ejection */
-} __attribute__((aligned(64)));
+} __attribute__((aligned(CACHE_LINE)));
 
 struct reg_server {
     struct server_shared shared;

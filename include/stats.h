@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "util.h"
+
 struct buf;
 
 enum stats_type { STATS_COUNTER, STATS_GAUGE, STATS_TIMESTAMP };
@@ -111,13 +113,13 @@ struct stats_server {
     _Atomic uint64_t f[STATS_SERVER_NFIELDS];
     _Atomic uint64_t closed[STATS_SERVER_CLOSE_N];
     struct stats_hist hist;
-} __attribute__((aligned(64)));
+} __attribute__((aligned(CACHE_LINE)));
 
 struct stats_pool {
     _Atomic uint64_t f[STATS_POOL_NFIELDS];
     _Atomic uint64_t closed[STATS_CLIENT_CLOSE_N];
     struct stats_hist hist;
-} __attribute__((aligned(64)));
+} __attribute__((aligned(CACHE_LINE)));
 
 /* Per worker, beyond its pools: for the per-worker view. */
 struct stats_worker {
@@ -125,7 +127,7 @@ struct stats_worker {
     _Atomic uint64_t total_connections; /* ever opened, same kinds */
     _Atomic uint64_t clients;           /* client conns open now */
     _Atomic uint64_t requests;          /* client requests parsed */
-} __attribute__((aligned(64)));
+} __attribute__((aligned(CACHE_LINE)));
 
 /* Add d (may be negative, for gauges) to a counter its owner writes. */
 static inline void

@@ -13,6 +13,7 @@
 
 #include "conf.h"
 #include "dist.h"
+#include "log.h"
 #include "util.h"
 
 static const struct option cli_long_opts[] = {
@@ -54,7 +55,7 @@ cli_usage(void)
            "  -t, --test-conf        : test configuration for syntax errors and exit\n"
            "  -d, --daemonize        : run as a daemon\n"
            "  -D, --describe-stats   : print stats description and exit\n"
-           "  -v, --verbose=N        : set logging level (default: %d, min: 0, max: 11)\n"
+           "  -v, --verbose=N        : set logging level (default: %d, min: 0, max: %d)\n"
            "  -o, --output=S         : set logging file (default: stderr)\n"
            "  -c, --conf-file=S      : set configuration file (default: %s/cachemux.ini)\n"
            "  -s, --stats-port=N     : set stats monitoring port (default: %d)\n"
@@ -64,7 +65,7 @@ cli_usage(void)
            "  -m, --mbuf-size=N      : set size of I/O buffer chunks in bytes (default: %d)\n"
            "  -w, --workers=N        : set worker threads (default: config, else CPUs)\n"
            "  -L, --locate=POOL      : print 'KEY SERVER' for each key on stdin and exit\n",
-           CONF_DEFAULT_LOG_LEVEL, CACHEMUX_SYSCONFDIR, CONF_DEFAULT_STATS_PORT,
+           CONF_DEFAULT_LOG_LEVEL, LOG_LEVEL_MAX, CACHEMUX_SYSCONFDIR, CONF_DEFAULT_STATS_PORT,
            CONF_DEFAULT_MBUF_SIZE);
 }
 
@@ -105,7 +106,7 @@ cli_parse(int argc, char **argv, struct cli_opts *o)
         case 'd': o->daemonize = true; break;
         case 'D': o->describe_stats = true; break;
         case 'v':
-            if (cli_number("-v", optarg, 0, 11, &v) != 0) return -1;
+            if (cli_number("-v", optarg, 0, LOG_LEVEL_MAX, &v) != 0) return -1;
             o->verbose = (int)v;
             break;
         case 'o': o->output = optarg; break;
@@ -125,7 +126,7 @@ cli_parse(int argc, char **argv, struct cli_opts *o)
             o->mbuf_size = v;
             break;
         case 'w':
-            if (cli_number("-w", optarg, 1, 1024, &v) != 0) return -1;
+            if (cli_number("-w", optarg, 1, CONF_MAX_WORKERS, &v) != 0) return -1;
             o->workers = (int)v;
             break;
         case 'L': o->locate = optarg; break;

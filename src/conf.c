@@ -37,9 +37,9 @@
 #include <strings.h>
 
 #include "conf_scan.h"
+#include "log.h"
 #include "util.h"
 
-#define MAX_WORKERS 1024
 #define MAX_INT32 2147483647u
 #define MAX_REQUEST_SIZE (1ULL << 40)
 #define MIN_REPLY_SIZE 1024     /* room for any status or error line a server sends */
@@ -60,23 +60,30 @@ struct key_def {
     const char *dflt;   /* parsed like a value from the file; NULL: none */
 };
 
+/* A default of conf.h, written as the file would give it. */
+#define NUM_STR_(x) #x
+#define NUM_STR(x) NUM_STR_(x)
+
 #define G(f) offsetof(struct conf, f)
 #define P(f) offsetof(struct conf_pool, f)
 
 static const struct key_def global_keys[] = {
-    { "workers", KEY_WORKERS, G(workers), 1, MAX_WORKERS, "auto" },
-    { "stats_listen", KEY_STATS, 0, 0, 0, "127.0.0.1:22222" },
+    { "workers", KEY_WORKERS, G(workers), 1, CONF_MAX_WORKERS, "auto" },
+    { "stats_listen", KEY_STATS, 0, 0, 0, "127.0.0.1:" NUM_STR(CONF_DEFAULT_STATS_PORT) },
     { "metrics_listen", KEY_METRICS, G(metrics_listen), 0, 0, NULL },
     { "log_file", KEY_STR, G(log_file), 0, 0, NULL },
-    { "log_level", KEY_INT, G(log_level), 0, 11, NULL },
+    { "log_level", KEY_INT, G(log_level), 0, LOG_LEVEL_MAX, NULL },
     { "pid_file", KEY_STR, G(pid_file), 0, 0, NULL },
-    { "mbuf_size", KEY_U32, G(mbuf_size), CONF_MIN_MBUF_SIZE, CONF_MAX_MBUF_SIZE, "16384" },
-    { "max_request_size", KEY_U64, G(max_request_size), 1, MAX_REQUEST_SIZE, "67108864" },
+    { "mbuf_size", KEY_U32, G(mbuf_size), CONF_MIN_MBUF_SIZE, CONF_MAX_MBUF_SIZE,
+      NUM_STR(CONF_DEFAULT_MBUF_SIZE) },
+    { "max_request_size", KEY_U64, G(max_request_size), 1, MAX_REQUEST_SIZE,
+      NUM_STR(CONF_DEFAULT_MAX_REQUEST_SIZE) },
     /* No default: unset means the larger of 64 MiB and max_request_size. */
     { "client_output_limit", KEY_U64, G(client_output_limit), 1, MAX_REQUEST_SIZE, NULL },
     { "max_reply_size", KEY_U64, G(max_reply_size), MIN_REPLY_SIZE, MAX_REQUEST_SIZE,
-      "1073741824" },
-    { "shutdown_timeout", KEY_U64, G(shutdown_timeout_ms), 0, MAX_INT32, "30000" },
+      NUM_STR(CONF_DEFAULT_MAX_REPLY_SIZE) },
+    { "shutdown_timeout", KEY_U64, G(shutdown_timeout_ms), 0, MAX_INT32,
+      NUM_STR(CONF_DEFAULT_SHUTDOWN_TIMEOUT) },
 };
 
 static const struct key_def pool_keys[] = {
@@ -319,7 +326,7 @@ conf_set_value(struct parse *p, struct sect *s, const struct key_def *k, const c
             return 0;
         }
         if (conf_set_number(k, field, v, err, errlen) < 0) {
-            snprintf(err, errlen, "expected auto or a number 1..%d", MAX_WORKERS);
+            snprintf(err, errlen, "expected auto or a number 1..%d", CONF_MAX_WORKERS);
             return -1;
         }
         return 0;

@@ -197,7 +197,7 @@ httpd_close(struct httpd_conn *c, enum httpd_close_reason why)
 static void
 httpd_arm_timer(struct httpd_conn *c, unsigned ms)
 {
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    struct timeval tv = util_ms_tv(ms);
 
     evtimer_add(&c->timer, &tv);
 }
@@ -554,7 +554,7 @@ httpd_accept_cb(int lfd, short what, void *arg)
             continue;
         }
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-            struct timeval tv = { 0, HTTPD_EMFILE_RETRY_MS * 1000 };
+            struct timeval tv = util_ms_tv(HTTPD_EMFILE_RETRY_MS);
             char eb[128];
             log_warn("%s: accept: %s; pausing accepts for %d ms", h->name,
                      util_strerror(errno, eb, sizeof(eb)), HTTPD_EMFILE_RETRY_MS);

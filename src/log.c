@@ -102,8 +102,8 @@ log_set_level(int level)
     if (level < LOG_EMERG) {
         level = LOG_EMERG;
     }
-    if (level > LOG_PVERB) {
-        level = LOG_PVERB;
+    if (level > LOG_LEVEL_MAX) {
+        level = LOG_LEVEL_MAX;
     }
     atomic_store_explicit(&log_level, level, memory_order_relaxed);
 }
@@ -147,7 +147,7 @@ log_write(int level, const char *fmt, ...)
     n = strftime(line, sizeof(line), "[%Y-%m-%d %H:%M:%S", &tm);
     n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ld] %s %s ",
                           (long)tv.tv_usec / 1000,
-                          log_level_names[level < 0 ? 0 : level > LOG_PVERB ? LOG_PVERB : level],
+                          log_level_names[level < 0 ? 0 : level > LOG_LEVEL_MAX ? LOG_LEVEL_MAX : level],
                           log_tag[0] ? log_tag : "-");
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);

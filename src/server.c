@@ -52,7 +52,7 @@ server_arm(struct server_conn *sc, uint64_t at_ms)
 {
     uint64_t now = util_mono_msec();
     uint64_t d = at_ms > now ? at_ms - now : 0;
-    struct timeval tv = { (time_t)(d / 1000), (suseconds_t)((d % 1000) * 1000) };
+    struct timeval tv = util_ms_tv(d);
 
     evtimer_add(&sc->tev, &tv);
 }

@@ -378,7 +378,7 @@ supervisor_stop_check_cb(evutil_socket_t fd, short what, void *arg)
 static void
 supervisor_begin_stop(struct supervisor *sv)
 {
-    struct timeval tv = { 0, 20 * 1000 };
+    struct timeval tv = util_ms_tv(20);
 
     if (sv->stopping) {
         return;
@@ -602,7 +602,7 @@ supervisor_run(struct gen *g, const struct cli_opts *o)
             goto out;
         }
     }
-    struct timeval sweep_tv = { 0, SUPERVISOR_SWEEP_MS * 1000 };
+    struct timeval sweep_tv = util_ms_tv(SUPERVISOR_SWEEP_MS);
     sv.sweep = event_new(sv.base, -1, EV_PERSIST, supervisor_sweep_cb, &sv);
     if (sv.sweep == NULL || event_add(sv.sweep, &sweep_tv) != 0) {
         log_error("out of memory");

@@ -240,7 +240,7 @@ static void
 worker_retire_pool(struct worker *w, struct worker_pool *wp)
 {
     uint64_t ms = w->ctx.drain_timeout_ms;
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+    struct timeval tv = util_ms_tv(ms);
 
     gen_hold(w->gen);
     wp->hold = w->gen;
@@ -330,7 +330,7 @@ worker_stop_timer_cb(int fd, short what, void *arg)
 static void
 worker_begin_stop(struct worker *w, uint64_t timeout_ms)
 {
-    struct timeval tv = { (time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000 };
+    struct timeval tv = util_ms_tv(timeout_ms);
     struct worker_pool *wp;
 
     if (w->ctx.stopping) {

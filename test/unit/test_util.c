@@ -143,6 +143,21 @@ START_TEST(test_rand64)
 }
 END_TEST
 
+START_TEST(test_ms_tv)
+{
+    struct timeval tv = util_ms_tv(0);
+
+    ck_assert(tv.tv_sec == 0 && tv.tv_usec == 0);
+    tv = util_ms_tv(999);
+    ck_assert(tv.tv_sec == 0 && tv.tv_usec == 999000);
+    tv = util_ms_tv(86400123);
+    ck_assert(tv.tv_sec == 86400 && tv.tv_usec == 123000);
+    ck_assert_uint_eq(CACHE_ROUND(1), CACHE_LINE);
+    ck_assert_uint_eq(CACHE_ROUND(CACHE_LINE), CACHE_LINE);
+    ck_assert_uint_eq(CACHE_ROUND(CACHE_LINE + 1), 2 * CACHE_LINE);
+}
+END_TEST
+
 START_TEST(test_clocks)
 {
     uint64_t m1 = util_mono_usec();
@@ -170,6 +185,7 @@ util_suite(void)
     tcase_add_test(tc, test_strieq);
     tcase_add_test(tc, test_rand64);
     tcase_add_test(tc, test_clocks);
+    tcase_add_test(tc, test_ms_tv);
     suite_add_tcase(s, tc);
     return s;
 }
