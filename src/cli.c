@@ -99,6 +99,7 @@ cli_parse(int argc, char **argv, struct cli_opts *o)
 
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":hVtdDv:o:c:s:i:a:p:m:w:L:", cli_long_opts, NULL)) != -1) {
+        // clang-format off
         switch (ch) {
         case 'h': o->help = true; break;
         case 'V': o->version = true; break;
@@ -130,6 +131,7 @@ cli_parse(int argc, char **argv, struct cli_opts *o)
             o->workers = (int)v;
             break;
         case 'L': o->locate = optarg; break;
+        // clang-format on
         case ':':
             fprintf(stderr, "cachemux: option -%c requires an argument\n", optopt);
             return -1;

@@ -75,6 +75,7 @@ struct mc_kind_info {
     bool framed;        /* carries a data block: a bad line breaks framing */
 };
 
+// clang-format off
 static const struct mc_kind_info mc_kinds[] = {
     [MC_KIND_RETRIEVAL] = { 1, MC_ARGS_ANY, "K", false, false },
     [MC_KIND_GAT]       = { 2, MC_ARGS_ANY, "xK", false, false },
@@ -90,6 +91,7 @@ static const struct mc_kind_info mc_kinds[] = {
     [MC_KIND_VERSION]   = { 0, MC_ARGS_ANY, "", false, false },
     [MC_KIND_QUIT]      = { 0, MC_ARGS_ANY, "", false, false },
 };
+// clang-format on
 
 struct mc_cmd_info {
     const char *name;

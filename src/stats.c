@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "util.h"
 
+// clang-format off
 static const char *const stats_pool_names[] = {
 #define STATS_NAME(name, type, desc) #name,
     STATS_POOL_LIST(STATS_NAME)
@@ -36,6 +37,7 @@ const char *const stats_server_close_descs[STATS_SERVER_CLOSE_N] = {
 };
 #undef STATS_CLOSE_NAME
 #undef STATS_CLOSE_DESC
+// clang-format on
 
 static int
 stats_puts(struct buf *b, const char *s)
@@ -138,6 +140,7 @@ stats_hist_sum(struct stats_hist_view *v, const struct stats_hist *h)
     v->sum_us += stats_get(&h->sum_us);
 }
 
+// clang-format off
 static const enum stats_type stats_pool_types[] = {
 #define STATS_TYPE(name, type, desc) type,
     STATS_POOL_LIST(STATS_TYPE)
@@ -154,6 +157,7 @@ static const char *const stats_server_descs[] = {
     STATS_SERVER_LIST(STATS_DESC)
 #undef STATS_DESC
 };
+// clang-format on
 
 /* Label values: escape backslash, quote and newline as the format asks. */
 static int

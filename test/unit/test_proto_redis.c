@@ -306,6 +306,7 @@ check_str_feeds(const char *s, uint64_t max, bool rsp)
 /* ---- the command table ---- */
 
 /* twemproxy's commands, plus the local ones (doc/protocols.md 3): every one must be in the table. */
+// clang-format off
 static const char *const appendix_a[] = {
     "PING", "QUIT", "COMMAND",
     "PERSIST", "PTTL", "TTL", "TYPE", "DUMP", "DECR", "GET", "GETDEL", "INCR", "STRLEN",
@@ -329,6 +330,7 @@ static const char *const appendix_a[] = {
     "MGET", "DEL", "UNLINK", "TOUCH", "EXISTS", "MSET",
     "EVAL", "EVALSHA", "LOLWUT", "AUTH", "ECHO", "SELECT",
 };
+// clang-format on
 
 static const struct redis_cmd *
 lookup(const char *s)
