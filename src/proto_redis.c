@@ -209,6 +209,7 @@ redis_inline_next_arg(const uint8_t *line, size_t len, size_t *cursor, uint8_t *
                 p += 3;
             } else if (c == '\\' && redis_at(line, len, p + 1) != 0) {
                 p++;
+                // clang-format off
                 switch (redis_at(line, len, p)) {
                 case 'n': c = '\n'; break;
                 case 'r': c = '\r'; break;
@@ -217,6 +218,7 @@ redis_inline_next_arg(const uint8_t *line, size_t len, size_t *cursor, uint8_t *
                 case 'a': c = '\a'; break;
                 default: c = redis_at(line, len, p); break;
                 }
+                // clang-format on
                 redis_put(out, &n, c);
             } else if (c == '"') {
                 /* a closing quote must end the argument */

@@ -736,6 +736,7 @@ END_TEST
  */
 START_TEST(test_random_configs)
 {
+    // clang-format off
     static const char *const lines[] = {
         "[cachemux]", "[pool a]", "[pool b]", "[pool a", "[]", "[x] y", "listen = 127.0.0.1:1",
         "listen = 127.0.0.1:2", "listen = /tmp/s 0600", "server = h:1:1", "server = h:1:1 n",
@@ -745,6 +746,7 @@ START_TEST(test_random_configs)
         "timeout = 99999999999999999999999", "[pool a] ; c", "x = [y]", "server=h:1:1;x",
         "\xef\xbb\xbfhash = md5", "mbuf_size = 512",
     };
+    // clang-format on
     uint64_t rng = 0x9e3779b97f4a7c15ULL;
     char text[4096];
 

@@ -406,11 +406,13 @@ END_TEST
 
 START_TEST(test_lookup_misses)
 {
+    // clang-format off
     static const char *const misses[] = {
         "", "g", "ge", "gett", "gets", "a", "zzzz", "zunionstor", "zunionstoree", "set ",
         " set", "getex\n", "mgetx", "georadiusbymemberx", "hello", "multi", "exec", "keys",
         "flushall", "config", "subscribe", "scan", "info",
     };
+    // clang-format on
     uint8_t hi[] = { 'g', 0xc5, 't' }, nul[] = { 'g', 'e', 't', 0 };
     char longname[64];
 
@@ -471,6 +473,7 @@ END_TEST
 /* Arities checked by hand against redis-server 7.0 (COMMAND INFO, and what it answers). */
 START_TEST(test_arities)
 {
+    // clang-format off
     static const struct {
         const char *name;
         int min, max;
@@ -487,6 +490,7 @@ START_TEST(test_arities)
         { "ping", 0, 1 }, { "quit", 0, -1 }, { "echo", 1, 1 }, { "select", 1, 1 },
         { "auth", 1, 2 }, { "command", 0, -1 }, { "lolwut", 0, -1 }, { "move", 2, 2 },
     };
+    // clang-format on
 
     for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
         const struct redis_cmd *c = lookup(want[i].name);
@@ -1247,6 +1251,7 @@ END_TEST
 
 START_TEST(test_rsp_malformed)
 {
+    // clang-format off
     static const char *const bad[] = {
         "?\r\n", "OK\r\n", "\r\n", " +OK\r\n", "+OK\n", "-ERR\n", ":\r\n", ":abc\r\n", ":1x\r\n",
         ":+1\r\n", ":01\r\n", ":-0\r\n", ":9223372036854775808\r\n", ":-9223372036854775809\r\n",
@@ -1255,6 +1260,7 @@ START_TEST(test_rsp_malformed)
         "*2\r\n:1\r\nfoo\r\n", "*1\r\n$2\r\nabc\r\n", "%1\r\n", "_\r\n", ",1.5\r\n", "#t\r\n",
         "(1\r\n", "=3\r\ntxt\r\n", ">1\r\n", "~1\r\n", "|1\r\n", "$1\r\na\rx",
     };
+    // clang-format on
     char *s;
 
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -1288,11 +1294,13 @@ END_TEST
 
 START_TEST(test_rsp_incomplete)
 {
+    // clang-format off
     static const char *const again[] = {
         "", "+", "+OK", "+OK\r", ":", ":12", ":-", "$", "$5", "$5\r", "$5\r\n", "$5\r\nhel",
         "$5\r\nhello", "$5\r\nhello\r", "*", "*2\r\n", "*2\r\n:1\r\n", "*2\r\n*1\r\n:1\r\n",
         "$-", "$-1", "$-1\r", "*1\r\n$3\r\nab", "$536870912\r\n",
     };
+    // clang-format on
 
     for (size_t i = 0; i < ARRAY_SIZE(again); i++) {
         struct redis_rsp r;
