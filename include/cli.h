@@ -13,16 +13,16 @@ struct conf;
 
 struct cli_opts {
     bool help, version, test_conf, daemonize, describe_stats;
-    int verbose;            /* -1: not given */
-    const char *output;     /* NULL: not given */
+    int verbose;        /* -1: not given */
+    const char *output; /* NULL: not given */
     const char *conf_file;
     int stats_port;         /* -1: not given */
     const char *stats_addr; /* NULL: not given */
     long stats_interval;
-    const char *pid_file;   /* NULL: not given */
-    long mbuf_size;         /* -1: not given */
-    int workers;            /* -1: not given */
-    const char *locate;     /* pool name, NULL: not given */
+    const char *pid_file; /* NULL: not given */
+    long mbuf_size;       /* -1: not given */
+    int workers;          /* -1: not given */
+    const char *locate;   /* pool name, NULL: not given */
 };
 
 /* Parse argv. Returns 0, or -1 after printing what is wrong to stderr. */

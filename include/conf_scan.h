@@ -27,19 +27,19 @@
 
 #include "util.h"
 
-#define CONF_MAX_LINE 198  /* a line of 199 bytes or more is an error */
+#define CONF_MAX_LINE 198 /* a line of 199 bytes or more is an error */
 
 /* A "[...]" line. */
 struct conf_scan_section {
-    char *name;         /* the bytes between '[' and ']' as written */
+    char *name; /* the bytes between '[' and ']' as written */
     int line;
-    bool bad;           /* malformed header (already reported): ignore its keys */
+    bool bad; /* malformed header (already reported): ignore its keys */
 };
 
 /* A "key = value" line, in file order. */
 struct conf_scan_entry {
-    int section;        /* index into sections, -1 before the first header */
-    char *key;          /* as inih reports it: text before '=', right-trimmed */
+    int section;         /* index into sections, -1 before the first header */
+    char *key;           /* as inih reports it: text before '=', right-trimmed */
     unsigned occurrence; /* number of earlier entries with this section and key */
     int line;
 };
@@ -63,7 +63,7 @@ struct conf_scan {
     size_t nsections;
     struct conf_scan_entry *entries;
     size_t nentries;
-    struct conf_scan_issue *issues;  /* in line order */
+    struct conf_scan_issue *issues; /* in line order */
     size_t nissues;
     int nlines;
 };
@@ -81,8 +81,7 @@ void conf_scan_free(struct conf_scan *s);
  * Line of the occurrence-th (0-based) "key =" line in section (an index into
  * sections, -1 for before the first header), or 0 when there is none.
  */
-int conf_scan_line(const struct conf_scan *s, int section, const char *key,
-                   unsigned occurrence);
+int conf_scan_line(const struct conf_scan *s, int section, const char *key, unsigned occurrence);
 
 /*
  * The section index inih reports for a cleaned header "[I]" (inih gives the

@@ -20,8 +20,8 @@
 struct buf;
 struct msg;
 
-#define PROTO_LIST(X)                   \
-    X(PROTO_MEMCACHED, "memcached")     \
+#define PROTO_LIST(X)               \
+    X(PROTO_MEMCACHED, "memcached") \
     X(PROTO_REDIS, "redis")
 
 #define PROTO_ENUM(e, name) e,
@@ -35,9 +35,9 @@ enum proto_rc { PROTO_OK, PROTO_AGAIN, PROTO_ERROR };
 
 /* What one call of a reply parser found at the front of the bytes. */
 struct proto_step {
-    size_t len;         /* OK: bytes of this unit of the reply */
-    bool done;          /* OK: the request's reply is complete with this unit */
-    uint64_t min_len;   /* AGAIN, ERROR: the fewest bytes the unit takes in all, from
+    size_t len;       /* OK: bytes of this unit of the reply */
+    bool done;        /* OK: the request's reply is complete with this unit */
+    uint64_t min_len; /* AGAIN, ERROR: the fewest bytes the unit takes in all, from
                            what its bytes so far declared (before a bad one) */
 };
 
@@ -55,8 +55,8 @@ struct proto_wire {
      * state kept from the call before (the same bytes again, possibly more,
      * until OK). ERROR: not a reply to m (the conn is failed).
      */
-    enum proto_rc (*reply_step)(void *state, const struct msg *m, const uint8_t *buf,
-                                size_t len, struct proto_step *out);
+    enum proto_rc (*reply_step)(void *state, const struct msg *m, const uint8_t *buf, size_t len,
+                                struct proto_step *out);
     /* Replace rsp with the proxy's error reply for errno err (keeps rsp
        empty when out of memory). */
     void (*error_reply)(struct buf *rsp, int err);

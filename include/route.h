@@ -45,8 +45,8 @@ struct route_split_ops {
  * keys: one fragment per server, or m whole when they all share one.
  * Any failure answers m with the error.
  */
-void route_split(struct client *c, struct msg *m, uint32_t nkeys,
-                 const struct route_split_ops *ops, void *arg);
+void route_split(struct client *c, struct msg *m, uint32_t nkeys, const struct route_split_ops *ops,
+                 void *arg);
 
 /* Connect every server conn of p now (preconnect). */
 void route_preconnect(struct pool *p);

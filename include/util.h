@@ -22,7 +22,6 @@
 /* n bytes rounded up to whole cache lines. */
 #define CACHE_ROUND(n) (((n) + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE)
 
-
 /*
  * Parse the decimal digits s[0..len) into *out. Only digits are accepted (no
  * sign, no spaces); an empty string or a value above max is an error.

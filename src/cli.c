@@ -98,7 +98,8 @@ cli_parse(int argc, char **argv, struct cli_opts *o)
     o->conf_file = CACHEMUX_SYSCONFDIR "/cachemux.ini";
 
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":hVtdDv:o:c:s:i:a:p:m:w:L:", cli_long_opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":hVtdDv:o:c:s:i:a:p:m:w:L:", cli_long_opts, NULL)) !=
+           -1) {
         // clang-format off
         switch (ch) {
         case 'h': o->help = true; break;

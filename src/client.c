@@ -53,7 +53,7 @@ client_peer(const struct client *c, char *buf, size_t len)
         return "?";
     }
     if (ss.ss_family == AF_UNIX) {
-        snprintf(buf, len, "unix:%" PRIu64, c->c.id);   /* its peer has no name */
+        snprintf(buf, len, "unix:%" PRIu64, c->c.id); /* its peer has no name */
         return buf;
     }
     return net_sa_str((struct sockaddr *)&ss, sl, buf, len);
@@ -110,8 +110,7 @@ client_accept(struct pool *p, int fd, bool awaiting)
     stats_add(&ctx->wst->total_connections, 1);
     if (log_enabled(LOG_INFO)) {
         char peer[64];
-        log_info("accepted client %s on pool %s", client_peer(c, peer, sizeof(peer)),
-                 p->cp->name);
+        log_info("accepted client %s on pool %s", client_peer(c, peer, sizeof(peer)), p->cp->name);
     }
 }
 
@@ -135,7 +134,7 @@ client_enqueue(struct client *c, struct msg *m)
     TAILQ_INSERT_TAIL(&c->q, m, c_tqe);
     c->nq++;
     if (c->c.state == CONN_AWAITING) {
-        conn_set_state(&c->c, CONN_ACTIVE);     /* its first request came */
+        conn_set_state(&c->c, CONN_ACTIVE); /* its first request came */
     }
 }
 
@@ -157,8 +156,9 @@ client_check_output(struct client *c)
     }
     char peer[64];
     log_notice("pool %s: closing client %s (conn %" PRIu64 "): %zu reply bytes unread, over "
-               "client_output_limit %" PRIu64, c->pool->cp->name,
-               client_peer(c, peer, sizeof(peer)), c->c.id, held, c->c.ctx->client_output_limit);
+               "client_output_limit %" PRIu64,
+               c->pool->cp->name, client_peer(c, peer, sizeof(peer)), c->c.id, held,
+               c->c.ctx->client_output_limit);
     client_close(c, STATS_CC_output_limit);
     return true;
 }
@@ -208,8 +208,7 @@ client_drain(struct client *c, enum stats_client_close why)
 }
 
 void
-client_reply_and_drain(struct client *c, const char *bytes, size_t len,
-                       enum stats_client_close why)
+client_reply_and_drain(struct client *c, const char *bytes, size_t len, enum stats_client_close why)
 {
     client_reply(c, bytes, len);
     if (c->c.state == CONN_CLOSED) {
@@ -373,11 +372,11 @@ client_parse(struct client *c)
         }
         ssize_t n = c->proto->request(c, c->ps, buf_head(c->in), buf_len(c->in));
         if (n <= 0 || c->c.state == CONN_CLOSED) {
-            break;      /* incomplete, or it stopped reading */
+            break; /* incomplete, or it stopped reading */
         }
         buf_consume(c->in, (size_t)n);
         if (c->ps != NULL) {
-            c->proto->req_state_reset(c->ps);   /* the next request starts afresh */
+            c->proto->req_state_reset(c->ps); /* the next request starts afresh */
         }
     }
 }
@@ -403,7 +402,7 @@ client_process(struct client *c, bool eof)
         client_drain(c, STATS_CC_eof);
     }
     if (c->c.state == CONN_DRAINING && c->in != NULL && !client_over_limits(c)) {
-        buf_reset(c->in);   /* only a partial request is left: it never completes */
+        buf_reset(c->in); /* only a partial request is left: it never completes */
     }
     if ((c->c.state == CONN_ACTIVE || c->c.state == CONN_AWAITING) && client_over_limits(c)) {
         /* Buffered requests wait until replies drain (client_flush). */
@@ -439,10 +438,10 @@ client_close_if_idle(struct client *c)
 {
     if ((c->c.state != CONN_ACTIVE && c->c.state != CONN_AWAITING) || !TAILQ_EMPTY(&c->q) ||
         (c->in != NULL && buf_len(c->in) > 0)) {
-        return;     /* not at a request boundary yet */
+        return; /* not at a request boundary yet */
     }
     if (c->c.state == CONN_AWAITING) {
-        return;     /* taken from the accept queue at stop: its request is coming */
+        return; /* taken from the accept queue at stop: its request is coming */
     }
     /* Closing with unread bytes would reset the conn and lose requests the
        client sent before we stopped: look once more. */
@@ -492,7 +491,7 @@ client_write(struct client *c)
     for (;;) {
         n = 0;
         total = 0;
-        TAILQ_FOREACH(m, &c->q, c_tqe) {
+        TAILQ_FOREACH (m, &c->q, c_tqe) {
             if (!m->done || n == CLIENT_IOV_MAX) {
                 break;
             }
@@ -527,7 +526,7 @@ client_write(struct client *c)
             m->client = NULL;
             msg_release(&c->c.ctx->msgs, m);
             if (close_after) {
-                return -ECONNABORTED;   /* quit or a framing error: closes now */
+                return -ECONNABORTED; /* quit or a framing error: closes now */
             }
         }
         m = TAILQ_FIRST(&c->q);

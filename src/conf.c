@@ -42,22 +42,34 @@
 
 #define MAX_INT32 2147483647u
 #define MAX_REQUEST_SIZE (1ULL << 40)
-#define MIN_REPLY_SIZE 1024     /* room for any status or error line a server sends */
+#define MIN_REPLY_SIZE 1024 /* room for any status or error line a server sends */
 #define MAX_FILE_SIZE (64u << 20)
-#define SHOW_MAX 64         /* bytes of a value quoted in a message */
+#define SHOW_MAX 64 /* bytes of a value quoted in a message */
 #define MAX_KEYS 24
 
 enum key_kind {
-    KEY_BOOL, KEY_PROTO, KEY_U32, KEY_U64, KEY_INT, KEY_WORKERS, KEY_STR, KEY_HASH, KEY_HASH_TAG,
-    KEY_DIST, KEY_LISTEN, KEY_SERVER, KEY_STATS, KEY_METRICS,
+    KEY_BOOL,
+    KEY_PROTO,
+    KEY_U32,
+    KEY_U64,
+    KEY_INT,
+    KEY_WORKERS,
+    KEY_STR,
+    KEY_HASH,
+    KEY_HASH_TAG,
+    KEY_DIST,
+    KEY_LISTEN,
+    KEY_SERVER,
+    KEY_STATS,
+    KEY_METRICS,
 };
 
 struct key_def {
     const char *name;
     enum key_kind kind;
-    size_t off;         /* field in struct conf or struct conf_pool */
-    uint64_t min, max;  /* numbers */
-    const char *dflt;   /* parsed like a value from the file; NULL: none */
+    size_t off;        /* field in struct conf or struct conf_pool */
+    uint64_t min, max; /* numbers */
+    const char *dflt;  /* parsed like a value from the file; NULL: none */
 };
 
 /* A default of conf.h, written as the file would give it. */
@@ -87,7 +99,7 @@ static const struct key_def global_keys[] = {
 };
 
 static const struct key_def pool_keys[] = {
-    { "listen", KEY_LISTEN, 0, 0, 0, NULL },   /* first: conf_check_pool looks at seen[0] */
+    { "listen", KEY_LISTEN, 0, 0, 0, NULL }, /* first: conf_check_pool looks at seen[0] */
     { "hash", KEY_HASH, P(key_rule.hash), 0, 0, "fnv1a_64" },
     { "hash_tag", KEY_HASH_TAG, 0, 0, 0, NULL },
     { "distribution", KEY_DIST, P(dist), 0, 0, "ketama" },
@@ -103,7 +115,7 @@ static const struct key_def pool_keys[] = {
     { "server_failure_limit", KEY_U32, P(server_failure_limit), 0, MAX_INT32, "2" },
     { "client_connections", KEY_U32, P(client_connections), 0, MAX_INT32, "0" },
     { "tcpkeepalive", KEY_BOOL, P(tcpkeepalive), 0, 0, "false" },
-    { "server", KEY_SERVER, 0, 0, 0, NULL },  /* the one repeatable key */
+    { "server", KEY_SERVER, 0, 0, 0, NULL }, /* the one repeatable key */
 };
 
 #undef G
@@ -114,21 +126,21 @@ enum sect_kind { SECT_IGNORED, SECT_GLOBAL, SECT_POOL };
 /* One header of the file and what was read under it. */
 struct sect {
     enum sect_kind kind;
-    bool dup;                   /* repeated header: checked, then dropped */
+    bool dup; /* repeated header: checked, then dropped */
     int line;
-    char show[SHOW_MAX + 8];    /* printable header text for messages */
-    struct conf scratch;        /* a duplicate [cachemux]'s values */
-    struct conf_pool pool;      /* SECT_POOL */
+    char show[SHOW_MAX + 8]; /* printable header text for messages */
+    struct conf scratch;     /* a duplicate [cachemux]'s values */
+    struct conf_pool pool;   /* SECT_POOL */
     size_t servers_cap;
-    int listen_line;            /* of a valid listen, for collisions */
+    int listen_line; /* of a valid listen, for collisions */
     int auth_line;
-    int server_lines;           /* "server =" lines, valid or not */
-    int seen[MAX_KEYS];         /* line of each single-valued key, 0: unset */
+    int server_lines;   /* "server =" lines, valid or not */
+    int seen[MAX_KEYS]; /* line of each single-valued key, 0: unset */
 };
 
 struct diag {
     int line;
-    size_t seq;                 /* keeps the sort stable */
+    size_t seq; /* keeps the sort stable */
     char *msg;
 };
 
@@ -136,8 +148,8 @@ struct parse {
     const char *path;
     struct conf *conf;
     struct conf_scan scan;
-    struct sect *sects;         /* one per scan section */
-    size_t cursor;              /* next scan entry the handler should see */
+    struct sect *sects; /* one per scan section */
+    size_t cursor;      /* next scan entry the handler should see */
     bool mismatch;
     bool oom;
     struct diag *diags;
@@ -293,7 +305,7 @@ conf_names_list(char *err, size_t errlen, bool hash)
  */
 static int
 conf_set_value(struct parse *p, struct sect *s, const struct key_def *k, const char *v, int line,
-          char *err, size_t errlen)
+               char *err, size_t errlen)
 {
     struct conf *c = s->dup || s->kind != SECT_GLOBAL ? &s->scratch : p->conf;
     struct conf_pool *pool = &s->pool;
@@ -422,8 +434,8 @@ conf_apply_defaults(struct parse *p, struct sect *s, const struct key_def *keys,
     char err[256];
 
     for (size_t i = 0; i < n; i++) {
-        if (keys[i].dflt != NULL && conf_set_value(p, s, &keys[i], keys[i].dflt, 0, err,
-                                              sizeof(err)) < 0) {
+        if (keys[i].dflt != NULL &&
+            conf_set_value(p, s, &keys[i], keys[i].dflt, 0, err, sizeof(err)) < 0) {
             /* Only a broken table or malloc failure gets here. */
             p->oom = true;
         }
@@ -479,12 +491,13 @@ conf_setup_sections(struct parse *p)
         conf_show(s->show, sizeof(s->show), name);
         s->scratch.log_level = -1;
         if (h->bad) {
-            continue;   /* the scan has reported it */
+            continue; /* the scan has reported it */
         }
         if (strcmp(name, "cachemux") == 0) {
             s->kind = SECT_GLOBAL;
             if (global_line != 0) {
-                conf_diag(p, h->line, "duplicate section [cachemux] (first at line %d)", global_line);
+                conf_diag(p, h->line, "duplicate section [cachemux] (first at line %d)",
+                          global_line);
                 s->dup = true;
                 conf_apply_defaults(p, s, global_keys, ARRAY_SIZE(global_keys));
             }
@@ -493,7 +506,7 @@ conf_setup_sections(struct parse *p)
         }
         if (strncmp(name, "pool", 4) != 0 || (name[4] != ' ' && name[4] != '\0')) {
             conf_diag(p, h->line, "unknown section [%s] (expected [cachemux] or [pool NAME])",
-                 s->show);
+                      s->show);
             continue;
         }
         const char *pname = name[4] == ' ' ? name + 5 : name + 4;
@@ -502,17 +515,19 @@ conf_setup_sections(struct parse *p)
             ok = ok && conf_value_name_char(*q);
         }
         if (!ok) {
-            conf_diag(p, h->line, "invalid pool name in [%s] (expected [pool NAME]; a name has "
-                 "no spaces, quotes or backslashes)", s->show);
+            conf_diag(p, h->line,
+                      "invalid pool name in [%s] (expected [pool NAME]; a name has "
+                      "no spaces, quotes or backslashes)",
+                      s->show);
             continue;
         }
         s->kind = SECT_POOL;
         for (size_t j = 0; j < i; j++) {
             const struct sect *o = &p->sects[j];
-            if (o->kind == SECT_POOL && !o->dup && o->pool.name != NULL
-                && strcmp(o->pool.name, pname) == 0) {
+            if (o->kind == SECT_POOL && !o->dup && o->pool.name != NULL &&
+                strcmp(o->pool.name, pname) == 0) {
                 conf_diag(p, h->line, "duplicate section [pool %s] (first at line %d)",
-                     o->pool.name, o->line);
+                          o->pool.name, o->line);
                 s->dup = true;
                 break;
             }
@@ -534,7 +549,7 @@ conf_unquote(char *dst, size_t dstlen, const char *v)
         n -= 2;
     }
     if (n >= dstlen) {
-        n = dstlen - 1;     /* cannot happen: lines are at most CONF_MAX_LINE */
+        n = dstlen - 1; /* cannot happen: lines are at most CONF_MAX_LINE */
     }
     memcpy(dst, v, n);
     dst[n] = '\0';
@@ -550,8 +565,10 @@ conf_handle_key(struct parse *p, const struct conf_scan_entry *e, const char *ra
 
     conf_show(key, sizeof(key), e->key);
     if (e->section < 0) {
-        conf_diag(p, e->line, "key '%s' is outside any section (expected under [cachemux] or "
-             "[pool NAME])", key);
+        conf_diag(p, e->line,
+                  "key '%s' is outside any section (expected under [cachemux] or "
+                  "[pool NAME])",
+                  key);
         return;
     }
     s = &p->sects[e->section];
@@ -569,7 +586,7 @@ conf_handle_key(struct parse *p, const struct conf_scan_entry *e, const char *ra
     if (keys[i].kind != KEY_SERVER) {
         if (s->seen[i] != 0) {
             conf_diag(p, e->line, "duplicate key '%s' in [%s] (first at line %d)", key, s->show,
-                 s->seen[i]);
+                      s->seen[i]);
             return;
         }
         s->seen[i] = e->line;
@@ -638,8 +655,10 @@ conf_check_pool(struct parse *p, struct sect *s)
         conf_diag(p, s->line, "missing 'server' in [pool %s]", pool->name);
     }
     if (pool->redis_auth != NULL && pool->proto != PROTO_REDIS) {
-        conf_diag(p, s->auth_line, "'redis_auth' is set but [pool %s] is not a redis pool "
-             "(needs redis = true)", pool->name);
+        conf_diag(p, s->auth_line,
+                  "'redis_auth' is set but [pool %s] is not a redis pool "
+                  "(needs redis = true)",
+                  pool->name);
     }
     /* Sorting by (identity, line) puts each first occurrence ahead of its twins. */
     if (pool->nservers > 1) {
@@ -651,8 +670,10 @@ conf_check_pool(struct parse *p, struct sect *s)
             continue;
         }
         conf_show(id, sizeof(id), pool->servers[i].ident);
-        conf_diag(p, pool->servers[i].line, "duplicate server identity '%s' for 'server' in "
-             "[pool %s] (first at line %d)", id, pool->name, pool->servers[first].line);
+        conf_diag(p, pool->servers[i].line,
+                  "duplicate server identity '%s' for 'server' in "
+                  "[pool %s] (first at line %d)",
+                  id, pool->name, pool->servers[first].line);
     }
 }
 
@@ -682,12 +703,14 @@ conf_check_pools(struct parse *p)
         }
         for (size_t j = 0; j < i; j++) {
             struct sect *o = &p->sects[j];
-            if (o->kind == SECT_POOL && !o->dup && o->listen_line != 0
-                && conf_same_listen(&o->pool.listen, &s->pool.listen)) {
+            if (o->kind == SECT_POOL && !o->dup && o->listen_line != 0 &&
+                conf_same_listen(&o->pool.listen, &s->pool.listen)) {
                 char l[SHOW_MAX + 8];
                 conf_show(l, sizeof(l), s->pool.listen_str);
-                conf_diag(p, s->listen_line, "listen '%s' in [pool %s] is already used by "
-                     "[pool %s] (line %d)", l, s->pool.name, o->pool.name, o->listen_line);
+                conf_diag(p, s->listen_line,
+                          "listen '%s' in [pool %s] is already used by "
+                          "[pool %s] (line %d)",
+                          l, s->pool.name, o->pool.name, o->listen_line);
                 break;
             }
         }
@@ -717,9 +740,11 @@ conf_check_global(struct parse *p)
     if (c->client_output_limit == 0) {
         c->client_output_limit = MAX(CONF_DEFAULT_CLIENT_OUTPUT_LIMIT, c->max_request_size);
     } else if (c->client_output_limit < c->max_request_size) {
-        conf_diag(p, line, "invalid value '%llu' for 'client_output_limit' (must be at least "
-             "max_request_size, %llu)", (unsigned long long)c->client_output_limit,
-             (unsigned long long)c->max_request_size);
+        conf_diag(p, line,
+                  "invalid value '%llu' for 'client_output_limit' (must be at least "
+                  "max_request_size, %llu)",
+                  (unsigned long long)c->client_output_limit,
+                  (unsigned long long)c->max_request_size);
     }
 }
 
@@ -794,7 +819,7 @@ conf_parse_free(struct parse *p)
 
 static int
 conf_load_text(const char *path, const char *text, size_t len, struct conf **out,
-          struct conf_errors *errs)
+               struct conf_errors *errs)
 {
     struct parse p = { .path = path };
     struct sect global = { .kind = SECT_GLOBAL };
@@ -828,8 +853,9 @@ conf_load_text(const char *path, const char *text, size_t len, struct conf **out
     }
     /* irc > 0: inih found a line it cannot parse, which the scan let through. */
     if (irc > 0 || p.mismatch || p.cursor != p.scan.nentries) {
-        conf_diag(&p, 0, "internal error: inih read the file differently from the line scan "
-             "(please report this file)");
+        conf_diag(&p, 0,
+                  "internal error: inih read the file differently from the line scan "
+                  "(please report this file)");
     }
     conf_check_pools(&p);
     conf_check_global(&p);
@@ -865,8 +891,7 @@ done:
 /* ---- public ---- */
 
 int
-conf_load_string(const char *path, const char *text, struct conf **out,
-                 struct conf_errors *errs)
+conf_load_string(const char *path, const char *text, struct conf **out, struct conf_errors *errs)
 {
     return conf_load_text(path, text, strlen(text), out, errs);
 }
@@ -890,8 +915,8 @@ conf_load(const char *path, struct conf **out, struct conf_errors *errs)
             size_t ncap = cap ? cap * 2 : 16384;
             char *nb = ncap <= MAX_FILE_SIZE + 4096 ? realloc(buf, ncap) : NULL;
             if (nb == NULL) {
-                conf_errors_add(errs, path, 0, "%s", ncap > MAX_FILE_SIZE + 4096
-                                ? "file too large" : "out of memory");
+                conf_errors_add(errs, path, 0, "%s",
+                                ncap > MAX_FILE_SIZE + 4096 ? "file too large" : "out of memory");
                 free(buf);
                 fclose(f);
                 return -1;
@@ -940,9 +965,10 @@ conf_errors_add(struct conf_errors *errs, const char *path, int line, const char
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    full = line > 0 ? conf_fmt_alloc("%s:%d: %s", path, line, msg) : conf_fmt_alloc("%s: %s", path, msg);
+    full = line > 0 ? conf_fmt_alloc("%s:%d: %s", path, line, msg)
+                    : conf_fmt_alloc("%s: %s", path, msg);
     if (full == NULL) {
-        return;         /* out of memory: the caller still sees the failure code */
+        return; /* out of memory: the caller still sees the failure code */
     }
     if (errs->n == errs->cap) {
         size_t cap = errs->cap ? errs->cap * 2 : 8;

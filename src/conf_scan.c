@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXCERPT_MAX 48  /* bytes of a bad line quoted in its message */
+#define EXCERPT_MAX 48 /* bytes of a bad line quoted in its message */
 
 struct sbuf {
     char *p;
@@ -42,7 +42,7 @@ struct scan_state {
     size_t sections_cap;
     size_t entries_cap;
     size_t issues_cap;
-    int section;        /* current section index, -1 before any header */
+    int section; /* current section index, -1 before any header */
     bool oom;
 };
 
@@ -140,7 +140,8 @@ conf_scan_issue(struct scan_state *st, int line, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (conf_scan_grow((void **)&out->issues, &st->issues_cap, out->nissues, sizeof(*out->issues)) < 0) {
+    if (conf_scan_grow((void **)&out->issues, &st->issues_cap, out->nissues, sizeof(*out->issues)) <
+        0) {
         st->oom = true;
         return;
     }
@@ -162,7 +163,7 @@ conf_scan_add_section(struct scan_state *st, int line, const char *name, size_t 
     char hdr[32];
 
     if (conf_scan_grow((void **)&out->sections, &st->sections_cap, out->nsections,
-             sizeof(*out->sections)) < 0) {
+                       sizeof(*out->sections)) < 0) {
         st->oom = true;
         return;
     }
@@ -189,7 +190,7 @@ conf_scan_add_entry(struct scan_state *st, int line, const char *key, size_t n)
     unsigned occ = 0;
 
     if (conf_scan_grow((void **)&out->entries, &st->entries_cap, out->nentries,
-             sizeof(*out->entries)) < 0) {
+                       sizeof(*out->entries)) < 0) {
         st->oom = true;
         return;
     }
@@ -210,7 +211,10 @@ conf_scan_add_entry(struct scan_state *st, int line, const char *key, size_t n)
         }
     }
     out->entries[out->nentries] = (struct conf_scan_entry){
-        .section = st->section, .key = copy, .occurrence = occ, .line = line,
+        .section = st->section,
+        .key = copy,
+        .occurrence = occ,
+        .line = line,
     };
     out->nentries++;
 }
@@ -253,11 +257,14 @@ conf_scan_key_line(struct scan_state *st, int line, const char *p, size_t n)
         while (word < n && !conf_scan_is_ws(p[word]) && p[word] != ':') {
             word++;
         }
-        if (colon != NULL && p + word == colon) {   /* "key: value", YAML style */
-            conf_scan_issue(st, line, "expected 'key = value', found '%s' "
-                  "(':' is not a delimiter)", ex);
+        if (colon != NULL && p + word == colon) { /* "key: value", YAML style */
+            conf_scan_issue(st, line,
+                            "expected 'key = value', found '%s' "
+                            "(':' is not a delimiter)",
+                            ex);
         } else {
-            conf_scan_issue(st, line, "expected 'key = value' or a [section] header, found '%s'", ex);
+            conf_scan_issue(st, line, "expected 'key = value' or a [section] header, found '%s'",
+                            ex);
         }
         return;
     }
@@ -310,12 +317,14 @@ conf_scan_classify(struct scan_state *st, int line, const char *p, size_t n)
         return;
     }
     if (lead == n || p[lead] == ';' || p[lead] == '#') {
-        return;         /* blank, or a comment (indented ones are harmless) */
+        return; /* blank, or a comment (indented ones are harmless) */
     }
     if (lead > 0) {
         conf_scan_excerpt(ex, sizeof(ex), p + lead, n - lead);
-        conf_scan_issue(st, line, "line starts with white space (indented lines are not "
-              "allowed): '%s'", ex);
+        conf_scan_issue(st, line,
+                        "line starts with white space (indented lines are not "
+                        "allowed): '%s'",
+                        ex);
         if (p[lead] == '[') {
             conf_scan_add_section(st, line, "", 0, true);
         }
@@ -357,10 +366,10 @@ conf_scan_text(const char *text, size_t len, struct conf_scan *out)
         pos += n + (nl != NULL);
         line++;
         if (n > 0 && p[n - 1] == '\r') {
-            n--;        /* CRLF files read like LF files */
+            n--; /* CRLF files read like LF files */
         }
         if (line == 1 && n >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) {
-            p += 3;     /* a UTF-8 BOM, which inih would skip too */
+            p += 3; /* a UTF-8 BOM, which inih would skip too */
             n -= 3;
         }
         conf_scan_classify(&st, line, p, n);

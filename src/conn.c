@@ -152,8 +152,8 @@ conn_mark_dirty(struct conn *c)
         return;
     }
     c->dirty = true;
-    TAILQ_INSERT_TAIL(c->kind == CONN_SERVER ? &c->ctx->dirty_servers : &c->ctx->dirty_clients,
-                      c, dirty_tqe);
+    TAILQ_INSERT_TAIL(c->kind == CONN_SERVER ? &c->ctx->dirty_servers : &c->ctx->dirty_clients, c,
+                      dirty_tqe);
 }
 
 /* A buffer from the spare list, or a new empty one. */

@@ -83,7 +83,7 @@ main(int argc, char **argv)
     if (conf_load(o.conf_file, &c, &errs) == 0) {
         cli_apply_overrides(&o, c);
         if (!o.locate && (g = gen_new(c, &errs)) != NULL) {
-            c = NULL;   /* g's now */
+            c = NULL; /* g's now */
         }
     }
     if (errs.n > 0) {

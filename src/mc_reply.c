@@ -29,13 +29,13 @@ mc_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t len,
         out->min_len = rsp.len;
         return rsp.len > 0 && !mc_rsp_fits(cmd, buf, &rsp) ? PROTO_ERROR : PROTO_AGAIN;
     case MC_PARSE_ERROR:
-        out->min_len = rsp.len;     /* a VALUE whose block does not end right */
+        out->min_len = rsp.len; /* a VALUE whose block does not end right */
         return PROTO_ERROR;
     case MC_PARSE_OK:
         break;
     }
     if (rsp.type == MC_RSP_VALUE && mc_cmd_is_retrieval(cmd)) {
-        out->len = rsp.len;     /* the common unit of a get, judged at once */
+        out->len = rsp.len; /* the common unit of a get, judged at once */
         out->done = false;
         return PROTO_OK;
     }
@@ -44,7 +44,7 @@ mc_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t len,
         return PROTO_ERROR;
     }
     out->len = rsp.len;
-    out->done = rsp.type != MC_RSP_VALUE;   /* VALUE blocks come until END */
+    out->done = rsp.type != MC_RSP_VALUE; /* VALUE blocks come until END */
     return PROTO_OK;
 }
 
@@ -52,8 +52,8 @@ void
 mc_reply_error(struct buf *rsp, int err)
 {
     char ebuf[128], line[192];
-    int n = snprintf(line, sizeof(line), "SERVER_ERROR %s\r\n",
-                     util_strerror(err, ebuf, sizeof(ebuf)));
+    int n =
+        snprintf(line, sizeof(line), "SERVER_ERROR %s\r\n", util_strerror(err, ebuf, sizeof(ebuf)));
 
     buf_reset(rsp);
     if (buf_append(rsp, line, (size_t)n) != 0) {
@@ -87,7 +87,7 @@ mc_reply_merge(struct msg *p)
             /* a backend error line (no END) is the reply of the whole */
             return buf_append(&p->rsp, buf_head(&fr->rsp), n) != 0 ? -ENOMEM : 0;
         }
-        fr->rsp_sent = 0;   /* the fragment's read cursor below */
+        fr->rsp_sent = 0; /* the fragment's read cursor below */
     }
     while (mc_next_key(line, p->keys_end, &pos, &koff, &klen)) {
         struct msg *fr = p->frags[p->key_frag[i++]];
@@ -96,7 +96,7 @@ mc_reply_merge(struct msg *p)
         struct mc_rsp rsp;
 
         if (!mc_reply_value_is(unit, left, line + koff, klen, &rsp)) {
-            continue;   /* a miss */
+            continue; /* a miss */
         }
         if (buf_append(&p->rsp, unit, rsp.len) != 0) {
             return -ENOMEM;

@@ -21,9 +21,9 @@ static enum proto_rc
 redis_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t len,
                  struct proto_step *out)
 {
-    struct redis_rsp *r = state;    /* a zeroed one starts a new reply */
+    struct redis_rsp *r = state; /* a zeroed one starts a new reply */
 
-    (void)m;    /* any request gets any RESP value */
+    (void)m; /* any request gets any RESP value */
     switch (redis_parse_rsp(r, buf, len)) {
     case REDIS_PARSE_OK:
         out->len = r->total_len;
@@ -33,7 +33,7 @@ redis_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t le
         out->min_len = redis_rsp_min_len(r);
         return PROTO_AGAIN;
     default:
-        out->min_len = redis_rsp_min_len(r);   /* what was declared before the bad byte */
+        out->min_len = redis_rsp_min_len(r); /* what was declared before the bad byte */
         return PROTO_ERROR;
     }
 }
@@ -80,14 +80,13 @@ redis_reply_merge_array(struct msg *p)
         return -ENOMEM;
     }
     for (uint32_t f = 0; f < p->nfrags; f++) {
-        p->frags[f]->rsp_sent = 0;  /* the fragment's element cursor */
+        p->frags[f]->rsp_sent = 0; /* the fragment's element cursor */
     }
     for (uint32_t i = 0; i < p->nkeys; i++) {
         struct msg *fr = p->frags[p->key_frag[i]];
         size_t off, len;
-        if (!redis_next_elem(buf_head(&fr->rsp), buf_len(&fr->rsp), &fr->rsp_sent, &off,
-                                   &len)) {
-            return -EINVAL;     /* a part with fewer elements than its keys */
+        if (!redis_next_elem(buf_head(&fr->rsp), buf_len(&fr->rsp), &fr->rsp_sent, &off, &len)) {
+            return -EINVAL; /* a part with fewer elements than its keys */
         }
         if (buf_append(&p->rsp, buf_head(&fr->rsp) + off, len) != 0) {
             return -ENOMEM;

@@ -22,15 +22,15 @@ _Static_assert(sizeof(((struct reply_reader *)0)->state) >= 128,
                "reply_reader state too small for the protocols' parse state");
 
 int
-reply_read(const struct proto_wire *w, struct reply_reader *rr, struct buf *in,
-           struct msg_tqh *q, uint64_t max_reply, reply_done_fn done, void *arg)
+reply_read(const struct proto_wire *w, struct reply_reader *rr, struct buf *in, struct msg_tqh *q,
+           uint64_t max_reply, reply_done_fn done, void *arg)
 {
     while (buf_len(in) > 0) {
         struct msg *m = TAILQ_FIRST(q);
         struct proto_step st = { 0 };
 
         if (m == NULL) {
-            return -EINVAL;     /* bytes nobody asked for */
+            return -EINVAL; /* bytes nobody asked for */
         }
         enum proto_rc rc = w->reply_step(rr->state, m, buf_head(in), buf_len(in), &st);
         if (rc != PROTO_OK) {
@@ -52,7 +52,7 @@ reply_read(const struct proto_wire *w, struct reply_reader *rr, struct buf *in,
         buf_consume(in, st.len);
         if (st.done) {
             if (w->rsp_state_size > 0) {
-                memset(rr->state, 0, w->rsp_state_size);   /* the next reply starts afresh */
+                memset(rr->state, 0, w->rsp_state_size); /* the next reply starts afresh */
             }
             size_t total = (size_t)rr->bytes;
             rr->bytes = 0;
@@ -71,7 +71,7 @@ reply_merge(const struct proto_wire *w, struct msg *p)
     int err = 0;
 
     for (uint32_t f = 0; f < p->nfrags && err == 0; f++) {
-        err = p->frags[f]->err;     /* a failed part fails the whole */
+        err = p->frags[f]->err; /* a failed part fails the whole */
     }
     if (err == 0) {
         err = -w->merge(p);

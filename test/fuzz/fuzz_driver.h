@@ -23,11 +23,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A failed check is a crash to libFuzzer, which keeps the input. */
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            abort();                                                                               \
-        }                                                                                          \
+#define CHECK(c)     \
+    do {             \
+        if (!(c)) {  \
+            abort(); \
+        }            \
     } while (0)
 
 /* One fuzz input: the selector byte and the stream after it. */

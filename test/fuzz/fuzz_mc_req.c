@@ -25,13 +25,13 @@ req_equal(enum mc_parse ra, const struct mc_req *a, enum mc_parse rb, const stru
         return false;
     }
     if (ra == MC_PARSE_AGAIN) {
-        return true;    /* hints (total_len) depend on how much has arrived */
+        return true; /* hints (total_len) depend on how much has arrived */
     }
-    return a->cmd == b->cmd && a->err == b->err && a->line_len == b->line_len
-           && a->total_len == b->total_len && a->keys_off == b->keys_off
-           && a->keys_end == b->keys_end && a->nkeys == b->nkeys
-           && a->noreply_off == b->noreply_off && a->noreply_len == b->noreply_len
-           && a->data_off == b->data_off && a->data_len == b->data_len;
+    return a->cmd == b->cmd && a->err == b->err && a->line_len == b->line_len &&
+           a->total_len == b->total_len && a->keys_off == b->keys_off &&
+           a->keys_end == b->keys_end && a->nkeys == b->nkeys && a->noreply_off == b->noreply_off &&
+           a->noreply_len == b->noreply_len && a->data_off == b->data_off &&
+           a->data_len == b->data_len;
 }
 
 static bool

@@ -22,8 +22,8 @@ rsp_equal(enum mc_parse ra, const struct mc_rsp *a, enum mc_parse rb, const stru
     if (ra != MC_PARSE_OK) {
         return true;
     }
-    return a->type == b->type && a->len == b->len && a->key_off == b->key_off
-           && a->key_len == b->key_len;
+    return a->type == b->type && a->len == b->len && a->key_off == b->key_off &&
+           a->key_len == b->key_len;
 }
 
 static void

@@ -56,9 +56,9 @@ req_equal(enum redis_parse ra, const struct redis_req *a, enum redis_parse rb,
     if (ra == REDIS_PARSE_AGAIN) {
         return true;
     }
-    return a->cmd == b->cmd && a->err == b->err && a->is_inline == b->is_inline
-           && a->argc == b->argc && a->total_len == b->total_len && a->name_off == b->name_off
-           && a->name_len == b->name_len && a->err_detail == b->err_detail;
+    return a->cmd == b->cmd && a->err == b->err && a->is_inline == b->is_inline &&
+           a->argc == b->argc && a->total_len == b->total_len && a->name_off == b->name_off &&
+           a->name_len == b->name_len && a->err_detail == b->err_detail;
 }
 
 /*
@@ -214,8 +214,7 @@ run(const uint8_t *buf, size_t len, const struct fuzz_feed *feed, void *arg)
         }
         if (ri == REDIS_PARSE_OK) {
             /* the arguments recorded in pieces are the ones recorded whole */
-            CHECK(inc.is_inline ||
-                  memcmp(inc.args, whole.args, sizeof(*inc.args) * inc.argc) == 0);
+            CHECK(inc.is_inline || memcmp(inc.args, whole.args, sizeof(*inc.args) * inc.argc) == 0);
         }
         pos += inc.total_len;
         redis_req_reset(&inc);

@@ -43,8 +43,10 @@ line_len(const uint8_t *buf, size_t len)
 static void
 check_ok(const uint8_t *buf, size_t len, const struct redis_rsp *r)
 {
-    static const char types[] = { [REDIS_RSP_STATUS] = '+', [REDIS_RSP_ERROR] = '-',
-                                  [REDIS_RSP_INTEGER] = ':', [REDIS_RSP_BULK] = '$',
+    static const char types[] = { [REDIS_RSP_STATUS] = '+',
+                                  [REDIS_RSP_ERROR] = '-',
+                                  [REDIS_RSP_INTEGER] = ':',
+                                  [REDIS_RSP_BULK] = '$',
                                   [REDIS_RSP_ARRAY] = '*' };
     size_t hdr, cur = 0, off, elen, prev_end;
     int64_t n = 0;

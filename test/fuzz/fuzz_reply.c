@@ -45,8 +45,8 @@ struct run {
     struct msg_tqh q;
     struct reply_reader rr;
     struct buf in;
-    int rc;                 /* reply_read's last result */
-    size_t ndone;           /* completed, in queue order */
+    int rc;       /* reply_read's last result */
+    size_t ndone; /* completed, in queue order */
 };
 
 static int
@@ -54,7 +54,7 @@ done_cb(void *arg, struct msg *m, size_t total)
 {
     struct run *r = arg;
 
-    CHECK(m == TAILQ_FIRST(&r->q));     /* FIFO: the oldest request's reply */
+    CHECK(m == TAILQ_FIRST(&r->q)); /* FIFO: the oldest request's reply */
     CHECK(total == buf_len(&m->rsp));
     TAILQ_REMOVE(&r->q, m, s_tqe);
     m->done = true;
@@ -97,8 +97,7 @@ run_feed(struct run *r, const struct proto_wire *w, const uint8_t *p, size_t n)
 }
 
 static void
-run_feed_chunks(struct run *r, const struct proto_wire *w, const uint8_t *p, size_t n,
-                size_t chunk)
+run_feed_chunks(struct run *r, const struct proto_wire *w, const uint8_t *p, size_t n, size_t chunk)
 {
     for (size_t off = 0; off < n; off += chunk) {
         run_feed(r, w, p + off, n - off < chunk ? n - off : chunk);

@@ -110,8 +110,7 @@ assert_runs_equal(const struct run *a, const struct run *b)
     ck_assert_uint_eq(a->n, b->n);
     for (size_t i = 0; i < a->n; i++) {
         ck_assert_msg(step_equal(&a->s[i], &b->s[i]), "step %zu differs (result %d/%d at %zu/%zu)",
-                      i, step_result(&a->s[i]), step_result(&b->s[i]), a->s[i].pos,
-                      b->s[i].pos);
+                      i, step_result(&a->s[i]), step_result(&b->s[i]), a->s[i].pos, b->s[i].pos);
     }
 }
 

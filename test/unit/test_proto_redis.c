@@ -272,12 +272,11 @@ step_equal(const struct step *a, const struct step *b)
 {
     const struct req_res *x = &a->req, *y = &b->req;
 
-    return a->pos == b->pos && x->rc == y->rc && x->cmd == y->cmd && x->err == y->err
-           && x->is_inline == y->is_inline && x->argc == y->argc && x->total_len == y->total_len
-           && x->name_off == y->name_off && x->name_len == y->name_len
-           && x->err_detail == y->err_detail && a->rsp_rc == b->rsp_rc
-           && a->rsp_type == b->rsp_type && a->rsp_integer == b->rsp_integer
-           && a->rsp_len == b->rsp_len;
+    return a->pos == b->pos && x->rc == y->rc && x->cmd == y->cmd && x->err == y->err &&
+           x->is_inline == y->is_inline && x->argc == y->argc && x->total_len == y->total_len &&
+           x->name_off == y->name_off && x->name_len == y->name_len &&
+           x->err_detail == y->err_detail && a->rsp_rc == b->rsp_rc && a->rsp_type == b->rsp_type &&
+           a->rsp_integer == b->rsp_integer && a->rsp_len == b->rsp_len;
 }
 
 static int
@@ -463,9 +462,10 @@ START_TEST(test_routes)
         const struct redis_cmd *c = lookup(want[i].name);
         ck_assert_ptr_nonnull(c);
         ck_assert_msg(c->route == want[i].route && c->first_key == want[i].first_key &&
-                      c->key_step == want[i].key_step && c->numkeys_arg == want[i].numkeys_arg &&
-                      c->merge == want[i].merge && c->local == want[i].local &&
-                      c->flags == want[i].flags, "%s: its row differs", want[i].name);
+                          c->key_step == want[i].key_step &&
+                          c->numkeys_arg == want[i].numkeys_arg && c->merge == want[i].merge &&
+                          c->local == want[i].local && c->flags == want[i].flags,
+                      "%s: its row differs", want[i].name);
     }
 }
 END_TEST
@@ -573,7 +573,8 @@ START_TEST(test_multibulk_basic)
     }
     /* a second call on a finished parse repeats the result */
     ck_assert_int_eq(preq(s, &r), REDIS_PARSE_OK);
-    ck_assert_int_eq(parse_req(&t_main, &r, (const uint8_t *)s, strlen(s), BIG_MAX), REDIS_PARSE_OK);
+    ck_assert_int_eq(parse_req(&t_main, &r, (const uint8_t *)s, strlen(s), BIG_MAX),
+                     REDIS_PARSE_OK);
     ck_assert_uint_eq(r.total_len, strlen(s));
 
     req_ok("*1\r\n$4\r\nping\r\n", "ping");
@@ -599,7 +600,8 @@ START_TEST(test_arity_errors)
     req_err("MSET a\r\n", REDIS_ERR_ARITY, "-ERR wrong number of arguments for 'mset' command\r\n");
     req_err("MSET a 1 b 2 c\r\n", REDIS_ERR_ARITY,
             "-ERR wrong number of arguments for 'mset' command\r\n");
-    req_err("PING a b\r\n", REDIS_ERR_ARITY, "-ERR wrong number of arguments for 'ping' command\r\n");
+    req_err("PING a b\r\n", REDIS_ERR_ARITY,
+            "-ERR wrong number of arguments for 'ping' command\r\n");
     req_err("ECHO\r\n", REDIS_ERR_ARITY, "-ERR wrong number of arguments for 'echo' command\r\n");
     req_err("SELECT 1 2\r\n", REDIS_ERR_ARITY,
             "-ERR wrong number of arguments for 'select' command\r\n");
@@ -781,8 +783,7 @@ START_TEST(test_too_large)
     /* decided by the header, before the body arrives */
     req_err_max("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\n", 50, REDIS_ERR_TOO_LARGE, tl);
     /* but only once the length is whole: lengths are checked first */
-    ck_assert_int_eq(preq_n("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100", 24, 50, &r),
-                     REDIS_PARSE_AGAIN);
+    ck_assert_int_eq(preq_n("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100", 24, 50, &r), REDIS_PARSE_AGAIN);
     /* arguments still to come count at least 6 bytes each */
     req_err_max("*1000\r\n", 100, REDIS_ERR_TOO_LARGE, tl);
     /* here 18 bytes of headers, 60 + 2 of body, 6 for the third argument */
@@ -815,8 +816,8 @@ inline_encodes(const char *s, size_t slen, const char *name, const void *want, s
     ck_assert_ptr_nonnull(out);
     n = redis_inline_encode(&r, (const uint8_t *)s, out);
     ck_assert_uint_le(n, redis_inline_encoded_max(&r));
-    ck_assert_msg(n == want_len && memcmp(out, want, n) == 0, "%s encodes as '%.*s'", s,
-                  (int)n, (const char *)out);
+    ck_assert_msg(n == want_len && memcmp(out, want, n) == 0, "%s encodes as '%.*s'", s, (int)n,
+                  (const char *)out);
     free(out);
 }
 
@@ -847,7 +848,8 @@ START_TEST(test_inline)
     ENC("GET k\n", "get", "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
 
     /* quotes and escapes, as Redis splits inline arguments */
-    ENC("SET qk \"hello world\"\r\n", "set", "*3\r\n$3\r\nSET\r\n$2\r\nqk\r\n$11\r\nhello world\r\n");
+    ENC("SET qk \"hello world\"\r\n", "set",
+        "*3\r\n$3\r\nSET\r\n$2\r\nqk\r\n$11\r\nhello world\r\n");
     ENC("ECHO \"a\\x41\\n\\\"b\\\\\"\r\n", "echo", "*2\r\n$4\r\nECHO\r\n$6\r\naA\n\"b\\\r\n");
     ENC("ECHO \"\\t\\r\\b\\a\\q\"\r\n", "echo", "*2\r\n$4\r\nECHO\r\n$5\r\n\t\r\b\aq\r\n");
     ENC("ECHO 'it\\'s \"x\"'\r\n", "echo", "*2\r\n$4\r\nECHO\r\n$8\r\nit's \"x\"\r\n");
@@ -941,7 +943,9 @@ END_TEST
 
 START_TEST(test_binary_values)
 {
-    static const uint8_t val[] = { 'a', '\r', '\n', '*', '1', '\r', '\n', '$', 0, 0xff, '\n', '\r' };
+    static const uint8_t val[] = {
+        'a', '\r', '\n', '*', '1', '\r', '\n', '$', 0, 0xff, '\n', '\r'
+    };
     struct sbuf b = { 0 };
     struct redis_req r;
 
@@ -1043,9 +1047,9 @@ START_TEST(test_pipeline)
         enum redis_parse rc;
         enum redis_req_error err;
     } want[] = {
-        { REDIS_PARSE_OK, REDIS_ERR_NONE }, { REDIS_PARSE_OK, REDIS_ERR_NONE },
-        { REDIS_PARSE_ERROR, REDIS_ERR_EMPTY }, { REDIS_PARSE_ERROR, REDIS_ERR_ARITY },
-        { REDIS_PARSE_OK, REDIS_ERR_NONE }, { REDIS_PARSE_ERROR, REDIS_ERR_EMPTY },
+        { REDIS_PARSE_OK, REDIS_ERR_NONE },           { REDIS_PARSE_OK, REDIS_ERR_NONE },
+        { REDIS_PARSE_ERROR, REDIS_ERR_EMPTY },       { REDIS_PARSE_ERROR, REDIS_ERR_ARITY },
+        { REDIS_PARSE_OK, REDIS_ERR_NONE },           { REDIS_PARSE_ERROR, REDIS_ERR_EMPTY },
         { REDIS_PARSE_ERROR, REDIS_ERR_UNSUPPORTED }, { REDIS_PARSE_OK, REDIS_ERR_NONE },
         { REDIS_PARSE_AGAIN, REDIS_ERR_NONE },
     };
@@ -1155,8 +1159,8 @@ rsp_bad(const char *s, size_t len)
     struct redis_rsp r;
 
     redis_rsp_init(&r);
-    ck_assert_msg(redis_parse_rsp(&r, (const uint8_t *)s, len) == REDIS_PARSE_ERROR, "not ERROR: %s",
-                  s);
+    ck_assert_msg(redis_parse_rsp(&r, (const uint8_t *)s, len) == REDIS_PARSE_ERROR,
+                  "not ERROR: %s", s);
     /* and it stays failed */
     ck_assert_int_eq(redis_parse_rsp(&r, (const uint8_t *)s, len), REDIS_PARSE_ERROR);
     check_all_feeds((const uint8_t *)s, len, 0, true, true);
@@ -1305,8 +1309,8 @@ START_TEST(test_rsp_incomplete)
     for (size_t i = 0; i < ARRAY_SIZE(again); i++) {
         struct redis_rsp r;
         redis_rsp_init(&r);
-        ck_assert_msg(redis_parse_rsp(&r, (const uint8_t *)again[i], strlen(again[i]))
-                          == REDIS_PARSE_AGAIN,
+        ck_assert_msg(redis_parse_rsp(&r, (const uint8_t *)again[i], strlen(again[i])) ==
+                          REDIS_PARSE_AGAIN,
                       "not AGAIN: %s", again[i]);
     }
 }

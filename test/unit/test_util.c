@@ -81,8 +81,8 @@ START_TEST(test_parse_u64_syntax)
     ck_assert_int_eq(parse("0x10", UINT64_MAX, &v), -1);
     ck_assert_int_eq(parse("1\t", UINT64_MAX, &v), -1);
     ck_assert_int_eq(util_parse_u64("1\0", 2, UINT64_MAX, &v), -1);
-    ck_assert_int_eq(parse("/", UINT64_MAX, &v), -1);   /* '0' - 1 */
-    ck_assert_int_eq(parse(":", UINT64_MAX, &v), -1);   /* '9' + 1 */
+    ck_assert_int_eq(parse("/", UINT64_MAX, &v), -1); /* '0' - 1 */
+    ck_assert_int_eq(parse(":", UINT64_MAX, &v), -1); /* '9' + 1 */
     ck_assert_uint_eq(v, 7);
 }
 END_TEST
@@ -111,7 +111,7 @@ START_TEST(test_strieq)
     ck_assert(util_strieq("get", 3, "GET"));
     ck_assert(util_strieq("MgEt", 4, "mget"));
     ck_assert(util_strieq("", 0, ""));
-    ck_assert(util_strieq("getx", 3, "get"));   /* bounded by len */
+    ck_assert(util_strieq("getx", 3, "get")); /* bounded by len */
     ck_assert(!util_strieq("get", 3, "gets"));
     ck_assert(!util_strieq("gets", 4, "get"));
     ck_assert(!util_strieq("", 0, "a"));
@@ -135,7 +135,7 @@ START_TEST(test_rand64)
 
         ck_assert_uint_ne(a, 0);
         ck_assert_uint_ne(s1, 0);
-        ck_assert_uint_eq(a, b);    /* deterministic per seed */
+        ck_assert_uint_eq(a, b); /* deterministic per seed */
         ck_assert_uint_ne(a, prev);
         prev = a;
     }
