@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds cachemux and runs the whole test suite: gcc and clang -Werror builds
+# Builds cachemux and runs the whole test suite: the format check
+# (.clang-format), gcc and clang -Werror builds
 # (clang without libsystemd, so that the notify fallback is built and tested
 # too), unit and integration tests on a normal build and on an ASan+UBSan
 # build, the tests that exercise threads (multi-worker, reload, stop, stats)
@@ -19,6 +20,8 @@ jobs=$(nproc)
 start=$(date +%s)
 
 cachemux_build gcc CC=gcc --enable-werror
+echo "==> make format-check"
+make -C "$top/build/gcc" format-check
 echo "==> make check (gcc)"
 make -C "$top/build/gcc" -j"$jobs" check || { cat "$top"/build/gcc/test/*/*.log 2>/dev/null | tail -200; exit 1; }
 
