@@ -95,4 +95,38 @@ fuzz_three_ways(fuzz_run_fn run, void *arg, const struct fuzz_input *in, size_t 
     }
 }
 
+/*
+ * The whole entry point of a request parser's harness: odd selectors parse
+ * with max_request_size small_max (so the size limit is reached), even ones
+ * with 64 MiB; the split point comes from the selector's upper seven bits.
+ */
+static inline int
+fuzz_requests(const uint8_t *data, size_t size, fuzz_run_fn run, uint64_t small_max,
+              size_t max_chunked)
+{
+    struct fuzz_input in;
+    uint64_t max;
+
+    if (!fuzz_input(data, size, &in)) {
+        return 0;
+    }
+    max = (in.sel & 1) ? small_max : 64ULL << 20;
+    fuzz_three_ways(run, &max, &in, in.len * (size_t)(in.sel >> 1) / 127, max_chunked);
+    return 0;
+}
+
+/* The whole entry point of a reply parser's harness: the split point comes
+   from the whole selector. */
+static inline int
+fuzz_replies(const uint8_t *data, size_t size, fuzz_run_fn run, size_t max_chunked)
+{
+    struct fuzz_input in;
+
+    if (!fuzz_input(data, size, &in)) {
+        return 0;
+    }
+    fuzz_three_ways(run, NULL, &in, in.len * (size_t)in.sel / 255, max_chunked);
+    return 0;
+}
+
 #endif

@@ -169,14 +169,5 @@ run(const uint8_t *buf, size_t len, const struct fuzz_feed *feed, void *arg)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct fuzz_input in;
-    uint64_t max;
-
-    if (!fuzz_input(data, size, &in)) {
-        return 0;
-    }
-    /* odd selectors use a small limit so TOO_LARGE is reachable */
-    max = (in.sel & 1) ? 512 : 64ULL << 20;
-    fuzz_three_ways(run, &max, &in, in.len * (size_t)(in.sel >> 1) / 127, 2048);
-    return 0;
+    return fuzz_requests(data, size, run, 512, 2048);
 }

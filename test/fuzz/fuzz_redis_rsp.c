@@ -126,11 +126,5 @@ run(const uint8_t *buf, size_t len, const struct fuzz_feed *feed, void *arg)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct fuzz_input in;
-
-    if (!fuzz_input(data, size, &in)) {
-        return 0;
-    }
-    fuzz_three_ways(run, NULL, &in, in.len * (size_t)in.sel / 255, 4096);
-    return 0;
+    return fuzz_replies(data, size, run, 4096);
 }

@@ -154,6 +154,26 @@ def per_worker(found):
 
 
 # --------------------------------------------------------------------------
+# client threads
+
+def start_threads(fn, n):
+    """n daemon threads running fn(0) .. fn(n - 1), started."""
+    import threading
+    threads = [threading.Thread(target=fn, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def join_threads(threads, timeout):
+    """Join every thread, waiting up to timeout (scaled) for each; the ones
+    still running."""
+    for t in threads:
+        t.join(h.scaled(timeout))
+    return [t for t in threads if t.is_alive()]
+
+
+# --------------------------------------------------------------------------
 # raw sockets
 
 def recv_raw(sock, n, timeout):

@@ -43,7 +43,8 @@ sys.dont_write_bytecode = True   # never write into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 from helpers import (CRLF, SANITIZED, B, accept_workers, bulk, exchange,  # noqa: E402
-                     mc_store as store, mc_value as value_reply, spread_keys as candidates)
+                     mc_store as store, mc_value as value_reply, spread_keys as candidates,
+                     start_threads)
 
 MC_DOWN = (b"SERVER_ERROR Connection refused\r\n", b"SERVER_ERROR Connection reset by peer\r\n")
 RD_DOWN = (b"-ERR Connection refused\r\n", b"-ERR Connection reset by peer\r\n")
@@ -257,9 +258,7 @@ class KilledUnderLoad(FailTest):
             except Exception as e:  # a closed conn, a timeout
                 bad.append("thread %d: %s: %s" % (i, type(e).__name__, e))
 
-        threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(n)]
-        for t in threads:
-            t.start()
+        threads = start_threads(run, n)
         try:
             time.sleep(h.scaled(1.0))
             self.assertEqual(bad, [])

@@ -19,14 +19,14 @@ import hashlib
 import random
 import socket
 import sys
-import threading
 import time
 
 sys.dont_write_bytecode = True   # never write into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 from helpers import (CRLF, B, accept_workers, mc_store as store,  # noqa: E402
-                     mc_values as value_reply, per_worker, unescape)
+                     join_threads, mc_values as value_reply, per_worker,
+                     start_threads, unescape)
 
 
 class McTest(h.IntegrationTest):
@@ -382,12 +382,8 @@ class Commands(McTest):
             except Exception as e:
                 errors.append("client %d: %r" % (t, e))
 
-        threads = [threading.Thread(target=run, args=(t,)) for t in range(50)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(h.scaled(120))
-        self.assertFalse([th for th in threads if th.is_alive()], "clients still running")
+        threads = start_threads(run, 50)
+        self.assertFalse(join_threads(threads, 120), "clients still running")
         self.assertEqual(errors, [])
         # both backends took part
         for b in self.backends:

@@ -48,7 +48,7 @@ import harness as h  # noqa: E402
 from helpers import (SANITIZED, B, PromError, bulk, histogram, http_get,  # noqa: E402
                      mc_store, mc_value, mc_values, metric, parse_prometheus,
                      memcached_conn_ports, proc_tcp_ports, recv_raw, redis_info_int, scrape, spread_keys,
-                     stats_json, wait_for)
+                     start_threads, stats_json, wait_for)
 
 
 POOL_COUNTERS = ("client_eof", "client_err", "server_ejects", "forward_error", "fragments")
@@ -932,9 +932,7 @@ class GracefulStop(OpsTest):
             finally:
                 c.close()
 
-        threads = [threading.Thread(target=run, args=(t,), daemon=True) for t in range(nclients)]
-        for th in threads:
-            th.start()
+        threads = start_threads(run, nclients)
         started.wait()
         wait_for(lambda: all(r is not None and r["ok_before"] >= 2 for r in results), 20,
                  "every client to complete 2 batches")

@@ -26,13 +26,13 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 sys.dont_write_bytecode = True   # never write into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-from helpers import CRLF, B, accept_workers, bulk, per_worker, unescape  # noqa: E402
+from helpers import (CRLF, B, accept_workers, bulk, join_threads, per_worker,  # noqa: E402
+                     start_threads, unescape)
 
 try:
     import redis as pyredis     # Debian's python3-redis
@@ -1553,12 +1553,8 @@ class Ordering(RedisCase):
             except Exception as e:
                 errors.append("client %d: %r" % (t, e))
 
-        threads = [threading.Thread(target=run, args=(t,)) for t in range(20)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(h.scaled(60))
-        self.assertFalse([th for th in threads if th.is_alive()], "clients still running")
+        threads = start_threads(run, 20)
+        self.assertFalse(join_threads(threads, 60), "clients still running")
         self.assertEqual(errors, [])
 
 
