@@ -18,6 +18,8 @@
 #   median N...                 the median of the numbers
 #   build_mcload                compile bench/mcload.c into $MCLOAD
 #   start_memcacheds            two memcached backends: $MC_PORTS, $MC_PIDS
+#   start_nutcracker REDIS NAME1 PORT1 NAME2 PORT2
+#                               nutcracker over two backends: $NC_PORT, $NC_PID
 #
 # Every process is started in the background and recorded (PIDS, AUX), so
 # that a signal to the script is handled at once (bash runs traps only
@@ -168,4 +170,30 @@ start_memcacheds() {  # two memcached backends (-t MC_THREADS) on free ports: MC
         MC_PORTS+=("$port")
         MC_PIDS+=("$pid")
     done
+}
+
+start_nutcracker() {  # start_nutcracker REDIS(true|false) NAME1 PORT1 NAME2 PORT2: NC_PORT, NC_PID
+    local nc_stats
+    NC_PORT=$(free_port)
+    nc_stats=$(free_port)
+    cat >"$TMP/nutcracker.yml" <<EOF
+bench:
+  listen: 127.0.0.1:$NC_PORT
+  hash: fnv1a_64
+  distribution: ketama
+  timeout: 2000
+  backlog: 1024
+  preconnect: true
+  redis: $1
+  server_connections: 1
+  auto_eject_hosts: false
+  servers:
+   - 127.0.0.1:$3:1 $2
+   - 127.0.0.1:$5:1 $4
+EOF
+    "$NUTCRACKER" -c "$TMP/nutcracker.yml" -s "$nc_stats" -a 127.0.0.1 -v 4 \
+        -o "$TMP/nutcracker.log" >"$TMP/nutcracker.out" 2>&1 &
+    NC_PID=$!
+    PIDS+=("$NC_PID")
+    wait_listen "$NC_PID" "$NC_PORT" nutcracker "$TMP/nutcracker.log"
 }

@@ -81,28 +81,7 @@ start_memcacheds
 # --- proxies ---------------------------------------------------------------------
 NC_PID= NC_PORT= CMX_PID= CMX_PORT=
 case " $TARGETS " in *" nutcracker "*)
-    NC_PORT=$(free_port)
-    nc_stats=$(free_port)
-    cat >"$TMP/nutcracker.yml" <<EOF
-bench:
-  listen: 127.0.0.1:$NC_PORT
-  hash: fnv1a_64
-  distribution: ketama
-  timeout: 2000
-  backlog: 1024
-  preconnect: true
-  redis: false
-  server_connections: 1
-  auto_eject_hosts: false
-  servers:
-   - 127.0.0.1:${MC_PORTS[0]}:1 mc1
-   - 127.0.0.1:${MC_PORTS[1]}:1 mc2
-EOF
-    "$NUTCRACKER" -c "$TMP/nutcracker.yml" -s "$nc_stats" -a 127.0.0.1 -v 4 \
-        -o "$TMP/nutcracker.log" >"$TMP/nutcracker.out" 2>&1 &
-    NC_PID=$!
-    PIDS+=("$NC_PID")
-    wait_listen "$NC_PID" "$NC_PORT" nutcracker "$TMP/nutcracker.log"
+    start_nutcracker false mc1 "${MC_PORTS[0]}" mc2 "${MC_PORTS[1]}"
 ;; esac
 
 case " $TARGETS " in *" cachemux "*)

@@ -118,28 +118,7 @@ EOF
 
 NC_PID= NC_PORT= CMX_PID=
 case " $TARGETS " in *" nutcracker "*)
-    NC_PORT=$(free_port)
-    nc_stats=$(free_port)
-    cat >"$TMP/nutcracker.yml" <<EOF
-bench:
-  listen: 127.0.0.1:$NC_PORT
-  hash: fnv1a_64
-  distribution: ketama
-  timeout: 2000
-  backlog: 1024
-  preconnect: true
-  redis: true
-  server_connections: 1
-  auto_eject_hosts: false
-  servers:
-   - 127.0.0.1:${RS_PORTS[0]}:1 r1
-   - 127.0.0.1:${RS_PORTS[1]}:1 r2
-EOF
-    "$NUTCRACKER" -c "$TMP/nutcracker.yml" -s "$nc_stats" -a 127.0.0.1 -v 4 \
-        -o "$TMP/nutcracker.log" >"$TMP/nutcracker.out" 2>&1 &
-    NC_PID=$!
-    PIDS+=("$NC_PID")
-    wait_listen "$NC_PID" "$NC_PORT" nutcracker "$TMP/nutcracker.log"
+    start_nutcracker true r1 "${RS_PORTS[0]}" r2 "${RS_PORTS[1]}"
 ;; esac
 
 case " $TARGETS " in *" cachemux "*)
