@@ -20,6 +20,9 @@
 #   start_memcacheds            two memcached backends: $MC_PORTS, $MC_PIDS
 #   start_nutcracker REDIS NAME1 PORT1 NAME2 PORT2
 #                               nutcracker over two backends: $NC_PORT, $NC_PID
+#   write_cachemux_ini REDIS NAME1 PORT1 NAME2 PORT2
+#                               the same pool for cachemux, checked with -t: $CMX_PORT
+#   start_cachemux              run it on that file: $CMX_PID
 #
 # Every process is started in the background and recorded (PIDS, AUX), so
 # that a signal to the script is handled at once (bash runs traps only
@@ -196,4 +199,39 @@ EOF
     NC_PID=$!
     PIDS+=("$NC_PID")
     wait_listen "$NC_PID" "$NC_PORT" nutcracker "$TMP/nutcracker.log"
+}
+
+write_cachemux_ini() {  # write_cachemux_ini REDIS(true|false) NAME1 PORT1 NAME2 PORT2: CMX_PORT
+    local cmx_stats
+    CMX_PORT=$(free_port)
+    cmx_stats=$(free_port)
+    cat >"$TMP/cachemux.ini" <<EOF
+[cachemux]
+workers = $WORKERS
+stats_listen = 127.0.0.1:$cmx_stats
+log_level = 4
+shutdown_timeout = 1000
+
+[pool bench]
+listen = 127.0.0.1:$CMX_PORT
+hash = fnv1a_64
+distribution = ketama
+timeout = 2000
+backlog = 1024
+preconnect = true
+redis = $1
+server_connections = 1
+auto_eject_hosts = false
+server = 127.0.0.1:$3:1 $2
+server = 127.0.0.1:$5:1 $4
+EOF
+    "$CACHEMUX" -t -c "$TMP/cachemux.ini" >"$TMP/cachemux-t.log" 2>&1 ||
+        { cat "$TMP/cachemux-t.log" >&2; die "cachemux -t rejected $TMP/cachemux.ini"; }
+}
+
+start_cachemux() {  # cachemux on $TMP/cachemux.ini, listening on CMX_PORT: CMX_PID
+    "$CACHEMUX" -c "$TMP/cachemux.ini" >"$TMP/cachemux.log" 2>&1 &
+    CMX_PID=$!
+    PIDS+=("$CMX_PID")
+    wait_listen "$CMX_PID" "$CMX_PORT" cachemux "$TMP/cachemux.log"
 }

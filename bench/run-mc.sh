@@ -85,34 +85,8 @@ case " $TARGETS " in *" nutcracker "*)
 ;; esac
 
 case " $TARGETS " in *" cachemux "*)
-    CMX_PORT=$(free_port)
-    cmx_stats=$(free_port)
-    cat >"$TMP/cachemux.ini" <<EOF
-[cachemux]
-workers = $WORKERS
-stats_listen = 127.0.0.1:$cmx_stats
-log_level = 4
-shutdown_timeout = 1000
-
-[pool bench]
-listen = 127.0.0.1:$CMX_PORT
-hash = fnv1a_64
-distribution = ketama
-timeout = 2000
-backlog = 1024
-preconnect = true
-redis = false
-server_connections = 1
-auto_eject_hosts = false
-server = 127.0.0.1:${MC_PORTS[0]}:1 mc1
-server = 127.0.0.1:${MC_PORTS[1]}:1 mc2
-EOF
-    "$CACHEMUX" -t -c "$TMP/cachemux.ini" >"$TMP/cachemux-t.log" 2>&1 ||
-        { cat "$TMP/cachemux-t.log" >&2; die "cachemux -t rejected $TMP/cachemux.ini"; }
-    "$CACHEMUX" -c "$TMP/cachemux.ini" >"$TMP/cachemux.log" 2>&1 &
-    CMX_PID=$!
-    PIDS+=("$CMX_PID")
-    wait_listen "$CMX_PID" "$CMX_PORT" cachemux "$TMP/cachemux.log"
+    write_cachemux_ini false mc1 "${MC_PORTS[0]}" mc2 "${MC_PORTS[1]}"
+    start_cachemux
 ;; esac
 
 # --- run -------------------------------------------------------------------------

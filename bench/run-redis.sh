@@ -91,30 +91,7 @@ for i in 1 2; do
 done
 
 # --- proxies ---------------------------------------------------------------------
-CMX_PORT=$(free_port)
-cmx_stats=$(free_port)
-cat >"$TMP/cachemux.ini" <<EOF
-[cachemux]
-workers = $WORKERS
-stats_listen = 127.0.0.1:$cmx_stats
-log_level = 4
-shutdown_timeout = 1000
-
-[pool bench]
-listen = 127.0.0.1:$CMX_PORT
-hash = fnv1a_64
-distribution = ketama
-timeout = 2000
-backlog = 1024
-preconnect = true
-redis = true
-server_connections = 1
-auto_eject_hosts = false
-server = 127.0.0.1:${RS_PORTS[0]}:1 r1
-server = 127.0.0.1:${RS_PORTS[1]}:1 r2
-EOF
-"$CACHEMUX" -t -c "$TMP/cachemux.ini" >"$TMP/cachemux-t.log" 2>&1 ||
-    { cat "$TMP/cachemux-t.log" >&2; die "cachemux -t rejected $TMP/cachemux.ini"; }
+write_cachemux_ini true r1 "${RS_PORTS[0]}" r2 "${RS_PORTS[1]}"
 
 NC_PID= NC_PORT= CMX_PID=
 case " $TARGETS " in *" nutcracker "*)
@@ -122,10 +99,7 @@ case " $TARGETS " in *" nutcracker "*)
 ;; esac
 
 case " $TARGETS " in *" cachemux "*)
-    "$CACHEMUX" -c "$TMP/cachemux.ini" >"$TMP/cachemux.log" 2>&1 &
-    CMX_PID=$!
-    PIDS+=("$CMX_PID")
-    wait_listen "$CMX_PID" "$CMX_PORT" cachemux "$TMP/cachemux.log"
+    start_cachemux
 ;; esac
 
 target_port() {  # target_port TARGET -> port
