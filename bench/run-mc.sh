@@ -30,9 +30,8 @@
 # process this script starts is stopped by its PID on exit (trap).
 set -euo pipefail
 
-die() { echo "run-mc.sh: $*" >&2; exit 1; }
-
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$BENCH_DIR/lib.sh"
 CACHEMUX=${1:-${CACHEMUX:-}}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
@@ -73,185 +72,21 @@ for w in $WORKLOADS; do
 done
 [ -r /proc/self/stat ] || die "/proc is needed to read process CPU times"
 [ -z "$SYSCALLS" ] || command -v strace >/dev/null || die "SYSCALLS=1 needs strace (apt-get install strace)"
-CLK_TCK=$(getconf CLK_TCK)
+bench_setup cachemux-bench
 
-TMP=$(mktemp -d /tmp/cachemux-bench.XXXXXX)
-PIDS=()     # long-lived: backends and proxies
-AUX=        # mcload / strace PIDs running now; cleared once reaped (no PID reuse)
-
-stop_pid() {  # stop one process we started: TERM, wait up to 3 s, then KILL
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 30); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local pid
-    set +e
-    for pid in $AUX; do stop_pid "$pid"; done
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-    if [ -n "$KEEP" ]; then echo "kept: $TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# --- helpers -----------------------------------------------------------------
-USED_PORTS=" "
-port_in_use() {  # any socket on 127.0.0.1/0.0.0.0/:: with this local port
-    local hex
-    hex=$(printf '%04X' "$1")
-    awk -v h=":$hex" 'NR > 1 && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' \
-        /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
-free_port() {
-    local p i
-    for i in $(seq 200); do
-        p=$((20000 + RANDOM % 40000))
-        case $USED_PORTS in *" $p "*) continue ;; esac
-        port_in_use "$p" && continue
-        USED_PORTS="$USED_PORTS$p "
-        echo "$p"
-        return 0
-    done
-    die "no free port found"
-}
-
-# Socket inodes listening on 127.0.0.1:PORT.
-listen_inodes() {
-    local hex
-    hex=$(printf '0100007F:%04X' "$1")
-    awk -v a="$hex" 'NR > 1 && $2 == a && $4 == "0A" { print $10 }' /proc/net/tcp
-}
-
-# Wait until PID listens on 127.0.0.1:PORT (the listening socket must be one of
-# PID's own fds, so a stranger on the same port is not mistaken for ours).
-wait_listen() {
-    local pid=$1 port=$2 what=$3 log=$4 i ino
-    for i in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2 2>/dev/null; die "$what (pid $pid) exited before listening on 127.0.0.1:$port (log above)"; }
-        for ino in $(listen_inodes "$port"); do
-            if ls -l "/proc/$pid/fd" 2>/dev/null | grep -q "socket:\[$ino\]"; then
-                return 0
-            fi
-        done
-        sleep 0.1
-    done
-    cat "$log" >&2 2>/dev/null
-    die "$what (pid $pid) is not listening on 127.0.0.1:$port after 10 s"
-}
-
-cpu_ticks() {  # utime + stime of a whole process (all threads), in clock ticks
-    local pid rest
-    for pid in "$@"; do
-        rest=$(sed 's/^.*) //' "/proc/$pid/stat") || die "pid $pid is gone"
-        echo "$rest"
-    done | awk '{ s += $12 + $13 } END { print s + 0 }'
-}
-
-machine_ticks() {  # busy ticks of all CPUs (not idle, not iowait), from /proc/stat
-    awk '$1 == "cpu" { s = 0; for (i = 2; i <= NF; i++) s += $i; print s - $5 - $6; exit }' /proc/stat
-}
-
-# Run a helper in the background and wait for it, so that a signal to this
-# script is handled at once (bash runs traps only between foreground commands).
-run_aux() {  # run_aux OUTFILE ERRFILE CMD...; returns CMD's status
-    local out=$1 err=$2 rc=0
-    shift 2
-    "$@" >"$out" 2>"$err" &
-    AUX=$!
-    wait "$AUX" || rc=$?
-    AUX=
-    return "$rc"
-}
-
-field() {  # field NAME "key=value ..." -> value
-    local k=$1 line=$2
-    printf '%s\n' "$line" | tr ' ' '\n' | sed -n "s/^$k=//p"
-}
-
-# --- build mcload --------------------------------------------------------------
-MCLOAD=$TMP/mcload
-"$CC" -O2 -std=c11 -Wall -pthread -o "$MCLOAD" "$BENCH_DIR/mcload.c" || die "building mcload failed"
-
-# --- backends --------------------------------------------------------------------
-MCUSER=()
-[ "$(id -u)" = 0 ] && MCUSER=(-u nobody)
-MC_PORTS=()
-MC_PIDS=()
-for i in 1 2; do
-    port=$(free_port)
-    "$MEMCACHED" "${MCUSER[@]}" -l 127.0.0.1 -p "$port" -U 0 -t "$MC_THREADS" -m 256 -c 4096 \
-        >"$TMP/memcached$i.log" 2>&1 &
-    pid=$!
-    PIDS+=("$pid")
-    wait_listen "$pid" "$port" "memcached $i" "$TMP/memcached$i.log"
-    MC_PORTS+=("$port")
-    MC_PIDS+=("$pid")
-done
+# --- mcload and the backends ----------------------------------------------------
+build_mcload
+start_memcacheds
 
 # --- proxies ---------------------------------------------------------------------
 NC_PID= NC_PORT= CMX_PID= CMX_PORT=
 case " $TARGETS " in *" nutcracker "*)
-    NC_PORT=$(free_port)
-    nc_stats=$(free_port)
-    cat >"$TMP/nutcracker.yml" <<EOF
-bench:
-  listen: 127.0.0.1:$NC_PORT
-  hash: fnv1a_64
-  distribution: ketama
-  timeout: 2000
-  backlog: 1024
-  preconnect: true
-  redis: false
-  server_connections: 1
-  auto_eject_hosts: false
-  servers:
-   - 127.0.0.1:${MC_PORTS[0]}:1 mc1
-   - 127.0.0.1:${MC_PORTS[1]}:1 mc2
-EOF
-    "$NUTCRACKER" -c "$TMP/nutcracker.yml" -s "$nc_stats" -a 127.0.0.1 -v 4 \
-        -o "$TMP/nutcracker.log" >"$TMP/nutcracker.out" 2>&1 &
-    NC_PID=$!
-    PIDS+=("$NC_PID")
-    wait_listen "$NC_PID" "$NC_PORT" nutcracker "$TMP/nutcracker.log"
+    start_nutcracker false mc1 "${MC_PORTS[0]}" mc2 "${MC_PORTS[1]}"
 ;; esac
 
 case " $TARGETS " in *" cachemux "*)
-    CMX_PORT=$(free_port)
-    cmx_stats=$(free_port)
-    cat >"$TMP/cachemux.ini" <<EOF
-[cachemux]
-workers = $WORKERS
-stats_listen = 127.0.0.1:$cmx_stats
-log_level = 4
-shutdown_timeout = 1000
-
-[pool bench]
-listen = 127.0.0.1:$CMX_PORT
-hash = fnv1a_64
-distribution = ketama
-timeout = 2000
-backlog = 1024
-preconnect = true
-redis = false
-server_connections = 1
-auto_eject_hosts = false
-server = 127.0.0.1:${MC_PORTS[0]}:1 mc1
-server = 127.0.0.1:${MC_PORTS[1]}:1 mc2
-EOF
-    "$CACHEMUX" -t -c "$TMP/cachemux.ini" >"$TMP/cachemux-t.log" 2>&1 ||
-        { cat "$TMP/cachemux-t.log" >&2; die "cachemux -t rejected $TMP/cachemux.ini"; }
-    "$CACHEMUX" -c "$TMP/cachemux.ini" >"$TMP/cachemux.log" 2>&1 &
-    CMX_PID=$!
-    PIDS+=("$CMX_PID")
-    wait_listen "$CMX_PID" "$CMX_PORT" cachemux "$TMP/cachemux.log"
+    write_cachemux_ini false mc1 "${MC_PORTS[0]}" mc2 "${MC_PORTS[1]}"
+    start_cachemux
 ;; esac
 
 # --- run -------------------------------------------------------------------------

@@ -34,9 +34,8 @@
 # gets load. Every process this script starts is stopped by its PID on exit.
 set -euo pipefail
 
-die() { echo "run-metrics-cost.sh: $*" >&2; exit 1; }
-
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$BENCH_DIR/lib.sh"
 CACHEMUX=${1:-${CACHEMUX:-}}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
@@ -71,107 +70,7 @@ done
 case " $CONFIGS " in *" off "*) ;; *) die "CONFIGS must include 'off' (the baseline)" ;; esac
 [ "$ROUNDS" -ge 1 ] 2>/dev/null || die "ROUNDS must be a positive integer"
 [ -r /proc/self/stat ] || die "/proc is needed to read process CPU times"
-CLK_TCK=$(getconf CLK_TCK)
-
-TMP=$(mktemp -d /tmp/cachemux-mcost.XXXXXX)
-PIDS=()     # long-lived: backends and proxies
-AUX=        # mcload / scraper PIDs running now; cleared once reaped (no PID reuse)
-
-stop_pid() {  # stop one process we started: TERM, wait up to 3 s, then KILL
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 30); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local pid
-    set +e
-    for pid in $AUX; do stop_pid "$pid"; done
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-    if [ -n "$KEEP" ]; then echo "kept: $TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# --- helpers (as in run-mc.sh) -------------------------------------------------
-USED_PORTS=" "
-port_in_use() {  # any socket on 127.0.0.1/0.0.0.0/:: with this local port
-    local hex
-    hex=$(printf '%04X' "$1")
-    awk -v h=":$hex" 'NR > 1 && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' \
-        /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
-free_port() {
-    local p i
-    for i in $(seq 200); do
-        p=$((20000 + RANDOM % 40000))
-        case $USED_PORTS in *" $p "*) continue ;; esac
-        port_in_use "$p" && continue
-        USED_PORTS="$USED_PORTS$p "
-        echo "$p"
-        return 0
-    done
-    die "no free port found"
-}
-
-listen_inodes() {  # socket inodes listening on 127.0.0.1:PORT
-    local hex
-    hex=$(printf '0100007F:%04X' "$1")
-    awk -v a="$hex" 'NR > 1 && $2 == a && $4 == "0A" { print $10 }' /proc/net/tcp
-}
-
-wait_listen() {  # wait until PID itself listens on 127.0.0.1:PORT
-    local pid=$1 port=$2 what=$3 log=$4 i ino
-    for i in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2 2>/dev/null; die "$what (pid $pid) exited before listening on 127.0.0.1:$port (log above)"; }
-        for ino in $(listen_inodes "$port"); do
-            if ls -l "/proc/$pid/fd" 2>/dev/null | grep -q "socket:\[$ino\]"; then
-                return 0
-            fi
-        done
-        sleep 0.1
-    done
-    cat "$log" >&2 2>/dev/null
-    die "$what (pid $pid) is not listening on 127.0.0.1:$port after 10 s"
-}
-
-cpu_ticks() {  # utime + stime of whole processes (all threads), in clock ticks
-    local pid rest
-    for pid in "$@"; do
-        rest=$(sed 's/^.*) //' "/proc/$pid/stat") || die "pid $pid is gone"
-        echo "$rest"
-    done | awk '{ s += $12 + $13 } END { print s + 0 }'
-}
-
-machine_ticks() {  # busy ticks of all CPUs (not idle, not iowait), from /proc/stat
-    awk '$1 == "cpu" { s = 0; for (i = 2; i <= NF; i++) s += $i; print s - $5 - $6; exit }' /proc/stat
-}
-
-run_aux() {  # run_aux OUTFILE ERRFILE CMD...; returns CMD's status
-    local out=$1 err=$2 rc=0
-    shift 2
-    "$@" >"$out" 2>"$err" &
-    AUX=$!
-    wait "$AUX" || rc=$?
-    AUX=
-    return "$rc"
-}
-
-field() {  # field NAME "key=value ..." -> value
-    local k=$1 line=$2
-    printf '%s\n' "$line" | tr ' ' '\n' | sed -n "s/^$k=//p"
-}
-
-median() {  # median of the numbers given as arguments
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
+bench_setup cachemux-mcost
 
 # --- the scraper -------------------------------------------------------------------
 # scrape.py HOST METRICS_PORT STATS_PORT RATE [COUNT]
@@ -254,25 +153,9 @@ else:
 print(" ".join("%s=%s" % (k, round(v, 2) if isinstance(v, float) else v) for k, v in st.items()))
 EOF
 
-# --- build mcload ----------------------------------------------------------------
-MCLOAD=$TMP/mcload
-"$CC" -O2 -std=c11 -Wall -pthread -o "$MCLOAD" "$BENCH_DIR/mcload.c" || die "building mcload failed"
-
-# --- backends --------------------------------------------------------------------
-MCUSER=()
-[ "$(id -u)" = 0 ] && MCUSER=(-u nobody)
-MC_PORTS=()
-MC_PIDS=()
-for i in 1 2; do
-    port=$(free_port)
-    "$MEMCACHED" "${MCUSER[@]}" -l 127.0.0.1 -p "$port" -U 0 -t "$MC_THREADS" -m 256 -c 4096 \
-        >"$TMP/memcached$i.log" 2>&1 &
-    pid=$!
-    PIDS+=("$pid")
-    wait_listen "$pid" "$port" "memcached $i" "$TMP/memcached$i.log"
-    MC_PORTS+=("$port")
-    MC_PIDS+=("$pid")
-done
+# --- mcload and the backends ----------------------------------------------------
+build_mcload
+start_memcacheds
 
 # --- the two cachemux processes: "off" and "on" ----------------------------------
 PORT_off= PID_off= PORT_on= STATS_on= METRICS_on= PID_on=

@@ -28,8 +28,8 @@
 # process this script starts is stopped by its PID on exit (trap).
 set -euo pipefail
 
-die() { echo "run-redis.sh: $*" >&2; exit 1; }
-
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$BENCH_DIR/lib.sh"
 CACHEMUX=${1:-${CACHEMUX:-}}
 REQUESTS=${REQUESTS:-200000}
 PIPE_REQUESTS=${PIPE_REQUESTS:-1000000}
@@ -72,116 +72,7 @@ for p in $PIPELINES; do
     case $p in ''|*[!0-9]*|0) die "PIPELINES: '$p' is not a positive integer" ;; esac
 done
 [ -r /proc/self/stat ] || die "/proc is needed to read process CPU times"
-CLK_TCK=$(getconf CLK_TCK)
-
-TMP=$(mktemp -d /tmp/cachemux-rbench.XXXXXX)
-PIDS=()     # long-lived: backends and proxies
-AUX=        # redis-benchmark / redis-cli PID running now; cleared once reaped
-
-stop_pid() {  # stop one process we started: TERM, wait up to 3 s, then KILL
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 30); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local pid
-    set +e
-    for pid in $AUX; do stop_pid "$pid"; done
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-    if [ -n "$KEEP" ]; then echo "kept: $TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# --- helpers (as in run-mc.sh) -------------------------------------------------
-USED_PORTS=" "
-port_in_use() {  # any socket on 127.0.0.1/0.0.0.0/:: with this local port
-    local hex
-    hex=$(printf '%04X' "$1")
-    awk -v h=":$hex" 'NR > 1 && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' \
-        /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
-free_port() {
-    local p i
-    for i in $(seq 200); do
-        p=$((20000 + RANDOM % 40000))
-        case $USED_PORTS in *" $p "*) continue ;; esac
-        port_in_use "$p" && continue
-        USED_PORTS="$USED_PORTS$p "
-        echo "$p"
-        return 0
-    done
-    die "no free port found"
-}
-
-listen_inodes() {  # socket inodes listening on 127.0.0.1:PORT
-    local hex
-    hex=$(printf '0100007F:%04X' "$1")
-    awk -v a="$hex" 'NR > 1 && $2 == a && $4 == "0A" { print $10 }' /proc/net/tcp
-}
-
-# Wait until PID listens on 127.0.0.1:PORT (the listening socket must be one of
-# PID's own fds, so a stranger on the same port is not mistaken for ours).
-wait_listen() {
-    local pid=$1 port=$2 what=$3 log=$4 i ino
-    for i in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2 2>/dev/null; die "$what (pid $pid) exited before listening on 127.0.0.1:$port (log above)"; }
-        for ino in $(listen_inodes "$port"); do
-            if ls -l "/proc/$pid/fd" 2>/dev/null | grep -q "socket:\[$ino\]"; then
-                return 0
-            fi
-        done
-        sleep 0.1
-    done
-    cat "$log" >&2 2>/dev/null
-    die "$what (pid $pid) is not listening on 127.0.0.1:$port after 10 s"
-}
-
-cpu_ticks() {  # utime + stime of whole processes (all threads), in clock ticks
-    local pid rest
-    for pid in "$@"; do
-        rest=$(sed 's/^.*) //' "/proc/$pid/stat") || die "pid $pid is gone"
-        echo "$rest"
-    done | awk '{ s += $12 + $13 } END { print s + 0 }'
-}
-
-machine_ticks() {  # busy ticks of all CPUs (not idle, not iowait), from /proc/stat
-    awk '$1 == "cpu" { s = 0; for (i = 2; i <= NF; i++) s += $i; print s - $5 - $6; exit }' /proc/stat
-}
-
-# CPU seconds (user + sys) of this shell's reaped children, from the builtin
-# `times` (run in this shell, not in a subshell, or it reports the subshell).
-children_cpu() {  # children_cpu FILE-WRITTEN-BY-times
-    awk 'NR == 2 { s = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } printf "%.3f\n", s }' "$1"
-}
-
-run_aux() {  # run_aux OUTFILE ERRFILE CMD...; returns CMD's status
-    local out=$1 err=$2 rc=0
-    shift 2
-    "$@" >"$out" 2>"$err" &
-    AUX=$!
-    wait "$AUX" || rc=$?
-    AUX=
-    return "$rc"
-}
-
-run_aux_in() {  # run_aux_in INFILE OUTFILE ERRFILE CMD...
-    local in=$1 out=$2 err=$3 rc=0
-    shift 3
-    "$@" <"$in" >"$out" 2>"$err" &
-    AUX=$!
-    wait "$AUX" || rc=$?
-    AUX=
-    return "$rc"
-}
+bench_setup cachemux-rbench
 
 # --- backends --------------------------------------------------------------------
 RS_PORTS=()
@@ -200,62 +91,15 @@ for i in 1 2; do
 done
 
 # --- proxies ---------------------------------------------------------------------
-CMX_PORT=$(free_port)
-cmx_stats=$(free_port)
-cat >"$TMP/cachemux.ini" <<EOF
-[cachemux]
-workers = $WORKERS
-stats_listen = 127.0.0.1:$cmx_stats
-log_level = 4
-shutdown_timeout = 1000
-
-[pool bench]
-listen = 127.0.0.1:$CMX_PORT
-hash = fnv1a_64
-distribution = ketama
-timeout = 2000
-backlog = 1024
-preconnect = true
-redis = true
-server_connections = 1
-auto_eject_hosts = false
-server = 127.0.0.1:${RS_PORTS[0]}:1 r1
-server = 127.0.0.1:${RS_PORTS[1]}:1 r2
-EOF
-"$CACHEMUX" -t -c "$TMP/cachemux.ini" >"$TMP/cachemux-t.log" 2>&1 ||
-    { cat "$TMP/cachemux-t.log" >&2; die "cachemux -t rejected $TMP/cachemux.ini"; }
+write_cachemux_ini true r1 "${RS_PORTS[0]}" r2 "${RS_PORTS[1]}"
 
 NC_PID= NC_PORT= CMX_PID=
 case " $TARGETS " in *" nutcracker "*)
-    NC_PORT=$(free_port)
-    nc_stats=$(free_port)
-    cat >"$TMP/nutcracker.yml" <<EOF
-bench:
-  listen: 127.0.0.1:$NC_PORT
-  hash: fnv1a_64
-  distribution: ketama
-  timeout: 2000
-  backlog: 1024
-  preconnect: true
-  redis: true
-  server_connections: 1
-  auto_eject_hosts: false
-  servers:
-   - 127.0.0.1:${RS_PORTS[0]}:1 r1
-   - 127.0.0.1:${RS_PORTS[1]}:1 r2
-EOF
-    "$NUTCRACKER" -c "$TMP/nutcracker.yml" -s "$nc_stats" -a 127.0.0.1 -v 4 \
-        -o "$TMP/nutcracker.log" >"$TMP/nutcracker.out" 2>&1 &
-    NC_PID=$!
-    PIDS+=("$NC_PID")
-    wait_listen "$NC_PID" "$NC_PORT" nutcracker "$TMP/nutcracker.log"
+    start_nutcracker true r1 "${RS_PORTS[0]}" r2 "${RS_PORTS[1]}"
 ;; esac
 
 case " $TARGETS " in *" cachemux "*)
-    "$CACHEMUX" -c "$TMP/cachemux.ini" >"$TMP/cachemux.log" 2>&1 &
-    CMX_PID=$!
-    PIDS+=("$CMX_PID")
-    wait_listen "$CMX_PID" "$CMX_PORT" cachemux "$TMP/cachemux.log"
+    start_cachemux
 ;; esac
 
 target_port() {  # target_port TARGET -> port

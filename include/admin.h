@@ -19,7 +19,7 @@ struct registry;
 
 /* Reload outcomes, kept by the supervisor, shown in /metrics. */
 struct admin_reloads {
-    uint64_t generation;    /* id of the configuration in force */
+    uint64_t generation; /* id of the configuration in force */
     uint64_t ok;
     uint64_t rejected;
 };
@@ -28,9 +28,8 @@ struct admin;
 
 /* Listen on the conf's stats address (SO_REUSEPORT, so a successor process
    can share it). Returns NULL with a reason in err. */
-struct admin *admin_start(struct event_base *base, const struct gen *g,
-                          const struct registry *reg, const struct admin_reloads *reloads,
-                          char *err, size_t errlen);
+struct admin *admin_start(struct event_base *base, const struct gen *g, const struct registry *reg,
+                          const struct admin_reloads *reloads, char *err, size_t errlen);
 
 /* Render the pools of g from now on (after a reload). */
 void admin_set_gen(struct admin *a, const struct gen *g);

@@ -15,12 +15,16 @@
 
 struct buf {
     uint8_t *data;
-    size_t start;   /* first unconsumed byte */
-    size_t end;     /* one past the last byte */
+    size_t start; /* first unconsumed byte */
+    size_t end;   /* one past the last byte */
     size_t cap;
 };
 
-static inline size_t buf_len(const struct buf *b) { return b->end - b->start; }
+static inline size_t
+buf_len(const struct buf *b)
+{
+    return b->end - b->start;
+}
 /* The first unconsumed byte (NULL for a buffer that never held any: no
    arithmetic on a null pointer). */
 static inline uint8_t *
@@ -36,7 +40,11 @@ int buf_append(struct buf *b, const void *p, size_t n) MUSTCHECK;
 /* Drop n bytes from the front; an emptied buffer resets to offset 0. */
 void buf_consume(struct buf *b, size_t n);
 /* Forget the contents, keep the memory. */
-static inline void buf_reset(struct buf *b) { b->start = b->end = 0; }
+static inline void
+buf_reset(struct buf *b)
+{
+    b->start = b->end = 0;
+}
 /* Free the memory when the buffer is empty and larger than keep bytes. */
 void buf_shrink(struct buf *b, size_t keep);
 void buf_free(struct buf *b);

@@ -38,29 +38,29 @@
 struct chain_pool;
 
 struct chunk {
-    struct chunk *next;         /* the next chunk of its piece, or the next free one */
-    struct chain_pool *pool;    /* where it returns */
-    size_t len;                 /* bytes held */
+    struct chunk *next;      /* the next chunk of its piece, or the next free one */
+    struct chain_pool *pool; /* where it returns */
+    size_t len;              /* bytes held */
     /* Meaningful in a piece's first chunk only: */
-    struct chunk *next_piece;   /* the next piece of the same chain */
-    struct chunk *last;         /* the piece's last chunk, where it grows */
-    size_t at;                  /* bytes of the buffer before the piece */
-    uint64_t total;             /* bytes of the whole piece */
+    struct chunk *next_piece; /* the next piece of the same chain */
+    struct chunk *last;       /* the piece's last chunk, where it grows */
+    size_t at;                /* bytes of the buffer before the piece */
+    uint64_t total;           /* bytes of the whole piece */
     uint8_t data[];
 };
 
 /* A worker's free chunks. */
 struct chain_pool {
     struct chunk *free;
-    size_t size;                /* data bytes per chunk (mbuf_size) */
+    size_t size; /* data bytes per chunk (mbuf_size) */
     uint32_t nfree;
-    uint32_t keep;              /* free chunks kept at most; more are freed */
+    uint32_t keep; /* free chunks kept at most; more are freed */
 };
 
 /* The pieces standing in one buffer, in order of at. */
 struct chain {
     struct chunk *head, *tail;
-    uint64_t bytes;             /* of all its pieces */
+    uint64_t bytes; /* of all its pieces */
 };
 
 /* A read buffer and the bodies read around it. */
@@ -105,16 +105,16 @@ uint64_t chain_piece_bytes(const struct chain *c, size_t from, size_t to);
  * their place in dst; pieces of sc standing before from are given back.
  * Returns 0, or -1 when dst cannot grow.
  */
-int chain_take(struct buf *dst, struct chain *dc, const uint8_t *src, struct chain *sc,
-               size_t from, size_t to) MUSTCHECK;
+int chain_take(struct buf *dst, struct chain *dc, const uint8_t *src, struct chain *sc, size_t from,
+               size_t to) MUSTCHECK;
 
 /*
  * Describe b's bytes with its pieces c interleaved, after the first skip
  * of them, in at most max iovecs. Returns the number used; *bytes: what
  * they hold.
  */
-int chain_iov(const struct buf *b, const struct chain *c, uint64_t skip, struct iovec *iov,
-              int max, size_t *bytes);
+int chain_iov(const struct buf *b, const struct chain *c, uint64_t skip, struct iovec *iov, int max,
+              size_t *bytes);
 
 /* ---- reading around a buffer ---- */
 

@@ -1,7 +1,8 @@
 /*
- * cli: the command line (twemproxy's flags plus ours) and the one-shot
- * modes that never start workers: --help, --version, --describe-stats,
- * --test-conf, --locate, --convert and --dump-conf. Every [cachemux] key
+ * cli: the command line (twemproxy's flags plus ours, README "Running",
+ * cachemux(8)) and the one-shot modes that never start workers: --help,
+ * --version, --describe-stats, --test-conf, --locate, --convert and
+ * --dump-conf. Every [cachemux] key
  * has a flag, so a nutcracker YAML configuration, which has no [cachemux]
  * section, can still set them all.
  */
@@ -16,23 +17,23 @@ struct conf_errors;
 
 struct cli_opts {
     bool help, version, test_conf, daemonize, describe_stats;
-    int verbose;            /* -1: not given */
-    const char *output;     /* NULL: not given */
+    int verbose;        /* -1: not given */
+    const char *output; /* NULL: not given */
     const char *conf_file;
     int stats_port;         /* -1: not given */
     const char *stats_addr; /* NULL: not given */
     long stats_interval;
-    const char *pid_file;   /* NULL: not given */
-    long mbuf_size;         /* -1: not given */
-    int workers;            /* -1: not given */
-    const char *locate;     /* pool name, NULL: not given */
-    const char *convert;    /* --convert FILE, NULL: not given */
+    const char *pid_file; /* NULL: not given */
+    long mbuf_size;       /* -1: not given */
+    int workers;          /* -1: not given */
+    const char *locate;   /* pool name, NULL: not given */
+    const char *convert;  /* --convert FILE, NULL: not given */
     bool dump_conf;
-    const char *metrics_listen;     /* NULL: not given */
-    long max_request_size;          /* -1: not given */
-    long client_output_limit;       /* -1: not given */
-    long max_reply_size;            /* -1: not given */
-    long shutdown_timeout;          /* -1: not given */
+    const char *metrics_listen; /* NULL: not given */
+    long max_request_size;      /* -1: not given */
+    long client_output_limit;   /* -1: not given */
+    long max_reply_size;        /* -1: not given */
+    long shutdown_timeout;      /* -1: not given */
 };
 
 /* Parse argv. Returns 0, or -1 after printing what is wrong to stderr. */

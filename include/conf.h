@@ -30,55 +30,56 @@
 #define CONF_DEFAULT_MBUF_SIZE 16384
 #define CONF_MIN_MBUF_SIZE 512
 #define CONF_MAX_MBUF_SIZE 16777216
-#define CONF_DEFAULT_MAX_REQUEST_SIZE 67108864ULL
-#define CONF_DEFAULT_CLIENT_OUTPUT_LIMIT 67108864ULL
-#define CONF_DEFAULT_MAX_REPLY_SIZE 1073741824ULL
+#define CONF_DEFAULT_MAX_REQUEST_SIZE 67108864 /* no suffix: conf.c writes them out */
+#define CONF_DEFAULT_CLIENT_OUTPUT_LIMIT 67108864
+#define CONF_DEFAULT_MAX_REPLY_SIZE 1073741824
 #define CONF_DEFAULT_SHUTDOWN_TIMEOUT 30000
 #define CONF_DEFAULT_LOG_LEVEL 5
-#define CONF_MAX_SIZE (1ULL << 40)          /* most for max_request_size and friends */
-#define CONF_MIN_REPLY_SIZE 1024            /* room for any status or error line a server sends */
-#define CONF_MAX_MS 2147483647u             /* most for every time in milliseconds */
+#define CONF_MAX_SIZE (1ULL << 40) /* most for max_request_size and friends */
+#define CONF_MIN_REPLY_SIZE 1024   /* room for any status or error line a server sends */
+#define CONF_MAX_MS 2147483647u    /* most for every time in milliseconds */
+#define CONF_MAX_WORKERS 1024
 
 struct conf_pool {
     char *name;
-    char *file;                     /* the file holding it (-c's, or an included one) */
-    int line;                       /* line of the [pool NAME] header in file */
+    char *file; /* the file holding it (-c's, or an included one) */
+    int line;   /* line of the [pool NAME] header in file */
     struct conf_addr listen;
-    char *listen_str;               /* as written, for messages and comparisons */
-    struct dist_key_rule key_rule;  /* hash and hash_tag */
+    char *listen_str;              /* as written, for messages and comparisons */
+    struct dist_key_rule key_rule; /* hash and hash_tag */
     enum dist_type dist;
-    uint64_t timeout_ms;            /* 0: none */
+    uint64_t timeout_ms; /* 0: none */
     uint32_t backlog;
     bool preconnect;
-    enum proto_id proto;            /* "redis = true": PROTO_REDIS, else PROTO_MEMCACHED */
-    char *redis_auth;               /* NULL: none */
+    enum proto_id proto; /* "redis = true": PROTO_REDIS, else PROTO_MEMCACHED */
+    char *redis_auth;    /* NULL: none */
     uint32_t redis_db;
-    uint32_t server_connections;    /* per server per worker, >= 1 */
+    uint32_t server_connections; /* per server per worker, >= 1 */
     bool auto_eject_hosts;
     uint64_t server_retry_timeout_ms;
     uint32_t server_failure_limit;
-    uint32_t client_connections;    /* 0: no limit */
+    uint32_t client_connections; /* 0: no limit */
     bool tcpkeepalive;
-    struct conf_server *servers;    /* sorted in identity order (dist_ident_cmp); lines in file */
+    struct conf_server *servers; /* sorted in identity order (dist_ident_cmp); lines in file */
     size_t nservers;
 };
 
 struct conf {
-    char *path;                     /* the file it came from */
-    int workers;                    /* 0: auto */
-    char *stats_host;               /* default "127.0.0.1" */
-    int stats_port;                 /* default 22222 */
-    char *metrics_listen;           /* NULL: off */
-    char *log_file;                 /* NULL: stderr */
-    int log_level;                  /* -1: not set in the file */
-    char *pid_file;                 /* NULL: none */
+    char *path;           /* the file it came from */
+    int workers;          /* 0: auto */
+    char *stats_host;     /* default "127.0.0.1" */
+    int stats_port;       /* default 22222 */
+    char *metrics_listen; /* NULL: off */
+    char *log_file;       /* NULL: stderr */
+    int log_level;        /* -1: not set in the file */
+    char *pid_file;       /* NULL: none */
     uint32_t mbuf_size;
     uint64_t max_request_size;
-    uint64_t client_output_limit;   /* reply bytes held for one client; >= max_request_size */
-    bool client_output_limit_auto;  /* unset in the file: follows max_request_size */
-    uint64_t max_reply_size;        /* bytes of one whole reply from a server */
+    uint64_t client_output_limit;  /* reply bytes held for one client; >= max_request_size */
+    bool client_output_limit_auto; /* unset in the file: follows max_request_size */
+    uint64_t max_reply_size;       /* bytes of one whole reply from a server */
     uint64_t shutdown_timeout_ms;
-    struct conf_pool *pools;        /* twemproxy order: shorter names first, then bytewise */
+    struct conf_pool *pools; /* twemproxy order: shorter names first, then bytewise */
     size_t npools;
 };
 
@@ -123,8 +124,8 @@ void conf_free(struct conf *c);
 void conf_errors_free(struct conf_errors *errs);
 
 /* Add a formatted "FILE:LINE: message" (line 0: "FILE: message"). */
-void conf_errors_add(struct conf_errors *errs, const char *path, int line,
-                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void conf_errors_add(struct conf_errors *errs, const char *path, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Same settings and same servers (identity, address, weight): a reload
    leaves such a pool untouched. Supervisor-filled fields are ignored. */

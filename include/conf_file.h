@@ -23,32 +23,32 @@
 #include "conf_scan.h"
 #include "util.h"
 
-#define CONF_FILE_MAX_SIZE (64u << 20)  /* bytes of all the files together */
+#define CONF_FILE_MAX_SIZE (64u << 20) /* bytes of all the files together */
 #define CONF_FILE_MAX_FILES 4096
-#define CONF_FILE_MAX_DEPTH 16          /* includes within includes */
+#define CONF_FILE_MAX_DEPTH 16 /* includes within includes */
 
 struct conf_file {
-    char *path;             /* as messages name it: -c's, or the includer's directory + PATH */
+    char *path; /* as messages name it: -c's, or the includer's directory + PATH */
     bool yaml;
     struct conf_scan scan;
-    size_t *order;          /* reading-order number of each of scan.sections */
+    size_t *order; /* reading-order number of each of scan.sections */
 };
 
 /* A problem with a file as a whole or with an include line. */
 struct conf_file_issue {
-    size_t file;            /* where it is reported: the includer for a bad include */
-    int line;               /* 0: the file as a whole */
+    size_t file; /* where it is reported: the includer for a bad include */
+    int line;    /* 0: the file as a whole */
     char *msg;
 };
 
 struct conf_file_set {
-    struct conf_file *files;        /* files[0] is the top one; then in reading order */
+    struct conf_file *files; /* files[0] is the top one; then in reading order */
     size_t nfiles, files_cap;
-    size_t nsections;               /* over all files */
+    size_t nsections; /* over all files */
     struct conf_file_issue *issues;
     size_t nissues, issues_cap;
-    size_t bytes;                   /* read so far */
-    bool unread;                    /* the top file could not be read (an issue says why) */
+    size_t bytes; /* read so far */
+    bool unread;  /* the top file could not be read (an issue says why) */
 };
 
 /*

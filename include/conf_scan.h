@@ -9,7 +9,7 @@
  * key line is, takes each value itself, and hands inih a cleaned text of
  * short lines it cannot misread.
  *
- * Grammar, one line at a time (LF or CRLF endings), leading white space
+ * Grammar (README "Configuration", cachemux.ini(5)), one line at a time (LF or CRLF endings), leading white space
  * ignored everywhere:
  *   - blank, white space only, or a comment: first non-blank byte ';' or '#'
  *   - "[NAME]", optionally followed by white space and a comment
@@ -33,23 +33,23 @@
 
 #include "util.h"
 
-#define CONF_MAX_LINE 65536  /* bytes in a line, its LF or CRLF not counted */
-#define CONF_MAX_KEY 64      /* bytes in a key; every real key is far shorter */
+#define CONF_MAX_LINE 65536 /* bytes in a line, its LF or CRLF not counted */
+#define CONF_MAX_KEY 64     /* bytes in a key; every real key is far shorter */
 
 /* A "[...]" line. */
 struct conf_scan_section {
-    char *name;         /* the bytes between '[' and ']' as written */
+    char *name; /* the bytes between '[' and ']' as written */
     int line;
-    bool bad;           /* malformed header (already reported): ignore its keys */
-    bool partial;       /* some of its keys could not be read (already reported): do not
+    bool bad;     /* malformed header (already reported): ignore its keys */
+    bool partial; /* some of its keys could not be read (already reported): do not
                            also say that one is missing */
 };
 
 /* A "key = value" line, in file order. */
 struct conf_scan_entry {
-    int section;        /* index into sections, -1 before the first header */
-    char *key;          /* as inih reports it: text before '=', right-trimmed */
-    char *value;        /* after '=', trimmed, comment cut, one pair of quotes removed */
+    int section;         /* index into sections, -1 before the first header */
+    char *key;           /* as inih reports it: text before '=', right-trimmed */
+    char *value;         /* after '=', trimmed, comment cut, one pair of quotes removed */
     unsigned occurrence; /* number of earlier entries with this section and key */
     int line;
 };
@@ -75,10 +75,10 @@ struct conf_scan {
     size_t nsections;
     struct conf_scan_entry *entries;
     size_t nentries;
-    struct conf_scan_issue *issues;  /* in line order */
+    struct conf_scan_issue *issues; /* in line order */
     size_t nissues;
     int nlines;
-    size_t sections_cap, entries_cap, issues_cap;   /* allocated room */
+    size_t sections_cap, entries_cap, issues_cap; /* allocated room */
 };
 
 /*
@@ -94,8 +94,7 @@ void conf_scan_free(struct conf_scan *s);
  * Line of the occurrence-th (0-based) "key =" line in section (an index into
  * sections, -1 for before the first header), or 0 when there is none.
  */
-int conf_scan_line(const struct conf_scan *s, int section, const char *key,
-                   unsigned occurrence);
+int conf_scan_line(const struct conf_scan *s, int section, const char *key, unsigned occurrence);
 
 /*
  * The section index inih reports for a cleaned header "[I]" (inih gives the
@@ -122,7 +121,10 @@ int conf_scan_add_issue(struct conf_scan *s, int line, const char *fmt, ...) MUS
  * a comment even inside quotes (CONF_SCAN_NO_COMMENT).
  */
 enum conf_scan_form {
-    CONF_SCAN_PLAIN, CONF_SCAN_QUOTED, CONF_SCAN_NO_BREAK, CONF_SCAN_NO_COMMENT,
+    CONF_SCAN_PLAIN,
+    CONF_SCAN_QUOTED,
+    CONF_SCAN_NO_BREAK,
+    CONF_SCAN_NO_COMMENT,
 };
 enum conf_scan_form conf_scan_value_form(const char *v);
 

@@ -16,18 +16,18 @@
 
 /* A listen or server address as written (resolved later, never here). */
 struct conf_addr {
-    char *host;         /* host name or literal, or the unix socket path */
-    int port;           /* 0 for unix */
+    char *host; /* host name or literal, or the unix socket path */
+    int port;   /* 0 for unix */
     bool is_unix;
-    int perm;           /* unix listen mode (octal in the file), -1 if not given */
+    int perm; /* unix listen mode (octal in the file), -1 if not given */
 };
 
 struct conf_server {
-    char *ident;        /* identity: name, else host:port, host (port 11211) or path: */
-    char *name;         /* NULL when the line has none */
+    char *ident; /* identity: name, else host:port, host (port 11211) or path: */
+    char *name;  /* NULL when the line has none */
     struct conf_addr addr;
     uint32_t weight;
-    int line;           /* line of its "server =" */
+    int line; /* line of its "server =" */
 };
 
 /*
@@ -36,8 +36,7 @@ struct conf_server {
  * reason in err. On success a is overwritten and a->host is malloc'd (the
  * caller frees it); on error a is untouched. IPv6 needs brackets.
  */
-int conf_value_addr(const char *s, bool allow_perm, struct conf_addr *a, char *err,
-                    size_t errlen);
+int conf_value_addr(const char *s, bool allow_perm, struct conf_addr *a, char *err, size_t errlen);
 
 /*
  * Parse a server line's value into *srv: addr, weight (1..1000000), name

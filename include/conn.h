@@ -59,14 +59,14 @@ struct pool_server;
 struct client;
 struct server_conn;
 
-#define CONN_STATE_LIST(X)                                                            \
-    X(CONN_ACTIVE)       /* client: reading and serving requests */                    \
-    X(CONN_AWAITING)     /* client: accepted while stopping; serves one request first */ \
+#define CONN_STATE_LIST(X)                                                                  \
+    X(CONN_ACTIVE)       /* client: reading and serving requests */                         \
+    X(CONN_AWAITING)     /* client: accepted while stopping; serves one request first */    \
     X(CONN_THROTTLED)    /* client: over a backpressure limit; not read until below half */ \
-    X(CONN_DRAINING)     /* client: reads no more; closes once its replies are written */ \
-    X(CONN_CLOSED)       /* client: closed, freed at the end of the turn */            \
-    X(CONN_DISCONNECTED) /* server: no socket; connects when next needed */            \
-    X(CONN_CONNECTING)   /* server: connect in progress */                             \
+    X(CONN_DRAINING)     /* client: reads no more; closes once its replies are written */   \
+    X(CONN_CLOSED)       /* client: closed, freed at the end of the turn */                 \
+    X(CONN_DISCONNECTED) /* server: no socket; connects when next needed */                 \
+    X(CONN_CONNECTING)   /* server: connect in progress */                                  \
     X(CONN_READY)        /* server: connected */
 
 #define CONN_STATE_ENUM(s) s,
@@ -136,56 +136,56 @@ TAILQ_HEAD(conn_tqh, conn);
 /* One worker's runtime, shared by all of its conns (never by two threads). */
 struct conn_ctx {
     struct event_base *base;
-    struct conn_tqh dirty_servers;  /* server conns with requests to write */
-    struct conn_tqh dirty_clients;  /* client conns with replies to write */
-    struct conn_tqh closed;         /* closed client conns, freed after the turn */
+    struct conn_tqh dirty_servers; /* server conns with requests to write */
+    struct conn_tqh dirty_clients; /* client conns with replies to write */
+    struct conn_tqh closed;        /* closed client conns, freed after the turn */
     struct msg_cache msgs;
     int worker_id;
     uint64_t next_conn_id;
     uint64_t max_request_size;
-    uint64_t client_output_limit;   /* reply bytes one client may leave unread */
-    uint64_t max_reply_size;        /* bytes of one reply from a server */
-    uint64_t drain_timeout_ms;      /* a removed pool's clients are closed after this */
+    uint64_t client_output_limit; /* reply bytes one client may leave unread */
+    uint64_t max_reply_size;      /* bytes of one reply from a server */
+    uint64_t drain_timeout_ms;    /* a removed pool's clients are closed after this */
     size_t mbuf_size;
-    uint64_t rng;                   /* per-worker PRNG state (random distribution) */
-    struct buf scratch;             /* short-lived bytes of one step (an inline request) */
-    struct chain_pool chunks;       /* chunks of large bodies (chain.h) */
-    struct chain_in **spare_bufs;   /* read buffers lent to conns with bytes pending */
+    uint64_t rng;                 /* per-worker PRNG state (random distribution) */
+    struct buf scratch;           /* short-lived bytes of one step (an inline request) */
+    struct chain_pool chunks;     /* chunks of large bodies (chain.h) */
+    struct chain_in **spare_bufs; /* read buffers lent to conns with bytes pending */
     uint32_t nspare, spare_cap;
-    void **spare_states;            /* request-parse states lent to clients mid-request */
+    void **spare_states; /* request-parse states lent to clients mid-request */
     uint32_t nstates, states_cap;
-    size_t state_size;              /* the largest req_state_size of the protocols in use */
-    struct client *free_clients;    /* client structs not in use, from the slabs */
-    void *client_slabs;             /* blocks of client structs, kept until exit */
-    bool stopping;                  /* graceful stop in progress */
-    struct stats_worker *wst;       /* this worker's own counters */
+    size_t state_size;           /* the largest req_state_size of the protocols in use */
+    struct client *free_clients; /* client structs not in use, from the slabs */
+    void *client_slabs;          /* blocks of client structs, kept until exit */
+    bool stopping;               /* graceful stop in progress */
+    struct stats_worker *wst;    /* this worker's own counters */
 };
 
 /* The part of a conn every socket has. */
 struct conn {
-    struct event ev;                /* EV_READ while reading, | EV_WRITE while a write waits */
-    TAILQ_ENTRY(conn) dirty_tqe;    /* on dirty_servers / dirty_clients / closed */
+    struct event ev;             /* EV_READ while reading, | EV_WRITE while a write waits */
+    TAILQ_ENTRY(conn) dirty_tqe; /* on dirty_servers / dirty_clients / closed */
     struct conn_ctx *ctx;
     uint64_t id;
     int fd;
-    uint8_t kind;                   /* enum conn_kind */
-    uint8_t state;                  /* enum conn_state */
-    uint8_t events;                 /* EV_READ / EV_WRITE the event is added with */
-    bool dirty;                     /* on a dirty list */
+    uint8_t kind;   /* enum conn_kind */
+    uint8_t state;  /* enum conn_state */
+    uint8_t events; /* EV_READ / EV_WRITE the event is added with */
+    bool dirty;     /* on a dirty list */
 };
 
 struct client {
     struct conn c;
-    TAILQ_ENTRY(client) pool_tqe;   /* on its pool's client list */
+    TAILQ_ENTRY(client) pool_tqe; /* on its pool's client list */
     struct pool *pool;
-    const struct proto_ops *proto;  /* what it speaks (per conn: it may switch) */
-    struct msg_tqh q;               /* requests in arrival order */
+    const struct proto_ops *proto; /* what it speaks (per conn: it may switch) */
+    struct msg_tqh q;              /* requests in arrival order */
     uint32_t nq;
-    uint8_t close_reason;           /* DRAINING: why it closes (enum stats_client_close) */
-    bool authed;                    /* redis_auth pools: AUTH succeeded */
-    size_t pending_bytes;           /* reply bytes done but not yet written */
-    struct chain_in *in;            /* bytes read, not yet parsed; NULL when idle */
-    void *ps;                       /* request-parse state while a request is partial */
+    uint8_t close_reason; /* DRAINING: why it closes (enum stats_client_close) */
+    bool authed;          /* redis_auth pools: AUTH succeeded */
+    size_t pending_bytes; /* reply bytes done but not yet written */
+    struct chain_in *in;  /* bytes read, not yet parsed; NULL when idle */
+    void *ps;             /* request-parse state while a request is partial */
 };
 
 /*
@@ -199,8 +199,8 @@ struct client {
  * carries none).
  */
 struct conn_sock {
-    uint64_t connect_deadline_ms;   /* CONNECTING: give up then (0: no timeout) */
-    struct reply_reader reader;     /* the reply being read */
+    uint64_t connect_deadline_ms; /* CONNECTING: give up then (0: no timeout) */
+    struct reply_reader reader;   /* the reply being read */
 };
 
 struct server_conn {
@@ -208,13 +208,13 @@ struct server_conn {
     struct pool_server *server;
     struct pool *pool;
     const struct proto_ops *proto;
-    struct stats_server *st;        /* the server's counters in this worker */
-    struct msg_tqh in_q;            /* queued, not yet fully written */
-    struct msg_tqh out_q;           /* written, awaiting their replies */
+    struct stats_server *st; /* the server's counters in this worker */
+    struct msg_tqh in_q;     /* queued, not yet fully written */
+    struct msg_tqh out_q;    /* written, awaiting their replies */
     uint32_t nin, nout;
-    struct event tev;               /* the oldest request's deadline (or connect's) */
-    struct chain_in *in;            /* bytes read, not yet parsed; NULL when none */
-    struct conn_sock sock;          /* state of the current socket only */
+    struct event tev;      /* the oldest request's deadline (or connect's) */
+    struct chain_in *in;   /* bytes read, not yet parsed; NULL when none */
+    struct conn_sock sock; /* state of the current socket only */
 };
 
 static inline struct client *
@@ -229,8 +229,7 @@ conn_server(struct conn *c)
     return (struct server_conn *)c;
 }
 
-void conn_ctx_init(struct conn_ctx *ctx, struct event_base *base, int worker_id,
-                   size_t mbuf_size);
+void conn_ctx_init(struct conn_ctx *ctx, struct event_base *base, int worker_id, size_t mbuf_size);
 void conn_ctx_destroy(struct conn_ctx *ctx);
 
 /* Change state, logging the transition at debug level; an illegal one

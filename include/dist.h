@@ -20,17 +20,17 @@
 enum dist_type { DIST_KETAMA, DIST_MODULA, DIST_RANDOM, DIST_COUNT };
 
 struct dist_server {
-    const char *ident;  /* identity: name, host:port, host (port 11211) or path: */
+    const char *ident; /* identity: name, host:port, host (port 11211) or path: */
     size_t ident_len;
-    uint32_t weight;    /* > 0 */
-    bool live;          /* false while ejected: left off the ring */
+    uint32_t weight; /* > 0 */
+    bool live;       /* false while ejected: left off the ring */
 };
 
 /* The placement settings of a pool that do not depend on the live set. */
 struct dist_key_rule {
     enum hash_type hash;
     bool has_tag;
-    char tag[2];        /* hash_tag open and close characters */
+    char tag[2]; /* hash_tag open and close characters */
 };
 
 struct dist;
@@ -66,8 +66,8 @@ void dist_hashed_part(const struct dist_key_rule *rule, const uint8_t *key, size
  * key, or -1 when no server is live. A dist over one server (of one in the
  * pool) skips hashing. rng is the caller's xorshift state for random.
  */
-int dist_pick(const struct dist *d, const struct dist_key_rule *rule,
-              const uint8_t *key, size_t len, uint64_t *rng);
+int dist_pick(const struct dist *d, const struct dist_key_rule *rule, const uint8_t *key,
+              size_t len, uint64_t *rng);
 
 /* Index for an already computed hash (ketama and modula), -1 if none live. */
 int dist_lookup_hash(const struct dist *d, uint32_t hash, uint64_t *rng);

@@ -26,12 +26,12 @@ struct reg_pool;
 struct reg_server;
 
 struct gen_server {
-    struct reg_server *reg;     /* counters and ejection state */
+    struct reg_server *reg; /* counters and ejection state */
     struct net_addr addr;
 };
 
 struct gen_pool {
-    struct reg_pool *reg;       /* counters, client count, ejection generation */
+    struct reg_pool *reg; /* counters, client count, ejection generation */
     struct net_addr listen;
     int listen_fd;              /* a unix listener shared by the workers, or -1 */
     struct gen_server *servers; /* parallel to the conf pool's servers */
@@ -39,10 +39,10 @@ struct gen_pool {
 
 struct gen {
     struct conf *conf;
-    struct gen_pool *pools;     /* parallel to conf->pools */
+    struct gen_pool *pools; /* parallel to conf->pools */
     _Atomic int refs;
-    uint64_t id;                /* 1 for the configuration loaded at start */
-    struct gen *next;           /* the supervisor's list of generations */
+    uint64_t id;      /* 1 for the configuration loaded at start */
+    struct gen *next; /* the supervisor's list of generations */
 };
 
 /*

@@ -10,18 +10,18 @@
 #include <stdint.h>
 
 /* X-macro: enum name and config name in one list so they cannot drift. */
-#define HASH_LIST(X)                  \
+#define HASH_LIST(X)                       \
     X(HASH_ONE_AT_A_TIME, "one_at_a_time") \
-    X(HASH_MD5, "md5")                \
-    X(HASH_CRC16, "crc16")            \
-    X(HASH_CRC32, "crc32")            \
-    X(HASH_CRC32A, "crc32a")          \
-    X(HASH_FNV1_64, "fnv1_64")        \
-    X(HASH_FNV1A_64, "fnv1a_64")      \
-    X(HASH_FNV1_32, "fnv1_32")        \
-    X(HASH_FNV1A_32, "fnv1a_32")      \
-    X(HASH_HSIEH, "hsieh")            \
-    X(HASH_MURMUR, "murmur")          \
+    X(HASH_MD5, "md5")                     \
+    X(HASH_CRC16, "crc16")                 \
+    X(HASH_CRC32, "crc32")                 \
+    X(HASH_CRC32A, "crc32a")               \
+    X(HASH_FNV1_64, "fnv1_64")             \
+    X(HASH_FNV1A_64, "fnv1a_64")           \
+    X(HASH_FNV1_32, "fnv1_32")             \
+    X(HASH_FNV1A_32, "fnv1a_32")           \
+    X(HASH_HSIEH, "hsieh")                 \
+    X(HASH_MURMUR, "murmur")               \
     X(HASH_JENKINS, "jenkins")
 
 #define HASH_ENUM(e, s) e,

@@ -26,17 +26,17 @@
 
 /* One GET or HEAD request, as the handler sees it. */
 struct httpd_request {
-    enum http_method method;    /* HTTP_METHOD_GET or HTTP_METHOD_HEAD */
-    const char *path;           /* the target's path, query cut off; not NUL-terminated */
+    enum http_method method; /* HTTP_METHOD_GET or HTTP_METHOD_HEAD */
+    const char *path;        /* the target's path, query cut off; not NUL-terminated */
     size_t path_len;
 };
 
 /* The handler's answer. httpd sets Content-Length from body and, for HEAD,
    sends the head only. */
 struct httpd_response {
-    int status;                 /* preset to 200 */
-    const char *content_type;   /* static string, or NULL for none */
-    struct buf *body;           /* empty; append the body here */
+    int status;               /* preset to 200 */
+    const char *content_type; /* static string, or NULL for none */
+    struct buf *body;         /* empty; append the body here */
 };
 
 /* Called on the loop's thread for every complete GET or HEAD request; must

@@ -19,11 +19,11 @@ struct pool;
 struct listener {
     struct pool *pool;
     int fd;
-    bool owned;                 /* false: a shared unix fd the supervisor closes */
+    bool owned; /* false: a shared unix fd the supervisor closes */
     bool active;
-    bool draining;              /* accepting the last queued conns before closing */
+    bool draining; /* accepting the last queued conns before closing */
     struct event ev;
-    struct event retry;         /* re-arms accept after EMFILE */
+    struct event retry; /* re-arms accept after EMFILE */
 };
 
 /*

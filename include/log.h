@@ -12,8 +12,19 @@
 #include <stdarg.h>
 
 enum log_level {
-    LOG_EMERG = 0, LOG_ALERT, LOG_CRIT, LOG_ERR, LOG_WARN, LOG_NOTICE,
-    LOG_INFO, LOG_DEBUG, LOG_VERB, LOG_VVERB, LOG_VVVERB, LOG_PVERB
+    LOG_EMERG = 0,
+    LOG_ALERT,
+    LOG_CRIT,
+    LOG_ERR,
+    LOG_WARN,
+    LOG_NOTICE,
+    LOG_INFO,
+    LOG_DEBUG,
+    LOG_VERB,
+    LOG_VVERB,
+    LOG_VVVERB,
+    LOG_PVERB,
+    LOG_LEVEL_MAX = LOG_PVERB /* the highest level -v and log_level take */
 };
 
 /* Open path for appending (NULL or "-" means stderr). Returns 0 or -errno. */
@@ -31,7 +42,11 @@ int log_fd(void);
 int log_enabled(int level);
 void log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_at(lvl, ...) do { if (log_enabled(lvl)) log_write((lvl), __VA_ARGS__); } while (0)
+#define log_at(lvl, ...)                   \
+    do {                                   \
+        if (log_enabled(lvl))              \
+            log_write((lvl), __VA_ARGS__); \
+    } while (0)
 #define log_error(...) log_at(LOG_ERR, __VA_ARGS__)
 #define log_warn(...) log_at(LOG_WARN, __VA_ARGS__)
 #define log_notice(...) log_at(LOG_NOTICE, __VA_ARGS__)

@@ -31,11 +31,11 @@ struct stats_server;
 
 /* How a split request's reply is built from its fragments' replies. */
 enum msg_merge {
-    MSG_MERGE_NONE,     /* not split */
-    MSG_MERGE_VALUES,   /* memcached get: every part's VALUEs in request-key order, one END */
-    MSG_MERGE_ARRAY,    /* Redis MGET: one array, elements in key order */
-    MSG_MERGE_SUM,      /* Redis DEL EXISTS UNLINK TOUCH: integers summed */
-    MSG_MERGE_ALL_OK,   /* Redis MSET: +OK when every part said +OK */
+    MSG_MERGE_NONE,   /* not split */
+    MSG_MERGE_VALUES, /* memcached get: every part's VALUEs in request-key order, one END */
+    MSG_MERGE_ARRAY,  /* Redis MGET: one array, elements in key order */
+    MSG_MERGE_SUM,    /* Redis DEL EXISTS UNLINK TOUCH: integers summed */
+    MSG_MERGE_ALL_OK, /* Redis MSET: +OK when every part said +OK */
 };
 
 struct msg {
@@ -47,32 +47,32 @@ struct msg {
     struct msg **frags;         /* a split request's fragments */
     uint32_t nfrags;
     uint32_t nfrags_done;
-    uint32_t *key_frag;         /* split request: fragment of each key */
-    void *split_block;          /* holds frags and key_frag; kept for reuse */
+    uint32_t *key_frag; /* split request: fragment of each key */
+    void *split_block;  /* holds frags and key_frag; kept for reuse */
     size_t split_cap;
-    struct buf req;             /* request bytes (to the server, or as parsed) */
-    struct chain req_pieces;    /* large bodies standing in req (chain.h) */
-    uint64_t req_sent;          /* bytes of req and its pieces written so far */
-    struct buf rsp;             /* reply bytes for the client */
-    struct chain rsp_pieces;    /* large bodies standing in rsp */
-    uint64_t rsp_sent;          /* bytes of rsp and its pieces written so far */
+    struct buf req;          /* request bytes (to the server, or as parsed) */
+    struct chain req_pieces; /* large bodies standing in req (chain.h) */
+    uint64_t req_sent;       /* bytes of req and its pieces written so far */
+    struct buf rsp;          /* reply bytes for the client */
+    struct chain rsp_pieces; /* large bodies standing in rsp */
+    uint64_t rsp_sent;       /* bytes of rsp and its pieces written so far */
     uint64_t id;
-    uint64_t start_usec;        /* when it was parsed (latency) */
-    struct stats_server *sst;   /* the server it went to (latency per server) */
-    uint64_t deadline_ms;       /* reply deadline, 0: none */
-    uint64_t timeout_ms;        /* the pool's timeout when it was queued */
-    size_t keys_off;            /* split, memcached: key tokens within req */
+    uint64_t start_usec;      /* when it was parsed (latency) */
+    struct stats_server *sst; /* the server it went to (latency per server) */
+    uint64_t deadline_ms;     /* reply deadline, 0: none */
+    uint64_t timeout_ms;      /* the pool's timeout when it was queued */
+    size_t keys_off;          /* split, memcached: key tokens within req */
     size_t keys_end;
-    uint32_t nkeys;             /* split: keys of the request */
-    int err;                    /* errno of a failure, 0 if none */
-    uint16_t cmd;               /* its row in its protocol's command table */
-    uint8_t merge;              /* enum msg_merge */
-    bool done;                  /* reply complete (or failed) */
-    bool swallow;               /* noreply: reply is discarded */
-    bool close_after;           /* close the client once this reply is written */
-    bool local;                 /* answered by the proxy, never sent */
-    bool timed_out;             /* answered already; its late reply is dropped */
-    bool handshake;             /* proxy's own AUTH/SELECT on a new server conn */
+    uint32_t nkeys;   /* split: keys of the request */
+    int err;          /* errno of a failure, 0 if none */
+    uint16_t cmd;     /* its row in its protocol's command table */
+    uint8_t merge;    /* enum msg_merge */
+    bool done;        /* reply complete (or failed) */
+    bool swallow;     /* noreply: reply is discarded */
+    bool close_after; /* close the client once this reply is written */
+    bool local;       /* answered by the proxy, never sent */
+    bool timed_out;   /* answered already; its late reply is dropped */
+    bool handshake;   /* proxy's own AUTH/SELECT on a new server conn */
 };
 
 TAILQ_HEAD(msg_tqh, msg);
@@ -107,8 +107,7 @@ msg_wants_reply(const struct msg *m)
     if (m->handshake) {
         return true;
     }
-    return !m->timed_out &&
-           (m->client != NULL || (m->parent != NULL && m->parent->client != NULL));
+    return !m->timed_out && (m->client != NULL || (m->parent != NULL && m->parent->client != NULL));
 }
 
 /* Per-worker recycling of msgs. */
@@ -116,7 +115,7 @@ struct msg_cache {
     struct msg_tqh free;
     uint32_t nfree;
     uint64_t next_id;
-    size_t keep_bytes;          /* buffers larger than this are released */
+    size_t keep_bytes; /* buffers larger than this are released */
 };
 
 void msg_cache_init(struct msg_cache *mc, size_t keep_bytes);
@@ -143,9 +142,9 @@ void msg_release(struct msg_cache *mc, struct msg *m);
  * valid until the split is done.
  */
 struct msg_split {
-    int32_t *frag_of_server;    /* [nservers] fragment index, or -1 */
-    uint32_t *frag_server;      /* [maxfrags] server index of each fragment */
-    uint32_t *frag_nkeys;       /* [maxfrags] keys per fragment */
+    int32_t *frag_of_server; /* [nservers] fragment index, or -1 */
+    uint32_t *frag_server;   /* [maxfrags] server index of each fragment */
+    uint32_t *frag_nkeys;    /* [maxfrags] keys per fragment */
     uint32_t nfrags;
 };
 

@@ -30,41 +30,41 @@ struct gen_server;
 
 struct pool_server {
     const struct conf_server *cs;
-    const struct gen_server *gs;    /* its address and registry record */
+    const struct gen_server *gs; /* its address and registry record */
     struct pool *pool;
-    struct server_conn *conns;      /* [nconns] server conns of this worker */
+    struct server_conn *conns; /* [nconns] server conns of this worker */
     uint32_t nconns;
-    uint32_t idx;                   /* index in identity order */
-    uint32_t failures;              /* consecutive failures seen by this worker */
-    struct stats_server *st;        /* this worker's counters for the server */
-    struct server_shared *shared;   /* ejection state, shared by the workers */
-    uint64_t retry_at_ms;           /* no new connect before this (backoff) */
-    uint32_t backoff_ms;            /* next reconnect delay after a failure */
-    int last_err;                   /* errno of the last connect failure */
-    uint64_t local_err_log_ms;      /* next time a local connect error may be logged */
+    uint32_t idx;                        /* index in identity order */
+    uint32_t failures;                   /* consecutive failures seen by this worker */
+    struct stats_server *st;             /* this worker's counters for the server */
+    struct server_shared *shared;        /* ejection state, shared by the workers */
+    uint64_t retry_at_ms;                /* no new connect before this (backoff) */
+    uint32_t backoff_ms;                 /* next reconnect delay after a failure */
+    int last_err;                        /* errno of the last connect failure */
+    uint64_t local_err_log_ms;           /* next time a local connect error may be logged */
     TAILQ_ENTRY(pool_server) retire_tqe; /* on the worker's retiring list */
-    void *retire_hold;              /* what keeps cs alive while retiring */
+    void *retire_hold;                   /* what keeps cs alive while retiring */
 };
 
 TAILQ_HEAD(pool_server_tqh, pool_server);
 
 struct pool {
     const struct conf_pool *cp;
-    const struct gen_pool *gp;      /* the generation's bindings of cp */
+    const struct gen_pool *gp; /* the generation's bindings of cp */
     struct conn_ctx *ctx;
-    const struct proto_ops *proto;  /* what its clients and servers speak */
-    struct pool_server **servers;   /* [nservers], identity order */
+    const struct proto_ops *proto; /* what its clients and servers speak */
+    struct pool_server **servers;  /* [nservers], identity order */
     size_t nservers;
-    struct dist_server *dservers;   /* what the dist was built from */
+    struct dist_server *dservers; /* what the dist was built from */
     struct dist *dist;
-    TAILQ_HEAD(, client) clients;   /* this worker's client conns of the pool */
+    TAILQ_HEAD(, client) clients; /* this worker's client conns of the pool */
     uint32_t nclients;
-    event_callback_fn server_cb;    /* the server conns' event callback */
-    struct stats_pool *st;          /* this worker's counters for the pool */
-    struct reg_pool *reg;           /* shared: ejection generation, client count */
-    uint64_t eject_gen_seen;        /* reg->eject_gen the dist was built at */
-    uint64_t next_rebuild_ms;       /* an ejected server returns then; 0: none out */
-    bool retiring;                  /* removed by a reload: clients close at a boundary */
+    event_callback_fn server_cb; /* the server conns' event callback */
+    struct stats_pool *st;       /* this worker's counters for the pool */
+    struct reg_pool *reg;        /* shared: ejection generation, client count */
+    uint64_t eject_gen_seen;     /* reg->eject_gen the dist was built at */
+    uint64_t next_rebuild_ms;    /* an ejected server returns then; 0: none out */
+    bool retiring;               /* removed by a reload: clients close at a boundary */
 };
 
 /* Build p from cp (bound by gp) for ctx's worker, speaking proto; its

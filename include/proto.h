@@ -3,9 +3,9 @@
  * server's reply stream is cut into replies, how the replies of a split
  * request are merged, and the proxy's own error reply. The runtime half
  * (parsing and routing client requests, connection handshakes) is the
- * protocol's route_proto (route.h). A pool's protocol is chosen once, by
- * the configuration; every conn then holds a pointer to the ops it speaks,
- * so nothing else asks which protocol a pool speaks.
+ * protocol's proto_ops (conn.h), in its route_*.c. A pool's protocol is
+ * chosen once, by the configuration; every conn then holds a pointer to
+ * the ops it speaks, so nothing else asks which protocol a pool speaks.
  *
  * Pure: bytes and msgs in, decisions out; no sockets, no globals but these
  * const tables.
@@ -20,8 +20,8 @@
 struct buf;
 struct msg;
 
-#define PROTO_LIST(X)                   \
-    X(PROTO_MEMCACHED, "memcached")     \
+#define PROTO_LIST(X)               \
+    X(PROTO_MEMCACHED, "memcached") \
     X(PROTO_REDIS, "redis")
 
 #define PROTO_ENUM(e, name) e,
@@ -35,9 +35,9 @@ enum proto_rc { PROTO_OK, PROTO_AGAIN, PROTO_ERROR };
 
 /* What one call of a reply parser found at the front of the bytes. */
 struct proto_step {
-    size_t len;         /* OK: bytes of this unit of the reply */
-    bool done;          /* OK: the request's reply is complete with this unit */
-    uint64_t min_len;   /* AGAIN, ERROR: the fewest bytes the unit takes in all, from
+    size_t len;       /* OK: bytes of this unit of the reply */
+    bool done;        /* OK: the request's reply is complete with this unit */
+    uint64_t min_len; /* AGAIN, ERROR: the fewest bytes the unit takes in all, from
                            what its bytes so far declared (before a bad one) */
 };
 
@@ -57,12 +57,12 @@ struct proto_wire {
      * bytes of the unit's body that were read elsewhere (chain.h); the
      * unit's len then counts the buffer's bytes only.
      */
-    enum proto_rc (*reply_step)(void *state, const struct msg *m, const uint8_t *buf,
-                                size_t len, uint64_t skipped, struct proto_step *out);
+    enum proto_rc (*reply_step)(void *state, const struct msg *m, const uint8_t *buf, size_t len,
+                                uint64_t skipped, struct proto_step *out);
     /* After AGAIN: bytes of the body being read that are still to come
        after buf[0..len) (0: not in a body, or it is all there). */
-    uint64_t (*reply_body_left)(void *state, const struct msg *m, const uint8_t *buf,
-                                size_t len, uint64_t skipped);
+    uint64_t (*reply_body_left)(void *state, const struct msg *m, const uint8_t *buf, size_t len,
+                                uint64_t skipped);
     /* n of those bytes were read elsewhere. */
     void (*reply_body_skip)(void *state, uint64_t n);
     /* Replace rsp with the proxy's error reply for errno err (keeps rsp

@@ -37,7 +37,7 @@ enum http_parse { HTTP_PARSE_OK, HTTP_PARSE_AGAIN, HTTP_PARSE_ERROR };
 #define HTTP_METHOD_ENUM(e, s) e,
 enum http_method {
     HTTP_METHOD_LIST(HTTP_METHOD_ENUM)
-    HTTP_METHOD_OTHER,      /* any other well-formed token (PATCH, TRACE, ...) */
+        HTTP_METHOD_OTHER, /* any other well-formed token (PATCH, TRACE, ...) */
 };
 #undef HTTP_METHOD_ENUM
 
@@ -46,24 +46,24 @@ enum http_method {
 struct http_req {
     /* result, valid after HTTP_PARSE_OK */
     enum http_method method;
-    uint8_t version_minor;  /* HTTP/1.x: x (0 or 1; 2..9 are taken as 1) */
-    size_t head_len;        /* bytes of the head, blank line included */
+    uint8_t version_minor; /* HTTP/1.x: x (0 or 1; 2..9 are taken as 1) */
+    size_t head_len;       /* bytes of the head, blank line included */
     size_t method_off, method_len;
-    size_t path_off, path_len;  /* the target's path, query cut off; empty for
+    size_t path_off, path_len; /* the target's path, query cut off; empty for
                                    "http://host" (means "/") */
-    bool has_body;          /* Content-Length > 0 or any Transfer-Encoding */
-    bool keep_alive;        /* the connection may carry another request: HTTP/1.1
+    bool has_body;             /* Content-Length > 0 or any Transfer-Encoding */
+    bool keep_alive;           /* the connection may carry another request: HTTP/1.1
                                without "Connection: close", or HTTP/1.0 with
                                "Connection: keep-alive"; never with a body */
     /* result, valid after HTTP_PARSE_ERROR */
-    int status;             /* 400, 431 or 505 */
+    int status; /* 400, 431 or 505 */
     /* resumable state (private) */
-    size_t scan;            /* bytes searched for '\n' so far: never searched again */
-    size_t line_start;      /* first byte of the line being received */
+    size_t scan;       /* bytes searched for '\n' so far: never searched again */
+    size_t line_start; /* first byte of the line being received */
     bool have_request_line;
-    bool conn_close;        /* "Connection: close" seen */
-    bool conn_keep_alive;   /* "Connection: keep-alive" seen */
-    enum http_parse done;   /* AGAIN until decided; then the decision, sticky */
+    bool conn_close;      /* "Connection: close" seen */
+    bool conn_keep_alive; /* "Connection: keep-alive" seen */
+    enum http_parse done; /* AGAIN until decided; then the decision, sticky */
 };
 
 /* Start parsing a new request head (also after a pipelined one). */
@@ -90,12 +90,12 @@ const char *http_method_name(enum http_method m);
 /* A response head to format. */
 struct http_rsp_head {
     int status;
-    const char *content_type;   /* NULL: no Content-Type field */
-    const char *extra;          /* more fields, each ending "\r\n", or NULL */
-    size_t content_length;      /* always sent, also for HEAD (the GET's length) */
-    bool keep_alive;            /* false: "Connection: close" */
-    bool http10;                /* the request was HTTP/1.0: keep-alive is said explicitly */
-    int64_t date;               /* Date field, seconds since the epoch; < 0: none */
+    const char *content_type; /* NULL: no Content-Type field */
+    const char *extra;        /* more fields, each ending "\r\n", or NULL */
+    size_t content_length;    /* always sent, also for HEAD (the GET's length) */
+    bool keep_alive;          /* false: "Connection: close" */
+    bool http10;              /* the request was HTTP/1.0: keep-alive is said explicitly */
+    int64_t date;             /* Date field, seconds since the epoch; < 0: none */
 };
 
 /*

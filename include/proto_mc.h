@@ -21,33 +21,33 @@
 #define MC_MAX_RSP_LINE_LEN 8192
 
 enum mc_kind {
-    MC_KIND_RETRIEVAL,  /* get gets: keys... */
-    MC_KIND_GAT,        /* gat gats: exptime keys... */
-    MC_KIND_STORAGE,    /* set add replace append prepend: key flags exptime bytes [noreply] */
-    MC_KIND_CAS,        /* cas key flags exptime bytes cas [noreply] */
-    MC_KIND_DELETE,     /* delete key [noreply] (memcached also takes a 0 time) */
-    MC_KIND_ARITH,      /* incr decr: key value [noreply] */
-    MC_KIND_TOUCH,      /* touch key exptime [noreply] */
-    MC_KIND_VERSION,    /* version (extra arguments ignored) */
-    MC_KIND_QUIT,       /* quit */
+    MC_KIND_RETRIEVAL, /* get gets: keys... */
+    MC_KIND_GAT,       /* gat gats: exptime keys... */
+    MC_KIND_STORAGE,   /* set add replace append prepend: key flags exptime bytes [noreply] */
+    MC_KIND_CAS,       /* cas key flags exptime bytes cas [noreply] */
+    MC_KIND_DELETE,    /* delete key [noreply] (memcached also takes a 0 time) */
+    MC_KIND_ARITH,     /* incr decr: key value [noreply] */
+    MC_KIND_TOUCH,     /* touch key exptime [noreply] */
+    MC_KIND_VERSION,   /* version (extra arguments ignored) */
+    MC_KIND_QUIT,      /* quit */
 };
 
 /* X-macro: enum, wire name, kind. */
-#define MC_CMD_LIST(X)                       \
-    X(MC_GET, "get", MC_KIND_RETRIEVAL)      \
-    X(MC_GETS, "gets", MC_KIND_RETRIEVAL)    \
-    X(MC_GAT, "gat", MC_KIND_GAT)            \
-    X(MC_GATS, "gats", MC_KIND_GAT)          \
-    X(MC_SET, "set", MC_KIND_STORAGE)        \
-    X(MC_ADD, "add", MC_KIND_STORAGE)        \
+#define MC_CMD_LIST(X)                        \
+    X(MC_GET, "get", MC_KIND_RETRIEVAL)       \
+    X(MC_GETS, "gets", MC_KIND_RETRIEVAL)     \
+    X(MC_GAT, "gat", MC_KIND_GAT)             \
+    X(MC_GATS, "gats", MC_KIND_GAT)           \
+    X(MC_SET, "set", MC_KIND_STORAGE)         \
+    X(MC_ADD, "add", MC_KIND_STORAGE)         \
     X(MC_REPLACE, "replace", MC_KIND_STORAGE) \
-    X(MC_APPEND, "append", MC_KIND_STORAGE)  \
+    X(MC_APPEND, "append", MC_KIND_STORAGE)   \
     X(MC_PREPEND, "prepend", MC_KIND_STORAGE) \
-    X(MC_CAS, "cas", MC_KIND_CAS)            \
-    X(MC_DELETE, "delete", MC_KIND_DELETE)   \
-    X(MC_INCR, "incr", MC_KIND_ARITH)        \
-    X(MC_DECR, "decr", MC_KIND_ARITH)        \
-    X(MC_TOUCH, "touch", MC_KIND_TOUCH)      \
+    X(MC_CAS, "cas", MC_KIND_CAS)             \
+    X(MC_DELETE, "delete", MC_KIND_DELETE)    \
+    X(MC_INCR, "incr", MC_KIND_ARITH)         \
+    X(MC_DECR, "decr", MC_KIND_ARITH)         \
+    X(MC_TOUCH, "touch", MC_KIND_TOUCH)       \
     X(MC_VERSION, "version", MC_KIND_VERSION) \
     X(MC_QUIT, "quit", MC_KIND_QUIT)
 
@@ -60,25 +60,25 @@ enum mc_parse { MC_PARSE_OK, MC_PARSE_AGAIN, MC_PARSE_ERROR };
 /* What went wrong with a request; each maps to one reply (mc_error_reply). */
 enum mc_req_error {
     MC_ERR_NONE,
-    MC_ERR_UNKNOWN_CMD,   /* "ERROR", connection stays open */
-    MC_ERR_ARITY,         /* "ERROR", connection stays open */
-    MC_ERR_KEY_TOO_LONG,  /* "CLIENT_ERROR bad command line format", then close */
-    MC_ERR_BAD_FORMAT,    /* "CLIENT_ERROR bad command line format", then close */
-    MC_ERR_BAD_CHUNK,     /* "CLIENT_ERROR bad data chunk", then close */
-    MC_ERR_TOO_LARGE,     /* "SERVER_ERROR object too large for cache", then close */
+    MC_ERR_UNKNOWN_CMD,  /* "ERROR", connection stays open */
+    MC_ERR_ARITY,        /* "ERROR", connection stays open */
+    MC_ERR_KEY_TOO_LONG, /* "CLIENT_ERROR bad command line format", then close */
+    MC_ERR_BAD_FORMAT,   /* "CLIENT_ERROR bad command line format", then close */
+    MC_ERR_BAD_CHUNK,    /* "CLIENT_ERROR bad data chunk", then close */
+    MC_ERR_TOO_LARGE,    /* "SERVER_ERROR object too large for cache", then close */
 };
 
 struct mc_req {
-    enum mc_cmd cmd;        /* MC_CMD_COUNT when the command is unknown */
-    enum mc_req_error err;  /* set when the result is MC_PARSE_ERROR */
-    size_t line_len;        /* command line including its "\r\n" or "\n" */
-    size_t total_len;       /* line + data block + its "\r\n" (== line_len without data) */
-    size_t keys_off;        /* first key token */
-    size_t keys_end;        /* end of the last key token */
+    enum mc_cmd cmd;       /* MC_CMD_COUNT when the command is unknown */
+    enum mc_req_error err; /* set when the result is MC_PARSE_ERROR */
+    size_t line_len;       /* command line including its "\r\n" or "\n" */
+    size_t total_len;      /* line + data block + its "\r\n" (== line_len without data) */
+    size_t keys_off;       /* first key token */
+    size_t keys_end;       /* end of the last key token */
     uint32_t nkeys;
-    size_t noreply_off;     /* the " noreply" token with its leading space */
-    size_t noreply_len;     /* 0 when absent */
-    size_t data_off;        /* value bytes of a storage command */
+    size_t noreply_off; /* the " noreply" token with its leading space */
+    size_t noreply_len; /* 0 when absent */
+    size_t data_off;    /* value bytes of a storage command */
     size_t data_len;
 };
 
@@ -117,8 +117,10 @@ static inline enum mc_kind
 mc_cmd_kind(enum mc_cmd cmd)
 {
     switch (cmd) {
-#define MC_CMD_KIND(e, s, k) case e: return k;
-    MC_CMD_LIST(MC_CMD_KIND)
+#define MC_CMD_KIND(e, s, k) \
+    case e:                  \
+        return k;
+        MC_CMD_LIST(MC_CMD_KIND)
 #undef MC_CMD_KIND
     default:
         return MC_KIND_QUIT;
@@ -147,16 +149,16 @@ bool mc_cmd_has_noreply(enum mc_cmd cmd);
 bool mc_next_key(const uint8_t *line, size_t end, size_t *pos, size_t *koff, size_t *klen);
 
 enum mc_rsp_type {
-    MC_RSP_VALUE,   /* "VALUE key flags bytes [cas]\r\n" data "\r\n" */
-    MC_RSP_END,     /* "END\r\n" */
-    MC_RSP_LINE,    /* any other single line: STORED, NOT_FOUND, 42, VERSION x, ... */
-    MC_RSP_ERROR,   /* ERROR, CLIENT_ERROR ..., SERVER_ERROR ... */
+    MC_RSP_VALUE, /* "VALUE key flags bytes [cas]\r\n" data "\r\n" */
+    MC_RSP_END,   /* "END\r\n" */
+    MC_RSP_LINE,  /* any other single line: STORED, NOT_FOUND, 42, VERSION x, ... */
+    MC_RSP_ERROR, /* ERROR, CLIENT_ERROR ..., SERVER_ERROR ... */
 };
 
 struct mc_rsp {
     enum mc_rsp_type type;
-    size_t len;         /* bytes of this unit, terminators included */
-    size_t key_off;     /* VALUE: the key */
+    size_t len;     /* bytes of this unit, terminators included */
+    size_t key_off; /* VALUE: the key */
     size_t key_len;
 };
 

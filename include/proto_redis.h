@@ -15,30 +15,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define REDIS_MAX_MULTIBULK 1048576             /* elements in one request */
-#define REDIS_MAX_BULK (512ULL * 1024 * 1024)   /* bytes in one bulk string */
-#define REDIS_MAX_INLINE (64 * 1024)            /* Redis's inline limit (PROTO_INLINE_MAX_SIZE) */
+#define REDIS_MAX_MULTIBULK 1048576           /* elements in one request */
+#define REDIS_MAX_BULK (512ULL * 1024 * 1024) /* bytes in one bulk string */
+#define REDIS_MAX_INLINE (64 * 1024)          /* Redis's inline limit (PROTO_INLINE_MAX_SIZE) */
 /* Redis refuses an inline request once more than REDIS_MAX_INLINE bytes
    without a '\n' are buffered, and reads 16 KiB at a time: the longest line
    it accepts has its '\n' within the read that crosses the limit. We search
    that far, so we accept what Redis accepts, whatever the read sizes. */
 #define REDIS_INLINE_SEARCH (REDIS_MAX_INLINE + 16 * 1024)
-#define REDIS_MAX_RSP_LINE (1024 * 1024)        /* bytes of a +status or -error reply line */
-#define REDIS_ERR_REPLY_MAX 256                 /* longest redis_error_reply() output */
+#define REDIS_MAX_RSP_LINE (1024 * 1024) /* bytes of a +status or -error reply line */
+#define REDIS_ERR_REPLY_MAX 256          /* longest redis_error_reply() output */
 
 enum redis_parse {
     REDIS_PARSE_OK,
-    REDIS_PARSE_AGAIN,      /* need more bytes */
+    REDIS_PARSE_AGAIN, /* need more bytes */
     REDIS_PARSE_ERROR,
-    REDIS_PARSE_ARGS,       /* give r->args room for r->argc arguments, then call again */
+    REDIS_PARSE_ARGS, /* give r->args room for r->argc arguments, then call again */
 };
 
 /* How the proxy treats a command. */
 enum redis_route {
-    REDIS_ROUTE_KEY,        /* forward to the server of its key (or of "placeholder") */
-    REDIS_ROUTE_SPLIT,      /* split its keys over servers, merge the replies */
-    REDIS_ROUTE_LOCAL,      /* answered by the proxy */
-    REDIS_ROUTE_UNSUPPORTED,/* known to Redis but not proxied (e.g. MOVE) */
+    REDIS_ROUTE_KEY,         /* forward to the server of its key (or of "placeholder") */
+    REDIS_ROUTE_SPLIT,       /* split its keys over servers, merge the replies */
+    REDIS_ROUTE_LOCAL,       /* answered by the proxy */
+    REDIS_ROUTE_UNSUPPORTED, /* known to Redis but not proxied (e.g. MOVE) */
 };
 
 /* The proxy's own answers (REDIS_ROUTE_LOCAL rows). */
@@ -51,23 +51,23 @@ enum redis_local {
     REDIS_LOCAL_AUTH,
 };
 
-#define REDIS_CMD_NOAUTH 0x1    /* allowed before AUTH on a redis_auth pool */
-#define REDIS_CMD_CLOSES 0x2    /* the conn closes once its reply is written */
+#define REDIS_CMD_NOAUTH 0x1 /* allowed before AUTH on a redis_auth pool */
+#define REDIS_CMD_CLOSES 0x2 /* the conn closes once its reply is written */
 
 /* Longer than every name in the table: such a name is unknown at a glance. */
 #define REDIS_CMD_NAME_MAX 32
 
 struct redis_cmd {
-    const char *name;       /* lower case */
-    int min_args;           /* arguments after the name */
-    int max_args;           /* -1: no limit */
+    const char *name; /* lower case */
+    int min_args;     /* arguments after the name */
+    int max_args;     /* -1: no limit */
     enum redis_route route;
-    uint8_t first_key;      /* argument of the (first) key; 0: none ("placeholder") */
-    uint8_t key_step;       /* SPLIT: keys every key_step arguments (2: key value pairs) */
-    uint8_t numkeys_arg;    /* EVAL: argument holding the key count; keys follow it */
-    uint8_t merge;          /* SPLIT: enum msg_merge */
-    uint8_t local;          /* LOCAL: enum redis_local */
-    uint8_t flags;          /* REDIS_CMD_* */
+    uint8_t first_key;   /* argument of the (first) key; 0: none ("placeholder") */
+    uint8_t key_step;    /* SPLIT: keys every key_step arguments (2: key value pairs) */
+    uint8_t numkeys_arg; /* EVAL: argument holding the key count; keys follow it */
+    uint8_t merge;       /* SPLIT: enum msg_merge */
+    uint8_t local;       /* LOCAL: enum redis_local */
+    uint8_t flags;       /* REDIS_CMD_* */
 };
 
 /* The table row for name[0..len) (case-insensitive), or NULL. Never allocates. */
@@ -89,15 +89,15 @@ const struct redis_cmd *redis_cmd_at(uint16_t index);
 
 enum redis_req_error {
     REDIS_ERR_NONE,
-    REDIS_ERR_UNSUPPORTED,      /* -ERR unsupported command 'name' (keep open) */
-    REDIS_ERR_ARITY,            /* -ERR wrong number of arguments for 'name' command (keep open) */
-    REDIS_ERR_MULTIBULK_LEN,    /* -ERR Protocol error: invalid multibulk length (close) */
-    REDIS_ERR_BULK_LEN,         /* -ERR Protocol error: invalid bulk length (close) */
-    REDIS_ERR_EXPECTED_DOLLAR,  /* -ERR Protocol error: expected '$', got 'X' (close) */
-    REDIS_ERR_TOO_LARGE,        /* -ERR Protocol error: request too large (close) */
-    REDIS_ERR_INLINE_TOO_LONG,  /* -ERR Protocol error: too big inline request (close) */
-    REDIS_ERR_UNBALANCED_QUOTES,/* -ERR Protocol error: unbalanced quotes in request (close) */
-    REDIS_ERR_EMPTY,            /* an empty inline line or *0 / *-1: skipped silently, as Redis does */
+    REDIS_ERR_UNSUPPORTED,       /* -ERR unsupported command 'name' (keep open) */
+    REDIS_ERR_ARITY,             /* -ERR wrong number of arguments for 'name' command (keep open) */
+    REDIS_ERR_MULTIBULK_LEN,     /* -ERR Protocol error: invalid multibulk length (close) */
+    REDIS_ERR_BULK_LEN,          /* -ERR Protocol error: invalid bulk length (close) */
+    REDIS_ERR_EXPECTED_DOLLAR,   /* -ERR Protocol error: expected '$', got 'X' (close) */
+    REDIS_ERR_TOO_LARGE,         /* -ERR Protocol error: request too large (close) */
+    REDIS_ERR_INLINE_TOO_LONG,   /* -ERR Protocol error: too big inline request (close) */
+    REDIS_ERR_UNBALANCED_QUOTES, /* -ERR Protocol error: unbalanced quotes in request (close) */
+    REDIS_ERR_EMPTY, /* an empty inline line or *0 / *-1: skipped silently, as Redis does */
 };
 
 /* One argument of a parsed multibulk request: buf[off..off+len). */
@@ -110,14 +110,14 @@ struct redis_arg {
    each new request; keep it across AGAIN results. */
 struct redis_req {
     /* result */
-    const struct redis_cmd *cmd;    /* NULL when unknown */
+    const struct redis_cmd *cmd; /* NULL when unknown */
     enum redis_req_error err;
     bool is_inline;
-    uint32_t argc;                  /* including the command name */
-    size_t total_len;               /* bytes of the whole request (OK, or error to skip);
+    uint32_t argc;             /* including the command name */
+    size_t total_len;          /* bytes of the whole request (OK, or error to skip);
                                        0 after an error that closes */
-    size_t name_off, name_len;      /* the command name */
-    char err_detail;                /* REDIS_ERR_EXPECTED_DOLLAR: the byte found */
+    size_t name_off, name_len; /* the command name */
+    char err_detail;           /* REDIS_ERR_EXPECTED_DOLLAR: the byte found */
     /*
      * The caller's array of arguments, recorded as the parse passes them
      * (multibulk only), so routing never scans an argument again. Room for
@@ -126,7 +126,7 @@ struct redis_req {
      */
     struct redis_arg *args;
     uint32_t args_cap;
-    uint64_t skipped;               /* body bytes read around the buffer (redis_req_skip) */
+    uint64_t skipped; /* body bytes read around the buffer (redis_req_skip) */
     /* resumable state (private) */
     size_t pos;
     uint32_t args_left;
@@ -198,25 +198,25 @@ size_t redis_inline_encoded_max(const struct redis_req *r);
 size_t redis_inline_encode(const struct redis_req *r, const uint8_t *buf, uint8_t *out);
 
 enum redis_rsp_type {
-    REDIS_RSP_STATUS,   /* +... */
-    REDIS_RSP_ERROR,    /* -... */
-    REDIS_RSP_INTEGER,  /* :n */
-    REDIS_RSP_BULK,     /* $n (or $-1 nil) */
-    REDIS_RSP_ARRAY,    /* *n (or *-1 nil), elements of any type, any depth */
+    REDIS_RSP_STATUS,  /* +... */
+    REDIS_RSP_ERROR,   /* -... */
+    REDIS_RSP_INTEGER, /* :n */
+    REDIS_RSP_BULK,    /* $n (or $-1 nil) */
+    REDIS_RSP_ARRAY,   /* *n (or *-1 nil), elements of any type, any depth */
 };
 
 struct redis_rsp {
     /* result */
     enum redis_rsp_type type;
-    size_t total_len;       /* bytes of the whole reply */
-    int64_t integer;        /* INTEGER: value; ARRAY/BULK: element count / length, -1 nil */
+    size_t total_len; /* bytes of the whole reply */
+    int64_t integer;  /* INTEGER: value; ARRAY/BULK: element count / length, -1 nil */
     /* resumable state (private) */
     size_t pos;
-    uint64_t remaining;     /* elements still to read, at any depth */
+    uint64_t remaining; /* elements still to read, at any depth */
     uint32_t state;
     uint64_t bulk_len;
-    size_t scan;            /* where the search for the current line's '\n' resumes */
-    bool in_body;           /* reading a bulk's body of bulk_len bytes at pos */
+    size_t scan;  /* where the search for the current line's '\n' resumes */
+    bool in_body; /* reading a bulk's body of bulk_len bytes at pos */
 };
 
 void redis_rsp_init(struct redis_rsp *r);

@@ -24,29 +24,29 @@ struct gen;
    when routing; a CAS by the worker that ejects it, so an ejection is
    counted once). */
 struct server_shared {
-    _Atomic uint64_t ejected_until_ms;  /* mono ms; 0 or past: in the ring */
-    _Atomic uint64_t ejected_at_us;     /* wall clock of the last ejection */
-} __attribute__((aligned(64)));
+    _Atomic uint64_t ejected_until_ms; /* mono ms; 0 or past: in the ring */
+    _Atomic uint64_t ejected_at_us;    /* wall clock of the last ejection */
+} __attribute__((aligned(CACHE_LINE)));
 
 struct reg_server {
     struct server_shared shared;
     char *ident;
-    struct stats_server *st;            /* [nworkers] */
+    struct stats_server *st; /* [nworkers] */
     struct reg_server *next;
 };
 
 struct reg_pool {
-    _Atomic uint64_t eject_gen;         /* bumped on every ejection in the pool */
-    _Atomic int64_t nclients;           /* client conns over all workers (limit) */
+    _Atomic uint64_t eject_gen; /* bumped on every ejection in the pool */
+    _Atomic int64_t nclients;   /* client conns over all workers (limit) */
     char *name;
-    struct stats_pool *st;              /* [nworkers] */
+    struct stats_pool *st; /* [nworkers] */
     struct reg_server *servers;
     struct reg_pool *next;
 };
 
 struct registry {
     int nworkers;
-    struct stats_worker *workers;       /* [nworkers] */
+    struct stats_worker *workers; /* [nworkers] */
     struct reg_pool *pools;
 };
 

@@ -23,8 +23,8 @@ struct reload_summary {
  * (resolved, overrides applied; no registry records or listeners yet) with
  * sum filled, or NULL with every problem in errs as FILE:LINE messages.
  */
-struct gen *reload_load(const struct cli_opts *o, const struct gen *cur,
-                        struct conf_errors *errs, struct reload_summary *sum);
+struct gen *reload_load(const struct cli_opts *o, const struct gen *cur, struct conf_errors *errs,
+                        struct reload_summary *sum);
 
 /* Apply the [cachemux] settings that take effect on reload (log level and
    file) unless the command line set them. */

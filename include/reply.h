@@ -29,8 +29,8 @@
 #define REPLY_STATE_WORDS 16
 
 struct reply_reader {
-    uint64_t bytes;                         /* of the reply being read, all its units */
-    uint64_t state[REPLY_STATE_WORDS];      /* the protocol's parse state */
+    uint64_t bytes;                    /* of the reply being read, all its units */
+    uint64_t state[REPLY_STATE_WORDS]; /* the protocol's parse state */
 };
 
 /* m's reply is complete; its bytes were appended to m->rsp when m wants

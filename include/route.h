@@ -1,10 +1,10 @@
 /*
  * route: a parsed request's way to the servers, independent of protocol.
- * A protocol decides what a request is (route_proto in its route_*.c); this
- * sends it: to the server that owns its key, or split into one fragment per
- * server with the keys each owns (the plan is split.h's), or to a chosen
- * server. Failing to send answers the request with the protocol's error
- * reply at once; nothing is dropped.
+ * A protocol decides what a request is (its proto_ops, conn.h, in its
+ * route_*.c); this sends it: to the server that owns its key, or split into
+ * one fragment per server with the keys each owns (the plan is msg.h's
+ * msg_split_*), or to a chosen server. Failing to send answers the request
+ * with the protocol's error reply at once; nothing is dropped.
  */
 #ifndef CMX_ROUTE_H
 #define CMX_ROUTE_H
@@ -45,8 +45,8 @@ struct route_split_ops {
  * keys: one fragment per server, or m whole when they all share one.
  * Any failure answers m with the error.
  */
-void route_split(struct client *c, struct msg *m, uint32_t nkeys,
-                 const struct route_split_ops *ops, void *arg);
+void route_split(struct client *c, struct msg *m, uint32_t nkeys, const struct route_split_ops *ops,
+                 void *arg);
 
 /* Connect every server conn of p now (preconnect). */
 void route_preconnect(struct pool *p);

@@ -12,31 +12,33 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "util.h"
+
 struct buf;
 
 enum stats_type { STATS_COUNTER, STATS_GAUGE, STATS_TIMESTAMP };
 
-#define STATS_POOL_LIST(X)                                                          \
-    X(client_eof, STATS_COUNTER, "# eof on client connections")                     \
-    X(client_err, STATS_COUNTER, "# errors on client connections")                  \
-    X(client_connections, STATS_GAUGE, "# active client connections")               \
-    X(server_ejects, STATS_COUNTER, "# times backend server was ejected")           \
-    X(forward_error, STATS_COUNTER, "# times we encountered a forwarding error")    \
+#define STATS_POOL_LIST(X)                                                       \
+    X(client_eof, STATS_COUNTER, "# eof on client connections")                  \
+    X(client_err, STATS_COUNTER, "# errors on client connections")               \
+    X(client_connections, STATS_GAUGE, "# active client connections")            \
+    X(server_ejects, STATS_COUNTER, "# times backend server was ejected")        \
+    X(forward_error, STATS_COUNTER, "# times we encountered a forwarding error") \
     X(fragments, STATS_COUNTER, "# fragments created from a multi-vector request")
 
-#define STATS_SERVER_LIST(X)                                                        \
-    X(server_eof, STATS_COUNTER, "# eof on server connections")                     \
-    X(server_err, STATS_COUNTER, "# errors on server connections")                  \
-    X(server_timedout, STATS_COUNTER, "# timeouts on server connections")           \
-    X(server_connections, STATS_GAUGE, "# active server connections")               \
+#define STATS_SERVER_LIST(X)                                                                       \
+    X(server_eof, STATS_COUNTER, "# eof on server connections")                                    \
+    X(server_err, STATS_COUNTER, "# errors on server connections")                                 \
+    X(server_timedout, STATS_COUNTER, "# timeouts on server connections")                          \
+    X(server_connections, STATS_GAUGE, "# active server connections")                              \
     X(server_ejected_at, STATS_TIMESTAMP, "timestamp when server was ejected in usec since epoch") \
-    X(requests, STATS_COUNTER, "# requests")                                        \
-    X(request_bytes, STATS_COUNTER, "total request bytes")                          \
-    X(responses, STATS_COUNTER, "# responses")                                      \
-    X(response_bytes, STATS_COUNTER, "total response bytes")                        \
-    X(in_queue, STATS_GAUGE, "# requests in incoming queue")                        \
-    X(in_queue_bytes, STATS_GAUGE, "current request bytes in incoming queue")       \
-    X(out_queue, STATS_GAUGE, "# requests in outgoing queue")                       \
+    X(requests, STATS_COUNTER, "# requests")                                                       \
+    X(request_bytes, STATS_COUNTER, "total request bytes")                                         \
+    X(responses, STATS_COUNTER, "# responses")                                                     \
+    X(response_bytes, STATS_COUNTER, "total response bytes")                                       \
+    X(in_queue, STATS_GAUGE, "# requests in incoming queue")                                       \
+    X(in_queue_bytes, STATS_GAUGE, "current request bytes in incoming queue")                      \
+    X(out_queue, STATS_GAUGE, "# requests in outgoing queue")                                      \
     X(out_queue_bytes, STATS_GAUGE, "current request bytes in outgoing queue")
 
 /*
@@ -47,28 +49,28 @@ enum stats_type { STATS_COUNTER, STATS_GAUGE, STATS_TIMESTAMP };
  * twemproxy's keys. The conn module maps each reason to these counters and
  * to twemproxy's client_eof/client_err and server_eof/server_err.
  */
-#define STATS_CLIENT_CLOSE_LIST(X)                                                   \
-    X(eof, "the client closed its side")                                             \
-    X(error, "a read or write on the socket failed")                                 \
-    X(quit, "the client sent quit")                                                  \
-    X(protocol_error, "a request that breaks framing, after its error reply")        \
-    X(too_large, "a request over max_request_size, after its error reply")          \
-    X(output_limit, "unread replies over client_output_limit")                       \
-    X(stop, "graceful stop")                                                         \
-    X(pool_removed, "its pool was removed by a reload")                              \
-    X(drain_timeout, "still busy when a drain deadline passed")                      \
-    X(client_limit, "refused at accept: client_connections reached")                 \
+#define STATS_CLIENT_CLOSE_LIST(X)                                            \
+    X(eof, "the client closed its side")                                      \
+    X(error, "a read or write on the socket failed")                          \
+    X(quit, "the client sent quit")                                           \
+    X(protocol_error, "a request that breaks framing, after its error reply") \
+    X(too_large, "a request over max_request_size, after its error reply")    \
+    X(output_limit, "unread replies over client_output_limit")                \
+    X(stop, "graceful stop")                                                  \
+    X(pool_removed, "its pool was removed by a reload")                       \
+    X(drain_timeout, "still busy when a drain deadline passed")               \
+    X(client_limit, "refused at accept: client_connections reached")          \
     X(out_of_memory, "out of memory")
 
-#define STATS_SERVER_CLOSE_LIST(X)                                                   \
-    X(eof, "the server closed with requests outstanding")                            \
-    X(idle_eof, "the server closed an idle connection")                              \
-    X(error, "a socket or connect error")                                            \
-    X(timeout, "a connect timeout or a connection stuck past its timeout")           \
+#define STATS_SERVER_CLOSE_LIST(X)                                                     \
+    X(eof, "the server closed with requests outstanding")                              \
+    X(idle_eof, "the server closed an idle connection")                                \
+    X(error, "a socket or connect error")                                              \
+    X(timeout, "a connect timeout or a connection stuck past its timeout")             \
     X(protocol_error, "bytes that are not a valid reply, or a reply nobody asked for") \
-    X(reply_too_large, "a reply over max_reply_size")                                \
-    X(handshake, "AUTH or SELECT refused")                                           \
-    X(retired, "the server left its pool in a reload")                               \
+    X(reply_too_large, "a reply over max_reply_size")                                  \
+    X(handshake, "AUTH or SELECT refused")                                             \
+    X(retired, "the server left its pool in a reload")                                 \
     X(shutdown, "the worker stopped")
 
 #define STATS_CLOSE_ENUM_C(name, desc) STATS_CC_##name,
@@ -99,11 +101,11 @@ enum stats_server_field { STATS_SERVER_LIST(STATS_FIELD_S) STATS_SERVER_NFIELDS 
  */
 /* Request latency (queued to reply written): fixed buckets, 50 us to 10 s. */
 #define STATS_HIST_NBOUNDS 17
-#define STATS_HIST_NBUCKETS (STATS_HIST_NBOUNDS + 1)    /* the last is +Inf */
+#define STATS_HIST_NBUCKETS (STATS_HIST_NBOUNDS + 1) /* the last is +Inf */
 extern const uint64_t stats_hist_bounds_us[STATS_HIST_NBOUNDS];
 
 struct stats_hist {
-    _Atomic uint64_t b[STATS_HIST_NBUCKETS];    /* per bucket, not cumulative */
+    _Atomic uint64_t b[STATS_HIST_NBUCKETS]; /* per bucket, not cumulative */
     _Atomic uint64_t sum_us;
 };
 
@@ -111,13 +113,13 @@ struct stats_server {
     _Atomic uint64_t f[STATS_SERVER_NFIELDS];
     _Atomic uint64_t closed[STATS_SERVER_CLOSE_N];
     struct stats_hist hist;
-} __attribute__((aligned(64)));
+} __attribute__((aligned(CACHE_LINE)));
 
 struct stats_pool {
     _Atomic uint64_t f[STATS_POOL_NFIELDS];
     _Atomic uint64_t closed[STATS_CLIENT_CLOSE_N];
     struct stats_hist hist;
-} __attribute__((aligned(64)));
+} __attribute__((aligned(CACHE_LINE)));
 
 /* Per worker, beyond its pools: for the per-worker view. */
 struct stats_worker {
@@ -125,7 +127,7 @@ struct stats_worker {
     _Atomic uint64_t total_connections; /* ever opened, same kinds */
     _Atomic uint64_t clients;           /* client conns open now */
     _Atomic uint64_t requests;          /* client requests parsed */
-} __attribute__((aligned(64)));
+} __attribute__((aligned(CACHE_LINE)));
 
 /* Add d (may be negative, for gauges) to a counter its owner writes. */
 static inline void
@@ -159,11 +161,11 @@ struct stats_pool_view {
     uint64_t f[STATS_POOL_NFIELDS];
     uint64_t closed[STATS_CLIENT_CLOSE_N];
     size_t nservers;
-    const char *const *server_names;    /* [nservers], identity order */
+    const char *const *server_names; /* [nservers], identity order */
     const uint64_t (*sf)[STATS_SERVER_NFIELDS];
     const uint64_t (*sclosed)[STATS_SERVER_CLOSE_N];
     struct stats_hist_view hist;
-    const struct stats_hist_view *shist;    /* [nservers] */
+    const struct stats_hist_view *shist; /* [nservers] */
 };
 
 struct stats_doc {
@@ -178,8 +180,8 @@ struct stats_doc {
     size_t npools;
     /* Prometheus only */
     size_t nworkers;
-    const uint64_t *worker_clients;         /* [nworkers] */
-    const uint64_t *worker_requests;        /* [nworkers] */
+    const uint64_t *worker_clients;  /* [nworkers] */
+    const uint64_t *worker_requests; /* [nworkers] */
     uint64_t reload_generation;
     uint64_t reloads_ok;
     uint64_t reloads_rejected;

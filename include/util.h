@@ -8,12 +8,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/time.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 #define MUSTCHECK __attribute__((warn_unused_result))
 #define UNUSED __attribute__((unused))
+
+/* A cache line: blocks written by different threads are aligned to it, so
+   that no two threads ever write the same line. */
+#define CACHE_LINE 64
+/* n bytes rounded up to whole cache lines. */
+#define CACHE_ROUND(n) (((n) + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE)
 
 /*
  * Parse the decimal digits s[0..len) into *out. Only digits are accepted (no
@@ -37,6 +44,15 @@ bool util_strieq(const char *s, size_t len, const char *lit);
 
 /* The system's text for errno value err (thread-safe). */
 const char *util_strerror(int err, char *buf, size_t len);
+
+/* ms milliseconds as a struct timeval (what libevent's timers take). */
+static inline struct timeval
+util_ms_tv(uint64_t ms)
+{
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000) };
+
+    return tv;
+}
 
 /* xorshift64* step for per-worker random numbers; *state must be non-zero. */
 uint64_t util_rand64(uint64_t *state);

@@ -28,8 +28,8 @@ struct gen;
 struct worker_pool {
     struct pool pool;
     struct listener listener;
-    struct gen *hold;               /* retiring: the generation it points into */
-    struct event drain_timer;       /* retiring: clients still open then are closed */
+    struct gen *hold;         /* retiring: the generation it points into */
+    struct event drain_timer; /* retiring: clients still open then are closed */
     bool drain_timer_set;
     TAILQ_ENTRY(worker_pool) retire_tqe;
 };
@@ -39,24 +39,24 @@ TAILQ_HEAD(worker_pool_tqh, worker_pool);
 struct worker {
     int id;
     pthread_t thread;
-    struct gen *gen;                /* the generation served (held) */
-    struct stats_worker *wst;       /* this worker's own counters (registry) */
+    struct gen *gen;          /* the generation served (held) */
+    struct stats_worker *wst; /* this worker's own counters (registry) */
     struct event_base *base;
     struct conn_ctx ctx;
-    struct worker_pool **pools;     /* [npools], the current config's order; NULL if not served */
+    struct worker_pool **pools; /* [npools], the current config's order; NULL if not served */
     size_t npools;
-    struct worker_pool_tqh retiring_pools;      /* removed by a reload, draining */
-    struct pool_server_tqh retiring_servers;    /* left a pool, finishing requests */
+    struct worker_pool_tqh retiring_pools;   /* removed by a reload, draining */
+    struct pool_server_tqh retiring_servers; /* left a pool, finishing requests */
     /* inbox */
     int efd;
     struct event inbox_ev;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    bool stop_requested;            /* under lock */
-    uint64_t shutdown_timeout_ms;   /* under lock, with stop_requested */
-    struct gen *pending_gen;        /* under lock: newest posted generation (held) */
+    bool stop_requested;          /* under lock */
+    uint64_t shutdown_timeout_ms; /* under lock, with stop_requested */
+    struct gen *pending_gen;      /* under lock: newest posted generation (held) */
     /* startup handshake, under lock */
-    int start_state;                /* 0 starting, 1 ready, -1 failed */
+    int start_state; /* 0 starting, 1 ready, -1 failed */
     char start_err[256];
     /* loop state (worker thread only) */
     bool exiting;

@@ -45,12 +45,12 @@
 #define ADMIN_BACKLOG 128
 
 struct admin {
-    const struct gen *gen;          /* the generation whose pools are shown */
+    const struct gen *gen; /* the generation whose pools are shown */
     const struct registry *reg;
     const struct admin_reloads *reloads;
     int stats_fd;
     struct event stats_ev;
-    struct httpd *http;             /* metrics_listen, or NULL */
+    struct httpd *http; /* metrics_listen, or NULL */
     uint64_t start_msec;
     bool stopping;
     char hostname[256];
@@ -98,8 +98,8 @@ admin_snapshot(const struct admin *a, struct admin_snapshot *s)
     int nworkers = a->reg->nworkers;
     s->worker_clients = calloc((size_t)nworkers + 1, sizeof(uint64_t));
     s->worker_requests = calloc((size_t)nworkers + 1, sizeof(uint64_t));
-    if (s->views == NULL || s->sf == NULL || s->sclosed == NULL || s->shist == NULL || s->names == NULL ||
-        s->worker_clients == NULL || s->worker_requests == NULL) {
+    if (s->views == NULL || s->sf == NULL || s->sclosed == NULL || s->shist == NULL ||
+        s->names == NULL || s->worker_clients == NULL || s->worker_requests == NULL) {
         admin_snapshot_free(s);
         return -1;
     }

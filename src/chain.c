@@ -142,7 +142,7 @@ chain_take(struct buf *dst, struct chain *dc, const uint8_t *src, struct chain *
         size_t at = p->at;
         chain_pop(sc);
         if (at < from) {
-            chain_put_piece(p);     /* a body nobody took */
+            chain_put_piece(p); /* a body nobody took */
             continue;
         }
         if (buf_append(dst, src + from, at - from) != 0) {
@@ -257,7 +257,7 @@ chain_in_iov(struct chain_in *in, struct chain_pool *p, struct iovec *iov, int m
         want -= k;
     }
     if (in->left > 0 && n == 0) {
-        return 0;   /* out of memory: the body has nowhere to go */
+        return 0; /* out of memory: the body has nowhere to go */
     }
     /* What follows the body goes to the buffer, once all of the body has
        somewhere to go before it. */

@@ -16,11 +16,17 @@
 
 #include "conf.h"
 #include "dist.h"
+#include "log.h"
 #include "util.h"
 
 enum cli_long_only {
-    CLI_OPT_CONVERT = 256, CLI_OPT_DUMP_CONF, CLI_OPT_METRICS_LISTEN, CLI_OPT_MAX_REQUEST_SIZE,
-    CLI_OPT_CLIENT_OUTPUT_LIMIT, CLI_OPT_MAX_REPLY_SIZE, CLI_OPT_SHUTDOWN_TIMEOUT,
+    CLI_OPT_CONVERT = 256,
+    CLI_OPT_DUMP_CONF,
+    CLI_OPT_METRICS_LISTEN,
+    CLI_OPT_MAX_REQUEST_SIZE,
+    CLI_OPT_CLIENT_OUTPUT_LIMIT,
+    CLI_OPT_MAX_REPLY_SIZE,
+    CLI_OPT_SHUTDOWN_TIMEOUT,
 };
 
 static const struct option cli_long_opts[] = {
@@ -69,7 +75,7 @@ cli_usage(void)
            "  -t, --test-conf        : test configuration for syntax errors and exit\n"
            "  -d, --daemonize        : run as a daemon\n"
            "  -D, --describe-stats   : print stats description and exit\n"
-           "  -v, --verbose=N        : set logging level (default: %d, min: 0, max: 11)\n"
+           "  -v, --verbose=N        : set logging level (default: %d, min: 0, max: %d)\n"
            "  -o, --output=S         : set logging file (default: stderr)\n"
            "  -c, --conf-file=S      : set configuration file (default: %s/cachemux.ini);\n"
            "                           a nutcracker file if it ends in .yml or .yaml\n"
@@ -92,10 +98,10 @@ cli_usage(void)
            "      --max-reply-size=N      : set largest reply from a server in bytes\n"
            "                                (default: %llu)\n"
            "      --shutdown-timeout=N    : set ms a graceful stop waits (default: %d)\n",
-           CONF_DEFAULT_LOG_LEVEL, CACHEMUX_SYSCONFDIR, CONF_DEFAULT_STATS_PORT,
-           CONF_DEFAULT_MBUF_SIZE, CONF_DEFAULT_MAX_REQUEST_SIZE,
-           CONF_DEFAULT_CLIENT_OUTPUT_LIMIT, CONF_DEFAULT_MAX_REPLY_SIZE,
-           CONF_DEFAULT_SHUTDOWN_TIMEOUT);
+           CONF_DEFAULT_LOG_LEVEL, LOG_LEVEL_MAX, CACHEMUX_SYSCONFDIR, CONF_DEFAULT_STATS_PORT,
+           CONF_DEFAULT_MBUF_SIZE, (unsigned long long)CONF_DEFAULT_MAX_REQUEST_SIZE,
+           (unsigned long long)CONF_DEFAULT_CLIENT_OUTPUT_LIMIT,
+           (unsigned long long)CONF_DEFAULT_MAX_REPLY_SIZE, CONF_DEFAULT_SHUTDOWN_TIMEOUT);
 }
 
 static int
@@ -150,7 +156,9 @@ cli_parse(int argc, char **argv, struct cli_opts *o)
     o->conf_file = CACHEMUX_SYSCONFDIR "/cachemux.ini";
 
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":hVtdDv:o:c:s:i:a:p:m:w:L:", cli_long_opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":hVtdDv:o:c:s:i:a:p:m:w:L:", cli_long_opts, NULL)) !=
+           -1) {
+        // clang-format off
         switch (ch) {
         case 'h': o->help = true; break;
         case 'V': o->version = true; break;
@@ -158,7 +166,7 @@ cli_parse(int argc, char **argv, struct cli_opts *o)
         case 'd': o->daemonize = true; break;
         case 'D': o->describe_stats = true; break;
         case 'v':
-            if (cli_number("-v", optarg, 0, 11, &v) != 0) return -1;
+            if (cli_number("-v", optarg, 0, LOG_LEVEL_MAX, &v) != 0) return -1;
             o->verbose = (int)v;
             break;
         case 'o': o->output = optarg; break;
@@ -178,7 +186,7 @@ cli_parse(int argc, char **argv, struct cli_opts *o)
             o->mbuf_size = v;
             break;
         case 'w':
-            if (cli_number("-w", optarg, 1, 1024, &v) != 0) return -1;
+            if (cli_number("-w", optarg, 1, CONF_MAX_WORKERS, &v) != 0) return -1;
             o->workers = (int)v;
             break;
         case 'L': o->locate = optarg; break;
@@ -197,14 +205,14 @@ cli_parse(int argc, char **argv, struct cli_opts *o)
             o->client_output_limit = v;
             break;
         case CLI_OPT_MAX_REPLY_SIZE:
-            if (cli_number("--max-reply-size", optarg, CONF_MIN_REPLY_SIZE, CONF_MAX_SIZE, &v) != 0)
-                return -1;
+            if (cli_number("--max-reply-size", optarg, CONF_MIN_REPLY_SIZE, CONF_MAX_SIZE, &v) != 0) return -1;
             o->max_reply_size = v;
             break;
         case CLI_OPT_SHUTDOWN_TIMEOUT:
             if (cli_number("--shutdown-timeout", optarg, 0, CONF_MAX_MS, &v) != 0) return -1;
             o->shutdown_timeout = v;
             break;
+        // clang-format on
         case ':':
             if (optopt > 0 && optopt < CLI_OPT_CONVERT) {
                 fprintf(stderr, "cachemux: option -%c requires an argument\n", optopt);
@@ -288,7 +296,8 @@ cli_apply_overrides(const struct cli_opts *o, struct conf *c, struct conf_errors
         c->shutdown_timeout_ms = (uint64_t)o->shutdown_timeout;
     }
     if (c->client_output_limit < c->max_request_size) {
-        conf_errors_add(errs, c->path, 0, "client_output_limit %llu is smaller than "
+        conf_errors_add(errs, c->path, 0,
+                        "client_output_limit %llu is smaller than "
                         "max_request_size %llu (from the flags and the file together)",
                         (unsigned long long)c->client_output_limit,
                         (unsigned long long)c->max_request_size);

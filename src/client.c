@@ -52,7 +52,7 @@ client_peer(const struct client *c, char *buf, size_t len)
         return "?";
     }
     if (ss.ss_family == AF_UNIX) {
-        snprintf(buf, len, "unix:%" PRIu64, c->c.id);   /* its peer has no name */
+        snprintf(buf, len, "unix:%" PRIu64, c->c.id); /* its peer has no name */
         return buf;
     }
     return net_sa_str((struct sockaddr *)&ss, sl, buf, len);
@@ -106,8 +106,7 @@ client_accept(struct pool *p, int fd, bool awaiting)
     stats_add(&ctx->wst->total_connections, 1);
     if (log_enabled(LOG_INFO)) {
         char peer[64];
-        log_info("accepted client %s on pool %s", client_peer(c, peer, sizeof(peer)),
-                 p->cp->name);
+        log_info("accepted client %s on pool %s", client_peer(c, peer, sizeof(peer)), p->cp->name);
     }
 }
 
@@ -131,7 +130,7 @@ client_enqueue(struct client *c, struct msg *m)
     TAILQ_INSERT_TAIL(&c->q, m, c_tqe);
     c->nq++;
     if (c->c.state == CONN_AWAITING) {
-        conn_set_state(&c->c, CONN_ACTIVE);     /* its first request came */
+        conn_set_state(&c->c, CONN_ACTIVE); /* its first request came */
     }
 }
 
@@ -153,8 +152,9 @@ client_check_output(struct client *c)
     }
     char peer[64];
     log_notice("pool %s: closing client %s (conn %" PRIu64 "): %zu reply bytes unread, over "
-               "client_output_limit %" PRIu64, c->pool->cp->name,
-               client_peer(c, peer, sizeof(peer)), c->c.id, held, c->c.ctx->client_output_limit);
+               "client_output_limit %" PRIu64,
+               c->pool->cp->name, client_peer(c, peer, sizeof(peer)), c->c.id, held,
+               c->c.ctx->client_output_limit);
     client_close(c, STATS_CC_output_limit);
     return true;
 }
@@ -216,8 +216,7 @@ client_drain(struct client *c, enum stats_client_close why)
 }
 
 void
-client_reply_and_drain(struct client *c, const char *bytes, size_t len,
-                       enum stats_client_close why)
+client_reply_and_drain(struct client *c, const char *bytes, size_t len, enum stats_client_close why)
 {
     client_reply(c, bytes, len);
     if (c->c.state == CONN_CLOSED) {
@@ -263,7 +262,7 @@ client_fail_msg(struct conn_ctx *ctx, struct msg *m, int err)
 
     m->err = err != 0 ? err : EIO;
     if (owner != NULL) {
-        msg_rsp_reset(m);   /* units of a reply cut short */
+        msg_rsp_reset(m); /* units of a reply cut short */
         owner->proto->wire->error_reply(&m->rsp, m->err);
     }
     client_deliver(ctx, m);
@@ -394,14 +393,14 @@ client_parse(struct client *c)
         ssize_t n = c->proto->request(c, c->ps, buf_head(&c->in->b), buf_len(&c->in->b));
         if (n == 0 && c->c.state != CONN_CLOSED) {
             client_stream(c);
-            break;      /* incomplete */
+            break; /* incomplete */
         }
         if (n < 0 || c->c.state == CONN_CLOSED) {
-            break;      /* it stopped reading */
+            break; /* it stopped reading */
         }
-        chain_in_consume(c->in, (size_t)n);   /* bodies nobody took go back */
+        chain_in_consume(c->in, (size_t)n); /* bodies nobody took go back */
         if (c->ps != NULL) {
-            c->proto->req_state_reset(c->ps);   /* the next request starts afresh */
+            c->proto->req_state_reset(c->ps); /* the next request starts afresh */
         }
     }
 }
@@ -427,7 +426,7 @@ client_process(struct client *c, bool eof)
         client_drain(c, STATS_CC_eof);
     }
     if (c->c.state == CONN_DRAINING && c->in != NULL && !client_over_limits(c)) {
-        chain_in_reset(c->in);  /* only a partial request is left: it never completes */
+        chain_in_reset(c->in); /* only a partial request is left: it never completes */
     }
     if ((c->c.state == CONN_ACTIVE || c->c.state == CONN_AWAITING) && client_over_limits(c)) {
         /* Buffered requests wait until replies drain (client_flush). */
@@ -467,14 +466,14 @@ client_close_if_idle(struct client *c)
 {
     if ((c->c.state != CONN_ACTIVE && c->c.state != CONN_AWAITING) || !TAILQ_EMPTY(&c->q) ||
         (c->in != NULL && !chain_in_empty(c->in))) {
-        return;     /* not at a request boundary yet */
+        return; /* not at a request boundary yet */
     }
     if (c->c.state == CONN_AWAITING) {
-        return;     /* taken from the accept queue at stop: its request is coming */
+        return; /* taken from the accept queue at stop: its request is coming */
     }
     /* Closing with unread bytes would reset the conn and lose requests the
        client sent before we stopped: look once more. */
-    uint64_t body;  /* none: no request was partial */
+    uint64_t body; /* none: no request was partial */
     ssize_t n = conn_read(&c->c, &c->in, &body);
     if (n == -EAGAIN) {
         client_release_parse(c);
@@ -521,7 +520,7 @@ client_write(struct client *c)
     for (;;) {
         n = 0;
         total = 0;
-        TAILQ_FOREACH(m, &c->q, c_tqe) {
+        TAILQ_FOREACH (m, &c->q, c_tqe) {
             size_t bytes;
             if (!m->done || n == CLIENT_IOV_MAX) {
                 break;
@@ -552,7 +551,7 @@ client_write(struct client *c)
             m->client = NULL;
             msg_release(&c->c.ctx->msgs, m);
             if (close_after) {
-                return -ECONNABORTED;   /* quit or a framing error: closes now */
+                return -ECONNABORTED; /* quit or a framing error: closes now */
             }
         }
         m = TAILQ_FIRST(&c->q);

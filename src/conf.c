@@ -45,49 +45,68 @@
 #include "conf_file.h"
 #include "conf_scan.h"
 #include "conf_yaml.h"
+#include "log.h"
 #include "util.h"
 
-#define MAX_WORKERS 1024
 #define MAX_INT32 CONF_MAX_MS
 #define MAX_REQUEST_SIZE CONF_MAX_SIZE
 #define MIN_REPLY_SIZE CONF_MIN_REPLY_SIZE
-#define SHOW_MAX 64         /* bytes of a value quoted in a message */
+#define SHOW_MAX 64 /* bytes of a value quoted in a message */
 #define MAX_KEYS 24
 
 enum key_kind {
-    KEY_BOOL, KEY_PROTO, KEY_U32, KEY_U64, KEY_INT, KEY_WORKERS, KEY_STR, KEY_HASH, KEY_HASH_TAG,
-    KEY_DIST, KEY_LISTEN, KEY_SERVER, KEY_STATS, KEY_METRICS,
+    KEY_BOOL,
+    KEY_PROTO,
+    KEY_U32,
+    KEY_U64,
+    KEY_INT,
+    KEY_WORKERS,
+    KEY_STR,
+    KEY_HASH,
+    KEY_HASH_TAG,
+    KEY_DIST,
+    KEY_LISTEN,
+    KEY_SERVER,
+    KEY_STATS,
+    KEY_METRICS,
 };
 
 struct key_def {
     const char *name;
     enum key_kind kind;
-    size_t off;         /* field in struct conf or struct conf_pool */
-    uint64_t min, max;  /* numbers */
-    const char *dflt;   /* parsed like a value from the file; NULL: none */
+    size_t off;        /* field in struct conf or struct conf_pool */
+    uint64_t min, max; /* numbers */
+    const char *dflt;  /* parsed like a value from the file; NULL: none */
 };
+
+/* A default of conf.h, written as the file would give it. */
+#define NUM_STR_(x) #x
+#define NUM_STR(x) NUM_STR_(x)
 
 #define G(f) offsetof(struct conf, f)
 #define P(f) offsetof(struct conf_pool, f)
 
 static const struct key_def global_keys[] = {
-    { "workers", KEY_WORKERS, G(workers), 1, MAX_WORKERS, "auto" },
-    { "stats_listen", KEY_STATS, 0, 0, 0, "127.0.0.1:22222" },
+    { "workers", KEY_WORKERS, G(workers), 1, CONF_MAX_WORKERS, "auto" },
+    { "stats_listen", KEY_STATS, 0, 0, 0, "127.0.0.1:" NUM_STR(CONF_DEFAULT_STATS_PORT) },
     { "metrics_listen", KEY_METRICS, G(metrics_listen), 0, 0, NULL },
     { "log_file", KEY_STR, G(log_file), 0, 0, NULL },
-    { "log_level", KEY_INT, G(log_level), 0, 11, NULL },
+    { "log_level", KEY_INT, G(log_level), 0, LOG_LEVEL_MAX, NULL },
     { "pid_file", KEY_STR, G(pid_file), 0, 0, NULL },
-    { "mbuf_size", KEY_U32, G(mbuf_size), CONF_MIN_MBUF_SIZE, CONF_MAX_MBUF_SIZE, "16384" },
-    { "max_request_size", KEY_U64, G(max_request_size), 1, MAX_REQUEST_SIZE, "67108864" },
+    { "mbuf_size", KEY_U32, G(mbuf_size), CONF_MIN_MBUF_SIZE, CONF_MAX_MBUF_SIZE,
+      NUM_STR(CONF_DEFAULT_MBUF_SIZE) },
+    { "max_request_size", KEY_U64, G(max_request_size), 1, MAX_REQUEST_SIZE,
+      NUM_STR(CONF_DEFAULT_MAX_REQUEST_SIZE) },
     /* No default: unset means the larger of 64 MiB and max_request_size. */
     { "client_output_limit", KEY_U64, G(client_output_limit), 1, MAX_REQUEST_SIZE, NULL },
     { "max_reply_size", KEY_U64, G(max_reply_size), MIN_REPLY_SIZE, MAX_REQUEST_SIZE,
-      "1073741824" },
-    { "shutdown_timeout", KEY_U64, G(shutdown_timeout_ms), 0, MAX_INT32, "30000" },
+      NUM_STR(CONF_DEFAULT_MAX_REPLY_SIZE) },
+    { "shutdown_timeout", KEY_U64, G(shutdown_timeout_ms), 0, MAX_INT32,
+      NUM_STR(CONF_DEFAULT_SHUTDOWN_TIMEOUT) },
 };
 
 static const struct key_def pool_keys[] = {
-    { "listen", KEY_LISTEN, 0, 0, 0, NULL },   /* first: check_pool looks at seen[0] */
+    { "listen", KEY_LISTEN, 0, 0, 0, NULL }, /* first: conf_check_pool looks at seen[0] */
     { "hash", KEY_HASH, P(key_rule.hash), 0, 0, "fnv1a_64" },
     { "hash_tag", KEY_HASH_TAG, 0, 0, 0, NULL },
     { "distribution", KEY_DIST, P(dist), 0, 0, "ketama" },
@@ -103,7 +122,7 @@ static const struct key_def pool_keys[] = {
     { "server_failure_limit", KEY_U32, P(server_failure_limit), 0, MAX_INT32, "2" },
     { "client_connections", KEY_U32, P(client_connections), 0, MAX_INT32, "0" },
     { "tcpkeepalive", KEY_BOOL, P(tcpkeepalive), 0, 0, "false" },
-    { "server", KEY_SERVER, 0, 0, 0, NULL },  /* the one repeatable key */
+    { "server", KEY_SERVER, 0, 0, 0, NULL }, /* the one repeatable key */
 };
 
 #undef G
@@ -114,26 +133,26 @@ enum sect_kind { SECT_IGNORED, SECT_GLOBAL, SECT_POOL };
 /* One header of a file and what was read under it. */
 struct sect {
     enum sect_kind kind;
-    bool dup;                   /* repeated header: checked, then dropped */
-    bool yaml;                  /* from a YAML file: messages say "pool 'a'", "servers" */
-    bool partial;               /* conf_scan_section.partial */
-    size_t file;                /* index into parse.files.files */
+    bool dup;     /* repeated header: checked, then dropped */
+    bool yaml;    /* from a YAML file: messages say "pool 'a'", "servers" */
+    bool partial; /* conf_scan_section.partial */
+    size_t file;  /* index into parse.files.files */
     int line;
-    char show[SHOW_MAX + 16];   /* printable label for messages: "[pool a]", "pool 'a'" */
-    struct conf scratch;        /* a duplicate [cachemux]'s values */
-    struct conf_pool pool;      /* SECT_POOL */
+    char show[SHOW_MAX + 16]; /* printable label for messages: "[pool a]", "pool 'a'" */
+    struct conf scratch;      /* a duplicate [cachemux]'s values */
+    struct conf_pool pool;    /* SECT_POOL */
     size_t servers_cap;
-    int listen_line;            /* of a valid listen, for collisions */
+    int listen_line; /* of a valid listen, for collisions */
     int auth_line;
-    int server_lines;           /* "server =" lines, valid or not */
-    int seen[MAX_KEYS];         /* line of each single-valued key, 0: unset */
+    int server_lines;               /* "server =" lines, valid or not */
+    int seen[MAX_KEYS];             /* line of each single-valued key, 0: unset */
     const char *seen_val[MAX_KEYS]; /* and its value (the scan's), for a duplicate's message */
 };
 
 struct diag {
     size_t file;
     int line;
-    size_t seq;                 /* keeps the sort stable */
+    size_t seq; /* keeps the sort stable */
     char *msg;
 };
 
@@ -141,10 +160,10 @@ struct parse {
     const char *path;
     struct conf *conf;
     struct conf_file_set files;
-    size_t file;                /* the file being checked: diag() reports there */
-    struct sect *sects;         /* one per section of every file, in reading order */
+    size_t file;        /* the file being checked: conf_diag() reports there */
+    struct sect *sects; /* one per section of every file, in reading order */
     size_t nsects;
-    size_t cursor;              /* next scan entry of p->file the handler should see */
+    size_t cursor; /* next scan entry of p->file the handler should see */
     bool mismatch;
     bool oom;
     struct diag *diags;
@@ -155,11 +174,11 @@ struct parse {
 _Static_assert(ARRAY_SIZE(pool_keys) <= MAX_KEYS && ARRAY_SIZE(global_keys) <= MAX_KEYS,
                "sect.seen is too small");
 
-static void diag(struct parse *p, int line, const char *fmt, ...)
+static void conf_diag(struct parse *p, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
-diag(struct parse *p, int line, const char *fmt, ...)
+conf_diag(struct parse *p, int line, const char *fmt, ...)
 {
     char buf[512];
     va_list ap;
@@ -188,13 +207,13 @@ diag(struct parse *p, int line, const char *fmt, ...)
         p->oom = true;
         return;
     }
-    p->diags[p->ndiags] = (struct diag){ .file = p->file, .line = line, .seq = p->ndiags,
-                                         .msg = m };
+    p->diags[p->ndiags] =
+        (struct diag){ .file = p->file, .line = line, .seq = p->ndiags, .msg = m };
     p->ndiags++;
 }
 
 static char *
-xstrdup(struct parse *p, const char *s)
+conf_strdup(struct parse *p, const char *s)
 {
     char *d = strdup(s);
 
@@ -205,10 +224,10 @@ xstrdup(struct parse *p, const char *s)
 }
 
 /* malloc'd printf, or NULL when out of memory. */
-static char *fmt_alloc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *conf_fmt_alloc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static char *
-fmt_alloc(const char *fmt, ...)
+conf_fmt_alloc(const char *fmt, ...)
 {
     va_list ap;
     char *s;
@@ -227,7 +246,7 @@ fmt_alloc(const char *fmt, ...)
 }
 
 static void
-show(char *dst, size_t dstlen, const char *s)
+conf_show(char *dst, size_t dstlen, const char *s)
 {
     conf_scan_printable(dst, dstlen, s, strlen(s), SHOW_MAX);
 }
@@ -247,7 +266,7 @@ conf_at(const struct parse *p, size_t file, int line, char *buf, size_t buflen)
 /* ---- values ---- */
 
 static int
-set_number(const struct key_def *k, void *field, const char *v, char *err, size_t errlen)
+conf_set_number(const struct key_def *k, void *field, const char *v, char *err, size_t errlen)
 {
     uint64_t n;
 
@@ -271,7 +290,7 @@ set_number(const struct key_def *k, void *field, const char *v, char *err, size_
 }
 
 static int
-set_string(char **field, const char *v, char *err, size_t errlen)
+conf_set_string(char **field, const char *v, char *err, size_t errlen)
 {
     char *d;
 
@@ -290,7 +309,7 @@ set_string(char **field, const char *v, char *err, size_t errlen)
 }
 
 static void
-names_list(char *err, size_t errlen, bool hash)
+conf_names_list(char *err, size_t errlen, bool hash)
 {
 #define HASH_STR(e, s) " " s
     static const char hashes[] = HASH_LIST(HASH_STR);
@@ -312,8 +331,8 @@ names_list(char *err, size_t errlen, bool hash)
  * err. line is where the value came from (0 for a default).
  */
 static int
-set_value(struct parse *p, struct sect *s, const struct key_def *k, const char *v, int line,
-          char *err, size_t errlen)
+conf_set_value(struct parse *p, struct sect *s, const struct key_def *k, const char *v, int line,
+               char *err, size_t errlen)
 {
     struct conf *c = s->dup || s->kind != SECT_GLOBAL ? &s->scratch : p->conf;
     struct conf_pool *pool = &s->pool;
@@ -339,29 +358,29 @@ set_value(struct parse *p, struct sect *s, const struct key_def *k, const char *
     case KEY_U32:
     case KEY_U64:
     case KEY_INT:
-        return set_number(k, field, v, err, errlen);
+        return conf_set_number(k, field, v, err, errlen);
     case KEY_WORKERS:
         if (strcmp(v, "auto") == 0) {
             c->workers = 0;
             return 0;
         }
-        if (set_number(k, field, v, err, errlen) < 0) {
-            snprintf(err, errlen, "expected auto or a number 1..%d", MAX_WORKERS);
+        if (conf_set_number(k, field, v, err, errlen) < 0) {
+            snprintf(err, errlen, "expected auto or a number 1..%d", CONF_MAX_WORKERS);
             return -1;
         }
         return 0;
     case KEY_STR:
-        return set_string((char **)field, v, err, errlen);
+        return conf_set_string((char **)field, v, err, errlen);
     case KEY_HASH:
         if ((i = hash_from_name(v)) < 0) {
-            names_list(err, errlen, true);
+            conf_names_list(err, errlen, true);
             return -1;
         }
         pool->key_rule.hash = (enum hash_type)i;
         return 0;
     case KEY_DIST:
         if ((i = dist_from_name(v)) < 0) {
-            names_list(err, errlen, false);
+            conf_names_list(err, errlen, false);
             return -1;
         }
         pool->dist = (enum dist_type)i;
@@ -426,7 +445,7 @@ set_value(struct parse *p, struct sect *s, const struct key_def *k, const char *
         }
         if (k->kind == KEY_METRICS) {
             free(a.host);
-            return set_string(&c->metrics_listen, v, err, errlen);
+            return conf_set_string(&c->metrics_listen, v, err, errlen);
         }
         free(c->stats_host);
         c->stats_host = a.host;
@@ -437,13 +456,13 @@ set_value(struct parse *p, struct sect *s, const struct key_def *k, const char *
 }
 
 static void
-apply_defaults(struct parse *p, struct sect *s, const struct key_def *keys, size_t n)
+conf_apply_defaults(struct parse *p, struct sect *s, const struct key_def *keys, size_t n)
 {
     char err[256];
 
     for (size_t i = 0; i < n; i++) {
-        if (keys[i].dflt != NULL && set_value(p, s, &keys[i], keys[i].dflt, 0, err,
-                                              sizeof(err)) < 0) {
+        if (keys[i].dflt != NULL &&
+            conf_set_value(p, s, &keys[i], keys[i].dflt, 0, err, sizeof(err)) < 0) {
             /* Only a broken table or malloc failure gets here. */
             p->oom = true;
         }
@@ -451,7 +470,7 @@ apply_defaults(struct parse *p, struct sect *s, const struct key_def *keys, size
 }
 
 static void
-pool_clear(struct conf_pool *pool)
+conf_pool_clear(struct conf_pool *pool)
 {
     free(pool->name);
     free(pool->file);
@@ -476,7 +495,7 @@ conf_clear(struct conf *c)
     free(c->log_file);
     free(c->pid_file);
     for (size_t i = 0; i < c->npools; i++) {
-        pool_clear(&c->pools[i]);
+        conf_pool_clear(&c->pools[i]);
     }
     free(c->pools);
     memset(c, 0, sizeof(*c));
@@ -497,19 +516,19 @@ conf_setup_section(struct parse *p, struct sect *s, const struct conf_scan_secti
     s->partial = h->partial;
     s->line = h->line;
     s->scratch.log_level = -1;
-    show(s->show + 1, sizeof(s->show) - 2, name);
+    conf_show(s->show + 1, sizeof(s->show) - 2, name);
     s->show[0] = '[';
     strcat(s->show, "]");
     if (h->bad) {
-        return;     /* the scan has reported it */
+        return; /* the scan has reported it */
     }
     if (strcmp(name, "cachemux") == 0) {
         s->kind = SECT_GLOBAL;
         if (*global_line != 0) {
-            diag(p, h->line, "duplicate section [cachemux] (first at %s)",
-                 conf_at(p, *global_file, *global_line, at, sizeof(at)));
+            conf_diag(p, h->line, "duplicate section [cachemux] (first at %s)",
+                      conf_at(p, *global_file, *global_line, at, sizeof(at)));
             s->dup = true;
-            apply_defaults(p, s, global_keys, ARRAY_SIZE(global_keys));
+            conf_apply_defaults(p, s, global_keys, ARRAY_SIZE(global_keys));
         } else {
             *global_line = h->line;
             *global_file = p->file;
@@ -517,7 +536,7 @@ conf_setup_section(struct parse *p, struct sect *s, const struct conf_scan_secti
         return;
     }
     if (strncmp(name, "pool", 4) != 0 || (name[4] != ' ' && name[4] != '\0')) {
-        diag(p, h->line, "unknown section %s (expected [cachemux] or [pool NAME])", s->show);
+        conf_diag(p, h->line, "unknown section %s (expected [cachemux] or [pool NAME])", s->show);
         return;
     }
     const char *pname = name[4] == ' ' ? name + 5 : name + 4;
@@ -529,35 +548,40 @@ conf_setup_section(struct parse *p, struct sect *s, const struct conf_scan_secti
     if (s->yaml) {
         /* nutcracker has no sections: name the pool as its file does */
         char n[SHOW_MAX + 8];
-        show(n, sizeof(n), pname);
+        conf_show(n, sizeof(n), pname);
         snprintf(s->show, sizeof(s->show), "pool '%s'", n);
     }
     if (!ok) {
-        diag(p, h->line, "invalid pool name %s %s (%sa name has no spaces, quotes, "
-             "backslashes or brackets, and does not start with ';')", s->yaml ? "of" : "in",
-             s->show, s->yaml ? "" : "expected [pool NAME]; ");
+        conf_diag(p, h->line,
+                  "invalid pool name %s %s (%sa name has no spaces, quotes, "
+                  "backslashes or brackets, and does not start with ';')",
+                  s->yaml ? "of" : "in", s->show, s->yaml ? "" : "expected [pool NAME]; ");
         return;
     }
     s->kind = SECT_POOL;
     for (const struct sect *o = p->sects; o < s; o++) {
-        if (o->kind == SECT_POOL && !o->dup && o->pool.name != NULL
-            && strcmp(o->pool.name, pname) == 0) {
-            diag(p, h->line, "duplicate %s %s (first at %s)", s->yaml ? "pool" : "section",
-                 s->yaml ? s->show + 5 : s->show, conf_at(p, o->file, o->line, at, sizeof(at)));
+        if (o->kind == SECT_POOL && !o->dup && o->pool.name != NULL &&
+            strcmp(o->pool.name, pname) == 0) {
+            conf_diag(p, h->line, "duplicate %s %s (first at %s)", s->yaml ? "pool" : "section",
+                      s->yaml ? s->show + 5 : s->show,
+                      conf_at(p, o->file, o->line, at, sizeof(at)));
             s->dup = true;
             break;
         }
     }
-    s->pool.name = xstrdup(p, pname);
+    s->pool.name = conf_strdup(p, pname);
     s->pool.line = h->line;
-    apply_defaults(p, s, pool_keys, ARRAY_SIZE(pool_keys));
+    conf_apply_defaults(p, s, pool_keys, ARRAY_SIZE(pool_keys));
 }
 
 /* Every section of every file, in reading order (conf_file numbered them). */
 static void
-setup_sections(struct parse *p)
+conf_setup_sections(struct parse *p)
 {
-    struct { size_t file; size_t idx; } *inv = calloc(p->nsects + 1, sizeof(*inv));
+    struct {
+        size_t file;
+        size_t idx;
+    } *inv = calloc(p->nsects + 1, sizeof(*inv));
     int global_line = 0;
     size_t global_file = 0;
 
@@ -573,9 +597,8 @@ setup_sections(struct parse *p)
     }
     for (size_t k = 0; k < p->nsects; k++) {
         p->file = inv[k].file;
-        conf_setup_section(p, &p->sects[k],
-                           &p->files.files[p->file].scan.sections[inv[k].idx], &global_line,
-                           &global_file);
+        conf_setup_section(p, &p->sects[k], &p->files.files[p->file].scan.sections[inv[k].idx],
+                           &global_line, &global_file);
     }
     free(inv);
 }
@@ -588,7 +611,7 @@ conf_sect_of(struct parse *p, size_t f, int si)
 }
 
 static void
-handle_key(struct parse *p, const struct conf_scan_entry *e)
+conf_handle_key(struct parse *p, const struct conf_scan_entry *e)
 {
     char shown[SHOW_MAX + 8], first[SHOW_MAX + 8], key[SHOW_MAX + 8], err[256];
     struct sect *s = conf_sect_of(p, p->file, e->section);
@@ -596,13 +619,15 @@ handle_key(struct parse *p, const struct conf_scan_entry *e)
     size_t nkeys, i;
     bool secret;
 
-    show(key, sizeof(key), e->key);
+    conf_show(key, sizeof(key), e->key);
     if (strcmp(e->key, "include") == 0 && !p->files.files[p->file].yaml) {
-        return;     /* conf_file has read it, wherever it is */
+        return; /* conf_file has read it, wherever it is */
     }
     if (s == NULL) {
-        diag(p, e->line, "key '%s' is outside any section (expected under [cachemux] or "
-             "[pool NAME]%s)", key, p->file > 0 ? "; an included file opens its own" : "");
+        conf_diag(p, e->line,
+                  "key '%s' is outside any section (expected under [cachemux] or "
+                  "[pool NAME]%s)",
+                  key, p->file > 0 ? "; an included file opens its own" : "");
         return;
     }
     if (s->kind == SECT_IGNORED) {
@@ -613,21 +638,21 @@ handle_key(struct parse *p, const struct conf_scan_entry *e)
     for (i = 0; i < nkeys && strcmp(keys[i].name, e->key) != 0; i++) {
     }
     if (i == nkeys) {
-        diag(p, e->line, "unknown key '%s' in %s", key, s->show);
+        conf_diag(p, e->line, "unknown key '%s' in %s", key, s->show);
         return;
     }
     secret = strcmp(keys[i].name, "redis_auth") == 0;
     if (keys[i].kind != KEY_SERVER) {
         if (s->seen[i] != 0 && secret) {
-            diag(p, e->line, "duplicate key '%s' in %s (first at line %d; values not shown)",
-                 key, s->show, s->seen[i]);
+            conf_diag(p, e->line, "duplicate key '%s' in %s (first at line %d; values not shown)",
+                      key, s->show, s->seen[i]);
             return;
         }
         if (s->seen[i] != 0) {
-            show(shown, sizeof(shown), e->value);
-            show(first, sizeof(first), s->seen_val[i]);
-            diag(p, e->line, "duplicate key '%s' in %s: '%s' here, '%s' first at line %d",
-                 key, s->show, shown, first, s->seen[i]);
+            conf_show(shown, sizeof(shown), e->value);
+            conf_show(first, sizeof(first), s->seen_val[i]);
+            conf_diag(p, e->line, "duplicate key '%s' in %s: '%s' here, '%s' first at line %d", key,
+                      s->show, shown, first, s->seen[i]);
             return;
         }
         s->seen[i] = e->line;
@@ -636,10 +661,10 @@ handle_key(struct parse *p, const struct conf_scan_entry *e)
     if (keys[i].kind == KEY_SERVER) {
         s->server_lines++;
     }
-    if (set_value(p, s, &keys[i], e->value, e->line, err, sizeof(err)) < 0) {
-        show(shown, sizeof(shown), e->value);
-        diag(p, e->line, "invalid value '%s' for '%s' (%s)", shown,
-             s->yaml && keys[i].kind == KEY_SERVER ? "servers" : key, err);
+    if (conf_set_value(p, s, &keys[i], e->value, e->line, err, sizeof(err)) < 0) {
+        conf_show(shown, sizeof(shown), e->value);
+        conf_diag(p, e->line, "invalid value '%s' for '%s' (%s)", shown,
+                  s->yaml && keys[i].kind == KEY_SERVER ? "servers" : key, err);
         return;
     }
     if (secret) {
@@ -654,7 +679,7 @@ handle_key(struct parse *p, const struct conf_scan_entry *e)
  * scan's (inih sees only "KEY =").
  */
 static int
-on_key(void *user, const char *section, const char *name, const char *value)
+conf_on_key(void *user, const char *section, const char *name, const char *value)
 {
     struct parse *p = user;
     const struct conf_scan *sc = &p->files.files[p->file].scan;
@@ -671,14 +696,14 @@ on_key(void *user, const char *section, const char *name, const char *value)
         return 1;
     }
     p->cursor++;
-    handle_key(p, e);
+    conf_handle_key(p, e);
     return 1;
 }
 
 /* ---- whole-pool rules ---- */
 
 static int
-server_cmp(const void *a, const void *b)
+conf_server_cmp(const void *a, const void *b)
 {
     const struct conf_server *x = a, *y = b;
     int c = dist_ident_cmp(x->ident, strlen(x->ident), y->ident, strlen(y->ident));
@@ -687,7 +712,7 @@ server_cmp(const void *a, const void *b)
 }
 
 static void
-check_pool(struct parse *p, struct sect *s)
+conf_check_pool(struct parse *p, struct sect *s)
 {
     struct conf_pool *pool = &s->pool;
     char id[SHOW_MAX + 8];
@@ -695,33 +720,34 @@ check_pool(struct parse *p, struct sect *s)
     /* A listen or server line that was there but bad has its own message,
      * and so has a YAML pool whose reading stopped early. */
     if (s->seen[0] == 0 && !s->partial) {
-        diag(p, s->line, "missing 'listen' in %s", s->show);
+        conf_diag(p, s->line, "missing 'listen' in %s", s->show);
     }
     if (s->server_lines == 0 && !s->partial) {
-        diag(p, s->line, "missing '%s' in %s", s->yaml ? "servers" : "server", s->show);
+        conf_diag(p, s->line, "missing '%s' in %s", s->yaml ? "servers" : "server", s->show);
     }
     if (pool->redis_auth != NULL && pool->proto != PROTO_REDIS) {
-        diag(p, s->auth_line, "'redis_auth' is set but %s is not a redis pool (needs %s)",
-             s->show, s->yaml ? "redis: true" : "redis = true");
+        conf_diag(p, s->auth_line, "'redis_auth' is set but %s is not a redis pool (needs %s)",
+                  s->show, s->yaml ? "redis: true" : "redis = true");
     }
     /* Sorting by (identity, line) puts each first occurrence ahead of its twins. */
     if (pool->nservers > 1) {
-        qsort(pool->servers, pool->nservers, sizeof(*pool->servers), server_cmp);
+        qsort(pool->servers, pool->nservers, sizeof(*pool->servers), conf_server_cmp);
     }
     for (size_t i = 1, first = 0; i < pool->nservers; i++) {
         if (strcmp(pool->servers[i].ident, pool->servers[first].ident) != 0) {
             first = i;
             continue;
         }
-        show(id, sizeof(id), pool->servers[i].ident);
-        diag(p, pool->servers[i].line, "duplicate server identity '%s' for '%s' in %s "
-             "(first at line %d)", id, s->yaml ? "servers" : "server", s->show,
-             pool->servers[first].line);
+        conf_show(id, sizeof(id), pool->servers[i].ident);
+        conf_diag(p, pool->servers[i].line,
+                  "duplicate server identity '%s' for '%s' in %s "
+                  "(first at line %d)",
+                  id, s->yaml ? "servers" : "server", s->show, pool->servers[first].line);
     }
 }
 
 static bool
-same_listen(const struct conf_addr *a, const struct conf_addr *b)
+conf_same_listen(const struct conf_addr *a, const struct conf_addr *b)
 {
     if (a->is_unix || b->is_unix) {
         return a->is_unix == b->is_unix && strcmp(a->host, b->host) == 0;
@@ -730,7 +756,7 @@ same_listen(const struct conf_addr *a, const struct conf_addr *b)
 }
 
 static void
-check_pools(struct parse *p)
+conf_check_pools(struct parse *p)
 {
     size_t npools = 0;
 
@@ -741,32 +767,33 @@ check_pools(struct parse *p)
         }
         npools++;
         p->file = s->file;
-        check_pool(p, s);
+        conf_check_pool(p, s);
         if (s->listen_line == 0) {
             continue;
         }
         for (size_t j = 0; j < i; j++) {
             struct sect *o = &p->sects[j];
-            if (o->kind == SECT_POOL && !o->dup && o->listen_line != 0
-                && same_listen(&o->pool.listen, &s->pool.listen)) {
+            if (o->kind == SECT_POOL && !o->dup && o->listen_line != 0 &&
+                conf_same_listen(&o->pool.listen, &s->pool.listen)) {
                 char l[SHOW_MAX + 8], at[SHOW_MAX + 64];
-                show(l, sizeof(l), s->pool.listen_str);
-                diag(p, s->listen_line, "listen '%s' in %s is already used by %s (%s)", l,
-                     s->show, o->show, conf_at(p, o->file, o->listen_line, at, sizeof(at)));
+                conf_show(l, sizeof(l), s->pool.listen_str);
+                conf_diag(p, s->listen_line, "listen '%s' in %s is already used by %s (%s)", l,
+                          s->show, o->show, conf_at(p, o->file, o->listen_line, at, sizeof(at)));
                 break;
             }
         }
     }
     if (npools == 0) {
         p->file = 0;
-        diag(p, 0, p->files.files[0].yaml ? "no pools defined"
-             : "no pools defined (add a [pool NAME] section)");
+        conf_diag(p, 0,
+                  p->files.files[0].yaml ? "no pools defined"
+                                         : "no pools defined (add a [pool NAME] section)");
     }
 }
 
 /* client_output_limit must let one largest request's reply through. */
 static void
-check_global(struct parse *p)
+conf_check_global(struct parse *p)
 {
     struct conf *c = p->conf;
     int line = 0;
@@ -787,16 +814,18 @@ check_global(struct parse *p)
     if (c->client_output_limit == 0) {
         c->client_output_limit = MAX(CONF_DEFAULT_CLIENT_OUTPUT_LIMIT, c->max_request_size);
     } else if (c->client_output_limit < c->max_request_size) {
-        diag(p, line, "invalid value '%llu' for 'client_output_limit' (must be at least "
-             "max_request_size, %llu)", (unsigned long long)c->client_output_limit,
-             (unsigned long long)c->max_request_size);
+        conf_diag(p, line,
+                  "invalid value '%llu' for 'client_output_limit' (must be at least "
+                  "max_request_size, %llu)",
+                  (unsigned long long)c->client_output_limit,
+                  (unsigned long long)c->max_request_size);
     }
 }
 
 /* ---- assembly ---- */
 
 static int
-pool_cmp(const void *a, const void *b)
+conf_pool_cmp(const void *a, const void *b)
 {
     const struct conf_pool *x = a, *y = b;
     size_t xl = strlen(x->name), yl = strlen(y->name);
@@ -809,7 +838,7 @@ pool_cmp(const void *a, const void *b)
 
 /* Move the valid pools into the result, in twemproxy's order. */
 static int
-collect_pools(struct parse *p)
+conf_collect_pools(struct parse *p)
 {
     struct conf *c = p->conf;
     size_t n = 0;
@@ -833,13 +862,13 @@ collect_pools(struct parse *p)
         }
     }
     if (c->npools > 1) {
-        qsort(c->pools, c->npools, sizeof(*c->pools), pool_cmp);
+        qsort(c->pools, c->npools, sizeof(*c->pools), conf_pool_cmp);
     }
     return 0;
 }
 
 static int
-diag_cmp(const void *a, const void *b)
+conf_diag_cmp(const void *a, const void *b)
 {
     const struct diag *x = a, *y = b;
     /* File-wide messages (line 0) come last, after the lines they sum up;
@@ -859,10 +888,10 @@ diag_cmp(const void *a, const void *b)
 }
 
 static void
-parse_free(struct parse *p)
+conf_parse_free(struct parse *p)
 {
     for (size_t i = 0; p->sects != NULL && i < p->nsects; i++) {
-        pool_clear(&p->sects[i].pool);
+        conf_pool_clear(&p->sects[i].pool);
         conf_clear(&p->sects[i].scratch);
     }
     free(p->sects);
@@ -873,7 +902,7 @@ parse_free(struct parse *p)
     conf_file_free(&p->files);
 }
 
-/* Every key of file p->file through handle_key: by inih for INI (see on_key). */
+/* Every key of file p->file through handle_key: by inih for INI (see conf_on_key). */
 static void
 conf_read_keys(struct parse *p)
 {
@@ -881,23 +910,24 @@ conf_read_keys(struct parse *p)
 
     if (f->yaml) {
         for (size_t i = 0; i < f->scan.nentries; i++) {
-            handle_key(p, &f->scan.entries[i]);
+            conf_handle_key(p, &f->scan.entries[i]);
         }
         return;
     }
     if (f->scan.clean == NULL) {
-        return;     /* never read (its issue says why) */
+        return; /* never read (its issue says why) */
     }
     p->cursor = 0;
     p->mismatch = false;
-    int irc = ini_parse_string(f->scan.clean, on_key, p);
+    int irc = ini_parse_string(f->scan.clean, conf_on_key, p);
     if (irc < 0) {
         p->oom = true;
     }
     /* irc > 0: inih found a line it cannot parse, which the scan let through. */
     if (irc > 0 || p->mismatch || p->cursor != f->scan.nentries) {
-        diag(p, 0, "internal error: inih read the file differently from the line scan "
-             "(please report this file)");
+        conf_diag(p, 0,
+                  "internal error: inih read the file differently from the line scan "
+                  "(please report this file)");
     }
 }
 
@@ -920,25 +950,25 @@ conf_load_parse(struct parse *p, const char *path, const char *text, size_t len,
         return -1;
     }
     p->conf->log_level = -1;
-    p->conf->path = xstrdup(p, path);
-    apply_defaults(p, &global, global_keys, ARRAY_SIZE(global_keys));
+    p->conf->path = conf_strdup(p, path);
+    conf_apply_defaults(p, &global, global_keys, ARRAY_SIZE(global_keys));
     if (conf_file_load(path, text, len, &p->files) < 0) {
         p->oom = true;
         goto done;
     }
     for (size_t i = 0; i < p->files.nissues; i++) {
         p->file = p->files.issues[i].file;
-        diag(p, p->files.issues[i].line, "%s", p->files.issues[i].msg);
+        conf_diag(p, p->files.issues[i].line, "%s", p->files.issues[i].msg);
     }
     for (size_t f = 0; f < p->files.nfiles; f++) {
         p->file = f;
         for (size_t i = 0; i < p->files.files[f].scan.nissues; i++) {
-            diag(p, p->files.files[f].scan.issues[i].line, "%s",
-                 p->files.files[f].scan.issues[i].msg);
+            conf_diag(p, p->files.files[f].scan.issues[i].line, "%s",
+                      p->files.files[f].scan.issues[i].msg);
         }
     }
     if (p->files.unread) {
-        goto done;      /* nothing to check: the issue says why */
+        goto done; /* nothing to check: the issue says why */
     }
     p->nsects = p->files.nsections;
     p->sects = calloc(p->nsects + 1, sizeof(*p->sects));
@@ -946,15 +976,15 @@ conf_load_parse(struct parse *p, const char *path, const char *text, size_t len,
         p->oom = true;
         goto done;
     }
-    setup_sections(p);
+    conf_setup_sections(p);
     for (size_t f = 0; f < p->files.nfiles; f++) {
         p->file = f;
         conf_read_keys(p);
     }
-    check_pools(p);
-    check_global(p);
+    conf_check_pools(p);
+    conf_check_global(p);
     if (p->ndiags == 0 && !p->oom) {
-        if (collect_pools(p) < 0) {
+        if (conf_collect_pools(p) < 0) {
             p->oom = true;
         } else {
             rc = 0;
@@ -963,7 +993,7 @@ conf_load_parse(struct parse *p, const char *path, const char *text, size_t len,
 done:
     if (p->oom) {
         p->file = 0;
-        diag(p, 0, "out of memory");
+        conf_diag(p, 0, "out of memory");
         if (p->ndiags == 0) {
             conf_errors_add(errs, path, 0, "out of memory");
         }
@@ -971,7 +1001,7 @@ done:
     }
     if (rc != 0) {
         if (p->ndiags > 1) {
-            qsort(p->diags, p->ndiags, sizeof(*p->diags), diag_cmp);
+            qsort(p->diags, p->ndiags, sizeof(*p->diags), conf_diag_cmp);
         }
         for (size_t i = 0; i < p->ndiags; i++) {
             const struct diag *d = &p->diags[i];
@@ -983,8 +1013,8 @@ done:
 }
 
 static int
-load_text(const char *path, const char *text, size_t len, struct conf **out,
-          struct conf_errors *errs)
+conf_load_source(const char *path, const char *text, size_t len, struct conf **out,
+                 struct conf_errors *errs)
 {
     struct parse p = { 0 };
     int rc = conf_load_parse(&p, path, text, len, errs);
@@ -995,30 +1025,29 @@ load_text(const char *path, const char *text, size_t len, struct conf **out,
         p.conf = NULL;
     }
     conf_free(p.conf);
-    parse_free(&p);
+    conf_parse_free(&p);
     return rc;
 }
 
 /* ---- public ---- */
 
 int
-conf_load_string(const char *path, const char *text, struct conf **out,
-                 struct conf_errors *errs)
+conf_load_string(const char *path, const char *text, struct conf **out, struct conf_errors *errs)
 {
-    return load_text(path, text, strlen(text), out, errs);
+    return conf_load_source(path, text, strlen(text), out, errs);
 }
 
 int
 conf_load_text(const char *path, const char *text, size_t len, struct conf **out,
                struct conf_errors *errs)
 {
-    return load_text(path, text, len, out, errs);
+    return conf_load_source(path, text, len, out, errs);
 }
 
 int
 conf_load(const char *path, struct conf **out, struct conf_errors *errs)
 {
-    return load_text(path, NULL, 0, out, errs);
+    return conf_load_source(path, NULL, 0, out, errs);
 }
 
 int
@@ -1030,7 +1059,8 @@ conf_convert(const char *path, char **ini, struct conf_errors *errs)
 
     *ini = NULL;
     if (!conf_file_is_yaml(path)) {
-        conf_errors_add(errs, path, 0, "not a YAML file: --convert reads a nutcracker "
+        conf_errors_add(errs, path, 0,
+                        "not a YAML file: --convert reads a nutcracker "
                         "configuration, named *.yml or *.yaml");
         return -1;
     }
@@ -1043,7 +1073,7 @@ conf_convert(const char *path, char **ini, struct conf_errors *errs)
         }
     }
     conf_free(p.conf);
-    parse_free(&p);
+    conf_parse_free(&p);
     return rc;
 }
 
@@ -1069,9 +1099,10 @@ conf_errors_add(struct conf_errors *errs, const char *path, int line, const char
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    full = line > 0 ? fmt_alloc("%s:%d: %s", path, line, msg) : fmt_alloc("%s: %s", path, msg);
+    full = line > 0 ? conf_fmt_alloc("%s:%d: %s", path, line, msg)
+                    : conf_fmt_alloc("%s: %s", path, msg);
     if (full == NULL) {
-        return;         /* out of memory: the caller still sees the failure code */
+        return; /* out of memory: the caller still sees the failure code */
     }
     if (errs->n == errs->cap) {
         size_t cap = errs->cap ? errs->cap * 2 : 8;
@@ -1232,18 +1263,17 @@ conf_out_keys(struct conf_out *o, const struct key_def *keys, size_t n, const st
             conf_out_kv(o, k->name, *(const bool *)field ? "true" : "false");
             break;
         case KEY_PROTO:
-            conf_out_kv(o, k->name, *(const enum proto_id *)field == PROTO_REDIS ? "true"
-                                                                                  : "false");
+            conf_out_kv(o, k->name,
+                        *(const enum proto_id *)field == PROTO_REDIS ? "true" : "false");
             break;
         case KEY_U32:
             conf_out(o, "%s = %u\n", k->name, (unsigned)*(const uint32_t *)field);
             break;
         case KEY_U64:
-            conf_out(o, "%s = %llu\n", k->name,
-                     (unsigned long long)*(const uint64_t *)field);
+            conf_out(o, "%s = %llu\n", k->name, (unsigned long long)*(const uint64_t *)field);
             break;
         case KEY_INT:
-            if (*(const int *)field >= 0) {     /* log_level -1: unset */
+            if (*(const int *)field >= 0) { /* log_level -1: unset */
                 conf_out(o, "%s = %d\n", k->name, *(const int *)field);
             }
             break;
@@ -1292,8 +1322,9 @@ conf_out_keys(struct conf_out *o, const struct key_def *keys, size_t n, const st
                     conf_out_hostport(addr, sizeof(addr), s->addr.host, s->addr.port);
                 }
                 /* names may be long (a line holds 64 KiB) and need quoting like any value */
-                char *line = fmt_alloc("%s:%u%s%s", addr, (unsigned)s->weight,
-                                       s->name != NULL ? " " : "", s->name != NULL ? s->name : "");
+                char *line = conf_fmt_alloc("%s:%u%s%s", addr, (unsigned)s->weight,
+                                            s->name != NULL ? " " : "",
+                                            s->name != NULL ? s->name : "");
                 if (line == NULL) {
                     o->oom = true;
                     break;
@@ -1313,8 +1344,7 @@ conf_dump(const struct conf *c)
     char path[256];
 
     conf_scan_printable(path, sizeof(path), c->path, strlen(c->path), sizeof(path) - 4);
-    conf_out(&o, "; cachemux --dump-conf: the configuration loaded from %s\n[cachemux]\n",
-             path);
+    conf_out(&o, "; cachemux --dump-conf: the configuration loaded from %s\n[cachemux]\n", path);
     conf_out_keys(&o, global_keys, ARRAY_SIZE(global_keys), c, NULL);
     for (size_t i = 0; i < c->npools; i++) {
         conf_out(&o, "\n[pool %s]\n", c->pools[i].name);

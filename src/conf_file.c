@@ -39,7 +39,7 @@ struct conf_file_id {
 
 struct conf_file_ctx {
     struct conf_file_set *set;
-    size_t chain[CONF_FILE_MAX_DEPTH + 1];      /* files whose includes are being read */
+    size_t chain[CONF_FILE_MAX_DEPTH + 1]; /* files whose includes are being read */
     struct conf_file_id ids[CONF_FILE_MAX_DEPTH + 1];
     size_t depth;
     bool oom;
@@ -81,19 +81,23 @@ conf_file_is_yaml(const char *path)
 {
     size_t n = strlen(path);
 
-    return (n > 4 && strcmp(path + n - 4, ".yml") == 0)
-           || (n > 5 && strcmp(path + n - 5, ".yaml") == 0);
+    return (n > 4 && strcmp(path + n - 4, ".yml") == 0) ||
+           (n > 5 && strcmp(path + n - 5, ".yaml") == 0);
 }
 
 static void
 conf_file_too_large(bool yaml, size_t limit, char *err, size_t errlen)
 {
     if (yaml && limit == CONF_YAML_MAX_FILE) {
-        snprintf(err, errlen, "file too large: a YAML configuration is limited to %u MiB "
-                 "(a nutcracker file is a few kilobytes)", CONF_YAML_MAX_FILE >> 20);
+        snprintf(err, errlen,
+                 "file too large: a YAML configuration is limited to %u MiB "
+                 "(a nutcracker file is a few kilobytes)",
+                 CONF_YAML_MAX_FILE >> 20);
     } else {
-        snprintf(err, errlen, "file too large: the configuration, includes and all, is "
-                 "limited to %u MiB", CONF_FILE_MAX_SIZE >> 20);
+        snprintf(err, errlen,
+                 "file too large: the configuration, includes and all, is "
+                 "limited to %u MiB",
+                 CONF_FILE_MAX_SIZE >> 20);
     }
 }
 
@@ -102,8 +106,7 @@ conf_file_too_large(bool yaml, size_t limit, char *err, size_t errlen)
  * limit: most bytes accepted. Returns 0, or -1 with the reason in err.
  */
 static int
-conf_file_read(FILE *f, size_t limit, bool yaml, char **text, size_t *len, char *err,
-               size_t errlen)
+conf_file_read(FILE *f, size_t limit, bool yaml, char **text, size_t *len, char *err, size_t errlen)
 {
     char *buf = NULL;
     size_t n = 0, cap = 0;
@@ -223,13 +226,13 @@ conf_file_open(struct conf_file_ctx *x, const char *path, size_t from, int line)
     long f;
 
     if (x->depth > CONF_FILE_MAX_DEPTH) {
-        conf_file_issue(x, from, line, "include '%s': includes nested more than %d deep",
-                        path, CONF_FILE_MAX_DEPTH);
+        conf_file_issue(x, from, line, "include '%s': includes nested more than %d deep", path,
+                        CONF_FILE_MAX_DEPTH);
         return;
     }
     if (s->nfiles >= CONF_FILE_MAX_FILES) {
-        conf_file_issue(x, from, line, "include '%s': more than %d configuration files",
-                        path, CONF_FILE_MAX_FILES);
+        conf_file_issue(x, from, line, "include '%s': more than %d configuration files", path,
+                        CONF_FILE_MAX_FILES);
         return;
     }
     FILE *fp = fopen(path, "rb");
@@ -340,7 +343,8 @@ conf_file_include(struct conf_file_ctx *x, size_t f, int line, const char *v)
     char *path;
 
     if (v[0] == '\0') {
-        conf_file_issue(x, f, line, "include needs a path (a file, or a directory of *.ini "
+        conf_file_issue(x, f, line,
+                        "include needs a path (a file, or a directory of *.ini "
                         "files)");
         return;
     }
@@ -424,8 +428,7 @@ conf_file_load(const char *path, const char *text, size_t len, struct conf_file_
         if (fstat(fileno(fp), &st) == 0) {
             id = (struct conf_file_id){ .dev = st.st_dev, .ino = st.st_ino, .known = true };
         }
-        int rc = conf_file_read(fp, conf_file_limit(out, yaml), yaml, &own, &len, err,
-                                sizeof(err));
+        int rc = conf_file_read(fp, conf_file_limit(out, yaml), yaml, &own, &len, err, sizeof(err));
         fclose(fp);
         if (rc < 0) {
             conf_file_issue(&x, 0, 0, "%s", err);

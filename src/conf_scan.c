@@ -31,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXCERPT_MAX 48  /* bytes of a bad line quoted in its message */
+#define EXCERPT_MAX 48 /* bytes of a bad line quoted in its message */
 
 struct sbuf {
     char *p;
@@ -42,18 +42,18 @@ struct sbuf {
 struct scan_state {
     struct conf_scan *out;
     struct sbuf clean;
-    int section;        /* current section index, -1 before any header */
+    int section; /* current section index, -1 before any header */
     bool oom;
 };
 
 static bool
-is_ws(char c)
+conf_scan_is_ws(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
 
 static int
-sbuf_add(struct sbuf *b, const char *s, size_t n)
+conf_scan_sbuf_add(struct sbuf *b, const char *s, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
@@ -75,7 +75,7 @@ sbuf_add(struct sbuf *b, const char *s, size_t n)
 
 /* Grow *arr (of elem-sized items, *cap of them) to hold n + 1. */
 static int
-grow(void **arr, size_t *cap, size_t n, size_t elem)
+conf_scan_grow(void **arr, size_t *cap, size_t n, size_t elem)
 {
     if (n < *cap) {
         return 0;
@@ -91,7 +91,7 @@ grow(void **arr, size_t *cap, size_t n, size_t elem)
 }
 
 static char *
-dup_n(const char *s, size_t n)
+conf_scan_dup_n(const char *s, size_t n)
 {
     char *p = malloc(n + 1);
 
@@ -122,7 +122,7 @@ conf_scan_printable(char *dst, size_t dstlen, const char *p, size_t n, size_t ma
 }
 
 static void
-excerpt(char *dst, size_t dstlen, const char *p, size_t n)
+conf_scan_excerpt(char *dst, size_t dstlen, const char *p, size_t n)
 {
     conf_scan_printable(dst, dstlen, p, n, EXCERPT_MAX);
 }
@@ -134,8 +134,9 @@ conf_scan_vissue(struct conf_scan *out, int line, const char *fmt, va_list ap)
     char *m;
 
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    if (grow((void **)&out->issues, &out->issues_cap, out->nissues, sizeof(*out->issues)) < 0
-        || (m = strdup(msg)) == NULL) {
+    if (conf_scan_grow((void **)&out->issues, &out->issues_cap, out->nissues,
+                       sizeof(*out->issues)) < 0 ||
+        (m = strdup(msg)) == NULL) {
         return -1;
     }
     out->issues[out->nissues].line = line;
@@ -156,11 +157,11 @@ conf_scan_add_issue(struct conf_scan *out, int line, const char *fmt, ...)
     return rc;
 }
 
-static void issue(struct scan_state *st, int line, const char *fmt, ...)
+static void conf_scan_issue(struct scan_state *st, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
-issue(struct scan_state *st, int line, const char *fmt, ...)
+conf_scan_issue(struct scan_state *st, int line, const char *fmt, ...)
 {
     va_list ap;
 
@@ -176,12 +177,15 @@ conf_scan_section_n(struct conf_scan *out, const char *name, size_t n, int line,
 {
     char *copy;
 
-    if (grow((void **)&out->sections, &out->sections_cap, out->nsections,
-             sizeof(*out->sections)) < 0 || (copy = dup_n(name, n)) == NULL) {
+    if (conf_scan_grow((void **)&out->sections, &out->sections_cap, out->nsections,
+                       sizeof(*out->sections)) < 0 ||
+        (copy = conf_scan_dup_n(name, n)) == NULL) {
         return -1;
     }
     out->sections[out->nsections] = (struct conf_scan_section){
-        .name = copy, .line = line, .bad = bad,
+        .name = copy,
+        .line = line,
+        .bad = bad,
     };
     out->nsections++;
     return 0;
@@ -200,13 +204,14 @@ conf_scan_entry_n(struct conf_scan *out, int section, const char *key, size_t kl
     struct conf_scan_entry *e;
     unsigned occ = 0;
 
-    if (grow((void **)&out->entries, &out->entries_cap, out->nentries,
-             sizeof(*out->entries)) < 0) {
+    if (conf_scan_grow((void **)&out->entries, &out->entries_cap, out->nentries,
+                       sizeof(*out->entries)) < 0) {
         return -1;
     }
     e = &out->entries[out->nentries];
     *e = (struct conf_scan_entry){ .section = section, .line = line };
-    if ((e->key = dup_n(key, klen)) == NULL || (e->value = dup_n(value, vlen)) == NULL) {
+    if ((e->key = conf_scan_dup_n(key, klen)) == NULL ||
+        (e->value = conf_scan_dup_n(value, vlen)) == NULL) {
         free(e->key);
         return -1;
     }
@@ -242,13 +247,13 @@ conf_scan_value_form(const char *v)
         if (v[i] == '\n' || v[i] == '\r') {
             return CONF_SCAN_NO_BREAK;
         }
-        if (v[i] == ';' && i > 0 && is_ws(v[i - 1])) {
+        if (v[i] == ';' && i > 0 && conf_scan_is_ws(v[i - 1])) {
             return CONF_SCAN_NO_COMMENT;
         }
     }
     /* what conf_scan_value would strip, and a ';' that " = " would put after white space */
-    if (n == 0 || is_ws(v[0]) || is_ws(v[n - 1]) || v[0] == ';'
-        || (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0])) {
+    if (n == 0 || conf_scan_is_ws(v[0]) || conf_scan_is_ws(v[n - 1]) || v[0] == ';' ||
+        (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0])) {
         return CONF_SCAN_QUOTED;
     }
     return CONF_SCAN_PLAIN;
@@ -256,7 +261,7 @@ conf_scan_value_form(const char *v)
 
 /* Record a header (bad ones too) and emit "[I]" for it. */
 static void
-add_section(struct scan_state *st, int line, const char *name, size_t n, bool bad)
+conf_scan_open_section(struct scan_state *st, int line, const char *name, size_t n, bool bad)
 {
     char hdr[32];
 
@@ -266,7 +271,7 @@ add_section(struct scan_state *st, int line, const char *name, size_t n, bool ba
     }
     st->section = (int)st->out->nsections - 1;
     int hn = snprintf(hdr, sizeof(hdr), "[%d]", st->section);
-    if (sbuf_add(&st->clean, hdr, (size_t)hn) < 0) {
+    if (conf_scan_sbuf_add(&st->clean, hdr, (size_t)hn) < 0) {
         st->oom = true;
     }
 }
@@ -280,7 +285,7 @@ add_section(struct scan_state *st, int line, const char *name, size_t n, bool ba
 static void
 conf_scan_value(const char **v, size_t *n)
 {
-    while (*n > 0 && is_ws(**v)) {
+    while (*n > 0 && conf_scan_is_ws(**v)) {
         (*v)++;
         (*n)--;
     }
@@ -292,109 +297,113 @@ conf_scan_value(const char **v, size_t *n)
 
 /* A header line p[0..n) (comment already cut, n > 0, p[0] == '['). */
 static void
-scan_header(struct scan_state *st, int line, const char *p, size_t n)
+conf_scan_header_line(struct scan_state *st, int line, const char *p, size_t n)
 {
     char ex[EXCERPT_MAX + 8];
     const char *close = memchr(p, ']', n);
 
-    excerpt(ex, sizeof(ex), p, n);
+    conf_scan_excerpt(ex, sizeof(ex), p, n);
     if (close == NULL) {
-        issue(st, line, "malformed section header '%s' (no closing ']')", ex);
-        add_section(st, line, p + 1, n - 1, true);
+        conf_scan_issue(st, line, "malformed section header '%s' (no closing ']')", ex);
+        conf_scan_open_section(st, line, p + 1, n - 1, true);
         return;
     }
     for (const char *q = close + 1; q < p + n; q++) {
-        if (!is_ws(*q)) {
-            issue(st, line, "unexpected text after section header '%s'", ex);
-            add_section(st, line, p + 1, (size_t)(close - p - 1), true);
+        if (!conf_scan_is_ws(*q)) {
+            conf_scan_issue(st, line, "unexpected text after section header '%s'", ex);
+            conf_scan_open_section(st, line, p + 1, (size_t)(close - p - 1), true);
             return;
         }
     }
-    add_section(st, line, p + 1, (size_t)(close - p - 1), false);
+    conf_scan_open_section(st, line, p + 1, (size_t)(close - p - 1), false);
 }
 
 /* A key line p[0..n) (comment already cut, no leading white space): the
  * entry gets the value, inih gets "KEY =". */
 static void
-scan_key(struct scan_state *st, int line, const char *p, size_t n)
+conf_scan_key_line(struct scan_state *st, int line, const char *p, size_t n)
 {
     char ex[EXCERPT_MAX + 8];
     const char *eq = memchr(p, '=', n);
     const char *colon = memchr(p, ':', n);
     size_t klen;
 
-    excerpt(ex, sizeof(ex), p, n);
+    conf_scan_excerpt(ex, sizeof(ex), p, n);
     if (eq == NULL) {
         size_t word = 0;
-        while (word < n && !is_ws(p[word]) && p[word] != ':') {
+        while (word < n && !conf_scan_is_ws(p[word]) && p[word] != ':') {
             word++;
         }
-        if (colon != NULL && p + word == colon) {   /* "key: value", YAML style */
-            issue(st, line, "expected 'key = value', found '%s' "
-                  "(':' is not a delimiter)", ex);
+        if (colon != NULL && p + word == colon) { /* "key: value", YAML style */
+            conf_scan_issue(st, line,
+                            "expected 'key = value', found '%s' "
+                            "(':' is not a delimiter)",
+                            ex);
         } else {
-            issue(st, line, "expected 'key = value' or a [section] header, found '%s'", ex);
+            conf_scan_issue(st, line, "expected 'key = value' or a [section] header, found '%s'",
+                            ex);
         }
         return;
     }
     if (colon != NULL && colon < eq) {
-        issue(st, line, "':' in key of '%s' (write 'key = value')", ex);
+        conf_scan_issue(st, line, "':' in key of '%s' (write 'key = value')", ex);
         return;
     }
     klen = (size_t)(eq - p);
-    while (klen > 0 && is_ws(p[klen - 1])) {
+    while (klen > 0 && conf_scan_is_ws(p[klen - 1])) {
         klen--;
     }
     if (klen == 0) {
-        issue(st, line, "missing key before '=' in '%s'", ex);
+        conf_scan_issue(st, line, "missing key before '=' in '%s'", ex);
         return;
     }
     /* Keys are ASCII words. This also keeps a second BOM on line 1 away from
      * inih, which would strip it where the scan does not. */
     for (size_t i = 0; i < klen; i++) {
         if ((unsigned char)p[i] < 0x20 || (unsigned char)p[i] >= 0x7f) {
-            issue(st, line, "invalid character in key of '%s'", ex);
+            conf_scan_issue(st, line, "invalid character in key of '%s'", ex);
             return;
         }
     }
     if (klen > CONF_MAX_KEY) {
-        excerpt(ex, sizeof(ex), p, klen);
-        issue(st, line, "unknown key '%s' (%zu bytes; no key is longer than %d)", ex, klen,
-              CONF_MAX_KEY);
+        conf_scan_excerpt(ex, sizeof(ex), p, klen);
+        conf_scan_issue(st, line, "unknown key '%s' (%zu bytes; no key is longer than %d)", ex,
+                        klen, CONF_MAX_KEY);
         return;
     }
     const char *v = eq + 1;
     size_t vlen = (size_t)(p + n - v);
     conf_scan_value(&v, &vlen);
-    if (conf_scan_entry_n(st->out, st->section, p, klen, v, vlen, line) < 0
-        || sbuf_add(&st->clean, p, klen) < 0 || sbuf_add(&st->clean, " =", 2) < 0) {
+    if (conf_scan_entry_n(st->out, st->section, p, klen, v, vlen, line) < 0 ||
+        conf_scan_sbuf_add(&st->clean, p, klen) < 0 ||
+        conf_scan_sbuf_add(&st->clean, " =", 2) < 0) {
         st->oom = true;
     }
 }
 
 static void
-scan_line(struct scan_state *st, int line, const char *p, size_t n)
+conf_scan_classify(struct scan_state *st, int line, const char *p, size_t n)
 {
     size_t lead = 0, len;
 
-    while (lead < n && is_ws(p[lead])) {
+    while (lead < n && conf_scan_is_ws(p[lead])) {
         lead++;
     }
     if (memchr(p, '\0', n) != NULL) {
-        issue(st, line, "line contains a NUL byte");
+        conf_scan_issue(st, line, "line contains a NUL byte");
         return;
     }
     if (n > CONF_MAX_LINE) {
-        issue(st, line, "line is %zu bytes long (the limit is %d)", n, CONF_MAX_LINE);
+        conf_scan_issue(st, line, "line is %zu bytes long (the limit is %d)", n, CONF_MAX_LINE);
         /* A header we cannot read still ends the previous section, so its
          * keys are not blamed on the wrong pool. */
         if (lead < n && p[lead] == '[') {
-            add_section(st, line, "", 0, true);
+            conf_scan_open_section(st, line, "", 0, true);
         }
         return;
     }
     if (lead == n || p[lead] == ';' || p[lead] == '#') {
-        return;         /* blank, or a comment */
+        return; /* blank, or a comment */
     }
     /* Indentation means nothing: the line is read as if it started here. */
     p += lead;
@@ -402,18 +411,18 @@ scan_line(struct scan_state *st, int line, const char *p, size_t n)
     len = n;
     /* An inline comment is ';' after white space, as inih has it. */
     for (size_t i = 1; i < n; i++) {
-        if (p[i] == ';' && is_ws(p[i - 1])) {
+        if (p[i] == ';' && conf_scan_is_ws(p[i - 1])) {
             len = i;
             break;
         }
     }
-    while (len > 0 && is_ws(p[len - 1])) {
+    while (len > 0 && conf_scan_is_ws(p[len - 1])) {
         len--;
     }
     if (p[0] == '[') {
-        scan_header(st, line, p, len);
+        conf_scan_header_line(st, line, p, len);
     } else {
-        scan_key(st, line, p, len);
+        conf_scan_key_line(st, line, p, len);
     }
 }
 
@@ -425,7 +434,7 @@ conf_scan_text(const char *text, size_t len, struct conf_scan *out)
     int line = 0;
 
     memset(out, 0, sizeof(*out));
-    if (sbuf_add(&st.clean, "", 0) < 0) {
+    if (conf_scan_sbuf_add(&st.clean, "", 0) < 0) {
         return -1;
     }
     while (pos < len && !st.oom) {
@@ -436,14 +445,14 @@ conf_scan_text(const char *text, size_t len, struct conf_scan *out)
         pos += n + (nl != NULL);
         line++;
         if (n > 0 && p[n - 1] == '\r') {
-            n--;        /* CRLF files read like LF files */
+            n--; /* CRLF files read like LF files */
         }
         if (line == 1 && n >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) {
-            p += 3;     /* a UTF-8 BOM, which inih would skip too */
+            p += 3; /* a UTF-8 BOM, which inih would skip too */
             n -= 3;
         }
-        scan_line(&st, line, p, n);
-        if (sbuf_add(&st.clean, "\n", 1) < 0) {
+        conf_scan_classify(&st, line, p, n);
+        if (conf_scan_sbuf_add(&st.clean, "\n", 1) < 0) {
             st.oom = true;
         }
     }

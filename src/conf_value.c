@@ -89,8 +89,8 @@ conf_value_addr(const char *s, bool allow_perm, struct conf_addr *a, char *err, 
         return 0;
     }
     if (strpbrk(s, " \t") != NULL) {
-        snprintf(err, errlen, allow_perm ? "permissions apply only to unix sockets"
-                                         : "unexpected white space");
+        snprintf(err, errlen,
+                 allow_perm ? "permissions apply only to unix sockets" : "unexpected white space");
         return -1;
     }
     if (s[0] == '[') {
@@ -166,14 +166,16 @@ conf_value_server(const char *v, struct conf_server *srv, char *err, size_t errl
     addr[alen] = '\0';
     for (const char *q = name; *q != '\0'; q++) {
         if (!conf_value_name_char(*q)) {
-            snprintf(err, errlen, "expected 'host:port:weight [name]' or "
+            snprintf(err, errlen,
+                     "expected 'host:port:weight [name]' or "
                      "'/path:weight [name]'; a name has no spaces, quotes or backslashes");
             return -1;
         }
     }
     colon = strrchr(addr, ':');
     if (colon == NULL) {
-        snprintf(err, errlen, "missing ':weight'; expected 'host:port:weight [name]' or "
+        snprintf(err, errlen,
+                 "missing ':weight'; expected 'host:port:weight [name]' or "
                  "'/path:weight [name]'");
         return -1;
     }
@@ -183,7 +185,8 @@ conf_value_server(const char *v, struct conf_server *srv, char *err, size_t errl
         return -1;
     }
     if (util_parse_u64_str(colon + 1, UINT64_MAX / 10, &w) < 0) {
-        snprintf(err, errlen, "invalid weight '%s', expected 1..%d", colon + 1, CONF_VALUE_MAX_WEIGHT);
+        snprintf(err, errlen, "invalid weight '%s', expected 1..%d", colon + 1,
+                 CONF_VALUE_MAX_WEIGHT);
         return -1;
     }
     if (w == 0 || w > CONF_VALUE_MAX_WEIGHT) {

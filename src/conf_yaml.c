@@ -38,18 +38,18 @@
 #include <string.h>
 #include <yaml.h>
 
-#define CONF_YAML_SHOW 48   /* bytes of a value quoted in a message */
+#define CONF_YAML_SHOW 48 /* bytes of a value quoted in a message */
 
 struct conf_yaml {
     yaml_parser_t parser;
-    yaml_event_t ev;        /* the event in hand, when have_ev */
+    yaml_event_t ev; /* the event in hand, when have_ev */
     bool have_ev;
-    bool stopped;           /* libyaml reported an error: no more events */
+    bool stopped; /* libyaml reported an error: no more events */
     bool oom;
     const char *text;
     size_t len;
     struct conf_scan *out;
-    int section;            /* the pool being read, -1 outside one */
+    int section; /* the pool being read, -1 outside one */
 };
 
 static void conf_yaml_issue(struct conf_yaml *y, int line, const char *fmt, ...)
@@ -131,7 +131,8 @@ conf_yaml_syntax_error(struct conf_yaml *y)
     }
     conf_yaml_issue(y, line, "invalid YAML: %s%s%s", problem, context,
                     conf_yaml_line_has_tab(y, line)
-                        ? "; this line holds a tab, and YAML indents with spaces only" : "");
+                        ? "; this line holds a tab, and YAML indents with spaces only"
+                        : "");
 }
 
 /* Release the event in hand and take the next. False at the end of what can be
@@ -198,15 +199,19 @@ conf_yaml_check_node(struct conf_yaml *y)
         flow = ev->data.mapping_start.style == YAML_FLOW_MAPPING_STYLE;
         break;
     case YAML_ALIAS_EVENT:
-        conf_yaml_issue(y, line, "alias '*%.40s': nutcracker refuses anchors and aliases; "
-                        "write the value out", (const char *)ev->data.alias.anchor);
+        conf_yaml_issue(y, line,
+                        "alias '*%.40s': nutcracker refuses anchors and aliases; "
+                        "write the value out",
+                        (const char *)ev->data.alias.anchor);
         return;
     default:
         return;
     }
     if (anchor != NULL) {
-        conf_yaml_issue(y, line, "anchor '&%.40s': nutcracker refuses anchors and aliases; "
-                        "write the value out", (const char *)anchor);
+        conf_yaml_issue(y, line,
+                        "anchor '&%.40s': nutcracker refuses anchors and aliases; "
+                        "write the value out",
+                        (const char *)anchor);
     }
     if (tag != NULL) {
         conf_yaml_issue(y, line, "tag '%.40s': nutcracker refuses tags; remove it",
@@ -215,8 +220,8 @@ conf_yaml_check_node(struct conf_yaml *y)
     if (flow) {
         conf_yaml_issue(y, line, "flow style ('%s'): nutcracker refuses it; write %s",
                         ev->type == YAML_SEQUENCE_START_EVENT ? "[...]" : "{...}",
-                        ev->type == YAML_SEQUENCE_START_EVENT
-                            ? "one '- item' per line" : "one 'key: value' per line");
+                        ev->type == YAML_SEQUENCE_START_EVENT ? "one '- item' per line"
+                                                              : "one 'key: value' per line");
     }
 }
 
@@ -292,8 +297,10 @@ static void
 conf_yaml_servers(struct conf_yaml *y, int section, const char *pool, int line, int *first)
 {
     if (*first != 0) {
-        conf_yaml_issue(y, line, "duplicate key 'servers' in pool '%s' (first at line %d; "
-                        "nutcracker takes one list: merge them)", pool, *first);
+        conf_yaml_issue(y, line,
+                        "duplicate key 'servers' in pool '%s' (first at line %d; "
+                        "nutcracker takes one list: merge them)",
+                        pool, *first);
         conf_yaml_skip(y);
         return;
     }
@@ -331,7 +338,8 @@ conf_yaml_key(struct conf_yaml *y, int section, const char *pool, int *servers_l
     } else if (strcmp(key, "servers") == 0 || y->ev.type == YAML_SEQUENCE_START_EVENT) {
         conf_yaml_check_node(y);
         if (strcmp(key, "servers") == 0) {
-            conf_yaml_issue(y, line, "'servers' must be a list: one '- host:port:weight "
+            conf_yaml_issue(y, line,
+                            "'servers' must be a list: one '- host:port:weight "
                             "[name]' item per line below it");
         } else {
             conf_yaml_issue(y, line, "'%s' takes one value, not a list", shown);
@@ -372,11 +380,15 @@ conf_yaml_pool(struct conf_yaml *y)
     conf_yaml_check_node(y);
     if (y->ev.type != YAML_MAPPING_START_EVENT) {
         if (y->ev.type == YAML_SCALAR_EVENT && y->ev.data.scalar.length == 0) {
-            conf_yaml_issue(y, line, "pool '%s' is empty: its keys go on the lines below it, "
-                            "indented", shown);
+            conf_yaml_issue(y, line,
+                            "pool '%s' is empty: its keys go on the lines below it, "
+                            "indented",
+                            shown);
         } else {
-            conf_yaml_issue(y, line, "pool '%s' must be a mapping of 'key: value' lines, found "
-                            "%s", shown, conf_yaml_what(&y->ev));
+            conf_yaml_issue(y, line,
+                            "pool '%s' must be a mapping of 'key: value' lines, found "
+                            "%s",
+                            shown, conf_yaml_what(&y->ev));
         }
         conf_yaml_skip(y);
         free(name);
@@ -415,7 +427,8 @@ conf_yaml_root(struct conf_yaml *y)
         return;
     }
     if (ev->type != YAML_MAPPING_START_EVENT) {
-        conf_yaml_issue(y, conf_yaml_line(ev), "expected pools at the top level ('NAME:' "
+        conf_yaml_issue(y, conf_yaml_line(ev),
+                        "expected pools at the top level ('NAME:' "
                         "lines, each followed by the pool's indented keys), found %s",
                         conf_yaml_what(ev));
         conf_yaml_skip(y);
@@ -432,14 +445,16 @@ conf_yaml_document(struct conf_yaml *y)
     const yaml_event_t *ev = &y->ev;
     int line = conf_yaml_line(ev);
 
-    if (ev->data.document_start.version_directive != NULL
-        || ev->data.document_start.tag_directives.start
-               != ev->data.document_start.tag_directives.end) {
-        conf_yaml_issue(y, line, "'%%YAML' or '%%TAG' directive: nutcracker refuses "
+    if (ev->data.document_start.version_directive != NULL ||
+        ev->data.document_start.tag_directives.start !=
+            ev->data.document_start.tag_directives.end) {
+        conf_yaml_issue(y, line,
+                        "'%%YAML' or '%%TAG' directive: nutcracker refuses "
                         "directives; remove it");
     }
     if (!ev->data.document_start.implicit) {
-        conf_yaml_issue(y, line, "'---' (document start): nutcracker refuses it; remove the "
+        conf_yaml_issue(y, line,
+                        "'---' (document start): nutcracker refuses it; remove the "
                         "line");
     }
     if (conf_yaml_next(y)) {
@@ -452,7 +467,7 @@ conf_yaml_stream(struct conf_yaml *y)
 {
     bool seen = false;
 
-    if (!conf_yaml_next(y)) {       /* STREAM-START */
+    if (!conf_yaml_next(y)) { /* STREAM-START */
         return;
     }
     while (!y->oom && conf_yaml_next(y)) {
@@ -460,7 +475,8 @@ conf_yaml_stream(struct conf_yaml *y)
         switch (ev->type) {
         case YAML_DOCUMENT_START_EVENT:
             if (seen) {
-                conf_yaml_issue(y, conf_yaml_line(ev), "a second YAML document: nutcracker "
+                conf_yaml_issue(y, conf_yaml_line(ev),
+                                "a second YAML document: nutcracker "
                                 "reads a file of exactly one");
                 return;
             }
@@ -469,13 +485,15 @@ conf_yaml_stream(struct conf_yaml *y)
             break;
         case YAML_DOCUMENT_END_EVENT:
             if (!ev->data.document_end.implicit) {
-                conf_yaml_issue(y, conf_yaml_line(ev), "'...' (document end): nutcracker "
+                conf_yaml_issue(y, conf_yaml_line(ev),
+                                "'...' (document end): nutcracker "
                                 "refuses it; remove the line");
             }
             break;
         case YAML_STREAM_END_EVENT:
             if (!seen) {
-                conf_yaml_issue(y, 1, "no pools: the file is empty (expected 'NAME:' lines, "
+                conf_yaml_issue(y, 1,
+                                "no pools: the file is empty (expected 'NAME:' lines, "
                                 "each followed by the pool's indented keys)");
             }
             return;
@@ -558,11 +576,11 @@ conf_yaml_ini(const struct conf_scan *s, const char *source, int *line, char *er
     conf_yaml_puts(&b, "; Converted by cachemux --convert from the nutcracker configuration\n;   ");
     conf_yaml_puts(&b, shown);
     conf_yaml_puts(&b, "\n"
-                   "; Pools and keys are in the order of that file. Its comments are not\n"
-                   "; here: libyaml, which reads it, does not report comments.\n"
-                   "; Process settings (stats port, log file, ...) are flags for nutcracker\n"
-                   "; and still work as flags; they can also go in a [cachemux] section\n"
-                   "; (see cachemux.ini(5)).\n");
+                       "; Pools and keys are in the order of that file. Its comments are not\n"
+                       "; here: libyaml, which reads it, does not report comments.\n"
+                       "; Process settings (stats port, log file, ...) are flags for nutcracker\n"
+                       "; and still work as flags; they can also go in a [cachemux] section\n"
+                       "; (see cachemux.ini(5)).\n");
     for (size_t i = 0; i < s->nsections; i++) {
         /* conf allows no ']' in a pool's name, so the header reads back */
         const char *name = s->sections[i].name;
@@ -575,9 +593,10 @@ conf_yaml_ini(const struct conf_scan *s, const char *source, int *line, char *er
             enum conf_scan_form form = conf_scan_value_form(en->value);
             if (form == CONF_SCAN_NO_BREAK || form == CONF_SCAN_NO_COMMENT) {
                 *line = en->line;
-                snprintf(err, errlen, "the value of '%s' %s", en->key, form == CONF_SCAN_NO_BREAK
-                         ? "holds a line break, which an INI line cannot"
-                         : "holds ';' after white space, which INI reads as a comment");
+                snprintf(err, errlen, "the value of '%s' %s", en->key,
+                         form == CONF_SCAN_NO_BREAK
+                             ? "holds a line break, which an INI line cannot"
+                             : "holds ';' after white space, which INI reads as a comment");
                 free(b.p);
                 return NULL;
             }

@@ -159,8 +159,8 @@ conn_mark_dirty(struct conn *c)
         return;
     }
     c->dirty = true;
-    TAILQ_INSERT_TAIL(c->kind == CONN_SERVER ? &c->ctx->dirty_servers : &c->ctx->dirty_clients,
-                      c, dirty_tqe);
+    TAILQ_INSERT_TAIL(c->kind == CONN_SERVER ? &c->ctx->dirty_servers : &c->ctx->dirty_clients, c,
+                      dirty_tqe);
 }
 
 /* A buffer from the spare list, or a new empty one. */
@@ -223,7 +223,7 @@ conn_give_back_buf(struct conn_ctx *ctx, struct chain_in **pin)
         return;
     }
     *pin = NULL;
-    chain_in_reset(in);     /* chunks offered to a read that failed */
+    chain_in_reset(in); /* chunks offered to a read that failed */
     /* Buffers that grew for a long request are not worth keeping. */
     if (in->b.cap > 2 * ctx->mbuf_size || ctx->nspare == CONN_SPARE_BUFS_MAX) {
         buf_free(&in->b);
@@ -296,7 +296,7 @@ conn_client_get(struct conn_ctx *ctx)
 void
 conn_client_put(struct conn_ctx *ctx, struct client *c)
 {
-    *(struct client **)c = ctx->free_clients;  /* the free list runs through them */
+    *(struct client **)c = ctx->free_clients; /* the free list runs through them */
     ctx->free_clients = c;
 }
 

@@ -28,7 +28,7 @@
  * live[] maps dense positions back to indexes of the caller's server array,
  * which is what every lookup returns.
  *
- * Two behaviours of nutcracker 0.5.0 that SPEC does not spell out were
+ * Two behaviours of nutcracker 0.5.0 that the README does not spell out were
  * checked against the reference binary and are kept: an empty key is not
  * hashed but placed as hash 0, and a ketama "identity-i" string is cut to
  * 272 bytes before MD5.
@@ -58,17 +58,17 @@
 #define DIST_KETAMA_MAX_HOSTLEN 272
 
 struct dist_point {
-    uint32_t value;   /* position on the ring */
-    uint32_t server;  /* index into the caller's server array */
+    uint32_t value;  /* position on the ring */
+    uint32_t server; /* index into the caller's server array */
 };
 
 struct dist {
     enum dist_type type;
-    size_t nlive;               /* live servers the dist was built over */
-    uint32_t *live;             /* nlive caller indexes, identity order */
-    uint64_t *cum;              /* modula: cum[i] = weights of live[0..i] */
-    uint64_t total_weight;      /* modula: cum[nlive - 1] */
-    struct dist_point *points;  /* ketama: sorted by value, then server */
+    size_t nlive;              /* live servers the dist was built over */
+    uint32_t *live;            /* nlive caller indexes, identity order */
+    uint64_t *cum;             /* modula: cum[i] = weights of live[0..i] */
+    uint64_t total_weight;     /* modula: cum[nlive - 1] */
+    struct dist_point *points; /* ketama: sorted by value, then server */
     size_t npoints;
 };
 
@@ -126,8 +126,7 @@ static uint32_t
 dist_ketama_npoints(uint32_t weight, uint64_t total_weight, size_t nlive)
 {
     float pct = (float)weight / (float)total_weight;
-    float scaled = pct * DIST_KETAMA_POINTS_PER_SERVER / DIST_KETAMA_POINTS_PER_HASH *
-                   (float)nlive;
+    float scaled = pct * DIST_KETAMA_POINTS_PER_SERVER / DIST_KETAMA_POINTS_PER_HASH * (float)nlive;
     float guarded = (float)((double)scaled + 0.0000000001);
 
     return (uint32_t)guarded * DIST_KETAMA_POINTS_PER_HASH;
@@ -202,8 +201,8 @@ dist_build_ketama(struct dist *d, const struct dist_server *servers, size_t n)
             for (int x = 0; x < DIST_KETAMA_POINTS_PER_HASH; x++) {
                 const uint8_t *p = digest + 4 * x;
 
-                d->points[k].value = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
-                                     (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+                d->points[k].value = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                                     (uint32_t)p[3] << 24;
                 d->points[k].server = (uint32_t)i;
                 k++;
             }
@@ -405,8 +404,8 @@ dist_lookup_hash(const struct dist *d, uint32_t hash, uint64_t *rng)
 }
 
 int
-dist_pick(const struct dist *d, const struct dist_key_rule *rule, const uint8_t *key,
-          size_t len, uint64_t *rng)
+dist_pick(const struct dist *d, const struct dist_key_rule *rule, const uint8_t *key, size_t len,
+          uint64_t *rng)
 {
     const uint8_t *part;
     size_t part_len;

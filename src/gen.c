@@ -48,17 +48,17 @@ gen_new(struct conf *c, struct conf_errors *errs)
         }
         for (size_t j = 0; j < p->nservers; j++) {
             const struct conf_server *s = &p->servers[j];
-            if (net_resolve(s->addr.host, s->addr.port, s->addr.is_unix, &gp->servers[j].addr,
-                            err, sizeof(err)) != 0) {
-                conf_errors_add(errs, p->file, s->line, "pool %s: server %s: %s", p->name,
-                                s->ident, err);
+            if (net_resolve(s->addr.host, s->addr.port, s->addr.is_unix, &gp->servers[j].addr, err,
+                            sizeof(err)) != 0) {
+                conf_errors_add(errs, p->file, s->line, "pool %s: server %s: %s", p->name, s->ident,
+                                err);
                 ok = false;
             }
         }
     }
     if (!ok) {
         gen_free_pools(g);
-        free(g);            /* c stays the caller's */
+        free(g); /* c stays the caller's */
         return NULL;
     }
     return g;

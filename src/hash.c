@@ -27,6 +27,7 @@
 #include "md5.h"
 
 /* CRC-16/XMODEM table (polynomial 0x1021, MSB first), as nutcracker uses. */
+// clang-format off
 static const uint16_t hash_crc16_tab[256] = {
     0x0000, 0x1021, 0x2042, 0x3063, 0x4084, 0x50a5, 0x60c6, 0x70e7, 0x8108, 0x9129,
     0xa14a, 0xb16b, 0xc18c, 0xd1ad, 0xe1ce, 0xf1ef, 0x1231, 0x0210, 0x3273, 0x2252,
@@ -54,8 +55,10 @@ static const uint16_t hash_crc16_tab[256] = {
     0x9de8, 0x8dc9, 0x7c26, 0x6c07, 0x5c64, 0x4c45, 0x3ca2, 0x2c83, 0x1ce0, 0x0cc1,
     0xef1f, 0xff3e, 0xcf5d, 0xdf7c, 0xaf9b, 0xbfba, 0x8fd9, 0x9ff8, 0x6e17, 0x7e36,
     0x4e55, 0x5e74, 0x2e93, 0x3eb2, 0x0ed1, 0x1ef0,};
+// clang-format on
 
 /* Reflected CRC-32 table (polynomial 0xedb88320), shared by crc32/crc32a. */
+// clang-format off
 static const uint32_t hash_crc32_tab[256] = {
     0x00000000, 0x77073096, 0xee0e612c, 0x990951ba, 0x076dc419, 0x706af48f, 0xe963a535,
     0x9e6495a3, 0x0edb8832, 0x79dcb8a4, 0xe0d5e91e, 0x97d2d988, 0x09b64c2b, 0x7eb17cbd,
@@ -94,6 +97,7 @@ static const uint32_t hash_crc32_tab[256] = {
     0x47b2cf7f, 0x30b5ffe9, 0xbdbdf21c, 0xcabac28a, 0x53b39330, 0x24b4a3a6, 0xbad03605,
     0xcdd70693, 0x54de5729, 0x23d967bf, 0xb3667a2e, 0xc4614ab8, 0x5d681b02, 0x2a6f2b94,
     0xb40bbe37, 0xc30c8ea1, 0x5a05df1b, 0x2d02ef8d,};
+// clang-format on
 
 static const char *const hash_names[HASH_COUNT] = {
 #define HASH_NAME(e, s) [e] = s,
@@ -333,12 +337,14 @@ hash_jenkins(const uint8_t *k, size_t len)
         a += hash_le32(k);
         b += hash_le32(k + 4);
         c += hash_le32(k + 8);
+        // clang-format off
         a -= c; a ^= HASH_ROT(c, 4);  c += b;
         b -= a; b ^= HASH_ROT(a, 6);  a += c;
         c -= b; c ^= HASH_ROT(b, 8);  b += a;
         a -= c; a ^= HASH_ROT(c, 16); c += b;
         b -= a; b ^= HASH_ROT(a, 19); a += c;
         c -= b; c ^= HASH_ROT(b, 4);  b += a;
+        // clang-format on
         k += 12;
         len -= 12;
     }
@@ -353,6 +359,7 @@ hash_jenkins(const uint8_t *k, size_t len)
     b += hash_le32(t + 4);
     c += hash_le32(t + 8);
 
+    // clang-format off
     c ^= b; c -= HASH_ROT(b, 14);
     a ^= c; a -= HASH_ROT(c, 11);
     b ^= a; b -= HASH_ROT(a, 25);
@@ -360,6 +367,7 @@ hash_jenkins(const uint8_t *k, size_t len)
     a ^= c; a -= HASH_ROT(c, 4);
     b ^= a; b -= HASH_ROT(a, 14);
     c ^= b; c -= HASH_ROT(b, 24);
+    // clang-format on
     return c;
 }
 

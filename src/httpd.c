@@ -86,9 +86,9 @@
 #define HTTPD_LINGER_MS 1000
 #define HTTPD_LINGER_MAX_BYTES (64 * 1024)
 
-#define HTTPD_STATE_LIST(X)                                                      \
-    X(HTTPD_READING)   /* receiving a request head, or waiting for one */       \
-    X(HTTPD_WRITING)   /* writing a response; not read */                      \
+#define HTTPD_STATE_LIST(X)                                               \
+    X(HTTPD_READING)   /* receiving a request head, or waiting for one */ \
+    X(HTTPD_WRITING)   /* writing a response; not read */                 \
     X(HTTPD_LINGERING) /* answered for the last time: dropping input until EOF */
 
 #define HTTPD_STATE_ENUM(s) s,
@@ -101,15 +101,15 @@ static const char *const httpd_state_names[] = {
 #undef HTTPD_STATE_NAME
 };
 
-#define HTTPD_CLOSE_LIST(X)                                                     \
-    X(HTTPD_CLOSE_DONE, "done")             /* lingering ended (EOF or bounds) */ \
-    X(HTTPD_CLOSE_EOF, "client closed")                                          \
-    X(HTTPD_CLOSE_READ_ERROR, "read error")                                      \
-    X(HTTPD_CLOSE_WRITE_ERROR, "write error")                                    \
-    X(HTTPD_CLOSE_TIMEOUT, "request deadline passed")                            \
-    X(HTTPD_CLOSE_IDLE, "idle past the deadline")                                \
-    X(HTTPD_CLOSE_EVICTED, "evicted for a new connection")                       \
-    X(HTTPD_CLOSE_NOMEM, "out of memory")                                        \
+#define HTTPD_CLOSE_LIST(X)                                           \
+    X(HTTPD_CLOSE_DONE, "done") /* lingering ended (EOF or bounds) */ \
+    X(HTTPD_CLOSE_EOF, "client closed")                               \
+    X(HTTPD_CLOSE_READ_ERROR, "read error")                           \
+    X(HTTPD_CLOSE_WRITE_ERROR, "write error")                         \
+    X(HTTPD_CLOSE_TIMEOUT, "request deadline passed")                 \
+    X(HTTPD_CLOSE_IDLE, "idle past the deadline")                     \
+    X(HTTPD_CLOSE_EVICTED, "evicted for a new connection")            \
+    X(HTTPD_CLOSE_NOMEM, "out of memory")                             \
     X(HTTPD_CLOSE_SHUTDOWN, "server shutting down")
 
 #define HTTPD_CLOSE_ENUM(e, s) e,
@@ -126,18 +126,18 @@ struct httpd;
 
 struct httpd_conn {
     struct httpd *srv;
-    TAILQ_ENTRY(httpd_conn) tqe;    /* on srv->conns[state], oldest first */
+    TAILQ_ENTRY(httpd_conn) tqe; /* on srv->conns[state], oldest first */
     enum httpd_state state;
     int fd;
     uint64_t id;
     struct event rev;
     struct event wev;
-    struct event timer;             /* request deadline; end of lingering */
-    struct buf in;                  /* request head bytes, <= HTTP_MAX_HEAD; freed when empty */
-    struct buf out;                 /* response bytes not yet written */
-    struct http_req req;            /* parse state of the head in `in` */
-    bool close_after;               /* the response being written is the last */
-    size_t lingered;                /* input bytes dropped while lingering */
+    struct event timer;  /* request deadline; end of lingering */
+    struct buf in;       /* request head bytes, <= HTTP_MAX_HEAD; freed when empty */
+    struct buf out;      /* response bytes not yet written */
+    struct http_req req; /* parse state of the head in `in` */
+    bool close_after;    /* the response being written is the last */
+    size_t lingered;     /* input bytes dropped while lingering */
     char peer[64];
 };
 
@@ -145,10 +145,10 @@ TAILQ_HEAD(httpd_conn_tqh, httpd_conn);
 
 struct httpd {
     struct event_base *base;
-    const char *name;               /* log prefix */
-    int fd;                         /* listening socket */
+    const char *name; /* log prefix */
+    int fd;           /* listening socket */
     struct event accept_ev;
-    struct event retry_ev;          /* re-arms accept_ev after EMFILE */
+    struct event retry_ev; /* re-arms accept_ev after EMFILE */
     httpd_handler_fn handler;
     void *arg;
     struct httpd_conn_tqh conns[HTTPD_STATE_COUNT];
@@ -197,7 +197,7 @@ httpd_close(struct httpd_conn *c, enum httpd_close_reason why)
 static void
 httpd_arm_timer(struct httpd_conn *c, unsigned ms)
 {
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    struct timeval tv = util_ms_tv(ms);
 
     evtimer_add(&c->timer, &tv);
 }
@@ -215,7 +215,7 @@ httpd_begin_request(struct httpd_conn *c)
            than recursing, so a burst of requests is answered one per turn. */
         event_active(&c->rev, EV_READ, 1);
     } else {
-        buf_free(&c->in);   /* an idle connection holds no buffer */
+        buf_free(&c->in); /* an idle connection holds no buffer */
     }
 }
 
@@ -554,7 +554,7 @@ httpd_accept_cb(int lfd, short what, void *arg)
             continue;
         }
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-            struct timeval tv = { 0, HTTPD_EMFILE_RETRY_MS * 1000 };
+            struct timeval tv = util_ms_tv(HTTPD_EMFILE_RETRY_MS);
             char eb[128];
             log_warn("%s: accept: %s; pausing accepts for %d ms", h->name,
                      util_strerror(errno, eb, sizeof(eb)), HTTPD_EMFILE_RETRY_MS);
@@ -571,8 +571,7 @@ httpd_accept_cb(int lfd, short what, void *arg)
 }
 
 struct httpd *
-httpd_start(struct event_base *base, int fd, const char *name, httpd_handler_fn handler,
-            void *arg)
+httpd_start(struct event_base *base, int fd, const char *name, httpd_handler_fn handler, void *arg)
 {
     struct httpd *h = calloc(1, sizeof(*h));
 

@@ -69,7 +69,7 @@ static void
 listener_accept_cb(int fd, short what, void *arg)
 {
     struct listener *l = arg;
-    struct timeval tv = { 0, LISTENER_EMFILE_RETRY_MS * 1000 };
+    struct timeval tv = util_ms_tv(LISTENER_EMFILE_RETRY_MS);
 
     (void)fd;
     (void)what;

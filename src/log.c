@@ -21,14 +21,14 @@
 #define LOG_LINE_MAX 2048
 
 static _Atomic int log_level = LOG_NOTICE;
-static int log_out = STDERR_FILENO;     /* fixed once log_init ran */
-static char log_path[4096];             /* "" means stderr */
+static int log_out = STDERR_FILENO;                               /* fixed once log_init ran */
+static char log_path[4096];                                       /* "" means stderr */
 static pthread_mutex_t log_path_lock = PTHREAD_MUTEX_INITIALIZER; /* reopen/set only */
 static _Thread_local char log_tag[16];
 
 static const char *const log_level_names[] = {
-    "EMERG", "ALERT", "CRIT", "ERROR", "WARN", "NOTICE",
-    "INFO", "DEBUG", "VERB", "VVERB", "VVVERB", "PVERB",
+    "EMERG", "ALERT", "CRIT", "ERROR", "WARN",   "NOTICE",
+    "INFO",  "DEBUG", "VERB", "VVERB", "VVVERB", "PVERB",
 };
 
 static int
@@ -65,7 +65,7 @@ log_set_file(const char *path)
             rc = fd;
         } else {
             if (log_out == STDERR_FILENO) {
-                log_out = fd;       /* first file: keep this fd number for good */
+                log_out = fd; /* first file: keep this fd number for good */
             } else {
                 dup2(fd, log_out);
                 close(fd);
@@ -102,8 +102,8 @@ log_set_level(int level)
     if (level < LOG_EMERG) {
         level = LOG_EMERG;
     }
-    if (level > LOG_PVERB) {
-        level = LOG_PVERB;
+    if (level > LOG_LEVEL_MAX) {
+        level = LOG_LEVEL_MAX;
     }
     atomic_store_explicit(&log_level, level, memory_order_relaxed);
 }
@@ -145,9 +145,10 @@ log_write(int level, const char *fmt, ...)
     gettimeofday(&tv, NULL);
     localtime_r(&tv.tv_sec, &tm);
     n = strftime(line, sizeof(line), "[%Y-%m-%d %H:%M:%S", &tm);
-    n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ld] %s %s ",
-                          (long)tv.tv_usec / 1000,
-                          log_level_names[level < 0 ? 0 : level > LOG_PVERB ? LOG_PVERB : level],
+    n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ld] %s %s ", (long)tv.tv_usec / 1000,
+                          log_level_names[level < 0               ? 0
+                                          : level > LOG_LEVEL_MAX ? LOG_LEVEL_MAX
+                                                                  : level],
                           log_tag[0] ? log_tag : "-");
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);

@@ -88,9 +88,9 @@ main(int argc, char **argv)
     log_set_thread_tag("sup");
 
     /* Messages name the file as the user wrote it. */
-    if (conf_load(o.conf_file, &c, &errs) == 0 && cli_apply_overrides(&o, c, &errs) == 0
-        && !o.locate && !o.dump_conf && (g = gen_new(c, &errs)) != NULL) {
-        c = NULL;       /* g's now */
+    if (conf_load(o.conf_file, &c, &errs) == 0 && cli_apply_overrides(&o, c, &errs) == 0 &&
+        !o.locate && !o.dump_conf && (g = gen_new(c, &errs)) != NULL) {
+        c = NULL; /* g's now */
     }
     if (errs.n > 0) {
         for (size_t i = 0; i < errs.n; i++) {

@@ -16,8 +16,8 @@
 #include "util.h"
 
 static enum proto_rc
-mc_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t len,
-              uint64_t skipped, struct proto_step *out)
+mc_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t len, uint64_t skipped,
+              struct proto_step *out)
 {
     enum mc_cmd cmd = (enum mc_cmd)m->cmd;
     struct mc_rsp rsp;
@@ -30,13 +30,13 @@ mc_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t len,
         out->min_len = rsp.len;
         return rsp.len > 0 && !mc_rsp_fits(cmd, buf, &rsp) ? PROTO_ERROR : PROTO_AGAIN;
     case MC_PARSE_ERROR:
-        out->min_len = rsp.len;     /* a VALUE whose block does not end right */
+        out->min_len = rsp.len; /* a VALUE whose block does not end right */
         return PROTO_ERROR;
     case MC_PARSE_OK:
         break;
     }
     if (rsp.type == MC_RSP_VALUE && mc_cmd_is_retrieval(cmd)) {
-        out->len = rsp.len;     /* the common unit of a get, judged at once */
+        out->len = rsp.len; /* the common unit of a get, judged at once */
         out->done = false;
         return PROTO_OK;
     }
@@ -45,7 +45,7 @@ mc_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t len,
         return PROTO_ERROR;
     }
     out->len = rsp.len;
-    out->done = rsp.type != MC_RSP_VALUE;   /* VALUE blocks come until END */
+    out->done = rsp.type != MC_RSP_VALUE; /* VALUE blocks come until END */
     return PROTO_OK;
 }
 
@@ -62,15 +62,15 @@ mc_reply_body_left(void *state, const struct msg *m, const uint8_t *buf, size_t 
         rsp.len - 2 <= len) {
         return 0;
     }
-    return rsp.len - 2 - len;   /* the block's bytes not here yet, its "\r\n" aside */
+    return rsp.len - 2 - len; /* the block's bytes not here yet, its "\r\n" aside */
 }
 
 void
 mc_reply_error(struct buf *rsp, int err)
 {
     char ebuf[128], line[192];
-    int n = snprintf(line, sizeof(line), "SERVER_ERROR %s\r\n",
-                     util_strerror(err, ebuf, sizeof(ebuf)));
+    int n =
+        snprintf(line, sizeof(line), "SERVER_ERROR %s\r\n", util_strerror(err, ebuf, sizeof(ebuf)));
 
     buf_reset(rsp);
     if (buf_append(rsp, line, (size_t)n) != 0) {
@@ -113,10 +113,12 @@ mc_reply_merge(struct msg *p)
         size_t n = buf_len(&fr->rsp);
         if (n < 5 || memcmp(buf_head(&fr->rsp) + n - 5, "END\r\n", 5) != 0) {
             /* a backend error line (no END) is the reply of the whole */
-            return chain_take(&p->rsp, &p->rsp_pieces, buf_head(&fr->rsp), &fr->rsp_pieces, 0,
-                              n) != 0 ? -ENOMEM : 0;
+            return chain_take(&p->rsp, &p->rsp_pieces, buf_head(&fr->rsp), &fr->rsp_pieces, 0, n) !=
+                           0
+                       ? -ENOMEM
+                       : 0;
         }
-        fr->rsp_sent = 0;   /* the fragment's read cursor below */
+        fr->rsp_sent = 0; /* the fragment's read cursor below */
     }
     while (mc_next_key(line, p->keys_end, &pos, &koff, &klen)) {
         struct msg *fr = p->frags[p->key_frag[i++]];
@@ -125,7 +127,7 @@ mc_reply_merge(struct msg *p)
 
         if (!mc_reply_unit(fr, at, &rsp) || rsp.type != MC_RSP_VALUE || rsp.key_len != klen ||
             memcmp(buf_head(&fr->rsp) + at + rsp.key_off, line + koff, klen) != 0) {
-            continue;   /* a miss */
+            continue; /* a miss */
         }
         if (chain_take(&p->rsp, &p->rsp_pieces, buf_head(&fr->rsp), &fr->rsp_pieces, at,
                        at + rsp.len) != 0) {
@@ -141,7 +143,7 @@ const struct proto_wire mc_wire = {
     .rsp_state_size = 0,
     .reply_step = mc_reply_step,
     .reply_body_left = mc_reply_body_left,
-    .reply_body_skip = NULL,    /* the step is told what was skipped each time */
+    .reply_body_skip = NULL, /* the step is told what was skipped each time */
     .error_reply = mc_reply_error,
     .merge = mc_reply_merge,
 };

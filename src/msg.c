@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define MSG_CACHE_MAX 4096
-#define MSG_SPLIT_KEEP 4096     /* split blocks up to this size are kept */
+#define MSG_SPLIT_KEEP 4096 /* split blocks up to this size are kept */
 
 void
 msg_cache_init(struct msg_cache *mc, size_t keep_bytes)

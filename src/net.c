@@ -230,7 +230,8 @@ net_sa_str(const struct sockaddr *sa, socklen_t len, char *buf, size_t buflen)
     }
     case AF_UNIX: {
         const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
-        snprintf(buf, buflen, "%s", len > sizeof(sa_family_t) && un->sun_path[0] ? un->sun_path : "unix");
+        snprintf(buf, buflen, "%s",
+                 len > sizeof(sa_family_t) && un->sun_path[0] ? un->sun_path : "unix");
         break;
     }
     default:

@@ -41,7 +41,7 @@
 
 #include "log.h"
 
-#define NOTIFY_MSG_MAX 512      /* a longer status is cut, not dropped */
+#define NOTIFY_MSG_MAX 512 /* a longer status is cut, not dropped */
 
 #ifndef HAVE_LIBSYSTEMD
 /* Returns 1 when sent, 0 without $NOTIFY_SOCKET, or -errno. */

@@ -31,8 +31,10 @@ pool_rebuild(struct pool *p, uint64_t now)
     p->eject_gen_seen = atomic_load_explicit(&p->reg->eject_gen, memory_order_acquire);
     for (size_t i = 0; i < p->nservers; i++) {
         struct pool_server *s = p->servers[i];
-        uint64_t until = p->cp->auto_eject_hosts
-            ? atomic_load_explicit(&s->shared->ejected_until_ms, memory_order_relaxed) : 0;
+        uint64_t until =
+            p->cp->auto_eject_hosts
+                ? atomic_load_explicit(&s->shared->ejected_until_ms, memory_order_relaxed)
+                : 0;
         bool out = until > now;
         p->dservers[i].ident = s->cs->ident;
         p->dservers[i].ident_len = strlen(s->cs->ident);
@@ -85,7 +87,7 @@ pool_server_failed(struct pool_server *s, int err, bool connect_failed)
     s->failures = 0;
     uint64_t old = atomic_load_explicit(&s->shared->ejected_until_ms, memory_order_relaxed);
     if (old > now) {
-        return;     /* another worker ejected it already */
+        return; /* another worker ejected it already */
     }
     uint64_t until = now + cp->server_retry_timeout_ms;
     if (!atomic_compare_exchange_strong(&s->shared->ejected_until_ms, &old, until)) {
@@ -230,7 +232,7 @@ pool_reconfigure(struct pool *p, const struct conf_pool *cp, const struct gen_po
                       ((old_cp->redis_auth == NULL && cp->redis_auth == NULL) ||
                        (old_cp->redis_auth != NULL && cp->redis_auth != NULL &&
                         strcmp(old_cp->redis_auth, cp->redis_auth) == 0));
-    p->cp = cp;     /* new servers are made with the new server_connections */
+    p->cp = cp; /* new servers are made with the new server_connections */
     p->gp = gp;
     for (size_t i = 0; i < cp->nservers; i++) {
         const struct conf_server *cs = &cp->servers[i];
@@ -269,7 +271,7 @@ pool_reconfigure(struct pool *p, const struct conf_pool *cp, const struct gen_po
     p->nservers = cp->nservers;
     free(kept);
     if (pool_rebuild(p, util_mono_msec()) != 0) {
-        return -1;  /* the old dist stays; requests still route somewhere valid */
+        return -1; /* the old dist stays; requests still route somewhere valid */
     }
     return 0;
 

@@ -142,14 +142,14 @@ http_target(struct http_req *r, const uint8_t *b, size_t s, size_t e)
         } else if (e - s >= 8 && util_strieq((const char *)b + s, 8, "https://")) {
             scheme = 8;
         } else {
-            return 400;     /* "*" (OPTIONS only) or authority-form (CONNECT only) */
+            return 400; /* "*" (OPTIONS only) or authority-form (CONNECT only) */
         }
         p = s + scheme;
         while (p < e && b[p] != '/' && b[p] != '?') {
             p++;
         }
         if (p == s + scheme) {
-            return 400;     /* no host */
+            return 400; /* no host */
         }
     }
     size_t q = p;
@@ -258,7 +258,7 @@ http_field(struct http_req *r, const uint8_t *b, size_t s, size_t e)
     } else if (util_strieq(name, name_len, "content-length")) {
         uint64_t n;
         if (util_parse_u64((const char *)b + v, ve - v, UINT64_MAX, &n) != 0) {
-            return 400;     /* also "5, 5": one length, or none */
+            return 400; /* also "5, 5": one length, or none */
         }
         if (n > 0) {
             r->has_body = true;
@@ -290,15 +290,14 @@ http_parse_req(struct http_req *r, const uint8_t *buf, size_t len)
         }
         if (e == s) {
             if (!r->have_request_line) {
-                continue;   /* RFC 9112 2.2: ignore empty lines before the request */
+                continue; /* RFC 9112 2.2: ignore empty lines before the request */
             }
             r->head_len = end + 1;
             r->keep_alive = !r->has_body && !r->conn_close &&
                             (r->version_minor >= 1 || r->conn_keep_alive);
             return r->done = HTTP_PARSE_OK;
         }
-        int st = r->have_request_line ? http_field(r, buf, s, e)
-                                      : http_request_line(r, buf, s, e);
+        int st = r->have_request_line ? http_field(r, buf, s, e) : http_request_line(r, buf, s, e);
         if (st != 0) {
             r->status = st;
             return r->done = HTTP_PARSE_ERROR;
@@ -328,8 +327,8 @@ http_format_head(struct buf *out, const struct http_rsp_head *h)
         /* IMF-fixdate by hand: strftime's %a and %b follow the locale. */
         if (gmtime_r(&t, &tm) != NULL) {
             snprintf(date, sizeof(date), "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n",
-                     days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
-                     tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+                     days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec);
         }
     }
     int n = snprintf(line, sizeof(line), "HTTP/1.1 %03d %s\r\n%s%s%s%sContent-Length: %zu\r\n%s",
@@ -341,7 +340,7 @@ http_format_head(struct buf *out, const struct http_rsp_head *h)
                      : h->http10    ? "Connection: keep-alive\r\n"
                                     : "");
     if (n < 0 || (size_t)n >= sizeof(line)) {
-        return -1;  /* only with an absurd content type */
+        return -1; /* only with an absurd content type */
     }
     if (buf_append(out, line, (size_t)n) != 0) {
         return -1;

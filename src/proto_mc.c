@@ -68,13 +68,14 @@ struct mc_tok {
 #define MC_ARGS_ANY 0xff
 
 struct mc_kind_info {
-    uint8_t min_args;   /* tokens after the command name */
-    uint8_t max_args;   /* MC_ARGS_ANY: unbounded */
-    const char *rules;  /* see above */
-    bool noreply;       /* a trailing "noreply" suppresses the reply */
-    bool framed;        /* carries a data block: a bad line breaks framing */
+    uint8_t min_args;  /* tokens after the command name */
+    uint8_t max_args;  /* MC_ARGS_ANY: unbounded */
+    const char *rules; /* see above */
+    bool noreply;      /* a trailing "noreply" suppresses the reply */
+    bool framed;       /* carries a data block: a bad line breaks framing */
 };
 
+// clang-format off
 static const struct mc_kind_info mc_kinds[] = {
     [MC_KIND_RETRIEVAL] = { 1, MC_ARGS_ANY, "K", false, false },
     [MC_KIND_GAT]       = { 2, MC_ARGS_ANY, "xK", false, false },
@@ -90,6 +91,7 @@ static const struct mc_kind_info mc_kinds[] = {
     [MC_KIND_VERSION]   = { 0, MC_ARGS_ANY, "", false, false },
     [MC_KIND_QUIT]      = { 0, MC_ARGS_ANY, "", false, false },
 };
+// clang-format on
 
 struct mc_cmd_info {
     const char *name;
@@ -250,7 +252,7 @@ mc_check_arg(const uint8_t *buf, const struct mc_tok *t, char rule, uint64_t *da
     case 'n':
         return mc_tok_is_noreply(buf, t);
     default:
-        return true;    /* keys are checked on their own, x is free */
+        return true; /* keys are checked on their own, x is free */
     }
 }
 
@@ -267,9 +269,9 @@ mc_req_fail(struct mc_req *req, enum mc_req_error err)
  */
 struct mc_line {
     struct mc_tok tok[MC_SAVED_TOKENS];
-    struct mc_tok last;         /* last token */
-    struct mc_tok prev;         /* the one before it */
-    size_t ntok;                /* command included */
+    struct mc_tok last; /* last token */
+    struct mc_tok prev; /* the one before it */
+    size_t ntok;        /* command included */
     size_t max_key_len;
 };
 
@@ -390,7 +392,7 @@ mc_parse_req_skip(const uint8_t *buf, size_t len, uint64_t max_request_size, uin
         return mc_req_fail(req, MC_ERR_TOO_LARGE);
     }
     if (skipped > data_len) {
-        return mc_req_fail(req, MC_ERR_BAD_CHUNK);  /* only a caller's mistake gets here */
+        return mc_req_fail(req, MC_ERR_BAD_CHUNK); /* only a caller's mistake gets here */
     }
     req->total_len = (size_t)(total - skipped);
     if (len < req->total_len) {
@@ -474,10 +476,9 @@ mc_parse_value(const uint8_t *buf, size_t len, size_t line_len, size_t end, size
     if (n < 2 || mc_next_tok(buf, end, &pos, &key)) {
         return MC_PARSE_ERROR;
     }
-    if (mc_parse_u64_tok(buf, &num[0], UINT32_MAX, &flags) != 0
-        || mc_parse_u64_tok(buf, &num[1], INT32_MAX, &bytes) != 0
-        || (n == 3 && mc_parse_u64_tok(buf, &num[2], UINT64_MAX, &cas) != 0)
-        || skipped > bytes) {
+    if (mc_parse_u64_tok(buf, &num[0], UINT32_MAX, &flags) != 0 ||
+        mc_parse_u64_tok(buf, &num[1], INT32_MAX, &bytes) != 0 ||
+        (n == 3 && mc_parse_u64_tok(buf, &num[2], UINT64_MAX, &cas) != 0) || skipped > bytes) {
         return MC_PARSE_ERROR;
     }
     rsp->type = MC_RSP_VALUE;
@@ -524,8 +525,8 @@ mc_parse_rsp_skip(const uint8_t *buf, size_t len, uint64_t skipped, struct mc_rs
     rsp->len = line_len;
     if (mc_tok_is(buf, &first, "END", 3) && !mc_next_tok(buf, end, &pos, &extra)) {
         rsp->type = MC_RSP_END;
-    } else if (mc_has_prefix(buf, end, "ERROR") || mc_has_prefix(buf, end, "CLIENT_ERROR")
-               || mc_has_prefix(buf, end, "SERVER_ERROR")) {
+    } else if (mc_has_prefix(buf, end, "ERROR") || mc_has_prefix(buf, end, "CLIENT_ERROR") ||
+               mc_has_prefix(buf, end, "SERVER_ERROR")) {
         rsp->type = MC_RSP_ERROR;
     } else {
         rsp->type = MC_RSP_LINE;
@@ -564,7 +565,7 @@ mc_rsp_fits(enum mc_cmd cmd, const uint8_t *buf, const struct mc_rsp *rsp)
     bool retrieval = mc_cmd_is_retrieval(cmd);
 
     if (rsp->type == MC_RSP_ERROR) {
-        return true;    /* ERROR, CLIENT_ERROR and SERVER_ERROR answer anything */
+        return true; /* ERROR, CLIENT_ERROR and SERVER_ERROR answer anything */
     }
     if (rsp->type == MC_RSP_VALUE || rsp->type == MC_RSP_END || retrieval) {
         /* (a VALUE is judged by its header alone: its block may not be here) */

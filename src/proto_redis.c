@@ -54,7 +54,6 @@
 
 #include <string.h>
 
-
 /* Redis quotes at most this much of a client's command name in an error. */
 #define REDIS_ERR_NAME_MAX 128
 
@@ -62,17 +61,17 @@
 #define REDIS_MIN_ARG_LEN 6
 
 enum redis_req_state {
-    REQ_START,      /* nothing decided yet */
-    REQ_ARG_HDR,    /* pos: the '$' of the next argument's header */
-    REQ_ARG_BODY,   /* pos: the first byte of a body of bulk_len bytes */
-    REQ_INLINE,     /* pos: where the search for the line's '\n' resumes */
-    REQ_DONE,       /* err says which result to repeat */
+    REQ_START,    /* nothing decided yet */
+    REQ_ARG_HDR,  /* pos: the '$' of the next argument's header */
+    REQ_ARG_BODY, /* pos: the first byte of a body of bulk_len bytes */
+    REQ_INLINE,   /* pos: where the search for the line's '\n' resumes */
+    REQ_DONE,     /* err says which result to repeat */
 };
 
 enum redis_rsp_state {
-    RSP_START,      /* a zeroed struct: remaining is not set up yet */
-    RSP_HDR,        /* pos: a value's type byte; scan: '\n' search resumes here */
-    RSP_BODY,       /* pos: the first byte of a body of bulk_len bytes */
+    RSP_START, /* a zeroed struct: remaining is not set up yet */
+    RSP_HDR,   /* pos: a value's type byte; scan: '\n' search resumes here */
+    RSP_BODY,  /* pos: the first byte of a body of bulk_len bytes */
     RSP_DONE,
     RSP_FAILED,
 };
@@ -185,8 +184,7 @@ redis_put(uint8_t *out, size_t *n, int c)
 }
 
 int
-redis_inline_next_arg(const uint8_t *line, size_t len, size_t *cursor, uint8_t *out,
-                      size_t *outlen)
+redis_inline_next_arg(const uint8_t *line, size_t len, size_t *cursor, uint8_t *out, size_t *outlen)
 {
     size_t p = *cursor, n = 0;
     bool inq = false, insq = false, done = false;
@@ -209,6 +207,7 @@ redis_inline_next_arg(const uint8_t *line, size_t len, size_t *cursor, uint8_t *
                 p += 3;
             } else if (c == '\\' && redis_at(line, len, p + 1) != 0) {
                 p++;
+                // clang-format off
                 switch (redis_at(line, len, p)) {
                 case 'n': c = '\n'; break;
                 case 'r': c = '\r'; break;
@@ -217,6 +216,7 @@ redis_inline_next_arg(const uint8_t *line, size_t len, size_t *cursor, uint8_t *
                 case 'a': c = '\a'; break;
                 default: c = redis_at(line, len, p); break;
                 }
+                // clang-format on
                 redis_put(out, &n, c);
             } else if (c == '"') {
                 /* a closing quote must end the argument */
@@ -345,7 +345,8 @@ redis_req_finish(struct redis_req *r, const uint8_t *name, size_t name_len)
     if (cmd == NULL || cmd->route == REDIS_ROUTE_UNSUPPORTED) {
         return redis_req_fail(r, REDIS_ERR_UNSUPPORTED);
     }
-    if (nargs < (uint32_t)cmd->min_args || (cmd->max_args >= 0 && nargs > (uint32_t)cmd->max_args)) {
+    if (nargs < (uint32_t)cmd->min_args ||
+        (cmd->max_args >= 0 && nargs > (uint32_t)cmd->max_args)) {
         return redis_req_fail(r, REDIS_ERR_ARITY);
     }
     /* MSET's pairs are split between servers: a lone key has no value. */
@@ -379,7 +380,8 @@ redis_parse_inline(struct redis_req *r, const uint8_t *buf, size_t len, uint64_t
     if (nl == NULL) {
         if (len >= limit) {
             return redis_req_fail(r, max_request_size < REDIS_INLINE_SEARCH
-                                         ? REDIS_ERR_TOO_LARGE : REDIS_ERR_INLINE_TOO_LONG);
+                                         ? REDIS_ERR_TOO_LARGE
+                                         : REDIS_ERR_INLINE_TOO_LONG);
         }
         r->pos = len;
         return REDIS_PARSE_AGAIN;
@@ -406,7 +408,7 @@ redis_parse_inline(struct redis_req *r, const uint8_t *buf, size_t len, uint64_t
             if (alen <= REDIS_CMD_NAME_MAX) {
                 (void)redis_inline_next_arg(buf, line, &at, name, &name_len);
             } else {
-                name_len = 0;   /* longer than any command: unknown */
+                name_len = 0; /* longer than any command: unknown */
             }
         }
         r->argc++;
@@ -475,7 +477,8 @@ redis_parse_arg_hdr(struct redis_req *r, const uint8_t *buf, size_t len, uint64_
         break;
     }
     if ((uint64_t)end + r->skipped + (uint64_t)n + 2 +
-        (uint64_t)(r->args_left - 1) * REDIS_MIN_ARG_LEN > max_request_size) {
+            (uint64_t)(r->args_left - 1) * REDIS_MIN_ARG_LEN >
+        max_request_size) {
         return redis_req_fail(r, REDIS_ERR_TOO_LARGE);
     }
     if (r->args_left == r->argc) {
@@ -742,7 +745,7 @@ redis_rsp_header(struct redis_rsp *r, const uint8_t *buf, size_t len)
 {
     static const enum redis_rsp_type types[] = {
         ['+'] = REDIS_RSP_STATUS, ['-'] = REDIS_RSP_ERROR, [':'] = REDIS_RSP_INTEGER,
-        ['$'] = REDIS_RSP_BULK, ['*'] = REDIS_RSP_ARRAY,
+        ['$'] = REDIS_RSP_BULK,   ['*'] = REDIS_RSP_ARRAY,
     };
     size_t start = r->pos, end = 0;
     uint64_t max_pos, max_neg;
@@ -765,14 +768,14 @@ redis_rsp_header(struct redis_rsp *r, const uint8_t *buf, size_t len)
         break;
     case '$':
         max_pos = REDIS_MAX_BULK;
-        max_neg = 1;        /* $-1: nil */
+        max_neg = 1; /* $-1: nil */
         break;
     case '*':
         max_pos = INT32_MAX;
-        max_neg = 1;        /* *-1: nil */
+        max_neg = 1; /* *-1: nil */
         break;
     default:
-        return REDIS_PARSE_ERROR;   /* RESP3 types included: we never ask for them */
+        return REDIS_PARSE_ERROR; /* RESP3 types included: we never ask for them */
     }
     if (type == '+' || type == '-') {
         rc = redis_rsp_status(r, buf, len, &end);
@@ -873,7 +876,7 @@ redis_rsp_min_len(const struct redis_rsp *r)
     }
     if (r->in_body) {
         n += r->bulk_len + 2;
-        owed--;     /* that bulk is paid once its body is read */
+        owed--; /* that bulk is paid once its body is read */
     }
     return owed > (UINT64_MAX - n) / 3 ? UINT64_MAX : n + owed * 3;
 }

@@ -26,6 +26,7 @@
 #include "util.h"
 
 #define REDIS_ANY (-1)
+// clang-format off
 #define KEY(name, min, max) { name, min, max, REDIS_ROUTE_KEY, 1, 0, 0, 0, 0, 0 }
 #define NOKEY(name, min, max) { name, min, max, REDIS_ROUTE_KEY, 0, 0, 0, 0, 0, 0 }
 #define EVAL(name) { name, 2, REDIS_ANY, REDIS_ROUTE_KEY, 0, 0, 2, 0, 0, 0 }
@@ -34,6 +35,7 @@
 #define LOCAL(name, min, max, handler, flags) \
     { name, min, max, REDIS_ROUTE_LOCAL, 0, 0, 0, 0, handler, flags }
 #define UNSUPPORTED(name, min, max) { name, min, max, REDIS_ROUTE_UNSUPPORTED, 0, 0, 0, 0, 0, 0 }
+// clang-format on
 
 static const struct redis_cmd redis_cmds[] = {
     KEY("append", 2, 2),

@@ -19,13 +19,13 @@
 _Static_assert(sizeof(struct redis_rsp) <= 128, "redis_rsp must fit a reply_reader");
 
 static enum proto_rc
-redis_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t len,
-                 uint64_t skipped, struct proto_step *out)
+redis_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t len, uint64_t skipped,
+                 struct proto_step *out)
 {
-    struct redis_rsp *r = state;    /* a zeroed one starts a new reply */
+    struct redis_rsp *r = state; /* a zeroed one starts a new reply */
 
-    (void)m;        /* any request gets any RESP value */
-    (void)skipped;  /* r was told of every skip (redis_rsp_skip) */
+    (void)m;       /* any request gets any RESP value */
+    (void)skipped; /* r was told of every skip (redis_rsp_skip) */
     switch (redis_parse_rsp(r, buf, len)) {
     case REDIS_PARSE_OK:
         out->len = r->total_len;
@@ -35,7 +35,7 @@ redis_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t le
         out->min_len = redis_rsp_min_len(r);
         return PROTO_AGAIN;
     default:
-        out->min_len = redis_rsp_min_len(r);   /* what was declared before the bad byte */
+        out->min_len = redis_rsp_min_len(r); /* what was declared before the bad byte */
         return PROTO_ERROR;
     }
 }
@@ -138,7 +138,9 @@ static int
 redis_reply_take_all(struct msg *p, struct msg *fr)
 {
     return chain_take(&p->rsp, &p->rsp_pieces, buf_head(&fr->rsp), &fr->rsp_pieces, 0,
-                      buf_len(&fr->rsp)) != 0 ? -ENOMEM : 0;
+                      buf_len(&fr->rsp)) != 0
+               ? -ENOMEM
+               : 0;
 }
 
 /* MGET: the array of the keys' values, in request-key order; large values
@@ -150,13 +152,13 @@ redis_reply_merge_array(struct msg *p)
         return -ENOMEM;
     }
     for (uint32_t f = 0; f < p->nfrags; f++) {
-        p->frags[f]->rsp_sent = 0;  /* the fragment's element cursor */
+        p->frags[f]->rsp_sent = 0; /* the fragment's element cursor */
     }
     for (uint32_t i = 0; i < p->nkeys; i++) {
         struct msg *fr = p->frags[p->key_frag[i]];
         size_t cursor = (size_t)fr->rsp_sent, off, len;
         if (!redis_reply_next_elem(fr, &cursor, &off, &len)) {
-            return -EINVAL;     /* a part with fewer elements than its keys */
+            return -EINVAL; /* a part with fewer elements than its keys */
         }
         fr->rsp_sent = cursor;
         if (chain_take(&p->rsp, &p->rsp_pieces, buf_head(&fr->rsp), &fr->rsp_pieces, off,

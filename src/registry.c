@@ -11,17 +11,26 @@
 #include "conf.h"
 #include "gen.h"
 
+/* n zeroed blocks of size bytes, cache-line aligned (each worker writes
+   its own). */
+static void *
+registry_blocks(size_t size, int n)
+{
+    void *p = aligned_alloc(CACHE_LINE, CACHE_ROUND(size * (size_t)n));
+
+    if (p != NULL) {
+        memset(p, 0, size * (size_t)n);
+    }
+    return p;
+}
+
 int
 registry_init(struct registry *r, int nworkers)
 {
     memset(r, 0, sizeof(*r));
     r->nworkers = nworkers;
-    r->workers = aligned_alloc(64, sizeof(*r->workers) * (size_t)nworkers);
-    if (r->workers == NULL) {
-        return -1;
-    }
-    memset(r->workers, 0, sizeof(*r->workers) * (size_t)nworkers);
-    return 0;
+    r->workers = registry_blocks(sizeof(*r->workers), nworkers);
+    return r->workers == NULL ? -1 : 0;
 }
 
 void
@@ -46,17 +55,6 @@ registry_free(struct registry *r)
     memset(r, 0, sizeof(*r));
 }
 
-static void *
-registry_blocks(size_t size, int n)
-{
-    void *p = aligned_alloc(64, size * (size_t)n);
-
-    if (p != NULL) {
-        memset(p, 0, size * (size_t)n);
-    }
-    return p;
-}
-
 static struct reg_pool *
 registry_pool(struct registry *r, const char *name)
 {
@@ -67,11 +65,10 @@ registry_pool(struct registry *r, const char *name)
             return p;
         }
     }
-    p = aligned_alloc(64, (sizeof(*p) + 63) / 64 * 64);
+    p = registry_blocks(sizeof(*p), 1);
     if (p == NULL) {
         return NULL;
     }
-    memset(p, 0, sizeof(*p));
     p->name = strdup(name);
     p->st = registry_blocks(sizeof(*p->st), r->nworkers);
     if (p->name == NULL || p->st == NULL) {
@@ -95,11 +92,10 @@ registry_server(struct registry *r, struct reg_pool *p, const char *ident)
             return s;
         }
     }
-    s = aligned_alloc(64, (sizeof(*s) + 63) / 64 * 64);
+    s = registry_blocks(sizeof(*s), 1);
     if (s == NULL) {
         return NULL;
     }
-    memset(s, 0, sizeof(*s));
     s->ident = strdup(ident);
     s->st = registry_blocks(sizeof(*s->st), r->nworkers);
     if (s->ident == NULL || s->st == NULL) {

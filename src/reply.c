@@ -32,10 +32,9 @@ reply_read(const struct proto_wire *w, struct reply_reader *rr, struct chain_in 
         const uint8_t *head = buf_head(&in->b);
 
         if (m == NULL) {
-            return -EINVAL;     /* bytes nobody asked for */
+            return -EINVAL; /* bytes nobody asked for */
         }
-        enum proto_rc rc = w->reply_step(rr->state, m, head, buf_len(&in->b), in->holes.bytes,
-                                         &st);
+        enum proto_rc rc = w->reply_step(rr->state, m, head, buf_len(&in->b), in->holes.bytes, &st);
         if (rc != PROTO_OK) {
             /* Refused once its declared parts cannot fit, not once buffered;
                the same decision however the bytes arrived, since what was
@@ -53,10 +52,10 @@ reply_read(const struct proto_wire *w, struct reply_reader *rr, struct chain_in 
             chain_take(&m->rsp, &m->rsp_pieces, head, &in->holes, 0, st.len) != 0) {
             return -ENOMEM;
         }
-        chain_in_consume(in, st.len);   /* a reply nobody wants gives its pieces back */
+        chain_in_consume(in, st.len); /* a reply nobody wants gives its pieces back */
         if (st.done) {
             if (w->rsp_state_size > 0) {
-                memset(rr->state, 0, w->rsp_state_size);   /* the next reply starts afresh */
+                memset(rr->state, 0, w->rsp_state_size); /* the next reply starts afresh */
             }
             size_t total = (size_t)rr->bytes;
             rr->bytes = 0;
@@ -90,7 +89,7 @@ reply_stream(const struct proto_wire *w, struct reply_reader *rr, struct chain_i
 void
 reply_streamed(const struct proto_wire *w, struct reply_reader *rr, uint64_t n)
 {
-    rr->bytes += n;     /* the reply's size counts every byte, wherever read */
+    rr->bytes += n; /* the reply's size counts every byte, wherever read */
     if (w->reply_body_skip != NULL) {
         w->reply_body_skip(rr->state, n);
     }
@@ -102,7 +101,7 @@ reply_merge(const struct proto_wire *w, struct msg *p)
     int err = 0;
 
     for (uint32_t f = 0; f < p->nfrags && err == 0; f++) {
-        err = p->frags[f]->err;     /* a failed part fails the whole */
+        err = p->frags[f]->err; /* a failed part fails the whole */
     }
     if (err == 0) {
         err = -w->merge(p);

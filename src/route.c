@@ -37,7 +37,7 @@ route_server_conn(struct pool_server *s, const struct client *c, int *err)
 
     if (sc->c.state == CONN_DISCONNECTED) {
         if (s->retry_at_ms != 0 && util_mono_msec() < s->retry_at_ms) {
-            *err = s->last_err;     /* backing off after a failed connect */
+            *err = s->last_err; /* backing off after a failed connect */
             return NULL;
         }
         int rc = server_connect(sc);

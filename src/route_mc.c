@@ -149,15 +149,16 @@ route_mc_request(struct client *c, void *state, const uint8_t *buf, size_t len)
 {
     struct mc_req req;
 
-    (void)state;    /* the parser is restartable: it needs none */
+    (void)state; /* the parser is restartable: it needs none */
     switch (mc_parse_req_skip(buf, len, c->c.ctx->max_request_size, c->in->holes.bytes, &req)) {
     case MC_PARSE_AGAIN:
         return 0;
     case MC_PARSE_ERROR: {
         const char *reply = mc_error_reply(req.err);
         if (mc_error_closes(req.err)) {
-            client_reply_and_drain(c, reply, strlen(reply), req.err == MC_ERR_TOO_LARGE
-                                   ? STATS_CC_too_large : STATS_CC_protocol_error);
+            client_reply_and_drain(c, reply, strlen(reply),
+                                   req.err == MC_ERR_TOO_LARGE ? STATS_CC_too_large
+                                                               : STATS_CC_protocol_error);
             return -1;
         }
         client_reply(c, reply, strlen(reply));
@@ -184,10 +185,11 @@ route_mc_body_left(struct client *c, void *state, const uint8_t *buf, size_t len
 
     (void)state;
     if (mc_parse_req_skip(buf, len, c->c.ctx->max_request_size, c->in->holes.bytes, &req) !=
-            MC_PARSE_AGAIN || req.data_len == 0 || req.total_len < 2 || req.total_len - 2 <= len) {
+            MC_PARSE_AGAIN ||
+        req.data_len == 0 || req.total_len < 2 || req.total_len - 2 <= len) {
         return 0;
     }
-    return req.total_len - 2 - len;     /* the block's bytes not here yet, its "\r\n" aside */
+    return req.total_len - 2 - len; /* the block's bytes not here yet, its "\r\n" aside */
 }
 
 const struct proto_ops route_mc_proto = {

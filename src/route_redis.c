@@ -39,7 +39,7 @@ static const uint8_t route_redis_placeholder[] = "placeholder";
 /* A client's parse state while a request is incomplete. */
 struct route_redis_state {
     struct redis_req req;
-    struct redis_arg *heap;         /* room for more arguments, kept across requests */
+    struct redis_arg *heap; /* room for more arguments, kept across requests */
     uint32_t heap_cap;
     struct redis_arg args[ROUTE_REDIS_ARGS];
 };
@@ -74,8 +74,8 @@ route_redis_state_free(void *state)
 
 /* Parse with room for every argument: grown when a request has more. */
 static enum redis_parse
-route_redis_parse(struct route_redis_state *st, struct redis_req *r, const uint8_t *buf,
-                  size_t len, uint64_t max)
+route_redis_parse(struct route_redis_state *st, struct redis_req *r, const uint8_t *buf, size_t len,
+                  uint64_t max)
 {
     enum redis_parse rc;
 
@@ -83,7 +83,7 @@ route_redis_parse(struct route_redis_state *st, struct redis_req *r, const uint8
         if (r->argc > st->heap_cap) {
             struct redis_arg *h = realloc(st->heap, sizeof(*h) * r->argc);
             if (h == NULL) {
-                return REDIS_PARSE_ERROR;   /* err stays NONE: out of memory */
+                return REDIS_PARSE_ERROR; /* err stays NONE: out of memory */
             }
             st->heap = h;
             st->heap_cap = r->argc;
@@ -139,8 +139,8 @@ route_redis_select(struct client *c, const struct redis_req *r, const uint8_t *b
     uint32_t want = c->pool->cp->redis_db;
     uint64_t db;
 
-    if (util_parse_u64((const char *)buf + r->args[1].off, r->args[1].len, UINT32_MAX, &db) == 0
-        && db == want) {
+    if (util_parse_u64((const char *)buf + r->args[1].off, r->args[1].len, UINT32_MAX, &db) == 0 &&
+        db == want) {
         route_redis_local(c, "+OK\r\n");
     } else {
         char line[96];
@@ -213,8 +213,7 @@ route_redis_split_whole(void *arg, struct msg *m)
 
 /* Append argument a as a bulk string; a large value's chunks move along. */
 static int
-route_redis_take_arg(const struct route_redis_split *sp, struct msg *fr,
-                     const struct redis_arg *a)
+route_redis_take_arg(const struct route_redis_split *sp, struct msg *fr, const struct redis_arg *a)
 {
     uint64_t around = client_piece_bytes(sp->c, a->off, a->off + a->len);
     char hdr[32];
@@ -280,8 +279,8 @@ route_redis_key(const struct redis_cmd *cmd, const struct redis_req *r, const ui
 }
 
 static void
-route_redis_forward(struct client *c, struct msg *m, const struct redis_req *r,
-                    const uint8_t *buf, const struct redis_arg *key)
+route_redis_forward(struct client *c, struct msg *m, const struct redis_req *r, const uint8_t *buf,
+                    const struct redis_arg *key)
 {
     if (client_take(c, m, buf, 0, r->total_len) != 0) {
         client_fail_msg(c->c.ctx, m, ENOMEM);
@@ -326,8 +325,7 @@ route_redis_serve(struct client *c, const uint8_t *buf, const struct redis_req *
     if (cmd->route == REDIS_ROUTE_SPLIT && c->pool->nservers > 1) {
         struct route_redis_split sp = { c, r, buf, cmd->first_key, cmd->key_step };
         m->merge = cmd->merge;
-        route_split(c, m, (r->argc - cmd->first_key) / cmd->key_step, &route_redis_split_ops,
-                    &sp);
+        route_split(c, m, (r->argc - cmd->first_key) / cmd->key_step, &route_redis_split_ops, &sp);
         return true;
     }
     route_redis_forward(c, m, r, buf, route_redis_key(cmd, r, buf));
@@ -376,19 +374,19 @@ route_redis_request(struct client *c, void *state, const uint8_t *buf, size_t le
             return -1;
         }
         if (r->err == REDIS_ERR_EMPTY) {
-            return (ssize_t)r->total_len;   /* skipped silently, as Redis does */
+            return (ssize_t)r->total_len; /* skipped silently, as Redis does */
         }
         size_t n = redis_error_reply(r, buf, reply, sizeof(reply));
         if (redis_error_closes(r->err)) {
-            client_reply_and_drain(c, reply, n, r->err == REDIS_ERR_TOO_LARGE
-                                   ? STATS_CC_too_large : STATS_CC_protocol_error);
+            client_reply_and_drain(c, reply, n,
+                                   r->err == REDIS_ERR_TOO_LARGE ? STATS_CC_too_large
+                                                                 : STATS_CC_protocol_error);
             return -1;
         }
         client_reply(c, reply, n);
         return (ssize_t)r->total_len;
     }
-    bool go_on = r->is_inline ? route_redis_inline(c, st, buf, r)
-                              : route_redis_serve(c, buf, r);
+    bool go_on = r->is_inline ? route_redis_inline(c, st, buf, r) : route_redis_serve(c, buf, r);
     return go_on ? (ssize_t)r->total_len : -1;
 }
 
@@ -404,7 +402,7 @@ route_redis_body_left(struct client *c, void *state, const uint8_t *buf, size_t 
 
     (void)c;
     if (left == 0 || arg == 0) {
-        return 0;   /* the name is looked up in the buffer */
+        return 0; /* the name is looked up in the buffer */
     }
     return redis_cmd_streams(redis_cmd_lookup(buf + r->args[0].off, r->args[0].len), arg) ? left
                                                                                           : 0;

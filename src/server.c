@@ -52,7 +52,7 @@ server_arm(struct server_conn *sc, uint64_t at_ms)
 {
     uint64_t now = util_mono_msec();
     uint64_t d = at_ms > now ? at_ms - now : 0;
-    struct timeval tv = { (time_t)(d / 1000), (suseconds_t)((d % 1000) * 1000) };
+    struct timeval tv = util_ms_tv(d);
 
     evtimer_add(&sc->tev, &tv);
 }
@@ -74,7 +74,8 @@ server_connect(struct server_conn *sc)
             if (now >= s->local_err_log_ms) {
                 s->local_err_log_ms = now + SERVER_LOCAL_ERR_LOG_MS;
                 log_warn("pool %s: cannot connect to server %s: %s (a local limit; the "
-                         "server is not counted as failed)", p->cp->name, cs->ident, why);
+                         "server is not counted as failed)",
+                         p->cp->name, cs->ident, why);
             }
             return fd;
         }
@@ -179,7 +180,7 @@ server_flush(struct server_conn *sc)
     for (;;) {
         n = 0;
         total = 0;
-        TAILQ_FOREACH(m, &sc->in_q, s_tqe) {
+        TAILQ_FOREACH (m, &sc->in_q, s_tqe) {
             size_t bytes;
             if (n == SERVER_IOV_MAX) {
                 break;
@@ -251,7 +252,7 @@ server_reset(struct server_conn *sc)
     }
     conn_close_fd(&sc->c);
     if (sc->in != NULL) {
-        chain_in_reset(sc->in);     /* bytes and bodies of the dead socket */
+        chain_in_reset(sc->in); /* bytes and bodies of the dead socket */
         conn_give_back_buf(ctx, &sc->in);
     }
     sc->sock = (struct conn_sock){ 0 };
@@ -390,7 +391,7 @@ server_replied(void *arg, struct msg *m, size_t total)
     }
     pool_server_ok(sc->server);
     if (m->timed_out) {
-        msg_release(&ctx->msgs, m);     /* a tombstone's late reply */
+        msg_release(&ctx->msgs, m); /* a tombstone's late reply */
     } else {
         client_deliver(ctx, m);
     }
@@ -453,12 +454,12 @@ server_next_deadline(const struct server_conn *sc)
         uint64_t stuck = head->deadline_ms + head->timeout_ms;
         next = next == 0 ? stuck : MIN(next, stuck);
     }
-    TAILQ_FOREACH(m, &sc->out_q, s_tqe) {
+    TAILQ_FOREACH (m, &sc->out_q, s_tqe) {
         if (!m->timed_out && m->deadline_ms != 0) {
             return next == 0 ? m->deadline_ms : MIN(next, m->deadline_ms);
         }
     }
-    TAILQ_FOREACH(m, &sc->in_q, s_tqe) {
+    TAILQ_FOREACH (m, &sc->in_q, s_tqe) {
         if (!m->timed_out && m->deadline_ms != 0) {
             return next == 0 ? m->deadline_ms : MIN(next, m->deadline_ms);
         }
@@ -486,7 +487,7 @@ server_msg_timeout(struct server_conn *sc, struct msg *m)
     stats_add(&sc->st->f[STATS_S_server_timedout], 1);
     pool_server_failed(sc->server, ETIMEDOUT, false);
     if (m->req_sent == 0) {
-        server_unqueue(sc, m);  /* never sent: no reply will come */
+        server_unqueue(sc, m); /* never sent: no reply will come */
     } else {
         m->timed_out = true;
     }
@@ -510,7 +511,7 @@ server_timer(struct server_conn *sc)
             continue;
         }
         if (m->deadline_ms > now) {
-            goto rearm;     /* deadlines grow in queue order */
+            goto rearm; /* deadlines grow in queue order */
         }
         server_msg_timeout(sc, m);
     }

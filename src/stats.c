@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "util.h"
 
+// clang-format off
 static const char *const stats_pool_names[] = {
 #define STATS_NAME(name, type, desc) #name,
     STATS_POOL_LIST(STATS_NAME)
@@ -36,6 +37,7 @@ const char *const stats_server_close_descs[STATS_SERVER_CLOSE_N] = {
 };
 #undef STATS_CLOSE_NAME
 #undef STATS_CLOSE_DESC
+// clang-format on
 
 static int
 stats_puts(struct buf *b, const char *s)
@@ -113,8 +115,8 @@ stats_render_json(struct buf *b, const struct stats_doc *d)
 }
 
 const uint64_t stats_hist_bounds_us[STATS_HIST_NBOUNDS] = {
-    50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
-    1000000, 2500000, 5000000, 10000000,
+    50,    100,    250,    500,    1000,    2500,    5000,    10000,    25000,
+    50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
 };
 
 void
@@ -138,6 +140,7 @@ stats_hist_sum(struct stats_hist_view *v, const struct stats_hist *h)
     v->sum_us += stats_get(&h->sum_us);
 }
 
+// clang-format off
 static const enum stats_type stats_pool_types[] = {
 #define STATS_TYPE(name, type, desc) type,
     STATS_POOL_LIST(STATS_TYPE)
@@ -154,6 +157,7 @@ static const char *const stats_server_descs[] = {
     STATS_SERVER_LIST(STATS_DESC)
 #undef STATS_DESC
 };
+// clang-format on
 
 /* Label values: escape backslash, quote and newline as the format asks. */
 static int
@@ -178,8 +182,8 @@ static int
 stats_prom_head(struct buf *b, const char *name, const char *type, const char *help)
 {
     char tmp[512];
-    int n = snprintf(tmp, sizeof(tmp), "# HELP cachemux_%s %s\n# TYPE cachemux_%s %s\n", name,
-                     help, name, type);
+    int n = snprintf(tmp, sizeof(tmp), "# HELP cachemux_%s %s\n# TYPE cachemux_%s %s\n", name, help,
+                     name, type);
 
     return buf_append(b, tmp, (size_t)MIN((size_t)n, sizeof(tmp) - 1));
 }
@@ -247,8 +251,8 @@ stats_prom_closed(struct buf *b, const struct stats_doc *d)
             for (size_t r = 0; r < STATS_SERVER_CLOSE_N; r++) {
                 snprintf(val, sizeof(val), "%" PRIu64, d->pools[p].sclosed[s][r]);
                 rc |= stats_prom_sample_r(b, "server_closed_total", "", d->pools[p].name,
-                                          d->pools[p].server_names[s],
-                                          stats_server_close_names[r], NULL, val);
+                                          d->pools[p].server_names[s], stats_server_close_names[r],
+                                          NULL, val);
             }
         }
     }
@@ -290,23 +294,28 @@ stats_render_prom(struct buf *b, const struct stats_doc *d)
     snprintf(tmp, sizeof(tmp),
              "# HELP cachemux_uptime_seconds Seconds since the process started\n"
              "# TYPE cachemux_uptime_seconds gauge\n"
-             "cachemux_uptime_seconds %" PRIu64 "\n", d->uptime);
+             "cachemux_uptime_seconds %" PRIu64 "\n",
+             d->uptime);
     rc |= stats_puts(b, tmp);
-    snprintf(tmp, sizeof(tmp),
-             "# HELP cachemux_connections_total Connections ever opened (clients, servers, listeners)\n"
-             "# TYPE cachemux_connections_total counter\n"
-             "cachemux_connections_total %" PRIu64 "\n", d->total_connections);
+    snprintf(
+        tmp, sizeof(tmp),
+        "# HELP cachemux_connections_total Connections ever opened (clients, servers, listeners)\n"
+        "# TYPE cachemux_connections_total counter\n"
+        "cachemux_connections_total %" PRIu64 "\n",
+        d->total_connections);
     rc |= stats_puts(b, tmp);
     snprintf(tmp, sizeof(tmp),
              "# HELP cachemux_connections Connections open now (clients, servers, listeners)\n"
              "# TYPE cachemux_connections gauge\n"
-             "cachemux_connections %" PRIu64 "\n", d->curr_connections);
+             "cachemux_connections %" PRIu64 "\n",
+             d->curr_connections);
     rc |= stats_puts(b, tmp);
 
     snprintf(tmp, sizeof(tmp),
              "# HELP cachemux_reload_generation Configuration generation in force (1 at start)\n"
              "# TYPE cachemux_reload_generation gauge\n"
-             "cachemux_reload_generation %" PRIu64 "\n", d->reload_generation);
+             "cachemux_reload_generation %" PRIu64 "\n",
+             d->reload_generation);
     rc |= stats_puts(b, tmp);
     snprintf(tmp, sizeof(tmp),
              "# HELP cachemux_reloads_total Configuration reloads by result\n"
@@ -315,15 +324,18 @@ stats_render_prom(struct buf *b, const struct stats_doc *d)
              "cachemux_reloads_total{result=\"rejected\"} %" PRIu64 "\n",
              d->reloads_ok, d->reloads_rejected);
     rc |= stats_puts(b, tmp);
-    rc |= stats_puts(b, "# HELP cachemux_worker_client_connections Client connections open on each worker\n"
-                        "# TYPE cachemux_worker_client_connections gauge\n");
+    rc |= stats_puts(
+        b, "# HELP cachemux_worker_client_connections Client connections open on each worker\n"
+           "# TYPE cachemux_worker_client_connections gauge\n");
     for (size_t w = 0; w < d->nworkers; w++) {
-        snprintf(tmp, sizeof(tmp), "cachemux_worker_client_connections{worker=\"%zu\"} %" PRIu64 "\n",
-                 w, d->worker_clients[w]);
+        snprintf(tmp, sizeof(tmp),
+                 "cachemux_worker_client_connections{worker=\"%zu\"} %" PRIu64 "\n", w,
+                 d->worker_clients[w]);
         rc |= stats_puts(b, tmp);
     }
-    rc |= stats_puts(b, "# HELP cachemux_worker_requests_total Client requests parsed by each worker\n"
-                        "# TYPE cachemux_worker_requests_total counter\n");
+    rc |= stats_puts(b,
+                     "# HELP cachemux_worker_requests_total Client requests parsed by each worker\n"
+                     "# TYPE cachemux_worker_requests_total counter\n");
     for (size_t w = 0; w < d->nworkers; w++) {
         snprintf(tmp, sizeof(tmp), "cachemux_worker_requests_total{worker=\"%zu\"} %" PRIu64 "\n",
                  w, d->worker_requests[w]);
@@ -334,7 +346,8 @@ stats_render_prom(struct buf *b, const struct stats_doc *d)
         bool counter = stats_pool_types[f] == STATS_COUNTER;
         char name[64];
         snprintf(name, sizeof(name), "%s%s", stats_pool_names[f], counter ? "_total" : "");
-        rc |= stats_prom_head(b, name, counter ? "counter" : "gauge", stats_pool_descs[f] + (stats_pool_descs[f][0] == '#' ? 2 : 0));
+        rc |= stats_prom_head(b, name, counter ? "counter" : "gauge",
+                              stats_pool_descs[f] + (stats_pool_descs[f][0] == '#' ? 2 : 0));
         for (size_t p = 0; p < d->npools; p++) {
             snprintf(val, sizeof(val), "%" PRIu64, d->pools[p].f[f]);
             rc |= stats_prom_sample(b, name, "", d->pools[p].name, NULL, NULL, val);
@@ -344,7 +357,8 @@ stats_render_prom(struct buf *b, const struct stats_doc *d)
         bool counter = stats_server_types[f] == STATS_COUNTER;
         char name[64];
         snprintf(name, sizeof(name), "%s%s", stats_server_names[f], counter ? "_total" : "");
-        rc |= stats_prom_head(b, name, counter ? "counter" : "gauge", stats_server_descs[f] + (stats_server_descs[f][0] == '#' ? 2 : 0));
+        rc |= stats_prom_head(b, name, counter ? "counter" : "gauge",
+                              stats_server_descs[f] + (stats_server_descs[f][0] == '#' ? 2 : 0));
         for (size_t p = 0; p < d->npools; p++) {
             for (size_t s = 0; s < d->pools[p].nservers; s++) {
                 snprintf(val, sizeof(val), "%" PRIu64, d->pools[p].sf[s][f]);
@@ -357,7 +371,8 @@ stats_render_prom(struct buf *b, const struct stats_doc *d)
     rc |= stats_prom_head(b, "request_duration_seconds", "histogram",
                           "Request time per pool, from parsed to reply written");
     for (size_t p = 0; p < d->npools; p++) {
-        rc |= stats_prom_hist(b, "request_duration_seconds", d->pools[p].name, NULL, &d->pools[p].hist);
+        rc |= stats_prom_hist(b, "request_duration_seconds", d->pools[p].name, NULL,
+                              &d->pools[p].hist);
     }
     rc |= stats_prom_head(b, "server_request_duration_seconds", "histogram",
                           "Request time per server, from parsed to reply written");

@@ -47,17 +47,17 @@
  * next generation, and it is closed once no generation uses it.
  */
 struct supervisor_unix {
-    char *listen_str;           /* as written, the key a reload matches on */
+    char *listen_str; /* as written, the key a reload matches on */
     char *path;
     int fd;
-    unsigned long ino;          /* to unlink only our own socket */
+    unsigned long ino; /* to unlink only our own socket */
     struct supervisor_unix *next;
 };
 
 struct supervisor {
-    struct conf *conf;          /* the current generation's configuration */
-    struct gen *gen;            /* current generation (held) */
-    struct gen *gens;           /* every generation not yet freed */
+    struct conf *conf; /* the current generation's configuration */
+    struct gen *gen;   /* current generation (held) */
+    struct gen *gens;  /* every generation not yet freed */
     struct supervisor_unix *unix_listeners;
     uint64_t next_gen_id;
     const struct cli_opts *opts;
@@ -67,10 +67,10 @@ struct supervisor {
     struct registry reg;
     struct admin *admin;
     struct admin_reloads reloads;
-    int ready_fd;               /* -d: pipe to the waiting parent, or -1 */
+    int ready_fd; /* -d: pipe to the waiting parent, or -1 */
     bool stopping;
-    struct event *stop_check;   /* polls the workers' exit while draining */
-    struct event *sweep;        /* frees generations nobody holds */
+    struct event *stop_check; /* polls the workers' exit while draining */
+    struct event *sweep;      /* frees generations nobody holds */
     bool pid_written;
 };
 
@@ -378,7 +378,7 @@ supervisor_stop_check_cb(evutil_socket_t fd, short what, void *arg)
 static void
 supervisor_begin_stop(struct supervisor *sv)
 {
-    struct timeval tv = { 0, 20 * 1000 };
+    struct timeval tv = util_ms_tv(20);
 
     if (sv->stopping) {
         return;
@@ -519,10 +519,11 @@ supervisor_log_capacity(const struct supervisor *sv)
 {
     const struct conf *c = sv->conf;
     uint64_t nofile = supervisor_raise_nofile();
-    uint64_t used = 64;     /* stdio, log, event fds, stats, slack */
+    uint64_t used = 64; /* stdio, log, event fds, stats, slack */
 
     for (size_t i = 0; i < c->npools; i++) {
-        used += (uint64_t)sv->nworkers * (1 + c->pools[i].nservers * c->pools[i].server_connections);
+        used +=
+            (uint64_t)sv->nworkers * (1 + c->pools[i].nservers * c->pools[i].server_connections);
     }
     log_notice("open files limit %" PRIu64 ": room for about %" PRIu64 " client connections",
                nofile, nofile > used ? nofile - used : 0);
@@ -602,7 +603,7 @@ supervisor_run(struct gen *g, const struct cli_opts *o)
             goto out;
         }
     }
-    struct timeval sweep_tv = { 0, SUPERVISOR_SWEEP_MS * 1000 };
+    struct timeval sweep_tv = util_ms_tv(SUPERVISOR_SWEEP_MS);
     sv.sweep = event_new(sv.base, -1, EV_PERSIST, supervisor_sweep_cb, &sv);
     if (sv.sweep == NULL || event_add(sv.sweep, &sweep_tv) != 0) {
         log_error("out of memory");

@@ -118,7 +118,7 @@ worker_sweep(struct worker *w)
         for (size_t i = 0; !busy && i < wp->pool.nservers; i++) {
             busy = !server_idle(wp->pool.servers[i]);
         }
-        TAILQ_FOREACH(s, &w->retiring_servers, retire_tqe) {
+        TAILQ_FOREACH (s, &w->retiring_servers, retire_tqe) {
             busy = busy || s->pool == &wp->pool;
         }
         if (!busy) {
@@ -167,7 +167,7 @@ worker_nclients(const struct worker *w)
     for (size_t i = 0; i < w->npools; i++) {
         n += w->pools[i] != NULL ? w->pools[i]->pool.nclients : 0;
     }
-    TAILQ_FOREACH(wp, &w->retiring_pools, retire_tqe) {
+    TAILQ_FOREACH (wp, &w->retiring_pools, retire_tqe) {
         n += wp->pool.nclients;
     }
     return n;
@@ -189,8 +189,7 @@ worker_pool_new(struct worker *w, const struct conf_pool *cp, const struct gen_p
         free(wp);
         return NULL;
     }
-    if (listener_open(&wp->listener, &wp->pool, gp->listen_fd, err,
-                      sizeof(err)) != 0) {
+    if (listener_open(&wp->listener, &wp->pool, gp->listen_fd, err, sizeof(err)) != 0) {
         log_error("%s", err);
         pool_destroy(&wp->pool);
         free(wp);
@@ -229,7 +228,8 @@ worker_pool_drain_timeout_cb(int fd, short what, void *arg)
     (void)what;
     if (wp->pool.nclients > 0) {
         log_warn("pool %s: removed; closing %" PRIu32 " clients still busy after the drain "
-                 "timeout", wp->pool.cp->name, wp->pool.nclients);
+                 "timeout",
+                 wp->pool.cp->name, wp->pool.nclients);
     }
     while ((c = TAILQ_FIRST(&wp->pool.clients)) != NULL) {
         client_close(c, STATS_CC_drain_timeout);
@@ -240,7 +240,7 @@ static void
 worker_retire_pool(struct worker *w, struct worker_pool *wp)
 {
     uint64_t ms = w->ctx.drain_timeout_ms;
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+    struct timeval tv = util_ms_tv(ms);
 
     gen_hold(w->gen);
     wp->hold = w->gen;
@@ -279,7 +279,7 @@ worker_switch(struct worker *w, struct gen *g)
             }
             if (strcmp(wp->pool.cp->listen_str, cp->listen_str) != 0 ||
                 wp->pool.cp->proto != cp->proto) {
-                break;      /* a new address or protocol: removed + added */
+                break; /* a new address or protocol: removed + added */
             }
             if (conf_pool_equal(wp->pool.cp, cp)) {
                 pool_retarget(&wp->pool, cp, gp);
@@ -330,7 +330,7 @@ worker_stop_timer_cb(int fd, short what, void *arg)
 static void
 worker_begin_stop(struct worker *w, uint64_t timeout_ms)
 {
-    struct timeval tv = { (time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000 };
+    struct timeval tv = util_ms_tv(timeout_ms);
     struct worker_pool *wp;
 
     if (w->ctx.stopping) {
@@ -348,7 +348,7 @@ worker_begin_stop(struct worker *w, uint64_t timeout_ms)
             worker_close_pool_clients(&w->pools[i]->pool);
         }
     }
-    TAILQ_FOREACH(wp, &w->retiring_pools, retire_tqe) {
+    TAILQ_FOREACH (wp, &w->retiring_pools, retire_tqe) {
         worker_close_pool_clients(&wp->pool);
     }
     evtimer_add(&w->stop_timer, &tv);
@@ -414,7 +414,7 @@ worker_cleanup(struct worker *w)
             worker_pool_shutdown(&w->pools[i]->pool, STATS_CC_stop);
         }
     }
-    TAILQ_FOREACH(wp, &w->retiring_pools, retire_tqe) {
+    TAILQ_FOREACH (wp, &w->retiring_pools, retire_tqe) {
         worker_pool_shutdown(&wp->pool, STATS_CC_stop);
     }
     while ((s = TAILQ_FIRST(&w->retiring_servers)) != NULL) {

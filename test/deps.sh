@@ -2,12 +2,13 @@
 # packages cachemux needs to build, test and demo, when any is missing.
 # The second line is for packaging: notify via libsystemd, the unit check
 # (systemd-analyze), the Debian package build and its install test, the man
-# page linters, and promtool for the alert rules.
+# page linters, promtool for the alert rules, and clang-format for the
+# format check.
 CACHEMUX_PACKAGES="gcc make autoconf automake pkg-config libevent-dev libinih-dev libyaml-dev check \
 memcached redis-server redis-tools nutcracker python3 python3-redis python3-pymemcache \
 libmemcached-tools clang libclang-rt-14-dev procps iproute2 \
 libsystemd-dev systemd build-essential dpkg-dev debhelper adduser logrotate man-db \
-mandoc groff-base prometheus python3-yaml"
+mandoc groff-base prometheus python3-yaml clang-format"
 
 cachemux_install_deps() {
     missing=""

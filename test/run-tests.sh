@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds cachemux and runs the whole test suite: gcc and clang -Werror builds
+# Builds cachemux and runs the whole test suite: the format check
+# (.clang-format), gcc and clang -Werror builds
 # (clang without libsystemd, so that the notify fallback is built and tested
 # too), unit and integration tests on a normal build and on an ASan+UBSan
 # build, the tests that exercise threads (multi-worker, reload, stop, stats)
@@ -19,6 +20,8 @@ jobs=$(nproc)
 start=$(date +%s)
 
 cachemux_build gcc CC=gcc --enable-werror
+echo "==> make format-check"
+make -C "$top/build/gcc" format-check
 echo "==> make check (gcc)"
 make -C "$top/build/gcc" -j"$jobs" check || { cat "$top"/build/gcc/test/*/*.log 2>/dev/null | tail -200; exit 1; }
 
@@ -58,9 +61,7 @@ make -C "$top/build/gcc" -j"$jobs" distcheck >"$top/build/distcheck.log" 2>&1 \
 echo "==> Debian package"
 sh "$top/test/test-deb.sh"     # from the tarball distcheck left in build/gcc
 
-if [ -x "$top/test/fuzz/run-fuzzers.sh" ]; then
-    echo "==> fuzzers"
-    sh "$top/test/fuzz/run-fuzzers.sh" "${CACHEMUX_FUZZ_SECONDS:-180}"
-fi
+echo "==> fuzzers"
+make -C "$top/build/gcc" fuzz FUZZ_SECONDS="${CACHEMUX_FUZZ_SECONDS:-180}"
 
 echo "==> all tests passed in $(( $(date +%s) - start )) s"

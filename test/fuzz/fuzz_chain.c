@@ -29,11 +29,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            abort();                                                                               \
-        }                                                                                          \
+#define CHECK(c)     \
+    do {             \
+        if (!(c)) {  \
+            abort(); \
+        }            \
     } while (0)
 
 #define MAX_REQ (1u << 20)
@@ -49,7 +49,7 @@ struct feed {
     struct chain_pool pool;
     const uint8_t *src;
     size_t pos, len, rsize, mbuf;
-    const uint8_t *bits;    /* stream decisions, cycled */
+    const uint8_t *bits; /* stream decisions, cycled */
     size_t nbits, bit;
 };
 
@@ -135,7 +135,7 @@ flatten(const struct buf *b, const struct chain *c, size_t *len)
         memcpy(out + off, iov[i].iov_base, iov[i].iov_len);
         off += iov[i].iov_len;
     }
-    CHECK(off == bytes);     /* every piece fit the iovecs */
+    CHECK(off == bytes); /* every piece fit the iovecs */
     *len = bytes;
     return out;
 }
@@ -163,7 +163,7 @@ redis_parse(struct redis_req *r, const uint8_t *buf, size_t len)
 {
     enum redis_parse rc = redis_parse_req(r, buf, len, MAX_REQ);
 
-    return rc == REDIS_PARSE_ARGS ? REDIS_PARSE_ERROR : rc;   /* more than MAXARGS: stop */
+    return rc == REDIS_PARSE_ARGS ? REDIS_PARSE_ERROR : rc; /* more than MAXARGS: stop */
 }
 
 static void
@@ -183,7 +183,7 @@ redis_requests(const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits, s
             break;
         }
         if (blen == 0) {
-            continue;   /* the parser is never called without bytes */
+            continue; /* the parser is never called without bytes */
         }
         enum redis_parse rc = redis_parse(&c, head, blen);
         if (rc == REDIS_PARSE_AGAIN) {
@@ -194,7 +194,7 @@ redis_requests(const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits, s
             }
             size_t n = feed_read(&f, &body);
             if (n == 0) {
-                break;      /* all read, the last request incomplete */
+                break; /* all read, the last request incomplete */
             }
             if (body > 0) {
                 redis_req_skip(&c, body);
@@ -208,7 +208,7 @@ redis_requests(const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits, s
               w.is_inline == c.is_inline);
         if (w.err == REDIS_ERR_BULK_LEN || w.err == REDIS_ERR_EXPECTED_DOLLAR ||
             redis_error_closes(w.err) || rc == REDIS_PARSE_ERROR && w.err == REDIS_ERR_NONE) {
-            break;      /* the conn closes here */
+            break; /* the conn closes here */
         }
         CHECK(c.total_len + f.in.holes.bytes == w.total_len);
         if (!c.is_inline) {
@@ -251,7 +251,7 @@ mc_requests(const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits, size
             break;
         }
         if (blen == 0) {
-            continue;   /* the parser is never called without bytes */
+            continue; /* the parser is never called without bytes */
         }
         enum mc_parse rc = mc_parse_req_skip(head, blen, MAX_REQ, f.in.holes.bytes, &c);
         if (rc == MC_PARSE_AGAIN) {

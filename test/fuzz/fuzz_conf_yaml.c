@@ -22,11 +22,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            abort();                                                                               \
-        }                                                                                          \
+#define CHECK(c)     \
+    do {             \
+        if (!(c)) {  \
+            abort(); \
+        }            \
     } while (0)
 
 static bool
@@ -97,7 +97,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_ini(c, ini);
         free(ini);
     } else {
-        CHECK(line > 0);        /* a value INI cannot hold, not a failure */
+        CHECK(line > 0); /* a value INI cannot hold, not a failure */
     }
     conf_scan_free(&scan);
 

@@ -13,18 +13,10 @@
  * abort()s.
  */
 #include "proto_http.h"
+#include "fuzz_driver.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* Parse one head at buf[0..len) in chunks of `chunk` (0: whole). */
 static enum http_parse

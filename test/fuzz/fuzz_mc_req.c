@@ -13,18 +13,10 @@
  * Any violation abort()s, so logic bugs are found as well as crashes.
  */
 #include "proto_mc.h"
+#include "fuzz_driver.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static bool
 req_equal(enum mc_parse ra, const struct mc_req *a, enum mc_parse rb, const struct mc_req *b)
@@ -33,13 +25,13 @@ req_equal(enum mc_parse ra, const struct mc_req *a, enum mc_parse rb, const stru
         return false;
     }
     if (ra == MC_PARSE_AGAIN) {
-        return true;    /* hints (total_len) depend on how much has arrived */
+        return true; /* hints (total_len) depend on how much has arrived */
     }
-    return a->cmd == b->cmd && a->err == b->err && a->line_len == b->line_len
-           && a->total_len == b->total_len && a->keys_off == b->keys_off
-           && a->keys_end == b->keys_end && a->nkeys == b->nkeys
-           && a->noreply_off == b->noreply_off && a->noreply_len == b->noreply_len
-           && a->data_off == b->data_off && a->data_len == b->data_len;
+    return a->cmd == b->cmd && a->err == b->err && a->line_len == b->line_len &&
+           a->total_len == b->total_len && a->keys_off == b->keys_off &&
+           a->keys_end == b->keys_end && a->nkeys == b->nkeys && a->noreply_off == b->noreply_off &&
+           a->noreply_len == b->noreply_len && a->data_off == b->data_off &&
+           a->data_len == b->data_len;
 }
 
 static bool
@@ -133,14 +125,15 @@ check_ok(const uint8_t *buf, size_t len, uint64_t max, const struct mc_req *req)
 }
 
 /*
- * Parse buf[0..len) request by request, with bytes arriving in chunks of
- * `chunk` after a first chunk of `first` (0: everything at once). Each
+ * Parse buf[0..len) request by request, with bytes arriving as feed says
+ * (fuzz_driver.h). Each
  * result is compared with parsing the same position with all bytes present.
  */
 static void
-run(const uint8_t *buf, size_t len, uint64_t max, size_t first, size_t chunk)
+run(const uint8_t *buf, size_t len, const struct fuzz_feed *feed, void *arg)
 {
-    size_t pos = 0, avail = first == 0 || first > len ? len : first;
+    const uint64_t max = *(const uint64_t *)arg;
+    size_t pos = 0, avail = fuzz_first(feed, len);
 
     for (;;) {
         struct mc_req inc, whole;
@@ -148,7 +141,7 @@ run(const uint8_t *buf, size_t len, uint64_t max, size_t first, size_t chunk)
 
         ri = mc_parse_req(buf + pos, avail - pos, max, &inc);
         if (ri == MC_PARSE_AGAIN && avail < len) {
-            avail = chunk == 0 ? len : (avail + chunk < len ? avail + chunk : len);
+            avail = fuzz_more(feed, avail, len);
             continue;
         }
         rw = mc_parse_req(buf + pos, len - pos, max, &whole);
@@ -176,27 +169,5 @@ run(const uint8_t *buf, size_t len, uint64_t max, size_t first, size_t chunk)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const uint8_t *buf;
-    size_t len, split;
-    uint64_t max;
-    uint8_t sel;
-
-    if (size < 1) {
-        return 0;
-    }
-    sel = data[0];
-    buf = data + 1;
-    len = size - 1;
-    /* odd selectors use a small limit so TOO_LARGE is reachable */
-    max = (sel & 1) ? 512 : 64ULL << 20;
-    split = len * (size_t)(sel >> 1) / 127;
-
-    run(buf, len, max, 0, 0);
-    if (split > 0 && split < len) {
-        run(buf, len, max, split, 0);
-    }
-    if (len <= 2048) {
-        run(buf, len, max, 1, 1 + (size_t)(sel % 7));
-    }
-    return 0;
+    return fuzz_requests(data, size, run, 512, 2048);
 }

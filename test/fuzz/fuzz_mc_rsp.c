@@ -8,18 +8,10 @@
  * unit must be in bounds and well terminated. Any violation abort()s.
  */
 #include "proto_mc.h"
+#include "fuzz_driver.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static bool
 rsp_equal(enum mc_parse ra, const struct mc_rsp *a, enum mc_parse rb, const struct mc_rsp *b)
@@ -30,8 +22,8 @@ rsp_equal(enum mc_parse ra, const struct mc_rsp *a, enum mc_parse rb, const stru
     if (ra != MC_PARSE_OK) {
         return true;
     }
-    return a->type == b->type && a->len == b->len && a->key_off == b->key_off
-           && a->key_len == b->key_len;
+    return a->type == b->type && a->len == b->len && a->key_off == b->key_off &&
+           a->key_len == b->key_len;
 }
 
 static void
@@ -67,9 +59,9 @@ check_ok(const uint8_t *buf, size_t len, const struct mc_rsp *rsp)
 }
 
 static void
-run(const uint8_t *buf, size_t len, size_t first, size_t chunk)
+run(const uint8_t *buf, size_t len, const struct fuzz_feed *feed, void *arg)
 {
-    size_t pos = 0, avail = first == 0 || first > len ? len : first;
+    size_t pos = 0, avail = fuzz_first(feed, len);
 
     for (;;) {
         struct mc_rsp inc, whole;
@@ -77,7 +69,7 @@ run(const uint8_t *buf, size_t len, size_t first, size_t chunk)
 
         ri = mc_parse_rsp(buf + pos, avail - pos, &inc);
         if (ri == MC_PARSE_AGAIN && avail < len) {
-            avail = chunk == 0 ? len : (avail + chunk < len ? avail + chunk : len);
+            avail = fuzz_more(feed, avail, len);
             continue;
         }
         rw = mc_parse_rsp(buf + pos, len - pos, &whole);
@@ -93,24 +85,5 @@ run(const uint8_t *buf, size_t len, size_t first, size_t chunk)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const uint8_t *buf;
-    size_t len, split;
-    uint8_t sel;
-
-    if (size < 1) {
-        return 0;
-    }
-    sel = data[0];
-    buf = data + 1;
-    len = size - 1;
-    split = len * (size_t)sel / 255;
-
-    run(buf, len, 0, 0);
-    if (split > 0 && split < len) {
-        run(buf, len, split, 0);
-    }
-    if (len <= 2048) {
-        run(buf, len, 1, 1 + (size_t)(sel % 7));
-    }
-    return 0;
+    return fuzz_replies(data, size, run, 2048);
 }

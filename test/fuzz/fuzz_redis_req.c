@@ -16,18 +16,10 @@
  * are found as well as crashes.
  */
 #include "proto_redis.h"
+#include "fuzz_driver.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* Room for a parse's arguments, grown when it asks (REDIS_PARSE_ARGS). */
 struct args {
@@ -64,9 +56,9 @@ req_equal(enum redis_parse ra, const struct redis_req *a, enum redis_parse rb,
     if (ra == REDIS_PARSE_AGAIN) {
         return true;
     }
-    return a->cmd == b->cmd && a->err == b->err && a->is_inline == b->is_inline
-           && a->argc == b->argc && a->total_len == b->total_len && a->name_off == b->name_off
-           && a->name_len == b->name_len && a->err_detail == b->err_detail;
+    return a->cmd == b->cmd && a->err == b->err && a->is_inline == b->is_inline &&
+           a->argc == b->argc && a->total_len == b->total_len && a->name_off == b->name_off &&
+           a->name_len == b->name_len && a->err_detail == b->err_detail;
 }
 
 /*
@@ -186,15 +178,16 @@ check_result(const uint8_t *buf, size_t avail, uint64_t max, enum redis_parse rc
 }
 
 /*
- * Parse buf[0..len) request by request, with bytes arriving in chunks of
- * `chunk` after a first chunk of `first` (0: everything at once). Each
+ * Parse buf[0..len) request by request, with bytes arriving as feed says
+ * (fuzz_driver.h). Each
  * result is compared with a fresh parse of the same position with all bytes
  * present.
  */
 static void
-run(const uint8_t *buf, size_t len, uint64_t max, size_t first, size_t chunk)
+run(const uint8_t *buf, size_t len, const struct fuzz_feed *feed, void *arg)
 {
-    size_t pos = 0, avail = first == 0 || first > len ? len : first;
+    const uint64_t max = *(const uint64_t *)arg;
+    size_t pos = 0, avail = fuzz_first(feed, len);
     struct redis_req inc;
 
     redis_req_init(&inc, a_inc.p, a_inc.cap);
@@ -204,7 +197,7 @@ run(const uint8_t *buf, size_t len, uint64_t max, size_t first, size_t chunk)
 
         ri = parse(&a_inc, &inc, buf + pos, avail - pos, max);
         if (ri == REDIS_PARSE_AGAIN && avail < len) {
-            avail = chunk == 0 ? len : (avail + chunk < len ? avail + chunk : len);
+            avail = fuzz_more(feed, avail, len);
             continue;
         }
         redis_req_init(&whole, a_whole.p, a_whole.cap);
@@ -221,8 +214,7 @@ run(const uint8_t *buf, size_t len, uint64_t max, size_t first, size_t chunk)
         }
         if (ri == REDIS_PARSE_OK) {
             /* the arguments recorded in pieces are the ones recorded whole */
-            CHECK(inc.is_inline ||
-                  memcmp(inc.args, whole.args, sizeof(*inc.args) * inc.argc) == 0);
+            CHECK(inc.is_inline || memcmp(inc.args, whole.args, sizeof(*inc.args) * inc.argc) == 0);
         }
         pos += inc.total_len;
         redis_req_reset(&inc);
@@ -232,27 +224,5 @@ run(const uint8_t *buf, size_t len, uint64_t max, size_t first, size_t chunk)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const uint8_t *buf;
-    size_t len, split;
-    uint64_t max;
-    uint8_t sel;
-
-    if (size < 1) {
-        return 0;
-    }
-    sel = data[0];
-    buf = data + 1;
-    len = size - 1;
-    /* odd selectors use a small limit so TOO_LARGE is reachable */
-    max = (sel & 1) ? 64 : 64ULL << 20;
-    split = len * (size_t)(sel >> 1) / 127;
-
-    run(buf, len, max, 0, 0);
-    if (split > 0 && split < len) {
-        run(buf, len, max, split, 0);
-    }
-    if (len <= 4096) {
-        run(buf, len, max, 1, 1 + (size_t)(sel % 7));
-    }
-    return 0;
+    return fuzz_requests(data, size, run, 64, 4096);
 }

@@ -13,18 +13,10 @@
  * abort()s.
  */
 #include "proto_redis.h"
+#include "fuzz_driver.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static bool
 rsp_equal(enum redis_parse ra, const struct redis_rsp *a, enum redis_parse rb,
@@ -51,8 +43,10 @@ line_len(const uint8_t *buf, size_t len)
 static void
 check_ok(const uint8_t *buf, size_t len, const struct redis_rsp *r)
 {
-    static const char types[] = { [REDIS_RSP_STATUS] = '+', [REDIS_RSP_ERROR] = '-',
-                                  [REDIS_RSP_INTEGER] = ':', [REDIS_RSP_BULK] = '$',
+    static const char types[] = { [REDIS_RSP_STATUS] = '+',
+                                  [REDIS_RSP_ERROR] = '-',
+                                  [REDIS_RSP_INTEGER] = ':',
+                                  [REDIS_RSP_BULK] = '$',
                                   [REDIS_RSP_ARRAY] = '*' };
     size_t hdr, cur = 0, off, elen, prev_end;
     int64_t n = 0;
@@ -100,9 +94,9 @@ check_ok(const uint8_t *buf, size_t len, const struct redis_rsp *r)
 }
 
 static void
-run(const uint8_t *buf, size_t len, size_t first, size_t chunk)
+run(const uint8_t *buf, size_t len, const struct fuzz_feed *feed, void *arg)
 {
-    size_t pos = 0, avail = first == 0 || first > len ? len : first;
+    size_t pos = 0, avail = fuzz_first(feed, len);
     struct redis_rsp inc;
 
     redis_rsp_init(&inc);
@@ -112,7 +106,7 @@ run(const uint8_t *buf, size_t len, size_t first, size_t chunk)
 
         ri = redis_parse_rsp(&inc, buf + pos, avail - pos);
         if (ri == REDIS_PARSE_AGAIN && avail < len) {
-            avail = chunk == 0 ? len : (avail + chunk < len ? avail + chunk : len);
+            avail = fuzz_more(feed, avail, len);
             continue;
         }
         redis_rsp_init(&whole);
@@ -132,24 +126,5 @@ run(const uint8_t *buf, size_t len, size_t first, size_t chunk)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const uint8_t *buf;
-    size_t len, split;
-    uint8_t sel;
-
-    if (size < 1) {
-        return 0;
-    }
-    sel = data[0];
-    buf = data + 1;
-    len = size - 1;
-    split = len * (size_t)sel / 255;
-
-    run(buf, len, 0, 0);
-    if (split > 0 && split < len) {
-        run(buf, len, split, 0);
-    }
-    if (len <= 4096) {
-        run(buf, len, 1, 1 + (size_t)(sel % 7));
-    }
-    return 0;
+    return fuzz_replies(data, size, run, 4096);
 }

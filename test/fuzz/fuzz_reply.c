@@ -19,6 +19,7 @@
  * never cross requests. Any violation abort()s.
  */
 #include "buf.h"
+#include "fuzz_driver.h"
 #include "mc_reply.h"
 #include "msg.h"
 #include "proto.h"
@@ -30,15 +31,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define MAXREQ 16
 #define MAX_REPLY (1u << 20)
@@ -53,8 +45,8 @@ struct run {
     struct msg_tqh q;
     struct reply_reader rr;
     struct chain_in in;
-    int rc;                 /* reply_read's last result */
-    size_t ndone;           /* completed, in queue order */
+    int rc;       /* reply_read's last result */
+    size_t ndone; /* completed, in queue order */
 };
 
 static int
@@ -62,7 +54,7 @@ done_cb(void *arg, struct msg *m, size_t total)
 {
     struct run *r = arg;
 
-    CHECK(m == TAILQ_FIRST(&r->q));     /* FIFO: the oldest request's reply */
+    CHECK(m == TAILQ_FIRST(&r->q)); /* FIFO: the oldest request's reply */
     CHECK(total == msg_rsp_len(m));
     TAILQ_REMOVE(&r->q, m, s_tqe);
     m->done = true;
@@ -105,8 +97,7 @@ run_feed(struct run *r, const struct proto_wire *w, const uint8_t *p, size_t n)
 }
 
 static void
-run_feed_chunks(struct run *r, const struct proto_wire *w, const uint8_t *p, size_t n,
-                size_t chunk)
+run_feed_chunks(struct run *r, const struct proto_wire *w, const uint8_t *p, size_t n, size_t chunk)
 {
     for (size_t off = 0; off < n; off += chunk) {
         run_feed(r, w, p + off, n - off < chunk ? n - off : chunk);

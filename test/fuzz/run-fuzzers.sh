@@ -4,11 +4,24 @@
 # time budget of TOTAL seconds (default 180) equally. Fails on any crash,
 # leak, sanitizer report or parse mismatch, and prints each fuzzer's
 # executions and coverage.
-# Usage: sh test/fuzz/run-fuzzers.sh [TOTAL_SECONDS]
+# Usage: sh test/fuzz/run-fuzzers.sh [TOTAL_SECONDS [NAME...]]
+# NAME (fuzz_mc_req, or just mc_req) runs only those harnesses.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 total=${1:-180}
-n=$(ls "$top"/test/fuzz/fuzz_*.c | wc -l)
+[ $# -gt 0 ] && shift
+harnesses=""
+if [ $# -gt 0 ]; then
+    for name in "$@"; do
+        name=fuzz_${name#fuzz_}
+        name=${name%.c}
+        [ -e "$top/test/fuzz/$name.c" ] || { echo "no harness test/fuzz/$name.c" >&2; exit 2; }
+        harnesses="$harnesses $top/test/fuzz/$name.c"
+    done
+else
+    harnesses=$(ls "$top"/test/fuzz/fuzz_*.c)
+fi
+n=$(echo $harnesses | wc -w)
 secs=$(( total / (n > 0 ? n : 1) ))
 [ "$secs" -gt 0 ] || secs=1
 work=$(mktemp -d)
@@ -28,7 +41,7 @@ for f in $(sed -n 's/^0 *//p' "$top/doc/layers.txt"); do
 done
 
 status=0
-for src in "$top"/test/fuzz/fuzz_*.c; do
+for src in $harnesses; do
     [ -e "$src" ] || continue
     name=$(basename "$src" .c)
     extra=""

@@ -19,7 +19,10 @@ scripts:
   result and ends with "N passed, N failed".
 
 Environment (set by Makefile.am's AM_TESTS_ENVIRONMENT): top_srcdir,
-top_builddir, CACHEMUX. Optional: CACHEMUX_REQUIRE_ALL=1 (CI), CACHEMUX_KEEP_TMP=1
+top_builddir, CACHEMUX. Run by hand (test/README), a test finds them itself:
+the source tree above this file, and the build in build/$CACHEMUX_BUILD
+(default gcc, the directory test/run-tests.sh builds first), or an in-tree
+build when there is none. Optional: CACHEMUX_REQUIRE_ALL=1 (CI), CACHEMUX_KEEP_TMP=1
 (keep the temp dir for debugging), CACHEMUX_TIME_SCALE (multiply timeouts, e.g.
 for slow sanitizer builds), CACHEMUX_IT_PROXY=nutcracker (run the tests that
 use the generic `proxy` helper against nutcracker instead of cachemux, to check
@@ -44,7 +47,19 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP_SRCDIR = os.path.abspath(os.environ.get("top_srcdir") or os.path.join(HERE, "..", ".."))
-TOP_BUILDDIR = os.path.abspath(os.environ.get("top_builddir") or TOP_SRCDIR)
+
+
+def _default_builddir():
+    """build/$CACHEMUX_BUILD (default gcc) when it holds a cachemux, or
+    when the source tree holds none either; else the source tree."""
+    build = os.path.join(TOP_SRCDIR, "build", os.environ.get("CACHEMUX_BUILD") or "gcc")
+    if (os.path.exists(os.path.join(build, "cachemux")) or
+            not os.path.exists(os.path.join(TOP_SRCDIR, "cachemux"))):
+        return build
+    return TOP_SRCDIR
+
+
+TOP_BUILDDIR = os.path.abspath(os.environ.get("top_builddir") or _default_builddir())
 CACHEMUX = os.environ.get("CACHEMUX") or os.path.join(TOP_BUILDDIR, "cachemux")
 PLACEMENT_DIR = os.path.join(TOP_SRCDIR, "test", "data", "placement")
 REQUIRE_ALL = os.environ.get("CACHEMUX_REQUIRE_ALL", "") not in ("", "0")
@@ -343,26 +358,37 @@ class PortInUse(Exception):
     """A server could not bind its port (or someone else shares it): pick again."""
 
 
-def _listen_inodes(port):
-    """Inodes of LISTEN sockets on 127.0.0.1/0.0.0.0/::/::1 port."""
-    inodes = set()
+TCP_LISTEN = "0A"           # the LISTEN state in /proc/net/tcp
+TCP_ESTABLISHED = "01"
+
+
+def tcp_sockets():
+    """(local port, remote port, state, inode) of every TCP socket in
+    /proc/net/tcp and tcp6 (state as written there: TCP_LISTEN, ...). One
+    read resumes page by page, so a socket that comes or goes meanwhile can
+    be listed twice or missed: count by inode, and prefer `ss` where that
+    matters (test_reload.py)."""
+    rows = []
     for fn in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(fn) as f:
                 next(f)
                 for line in f:
-                    parts = line.split()
-                    local, state, inode = parts[1], parts[3], parts[9]
-                    if state != "0A":
-                        continue
-                    if int(local.rsplit(":", 1)[1], 16) == port:
-                        inodes.add(inode)
+                    x = line.split()
+                    rows.append((int(x[1].rsplit(":", 1)[1], 16), int(x[2].rsplit(":", 1)[1], 16),
+                                 x[3], x[9]))
         except OSError:
             pass
-    return inodes
+    return rows
 
 
-def _pid_socket_inodes(pid):
+def listen_inodes(port):
+    """Inodes of LISTEN sockets on 127.0.0.1/0.0.0.0/::/::1 port."""
+    return {ino for lp, rp, st, ino in tcp_sockets() if st == TCP_LISTEN and lp == port}
+
+
+def socket_inodes(pid):
+    """Inodes of the sockets pid holds open."""
     out = set()
     try:
         for fd in os.listdir("/proc/%d/fd" % pid):
@@ -402,12 +428,12 @@ def owns_port(pid, port):
     (None: cannot tell)."""
     if not os.path.exists("/proc/net/tcp"):
         return None
-    ls = _listen_inodes(port)
+    ls = listen_inodes(port)
     if not ls:
         return False
     mine = set()
     for p in _pid_tree(pid):
-        mine |= _pid_socket_inodes(p)
+        mine |= socket_inodes(p)
     return ls <= mine
 
 
@@ -445,7 +471,8 @@ def _log_tail(path, n=30):
     return "\n  log %s:\n    %s" % (path, "\n    ".join(lines[-n:]))
 
 
-def _read(path):
+def read_text(path):
+    """The file's text ('' when it cannot be read)."""
     try:
         with open(path, "rb") as f:
             return f.read().decode("utf-8", "replace")
@@ -501,7 +528,7 @@ class Backend:
             except (RuntimeError, PortInUse) as e:
                 last = e
                 kill_proc(self.proc)
-                text = _read(self.log)
+                text = read_text(self.log)
                 if self.fixed_port is not None:
                     break
                 if isinstance(e, PortInUse) or "in use" in text.lower() or "bind" in text.lower():
@@ -622,20 +649,16 @@ class Redis(Backend):
         return Client(self.port, timeout=timeout)
 
 
-class FakeMemcached(Backend):
-    """A scripted memcached-like backend in this process (threads). It binds
-    port 0 and keeps the socket, so it has no port race. handler(request
-    bytes) returns the reply bytes, None (no reply) or FakeMemcached.CLOSE
-    (close the connection without replying). Every complete request received
-    is appended to .received."""
-    kind = "fake-memcached"
-    CLOSE = object()
+class ThreadedBackend(Backend):
+    """A backend served by threads of this process. It binds port 0 and
+    keeps the socket, so it has no port race; one thread accepts, and each
+    connection gets a thread running self._conn(sock). Subclasses say what
+    an accepted socket needs (_accepted) and how open ones are dropped at
+    stop (_drop_conns)."""
 
-    def __init__(self, handler, name=None, weight=1):
+    def __init__(self, name=None, weight=1):
         Backend.__init__(self, None, name, weight)
-        self.handler = handler
-        self.received = []
-        self.connections = 0
+        self.connections = 0        # accepted
         self._stop = False
         self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -643,7 +666,6 @@ class FakeMemcached(Backend):
         self._lsock.listen(128)
         self._lsock.settimeout(0.1)
         self.port = self._lsock.getsockname()[1]
-        self._conns = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
     def start(self, tries=1):
@@ -658,9 +680,48 @@ class FakeMemcached(Backend):
                 continue
             except OSError:
                 return
-            self.connections += 1
-            self._conns.append(s)
+            self._accepted(s)
             threading.Thread(target=self._conn, args=(s,), daemon=True).start()
+
+    def _accepted(self, s):
+        self.connections += 1
+
+    def _drop_conns(self):
+        pass
+
+    def stop(self):
+        self._stop = True
+        try:
+            self._lsock.close()
+        except OSError:
+            pass
+        self._drop_conns()
+
+    def kill(self):
+        self.stop()
+
+    @property
+    def alive(self):
+        return not self._stop
+
+
+class FakeMemcached(ThreadedBackend):
+    """A scripted memcached-like backend in this process (threads).
+    handler(request bytes) returns the reply bytes, None (no reply) or
+    FakeMemcached.CLOSE (close the connection without replying). Every
+    complete request received is appended to .received."""
+    kind = "fake-memcached"
+    CLOSE = object()
+
+    def __init__(self, handler, name=None, weight=1):
+        ThreadedBackend.__init__(self, name, weight)
+        self.handler = handler
+        self.received = []
+        self._conns = []
+
+    def _accepted(self, s):
+        self.connections += 1
+        self._conns.append(s)
 
     def _conn(self, s):
         buf = b""
@@ -694,23 +755,12 @@ class FakeMemcached(Backend):
             except OSError:
                 pass
 
-    def stop(self):
-        self._stop = True
-        try:
-            self._lsock.close()
-        except OSError:
-            pass
+    def _drop_conns(self):
         for c in self._conns:
             try:
                 c.close()
             except OSError:
                 pass
-
-    kill = stop
-
-    @property
-    def alive(self):
-        return not self._stop
 
 
 # --------------------------------------------------------------------------
@@ -832,7 +882,7 @@ def sanitizer_reports(report_dir):
 def assert_no_sanitizer_reports(report_dir):
     reps = sanitizer_reports(report_dir)
     if reps:
-        text = "\n".join("== %s ==\n%s" % (r, _read(r)[:4000]) for r in reps)
+        text = "\n".join("== %s ==\n%s" % (r, read_text(r)[:4000]) for r in reps)
         raise AssertionError("sanitizer reports:\n" + text)
 
 
@@ -928,11 +978,11 @@ class Proxy:
         pending = list(self._tcp_ports())
         while True:
             if self.proc.poll() is not None:
-                text = _read(self.log) + _read(self.log + ".out")
+                text = read_text(self.log) + read_text(self.log + ".out")
                 if "in use" in text.lower() and self._pickable():
                     raise PortInUse(text.strip().splitlines()[-1] if text.strip() else "")
                 san = getattr(self, "san_dir", None)
-                reps = "".join("\n  %s:\n%s" % (r, _read(r)[:3000])
+                reps = "".join("\n  %s:\n%s" % (r, read_text(r)[:3000])
                                for r in (sanitizer_reports(san) if san else []))
                 raise RuntimeError("%s exited with %s before it was ready%s%s%s"
                                    % (self.kind, self.proc.returncode, _log_tail(self.log),
@@ -951,7 +1001,7 @@ class Proxy:
         # PortInUse that is never raised then, and reading /proc/net/tcp is
         # slow with many TIME_WAIT sockets, e.g. in the binary upgrade test)
         for port in (self._tcp_ports() + [self.stats_port]) if self._pickable() else []:
-            if not _listen_inodes(port):
+            if not listen_inodes(port):
                 continue        # (the stats port is not waited for)
             if owns_port(self.proc.pid, port) is False and self._pickable():
                 raise PortInUse("port %d is shared with another process" % port)
@@ -968,11 +1018,12 @@ class Proxy:
         return Client(self.port(pool), timeout=timeout)
 
     def log_text(self):
-        return _read(self.log)
+        return read_text(self.log)
 
     def stats_json(self, timeout=5):
-        """The stats document (one JSON per connect), parsed."""
-        return stats_json(self.stats_port, timeout=timeout)
+        """The stats document (one JSON per connect), parsed (helpers.py)."""
+        import helpers
+        return helpers.stats_json(self.stats_port, timeout=timeout)
 
 
 class Cachemux(Proxy):
@@ -1003,7 +1054,7 @@ class Cachemux(Proxy):
         return env
 
     def _ready_in_log(self):
-        return bool(_READY_RE.search(_read(self.log)))
+        return bool(_READY_RE.search(read_text(self.log)))
 
     def stop(self, expect_rc=0, sig=signal.SIGTERM):
         """SIGTERM by PID; assert it exits with expect_rc in time and left no
@@ -1151,15 +1202,7 @@ def proxy_class():
 
 
 # --------------------------------------------------------------------------
-# stats, key placement through -L, process memory
-
-def stats_json(port, host=HOST, timeout=5):
-    """Connect to a stats port, read the one JSON document until close, parse it."""
-    import json
-    with Client(port, host=host, timeout=timeout) as c:
-        data = c.read_until_close()
-    return json.loads(data.decode("utf-8"))
-
+# key placement through -L, process memory
 
 def locate(conf, pool, keys, binary=None):
     """{key: server identity} for keys (str or bytes without CR/LF) under
@@ -1564,7 +1607,7 @@ def read_table(path):
 
 
 def table_pool_ini(header, name="p", port=None):
-    """The INI pool section for a placement table (placement/README.md)."""
+    """The INI pool section for a placement table (test/data/placement/README.md)."""
     lines = ["[pool %s]" % name, "listen = %s:%d" % (HOST, port or free_port()), "redis = true"]
     for k, v in header:
         lines.append("%s = %s" % (k, v))
@@ -1606,6 +1649,71 @@ class IntegrationTest(unittest.TestCase):
             kw.pop("verbose", None)
             return self.nutcracker(pools, **kw)
         return self.cachemux(pools, **kw)
+
+    def need(self, ok, msg):
+        """Skip the test unless ok, saying msg (fail it instead when
+        CACHEMUX_REQUIRE_ALL=1)."""
+        if not ok:
+            if REQUIRE_ALL:
+                self.fail(msg + " (CACHEMUX_REQUIRE_ALL=1)")
+            self.skipTest(msg)
+
+    def need_binary(self, name, msg=None, env_var=None):
+        """The path of binary name, as need() requires it."""
+        path = find_binary(name, env_var)
+        self.need(path is not None, msg or "%s not installed" % name)
+        return path
+
+    def start_daemon(self, args, pidfile, log, cwd=None):
+        """Run `cachemux -d ARGS` (a sanitized build's reports going to a
+        fresh directory) and wait for the parent, which must exit 0 once the
+        daemon is ready. Returns (daemon pid, report directory); the daemon
+        is killed at exit if the test leaves it running."""
+        san = tmp_dir("sanitizer")
+        self.subreaper = become_subreaper()
+        note_log("cachemux -d", log)
+        p = spawn([CACHEMUX, "-d"] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                  env=sanitizer_env(san), cwd=cwd)
+        try:
+            out, err = p.communicate(timeout=scaled(15))
+        except subprocess.TimeoutExpired:
+            kill_proc(p)
+            self.fail("the -d parent did not exit")
+        self.assertEqual(p.returncode, 0, (out, err))
+        pid = int(read_text(pidfile).strip())
+        register_pid(pid)
+        self.addCleanup(unregister_pid, pid)
+        self.assertNotEqual(pid, p.pid)
+        self.assertTrue(_pid_alive(pid), "daemon not running")
+        return pid, san
+
+    def wait_gone(self, pid, timeout):
+        """Exit status of pid (when start_daemon made us its subreaper) or
+        None; fails on timeout."""
+        deadline = time.time() + scaled(timeout)
+        while time.time() < deadline:
+            if getattr(self, "subreaper", False):
+                try:
+                    wpid, status = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    wpid, status = pid, None
+                if wpid == pid:
+                    return status
+            elif not _pid_alive(pid):
+                return None
+            time.sleep(0.02)
+        self.fail("process %d still running %.1fs after SIGTERM" % (pid, scaled(timeout)))
+
+    def stop_daemon(self, pid, pidfile, san):
+        """SIGTERM a daemon of start_daemon: it must exit 0 (when we can see
+        its status), remove its pid file and leave no sanitizer report."""
+        os.kill(pid, signal.SIGTERM)
+        status = self.wait_gone(pid, 15)
+        if status is not None:
+            self.assertTrue(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0,
+                            "daemon exit status %r" % status)
+        self.assertFalse(os.path.exists(pidfile), "pid file left after SIGTERM")
+        assert_no_sanitizer_reports(san)
 
     def assertClosed(self, client, timeout=2.0, msg=None):
         try:

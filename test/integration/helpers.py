@@ -1,7 +1,10 @@
 """Helpers shared by the integration tests, beside harness.py (which
-starts processes): one sanitized-build check, one stats reader, one HTTP
-getter and one strict Prometheus parser, so every test file judges the
-same things the same way.
+starts and stops processes, finds ports and owns the Client class). One
+place for each: byte and protocol encoders, the corpus unescaper, the
+sanitized-build check, the stats reader, the HTTP getter, the strict
+Prometheus parser, raw-socket exchanges and readers of /proc, so every test
+file judges the same things the same way. Look here before writing a
+helper in a test file.
 """
 
 import http.client
@@ -32,6 +35,244 @@ SANITIZED = (os.environ.get("CACHEMUX_SANITIZED", "") not in ("", "0") or
 
 
 # --------------------------------------------------------------------------
+# bytes and protocol encoders
+
+CRLF = b"\r\n"
+
+
+def B(x):
+    """bytes of x: bytes as they are, an int in decimal, anything else as
+    its str in UTF-8."""
+    if isinstance(x, bytes):
+        return x
+    if isinstance(x, int):
+        return b"%d" % x
+    return str(x).encode()
+
+
+def bulk(v):
+    """A RESP bulk string ($-1, the nil bulk, for None)."""
+    if v is None:
+        return b"$-1\r\n"
+    v = B(v)
+    return b"$%d\r\n%s\r\n" % (len(v), v)
+
+
+def mc_store(key, value, flags=0, exp=0, cmd="set", noreply=False, cas=None):
+    """A memcached storage request: its line and data block."""
+    key, value = B(key), B(value)
+    line = b"%s %s %d %d %d" % (B(cmd), key, flags, exp, len(value))
+    if cas is not None:
+        line += b" %d" % cas
+    if noreply:
+        line += b" noreply"
+    return line + CRLF + value + CRLF
+
+
+def mc_values(items, cas=False):
+    """The retrieval reply for [(key, flags, value[, cas])], END included."""
+    out = b""
+    for it in items:
+        k, f, v = B(it[0]), it[1], B(it[2])
+        out += b"VALUE %s %d %d" % (k, f, len(v))
+        if cas:
+            out += b" %d" % it[3]
+        out += CRLF + v + CRLF
+    return out + b"END\r\n"
+
+
+def mc_value(key, value, flags=0):
+    """The reply to a get of one key that holds value."""
+    return mc_values([(key, flags, value)])
+
+
+def spread_keys(prefix, n):
+    """n keys starting with prefix that spread over a pool's servers: fnv1a_64
+    mixes similar short keys poorly, so each ends in 8 hex digits of MD5."""
+    import hashlib
+    return ["%s%d:%s" % (prefix, i, hashlib.md5(b"%s%d" % (B(prefix), i)).hexdigest()[:8])
+            for i in range(n)]
+
+
+def unescape(line):
+    """A corpus line (test/integration/corpus_*.txt) as bytes: \\r, \\n,
+    \\\\ and \\xHH are the escapes."""
+    out = bytearray()
+    i = 0
+    while i < len(line):
+        c = line[i]
+        if c == 0x5c:  # backslash
+            e = line[i + 1:i + 2]
+            if e == b"r":
+                out += b"\r"
+            elif e == b"n":
+                out += b"\n"
+            elif e == b"\\":
+                out += b"\\"
+            elif e == b"x":
+                out.append(int(line[i + 2:i + 4], 16))
+                i += 2
+            else:
+                raise ValueError("bad escape in corpus: %r" % line[i:i + 4])
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return bytes(out)
+
+
+# --------------------------------------------------------------------------
+# logs
+
+# cachemux's line for each accepted client, at log level 6 (info)
+ACCEPT_RE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\] INFO (w\d+) "
+                       r"accepted client 127\.0\.0\.1:(\d+) on pool (\S+)$")
+
+
+def accept_workers(px, ports, pool, timeout=5.0):
+    """{local port: worker tag} from cachemux's `accepted client` log lines
+    (waits until every port has its line, or timeout)."""
+    ports = set(ports)
+    deadline = time.time() + h.scaled(timeout)
+    while True:
+        found = {}
+        for line in px.log_text().splitlines():
+            m = ACCEPT_RE.match(line)
+            if m and m.group(3) == pool and int(m.group(2)) in ports:
+                found[int(m.group(2))] = m.group(1)
+        if len(found) == len(ports) or time.time() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def per_worker(found):
+    """{worker tag: clients} of accept_workers' answer."""
+    out = {}
+    for tag in found.values():
+        out[tag] = out.get(tag, 0) + 1
+    return out
+
+
+# --------------------------------------------------------------------------
+# client threads
+
+def start_threads(fn, n):
+    """n daemon threads running fn(0) .. fn(n - 1), started."""
+    import threading
+    threads = [threading.Thread(target=fn, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def join_threads(threads, timeout):
+    """Join every thread, waiting up to timeout (scaled) for each; the ones
+    still running."""
+    for t in threads:
+        t.join(h.scaled(timeout))
+    return [t for t in threads if t.is_alive()]
+
+
+# --------------------------------------------------------------------------
+# raw sockets
+
+def recv_raw(sock, n, timeout):
+    """Up to n bytes: (data, "ok" | "eof" | "reset" | "timeout")."""
+    deadline = time.time() + h.scaled(timeout)
+    data = b""
+    while len(data) < n:
+        left = deadline - time.time()
+        if left <= 0:
+            return data, "timeout"
+        sock.settimeout(left)
+        try:
+            d = sock.recv(65536)
+        except socket.timeout:
+            return data, "timeout"
+        except ConnectionResetError:
+            return data, "reset"
+        if not d:
+            return data, "eof"
+        data += d
+    return data, "ok"
+
+
+def exchange(port, data, timeout=5.0, shut=True):
+    """Connect, send data, send EOF (shut), read until the peer closes.
+    Returns (reply bytes, how: "eof" or "reset"). Raises socket.timeout if
+    the conn is neither closed nor finished within timeout."""
+    s = socket.create_connection((h.HOST, port), timeout=h.scaled(timeout))
+    try:
+        try:
+            s.sendall(data)
+            if shut:
+                s.shutdown(socket.SHUT_WR)
+        except OSError:     # closed (reset) by the proxy before all was sent
+            pass
+        out = bytearray()
+        deadline = time.time() + h.scaled(timeout)
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                raise socket.timeout("no close within %.1fs; got %r" % (h.scaled(timeout), bytes(out[:200])))
+            s.settimeout(left)
+            try:
+                d = s.recv(65536)
+            except ConnectionResetError:
+                return bytes(out), "reset"
+            if not d:
+                return bytes(out), "eof"
+            out += d
+    finally:
+        s.close()
+
+
+def redis_info_int(backend, field, section="stats"):
+    """An integer field of redis-server backend's INFO section."""
+    with backend.client() as c:
+        c.send(b"INFO %s\r\n" % B(section))
+        body = c.read_resp(1)[0]
+    for line in body.decode().split("\r\n"):
+        if line.startswith(field + ":"):
+            return int(line.split(":", 1)[1])
+    raise AssertionError("no %s in redis INFO" % field)
+
+
+def memcached_conn_ports(backend):
+    """Remote ports of the TCP connections memcached backend lists in
+    `stats conns`."""
+    with backend.client() as c:
+        r = c.request(b"stats conns\r\n")
+    return {int(m.group(1)) for m in re.finditer(rb"STAT \d+:addr tcp:[0-9.]+:(\d+)\r\n", r)}
+
+
+# --------------------------------------------------------------------------
+# /proc
+
+def proc_tcp_ports(pid):
+    """Local ports of the TCP sockets pid holds (connected or listening)."""
+    inodes = h.socket_inodes(pid)
+    return {lp for lp, rp, st, ino in h.tcp_sockets() if ino in inodes}
+
+
+def server_conns(pid, port, peer_port=None):
+    """Connections pid holds whose local port is port (the listener
+    excluded), only the one from peer_port if given. Counted by inode: a
+    /proc/net/tcp read while connections come and go can list one twice."""
+    inodes = h.socket_inodes(pid)
+    return len({ino for lp, rp, st, ino in h.tcp_sockets()
+                if ino in inodes and st != h.TCP_LISTEN and lp == port and
+                (peer_port is None or rp == peer_port)})
+
+
+def cpu_seconds(pid):
+    """utime + stime of pid (all threads), in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
+
+
+# --------------------------------------------------------------------------
 # stats port, HTTP
 
 def stats_raw(port, timeout=5):
@@ -56,8 +297,9 @@ def _no_duplicates(pairs):
     return dict(pairs)      # insertion order kept
 
 
-def stats_json(port):
-    raw = stats_raw(port)
+def stats_json(port, timeout=5):
+    """The stats document, parsed; duplicate keys are an error."""
+    raw = stats_raw(port, timeout)
     try:
         return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except ValueError as e:
@@ -305,6 +547,17 @@ def histogram(fams, name, **labels):
     if not buckets:
         raise AssertionError("no histogram %s%s" % (name, labels))
     return buckets, metric(fams, name + "_sum", **labels), metric(fams, name + "_count", **labels)
+
+
+def samples(fams):
+    """{'name{labels}': value} of every sample, keyed as it is written (labels
+    in their order, without escapes)."""
+    out = {}
+    for f in fams.values():
+        for sname, labels, value in f.samples:
+            lt = ",".join('%s="%s"' % kv for kv in labels.items())
+            out[sname + ("{%s}" % lt if labels else "")] = value
+    return out
 
 
 def scrape(port):

@@ -82,6 +82,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+from helpers import B, bulk  # noqa: E402
 
 REDIS = "redis"
 MEMCACHED = "memcached"
@@ -124,14 +125,6 @@ INT64_MAX = (1 << 63) - 1
 INT64_MIN = -(1 << 63)
 
 
-def _b(x):
-    if isinstance(x, bytes):
-        return x
-    if isinstance(x, int):
-        return b"%d" % x
-    return x.encode()
-
-
 def reply(protocol, name, keys=()):
     """The bytes of representative reply `name`. memcached's VALUE lines
     carry the request's keys: `value` and `large` the first key, `multi` the
@@ -139,7 +132,7 @@ def reply(protocol, name, keys=()):
     (xyz), END."""
     if protocol == REDIS:
         return REDIS_REPLIES[name]
-    keys = [_b(k) for k in keys] or [b"k"]
+    keys = [B(k) for k in keys] or [b"k"]
     k0 = keys[0]
     k1 = keys[1] if len(keys) > 1 else k0
     if name == "value":
@@ -159,7 +152,7 @@ def reply(protocol, name, keys=()):
 
 def directive(key):
     """(name, [fields]) of a key's directive, or None for a normal key."""
-    k = _b(key)
+    k = B(key)
     if k.startswith(b"{"):
         e = k.find(b"}")
         if e > 0:
@@ -200,10 +193,6 @@ def parse_resp_request(buf):
     return bytes(buf[:nl]).rstrip(b"\r").split(), nl + 1
 
 
-def _bulk(v):
-    return b"$-1\r\n" if v is None else b"$%d\r\n%s\r\n" % (len(v), v)
-
-
 _MC_RETRIEVAL = (b"get", b"gets", b"gat", b"gats")
 _MC_STORAGE = (b"set", b"add", b"replace", b"append", b"prepend", b"cas")
 
@@ -212,7 +201,7 @@ class _Close(Exception):
     """End this connection's thread (close the socket)."""
 
 
-class Scripted(h.Backend):
+class Scripted(h.ThreadedBackend):
     """A scripted backend speaking `protocol` ("redis" or "memcached"); see
     the module's docstring for the per-key behaviour."""
 
@@ -221,38 +210,24 @@ class Scripted(h.Backend):
     def __init__(self, protocol=REDIS, name=None, weight=1, data=None):
         if protocol not in (REDIS, MEMCACHED):
             raise ValueError("protocol must be %r or %r" % (REDIS, MEMCACHED))
-        h.Backend.__init__(self, None, name, weight)
+        h.ThreadedBackend.__init__(self, name, weight)
         self.protocol = protocol
         self.kind = "scripted-" + protocol
-        self.data = {_b(k): _b(v) for k, v in (data or {}).items()}
+        self.data = {B(k): B(v) for k, v in (data or {}).items()}
         self.flags = {}
         self.received = []          # raw bytes of every complete request
         self.commands = []          # the same, split into words
-        self.connections = 0        # accepted
         self.streamed = 0           # bytes sent by endless replies
         self._open = set()
         self._cond = threading.Condition()
-        self._stop = False
-        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._lsock.bind((h.HOST, 0))
-        self._lsock.listen(128)
-        self._lsock.settimeout(0.1)
-        self.port = self._lsock.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    # ---- process-like interface (harness.Backend) -------------------------
+    # ---- process-like interface (harness.ThreadedBackend) -----------------
 
-    def start(self, tries=1):
-        self._thread.start()
-        return self
+    def _drop_conns(self):
+        self.shutdown_conns()
 
-    def stop(self):
-        self._stop = True
-        try:
-            self._lsock.close()
-        except OSError:
-            pass
+    def shutdown_conns(self):
+        """Shut down every open connection (the backend closes them)."""
         with self._cond:
             conns = list(self._open)
         for s in conns:
@@ -260,12 +235,6 @@ class Scripted(h.Backend):
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-
-    kill = stop
-
-    @property
-    def alive(self):
-        return not self._stop
 
     # ---- observation -------------------------------------------------------
 
@@ -297,20 +266,12 @@ class Scripted(h.Backend):
 
     # ---- serving -----------------------------------------------------------
 
-    def _serve(self):
-        while not self._stop:
-            try:
-                s, _ = self._lsock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._cond:
-                self.connections += 1
-                self._open.add(s)
-                self._cond.notify_all()
-            threading.Thread(target=self._conn, args=(s,), daemon=True).start()
+    def _accepted(self, s):
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._cond:
+            self.connections += 1
+            self._open.add(s)
+            self._cond.notify_all()
 
     def _conn(self, s):
         buf = bytearray()
@@ -482,7 +443,7 @@ class Scripted(h.Backend):
         raise ValueError("unknown directive %r" % name)
 
     def _garbage(self, kind, keys):
-        k0 = _b(keys[0]) if keys else b"k"
+        k0 = B(keys[0]) if keys else b"k"
         if self.protocol == REDIS:
             return {"type": b"?what is this\r\n", "len": b"$abc\r\nhello\r\n",
                     "neg": b"$-5\r\n"}[kind]
@@ -490,7 +451,7 @@ class Scripted(h.Backend):
                 "neg": b"VALUE %s 0 -5\r\nEND\r\n" % k0}[kind]
 
     def _endless(self, s, kind, keys):
-        k0 = _b(keys[0]) if keys else b"k"
+        k0 = B(keys[0]) if keys else b"k"
         body = None         # bytes of the declared body (bulk, value), else endless
         if kind == "array":
             head, unit = b"*2147483647\r\n", b"$5\r\nhello\r\n"
@@ -531,16 +492,16 @@ class Scripted(h.Backend):
         cmd = a[0].lower()
         d = self.data
         if cmd == b"ping":
-            return _bulk(a[1]) if len(a) > 1 else b"+PONG\r\n"
+            return bulk(a[1]) if len(a) > 1 else b"+PONG\r\n"
         if cmd == b"echo" and len(a) == 2:
-            return _bulk(a[1])
+            return bulk(a[1])
         if cmd in (b"auth", b"select"):
             return b"+OK\r\n"
         if cmd == b"quit":
             self._send(s, b"+OK\r\n")
             self._hangup(s)
         if cmd == b"get" and len(a) == 2:
-            return _bulk(d.get(a[1]))
+            return bulk(d.get(a[1]))
         if cmd == b"set" and len(a) >= 3:
             d[a[1]] = a[2]
             return b"+OK\r\n"
@@ -553,7 +514,7 @@ class Scripted(h.Backend):
         if cmd in (b"exists", b"touch") and len(a) >= 2:
             return b":%d\r\n" % sum(1 for k in a[1:] if k in d)
         if cmd == b"mget" and len(a) >= 2:
-            return b"*%d\r\n" % (len(a) - 1) + b"".join(_bulk(d.get(k)) for k in a[1:])
+            return b"*%d\r\n" % (len(a) - 1) + b"".join(bulk(d.get(k)) for k in a[1:])
         if cmd == b"mset" and len(a) >= 3 and len(a) % 2 == 1:
             for i in range(1, len(a), 2):
                 d[a[i]] = a[i + 1]

@@ -37,7 +37,8 @@ import time
 sys.dont_write_bytecode = True   # never write into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-from helpers import SANITIZED, http_get, parse_prometheus, wait_for  # noqa: E402
+from helpers import (SANITIZED, cpu_seconds, http_get, parse_prometheus,  # noqa: E402
+                     server_conns, wait_for)
 
 
 HEAD_MAX = 8192             # request head bound
@@ -52,34 +53,6 @@ PROM_CTYPE = "text/plain; version=0.0.4; charset=utf-8"
 RSS_SLACK_KIB = 16384 if SANITIZED else 3072
 # CPU seconds allowed for a whole attack (the unbounded server burnt 12 s in 15 s).
 CPU_LIMIT = 6.0 if SANITIZED else 1.5
-
-
-def cpu_seconds(pid):
-    """utime + stime of pid (all threads), in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
-
-
-def server_conns(pid, port, peer_port=None):
-    """Connections pid holds whose local port is port (the listener
-    excluded), only the one from peer_port if given. Counted by inode: a
-    /proc/net/tcp read while connections come and go can list one twice."""
-    inodes = h._pid_socket_inodes(pid)
-    seen = set()
-    for fn in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(fn) as f:
-                next(f)
-                for line in f:
-                    parts = line.split()
-                    if (parts[9] in inodes and parts[3] != "0A" and
-                            int(parts[1].rsplit(":", 1)[1], 16) == port and
-                            (peer_port is None or int(parts[2].rsplit(":", 1)[1], 16) == peer_port)):
-                        seen.add(parts[9])
-        except OSError:
-            pass
-    return len(seen)
 
 
 def read_response(client, head_only=False, timeout=5):

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Command-line tests (SPEC 1, 2, 3): -h -V -t -D -L -p -d -w and config
+"""Command-line tests (README "Running", "Configuration"; cachemux(8)): -h -V -t -D -L -p -d -w and config
 errors at start. No backend is needed: nothing here sends requests.
 
 Run by automake (exit 0/1/77), or directly:
@@ -9,7 +9,6 @@ Run by automake (exit 0/1/77), or directly:
 import glob
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -171,9 +170,9 @@ class StartErrors(CliTest):
         out, err = p.communicate()
         self.assertEqual(p.returncode, 1)
         self.assertFalse(bound, "a listener accepted although the config is invalid")
-        text = (out + err).decode() + h._read(log)
+        text = (out + err).decode() + h.read_text(log)
         self.assertRegex(text, re.escape(path) + r":4: .*bogus_key")
-        self.assertNotRegex(h._read(log), r"\bready\b")
+        self.assertNotRegex(h.read_text(log), r"\bready\b")
         h.assert_no_sanitizer_reports(san)
 
 
@@ -245,8 +244,8 @@ class Lifecycle(CliTest):
                        workers=1, verbose=6, extra_args=["-w", "3"]).start()
         self.addCleanup(c.stop)
         port = c.port()
-        # one SO_REUSEPORT listener per worker (SPEC 6.1: curr_connections counts them)
-        self.assertEqual(len(h._listen_inodes(port)), 3, "listening sockets on the pool port")
+        # one SO_REUSEPORT listener per worker (README "Operations": curr_connections counts them, as twemproxy)
+        self.assertEqual(len(h.listen_inodes(port)), 3, "listening sockets on the pool port")
         clients = [h.Client(port) for _ in range(60)]
         ports = {x.local_port for x in clients}
         try:
@@ -275,47 +274,16 @@ class Daemonize(CliTest):
     def setUp(self):
         self.subreaper = h.become_subreaper()
 
-    def wait_gone(self, pid, timeout):
-        """Exit status of pid (when we are its subreaper) or None; fails on timeout."""
-        deadline = time.time() + h.scaled(timeout)
-        while time.time() < deadline:
-            if self.subreaper:
-                try:
-                    wpid, status = os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    wpid, status = pid, None
-                if wpid == pid:
-                    return status
-            elif not h._pid_alive(pid):
-                return None
-            time.sleep(0.02)
-        self.fail("process %d still running %.1fs after SIGTERM" % (pid, h.scaled(timeout)))
-
     def test_daemonize(self):
         path, port = self.good_conf(workers=2)
         stats = h.free_port()
         pidfile = h.tmp_path("daemon.pid")
         log = h.tmp_path("daemon.log")
-        san = h.tmp_dir("sanitizer")
         cwd = h.tmp_dir("cwd")
-        p = h.spawn([h.CACHEMUX, "-d", "-c", path, "-s", str(stats), "-v", "6", "-o", log,
-                     "-p", pidfile], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    env=h.sanitizer_env(san), cwd=cwd)
-        h.note_log("cachemux -d", log)
-        try:
-            out, err = p.communicate(timeout=h.scaled(15))
-        except subprocess.TimeoutExpired:
-            h.kill_proc(p)
-            self.fail("the -d parent did not exit")
-        self.assertEqual(p.returncode, 0, (out, err))
-        with open(pidfile) as f:
-            pid = int(f.read().strip())
-        h.register_pid(pid)
-        self.addCleanup(h.unregister_pid, pid)
-        self.assertNotEqual(pid, p.pid)
-        self.assertTrue(h._pid_alive(pid))
+        pid, san = self.start_daemon(["-c", path, "-s", str(stats), "-v", "6", "-o", log,
+                                      "-p", pidfile], pidfile, log, cwd=cwd)
         # ready before the parent returned
-        self.assertRegex(h._read(log), r"\bready\b")
+        self.assertRegex(h.read_text(log), r"\bready\b")
         self.assertTrue(h.can_connect(port, timeout=2), "pool port not accepting after the parent exited")
         # setsid, stdio on /dev/null, no chdir
         with open("/proc/%d/stat" % pid) as f:
@@ -324,13 +292,7 @@ class Daemonize(CliTest):
         for fd in (0, 1, 2):
             self.assertEqual(os.readlink("/proc/%d/fd/%d" % (pid, fd)), "/dev/null", "fd %d" % fd)
         self.assertEqual(os.readlink("/proc/%d/cwd" % pid), cwd)
-        os.kill(pid, signal.SIGTERM)
-        status = self.wait_gone(pid, 15)
-        if status is not None:
-            self.assertTrue(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0,
-                            "daemon exit status %r" % status)
-        self.assertFalse(os.path.exists(pidfile), "pid file left after SIGTERM")
-        h.assert_no_sanitizer_reports(san)
+        self.stop_daemon(pid, pidfile, san)
 
     def test_daemonize_bad_config_exits_1(self):
         port, s1 = h.free_ports(2)
@@ -356,9 +318,9 @@ class Daemonize(CliTest):
         log = h.tmp_path("inuse.log")
         rc, out, err = self.run_cmx(["-d", "-c", path, "-s", str(h.free_port()), "-p", pidfile,
                                      "-o", log], timeout=15)
-        self.assertEqual(rc, 1, (out, err, h._read(log)))
+        self.assertEqual(rc, 1, (out, err, h.read_text(log)))
         self.assertFalse(os.path.exists(pidfile))
-        self.assertNotRegex(h._read(log), r"\bready\b")
+        self.assertNotRegex(h.read_text(log), r"\bready\b")
 
 
 if __name__ == "__main__":

@@ -203,13 +203,7 @@ class CloseReasonTest(h.IntegrationTest):
 
         def idle_close():
             self.assertEqual(c.resp("SET", "k", "v"), b"+OK\r\n")
-            with s._cond:
-                conns = list(s._open)
-            for conn in conns:
-                try:
-                    conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            s.shutdown_conns()
         self.server_delta("p", "s1", idle_close, {"idle_eof": 1})
 
         st = cmx.stats_json()["p"]["s1"]

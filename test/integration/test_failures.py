@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Failure and limit tests (SPEC 5, with the error replies of 4.1/4.2), against
-real memcached and redis-server backends, following TESTING.md's proofs:
+"""Failure and limit tests (README "Failures and limits", doc/protocols.md 4), against
+real memcached and redis-server backends, to doc/testing.md's standards:
 
 - a backend killed under load from 50 clients: only its requests fail, with
   the exact error text, no client conn closes, and it serves again after a
@@ -22,7 +22,7 @@ real memcached and redis-server backends, following TESTING.md's proofs:
   fixed seed): every reply valid, every conn answered or closed, cachemux up;
 - max_request_size: the error arrives before the body is sent, then close.
 
-Time windows are asserted only on unsanitized builds (TESTING.md "Timing"):
+Time windows are asserted only on unsanitized builds (doc/testing.md "Timing"):
 a build counts as sanitized when CACHEMUX's path contains "asan"/"ubsan"/
 "tsan"/"msan" or CACHEMUX_SANITIZED=1.
 
@@ -30,7 +30,6 @@ Run by automake (exit 0/1/77), or directly:
     /usr/bin/python3 test/integration/test_failures.py [NAME-SUBSTRING...]
 """
 
-import hashlib
 import os
 import random
 import re
@@ -43,41 +42,14 @@ import time
 sys.dont_write_bytecode = True   # never write into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-
-CRLF = b"\r\n"
-
-SANITIZED = (os.environ.get("CACHEMUX_SANITIZED", "") not in ("", "0") or
-             any(s in h.CACHEMUX.lower() for s in ("asan", "ubsan", "tsan", "msan")))
+from helpers import (CRLF, SANITIZED, B, accept_workers, bulk, exchange,  # noqa: E402
+                     mc_store as store, mc_value as value_reply, spread_keys as candidates,
+                     start_threads)
 
 MC_DOWN = (b"SERVER_ERROR Connection refused\r\n", b"SERVER_ERROR Connection reset by peer\r\n")
 RD_DOWN = (b"-ERR Connection refused\r\n", b"-ERR Connection reset by peer\r\n")
 MC_TIMEOUT = b"SERVER_ERROR Connection timed out\r\n"
 RD_TIMEOUT = b"-ERR Connection timed out\r\n"
-
-
-def B(x):
-    return x.encode() if isinstance(x, str) else x
-
-
-def store(key, value, cmd="set", flags=0):
-    key, value = B(key), B(value)
-    return b"%s %s %d 0 %d\r\n%s\r\n" % (B(cmd), key, flags, len(value), value)
-
-
-def value_reply(key, value, flags=0):
-    key, value = B(key), B(value)
-    return b"VALUE %s %d %d\r\n%s\r\nEND\r\n" % (key, flags, len(value), value)
-
-
-def bulk(value):
-    value = B(value)
-    return b"$%d\r\n%s\r\n" % (len(value), value)
-
-
-def candidates(prefix, n):
-    # fnv1a_64 mixes similar short keys poorly: vary them
-    return ["%s%d:%s" % (prefix, i, hashlib.md5(b"%s%d" % (B(prefix), i)).hexdigest()[:8])
-            for i in range(n)]
 
 
 def keys_on(conf, pool, idents, n, prefix):
@@ -98,25 +70,6 @@ def sleep_until(t):
     d = t - time.time()
     if d > 0:
         time.sleep(d)
-
-
-ACCEPT_RE = re.compile(r"^\[[^\]]+\] INFO (w\d+) accepted client 127\.0\.0\.1:(\d+) on pool (\S+)$")
-
-
-def accept_workers(px, ports, pool, timeout=5.0):
-    """{local port: worker tag} from cachemux's `accepted client` log lines
-    (waits until every port has its line)."""
-    ports = set(ports)
-    deadline = time.time() + h.scaled(timeout)
-    while True:
-        found = {}
-        for line in px.log_text().splitlines():
-            m = ACCEPT_RE.match(line)
-            if m and m.group(3) == pool and int(m.group(2)) in ports:
-                found[int(m.group(2))] = m.group(1)
-        if len(found) == len(ports) or time.time() > deadline:
-            return found
-        time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------
@@ -211,36 +164,6 @@ def resp_check_stream(buf):
     return out, None
 
 
-def exchange(port, data, timeout=5.0, shut=True):
-    """Connect, send data, send EOF (shut), read until the peer closes.
-    Returns (reply bytes, how: "eof" or "reset"). Raises socket.timeout if
-    the conn is neither closed nor finished within timeout."""
-    s = socket.create_connection((h.HOST, port), timeout=h.scaled(timeout))
-    try:
-        try:
-            s.sendall(data)
-            if shut:
-                s.shutdown(socket.SHUT_WR)
-        except OSError:     # closed (reset) by the proxy before all was sent
-            pass
-        out = bytearray()
-        deadline = time.time() + h.scaled(timeout)
-        while True:
-            left = deadline - time.time()
-            if left <= 0:
-                raise socket.timeout("no close within %.1fs; got %r" % (h.scaled(timeout), bytes(out[:200])))
-            s.settimeout(left)
-            try:
-                d = s.recv(65536)
-            except ConnectionResetError:
-                return bytes(out), "reset"
-            if not d:
-                return bytes(out), "eof"
-            out += d
-    finally:
-        s.close()
-
-
 class FailTest(h.IntegrationTest):
 
     def client(self, port, timeout=5):
@@ -265,7 +188,7 @@ class FailTest(h.IntegrationTest):
 # 1. a backend killed under load
 
 class KilledUnderLoad(FailTest):
-    """SPEC 5.1: only the requests the dead server's conn carried fail, with
+    """doc/protocols.md 4: only the requests the dead server's conn carried fail, with
     the system error text; client conns stay open; a restarted backend serves
     again without restarting cachemux (auto_eject_hosts false)."""
 
@@ -335,9 +258,7 @@ class KilledUnderLoad(FailTest):
             except Exception as e:  # a closed conn, a timeout
                 bad.append("thread %d: %s: %s" % (i, type(e).__name__, e))
 
-        threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(n)]
-        for t in threads:
-            t.start()
+        threads = start_threads(run, n)
         try:
             time.sleep(h.scaled(1.0))
             self.assertEqual(bad, [])
@@ -419,7 +340,7 @@ def redis_info_int(backend, field):
 class Timeouts(FailTest):
 
     def test_only_the_late_request_times_out(self):
-        """TESTING.md: on one backend conn, an EVAL busy for 400 ms with
+        """doc/testing.md "Timeouts": on one backend conn, an EVAL busy for 400 ms with
         timeout = 300 gets `Connection timed out`; a GET sent 250 ms later on
         the same client is answered; another client's GET during the EVAL is
         answered after the EVAL ends; the backend conn is never dropped."""
@@ -585,7 +506,7 @@ class Ejection(FailTest):
     STAGGER = 0          # s between the starts of the connections' load
 
     def test_ejection_and_return(self):
-        """TESTING.md "Ejection": 4 x workers connections; at most
+        """doc/testing.md "Ejection": 4 x workers connections; at most
         workers x server_failure_limit failed requests, then every connection
         routes by the ring without the dead server; after the retry time, by
         the full ring again."""
@@ -742,7 +663,7 @@ class Backpressure(FailTest):
     CMD_GET_BOUND = 2000
 
     def test_pipelining_without_reading_is_throttled(self):
-        """TESTING.md "Backpressure". Bounds: cachemux's RSS grows by less than
+        """doc/testing.md "Backpressure". Bounds: cachemux's RSS grows by less than
         48 MiB over its baseline while the client does not read (each client
         has at most 256 requests in flight and 8 MiB of unsent replies before
         it stops being read: 256 x 100 KiB + 8 MiB = 33 MiB; without
@@ -868,7 +789,7 @@ class ClientLimit(FailTest):
     L = 6
 
     def test_client_connections_limit(self):
-        """SPEC 5.4 / TESTING.md: L clients spread over both workers; the
+        """README "Failures and limits" / doc/testing.md: L clients spread over both workers; the
         (L+1)th gets the refusal and is closed; close one, a new one is
         accepted; three times; for a memcached and a redis pool."""
         m = self.memcached(name="s1")
@@ -940,7 +861,7 @@ class ClientLimit(FailTest):
 
 MC_CLOSERS = (b"CLIENT_ERROR bad command line format\r\n", b"CLIENT_ERROR bad data chunk\r\n")
 PROTO_ERR = b"-ERR Protocol error: "
-# replies after which the proxy closes the conn (SPEC 4.1, 4.2, 5.4)
+# replies after which the proxy closes the conn (doc/protocols.md 4)
 CLOSING = (MC_CLOSERS[0], MC_CLOSERS[1], b"SERVER_ERROR object too large for cache\r\n",
            PROTO_ERR + b"invalid multibulk length\r\n", PROTO_ERR + b"invalid bulk length\r\n",
            PROTO_ERR + b"request too large\r\n")

@@ -51,9 +51,8 @@ sys.dont_write_bytecode = True   # never write into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 import scripted as sc  # noqa: E402
+from helpers import SANITIZED, B, bulk, mc_store, mc_value  # noqa: E402
 
-SANITIZED = (os.environ.get("CACHEMUX_SANITIZED", "") not in ("", "0") or
-             any(s in h.CACHEMUX.lower() for s in ("asan", "ubsan", "tsan", "msan")))
 
 TIMEOUT_MS = 1000           # the pool's timeout
 MBUF = 16384                # cachemux's default mbuf_size
@@ -63,14 +62,6 @@ IDLE_CLOSE_RE = r"server \S+ closed an idle connection"
 
 ALL_OFFSETS = os.environ.get("CACHEMUX_FAULT_OFFSETS", "") == "all"
 SUMMARY = []                # (what, offsets tried), printed at the end
-
-
-def B(x):
-    if isinstance(x, bytes):
-        return x
-    if isinstance(x, int):
-        return b"%d" % x
-    return x.encode()
 
 
 class Redis:
@@ -91,8 +82,7 @@ class Redis:
 
     @staticmethod
     def found(key, value):
-        value = B(value)
-        return b"$%d\r\n%s\r\n" % (len(value), value)
+        return bulk(value)
 
     @staticmethod
     def read(c, n=1, timeout=None):
@@ -113,13 +103,11 @@ class Memcached:
 
     @staticmethod
     def set(key, value):
-        key, value = B(key), B(value)
-        return b"set %s 0 0 %d\r\n%s\r\n" % (key, len(value), value)
+        return mc_store(key, value)
 
     @staticmethod
     def found(key, value):
-        key, value = B(key), B(value)
-        return b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (key, len(value), value)
+        return mc_value(key, value)
 
     @staticmethod
     def read(c, n=1, timeout=None):

@@ -1,12 +1,12 @@
 #!/usr/bin/python3
-"""memcached integration tests (SPEC 3, 4.1, 4.4, 5.1, Appendix B).
+"""memcached integration tests (doc/protocols.md 1, 2, 4 and 5; README placement).
 
 cachemux runs in front of real memcached backends; replies are compared as
 raw bytes, and effects are checked on the backends directly. The side-by-side
 test sends test/integration/corpus_mc.txt to cachemux and to nutcracker, each
 in front of its own fresh pair of memcached, and requires byte-identical
 replies. Behaviours where cachemux deliberately differs from nutcracker
-(SPEC Appendix B) have their own tests below asserting cachemux's behaviour.
+(doc/protocols.md 5) have their own tests below asserting cachemux's behaviour.
 
 Run by automake (exit 0/1/77), or directly:
     /usr/bin/python3 test/integration/test_memcached.py [NAME-SUBSTRING...]
@@ -17,44 +17,16 @@ run against nutcracker (to check the tests; the Appendix B ones fail there).
 import os
 import hashlib
 import random
-import re
 import socket
 import sys
-import threading
 import time
 
 sys.dont_write_bytecode = True   # never write into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-
-CRLF = b"\r\n"
-
-
-def B(x):
-    return x.encode() if isinstance(x, str) else x
-
-
-def store(key, value, flags=0, exp=0, cmd="set", noreply=False, cas=None):
-    """A storage request: line and data block."""
-    key, value = B(key), B(value)
-    line = b"%s %s %d %d %d" % (B(cmd), key, flags, exp, len(value))
-    if cas is not None:
-        line += b" %d" % cas
-    if noreply:
-        line += b" noreply"
-    return line + CRLF + value + CRLF
-
-
-def value_reply(items, cas=False):
-    """Expected retrieval reply for [(key, flags, value[, cas])]."""
-    out = b""
-    for it in items:
-        k, f, v = B(it[0]), it[1], B(it[2])
-        out += b"VALUE %s %d %d" % (k, f, len(v))
-        if cas:
-            out += b" %d" % it[3]
-        out += CRLF + v + CRLF
-    return out + b"END\r\n"
+from helpers import (CRLF, B, accept_workers, mc_store as store,  # noqa: E402
+                     join_threads, mc_values as value_reply, per_worker,
+                     start_threads, unescape)
 
 
 class McTest(h.IntegrationTest):
@@ -95,7 +67,7 @@ class McTest(h.IntegrationTest):
 
 
 class Commands(McTest):
-    """Every command of SPEC 4.1."""
+    """Every command of doc/protocols.md 2."""
 
     def test_set_get(self):
         c = self.client()
@@ -222,7 +194,7 @@ class Commands(McTest):
         self.assertEqual(c.request(b"version\r\nversion\r\n", 2), want * 2)
 
     def test_version_with_arguments(self):
-        """SPEC 4.1: `version` with extra arguments is forwarded like `version`."""
+        """doc/protocols.md 2: `version` with extra arguments is forwarded like `version`."""
         c = self.client()
         with self.backends[0].client() as d:
             want = d.request(b"version\r\n")
@@ -275,7 +247,7 @@ class Commands(McTest):
         self.assertEqual(self.ttl("nr:tou"), 1000)
 
     def test_noreply_stripped_toward_backend(self):
-        """SPEC 4.1 / Appendix B: noreply is stripped toward the backend and the
+        """doc/protocols.md 2 and 5: noreply is stripped toward the backend and the
         backend's reply swallowed, so a backend that answers anyway (here with
         an error) cannot shift replies. nutcracker forwards noreply as is."""
         def handler(req):
@@ -410,12 +382,8 @@ class Commands(McTest):
             except Exception as e:
                 errors.append("client %d: %r" % (t, e))
 
-        threads = [threading.Thread(target=run, args=(t,)) for t in range(50)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(h.scaled(120))
-        self.assertFalse([th for th in threads if th.is_alive()], "clients still running")
+        threads = start_threads(run, 50)
+        self.assertFalse(join_threads(threads, 120), "clients still running")
         self.assertEqual(errors, [])
         # both backends took part
         for b in self.backends:
@@ -423,7 +391,7 @@ class Commands(McTest):
 
 
 class Errors(McTest):
-    """Error replies of SPEC 4.1 (nutcracker closes on all of them)."""
+    """Error replies of doc/protocols.md 4 (nutcracker closes on all of them)."""
 
     def assertServes(self, c):
         self.assertEqual(c.request(store("alive", "yes")), b"STORED\r\n")
@@ -536,7 +504,7 @@ class Errors(McTest):
 
 
 class Placement(McTest):
-    """SPEC 3 / TESTING: keys of a nutcracker-recorded table, written through a
+    """doc/testing.md "Placement": keys of a nutcracker-recorded table, written through a
     memcached pool with the table's server names, are on the table's server."""
     names = ("s1", "s2", "s3")
     table = "ketama_fnv1a_64.tsv"
@@ -567,7 +535,7 @@ class Placement(McTest):
 
 
 class BackendFailure(McTest):
-    """SPEC 5.1: only requests for a dead server fail; the client conn stays open."""
+    """doc/protocols.md 4: only requests for a dead server fail; the client conn stays open."""
 
     ERRS = (b"SERVER_ERROR Connection refused\r\n", b"SERVER_ERROR Connection reset by peer\r\n")
 
@@ -610,7 +578,7 @@ class BackendFailure(McTest):
         self.assertEqual(c.request(b"get " + B(a) + CRLF), value_reply([(a, 0, "v-" + a)]))
 
     def test_backend_closes_with_request_outstanding(self):
-        """SPEC 5.1 / Appendix B: a backend closing with a request outstanding
+        """doc/protocols.md 4 and 5: a backend closing with a request outstanding
         yields `Connection reset by peer` for that request only."""
         def handler(req):
             if req.startswith(b"get boom"):
@@ -630,11 +598,8 @@ class BackendFailure(McTest):
 
 
 class Workers(McTest):
-    """workers = 4 and 400 clients: the load really spreads (TESTING.md)."""
+    """workers = 4 and 400 clients: the load really spreads (doc/testing.md)."""
     workers = 4
-
-    ACCEPT_RE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\] INFO (w\d+) "
-                           r"accepted client 127\.0\.0\.1:(\d+) on pool alpha$")
 
     def setUp(self):
         self.backends = [self.memcached(name=n) for n in self.names]
@@ -653,26 +618,15 @@ class Workers(McTest):
                 c.send(b"get w:%d\r\n" % i)
             for i, c in enumerate(clients):
                 self.assertEqual(c.read_replies(1), [value_reply([("w:%d" % i, 0, "v%d" % i)])])
-            ports = {c.local_port for c in clients}
-            deadline = time.time() + h.scaled(5)
-            while True:
-                per_worker = {}
-                seen = set()
-                for line in self.px.log_text().splitlines():
-                    m = self.ACCEPT_RE.match(line)
-                    if m and int(m.group(2)) in ports:
-                        per_worker[m.group(1)] = per_worker.get(m.group(1), 0) + 1
-                        seen.add(int(m.group(2)))
-                if len(seen) == 400 or time.time() > deadline:
-                    break
-                time.sleep(0.1)
+            found = accept_workers(self.px, [c.local_port for c in clients], "alpha")
+            seen, workers = set(found), per_worker(found)
             self.assertEqual(len(seen), 400,
                              "accept lines found for %d of 400 clients (format: '[YYYY-mm-dd "
                              "HH:MM:SS.mmm] INFO wN accepted client 127.0.0.1:PORT on pool alpha')"
                              % len(seen))
-            busy = [w for w, n in per_worker.items() if n >= 40]
-            self.assertGreaterEqual(len(busy), 3, "clients per worker: %s" % per_worker)
-            self.assertLessEqual(len(per_worker), 4, per_worker)
+            busy = [w for w, n in workers.items() if n >= 40]
+            self.assertGreaterEqual(len(busy), 3, "clients per worker: %s" % workers)
+            self.assertLessEqual(len(workers), 4, workers)
             # each backend sees several conns from cachemux (one per worker that used it)
             for b in self.backends:
                 with b.client() as d:
@@ -765,31 +719,6 @@ def load_corpus():
                 continue
             out.append((i, unescape(line)))
     return out
-
-
-def unescape(line):
-    out = bytearray()
-    i = 0
-    while i < len(line):
-        c = line[i]
-        if c == 0x5c:  # backslash
-            e = line[i + 1:i + 2]
-            if e == b"r":
-                out += b"\r"
-            elif e == b"n":
-                out += b"\n"
-            elif e == b"\\":
-                out += b"\\"
-            elif e == b"x":
-                out.append(int(line[i + 2:i + 4], 16))
-                i += 2
-            else:
-                raise ValueError("bad escape in corpus: %r" % line[i:i + 4])
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return bytes(out)
 
 
 if __name__ == "__main__":

@@ -142,12 +142,7 @@ class Bundle(h.IntegrationTest):
         return used
 
     def test_promtool_accepts_the_rules(self):
-        promtool = h.find_binary("promtool")
-        if promtool is None:
-            msg = "promtool not installed (Debian package prometheus)"
-            if h.REQUIRE_ALL:
-                self.fail(msg + " (CACHEMUX_REQUIRE_ALL=1)")
-            self.skipTest(msg)
+        promtool = self.need_binary("promtool", "promtool not installed (Debian package prometheus)")
         r = subprocess.run([promtool, "check", "rules", RULES, TLS_RULES], capture_output=True,
                            text=True, timeout=h.scaled(60))
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)

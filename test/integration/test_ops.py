@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Operations tests (SPEC 6 stats, 7 signals and lifecycle; TESTING.md
-"Histograms", "Graceful stop", "Binary upgrade", "Workers really share the
-load", "Timing").
+"""Operations tests (README "Operations": stats, metrics, signals; doc/testing.md
+"Histograms", "Graceful stop and binary upgrade", "Load spreads over
+workers", "Timing").
 
 - Stats JSON: same key set, key order and value types as a live nutcracker on
   the equivalent YAML; exact counters after a known workload (request and
@@ -45,8 +45,10 @@ import time
 sys.dont_write_bytecode = True   # never write into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-from helpers import (SANITIZED, PromError, histogram, http_get, metric,  # noqa: E402
-                     parse_prometheus, scrape, stats_json, stats_raw, wait_for)
+from helpers import (SANITIZED, B, PromError, bulk, histogram, http_get,  # noqa: E402
+                     mc_store, mc_value, mc_values, metric, parse_prometheus,
+                     memcached_conn_ports, proc_tcp_ports, recv_raw, redis_info_int, scrape, spread_keys,
+                     start_threads, stats_json, wait_for)
 
 
 POOL_COUNTERS = ("client_eof", "client_err", "server_ejects", "forward_error", "fragments")
@@ -61,74 +63,8 @@ TOP_KEYS = ("service", "source", "version", "uptime", "timestamp", "total_connec
             "curr_connections")
 
 
-def B(x):
-    return x.encode() if isinstance(x, str) else x
-
-
-def mc_set(key, value, flags=0):
-    key, value = B(key), B(value)
-    return b"set %s %d 0 %d\r\n%s\r\n" % (key, flags, len(value), value)
-
-
-def mc_value(items):
-    """Retrieval reply for [(key, value)] (flags 0)."""
-    out = b""
-    for k, v in items:
-        out += b"VALUE %s 0 %d\r\n%s\r\n" % (B(k), len(B(v)), B(v))
-    return out + b"END\r\n"
-
-
-def resp_bulk(v):
-    return b"$%d\r\n%s\r\n" % (len(B(v)), B(v))
-
-
-def spread_keys(prefix, n):
-    # fnv1a_64 mixes similar short keys poorly: vary them
-    return ["%s%d:%s" % (prefix, i, hashlib.md5(b"%s%d" % (B(prefix), i)).hexdigest()[:8])
-            for i in range(n)]
-
-
 # --------------------------------------------------------------------------
 # processes, sockets
-
-def proc_tcp_ports(pid):
-    """Local ports of the TCP sockets pid holds (connected or listening)."""
-    inodes = h._pid_socket_inodes(pid)
-    ports = set()
-    for fn in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(fn) as f:
-                next(f)
-                for line in f:
-                    parts = line.split()
-                    if parts[9] in inodes:
-                        ports.add(int(parts[1].rsplit(":", 1)[1], 16))
-        except OSError:
-            pass
-    return ports
-
-
-def memcached_conn_ports(m):
-    """Remote ports of the TCP connections memcached m has open (stats conns)."""
-    with m.client() as c:
-        r = c.request(b"stats conns\r\n")
-    ports = set()
-    for line in r.decode().split("\r\n"):
-        mm = re.match(r"STAT \d+:addr tcp:127\.0\.0\.1:(\d+)$", line)
-        if mm:
-            ports.add(int(mm.group(1)))
-    return ports
-
-
-def redis_info_int(r, field, section="stats"):
-    with r.client() as c:
-        c.send(b"INFO %s\r\n" % B(section))
-        body = c.read_resp(1)[0]
-    for line in body.decode().split("\r\n"):
-        if line.startswith(field + ":"):
-            return int(line.split(":", 1)[1])
-    raise AssertionError("no %s in redis INFO" % field)
-
 
 def backend_bytes_read(b):
     """Bytes backend b has read from all its clients so far: memcached's
@@ -157,35 +93,6 @@ def all_threads_stopped(pid):
     return bool(states) and all(st in ("T", "t") for st in states)
 
 
-def recv_raw(sock, n, timeout):
-    """Up to n bytes: (data, "ok" | "eof" | "reset" | "timeout")."""
-    deadline = time.time() + h.scaled(timeout)
-    data = b""
-    while len(data) < n:
-        left = deadline - time.time()
-        if left <= 0:
-            return data, "timeout"
-        sock.settimeout(left)
-        try:
-            d = sock.recv(65536)
-        except socket.timeout:
-            return data, "timeout"
-        except ConnectionResetError:
-            return data, "reset"
-        if not d:
-            return data, "eof"
-        data += d
-    return data, "ok"
-
-
-def read_file(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
 def lua_busy_ms(ms):
     """An EVAL script (numkeys 1) that busy-waits ms milliseconds."""
     return ("local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] "
@@ -196,7 +103,7 @@ def lua_busy_ms(ms):
 
 def upgrade_request(key):
     """One pipelined set+get of key (value = key) and its expected replies."""
-    return mc_set(key, key) + b"get %s\r\n" % B(key), b"STORED\r\n" + mc_value([(key, key)])
+    return mc_store(key, key) + b"get %s\r\n" % B(key), b"STORED\r\n" + mc_values([(key, 0, key)])
 
 
 def connect_storm(port, tag, out, stop, width=64):
@@ -426,7 +333,7 @@ class TwoPools(OpsTest):
         c = self.client("alpha")
         nreq = 0
         for k in keys:                          # N sets
-            req = mc_set(k, vals[k])
+            req = mc_store(k, vals[k])
             self.assertEqual(c.request(req), b"STORED\r\n")
             srv[where[k]]["requests"] += 1
             srv[where[k]]["request_bytes"] += len(req)
@@ -434,7 +341,7 @@ class TwoPools(OpsTest):
             nreq += 1
         for k in keys[:5]:                      # M single gets
             req = b"get %s\r\n" % B(k)
-            rep = mc_value([(k, vals[k])])
+            rep = mc_values([(k, 0, vals[k])])
             self.assertEqual(c.request(req), rep)
             srv[where[k]]["requests"] += 1
             srv[where[k]]["request_bytes"] += len(req)
@@ -444,17 +351,17 @@ class TwoPools(OpsTest):
         a, b = list(self.mc_ident)
         mk = [on[a][0], on[b][0], on[a][1], on[b][1]]   # multi-get over both servers
         self.assertEqual(c.request(b"get %s\r\n" % " ".join(mk).encode()),
-                         mc_value([(k, vals[k]) for k in mk]))
+                         mc_values([(k, 0, vals[k]) for k in mk]))
         for s in (a, b):
             ks = [k for k in mk if where[k] == s]
             srv[s]["requests"] += 1
             srv[s]["request_bytes"] += len(b"get %s\r\n" % " ".join(ks).encode())
-            srv[s]["response_bytes"] += len(mc_value([(k, vals[k]) for k in ks]))
+            srv[s]["response_bytes"] += len(mc_values([(k, 0, vals[k]) for k in ks]))
         nreq += 1
         steps.append(self.fragments("alpha"))
         one = on[big][:3]                       # multi-get over one server: forwarded whole
         req = b"get %s\r\n" % " ".join(one).encode()
-        rep = mc_value([(k, vals[k]) for k in one])
+        rep = mc_values([(k, 0, vals[k]) for k in one])
         self.assertEqual(c.request(req), rep)
         steps.append(self.fragments("alpha"))
         srv[big]["requests"] += 1
@@ -488,7 +395,7 @@ class TwoPools(OpsTest):
             nreq += 1
         for k in keys[:5]:
             req = h.resp_command("GET", k)
-            rep = resp_bulk(vals[k])
+            rep = bulk(vals[k])
             self.assertEqual(c.resp("GET", k), rep)
             srv[where[k]]["requests"] += 1
             srv[where[k]]["request_bytes"] += len(req)
@@ -497,16 +404,16 @@ class TwoPools(OpsTest):
         steps = [self.fragments("beta")]
         a, b = list(self.rd_ident)
         mk = [on[a][0], on[b][0], on[a][1], on[b][1]]
-        self.assertEqual(c.resp("MGET", *mk), b"*4\r\n" + b"".join(resp_bulk(vals[k]) for k in mk))
+        self.assertEqual(c.resp("MGET", *mk), b"*4\r\n" + b"".join(bulk(vals[k]) for k in mk))
         for s in (a, b):
             ks = [k for k in mk if where[k] == s]
             srv[s]["requests"] += 1
             srv[s]["request_bytes"] += len(h.resp_command("MGET", *ks))
-            srv[s]["response_bytes"] += len(b"*%d\r\n" % len(ks) + b"".join(resp_bulk(vals[k]) for k in ks))
+            srv[s]["response_bytes"] += len(b"*%d\r\n" % len(ks) + b"".join(bulk(vals[k]) for k in ks))
         nreq += 1
         steps.append(self.fragments("beta"))
         one = on[big][:3]
-        rep = b"*3\r\n" + b"".join(resp_bulk(vals[k]) for k in one)
+        rep = b"*3\r\n" + b"".join(bulk(vals[k]) for k in one)
         self.assertEqual(c.resp("MGET", *one), rep)
         steps.append(self.fragments("beta"))
         srv[big]["requests"] += 1
@@ -829,9 +736,9 @@ class WorkersShareLoad(OpsTest):
             want = {}
             for i, s in enumerate(socks):
                 if r % 2 == 0:
-                    req, rep = mc_set(keys[i], "r%d" % r), b"STORED\r\n"
+                    req, rep = mc_store(keys[i], "r%d" % r), b"STORED\r\n"
                 else:
-                    req, rep = b"get %s\r\n" % B(keys[i]), mc_value([(keys[i], "r%d" % (r - 1))])
+                    req, rep = b"get %s\r\n" % B(keys[i]), mc_values([(keys[i], 0, "r%d" % (r - 1))])
                 s.setblocking(True)
                 s.sendall(req)
                 s.setblocking(False)
@@ -905,12 +812,12 @@ class Logging(OpsTest):
         h.note_log("cachemux (new file)", log)
         h.note_log("cachemux (rotated)", old)
         os.kill(pid, signal.SIGTTIN)
-        wait_for(lambda: "log level raised to 6" in read_file(log), 5, "the SIGTTIN notice")
+        wait_for(lambda: "log level raised to 6" in h.read_text(log), 5, "the SIGTTIN notice")
         port = self.round_trip()
-        wait_for(lambda: self.accepted(read_file(log), port), 5, "accepted client line in the new log")
+        wait_for(lambda: self.accepted(h.read_text(log), port), 5, "accepted client line in the new log")
         os.kill(pid, signal.SIGTTOU)
-        wait_for(lambda: "log level lowered to 5" in read_file(log), 5, "the SIGTTOU notice")
-        new, rotated = read_file(log), read_file(old)
+        wait_for(lambda: "log level lowered to 5" in h.read_text(log), 5, "the SIGTTOU notice")
+        new, rotated = h.read_text(log), h.read_text(old)
         self.assertRegex(rotated, r"\bready\b")
         self.assertNotRegex(new, r"\bready\b")
         for text in ("log level raised", "log level lowered", "accepted client"):
@@ -920,30 +827,30 @@ class Logging(OpsTest):
         os.kill(pid, signal.SIGUSR1)
         wait_for(lambda: os.path.exists(log), 5, "a new %s after the second SIGUSR1" % log)
         os.kill(pid, signal.SIGTTIN)
-        wait_for(lambda: "log level raised to 6" in read_file(log), 5, "the SIGTTIN notice")
-        self.assertNotIn("raised", read_file(log + ".2").split("lowered to 5")[-1])
+        wait_for(lambda: "log level raised to 6" in h.read_text(log), 5, "the SIGTTIN notice")
+        self.assertNotIn("raised", h.read_text(log + ".2").split("lowered to 5")[-1])
 
     def test_sigttin_sigttou_change_level(self):
         pid = self.cmx.proc.pid
         log = self.cmx.log
         p1 = self.round_trip()
         time.sleep(h.scaled(0.2))
-        self.assertFalse(self.accepted(read_file(log), p1), "info line logged at -v 5")
+        self.assertFalse(self.accepted(h.read_text(log), p1), "info line logged at -v 5")
         os.kill(pid, signal.SIGTTIN)
-        wait_for(lambda: "log level raised to 6" in read_file(log), 5, "the SIGTTIN notice")
+        wait_for(lambda: "log level raised to 6" in h.read_text(log), 5, "the SIGTTIN notice")
         p2 = self.round_trip()
-        wait_for(lambda: self.accepted(read_file(log), p2), 5, "accepted client line at level 6")
+        wait_for(lambda: self.accepted(h.read_text(log), p2), 5, "accepted client line at level 6")
         os.kill(pid, signal.SIGTTOU)
-        wait_for(lambda: "log level lowered to 5" in read_file(log), 5, "the SIGTTOU notice")
+        wait_for(lambda: "log level lowered to 5" in h.read_text(log), 5, "the SIGTTOU notice")
         p3 = self.round_trip()
         time.sleep(h.scaled(0.2))
-        self.assertFalse(self.accepted(read_file(log), p3), "info line logged after SIGTTOU")
+        self.assertFalse(self.accepted(h.read_text(log), p3), "info line logged after SIGTTOU")
         # down to 4 (warn): the notice about it is itself below the level
         os.kill(pid, signal.SIGTTOU)
         time.sleep(h.scaled(0.3))
         os.kill(pid, signal.SIGTTIN)
-        wait_for(lambda: "log level raised to 5" in read_file(log), 5, "raised back to 5")
-        self.assertNotIn("log level lowered to 4", read_file(log))
+        wait_for(lambda: "log level raised to 5" in h.read_text(log), 5, "raised back to 5")
+        self.assertNotIn("log level lowered to 4", h.read_text(log))
 
 
 # --------------------------------------------------------------------------
@@ -965,7 +872,7 @@ class GracefulStop(OpsTest):
         pidfile = h.tmp_path("graceful.pid")
         cmx = self.cachemux([h.Pool("alpha", mcs)], workers=2, verbose=5,
                             globals_={"shutdown_timeout": 10000}, extra_args=["-p", pidfile])
-        self.assertEqual(int(read_file(pidfile).strip()), cmx.proc.pid)
+        self.assertEqual(int(h.read_text(pidfile).strip()), cmx.proc.pid)
         nclients, pairs = 50, 5
         term = [None]
         results = [None] * nclients
@@ -989,8 +896,8 @@ class GracefulStop(OpsTest):
                     for j in range(pairs):
                         k = "gs:%d:%d" % (t, j)
                         v = "%d-%d-%s" % (t, seq, "z" * (seq % 50))
-                        reqs += mc_set(k, v) + b"get %s\r\n" % B(k)
-                        reps += [b"STORED\r\n", mc_value([(k, v)])]
+                        reqs += mc_store(k, v) + b"get %s\r\n" % B(k)
+                        reps += [b"STORED\r\n", mc_values([(k, 0, v)])]
                     seq += 1
                     try:
                         c.send(reqs)
@@ -1026,9 +933,7 @@ class GracefulStop(OpsTest):
             finally:
                 c.close()
 
-        threads = [threading.Thread(target=run, args=(t,), daemon=True) for t in range(nclients)]
-        for th in threads:
-            th.start()
+        threads = start_threads(run, nclients)
         started.wait()
         wait_for(lambda: all(r is not None and r["ok_before"] >= 2 for r in results), 20,
                  "every client to complete 2 batches")
@@ -1053,7 +958,7 @@ class GracefulStop(OpsTest):
     def test_requests_queued_before_sigterm_are_answered(self):
         """Requests that reached cachemux's sockets before SIGTERM, on
         connections it has accepted and on connections still in its
-        listeners' accept queues (DESIGN 6: drained "so they are served"),
+        listeners' accept queues (doc/design.md 9: drained "so they are served"),
         are all answered. cachemux is frozen (SIGSTOP) while the clients
         connect and send, then gets SIGTERM and SIGCONT. Which of its threads
         runs first after SIGCONT varies, so the round is repeated (3 fresh
@@ -1078,14 +983,14 @@ class GracefulStop(OpsTest):
                 new = [self.cmx_client(cmx) for _ in range(20)]   # completed by the kernel
                 clients = [("accepted", c) for c in old] + [("queued", c) for c in new]
                 for i, (_, c) in enumerate(clients):
-                    c.send(mc_set("q%d:%d" % (rnd, i), "v") + b"get q%d:%d\r\n" % (rnd, i))
+                    c.send(mc_store("q%d:%d" % (rnd, i), "v") + b"get q%d:%d\r\n" % (rnd, i))
                 time.sleep(0.1)
                 os.kill(pid, signal.SIGTERM)
             finally:
                 os.kill(pid, signal.SIGCONT)
             lost = {}
             for i, (kind, c) in enumerate(clients):
-                want = b"STORED\r\n" + mc_value([("q%d:%d" % (rnd, i), "v")])
+                want = b"STORED\r\n" + mc_value("q%d:%d" % (rnd, i), "v")
                 got, how = recv_raw(c.sock, len(want), 10)
                 if got != want:
                     stored = mc.get("q%d:%d" % (rnd, i)) is not None
@@ -1134,7 +1039,7 @@ class GracefulStop(OpsTest):
                                       "metrics_listen": "%s:%d" % (h.HOST, mport)},
                             extra_args=["-p", pidfile])
         c = self.cmx_client(cmx)
-        self.assertEqual(c.request(mc_set("fk", "v")), b"STORED\r\n")
+        self.assertEqual(c.request(mc_store("fk", "v")), b"STORED\r\n")
         st, _, body = http_get(mport, "/healthz")
         self.assertEqual((st, body.strip()), (200, b"ok"))
         os.kill(mc.proc.pid, signal.SIGSTOP)
@@ -1239,7 +1144,7 @@ class BinaryUpgrade(OpsTest):
         time.sleep(h.scaled(1.0))
         c2 = self.cachemux([h.Pool("alpha", mcs, port=port)], stats_port=c1.stats_port,
                            workers=2, verbose=6, globals_=g, extra_args=["-p", pidfile])
-        self.assertEqual(int(read_file(pidfile).strip()), c2.proc.pid, "second instance's pid file")
+        self.assertEqual(int(h.read_text(pidfile).strip()), c2.proc.pid, "second instance's pid file")
         time.sleep(h.scaled(1.0))
         n_mid = nok()
         term = time.monotonic()
@@ -1250,7 +1155,7 @@ class BinaryUpgrade(OpsTest):
             self.fail("first instance did not exit")
         c1.stop()       # exit 0, no sanitizer report
         self.assertTrue(os.path.exists(pidfile), "the first instance removed the second's pid file")
-        self.assertEqual(int(read_file(pidfile).strip()), c2.proc.pid)
+        self.assertEqual(int(h.read_text(pidfile).strip()), c2.proc.pid)
         n_exit = nok()
         time.sleep(h.scaled(1.0))
         stop.set()
@@ -1286,12 +1191,12 @@ class BinaryUpgrade(OpsTest):
         self.assertGreater(n_end - n_exit, 100, "the second instance served little after the switch")
         # both instances really accepted clients during the overlap
         acc = re.compile(r"accepted client 127\.0\.0\.1:\d+ on pool alpha")
-        self.assertTrue(acc.search(read_file(c1.log)), "first instance accepted nobody")
-        self.assertTrue(acc.search(read_file(c2.log)), "second instance accepted nobody")
+        self.assertTrue(acc.search(h.read_text(c1.log)), "first instance accepted nobody")
+        self.assertTrue(acc.search(h.read_text(c2.log)), "second instance accepted nobody")
         # the second serves afterwards
         with h.Client(port) as c:
-            self.assertEqual(c.request(mc_set("after", "yes")), b"STORED\r\n")
-            self.assertEqual(c.request(b"get after\r\n"), mc_value([("after", "yes")]))
+            self.assertEqual(c.request(mc_store("after", "yes")), b"STORED\r\n")
+            self.assertEqual(c.request(b"get after\r\n"), mc_values([("after", 0, "yes")]))
         self.assertEqual(stats_json(c2.stats_port)["service"], "cachemux")
         c2.stop()
         self.assertFalse(os.path.exists(pidfile), "pid file left after the second's SIGTERM")
@@ -1303,54 +1208,19 @@ class BinaryUpgrade(OpsTest):
 class Daemon(OpsTest):
 
     def test_daemonize_with_pid_file(self):
-        subreaper = h.become_subreaper()
         mc = self.memcached(name="s1")
         port, stats = h.free_ports(2)
         conf = h.write_ini(h.tmp_path("daemon.ini"), [h.Pool("alpha", [mc], port=port)], workers=2)
         pidfile = h.tmp_path("daemon.pid")
         log = h.tmp_path("daemon.log")
-        san = h.tmp_dir("sanitizer")
-        h.note_log("cachemux -d", log)
-        p = h.spawn([h.CACHEMUX, "-d", "-c", conf, "-s", str(stats), "-o", log, "-p", pidfile],
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=h.sanitizer_env(san))
-        try:
-            out, err = p.communicate(timeout=h.scaled(15))
-        except subprocess.TimeoutExpired:
-            h.kill_proc(p)
-            self.fail("the -d parent did not exit")
-        self.assertEqual(p.returncode, 0, (out, err))
-        pid = int(read_file(pidfile).strip())
-        h.register_pid(pid)
-        self.addCleanup(h.unregister_pid, pid)
-        self.assertNotEqual(pid, p.pid)
-        self.assertTrue(h._pid_alive(pid), "daemon not running")
+        pid, san = self.start_daemon(["-c", conf, "-s", str(stats), "-o", log, "-p", pidfile],
+                                     pidfile, log)
         with h.Client(port) as c:
-            self.assertEqual(c.request(mc_set("dk", "dv")), b"STORED\r\n")
-            self.assertEqual(c.request(b"get dk\r\n"), mc_value([("dk", "dv")]))
+            self.assertEqual(c.request(mc_store("dk", "dv")), b"STORED\r\n")
+            self.assertEqual(c.request(b"get dk\r\n"), mc_values([("dk", 0, "dv")]))
         self.assertEqual(mc.get("dk"), b"dv")
         self.assertEqual(stats_json(stats)["alpha"]["s1"]["requests"], 2)
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.time() + h.scaled(15)
-        status = None
-        while time.time() < deadline:
-            if subreaper:
-                try:
-                    wpid, st = os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    wpid, st = pid, None
-                if wpid == pid:
-                    status = st
-                    break
-            elif not h._pid_alive(pid):
-                break
-            time.sleep(0.02)
-        else:
-            self.fail("daemon still running after SIGTERM")
-        if status is not None:
-            self.assertTrue(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0,
-                            "daemon exit status %r" % status)
-        self.assertFalse(os.path.exists(pidfile), "pid file left after SIGTERM")
-        h.assert_no_sanitizer_reports(san)
+        self.stop_daemon(pid, pidfile, san)
 
 
 if __name__ == "__main__":

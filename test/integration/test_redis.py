@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Redis integration tests (SPEC 3, 4.2, 4.3, 4.4, 5.1, 5.4, Appendix A and B).
+"""Redis integration tests (doc/protocols.md 1, 3, 4 and 5; README placement and limits).
 
 cachemux runs in front of real redis-server backends. Replies are compared as
 raw RESP bytes and effects are checked on the backends directly (raw RESP
@@ -9,7 +9,7 @@ python3-redis and redis-cli are driven against the proxy as real clients.
 The side-by-side test sends test/integration/corpus_redis.txt to cachemux and
 to nutcracker, each in front of its own fresh pair of redis-server, single and
 pipelined (depth 1, 10, 100), and requires byte-identical replies. Each
-behaviour where cachemux deliberately differs from nutcracker (SPEC Appendix B)
+behaviour where cachemux deliberately differs from nutcracker (doc/protocols.md 5)
 has its own test below asserting cachemux's behaviour (class AppendixB, and the
 Errors, Auth and LocalReplies tests whose docstrings name Appendix B).
 
@@ -20,26 +20,25 @@ helper run against nutcracker (to check the tests themselves).
 """
 
 import hashlib
-import json
 import os
 import random
 import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 sys.dont_write_bytecode = True   # never write into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+from helpers import (CRLF, B, accept_workers, bulk, join_threads, per_worker,  # noqa: E402
+                     start_threads, unescape)
 
 try:
     import redis as pyredis     # Debian's python3-redis
 except ImportError:             # pragma: no cover
     pyredis = None
 
-CRLF = b"\r\n"
 cmd = h.resp_command
 OK = b"+OK\r\n"
 NIL = b"$-1\r\n"
@@ -48,21 +47,6 @@ WRONGTYPE = b"-WRONGTYPE Operation against a key holding the wrong kind of value
 REFUSED = b"-ERR Connection refused\r\n"
 RESET = b"-ERR Connection reset by peer\r\n"
 NOAUTH = b"-NOAUTH Authentication required.\r\n"
-
-
-def B(x):
-    if isinstance(x, bytes):
-        return x
-    if isinstance(x, int):
-        return b"%d" % x
-    return x.encode()
-
-
-def bulk(v):
-    if v is None:
-        return NIL
-    v = B(v)
-    return b"$%d\r\n%s\r\n" % (len(v), v)
 
 
 def integer(n):
@@ -133,11 +117,7 @@ def value(reply):
 
 
 def need_pyredis(test):
-    if pyredis is None:
-        msg = "python3-redis is not installed"
-        if h.REQUIRE_ALL:
-            test.fail(msg + " (CACHEMUX_REQUIRE_ALL=1)")
-        test.skipTest(msg)
+    test.need(pyredis is not None, "python3-redis is not installed")
 
 
 def redis_cli_path():
@@ -145,11 +125,7 @@ def redis_cli_path():
 
 
 def need_redis_cli(test):
-    if redis_cli_path() is None:
-        msg = "missing binaries: redis-cli"
-        if h.REQUIRE_ALL:
-            test.fail(msg + " (CACHEMUX_REQUIRE_ALL=1)")
-        test.skipTest(msg)
+    test.need_binary("redis-cli", "missing binaries: redis-cli", "REDIS_CLI")
 
 
 # --------------------------------------------------------------------------
@@ -630,7 +606,7 @@ class Clients(RedisCase):
 
 class Split(RedisCase):
     """MGET, MSET, DEL, UNLINK, TOUCH (and EXISTS, AppendixB) are split per
-    server (SPEC 4.2); three servers named as in ketama_fnv1a_64.tsv."""
+    server (doc/protocols.md 3); three servers named as in ketama_fnv1a_64.tsv."""
     names = ("s1", "s2", "s3")
 
     def table_rows(self):
@@ -691,7 +667,7 @@ class Split(RedisCase):
 
 
 class SplitDeadBackend(RedisCase):
-    """SPEC 5.1 / Appendix B: a split command with a dead part gets the error,
+    """doc/protocols.md 3 and 5: a split command with a dead part gets the error,
     the conn stays open (nutcracker closes it for MGET)."""
     shared_backends = False
 
@@ -703,7 +679,7 @@ class SplitDeadBackend(RedisCase):
         time.sleep(0.1)
         self.assertGreaterEqual(len(live), 8)
         # each command on its own live keys: the live fragment of a failed
-        # request may have run (SPEC 5.1 only says the whole request fails)
+        # request may have run (doc/protocols.md 3 only says the whole request fails)
         for i, name in enumerate(("MGET", "EXISTS", "TOUCH", "DEL", "UNLINK", "MSET")):
             a, b = live[i], dead[i % len(dead)]
             args = [name, a, "x", b, "y"] if name == "MSET" else [name, b, a, dead[0]]
@@ -725,7 +701,7 @@ class SplitDeadBackend(RedisCase):
 # local replies
 
 class LocalReplies(RedisCase):
-    """PING, ECHO, QUIT, SELECT answered by the proxy (SPEC 4.2, Appendix B)."""
+    """PING, ECHO, QUIT, SELECT answered by the proxy (doc/protocols.md 3 and 5)."""
 
     def start_proxy(self):
         return self.cachemux([self.pool()], workers=2)
@@ -846,7 +822,7 @@ SECRET = "s3cr3t-pw"
 
 
 class Auth(RedisCase):
-    """SPEC 4.3 with redis_auth set; the backends require the same password
+    """doc/protocols.md 3 "Authentication and database" with redis_auth set; the backends require the same password
     (the proxy sends AUTH on each backend conn, as twemproxy does)."""
     pool_keys = {"redis_auth": SECRET}
     backend_password = SECRET
@@ -914,7 +890,7 @@ class Auth(RedisCase):
 
 
 class AuthUnset(RedisCase):
-    """AUTH on a pool without redis_auth (SPEC 4.3)."""
+    """AUTH on a pool without redis_auth (doc/protocols.md 3)."""
 
     def start_proxy(self):
         return self.cachemux([self.pool()], workers=1)
@@ -976,7 +952,7 @@ class AuthBackends(RedisCase):
 # errors
 
 class Errors(RedisCase):
-    """Error replies of SPEC 4.2 / 5.4 (nutcracker closes on all of them:
+    """Error replies of doc/protocols.md 4 (nutcracker closes on all of them:
     Appendix B `bad or unsupported request`)."""
 
     def start_proxy(self):
@@ -1063,7 +1039,7 @@ class Errors(RedisCase):
         self.assertEqual(self.where("fr:after"), [])
 
     def test_request_too_large_before_body(self):
-        """SPEC 5.4: a declared size over max_request_size is refused before the
+        """doc/protocols.md 4: a declared size over max_request_size is refused before the
         body is read (the body is never sent here), then close."""
         px = self.cachemux([self.pool(name="small")], workers=1,
                            globals_={"max_request_size": 1048576})
@@ -1193,7 +1169,7 @@ class Errors(RedisCase):
         self.assertOpen(c)
 
     def test_mset_with_a_part_refused_by_the_backend(self):
-        """SPEC 4.2 / 5.1: MSET is +OK only when every part succeeded; a part
+        """doc/protocols.md 3: MSET is +OK only when every part succeeded; a part
         answered -OOM makes the whole MSET answer that error, verbatim."""
         oom = self.redis(name="s2", extra=["--maxmemory", "1", "--maxmemory-policy", "noeviction"])
         px = self.cachemux([self.pool([self.by_name["s1"], oom], name="halfoom")], workers=1)
@@ -1214,10 +1190,10 @@ class Errors(RedisCase):
 
 
 # --------------------------------------------------------------------------
-# cachemux-only behaviours of SPEC Appendix B not covered above
+# cachemux-only behaviours of doc/protocols.md 5 not covered above
 
 class AppendixB(RedisCase):
-    """Each row of SPEC Appendix B that concerns Redis requests and has no test
+    """Each row of doc/protocols.md 5 that concerns Redis requests and has no test
     elsewhere in this file."""
 
     def start_proxy(self):
@@ -1239,7 +1215,7 @@ class AppendixB(RedisCase):
         self.assertEqual(c.resp("EXISTS", *allk), integer(8))
 
     def test_fragments_counted(self):
-        """SPEC 6.1 / Appendix B: `fragments` counts the sub-requests made by
+        """README "Operations" / doc/protocols.md 5: `fragments` counts the sub-requests made by
         splitting (nutcracker: always 0); each fragment counts once in its
         server's `requests`."""
         c = self.client()
@@ -1247,9 +1223,7 @@ class AppendixB(RedisCase):
         a1, a2, b1 = keys["s1"][0], keys["s1"][1], keys["s2"][0]
 
         def stats():
-            with h.Client(self.px.stats_port, timeout=5) as s:
-                doc = json.loads(s.read_until_close().decode())
-            pool = doc["alpha"]
+            pool = self.px.stats_json()["alpha"]
             return pool["fragments"], {n: pool[n]["requests"] for n in ("s1", "s2")}
 
         f0, r0 = stats()
@@ -1289,8 +1263,7 @@ class AppendixB(RedisCase):
         self.assertEqual(c.resp("MGET", *keys), array([bulk(k) for k in keys]))
         for k in keys:
             self.assertEqual(c.resp("GET", k), bulk(k))
-        with h.Client(px.stats_port, timeout=5) as s:
-            doc = json.loads(s.read_until_close().decode())
+        doc = px.stats_json()
         self.assertEqual(doc["idle"]["server_ejects"], 0)
         self.assertEqual(doc["idle"]["forward_error"], 0)
         # keys stayed where they were: nothing was ejected from the ring
@@ -1398,7 +1371,7 @@ class AppendixB(RedisCase):
 # replies of any shape
 
 class Replies(RedisCase):
-    """SPEC 4.2: replies of any RESP2 type nested to any depth, and large
+    """doc/protocols.md 3: replies of any RESP2 type nested to any depth, and large
     ones, arrive byte for byte as the backend sends them."""
 
     def test_nested_and_large_replies(self):
@@ -1447,7 +1420,7 @@ class Replies(RedisCase):
 
 
 class RepliesSmallMbufs(Replies):
-    """The same with mbuf_size = 512 (SPEC 1: -m 512..16777216), so that
+    """The same with mbuf_size = 512 (cachemux(8): -m 512..16777216), so that
     every header, bulk and fragment crosses buffer boundaries; plus a 5 MiB
     value and a 1000-deep pipeline."""
 
@@ -1482,7 +1455,7 @@ def sleep_script(ms):
 
 
 class Ordering(RedisCase):
-    """SPEC 4.4: replies in request order across servers and fragments."""
+    """doc/protocols.md 1: replies in request order across servers and fragments."""
 
     def test_1000_deep_pipeline_across_servers(self):
         c = self.client(timeout=20)
@@ -1580,12 +1553,8 @@ class Ordering(RedisCase):
             except Exception as e:
                 errors.append("client %d: %r" % (t, e))
 
-        threads = [threading.Thread(target=run, args=(t,)) for t in range(20)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(h.scaled(60))
-        self.assertFalse([th for th in threads if th.is_alive()], "clients still running")
+        threads = start_threads(run, 20)
+        self.assertFalse(join_threads(threads, 60), "clients still running")
         self.assertEqual(errors, [])
 
 
@@ -1606,7 +1575,7 @@ def table_files():
 
 
 class PlacementBase(h.IntegrationTest):
-    """SPEC 3 / TESTING: keys of every nutcracker-recorded table with named
+    """doc/testing.md "Placement": keys of every nutcracker-recorded table with named
     servers, written through a cachemux Redis pool whose servers carry the
     table's names and weights, are on the table's backend (KEYS * on each).
     Tables in FULL use all 2000 keys, the others 300 (the first 80 keyN, every
@@ -1713,7 +1682,7 @@ class PlacementUnnamed(PlacementBase):
     def fixed_backends(self, ports):
         out = []
         for p in ports:
-            if h.can_connect(p) or h._listen_inodes(p):
+            if h.can_connect(p) or h.listen_inodes(p):
                 self.skipTest("port %d is in use" % p)
             try:
                 b = h.Redis(port=p).start(tries=1)
@@ -1737,11 +1706,8 @@ class PlacementUnnamed(PlacementBase):
 # workers
 
 class Workers(RedisCase):
-    """workers = 4 and 400 Redis clients: the load really spreads (TESTING.md)."""
+    """workers = 4 and 400 Redis clients: the load really spreads (doc/testing.md)."""
     workers = 4
-
-    ACCEPT_RE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\] INFO (w\d+) "
-                           r"accepted client 127\.0\.0\.1:(\d+) on pool alpha$")
 
     def start_proxy(self):
         return self.cachemux([self.pool()], workers=4, verbose=6)
@@ -1759,23 +1725,12 @@ class Workers(RedisCase):
                 c.send(cmd("MGET", "w:%d" % i, "w:%d" % ((i + 1) % 400)))
             for i, c in enumerate(clients):
                 self.assertEqual(c.read_resp(1), [array([bulk("v%d" % i), bulk("v%d" % ((i + 1) % 400))])])
-            ports = {c.local_port for c in clients}
-            deadline = time.time() + h.scaled(5)
-            while True:
-                per_worker = {}
-                seen = set()
-                for line in self.px.log_text().splitlines():
-                    m = self.ACCEPT_RE.match(line)
-                    if m and int(m.group(2)) in ports:
-                        per_worker[m.group(1)] = per_worker.get(m.group(1), 0) + 1
-                        seen.add(int(m.group(2)))
-                if len(seen) == 400 or time.time() > deadline:
-                    break
-                time.sleep(0.1)
+            found = accept_workers(self.px, [c.local_port for c in clients], "alpha")
+            seen, workers = set(found), per_worker(found)
             self.assertEqual(len(seen), 400, "accept lines found for %d of 400 clients" % len(seen))
-            busy = [w for w, n in per_worker.items() if n >= 40]
-            self.assertGreaterEqual(len(busy), 3, "clients per worker: %s" % per_worker)
-            self.assertLessEqual(len(per_worker), 4, per_worker)
+            busy = [w for w, n in workers.items() if n >= 40]
+            self.assertGreaterEqual(len(busy), 3, "clients per worker: %s" % workers)
+            self.assertLessEqual(len(workers), 4, workers)
             # each backend sees at least 3 conns from cachemux (one per worker
             # that used it; server_connections = 1)
             for b in self.backends:
@@ -1813,30 +1768,7 @@ MGET DEL UNLINK TOUCH EXISTS MSET EVAL EVALSHA
 
 
 def unescape_arg(a):
-    if a == b'""':
-        return b""
-    out = bytearray()
-    i = 0
-    while i < len(a):
-        c = a[i]
-        if c == 0x5c:  # backslash
-            e = a[i + 1:i + 2]
-            if e == b"r":
-                out += b"\r"
-            elif e == b"n":
-                out += b"\n"
-            elif e == b"\\":
-                out += b"\\"
-            elif e == b"x":
-                out.append(int(a[i + 2:i + 4], 16))
-                i += 2
-            else:
-                raise ValueError("bad escape in corpus: %r" % a)
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return bytes(out)
+    return b"" if a == b'""' else unescape(a)
 
 
 def load_corpus(path=CORPUS):

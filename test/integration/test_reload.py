@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Hot reload on SIGHUP (SPEC 8, and section 7's SIGHUP row).
+"""Hot reload on SIGHUP (README "Reload (SIGHUP)" and "Operations").
 
 cachemux runs in front of real memcached and redis-server backends; the test
 rewrites the INI in place, sends SIGHUP and waits for the `reload:` result
@@ -38,10 +38,10 @@ line (harness Cachemux.reload). Proofs:
   over log_level and log_file.
 - A server whose identity stays but whose address changes: its keys go to
   the new backend (also from a client connected before the reload).
-- Other SPEC 8 rules: a changed `listen` is removed + added; servers that
+- Other rules of README "Reload (SIGHUP)": a changed `listen` is removed + added; servers that
   stay keep their counters and ejection state; hash / distribution changes
   route by the new ring; a redis_db change reaches the backend conns of
-  servers that stay (SPEC 2: SELECT n on every backend conn).
+  servers that stay (doc/protocols.md 3: SELECT n on every backend conn).
 
 After a reload's result line is logged, the workers switch at their next
 loop turn; checks of the new ring wait SETTLE seconds first.
@@ -53,7 +53,6 @@ selects the 1,000-reload loop.
 """
 
 import hashlib
-import http.client
 import os
 import re
 import signal
@@ -66,24 +65,10 @@ import time
 sys.dont_write_bytecode = True   # never write into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-
-CRLF = b"\r\n"
-
-
-def _sanitized():
-    if os.environ.get("CACHEMUX_SANITIZED", "") not in ("", "0"):
-        return True
-    if "asan" in h.CACHEMUX.lower():
-        return True
-    try:
-        with open(h.CACHEMUX, "rb") as f:
-            data = f.read()
-    except OSError:
-        return False
-    return b"__asan_init" in data
+from helpers import (CRLF, SANITIZED, B, bulk, mc_store, mc_value,  # noqa: E402
+                     memcached_conn_ports, samples, scrape)
 
 
-SANITIZED = _sanitized()
 LOOP_RELOADS = 1000 if SANITIZED else 200
 # Under ASan, freed memory sits in a quarantine (256 MiB by default) that
 # would read as RSS growth: the loop's cachemux gets a 16 MiB quarantine
@@ -98,10 +83,6 @@ RSS_TOLERANCE_KIB = 8 * 1024
 # --------------------------------------------------------------------------
 # helpers
 
-def B(x):
-    return x if isinstance(x, bytes) else str(x).encode()
-
-
 def skey(name):
     """A key led by 8 hex digits of its MD5: keys that differ only at the end
     hash close together under the FNV hashes, so spread them."""
@@ -109,40 +90,9 @@ def skey(name):
     return hashlib.md5(name).hexdigest()[:8].encode() + b"-" + name
 
 
-def mc_set(key, value):
-    return b"set %s 0 0 %d\r\n%s\r\n" % (B(key), len(value), B(value))
-
-
-def mc_value(key, value):
-    return b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (B(key), len(value), B(value))
-
-
-def resp_bulk(value):
-    return b"$%d\r\n%s\r\n" % (len(value), B(value))
-
-
-def http_get(port, path="/metrics", timeout=5):
-    conn = http.client.HTTPConnection(h.HOST, port, timeout=h.scaled(timeout))
-    try:
-        conn.request("GET", path, headers={"Connection": "close"})
-        r = conn.getresponse()
-        return r.status, r.read().decode("utf-8", "replace")
-    finally:
-        conn.close()
-
-
 def metrics(port):
-    """{'name{labels}': value} from GET /metrics."""
-    st, body = http_get(port)
-    if st != 200:
-        raise AssertionError("GET /metrics: status %d" % st)
-    out = {}
-    for line in body.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        k, v = line.rsplit(" ", 1)
-        out[k] = float(v)
-    return out
+    """{'name{labels}': value} from GET /metrics (the strict parser)."""
+    return samples(scrape(port)[1])
 
 
 def reload_counters(port):
@@ -150,22 +100,6 @@ def reload_counters(port):
     return (int(m["cachemux_reload_generation"]),
             int(m['cachemux_reloads_total{result="ok"}']),
             int(m['cachemux_reloads_total{result="rejected"}']))
-
-
-def _pid_inodes(pid):
-    out = set()
-    try:
-        fds = os.listdir("/proc/%d/fd" % pid)
-    except OSError:
-        return out
-    for fd in fds:
-        try:
-            t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-        except OSError:
-            continue
-        if t.startswith("socket:["):
-            out.add(t[8:-1])
-    return out
 
 
 _SS = h.find_binary("ss")
@@ -189,37 +123,30 @@ def _tcp_rows(state, port_filter):
             rp = f[3].rsplit(":", 1)[1]
             rows.append((int(f[2].rsplit(":", 1)[1]), int(rp) if rp.isdigit() else 0, m.group(1)))
         return rows
-    want = {"established": "01", "listening": "0A"}[state]
+    want = {"established": h.TCP_ESTABLISHED, "listening": h.TCP_LISTEN}[state]
     kind, _, port = port_filter
     port = int(port[1:])
-    rows = []
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            x = line.split()
-            lp, rp = int(x[1].rsplit(":", 1)[1], 16), int(x[2].rsplit(":", 1)[1], 16)
-            if x[3] == want and (lp if kind == "sport" else rp) == port:
-                rows.append((lp, rp, x[9]))
-    return rows
+    return [(lp, rp, ino) for lp, rp, st, ino in h.tcp_sockets()
+            if st == want and (lp if kind == "sport" else rp) == port]
 
 
 def cm_conns_to(pid, port):
     """Local ports of pid's ESTABLISHED TCP conns to remote port `port`."""
     rows = _tcp_rows("established", ["dport", "=", ":%d" % port])
-    mine = _pid_inodes(pid)
+    mine = h.socket_inodes(pid)
     return {lp for lp, rp, ino in rows if ino in mine}
 
 
 def cm_client_socks(pid, listen_port):
     """{client port: inode} of pid's accepted sockets on listen_port."""
     rows = _tcp_rows("established", ["sport", "=", ":%d" % listen_port])
-    mine = _pid_inodes(pid)
+    mine = h.socket_inodes(pid)
     return {rp: ino for lp, rp, ino in rows if ino in mine}
 
 
 def listen_inodes(pid, port):
     rows = _tcp_rows("listening", ["sport", "=", ":%d" % port])
-    mine = _pid_inodes(pid)
+    mine = h.socket_inodes(pid)
     return {ino for lp, rp, ino in rows if ino in mine}
 
 
@@ -245,14 +172,7 @@ def redis_client_ids(backend, ports):
 
 def mc_conn_ports(backend, ports):
     """Client ports among `ports` that memcached lists in `stats conns`."""
-    with backend.client() as c:
-        r = c.request(b"stats conns\r\n")
-    out = set()
-    for m in re.finditer(rb"STAT \d+:addr tcp:[0-9.]+:(\d+)\r\n", r):
-        p = int(m.group(1))
-        if p in ports:
-            out.add(p)
-    return out
+    return memcached_conn_ports(backend) & set(ports)
 
 
 def direct_get(backend, keys):
@@ -288,7 +208,7 @@ def write_through(port, redis, items):
             replies = c.pipeline(data, len(items), resp=True)
             bad = [(k, r) for (k, _), r in zip(items, replies) if r != b"+OK\r\n"]
         else:
-            data = b"".join(mc_set(k, v) for k, v in items)
+            data = b"".join(mc_store(k, v) for k, v in items)
             replies = c.pipeline(data, len(items))
             bad = [(k, r) for (k, _), r in zip(items, replies) if r != b"STORED\r\n"]
     if bad:
@@ -373,7 +293,7 @@ class Loader(threading.Thread):
                     if self.redis:
                         reqs += [h.resp_command("SET", k, v), h.resp_command("GET", k)]
                     else:
-                        reqs += [mc_set(k, v), b"get %s\r\n" % k]
+                        reqs += [mc_store(k, v), b"get %s\r\n" % k]
                 c = self.client
                 if self.pipelined:
                     replies = c.pipeline(b"".join(reqs), len(reqs), resp=self.redis)
@@ -398,10 +318,10 @@ class Loader(threading.Thread):
             rs, rg = replies[2 * j], replies[2 * j + 1]
             if rs != ok:
                 raise AssertionError("SET %r: %r" % (k, rs[:200]))
-            want = resp_bulk(v) if self.redis else mc_value(k, v)
+            want = bulk(v) if self.redis else mc_value(k, v)
             if rg != want:
                 if k in self.moving:
-                    olds = {resp_bulk(o) if self.redis else mc_value(k, o) for o in self.hist[k]}
+                    olds = {bulk(o) if self.redis else mc_value(k, o) for o in self.hist[k]}
                     if rg == miss or rg in olds:
                         self.moved += 1
                     else:
@@ -462,7 +382,7 @@ class ReloadTest(h.IntegrationTest):
             data = b"".join(h.resp_command("SET", k, v) for k, v in items)
             self.assertEqual(client.pipeline(data, n, resp=True), [b"+OK\r\n"] * n)
         else:
-            data = b"".join(mc_set(k, v) for k, v in items)
+            data = b"".join(mc_store(k, v) for k, v in items)
             self.assertEqual(client.pipeline(data, n), [b"STORED\r\n"] * n)
         loc = h.locate(px.conf, pool, keys)
         got = {name: direct_get(b, keys) for name, b in backends.items()}
@@ -640,12 +560,12 @@ class UnchangedPoolTest(ReloadTest):
                 v = b"v%d" % seq[0]
                 if kind == "mc":
                     for k in kmc_keys:
-                        self.assertEqual(c.request(mc_set(k, v) + b"get " + k + CRLF, 2),
+                        self.assertEqual(c.request(mc_store(k, v) + b"get " + k + CRLF, 2),
                                          b"STORED\r\n" + mc_value(k, v))
                 else:
                     for k in krd_keys:
                         c.send(h.resp_command("SET", k, v) + h.resp_command("GET", k))
-                        self.assertEqual(c.read_resp(2), [b"+OK\r\n", resp_bulk(v)])
+                        self.assertEqual(c.read_resp(2), [b"+OK\r\n", bulk(v)])
 
         def snapshot():
             out = {"listen": (listen_inodes(pid, kmc_port), listen_inodes(pid, krd_port)),
@@ -713,7 +633,7 @@ class AddRemovePoolTest(ReloadTest):
         for i in range(n):
             with h.Client(port) as c:
                 k = b"add-%d" % i
-                self.assertEqual(c.request(mc_set(k, b"x%d" % i) + b"get " + k + CRLF, 2),
+                self.assertEqual(c.request(mc_store(k, b"x%d" % i) + b"get " + k + CRLF, 2),
                                  b"STORED\r\n" + mc_value(k, b"x%d" % i))
         lines = px.wait_log(r" accepted client \S+ on pool added$", since=off, count=n)
         tags = {}
@@ -732,12 +652,12 @@ class AddRemovePoolTest(ReloadTest):
         gport = px.port("gone")
         bc = px.client("base")
         self.addCleanup(bc.close)
-        self.assertEqual(bc.request(mc_set("b", "1")), b"STORED\r\n")
+        self.assertEqual(bc.request(mc_store("b", "1")), b"STORED\r\n")
         idle = []
         for i in range(8):
             c = h.Client(gport)
             self.addCleanup(c.close)
-            self.assertEqual(c.request(mc_set("i%d" % i, "v")), b"STORED\r\n")
+            self.assertEqual(c.request(mc_store("i%d" % i, "v")), b"STORED\r\n")
             idle.append(c)
         big = os.urandom(1 << 20).hex().encode()[:2 * 1024 * 1024]   # 2 MiB
         mid = h.Client(gport, timeout=10)
@@ -792,7 +712,7 @@ class InvalidReloadTest(ReloadTest):
         px = self.rcachemux([p1, p2], workers=2)
         c1 = px.client("p1")
         self.addCleanup(c1.close)
-        self.assertEqual(c1.request(mc_set("k0", "a")), b"STORED\r\n")
+        self.assertEqual(c1.request(mc_store("k0", "a")), b"STORED\r\n")
         self.assertEqual(px.counters(), (1, 0, 0))
 
         # the next valid config: p1's server s1 moves to m2's address
@@ -840,7 +760,7 @@ class InvalidReloadTest(ReloadTest):
             self.assertEqual(px.counters(), (1, 0, rejected), what)
             # the old config keeps serving: same client, new client, old placement
             k = b"after-%d" % rejected
-            self.assertEqual(c1.request(mc_set(k, b"v") + b"get " + k + CRLF, 2),
+            self.assertEqual(c1.request(mc_store(k, b"v") + b"get " + k + CRLF, 2),
                              b"STORED\r\n" + mc_value(k, b"v"), what)
             with px.client("p2") as c2:
                 self.assertEqual(c2.request(b"get " + k + CRLF), mc_value(k, b"v"), what)
@@ -852,7 +772,7 @@ class InvalidReloadTest(ReloadTest):
         self.assertIn("reload: 2 pools, 1 changed (0 added, 0 removed)", line)
         self.assertEqual(px.counters(), (2, 1, rejected))
         time.sleep(SETTLE)
-        self.assertEqual(c1.request(mc_set("post", "w")), b"STORED\r\n")
+        self.assertEqual(c1.request(mc_store("post", "w")), b"STORED\r\n")
         self.assertEqual(m2.get("post"), b"w")
         self.assertIsNone(m1.get("post"))
 
@@ -988,11 +908,11 @@ class ProcessSettingsTest(ReloadTest):
         # max_request_size
         c = px.client()
         self.addCleanup(c.close)
-        self.assertEqual(c.request(mc_set("big", b"x" * 5000)), b"STORED\r\n")
+        self.assertEqual(c.request(mc_store("big", b"x" * 5000)), b"STORED\r\n")
         px.reload(globals_=px.g(max_request_size=4096))
         time.sleep(SETTLE)
-        self.assertEqual(c.request(mc_set("small", b"x" * 1000)), b"STORED\r\n")
-        c.send(mc_set("big", b"y" * 5000))
+        self.assertEqual(c.request(mc_store("small", b"x" * 1000)), b"STORED\r\n")
+        c.send(mc_store("big", b"y" * 5000))
         self.assertEqual(c.read_replies(1), [b"SERVER_ERROR object too large for cache\r\n"])
         self.assertClosed(c)
         self.assertEqual(m1.get("big"), b"x" * 5000)
@@ -1028,7 +948,7 @@ class ProcessSettingsTest(ReloadTest):
         # a 16 KiB+ value still works (mbuf_size kept or not, nothing breaks)
         with px.client() as c:
             v = os.urandom(20000)
-            self.assertEqual(c.request(mc_set("v", v) + b"get v\r\n", 2),
+            self.assertEqual(c.request(mc_store("v", v) + b"get v\r\n", 2),
                              b"STORED\r\n" + mc_value("v", v))
 
     @h.requires("memcached")
@@ -1081,7 +1001,7 @@ class AddressChangeTest(ReloadTest):
 
         def write(tag):
             ks = keys[tag]
-            data_m = b"".join(mc_set(k, b"v") for k in ks)
+            data_m = b"".join(mc_store(k, b"v") for k in ks)
             self.assertEqual(cm.pipeline(data_m, len(ks)), [b"STORED\r\n"] * len(ks))
             data_r = b"".join(h.resp_command("SET", k, b"v") for k in ks)
             self.assertEqual(cr.pipeline(data_r, len(ks), resp=True), [b"+OK\r\n"] * len(ks))
@@ -1123,7 +1043,7 @@ class AddressChangeTest(ReloadTest):
 
 
 # --------------------------------------------------------------------------
-# other SPEC 8 rules
+# other rules of README "Reload (SIGHUP)"
 
 class FileLogCachemux(RCachemux):
     """cachemux logging through `log_file` in the INI instead of -o."""
@@ -1142,7 +1062,7 @@ class FileLogCachemux(RCachemux):
         return a
 
     def _ready_in_log(self):
-        return bool(h._READY_RE.search(h._read(self.globals_["log_file"])))
+        return bool(h._READY_RE.search(h.read_text(self.globals_["log_file"])))
 
 
 class MoreReloadRulesTest(ReloadTest):
@@ -1155,7 +1075,7 @@ class MoreReloadRulesTest(ReloadTest):
         old_port = pool.port
         idle = px.client()
         self.addCleanup(idle.close)
-        self.assertEqual(idle.request(mc_set("k", "v")), b"STORED\r\n")
+        self.assertEqual(idle.request(mc_store("k", "v")), b"STORED\r\n")
         moved = h.Pool("p", [m1])
         line, _ = px.reload(pools=[moved])
         self.assertRegex(line, r"reload: 1 pools, [12] changed")
@@ -1200,7 +1120,7 @@ class MoreReloadRulesTest(ReloadTest):
         loc2 = h.locate(px.conf, "e", cand)
         on_s2 = [k for k in cand if loc2[k] == "s2"]
         with px.client() as c:
-            data = b"".join(mc_set(k, b"x") for k in on_s2)
+            data = b"".join(mc_store(k, b"x") for k in on_s2)
             replies = c.pipeline(data, len(on_s2))
         self.assertEqual([r for r in replies if r != b"STORED\r\n"], [],
                          "requests for the ejected s2's keys after the reload")
@@ -1208,7 +1128,7 @@ class MoreReloadRulesTest(ReloadTest):
 
     @h.requires("redis-server")
     def test_redis_db_change_reaches_kept_servers(self):
-        """redis_db is SELECTed on every new backend conn (SPEC 2): after a
+        """redis_db is SELECTed on every new backend conn (doc/protocols.md 3): after a
         reload to redis_db = 1, the pool's data must land in db 1, also on
         servers whose identity and address stayed."""
         r1 = self.redis(name="s1")
@@ -1246,7 +1166,7 @@ class MoreReloadRulesTest(ReloadTest):
         px.reload(globals_=px.g(shutdown_timeout=500))
         c = px.client(timeout=30)
         self.addCleanup(c.close)
-        self.assertEqual(c.request(mc_set("k", "v")), b"STORED\r\n")
+        self.assertEqual(c.request(mc_store("k", "v")), b"STORED\r\n")
         os.kill(m1.proc.pid, signal.SIGSTOP)
         self.addCleanup(lambda: m1.alive and os.kill(m1.proc.pid, signal.SIGCONT))
         c.send(b"get k\r\n")
@@ -1280,7 +1200,7 @@ class MoreReloadRulesTest(ReloadTest):
             me = c.local_port
         px.wait_log(r" accepted client 127\.0\.0\.1:%d " % me, since=0)
         time.sleep(h.scaled(0.2))
-        self.assertNotIn(":%d " % me, h._read(first), "the old log_file still gets new lines")
+        self.assertNotIn(":%d " % me, h.read_text(first), "the old log_file still gets new lines")
         self.assertEqual(os.path.getsize(first), size_first, "the old log_file grew")
 
     @h.requires("memcached")
@@ -1331,7 +1251,7 @@ class RetireDeadlineTest(ReloadTest):
         px = self.rcachemux([base, gone], workers=1, globals_={"shutdown_timeout": 1500})
         stall = h.Client(px.port("gone"))
         self.addCleanup(stall.close)
-        self.assertEqual(stall.request(mc_set("k", "v")), b"STORED\r\n")
+        self.assertEqual(stall.request(mc_store("k", "v")), b"STORED\r\n")
         stall.send(b"set half 0 0 10\r\nabc")
         time.sleep(h.scaled(0.2))
         t0 = time.time()
@@ -1347,7 +1267,7 @@ class RetireDeadlineTest(ReloadTest):
             self.assertGreater(waited, 1.2)
             self.assertLess(waited, 4.0)
         with px.client("base") as c:
-            self.assertEqual(c.request(mc_set("b", "1")), b"STORED\r\n")
+            self.assertEqual(c.request(mc_store("b", "1")), b"STORED\r\n")
 
     @h.requires("redis-server")
     def test_timeout_turned_off_with_a_stuck_retiring_server(self):

@@ -315,12 +315,7 @@ class Unit(h.IntegrationTest):
             return f.read()
 
     def test_unit_verifies(self):
-        analyze = h.find_binary("systemd-analyze")
-        if analyze is None:
-            msg = "systemd-analyze not installed"
-            if h.REQUIRE_ALL:
-                self.fail(msg + " (CACHEMUX_REQUIRE_ALL=1)")
-            self.skipTest(msg)
+        analyze = self.need_binary("systemd-analyze")
         d = h.tmp_dir("unit")
         etc = h.tmp_dir("unit-etc")
         h.write_ini(os.path.join(etc, "cachemux.ini"),

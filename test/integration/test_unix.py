@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Unix-socket listeners (SPEC 2 `listen = /path [perm]`, SPEC 7).
+"""Unix-socket listeners (cachemux.ini(5) `listen = /path [perm]`, README "Operations").
 
 One socket is bound by the supervisor and polled by every worker: clients
 over it reach every worker's backend conns, the socket has the configured

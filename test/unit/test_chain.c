@@ -29,11 +29,11 @@
 
 /* Check writes a record for every ck_assert that passes; the loops here
    make millions, so they test plainly and fail through ck_abort_msg. */
-#define REQUIRE(cond)                                                                           \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #cond);                               \
-        }                                                                                       \
+#define REQUIRE(cond)                                             \
+    do {                                                          \
+        if (!(cond)) {                                            \
+            ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #cond); \
+        }                                                         \
     } while (0)
 
 #define MBUF 4096
@@ -124,7 +124,7 @@ struct reader {
     struct chain_in in;
     const uint8_t *src;
     size_t pos, arrived, len;
-    size_t pieces;          /* pieces started, over the run */
+    size_t pieces; /* pieces started, over the run */
 };
 
 static size_t
@@ -179,8 +179,8 @@ START_TEST(test_take_and_iov)
     rd.len = rd.arrived = src.len;
     rd.in = in;
     uint64_t body;
-    REQUIRE((model_read(&rd, &body)) == (MBUF));    /* fills the buffer */
-    rd.in.b.end = 100;                                  /* as if only 100 had come */
+    REQUIRE((model_read(&rd, &body)) == (MBUF)); /* fills the buffer */
+    rd.in.b.end = 100;                           /* as if only 100 had come */
     rd.pos = 100;
     chain_in_stream(&rd.in, 3 * MBUF + 10);
     while (rd.in.left > 0) {
@@ -199,8 +199,8 @@ START_TEST(test_take_and_iov)
     free(out.p);
 
     /* a piece moves to a msg with the range around it; iov skips a prefix */
-    REQUIRE((chain_take(&m->req, &m->req_pieces, buf_head(&rd.in.b), &rd.in.holes, 40,
-                                120)) == (0));
+    REQUIRE((chain_take(&m->req, &m->req_pieces, buf_head(&rd.in.b), &rd.in.holes, 40, 120)) ==
+            (0));
     REQUIRE((rd.in.holes.head) == NULL);
     REQUIRE((msg_req_len(m)) == (80 + 3 * MBUF + 10));
     REQUIRE((m->req_pieces.head->at) == (60));
@@ -211,7 +211,7 @@ START_TEST(test_take_and_iov)
     struct iovec iov[8];
     size_t bytes;
     int n = chain_iov(&m->req, &m->req_pieces, 60 + MBUF + 5, iov, 8, &bytes);
-    REQUIRE((n) == (4));     /* rest of chunk 2, chunk 3, the 10, the 20 after */
+    REQUIRE((n) == (4)); /* rest of chunk 2, chunk 3, the 10, the 20 after */
     REQUIRE((bytes) == (msg_req_len(m) - 60 - MBUF - 5));
     REQUIRE(memcmp(iov[0].iov_base, src.p + 100 + MBUF + 5, 8) == 0);
 
@@ -228,12 +228,13 @@ END_TEST
 /* ---- requests ---- */
 
 /* The sizes tried: around one and two chunks, and the smallest piece. */
-static const size_t sizes[] = { CHAIN_MIN_PIECE - 1, CHAIN_MIN_PIECE + 1, MBUF + 700,
-                                2 * MBUF - 1, 2 * MBUF, 2 * MBUF + 1 };
+static const size_t sizes[] = {
+    CHAIN_MIN_PIECE - 1, CHAIN_MIN_PIECE + 1, MBUF + 700, 2 * MBUF - 1, 2 * MBUF, 2 * MBUF + 1
+};
 
 struct expect {
     struct sb stream;
-    size_t off[4], len[4];      /* each request within stream */
+    size_t off[4], len[4]; /* each request within stream */
     size_t n;
 };
 
@@ -302,7 +303,7 @@ redis_parse_all(struct reader *rd, struct redis_req *r, const struct expect *e, 
             /* keys are never read around the buffer: routing reads them there */
             const uint8_t *k = head + r->args[1].off;
             REQUIRE((r->args[1].len == 2 && memcmp(k, "k1", 2) == 0) ||
-                      (r->args[1].len == 1 && k[0] == 'a'));
+                    (r->args[1].len == 1 && k[0] == 'a'));
         }
         struct msg *m = msg_get(&cache);
         REQUIRE((chain_take(&m->req, &m->req_pieces, head, &rd->in.holes, 0, r->total_len)) == (0));
@@ -396,7 +397,7 @@ mc_parse_all(struct reader *rd, const struct expect *e, size_t done, size_t cut)
         struct mc_req req;
 
         if (len == 0) {
-            return done;    /* the runtime never parses without bytes */
+            return done; /* the runtime never parses without bytes */
         }
         enum mc_parse rc = mc_parse_req_skip(head, len, MAX_REQ, rd->in.holes.bytes, &req);
 
@@ -410,7 +411,8 @@ mc_parse_all(struct reader *rd, const struct expect *e, size_t done, size_t cut)
         REQUIRE((rc) == (MC_PARSE_OK));
         REQUIRE((done) < (e->n));
         struct msg *m = msg_get(&cache);
-        REQUIRE((chain_take(&m->req, &m->req_pieces, head, &rd->in.holes, 0, req.total_len)) == (0));
+        REQUIRE((chain_take(&m->req, &m->req_pieces, head, &rd->in.holes, 0, req.total_len)) ==
+                (0));
         if (req.nkeys > 0) {
             /* the key is in the buffer */
             REQUIRE(req.keys_end - req.keys_off == 2 && head[req.keys_off] == 'k');
@@ -524,7 +526,7 @@ new_msg(uint16_t cmd)
 
     REQUIRE((m) != NULL);
     m->cmd = cmd;
-    m->client = (void *)&cache;     /* someone waits for the reply */
+    m->client = (void *)&cache; /* someone waits for the reply */
     return m;
 }
 

@@ -67,8 +67,8 @@ assert_msg(const char *msg, int line, const char *const *want, size_t nwant)
     } else {
         snprintf(prefix, sizeof(prefix), "t.ini: ");
     }
-    ck_assert_msg(strncmp(msg, prefix, strlen(prefix)) == 0, "'%s' does not start with '%s'",
-                  msg, prefix);
+    ck_assert_msg(strncmp(msg, prefix, strlen(prefix)) == 0, "'%s' does not start with '%s'", msg,
+                  prefix);
     for (size_t i = 0; i < nwant && want[i] != NULL; i++) {
         ck_assert_msg(strstr(msg, want[i]) != NULL, "'%s' does not contain '%s'", msg, want[i]);
     }
@@ -76,43 +76,42 @@ assert_msg(const char *msg, int line, const char *const *want, size_t nwant)
 
 /* ---- valid configs ---- */
 
-static const char full_config[] =
-    "; every key, most of them away from their defaults\n"
-    "[cachemux]\n"
-    "workers = 3\n"
-    "stats_listen = 0.0.0.0:22223\n"
-    "metrics_listen = 127.0.0.1:9121\n"
-    "log_file = /var/log/cachemux.log\n"
-    "log_level = 7\n"
-    "pid_file = /run/cachemux.pid\n"
-    "mbuf_size = 4096\n"
-    "max_request_size = 1048576\n"
-    "shutdown_timeout = 5000\n"
-    "\n"
-    "[pool alpha]                    ; a redis pool\n"
-    "listen = 127.0.0.1:22121\n"
-    "hash = murmur\n"
-    "hash_tag = \"{}\"\n"
-    "distribution = modula\n"
-    "timeout = 400\n"
-    "backlog = 1024\n"
-    "preconnect = true\n"
-    "redis = true\n"
-    "redis_auth = s3cret\n"
-    "redis_db = 3\n"
-    "server_connections = 2\n"
-    "auto_eject_hosts = true\n"
-    "server_retry_timeout = 2000\n"
-    "server_failure_limit = 1\n"
-    "client_connections = 100\n"
-    "tcpkeepalive = true\n"
-    "server = 127.0.0.1:6379:1 server1\n"
-    "server = 127.0.0.1:6380:2 server2\n"
-    "# a memcached pool on a unix socket\n"
-    "[pool b]\n"
-    "listen = /tmp/cmx-b.sock 0660\n"
-    "distribution = random\n"
-    "server = /tmp/mc.sock:1\n";
+static const char full_config[] = "; every key, most of them away from their defaults\n"
+                                  "[cachemux]\n"
+                                  "workers = 3\n"
+                                  "stats_listen = 0.0.0.0:22223\n"
+                                  "metrics_listen = 127.0.0.1:9121\n"
+                                  "log_file = /var/log/cachemux.log\n"
+                                  "log_level = 7\n"
+                                  "pid_file = /run/cachemux.pid\n"
+                                  "mbuf_size = 4096\n"
+                                  "max_request_size = 1048576\n"
+                                  "shutdown_timeout = 5000\n"
+                                  "\n"
+                                  "[pool alpha]                    ; a redis pool\n"
+                                  "listen = 127.0.0.1:22121\n"
+                                  "hash = murmur\n"
+                                  "hash_tag = \"{}\"\n"
+                                  "distribution = modula\n"
+                                  "timeout = 400\n"
+                                  "backlog = 1024\n"
+                                  "preconnect = true\n"
+                                  "redis = true\n"
+                                  "redis_auth = s3cret\n"
+                                  "redis_db = 3\n"
+                                  "server_connections = 2\n"
+                                  "auto_eject_hosts = true\n"
+                                  "server_retry_timeout = 2000\n"
+                                  "server_failure_limit = 1\n"
+                                  "client_connections = 100\n"
+                                  "tcpkeepalive = true\n"
+                                  "server = 127.0.0.1:6379:1 server1\n"
+                                  "server = 127.0.0.1:6380:2 server2\n"
+                                  "# a memcached pool on a unix socket\n"
+                                  "[pool b]\n"
+                                  "listen = /tmp/cmx-b.sock 0660\n"
+                                  "distribution = random\n"
+                                  "server = /tmp/mc.sock:1\n";
 
 START_TEST(test_full_config)
 {
@@ -132,7 +131,7 @@ START_TEST(test_full_config)
     ck_assert_uint_eq(c->shutdown_timeout_ms, 5000);
     ck_assert_uint_eq(c->npools, 2);
 
-    a = &c->pools[1];       /* "b" is shorter, so it sorts first */
+    a = &c->pools[1]; /* "b" is shorter, so it sorts first */
     ck_assert_str_eq(a->name, "alpha");
     ck_assert_ptr_eq(conf_pool_find(c, "alpha"), a);
     ck_assert_int_eq(a->line, 13);
@@ -238,22 +237,21 @@ END_TEST
 
 START_TEST(test_quotes_and_comments)
 {
-    struct conf *c = load_ok(
-        "# comment\n"
-        "; another\n"
-        "   ; an indented comment is harmless\n"
-        "[cachemux] ; trailing comment on a header\n"
-        "log_file = \"/tmp/with space.log\"\n"
-        "pid_file = \"/tmp/mismatched.pid'\n"
-        "metrics_listen = '127.0.0.1:9121'\n"
-        " \t \n"
-        "[pool a]\n"
-        "listen = \"127.0.0.1:22121\"\n"
-        "hash = 'md5' ; inline comment\n"
-        "hash_tag = \"::\"\n"
-        "redis = true\n"
-        "redis_auth = pa;ss#word\n"
-        "server = \"10.0.0.1:6379:1 one\"\n");
+    struct conf *c = load_ok("# comment\n"
+                             "; another\n"
+                             "   ; an indented comment is harmless\n"
+                             "[cachemux] ; trailing comment on a header\n"
+                             "log_file = \"/tmp/with space.log\"\n"
+                             "pid_file = \"/tmp/mismatched.pid'\n"
+                             "metrics_listen = '127.0.0.1:9121'\n"
+                             " \t \n"
+                             "[pool a]\n"
+                             "listen = \"127.0.0.1:22121\"\n"
+                             "hash = 'md5' ; inline comment\n"
+                             "hash_tag = \"::\"\n"
+                             "redis = true\n"
+                             "redis_auth = pa;ss#word\n"
+                             "server = \"10.0.0.1:6379:1 one\"\n");
     const struct conf_pool *p = &c->pools[0];
 
     ck_assert_str_eq(c->log_file, "/tmp/with space.log");
@@ -271,19 +269,23 @@ END_TEST
 
 START_TEST(test_identities_and_order)
 {
-    struct conf *c = load_ok(
-        "[pool a]\n"
-        "listen = [::1]:22121\n"
-        "server = 10.0.0.1:6379:1\n"        /* 3: host:port */
-        "server = 10.0.0.1:11211:2\n"       /* 4: port 11211 -> host only */
-        "server = /tmp/r.sock:3\n"          /* 5: unix -> path: */
-        "server = /tmp/r2.sock:4 sock\n"    /* 6: named */
-        "server = [::1]:6380:5\n"           /* 7: v6 */
-        "server = 10.0.0.9:6379:6 alpha\n"  /* 8 */
-        "server = 10.0.0.2:6379:7\n");      /* 9 */
-    static const struct { const char *ident; uint32_t weight; int line; } want[] = {
-        { "sock", 4, 6 }, { "alpha", 6, 8 }, { "10.0.0.1", 2, 4 }, { "[::1]:6380", 5, 7 },
-        { "/tmp/r.sock:", 3, 5 }, { "10.0.0.1:6379", 1, 3 }, { "10.0.0.2:6379", 7, 9 },
+    struct conf *c = load_ok("[pool a]\n"
+                             "listen = [::1]:22121\n"
+                             "server = 10.0.0.1:6379:1\n"       /* 3: host:port */
+                             "server = 10.0.0.1:11211:2\n"      /* 4: port 11211 -> host only */
+                             "server = /tmp/r.sock:3\n"         /* 5: unix -> path: */
+                             "server = /tmp/r2.sock:4 sock\n"   /* 6: named */
+                             "server = [::1]:6380:5\n"          /* 7: v6 */
+                             "server = 10.0.0.9:6379:6 alpha\n" /* 8 */
+                             "server = 10.0.0.2:6379:7\n");     /* 9 */
+    static const struct {
+        const char *ident;
+        uint32_t weight;
+        int line;
+    } want[] = {
+        { "sock", 4, 6 },          { "alpha", 6, 8 },        { "10.0.0.1", 2, 4 },
+        { "[::1]:6380", 5, 7 },    { "/tmp/r.sock:", 3, 5 }, { "10.0.0.1:6379", 1, 3 },
+        { "10.0.0.2:6379", 7, 9 },
     };
     const struct conf_pool *p = &c->pools[0];
 
@@ -307,12 +309,11 @@ END_TEST
 
 START_TEST(test_pool_order)
 {
-    struct conf *c = load_ok(
-        "[pool beta]\nlisten = 127.0.0.1:1\nserver = h:1:1\n"
-        "[pool zz]\nlisten = 127.0.0.1:2\nserver = h:1:1\n"
-        "[pool b]\nlisten = 127.0.0.1:3\nserver = h:1:1\n"
-        "[pool ab]\nlisten = 127.0.0.1:4\nserver = h:1:1\n"
-        "[pool a]\nlisten = 127.0.0.1:5\nserver = h:1:1\n");
+    struct conf *c = load_ok("[pool beta]\nlisten = 127.0.0.1:1\nserver = h:1:1\n"
+                             "[pool zz]\nlisten = 127.0.0.1:2\nserver = h:1:1\n"
+                             "[pool b]\nlisten = 127.0.0.1:3\nserver = h:1:1\n"
+                             "[pool ab]\nlisten = 127.0.0.1:4\nserver = h:1:1\n"
+                             "[pool a]\nlisten = 127.0.0.1:5\nserver = h:1:1\n");
     static const char *const want[] = { "a", "b", "ab", "zz", "beta" };
 
     ck_assert_uint_eq(c->npools, ARRAY_SIZE(want));
@@ -347,7 +348,8 @@ START_TEST(test_line_limits)
     /* A line of exactly CONF_MAX_LINE bytes is read whole (inih alone would
      * cut it at 199 and read the tail as a key of its own). */
     text = long_line_config("[pool a]\nlisten = 127.0.0.1:22121\nserver = 10.0.0.1:11211:1\n"
-                            "redis = true\n", "redis_auth = ", CONF_MAX_LINE - 13, 'p');
+                            "redis = true\n",
+                            "redis_auth = ", CONF_MAX_LINE - 13, 'p');
     c = load_ok(text);
     ck_assert_uint_eq(strlen(c->pools[0].redis_auth), CONF_MAX_LINE - 13);
     conf_free(c);
@@ -367,16 +369,15 @@ END_TEST
 START_TEST(test_indented_lines)
 {
     /* Indentation means nothing: keys, headers and comments may be indented. */
-    struct conf *c = load_ok(
-        "  [cachemux]\n"
-        "\tworkers = 2\n"
-        "[pool a]\n"
-        "    listen = 127.0.0.1:22121   ; the pool's port\n"
-        "    # servers\n"
-        "\t  ; more\n"
-        "    server = 10.0.0.1:11211:1 one\n"
-        "\t\tserver = 10.0.0.2:11211:1 two\n"
-        "  hash = md5\n");
+    struct conf *c = load_ok("  [cachemux]\n"
+                             "\tworkers = 2\n"
+                             "[pool a]\n"
+                             "    listen = 127.0.0.1:22121   ; the pool's port\n"
+                             "    # servers\n"
+                             "\t  ; more\n"
+                             "    server = 10.0.0.1:11211:1 one\n"
+                             "\t\tserver = 10.0.0.2:11211:1 two\n"
+                             "  hash = md5\n");
     const struct conf_pool *p = &c->pools[0];
 
     ck_assert_int_eq(c->workers, 2);
@@ -396,7 +397,8 @@ START_TEST(test_duplicate_key_values)
     const char *w2[] = { "duplicate key 'redis_auth'", "first at line 7; values not shown" };
 
     load_bad(POOL_A "hash = md5\nhash = crc16\nredis = true\nredis_auth = one1\n"
-             "redis_auth = two2\n", &errs);
+                    "redis_auth = two2\n",
+             &errs);
     ck_assert_uint_eq(errs.n, 2);
     assert_msg(errs.msgs[0], 5, w1, 1);
     assert_msg(errs.msgs[1], 8, w2, 2);
@@ -413,8 +415,10 @@ START_TEST(test_long_pool_name)
     char text[512];
     struct conf *c;
 
-    snprintf(text, sizeof(text), "[pool %s]\nlisten = 127.0.0.1:22121\n"
-             "server = 10.0.0.1:11211:1\n", name);
+    snprintf(text, sizeof(text),
+             "[pool %s]\nlisten = 127.0.0.1:22121\n"
+             "server = 10.0.0.1:11211:1\n",
+             name);
     c = load_ok(text);
     ck_assert_str_eq(c->pools[0].name, name);
     conf_free(c);
@@ -496,8 +500,8 @@ START_TEST(test_parse_addr)
     free(a.host);
 
     static const char *const bad[] = {
-        "", "localhost", ":1", "h:0", "h:65536", "h:x", "::1:22121", "[::1]22121", "h p:1",
-        "h:1 0666",
+        "",    "localhost", ":1",         "h:0",   "h:65536",
+        "h:x", "::1:22121", "[::1]22121", "h p:1", "h:1 0666",
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         err[0] = '\0';
@@ -617,7 +621,7 @@ START_TEST(test_include_file)
     put("pools/b.ini", "[pool b]\nlisten = 127.0.0.1:2\nserver = h:1:1\n");
     /* The include sits in [cachemux]; after it the file is still there. */
     main_path = put("main.ini", "[cachemux]\nworkers = 2\ninclude = pools/a.ini\n"
-                    "log_level = 6\n  include = \"pools/b.ini\"\n");
+                                "log_level = 6\n  include = \"pools/b.ini\"\n");
     c = load_file_ok(main_path);
     ck_assert_int_eq(c->workers, 2);
     ck_assert_int_eq(c->log_level, 6);
@@ -655,8 +659,8 @@ START_TEST(test_include_dir)
     put("conf.d/20-b.ini", "[pool b]\nlisten = 127.0.0.1:2\nserver = h:1:1\n");
     put("conf.d/10-a.ini", "[pool a]\nlisten = 127.0.0.1:1\nserver = h:1:1\n");
     put("conf.d/.10-a.ini.swp", "garbage\n");
-    put("conf.d/README", "garbage\n");
-    put("conf.d/sub.ini/x.ini", "garbage\n");   /* a directory named *.ini: skipped */
+    put("conf.d/NOTES", "garbage\n");         /* not *.ini: skipped */
+    put("conf.d/sub.ini/x.ini", "garbage\n"); /* a directory named *.ini: skipped */
     main_path = put("main.ini", "[cachemux]\nworkers = 1\ninclude = conf.d/\n");
     c = load_file_ok(main_path);
     ck_assert_uint_eq(c->npools, 2);
@@ -666,7 +670,8 @@ START_TEST(test_include_dir)
     put("conf.d/30-a.ini", "[pool a]\nlisten = 127.0.0.1:3\nserver = h:1:1\n");
     main_path = put("main.ini", "include = conf.d\n");
     static const char *const want[] = {
-        "conf.d/30-a.ini:1: duplicate section [pool a] (first at ", NULL,
+        "conf.d/30-a.ini:1: duplicate section [pool a] (first at ",
+        NULL,
     };
     load_file_bad(main_path, want);
 
@@ -686,9 +691,10 @@ START_TEST(test_include_errors)
     tmp_setup();
     /* An included file starts outside any section; its errors name it. */
     put("p/a.ini", "listen = 127.0.0.1:1\n[pool a]\nlisten = 127.0.0.1:1\nbogus = 1\n"
-        "server = h:1:1\n");
+                   "server = h:1:1\n");
     put("p/b.ini", "[pool b]\nlisten = 127.0.0.1:1\nserver = h:1:1\n");
-    main_path = put("main.ini", "[pool m]\nlisten = 127.0.0.1:9\nhash = nope\n"
+    main_path = put("main.ini",
+                    "[pool m]\nlisten = 127.0.0.1:9\nhash = nope\n"
                     "include = p/a.ini\nserver = h:1:1\ninclude = p/b.ini\ninclude = p/zz.ini\n");
     static const char *const want[] = {
         "main.ini:3: invalid value 'nope' for 'hash'",
@@ -715,11 +721,13 @@ START_TEST(test_include_cycle)
     put("a.ini", "[pool a]\nlisten = 127.0.0.1:1\nserver = h:1:1\ninclude = d/b.ini\n");
     put("d/b.ini", "\ninclude = ../a.ini\n");
     main_path = put("a.ini", "[pool a]\nlisten = 127.0.0.1:1\nserver = h:1:1\n"
-                    "include = d/b.ini\n");
+                             "include = d/b.ini\n");
     ck_assert_int_eq(conf_load(main_path, &c, &errs), -1);
     ck_assert_uint_eq(errs.n, 1);
-    snprintf(want, sizeof(want), "%s/d/b.ini:2: include cycle: %s/a.ini -> %s/d/b.ini -> "
-             "%s/d/../a.ini", tmp_root, tmp_root, tmp_root, tmp_root);
+    snprintf(want, sizeof(want),
+             "%s/d/b.ini:2: include cycle: %s/a.ini -> %s/d/b.ini -> "
+             "%s/d/../a.ini",
+             tmp_root, tmp_root, tmp_root, tmp_root);
     ck_assert_str_eq(errs.msgs[0], want);
     conf_errors_free(&errs);
 
@@ -739,7 +747,7 @@ START_TEST(test_include_cycle)
     }
     snprintf(want, sizeof(want), "%s/deep/00.ini", tmp_root);
     ck_assert_int_eq(conf_load(want, &c, &errs), -1);
-    ck_assert_uint_eq(errs.n, 2);   /* and no pools, then */
+    ck_assert_uint_eq(errs.n, 2); /* and no pools, then */
     ck_assert_ptr_nonnull(strstr(errs.msgs[0], "nested more than 16 deep"));
     conf_errors_free(&errs);
     tmp_teardown();
@@ -750,19 +758,18 @@ END_TEST
 
 START_TEST(test_scan)
 {
-    static const char text[] =
-        "; c\n"                     /* 1 */
-        "[cachemux]\n"              /* 2 */
-        "workers = 2 ; two\n"       /* 3 */
-        "[pool a]\n"                /* 4 */
-        "server = x:1:1\n"          /* 5 */
-        "  ok = \"indented\" ; c\n"  /* 6 */
-        "server = y:1:1\n"          /* 7 */
-        "[pool a]\n"                /* 8 */
-        "server = z:1:1\n"          /* 9 */
-        "no equals here\n"          /* 10 */
-        "[broken\n"                 /* 11 */
-        "k=v";                      /* 12, no final newline */
+    static const char text[] = "; c\n"                     /* 1 */
+                               "[cachemux]\n"              /* 2 */
+                               "workers = 2 ; two\n"       /* 3 */
+                               "[pool a]\n"                /* 4 */
+                               "server = x:1:1\n"          /* 5 */
+                               "  ok = \"indented\" ; c\n" /* 6 */
+                               "server = y:1:1\n"          /* 7 */
+                               "[pool a]\n"                /* 8 */
+                               "server = z:1:1\n"          /* 9 */
+                               "no equals here\n"          /* 10 */
+                               "[broken\n"                 /* 11 */
+                               "k=v";                      /* 12, no final newline */
     struct conf_scan s;
 
     ck_assert_int_eq(conf_scan_text(text, strlen(text), &s), 0);
@@ -800,49 +807,61 @@ END_TEST
 
 struct bad_case {
     const char *text;
-    int line;               /* 0: a file-wide message "t.ini: ..." */
-    const char *want[4];    /* substrings the one message must contain */
+    int line;            /* 0: a file-wide message "t.ini: ..." */
+    const char *want[4]; /* substrings the one message must contain */
 };
 
 static const struct bad_case bad_cases[] = {
-    { "[pool alpha]\nlisten = 127.0.0.1:22121\nhashh = md5\nserver = 10.0.0.1:11211:1\n", 3,
+    { "[pool alpha]\nlisten = 127.0.0.1:22121\nhashh = md5\nserver = 10.0.0.1:11211:1\n",
+      3,
       { "unknown key 'hashh' in [pool alpha]" } },
     { "[cachemux]\nworker = 4\n" POOL_A, 2, { "unknown key 'worker' in [cachemux]" } },
     { "[cachemux]\n[poolx]\nfoo = 1\n" POOL_A, 2, { "unknown section [poolx]" } },
     { "[Cachemux]\n" POOL_A, 1, { "unknown section [Cachemux]" } },
     { "listen = 127.0.0.1:1\n" POOL_A, 1, { "key 'listen'", "outside any section" } },
-    { POOL_A "hash = md5\nhash = crc16\n", 5,
+    { POOL_A "hash = md5\nhash = crc16\n",
+      5,
       { "duplicate key 'hash'", "'crc16' here, 'md5' first at line 4" } },
-    { POOL_A "[pool a]\nlisten = 127.0.0.1:22122\nserver = 10.0.0.2:11211:1\n", 4,
+    { POOL_A "[pool a]\nlisten = 127.0.0.1:22122\nserver = 10.0.0.2:11211:1\n",
+      4,
       { "duplicate section [pool a]", "first at line 1" } },
     { "[cachemux]\n[cachemux]\n" POOL_A, 2, { "duplicate section [cachemux]" } },
     { "[pool a]\nserver = 10.0.0.1:11211:1\n", 1, { "missing 'listen' in [pool a]" } },
     { "[pool a]\nlisten = 127.0.0.1:22121\n", 1, { "missing 'server' in [pool a]" } },
-    { POOL_A "server = 10.0.0.2:6379:0 s2\n", 4,
+    { POOL_A "server = 10.0.0.2:6379:0 s2\n",
+      4,
       { "invalid value '10.0.0.2:6379:0 s2' for 'server'", "zero weight" } },
     { POOL_A "server = 10.0.0.2:6379:1000001\n", 4, { "'10.0.0.2:6379:1000001'", "weight" } },
     { "[pool a]\nlisten = 127.0.0.1:22121\nserver = 10.0.0.1:6379:1 s1\n"
-      "server = 10.0.0.2:6379:1 s1\n", 4,
+      "server = 10.0.0.2:6379:1 s1\n",
+      4,
       { "duplicate server identity 's1' for 'server'", "first at line 3" } },
     { "[pool a]\nlisten = 127.0.0.1:22121\nserver = 10.0.0.1:11211:1\n"
-      "server = 10.0.0.1:11211:2\n", 4, { "duplicate server identity '10.0.0.1'" } },
-    { POOL_A "[pool b]\nlisten = 127.0.0.1:22121\nserver = 10.0.0.2:11211:1\n", 5,
+      "server = 10.0.0.1:11211:2\n",
+      4,
+      { "duplicate server identity '10.0.0.1'" } },
+    { POOL_A "[pool b]\nlisten = 127.0.0.1:22121\nserver = 10.0.0.2:11211:1\n",
+      5,
       { "listen '127.0.0.1:22121' in [pool b] is already used by [pool a]" } },
     { "[pool a]\nlisten = /tmp/x.sock\nserver = h:1:1\n"
-      "[pool b]\nlisten = /tmp/x.sock 0600\nserver = h:1:1\n", 5,
+      "[pool b]\nlisten = /tmp/x.sock 0600\nserver = h:1:1\n",
+      5,
       { "listen '/tmp/x.sock 0600'", "[pool a]" } },
     { POOL_A "  hash = md6\n", 4, { "invalid value 'md6' for 'hash'" } },
     { POOL_A "\tserver = 10.0.0.2:11211:0\n", 4, { "'10.0.0.2:11211:0'", "zero weight" } },
-    { POOL_A "an_unknown_key_that_is_longer_than_any_key_could_ever_be_0123456789 = 1\n", 4,
+    { POOL_A "an_unknown_key_that_is_longer_than_any_key_could_ever_be_0123456789 = 1\n",
+      4,
       { "unknown key 'an_unknown_key", "no key is longer than 64" } },
     { POOL_A "include =\n", 4, { "include needs a path" } },
-    { POOL_A "include = /nonexistent/cachemux.d\n", 4,
+    { POOL_A "include = /nonexistent/cachemux.d\n",
+      4,
       { "include '/nonexistent/cachemux.d': cannot open: No such file or directory" } },
     { POOL_A "timeout = abc\n", 4, { "invalid value 'abc' for 'timeout'", "0..2147483647" } },
     { POOL_A "timeout = 2147483648\n", 4, { "'2147483648'", "'timeout'" } },
     { POOL_A "backlog = -1\n", 4, { "invalid value '-1' for 'backlog'" } },
     { POOL_A "redis_db = 1.5\n", 4, { "invalid value '1.5' for 'redis_db'" } },
-    { "[cachemux]\nmbuf_size = 511\n" POOL_A, 2,
+    { "[cachemux]\nmbuf_size = 511\n" POOL_A,
+      2,
       { "invalid value '511' for 'mbuf_size'", "512..16777216" } },
     { "[cachemux]\nmbuf_size = 16777217\n" POOL_A, 2, { "'16777217'", "'mbuf_size'" } },
     { "[cachemux]\nmax_request_size = 0\n" POOL_A, 2, { "'0'", "'max_request_size'" } },
@@ -850,16 +869,20 @@ static const struct bad_case bad_cases[] = {
     { "[cachemux]\nworkers = many\n" POOL_A, 2, { "'many'", "'workers'" } },
     { "[cachemux]\nlog_level = 12\n" POOL_A, 2, { "'12'", "'log_level'", "0..11" } },
     { "[cachemux]\nshutdown_timeout = soon\n" POOL_A, 2, { "'soon'", "'shutdown_timeout'" } },
-    { "[cachemux]\nstats_listen = localhost\n" POOL_A, 2,
+    { "[cachemux]\nstats_listen = localhost\n" POOL_A,
+      2,
       { "'localhost'", "'stats_listen'", "port" } },
-    { "[cachemux]\nmetrics_listen = /tmp/m.sock\n" POOL_A, 2,
+    { "[cachemux]\nmetrics_listen = /tmp/m.sock\n" POOL_A,
+      2,
       { "'/tmp/m.sock'", "'metrics_listen'", "unix" } },
     { "[cachemux]\nlog_file =\n" POOL_A, 2, { "invalid value '' for 'log_file'" } },
-    { POOL_A "hash = fnv9\n", 4,
+    { POOL_A "hash = fnv9\n",
+      4,
       { "invalid value 'fnv9' for 'hash' (expected one of: one_at_a_time md5 crc16 crc32 "
         "crc32a fnv1_64 fnv1a_64 fnv1_32 fnv1a_32 hsieh murmur jenkins)" } },
     { POOL_A "hash =\n", 4, { "invalid value '' for 'hash'" } },
-    { POOL_A "distribution = ring\n", 4,
+    { POOL_A "distribution = ring\n",
+      4,
       { "invalid value 'ring' for 'distribution'", "ketama modula random" } },
     { POOL_A "hash_tag = {\n", 4, { "invalid value '{' for 'hash_tag'", "two characters" } },
     { POOL_A "hash_tag = \"{}}\"\n", 4, { "invalid value '{}}' for 'hash_tag'" } },
@@ -867,24 +890,31 @@ static const struct bad_case bad_cases[] = {
     { POOL_A "preconnect = TRUE\n", 4, { "'TRUE'", "'preconnect'" } },
     { POOL_A "redis_auth = s3cret\n", 4, { "'redis_auth'", "redis = true" } },
     { POOL_A "redis = true\nredis_auth = \"\"\n", 5, { "invalid value '' for 'redis_auth'" } },
-    { POOL_A "server_connections = 0\n", 4,
+    { POOL_A "server_connections = 0\n",
+      4,
       { "invalid value '0' for 'server_connections'", "1..2147483647" } },
-    { "[pool a]\nlisten = 127.0.0.1\nserver = h:1:1\n", 2,
+    { "[pool a]\nlisten = 127.0.0.1\nserver = h:1:1\n",
+      2,
       { "invalid value '127.0.0.1' for 'listen'", "port" } },
-    { "[pool a]\nlisten = 127.0.0.1:70000\nserver = h:1:1\n", 2,
+    { "[pool a]\nlisten = 127.0.0.1:70000\nserver = h:1:1\n",
+      2,
       { "invalid value '127.0.0.1:70000' for 'listen'", "1..65535" } },
     { "[pool a]\nlisten = ::1:22121\nserver = h:1:1\n", 2, { "'::1:22121'", "brackets" } },
     { "[pool a]\nlisten = [::1:22121\nserver = h:1:1\n", 2, { "'[::1:22121'", "'listen'" } },
-    { "[pool a]\nlisten = /tmp/a.sock 0999\nserver = h:1:1\n", 2,
+    { "[pool a]\nlisten = /tmp/a.sock 0999\nserver = h:1:1\n",
+      2,
       { "invalid value '/tmp/a.sock 0999' for 'listen'", "octal" } },
-    { "[pool a]\nlisten = 127.0.0.1:1 0666\nserver = h:1:1\n", 2,
+    { "[pool a]\nlisten = 127.0.0.1:1 0666\nserver = h:1:1\n",
+      2,
       { "'127.0.0.1:1 0666'", "unix" } },
-    { POOL_A "server = 10.0.0.2:6379\n", 4,
+    { POOL_A "server = 10.0.0.2:6379\n",
+      4,
       { "invalid value '10.0.0.2:6379' for 'server'", "host:port:weight" } },
     { POOL_A "server = 10.0.0.2:0:1\n", 4, { "'10.0.0.2:0:1'", "invalid port '0'" } },
     { POOL_A "server = 10.0.0.2:6379:x\n", 4, { "'10.0.0.2:6379:x'", "invalid weight 'x'" } },
     { POOL_A "server = 10.0.0.2:6379:1 two words\n", 4, { "'10.0.0.2:6379:1 two words'" } },
-    { POOL_A "server 10.0.0.2:11211:1\n", 4,
+    { POOL_A "server 10.0.0.2:11211:1\n",
+      4,
       { "expected 'key = value' or a [section] header", "'server 10.0.0.2:11211:1'" } },
     { POOL_A "hash: md5\n", 4, { "'hash: md5'", "':' is not a delimiter" } },
     { POOL_A "= md5\n", 4, { "missing key before '='", "'= md5'" } },
@@ -894,8 +924,9 @@ static const struct bad_case bad_cases[] = {
     { "[pool b] junk\nlisten = 127.0.0.1:1\n" POOL_A, 1, { "'[pool b] junk'" } },
     { "[pool]\nlisten = 127.0.0.1:1\n" POOL_A, 1, { "invalid pool name in [pool]" } },
     { "[pool a b]\n" POOL_A, 1, { "invalid pool name in [pool a b]" } },
-    { "[pool a[b]\nlisten = 127.0.0.1:1\n" POOL_A, 1, { "invalid pool name in [pool a[b]",
-                                                         "brackets" } },
+    { "[pool a[b]\nlisten = 127.0.0.1:1\n" POOL_A,
+      1,
+      { "invalid pool name in [pool a[b]", "brackets" } },
     { "", 0, { "no pools defined" } },
     { "; only a comment\n[cachemux]\nworkers = 2\n", 0, { "no pools defined" } },
 };
@@ -919,7 +950,7 @@ START_TEST(test_long_line)
 {
     struct conf_errors errs = { 0 };
     const char *want[] = { "line is 65537 bytes long (the limit is 65536)" };
-    char *text = long_line_config(POOL_A, ";", CONF_MAX_LINE, 'x');     /* one byte too many */
+    char *text = long_line_config(POOL_A, ";", CONF_MAX_LINE, 'x'); /* one byte too many */
 
     load_bad(text, &errs);
     ck_assert_uint_eq(errs.n, 1);
@@ -964,7 +995,8 @@ START_TEST(test_three_errors)
              "hash = fnv9\n"
              "server = 10.0.0.1:6379:0\n"
              "  timeout = soon\n"
-             "server = 10.0.0.2:6379:1\n", &errs);
+             "server = 10.0.0.2:6379:1\n",
+             &errs);
     if (errs.n != 3) {
         dump_errors(&errs);
     }
@@ -987,7 +1019,8 @@ START_TEST(test_errors_sorted_across_pools)
     const char *w5[] = { "no such thing", "expected" };
 
     load_bad("[pool a]\nlisten = 127.0.0.1:1\nbogus = 1\n"
-             "[pool b]\nserver = h:1:1\npreconnect = maybe\nno such thing\n", &errs);
+             "[pool b]\nserver = h:1:1\npreconnect = maybe\nno such thing\n",
+             &errs);
     if (errs.n != 5) {
         dump_errors(&errs);
     }
@@ -1035,6 +1068,7 @@ END_TEST
  */
 START_TEST(test_random_configs)
 {
+    // clang-format off
     static const char *const lines[] = {
         "[cachemux]", "[pool a]", "[pool b]", "[pool a", "[]", "[x] y", "listen = 127.0.0.1:1",
         "listen = 127.0.0.1:2", "listen = /tmp/s 0600", "server = h:1:1", "server = h:1:1 n",
@@ -1044,6 +1078,7 @@ START_TEST(test_random_configs)
         "timeout = 99999999999999999999999", "[pool a] ; c", "x = [y]", "server=h:1:1;x",
         "\xef\xbb\xbfhash = md5", "mbuf_size = 512",
     };
+    // clang-format on
     uint64_t rng = 0x9e3779b97f4a7c15ULL;
     char text[4096];
 

@@ -20,74 +20,73 @@
 #include "util.h"
 
 /* The Debian nutcracker package's examples/nutcracker.yml, as shipped. */
-static const char nutcracker_example[] =
-    "alpha:\n"
-    "  listen: 127.0.0.1:22121\n"
-    "  hash: fnv1a_64\n"
-    "  distribution: ketama\n"
-    "  auto_eject_hosts: true\n"
-    "  redis: true\n"
-    "  server_retry_timeout: 2000\n"
-    "  server_failure_limit: 1\n"
-    "  servers:\n"
-    "   - 127.0.0.1:6379:1\n"
-    "\n"
-    "beta:\n"
-    "  listen: 127.0.0.1:22122\n"
-    "  hash: fnv1a_64\n"
-    "  hash_tag: \"{}\"\n"
-    "  distribution: ketama\n"
-    "  auto_eject_hosts: false\n"
-    "  timeout: 400\n"
-    "  redis: true\n"
-    "  servers:\n"
-    "   - 127.0.0.1:6380:1 server1\n"
-    "   - 127.0.0.1:6381:1 server2\n"
-    "   - 127.0.0.1:6382:1 server3\n"
-    "   - 127.0.0.1:6383:1 server4\n"
-    "\n"
-    "gamma:\n"
-    "  listen: 127.0.0.1:22123\n"
-    "  hash: fnv1a_64\n"
-    "  distribution: ketama\n"
-    "  timeout: 400\n"
-    "  backlog: 1024\n"
-    "  preconnect: true\n"
-    "  auto_eject_hosts: true\n"
-    "  server_retry_timeout: 2000\n"
-    "  server_failure_limit: 3\n"
-    "  servers:\n"
-    "   - 127.0.0.1:11212:1\n"
-    "   - 127.0.0.1:11213:1\n"
-    "\n"
-    "delta:\n"
-    "  listen: 127.0.0.1:22124\n"
-    "  hash: fnv1a_64\n"
-    "  distribution: ketama\n"
-    "  timeout: 100\n"
-    "  auto_eject_hosts: true\n"
-    "  server_retry_timeout: 2000\n"
-    "  server_failure_limit: 1\n"
-    "  servers:\n"
-    "   - 127.0.0.1:11214:1\n"
-    "   - 127.0.0.1:11215:1\n"
-    "   - 127.0.0.1:11216:1\n"
-    "   - 127.0.0.1:11217:1\n"
-    "   - 127.0.0.1:11218:1\n"
-    "   - 127.0.0.1:11219:1\n"
-    "   - 127.0.0.1:11220:1\n"
-    "   - 127.0.0.1:11221:1\n"
-    "   - 127.0.0.1:11222:1\n"
-    "   - 127.0.0.1:11223:1\n"
-    "\n"
-    "omega:\n"
-    "  listen: /tmp/gamma\n"
-    "  hash: hsieh\n"
-    "  distribution: ketama\n"
-    "  auto_eject_hosts: false\n"
-    "  servers:\n"
-    "   - 127.0.0.1:11214:100000\n"
-    "   - 127.0.0.1:11215:1\n";
+static const char nutcracker_example[] = "alpha:\n"
+                                         "  listen: 127.0.0.1:22121\n"
+                                         "  hash: fnv1a_64\n"
+                                         "  distribution: ketama\n"
+                                         "  auto_eject_hosts: true\n"
+                                         "  redis: true\n"
+                                         "  server_retry_timeout: 2000\n"
+                                         "  server_failure_limit: 1\n"
+                                         "  servers:\n"
+                                         "   - 127.0.0.1:6379:1\n"
+                                         "\n"
+                                         "beta:\n"
+                                         "  listen: 127.0.0.1:22122\n"
+                                         "  hash: fnv1a_64\n"
+                                         "  hash_tag: \"{}\"\n"
+                                         "  distribution: ketama\n"
+                                         "  auto_eject_hosts: false\n"
+                                         "  timeout: 400\n"
+                                         "  redis: true\n"
+                                         "  servers:\n"
+                                         "   - 127.0.0.1:6380:1 server1\n"
+                                         "   - 127.0.0.1:6381:1 server2\n"
+                                         "   - 127.0.0.1:6382:1 server3\n"
+                                         "   - 127.0.0.1:6383:1 server4\n"
+                                         "\n"
+                                         "gamma:\n"
+                                         "  listen: 127.0.0.1:22123\n"
+                                         "  hash: fnv1a_64\n"
+                                         "  distribution: ketama\n"
+                                         "  timeout: 400\n"
+                                         "  backlog: 1024\n"
+                                         "  preconnect: true\n"
+                                         "  auto_eject_hosts: true\n"
+                                         "  server_retry_timeout: 2000\n"
+                                         "  server_failure_limit: 3\n"
+                                         "  servers:\n"
+                                         "   - 127.0.0.1:11212:1\n"
+                                         "   - 127.0.0.1:11213:1\n"
+                                         "\n"
+                                         "delta:\n"
+                                         "  listen: 127.0.0.1:22124\n"
+                                         "  hash: fnv1a_64\n"
+                                         "  distribution: ketama\n"
+                                         "  timeout: 100\n"
+                                         "  auto_eject_hosts: true\n"
+                                         "  server_retry_timeout: 2000\n"
+                                         "  server_failure_limit: 1\n"
+                                         "  servers:\n"
+                                         "   - 127.0.0.1:11214:1\n"
+                                         "   - 127.0.0.1:11215:1\n"
+                                         "   - 127.0.0.1:11216:1\n"
+                                         "   - 127.0.0.1:11217:1\n"
+                                         "   - 127.0.0.1:11218:1\n"
+                                         "   - 127.0.0.1:11219:1\n"
+                                         "   - 127.0.0.1:11220:1\n"
+                                         "   - 127.0.0.1:11221:1\n"
+                                         "   - 127.0.0.1:11222:1\n"
+                                         "   - 127.0.0.1:11223:1\n"
+                                         "\n"
+                                         "omega:\n"
+                                         "  listen: /tmp/gamma\n"
+                                         "  hash: hsieh\n"
+                                         "  distribution: ketama\n"
+                                         "  auto_eject_hosts: false\n"
+                                         "  servers:\n"
+                                         "   - 127.0.0.1:11214:100000\n"
+                                         "   - 127.0.0.1:11215:1\n";
 
 static void
 dump_errors(const struct conf_errors *errs)
@@ -194,7 +193,9 @@ START_TEST(test_example)
 END_TEST
 
 /* YAML pools and the INI an operator would write for them. */
-static const struct { const char *yaml, *ini; } pairs[] = {
+static const struct {
+    const char *yaml, *ini;
+} pairs[] = {
     { nutcracker_example,
       "[pool alpha]\nlisten = 127.0.0.1:22121\nhash = fnv1a_64\ndistribution = ketama\n"
       "auto_eject_hosts = true\nredis = true\nserver_retry_timeout = 2000\n"
@@ -291,21 +292,20 @@ convert_ok(const char *path)
 
 START_TEST(test_convert)
 {
-    static const char yaml[] =
-        "zeta:\n"
-        "  listen: 127.0.0.1:1\n"
-        "  servers:\n"
-        "   - h:1:1 b\n"
-        "   - h:2:1 a\n"
-        "  hash: md5\n"
-        "  hash_tag: \"''\"\n"          /* the value is '' : quoted again for INI */
-        "  redis: true\n"
-        "  redis_auth: ' pw '\n"        /* spaces kept: quoted */
-        "a:\n"
-        "  listen: /tmp/a.sock 0600\n"
-        "  distribution: random\n"
-        "  servers:\n"
-        "   - /tmp/mc.sock:1\n";
+    static const char yaml[] = "zeta:\n"
+                               "  listen: 127.0.0.1:1\n"
+                               "  servers:\n"
+                               "   - h:1:1 b\n"
+                               "   - h:2:1 a\n"
+                               "  hash: md5\n"
+                               "  hash_tag: \"''\"\n" /* the value is '' : quoted again for INI */
+                               "  redis: true\n"
+                               "  redis_auth: ' pw '\n" /* spaces kept: quoted */
+                               "a:\n"
+                               "  listen: /tmp/a.sock 0600\n"
+                               "  distribution: random\n"
+                               "  servers:\n"
+                               "   - /tmp/mc.sock:1\n";
     struct conf *y, *c;
     char *ini, *again, *d1, *d2;
 
@@ -315,8 +315,8 @@ START_TEST(test_convert)
     ini = convert_ok(path);
     /* the input's order, not twemproxy's; "server" for each item */
     const char *z = strstr(ini, "[pool zeta]\nlisten = 127.0.0.1:1\nserver = h:1:1 b\n"
-                           "server = h:2:1 a\nhash = md5\nhash_tag = \"''\"\nredis = true\n"
-                           "redis_auth = \" pw \"\n\n[pool a]\n");
+                                "server = h:2:1 a\nhash = md5\nhash_tag = \"''\"\nredis = true\n"
+                                "redis_auth = \" pw \"\n\n[pool a]\n");
     ck_assert_msg(z != NULL, "%s", ini);
     ck_assert_ptr_nonnull(strstr(ini, path));
     ck_assert_ptr_nonnull(strstr(ini, "comments"));
@@ -328,7 +328,7 @@ START_TEST(test_convert)
     ck_assert_str_eq(conf_pool_find(c, "zeta")->redis_auth, " pw ");
     d1 = conf_dump(y);
     d2 = conf_dump(c);
-    ck_assert_str_eq(strchr(d1, '\n'), strchr(d2, '\n'));  /* the first line names the file */
+    ck_assert_str_eq(strchr(d1, '\n'), strchr(d2, '\n')); /* the first line names the file */
     free(d2);
     conf_free(c);
     /* the dump loads the same configuration too */
@@ -353,12 +353,13 @@ START_TEST(test_convert)
     /* what INI cannot hold is an error naming the line */
     struct conf_errors errs = { 0 };
     path = put("semi.yml", "a:\n  listen: 127.0.0.1:1\n  redis: true\n  redis_auth: \"x ;y\"\n"
-               "  servers:\n   - h:1:1\n");
+                           "  servers:\n   - h:1:1\n");
     ck_assert_int_eq(conf_convert(path, &ini, &errs), -1);
     ck_assert_ptr_null(ini);
     ck_assert_uint_eq(errs.n, 1);
     ck_assert_msg(strstr(errs.msgs[0], "semi.yml:4: cannot convert: the value of 'redis_auth' "
-                         "holds ';' after white space") != NULL, "%s", errs.msgs[0]);
+                                       "holds ';' after white space") != NULL,
+                  "%s", errs.msgs[0]);
     conf_errors_free(&errs);
     /* nor can a server named ";x", which YAML allows: --dump-conf says so */
     y = load_ok("t.yml", "a:\n  listen: 127.0.0.1:1\n  servers:\n   - 'h:1:1 ;x'\n");
@@ -390,13 +391,14 @@ END_TEST
 
 struct bad_case {
     const char *text;
-    int line;               /* 0: "t.yml: ..." */
+    int line; /* 0: "t.yml: ..." */
     const char *want[3];
 };
 
 static const struct bad_case bad_cases[] = {
     { YA "\thash: md5\n" YS, 3, { "invalid YAML", "tab" } },
-    { YA "  hash: md5\n   timeout: 1\n" YS, 4,
+    { YA "  hash: md5\n   timeout: 1\n" YS,
+      4,
       { "invalid YAML", "mapping values are not allowed" } },
     { YA "  hash: md5\n   timeout: 1\n" YS, 3, { "invalid value 'md5 timeout' for 'hash'" } },
     { YA " hash: md5\n" YS, 3, { "invalid YAML" } },
@@ -405,14 +407,16 @@ static const struct bad_case bad_cases[] = {
     { YA "  server: h:1:1\n" YS, 3, { "unknown key 'server' in pool 'a'", "'servers:' list" } },
     { YA "  include: x.yml\n" YS, 3, { "unknown key 'include'" } },
     { YA YS "a:\n  listen: 127.0.0.1:2\n" YS, 5, { "duplicate pool 'a' (first at line 1)" } },
-    { YA "  servers:\n   - {h: 1}\n", 4,
+    { YA "  servers:\n   - {h: 1}\n",
+      4,
       { "'servers' item ('host:port:weight [name]') must be a string, found a mapping" } },
     { YA "  servers:\n   - h:1:1\n   - - x\n", 5, { "'servers' item", "found a list" } },
     { YA "  servers:\n   - h:1:1\n   - k: v\n", 5, { "must be a string, found a mapping" } },
     { YA "  servers: h:1:1\n", 3, { "'servers' must be a list" } },
     { YA "  servers: [h:1:1]\n", 3, { "flow style ('[...]')" } },
     { YA YS "  servers:\n   - h:2:1\n", 5, { "duplicate key 'servers'", "first at line 3" } },
-    { YA "  hash: md5\n  hash: crc16\n" YS, 4,
+    { YA "  hash: md5\n  hash: crc16\n" YS,
+      4,
       { "duplicate key 'hash' in pool 'a': 'crc16' here, 'md5' first at line 3" } },
     { YA "  hash:\n" YS, 3, { "invalid value '' for 'hash'" } },
     { YA "  hash: [md5]\n" YS, 3, { "flow style" } },
@@ -431,15 +435,18 @@ static const struct bad_case bad_cases[] = {
     { "a:\n", 1, { "pool 'a' is empty" } },
     { "a: 1\n", 1, { "pool 'a' must be a mapping", "found a value" } },
     { "[a, b]: 1\n" YA YS, 1, { "a pool name must be a string, found a list" } },
-    { "my pool:\n  listen: 127.0.0.1:1\n" YS, 1,
+    { "my pool:\n  listen: 127.0.0.1:1\n" YS,
+      1,
       { "invalid pool name of pool 'my pool' (a name has no spaces" } },
     { "a]b:\n  listen: 127.0.0.1:1\n" YS, 1, { "invalid pool name of pool 'a]b'", "brackets" } },
     { YA "  redis_auth: x\n" YS, 3, { "not a redis pool (needs redis: true)" } },
     { "a:\n" YS, 1, { "missing 'listen' in pool 'a'" } },
     { YA "  hash: md5\n", 1, { "missing 'servers' in pool 'a'" } },
-    { YA "  servers:\n   - h:1:1 s\n   - h:2:1 s\n", 5,
+    { YA "  servers:\n   - h:1:1 s\n   - h:2:1 s\n",
+      5,
       { "duplicate server identity 's' for 'servers' in pool 'a' (first at line 4)" } },
-    { YA YS "b:\n  listen: 127.0.0.1:1\n" YS, 6,
+    { YA YS "b:\n  listen: 127.0.0.1:1\n" YS,
+      6,
       { "listen '127.0.0.1:1' in pool 'b' is already used by pool 'a' (line 2)" } },
     { YA "  timeout: 99999999999\n" YS, 3, { "invalid value '99999999999' for 'timeout'" } },
     { YA "  redis: True\n" YS, 3, { "invalid value 'True' for 'redis'", "true or false" } },
@@ -507,15 +514,16 @@ START_TEST(test_every_error_reported)
     struct conf *c = NULL;
 
     ck_assert_int_eq(conf_load_string("t.yml",
-                                      "a:\n"                        /* 1 */
-                                      "  listen: 127.0.0.1:1\n"     /* 2 */
-                                      "  hash: nope\n"              /* 3 */
-                                      "  bogus: 1\n"                /* 4 */
-                                      "  servers:\n"                /* 5 */
-                                      "   - h:1:0\n"                /* 6 */
-                                      "   - [x]\n"                  /* 7 */
-                                      "b: 2\n",                     /* 8 */
-                                      &c, &errs), -1);
+                                      "a:\n"                    /* 1 */
+                                      "  listen: 127.0.0.1:1\n" /* 2 */
+                                      "  hash: nope\n"          /* 3 */
+                                      "  bogus: 1\n"            /* 4 */
+                                      "  servers:\n"            /* 5 */
+                                      "   - h:1:0\n"            /* 6 */
+                                      "   - [x]\n"              /* 7 */
+                                      "b: 2\n",                 /* 8 */
+                                      &c, &errs),
+                     -1);
     if (errs.n != 6) {
         dump_errors(&errs);
     }
@@ -550,7 +558,7 @@ START_TEST(test_random_yaml)
             size_t at = util_rand64(&rng) % n;
             uint64_t r = util_rand64(&rng);
             if (r % 3 == 0 && n > 1) {
-                memmove(text + at, text + at + 1, n - at - 1);      /* drop */
+                memmove(text + at, text + at + 1, n - at - 1); /* drop */
                 n--;
             } else {
                 text[at] = r % 5 == 0 ? (char)(r >> 8) : junk[(r >> 8) % (sizeof(junk) - 1)];

@@ -28,7 +28,7 @@ static glob_t tables;
 /* ---- table parsing ---- */
 
 struct tbl_server {
-    char ident[272];  /* fits a 255-byte host, ':' and a port */
+    char ident[272]; /* fits a 255-byte host, ':' and a port */
     uint32_t weight;
 };
 
@@ -243,10 +243,9 @@ START_TEST(test_table)
         if (idx < 0 || strcmp(t.servers[idx].ident, tab + 1) != 0) {
             if (nbad < 5 && rlen < sizeof(report) - 200) {
                 /* Long keys are cut so that several still fit the message. */
-                rlen += (size_t)snprintf(report + rlen, sizeof(report) - rlen,
-                                         " %.64s%s->%s(want %s)", line,
-                                         strlen(line) > 64 ? "..." : "",
-                                         idx < 0 ? "-1" : t.servers[idx].ident, tab + 1);
+                rlen += (size_t)snprintf(
+                    report + rlen, sizeof(report) - rlen, " %.64s%s->%s(want %s)", line,
+                    strlen(line) > 64 ? "..." : "", idx < 0 ? "-1" : t.servers[idx].ident, tab + 1);
             }
             nbad++;
         }
@@ -255,8 +254,7 @@ START_TEST(test_table)
     dist_free(d);
 
     ck_assert_msg(nkeys == TABLE_KEYS, "%s: %zu keys, want %d", name, nkeys, TABLE_KEYS);
-    ck_assert_msg(nbad == 0, "%s: %zu of %zu keys misplaced; first:%s", name, nbad, nkeys,
-                  report);
+    ck_assert_msg(nbad == 0, "%s: %zu of %zu keys misplaced; first:%s", name, nbad, nkeys, report);
 }
 END_TEST
 
@@ -270,8 +268,9 @@ ident_cmp_str(const char *a, const char *b)
 
 START_TEST(test_identity_order)
 {
-    struct tbl_server s[5] = { { "a", 1 }, { "bb", 1 }, { "server-ccc", 1 }, { "d4", 1 },
-                               { "e", 1 } };
+    struct tbl_server s[5] = {
+        { "a", 1 }, { "bb", 1 }, { "server-ccc", 1 }, { "d4", 1 }, { "e", 1 }
+    };
     static const char *const want[5] = { "a", "e", "bb", "d4", "server-ccc" };
 
     qsort(s, 5, sizeof(s[0]), server_cmp);
@@ -293,7 +292,7 @@ END_TEST
 
 struct tag_case {
     const char *key;
-    const char *part;  /* NULL: the whole key is hashed */
+    const char *part; /* NULL: the whole key is hashed */
 };
 
 static void
@@ -377,9 +376,7 @@ END_TEST
 
 START_TEST(test_hash_tag_colocates)
 {
-    struct dist_server s[3] = {
-        { "s1", 2, 1, true }, { "s2", 2, 1, true }, { "s3", 2, 1, true }
-    };
+    struct dist_server s[3] = { { "s1", 2, 1, true }, { "s2", 2, 1, true }, { "s3", 2, 1, true } };
     struct dist_key_rule rule = { .hash = HASH_FNV1A_64, .has_tag = true, .tag = { '{', '}' } };
     struct dist *d = dist_build(DIST_KETAMA, s, 3);
     char a[64], b[64], c[64];
@@ -401,9 +398,7 @@ END_TEST
 START_TEST(test_modula_weights)
 {
     /* weights 1,2,3: slots [s1][s2 s2][s3 s3 s3], slot = hash % 6. */
-    struct dist_server s[3] = {
-        { "s1", 2, 1, true }, { "s2", 2, 2, true }, { "s3", 2, 3, true }
-    };
+    struct dist_server s[3] = { { "s1", 2, 1, true }, { "s2", 2, 2, true }, { "s3", 2, 3, true } };
     static const int want[6] = { 0, 1, 1, 2, 2, 2 };
     struct dist *d = dist_build(DIST_MODULA, s, 3);
 
@@ -456,9 +451,7 @@ END_TEST
 
 START_TEST(test_ketama_ejection)
 {
-    struct dist_server s[3] = {
-        { "s1", 2, 1, true }, { "s2", 2, 1, true }, { "s3", 2, 1, true }
-    };
+    struct dist_server s[3] = { { "s1", 2, 1, true }, { "s2", 2, 1, true }, { "s3", 2, 1, true } };
     struct dist_key_rule rule = { .hash = HASH_MD5 };
     struct dist *all, *two;
     char key[32];
@@ -516,9 +509,9 @@ END_TEST
 
 START_TEST(test_single_live_server)
 {
-    struct dist_server s[3] = {
-        { "s1", 2, 1, false }, { "s2", 2, 3, true }, { "s3", 2, 1, false }
-    };
+    struct dist_server s[3] = { { "s1", 2, 1, false },
+                                { "s2", 2, 3, true },
+                                { "s3", 2, 1, false } };
     struct dist_key_rule rule = { .hash = HASH_CRC32 };
     uint64_t rng = 7;
     char key[32];
@@ -560,9 +553,7 @@ START_TEST(test_empty_key_hash_zero)
      * to s3 under fnv1a_64/ketama and to s1 under md5/modula. Hashing the
      * empty string would give s1 and s2; hash 0 gives what nutcracker did.
      */
-    struct dist_server s[3] = {
-        { "s1", 2, 1, true }, { "s2", 2, 1, true }, { "s3", 2, 1, true }
-    };
+    struct dist_server s[3] = { { "s1", 2, 1, true }, { "s2", 2, 1, true }, { "s3", 2, 1, true } };
     struct dist_key_rule fnv = { .hash = HASH_FNV1A_64 };
     struct dist_key_rule md5 = { .hash = HASH_MD5 };
     struct dist *k = dist_build(DIST_KETAMA, s, 3);
@@ -590,9 +581,9 @@ START_TEST(test_ketama_long_identity)
     static const char want[] =
         "0022222222222221111111111111111111111111111000000000000000111111111110000000000000000";
     char a[300], b[268], key[16];
-    struct dist_server s[3] = {
-        { "s2", 2, 1, true }, { b, sizeof(b), 1, true }, { a, sizeof(a), 1, true }
-    };
+    struct dist_server s[3] = { { "s2", 2, 1, true },
+                                { b, sizeof(b), 1, true },
+                                { a, sizeof(a), 1, true } };
     struct dist_key_rule rule = { .hash = HASH_FNV1A_64 };
     struct dist *d;
 
@@ -603,8 +594,7 @@ START_TEST(test_ketama_long_identity)
     for (size_t j = 0; j < sizeof(want) - 1; j++) {
         int n = snprintf(key, sizeof(key), "key%zu", 7 * j);
 
-        ck_assert_msg(dist_pick(d, &rule, (const uint8_t *)key, (size_t)n, NULL) ==
-                          want[j] - '0',
+        ck_assert_msg(dist_pick(d, &rule, (const uint8_t *)key, (size_t)n, NULL) == want[j] - '0',
                       "%s on %d, nutcracker put it on %c", key,
                       dist_pick(d, &rule, (const uint8_t *)key, (size_t)n, NULL), want[j]);
     }

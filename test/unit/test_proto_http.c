@@ -52,7 +52,8 @@ feed(const char *s, size_t len, enum feed how, uint64_t seed, struct http_req *r
             avail++;
         } else {
             uint64_t x = util_rand64(&seed);
-            size_t chunk = (x & 3) == 0 ? 1 + (size_t)(x >> 8) % (len + 1) : 1 + (size_t)(x >> 8) % 23;
+            size_t chunk = (x & 3) == 0 ? 1 + (size_t)(x >> 8) % (len + 1)
+                                        : 1 + (size_t)(x >> 8) % 23;
             avail = MIN(len, avail + chunk);
         }
     }
@@ -127,7 +128,7 @@ static char *
 head_of_size(size_t total, const char *tail)
 {
     static const char start[] = "GET /metrics HTTP/1.1\r\nX-Pad: ";
-    size_t fixed = strlen(start) + 2 + 2;   /* field CRLF, blank line CRLF */
+    size_t fixed = strlen(start) + 2 + 2; /* field CRLF, blank line CRLF */
     size_t pad = total - fixed;
     size_t tl = strlen(tail);
     char *s = malloc(total + tl + 1);
@@ -172,9 +173,9 @@ START_TEST(test_methods)
         { "DELETE / HTTP/1.1\r\n\r\n", HTTP_METHOD_DELETE },
         { "OPTIONS / HTTP/1.1\r\n\r\n", HTTP_METHOD_OPTIONS },
         { "PATCH / HTTP/1.1\r\n\r\n", HTTP_METHOD_OTHER },
-        { "get / HTTP/1.1\r\n\r\n", HTTP_METHOD_OTHER },     /* case-sensitive */
+        { "get / HTTP/1.1\r\n\r\n", HTTP_METHOD_OTHER }, /* case-sensitive */
         { "GETS / HTTP/1.1\r\n\r\n", HTTP_METHOD_OTHER },
-        { "X-Y.Z~ / HTTP/1.1\r\n\r\n", HTTP_METHOD_OTHER },   /* any token */
+        { "X-Y.Z~ / HTTP/1.1\r\n\r\n", HTTP_METHOD_OTHER }, /* any token */
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -199,7 +200,7 @@ START_TEST(test_targets)
     s = "GET /?x HTTP/1.1\r\n\r\n";
     r = ok(s);
     assert_path(s, &r, "/");
-    s = "GET /a%20b/c HTTP/1.1\r\n\r\n";       /* no decoding: matched as sent */
+    s = "GET /a%20b/c HTTP/1.1\r\n\r\n"; /* no decoding: matched as sent */
     r = ok(s);
     assert_path(s, &r, "/a%20b/c");
     s = "GET http://localhost:9100/healthz?x=1 HTTP/1.1\r\n\r\n";
@@ -223,19 +224,19 @@ END_TEST
 
 START_TEST(test_bad_request_lines)
 {
-    refused("GET /\r\n\r\n", 400);                       /* HTTP/0.9 */
+    refused("GET /\r\n\r\n", 400); /* HTTP/0.9 */
     refused("GET\r\n\r\n", 400);
-    refused("GET  / HTTP/1.1\r\n\r\n", 400);             /* empty target */
+    refused("GET  / HTTP/1.1\r\n\r\n", 400); /* empty target */
     refused("GET / HTTP/1.1 \r\n\r\n", 400);
     refused("GET / http/1.1\r\n\r\n", 400);
     refused("GET / HTTP/1.10\r\n\r\n", 400);
     refused("GET / HTTP/1\r\n\r\n", 400);
     refused("GET / HTTP/x.1\r\n\r\n", 400);
     refused(" GET / HTTP/1.1\r\n\r\n", 400);
-    refused("GET /a\rb HTTP/1.1\r\n\r\n", 400);          /* bare CR */
+    refused("GET /a\rb HTTP/1.1\r\n\r\n", 400); /* bare CR */
     refused("GET /a\tb HTTP/1.1\r\n\r\n", 400);
-    refused("G(T / HTTP/1.1\r\n\r\n", 400);              /* not a token */
-    refused("\x16\x03\x01\x02\x10\x01\x02\x01\xfc\x03\x03\n\n", 400);   /* TLS */
+    refused("G(T / HTTP/1.1\r\n\r\n", 400);                           /* not a token */
+    refused("\x16\x03\x01\x02\x10\x01\x02\x01\xfc\x03\x03\n\n", 400); /* TLS */
     refused("GET / HTTP/2.0\r\n\r\n", 505);
     refused("GET / HTTP/0.9\r\n\r\n", 505);
     refused("GET / HTTP/3.0\r\n\r\n", 505);
@@ -306,7 +307,7 @@ START_TEST(test_bodies)
     ck_assert(r.keep_alive);
     r = ok("POST / HTTP/1.1\r\nContent-Length:  12 \r\n\r\n");
     ck_assert(r.has_body);
-    ck_assert(!r.keep_alive);   /* the body is never read: the conn ends */
+    ck_assert(!r.keep_alive); /* the body is never read: the conn ends */
     r = ok("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
     ck_assert(r.has_body);
     ck_assert(!r.keep_alive);
@@ -319,14 +320,16 @@ END_TEST
 
 START_TEST(test_bad_fields)
 {
-    refused("GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400);          /* space before colon */
+    refused("GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400);           /* space before colon */
     refused("GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400); /* obs-fold */
     refused("GET / HTTP/1.1\r\nHost: x\r\n\tfolded\r\n\r\n", 400);
     refused("GET / HTTP/1.1\r\nno colon\r\n\r\n", 400);
     refused("GET / HTTP/1.1\r\nnocolon\r\n\r\n", 400);
     refused("GET / HTTP/1.1\r\n: empty name\r\n\r\n", 400);
-    refused("GET / HTTP/1.1\r\nX-A: b\rc\r\n\r\n", 400);         /* bare CR */
-    refused("GET / HTTP/1.1\r\nX-A: b\x01" "c\r\n\r\n", 400);
+    refused("GET / HTTP/1.1\r\nX-A: b\rc\r\n\r\n", 400); /* bare CR */
+    refused("GET / HTTP/1.1\r\nX-A: b\x01"
+            "c\r\n\r\n",
+            400);
     refused("GET / HTTP/1.1\r\nX-A: b\x7f\r\n\r\n", 400);
     refused("GET / HTTP/1.1\r\nX(A): b\r\n\r\n", 400);
     /* an error decides at once, without waiting for the blank line */
@@ -384,7 +387,7 @@ START_TEST(test_endless_line)
     ck_assert_uint_eq(r.scan, HTTP_MAX_HEAD - 1);
     ck_assert_int_eq(http_parse_req(&r, (const uint8_t *)s, HTTP_MAX_HEAD), HTTP_PARSE_ERROR);
     ck_assert_int_eq(r.status, 431);
-    ck_assert_uint_eq(r.scan, HTTP_MAX_HEAD);   /* nothing past the limit looked at */
+    ck_assert_uint_eq(r.scan, HTTP_MAX_HEAD); /* nothing past the limit looked at */
     refused(s, 431);
     /* many short fields, never a blank line */
     for (size_t i = 0; i + 8 <= n; i += 8) {
@@ -403,7 +406,8 @@ END_TEST
 
 START_TEST(test_sticky_and_pipelined)
 {
-    const char *two = "GET /metrics HTTP/1.1\r\n\r\nHEAD /healthz HTTP/1.1\r\nConnection: close\r\n\r\n";
+    const char *two =
+        "GET /metrics HTTP/1.1\r\n\r\nHEAD /healthz HTTP/1.1\r\nConnection: close\r\n\r\n";
     const char *second = strstr(two, "HEAD");
     struct http_req r;
 

@@ -98,111 +98,73 @@ repeat(char c, size_t n)
 
 /* ---- stream driver: whole, byte by byte, random splits ---- */
 
-enum feed { FEED_WHOLE, FEED_BYTES, FEED_RANDOM };
-
 struct step {
     int r;
     size_t pos;
-    struct mc_req req;  /* zeroed first, so memcmp is exact */
+    struct mc_req req; /* zeroed first, so memcmp is exact */
     struct mc_rsp rsp;
 };
 
-struct run {
-    size_t n;
-    struct step s[MAX_STEPS];
+/* The request (rsp false) or response parser; both keep no state. */
+struct stream_ctx {
+    uint64_t max;
+    bool rsp;
 };
 
-static size_t
-next_avail(enum feed feed, uint64_t *seed, size_t avail, size_t len)
-{
-    size_t chunk;
+#include "stream_driver.h"
 
-    if (feed == FEED_BYTES) {
-        chunk = 1;
+static void
+stream_begin(struct stream_ctx *cx)
+{
+}
+
+static enum stream_result
+stream_step(struct stream_ctx *cx, const uint8_t *buf, size_t avail, struct step *st, size_t *unit)
+{
+    st->r = cx->rsp ? mc_parse_rsp(buf, avail, &st->rsp)
+                    : mc_parse_req(buf, avail, cx->max, &st->req);
+    if (st->r == MC_PARSE_AGAIN) {
+        return STREAM_AGAIN;
+    }
+    if (cx->rsp) {
+        if (st->r == MC_PARSE_ERROR) {
+            return STREAM_LAST;
+        }
+        *unit = st->rsp.len;
+    } else if (st->r == MC_PARSE_OK) {
+        *unit = st->req.total_len;
+    } else if (mc_error_closes(st->req.err)) {
+        return STREAM_LAST;
     } else {
-        /* mostly small chunks, sometimes large ones */
-        uint64_t x = util_rand64(seed);
-        chunk = (x & 3) == 0 ? 1 + (size_t)(x >> 8) % (len + 1) : 1 + (size_t)(x >> 8) % 17;
+        *unit = st->req.line_len;
     }
-    return MIN(len, avail + chunk);
-}
-
-/*
- * Feed buf[0..len) to the request (rsp false) or response parser and record
- * every result that is not AGAIN, plus the final AGAIN at end of input. In
- * byte mode also check that AGAIN holds until the unit's last byte.
- */
-static void
-run_stream(const uint8_t *buf, size_t len, uint64_t max, bool rsp, enum feed feed,
-           uint64_t seed, struct run *out)
-{
-    size_t pos = 0, avail = feed == FEED_WHOLE ? len : MIN(len, 1);
-
-    out->n = 0;
-    for (;;) {
-        struct step st;
-        size_t unit;
-
-        memset(&st, 0, sizeof(st));
-        st.pos = pos;
-        st.r = rsp ? mc_parse_rsp(buf + pos, avail - pos, &st.rsp)
-                   : mc_parse_req(buf + pos, avail - pos, max, &st.req);
-        if (st.r == MC_PARSE_AGAIN && avail < len) {
-            avail = next_avail(feed, &seed, avail, len);
-            continue;
-        }
-        ck_assert_uint_lt(out->n, MAX_STEPS);
-        out->s[out->n++] = st;
-        if (st.r == MC_PARSE_AGAIN) {
-            return;
-        }
-        if (rsp) {
-            if (st.r == MC_PARSE_ERROR) {
-                return;
-            }
-            unit = st.rsp.len;
-        } else if (st.r == MC_PARSE_OK) {
-            unit = st.req.total_len;
-        } else if (mc_error_closes(st.req.err)) {
-            return;
-        } else {
-            unit = st.req.line_len;
-        }
-        ck_assert_uint_gt(unit, 0);
-        if (feed == FEED_BYTES && !(st.r == MC_PARSE_ERROR && (rsp || mc_error_closes(st.req.err)))) {
-            /* decided on exactly the unit's last byte */
-            ck_assert_uint_eq(avail, pos + unit);
-        }
-        pos += unit;
-    }
+    return STREAM_NEXT;
 }
 
 static void
-assert_runs_equal(const struct run *a, const struct run *b)
+stream_unit_done(struct stream_ctx *cx)
 {
-    ck_assert_uint_eq(a->n, b->n);
-    for (size_t i = 0; i < a->n; i++) {
-        ck_assert_msg(memcmp(&a->s[i], &b->s[i], sizeof(a->s[i])) == 0,
-                      "step %zu differs (r %d/%d at %zu/%zu)", i, a->s[i].r, b->s[i].r,
-                      a->s[i].pos, b->s[i].pos);
-    }
 }
 
-static struct run run_a, run_b;
+static bool
+step_equal(const struct step *a, const struct step *b)
+{
+    return memcmp(a, b, sizeof(*a)) == 0;
+}
+
+static int
+step_result(const struct step *st)
+{
+    return st->r;
+}
 
 /* Whole vs byte by byte vs random splits; returns the whole run in run_a. */
 static void
 check_all_feeds(const uint8_t *buf, size_t len, uint64_t max, bool rsp, bool bytes)
 {
-    run_stream(buf, len, max, rsp, FEED_WHOLE, 0, &run_a);
-    if (bytes) {
-        run_stream(buf, len, max, rsp, FEED_BYTES, 0, &run_b);
-        assert_runs_equal(&run_a, &run_b);
-    }
-    for (uint64_t seed = 1; seed <= 50; seed++) {
-        run_stream(buf, len, max, rsp, FEED_RANDOM, seed * 0x9e3779b97f4a7c15ULL, &run_b);
-        assert_runs_equal(&run_a, &run_b);
-    }
+    struct stream_ctx cx = { max, rsp };
+
+    stream_check_feeds(&cx, buf, len, bytes, 50);
 }
 
 /* ---- command table ---- */
@@ -247,10 +209,12 @@ START_TEST(test_error_replies)
 {
     ck_assert_str_eq(mc_error_reply(MC_ERR_UNKNOWN_CMD), "ERROR\r\n");
     ck_assert_str_eq(mc_error_reply(MC_ERR_ARITY), "ERROR\r\n");
-    ck_assert_str_eq(mc_error_reply(MC_ERR_KEY_TOO_LONG), "CLIENT_ERROR bad command line format\r\n");
+    ck_assert_str_eq(mc_error_reply(MC_ERR_KEY_TOO_LONG),
+                     "CLIENT_ERROR bad command line format\r\n");
     ck_assert_str_eq(mc_error_reply(MC_ERR_BAD_FORMAT), "CLIENT_ERROR bad command line format\r\n");
     ck_assert_str_eq(mc_error_reply(MC_ERR_BAD_CHUNK), "CLIENT_ERROR bad data chunk\r\n");
-    ck_assert_str_eq(mc_error_reply(MC_ERR_TOO_LARGE), "SERVER_ERROR object too large for cache\r\n");
+    ck_assert_str_eq(mc_error_reply(MC_ERR_TOO_LARGE),
+                     "SERVER_ERROR object too large for cache\r\n");
     ck_assert_str_eq(mc_error_reply(MC_ERR_NONE), "");
     ck_assert(!mc_error_closes(MC_ERR_NONE));
     ck_assert(!mc_error_closes(MC_ERR_UNKNOWN_CMD));
@@ -389,10 +353,8 @@ START_TEST(test_storage)
         const char *s;
         enum mc_cmd cmd;
     } cases[] = {
-        { "set k 5 -1 3\r\nabc\r\n", MC_SET },
-        { "add k 0 0 3\r\nabc\r\n", MC_ADD },
-        { "replace k 0 0 3\r\nabc\r\n", MC_REPLACE },
-        { "append k 0 0 3\r\nabc\r\n", MC_APPEND },
+        { "set k 5 -1 3\r\nabc\r\n", MC_SET },        { "add k 0 0 3\r\nabc\r\n", MC_ADD },
+        { "replace k 0 0 3\r\nabc\r\n", MC_REPLACE }, { "append k 0 0 3\r\nabc\r\n", MC_APPEND },
         { "prepend k 0 0 3\r\nabc\r\n", MC_PREPEND },
     };
 
@@ -720,15 +682,9 @@ START_TEST(test_key_too_long)
     req_ok(s, MC_SET);
 
     static const char *fmts[] = {
-        "get %s\r\n",
-        "get a %s b\r\n",
-        "gets a b %s\r\n",
-        "gat 0 %s\r\n",
-        "set %s 0 0 1\r\nx\r\n",
-        "cas %s 0 0 1 1\r\nx\r\n",
-        "delete %s\r\n",
-        "incr %s 1\r\n",
-        "touch %s 1 noreply\r\n",
+        "get %s\r\n",    "get a %s b\r\n",        "gets a b %s\r\n",
+        "gat 0 %s\r\n",  "set %s 0 0 1\r\nx\r\n", "cas %s 0 0 1 1\r\nx\r\n",
+        "delete %s\r\n", "incr %s 1\r\n",         "touch %s 1 noreply\r\n",
     };
     for (size_t i = 0; i < ARRAY_SIZE(fmts); i++) {
         snprintf(s, sizeof(s), fmts[i], k251);
@@ -745,7 +701,7 @@ END_TEST
 START_TEST(test_too_large)
 {
     struct mc_req req;
-    const char *s = "set k 0 0 80\r\n";     /* 14 + 80 + 2 = 96 */
+    const char *s = "set k 0 0 80\r\n"; /* 14 + 80 + 2 = 96 */
 
     ck_assert_int_eq(mc_parse_req((const uint8_t *)s, strlen(s), 96, &req), MC_PARSE_AGAIN);
     ck_assert_uint_eq(req.total_len, 96);
@@ -759,8 +715,7 @@ START_TEST(test_too_large)
     ck_assert_int_eq(req.err, MC_ERR_TOO_LARGE);
     /* the largest length memcached takes, with a limit above it */
     s = "set k 0 0 2147483645\r\n";
-    ck_assert_int_eq(mc_parse_req((const uint8_t *)s, strlen(s), UINT64_MAX, &req),
-                     MC_PARSE_AGAIN);
+    ck_assert_int_eq(mc_parse_req((const uint8_t *)s, strlen(s), UINT64_MAX, &req), MC_PARSE_AGAIN);
     ck_assert_uint_eq(req.total_len, strlen(s) + 2147483645ULL + 2);
 }
 END_TEST
@@ -787,10 +742,9 @@ END_TEST
 
 START_TEST(test_binary_protocol)
 {
-    static const uint8_t bin_get[] = { 0x80, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00,
-                                       0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00,
-                                       0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-                                       'f',  'o',  'o' };
+    static const uint8_t bin_get[] = { 0x80, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                       0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                       0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 'f',  'o',  'o' };
     struct mc_req req;
 
     /* decided on the first byte: a binary client never sends '\n' */
@@ -816,8 +770,7 @@ START_TEST(test_nul_in_line)
     ck_assert_int_eq(req.err, MC_ERR_BAD_FORMAT);
     /* NULs in a data block are fine */
     static const char d[] = "set k 0 0 3\r\n\0\0\0\r\n";
-    ck_assert_int_eq(mc_parse_req((const uint8_t *)d, sizeof(d) - 1, BIG_MAX, &req),
-                     MC_PARSE_OK);
+    ck_assert_int_eq(mc_parse_req((const uint8_t *)d, sizeof(d) - 1, BIG_MAX, &req), MC_PARSE_OK);
 }
 END_TEST
 
@@ -860,34 +813,33 @@ END_TEST
 /* ---- streams ---- */
 
 /* Every command and error kind that keeps the connection, back to back. */
-static const char pipeline[] =
-    "get a\r\n"
-    "gets a b c\r\n"
-    "gat 10 a b\r\n"
-    "gats 0 a\r\n"
-    "set k 1 2 5\r\nhello\r\n"
-    "add k 0 0 4 noreply\r\n\r\n\r\n\r\n"
-    "replace k 0 0 0\r\n\r\n"
-    "append k 0 0 2\nhi\r\n"
-    "prepend k 0 0 3 noreply\r\n\x00\x01\x02\r\n"
-    "cas k 0 0 1 99\r\nx\r\n"
-    "GET a\r\n"
-    "delete k\r\n"
-    "delete k 0 noreply\r\n"
-    "get\r\n"
-    "incr n 1\r\n"
-    "decr n 1 noreply\r\n"
-    "\r\n"
-    "touch k 10\r\n"
-    "version\r\n"
-    "bogus command with args\n"
-    "incr k noreply\r\n"
-    "quit\r\n";
+static const char pipeline[] = "get a\r\n"
+                               "gets a b c\r\n"
+                               "gat 10 a b\r\n"
+                               "gats 0 a\r\n"
+                               "set k 1 2 5\r\nhello\r\n"
+                               "add k 0 0 4 noreply\r\n\r\n\r\n\r\n"
+                               "replace k 0 0 0\r\n\r\n"
+                               "append k 0 0 2\nhi\r\n"
+                               "prepend k 0 0 3 noreply\r\n\x00\x01\x02\r\n"
+                               "cas k 0 0 1 99\r\nx\r\n"
+                               "GET a\r\n"
+                               "delete k\r\n"
+                               "delete k 0 noreply\r\n"
+                               "get\r\n"
+                               "incr n 1\r\n"
+                               "decr n 1 noreply\r\n"
+                               "\r\n"
+                               "touch k 10\r\n"
+                               "version\r\n"
+                               "bogus command with args\n"
+                               "incr k noreply\r\n"
+                               "quit\r\n";
 
 static const enum mc_cmd pipeline_cmds[] = {
-    MC_GET, MC_GETS, MC_GAT, MC_GATS, MC_SET, MC_ADD, MC_REPLACE, MC_APPEND, MC_PREPEND,
-    MC_CAS, MC_CMD_COUNT, MC_DELETE, MC_DELETE, MC_GET, MC_INCR, MC_DECR, MC_CMD_COUNT,
-    MC_TOUCH, MC_VERSION, MC_CMD_COUNT, MC_INCR, MC_QUIT,
+    MC_GET,       MC_GETS,  MC_GAT,       MC_GATS,      MC_SET,    MC_ADD,  MC_REPLACE, MC_APPEND,
+    MC_PREPEND,   MC_CAS,   MC_CMD_COUNT, MC_DELETE,    MC_DELETE, MC_GET,  MC_INCR,    MC_DECR,
+    MC_CMD_COUNT, MC_TOUCH, MC_VERSION,   MC_CMD_COUNT, MC_INCR,   MC_QUIT,
 };
 
 START_TEST(test_pipeline)
@@ -1035,8 +987,8 @@ fits(enum mc_cmd cmd, const char *s)
 
 START_TEST(test_rsp_fits)
 {
-    static const enum mc_cmd all[] = { MC_GET, MC_GATS, MC_SET, MC_CAS, MC_DELETE, MC_INCR,
-                                       MC_TOUCH, MC_VERSION };
+    static const enum mc_cmd all[] = { MC_GET,    MC_GATS, MC_SET,   MC_CAS,
+                                       MC_DELETE, MC_INCR, MC_TOUCH, MC_VERSION };
 
     for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
         ck_assert(fits(all[i], "ERROR\r\n"));
@@ -1129,9 +1081,8 @@ START_TEST(test_rsp_stream)
     for (int i = 0; i < 256; i++) {
         buf[n++] = (uint8_t)i;
     }
-    n += (size_t)sprintf((char *)buf + n,
-                         "\r\nEND\r\nSTORED\r\nNOT_FOUND\r\n12\r\nVERSION 1.6\r\n"
-                         "SERVER_ERROR object too large for cache\r\nEND\r\n");
+    n += (size_t)sprintf((char *)buf + n, "\r\nEND\r\nSTORED\r\nNOT_FOUND\r\n12\r\nVERSION 1.6\r\n"
+                                          "SERVER_ERROR object too large for cache\r\nEND\r\n");
     check_all_feeds(buf, n, 0, true, true);
     ck_assert_uint_eq(run_a.n, 11);
     ck_assert_int_eq(run_a.s[0].rsp.type, MC_RSP_VALUE);

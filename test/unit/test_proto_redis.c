@@ -1,6 +1,6 @@
 /*
- * Unit tests for proto_redis: the command table (every command of SPEC
- * Appendix A, arities as redis-server 7.0 enforces them), multibulk and
+ * Unit tests for proto_redis: the command table (every command of doc/protocols.md
+ * section 3, arities as redis-server 7.0 enforces them), multibulk and
  * inline requests, every error kind with its exact reply, the size limits,
  * replies of every type nested to any depth, and the incremental contract:
  * a stream fed whole, byte by byte and at random split points (fixed seeds)
@@ -196,8 +196,6 @@ req_err(const char *s, enum redis_req_error err, const char *reply)
 
 /* ---- stream driver: whole, byte by byte, random splits ---- */
 
-enum feed { FEED_WHOLE, FEED_BYTES, FEED_RANDOM };
-
 struct step {
     size_t pos;
     struct req_res req;
@@ -207,93 +205,66 @@ struct step {
     size_t rsp_len;
 };
 
-struct run {
-    size_t n;
-    struct step s[MAX_STEPS];
-};
-
-static size_t
-next_avail(enum feed feed, uint64_t *seed, size_t avail, size_t len)
-{
-    size_t chunk;
-
-    if (feed == FEED_BYTES) {
-        chunk = 1;
-    } else {
-        /* mostly small chunks, sometimes large ones */
-        uint64_t x = util_rand64(seed);
-        chunk = (x & 3) == 0 ? 1 + (size_t)(x >> 8) % (len + 1) : 1 + (size_t)(x >> 8) % 17;
-    }
-    return MIN(len, avail + chunk);
-}
-
-/*
- * Feed buf[0..len) to the request (rsp false) or reply parser, one state
- * struct per unit kept across AGAIN results, and record every result that
- * is not AGAIN, plus the final AGAIN at end of input. In byte mode also
- * check that a well-framed unit is decided on exactly its last byte.
- */
-static void
-run_stream(const uint8_t *buf, size_t len, uint64_t max, bool rsp, enum feed feed,
-           uint64_t seed, struct run *out)
-{
-    size_t pos = 0, avail = feed == FEED_WHOLE ? len : MIN(len, 1);
+/* The request (rsp false) or reply parser, with one state struct per unit
+   kept across AGAIN results. */
+struct stream_ctx {
+    uint64_t max;
+    bool rsp;
     struct redis_req req;
     struct redis_rsp res;
+};
 
-    out->n = 0;
-    redis_req_init(&req, t_stream.p, t_stream.cap);
-    redis_rsp_init(&res);
-    for (;;) {
-        struct step st;
-        enum redis_parse rc;
-        size_t unit;
+#include "stream_driver.h"
 
-        memset(&st, 0, sizeof(st));
-        st.pos = pos;
-        if (rsp) {
-            rc = redis_parse_rsp(&res, buf + pos, avail - pos);
-            st.rsp_rc = rc;
-            if (rc == REDIS_PARSE_OK) {
-                st.rsp_type = res.type;
-                st.rsp_integer = res.integer;
-                st.rsp_len = res.total_len;
-            }
-        } else {
-            rc = parse_req(&t_stream, &req, buf + pos, avail - pos, max);
-            if (rc == REDIS_PARSE_AGAIN) {
-                st.req.rc = rc;
-            } else {
-                st.req = req_res_of(rc, &req);
-            }
+static void
+stream_begin(struct stream_ctx *cx)
+{
+    redis_req_init(&cx->req, t_stream.p, t_stream.cap);
+    redis_rsp_init(&cx->res);
+}
+
+static enum stream_result
+stream_step(struct stream_ctx *cx, const uint8_t *buf, size_t avail, struct step *st, size_t *unit)
+{
+    enum redis_parse rc;
+
+    if (cx->rsp) {
+        rc = redis_parse_rsp(&cx->res, buf, avail);
+        st->rsp_rc = rc;
+        if (rc == REDIS_PARSE_OK) {
+            st->rsp_type = cx->res.type;
+            st->rsp_integer = cx->res.integer;
+            st->rsp_len = cx->res.total_len;
         }
-        if (rc == REDIS_PARSE_AGAIN && avail < len) {
-            avail = next_avail(feed, &seed, avail, len);
-            continue;
-        }
-        ck_assert_uint_lt(out->n, MAX_STEPS);
-        out->s[out->n++] = st;
+    } else {
+        rc = parse_req(&t_stream, &cx->req, buf, avail, cx->max);
         if (rc == REDIS_PARSE_AGAIN) {
-            return;
-        }
-        if (rsp) {
-            if (rc == REDIS_PARSE_ERROR) {
-                return;
-            }
-            unit = res.total_len;
-        } else if (rc == REDIS_PARSE_ERROR && redis_error_closes(req.err)) {
-            return;
+            st->req.rc = rc;
         } else {
-            unit = req.total_len;
+            st->req = req_res_of(rc, &cx->req);
         }
-        ck_assert_uint_gt(unit, 0);
-        if (feed == FEED_BYTES) {
-            ck_assert_uint_eq(avail, pos + unit);
-        }
-        pos += unit;
-        redis_req_reset(&req);
-        redis_rsp_init(&res);
     }
+    if (rc == REDIS_PARSE_AGAIN) {
+        return STREAM_AGAIN;
+    }
+    if (cx->rsp) {
+        if (rc == REDIS_PARSE_ERROR) {
+            return STREAM_LAST;
+        }
+        *unit = cx->res.total_len;
+    } else if (rc == REDIS_PARSE_ERROR && redis_error_closes(cx->req.err)) {
+        return STREAM_LAST;
+    } else {
+        *unit = cx->req.total_len;
+    }
+    return STREAM_NEXT;
+}
+
+static void
+stream_unit_done(struct stream_ctx *cx)
+{
+    redis_req_reset(&cx->req);
+    redis_rsp_init(&cx->res);
 }
 
 static bool
@@ -301,40 +272,28 @@ step_equal(const struct step *a, const struct step *b)
 {
     const struct req_res *x = &a->req, *y = &b->req;
 
-    return a->pos == b->pos && x->rc == y->rc && x->cmd == y->cmd && x->err == y->err
-           && x->is_inline == y->is_inline && x->argc == y->argc && x->total_len == y->total_len
-           && x->name_off == y->name_off && x->name_len == y->name_len
-           && x->err_detail == y->err_detail && a->rsp_rc == b->rsp_rc
-           && a->rsp_type == b->rsp_type && a->rsp_integer == b->rsp_integer
-           && a->rsp_len == b->rsp_len;
+    return a->pos == b->pos && x->rc == y->rc && x->cmd == y->cmd && x->err == y->err &&
+           x->is_inline == y->is_inline && x->argc == y->argc && x->total_len == y->total_len &&
+           x->name_off == y->name_off && x->name_len == y->name_len &&
+           x->err_detail == y->err_detail && a->rsp_rc == b->rsp_rc && a->rsp_type == b->rsp_type &&
+           a->rsp_integer == b->rsp_integer && a->rsp_len == b->rsp_len;
 }
 
-static void
-assert_runs_equal(const struct run *a, const struct run *b)
+static int
+step_result(const struct step *st)
 {
-    ck_assert_uint_eq(a->n, b->n);
-    for (size_t i = 0; i < a->n; i++) {
-        ck_assert_msg(step_equal(&a->s[i], &b->s[i]),
-                      "step %zu differs (rc %d/%d err %d/%d at %zu/%zu)", i, a->s[i].req.rc,
-                      b->s[i].req.rc, a->s[i].req.err, b->s[i].req.err, a->s[i].pos, b->s[i].pos);
-    }
+    return st->req.rc != 0 ? (int)st->req.rc : (int)st->rsp_rc;
 }
-
-static struct run run_a, run_b;
 
 /* Whole vs byte by byte vs random splits; returns the whole run in run_a. */
 static void
 check_all_feeds(const uint8_t *buf, size_t len, uint64_t max, bool rsp, bool bytes)
 {
-    run_stream(buf, len, max, rsp, FEED_WHOLE, 0, &run_a);
-    if (bytes) {
-        run_stream(buf, len, max, rsp, FEED_BYTES, 0, &run_b);
-        assert_runs_equal(&run_a, &run_b);
-    }
-    for (uint64_t seed = 1; seed <= 30; seed++) {
-        run_stream(buf, len, max, rsp, FEED_RANDOM, seed * 0x9e3779b97f4a7c15ULL, &run_b);
-        assert_runs_equal(&run_a, &run_b);
-    }
+    static struct stream_ctx cx;
+
+    cx.max = max;
+    cx.rsp = rsp;
+    stream_check_feeds(&cx, buf, len, bytes, 30);
 }
 
 static void
@@ -345,7 +304,8 @@ check_str_feeds(const char *s, uint64_t max, bool rsp)
 
 /* ---- the command table ---- */
 
-/* SPEC Appendix A, plus the local commands: every one must be in the table. */
+/* twemproxy's commands, plus the local ones (doc/protocols.md 3): every one must be in the table. */
+// clang-format off
 static const char *const appendix_a[] = {
     "PING", "QUIT", "COMMAND",
     "PERSIST", "PTTL", "TTL", "TYPE", "DUMP", "DECR", "GET", "GETDEL", "INCR", "STRLEN",
@@ -369,6 +329,7 @@ static const char *const appendix_a[] = {
     "MGET", "DEL", "UNLINK", "TOUCH", "EXISTS", "MSET",
     "EVAL", "EVALSHA", "LOLWUT", "AUTH", "ECHO", "SELECT",
 };
+// clang-format on
 
 static const struct redis_cmd *
 lookup(const char *s)
@@ -444,11 +405,13 @@ END_TEST
 
 START_TEST(test_lookup_misses)
 {
+    // clang-format off
     static const char *const misses[] = {
         "", "g", "ge", "gett", "gets", "a", "zzzz", "zunionstor", "zunionstoree", "set ",
         " set", "getex\n", "mgetx", "georadiusbymemberx", "hello", "multi", "exec", "keys",
         "flushall", "config", "subscribe", "scan", "info",
     };
+    // clang-format on
     uint8_t hi[] = { 'g', 0xc5, 't' }, nul[] = { 'g', 'e', 't', 0 };
     char longname[64];
 
@@ -499,9 +462,10 @@ START_TEST(test_routes)
         const struct redis_cmd *c = lookup(want[i].name);
         ck_assert_ptr_nonnull(c);
         ck_assert_msg(c->route == want[i].route && c->first_key == want[i].first_key &&
-                      c->key_step == want[i].key_step && c->numkeys_arg == want[i].numkeys_arg &&
-                      c->merge == want[i].merge && c->local == want[i].local &&
-                      c->flags == want[i].flags, "%s: its row differs", want[i].name);
+                          c->key_step == want[i].key_step &&
+                          c->numkeys_arg == want[i].numkeys_arg && c->merge == want[i].merge &&
+                          c->local == want[i].local && c->flags == want[i].flags,
+                      "%s: its row differs", want[i].name);
     }
 }
 END_TEST
@@ -509,6 +473,7 @@ END_TEST
 /* Arities checked by hand against redis-server 7.0 (COMMAND INFO, and what it answers). */
 START_TEST(test_arities)
 {
+    // clang-format off
     static const struct {
         const char *name;
         int min, max;
@@ -525,6 +490,7 @@ START_TEST(test_arities)
         { "ping", 0, 1 }, { "quit", 0, -1 }, { "echo", 1, 1 }, { "select", 1, 1 },
         { "auth", 1, 2 }, { "command", 0, -1 }, { "lolwut", 0, -1 }, { "move", 2, 2 },
     };
+    // clang-format on
 
     for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
         const struct redis_cmd *c = lookup(want[i].name);
@@ -607,7 +573,8 @@ START_TEST(test_multibulk_basic)
     }
     /* a second call on a finished parse repeats the result */
     ck_assert_int_eq(preq(s, &r), REDIS_PARSE_OK);
-    ck_assert_int_eq(parse_req(&t_main, &r, (const uint8_t *)s, strlen(s), BIG_MAX), REDIS_PARSE_OK);
+    ck_assert_int_eq(parse_req(&t_main, &r, (const uint8_t *)s, strlen(s), BIG_MAX),
+                     REDIS_PARSE_OK);
     ck_assert_uint_eq(r.total_len, strlen(s));
 
     req_ok("*1\r\n$4\r\nping\r\n", "ping");
@@ -633,7 +600,8 @@ START_TEST(test_arity_errors)
     req_err("MSET a\r\n", REDIS_ERR_ARITY, "-ERR wrong number of arguments for 'mset' command\r\n");
     req_err("MSET a 1 b 2 c\r\n", REDIS_ERR_ARITY,
             "-ERR wrong number of arguments for 'mset' command\r\n");
-    req_err("PING a b\r\n", REDIS_ERR_ARITY, "-ERR wrong number of arguments for 'ping' command\r\n");
+    req_err("PING a b\r\n", REDIS_ERR_ARITY,
+            "-ERR wrong number of arguments for 'ping' command\r\n");
     req_err("ECHO\r\n", REDIS_ERR_ARITY, "-ERR wrong number of arguments for 'echo' command\r\n");
     req_err("SELECT 1 2\r\n", REDIS_ERR_ARITY,
             "-ERR wrong number of arguments for 'select' command\r\n");
@@ -815,8 +783,7 @@ START_TEST(test_too_large)
     /* decided by the header, before the body arrives */
     req_err_max("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\n", 50, REDIS_ERR_TOO_LARGE, tl);
     /* but only once the length is whole: lengths are checked first */
-    ck_assert_int_eq(preq_n("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100", 24, 50, &r),
-                     REDIS_PARSE_AGAIN);
+    ck_assert_int_eq(preq_n("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100", 24, 50, &r), REDIS_PARSE_AGAIN);
     /* arguments still to come count at least 6 bytes each */
     req_err_max("*1000\r\n", 100, REDIS_ERR_TOO_LARGE, tl);
     /* here 18 bytes of headers, 60 + 2 of body, 6 for the third argument */
@@ -849,8 +816,8 @@ inline_encodes(const char *s, size_t slen, const char *name, const void *want, s
     ck_assert_ptr_nonnull(out);
     n = redis_inline_encode(&r, (const uint8_t *)s, out);
     ck_assert_uint_le(n, redis_inline_encoded_max(&r));
-    ck_assert_msg(n == want_len && memcmp(out, want, n) == 0, "%s encodes as '%.*s'", s,
-                  (int)n, (const char *)out);
+    ck_assert_msg(n == want_len && memcmp(out, want, n) == 0, "%s encodes as '%.*s'", s, (int)n,
+                  (const char *)out);
     free(out);
 }
 
@@ -881,7 +848,8 @@ START_TEST(test_inline)
     ENC("GET k\n", "get", "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
 
     /* quotes and escapes, as Redis splits inline arguments */
-    ENC("SET qk \"hello world\"\r\n", "set", "*3\r\n$3\r\nSET\r\n$2\r\nqk\r\n$11\r\nhello world\r\n");
+    ENC("SET qk \"hello world\"\r\n", "set",
+        "*3\r\n$3\r\nSET\r\n$2\r\nqk\r\n$11\r\nhello world\r\n");
     ENC("ECHO \"a\\x41\\n\\\"b\\\\\"\r\n", "echo", "*2\r\n$4\r\nECHO\r\n$6\r\naA\n\"b\\\r\n");
     ENC("ECHO \"\\t\\r\\b\\a\\q\"\r\n", "echo", "*2\r\n$4\r\nECHO\r\n$5\r\n\t\r\b\aq\r\n");
     ENC("ECHO 'it\\'s \"x\"'\r\n", "echo", "*2\r\n$4\r\nECHO\r\n$8\r\nit's \"x\"\r\n");
@@ -975,7 +943,9 @@ END_TEST
 
 START_TEST(test_binary_values)
 {
-    static const uint8_t val[] = { 'a', '\r', '\n', '*', '1', '\r', '\n', '$', 0, 0xff, '\n', '\r' };
+    static const uint8_t val[] = {
+        'a', '\r', '\n', '*', '1', '\r', '\n', '$', 0, 0xff, '\n', '\r'
+    };
     struct sbuf b = { 0 };
     struct redis_req r;
 
@@ -1077,9 +1047,9 @@ START_TEST(test_pipeline)
         enum redis_parse rc;
         enum redis_req_error err;
     } want[] = {
-        { REDIS_PARSE_OK, REDIS_ERR_NONE }, { REDIS_PARSE_OK, REDIS_ERR_NONE },
-        { REDIS_PARSE_ERROR, REDIS_ERR_EMPTY }, { REDIS_PARSE_ERROR, REDIS_ERR_ARITY },
-        { REDIS_PARSE_OK, REDIS_ERR_NONE }, { REDIS_PARSE_ERROR, REDIS_ERR_EMPTY },
+        { REDIS_PARSE_OK, REDIS_ERR_NONE },           { REDIS_PARSE_OK, REDIS_ERR_NONE },
+        { REDIS_PARSE_ERROR, REDIS_ERR_EMPTY },       { REDIS_PARSE_ERROR, REDIS_ERR_ARITY },
+        { REDIS_PARSE_OK, REDIS_ERR_NONE },           { REDIS_PARSE_ERROR, REDIS_ERR_EMPTY },
         { REDIS_PARSE_ERROR, REDIS_ERR_UNSUPPORTED }, { REDIS_PARSE_OK, REDIS_ERR_NONE },
         { REDIS_PARSE_AGAIN, REDIS_ERR_NONE },
     };
@@ -1189,8 +1159,8 @@ rsp_bad(const char *s, size_t len)
     struct redis_rsp r;
 
     redis_rsp_init(&r);
-    ck_assert_msg(redis_parse_rsp(&r, (const uint8_t *)s, len) == REDIS_PARSE_ERROR, "not ERROR: %s",
-                  s);
+    ck_assert_msg(redis_parse_rsp(&r, (const uint8_t *)s, len) == REDIS_PARSE_ERROR,
+                  "not ERROR: %s", s);
     /* and it stays failed */
     ck_assert_int_eq(redis_parse_rsp(&r, (const uint8_t *)s, len), REDIS_PARSE_ERROR);
     check_all_feeds((const uint8_t *)s, len, 0, true, true);
@@ -1285,6 +1255,7 @@ END_TEST
 
 START_TEST(test_rsp_malformed)
 {
+    // clang-format off
     static const char *const bad[] = {
         "?\r\n", "OK\r\n", "\r\n", " +OK\r\n", "+OK\n", "-ERR\n", ":\r\n", ":abc\r\n", ":1x\r\n",
         ":+1\r\n", ":01\r\n", ":-0\r\n", ":9223372036854775808\r\n", ":-9223372036854775809\r\n",
@@ -1293,6 +1264,7 @@ START_TEST(test_rsp_malformed)
         "*2\r\n:1\r\nfoo\r\n", "*1\r\n$2\r\nabc\r\n", "%1\r\n", "_\r\n", ",1.5\r\n", "#t\r\n",
         "(1\r\n", "=3\r\ntxt\r\n", ">1\r\n", "~1\r\n", "|1\r\n", "$1\r\na\rx",
     };
+    // clang-format on
     char *s;
 
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -1326,17 +1298,19 @@ END_TEST
 
 START_TEST(test_rsp_incomplete)
 {
+    // clang-format off
     static const char *const again[] = {
         "", "+", "+OK", "+OK\r", ":", ":12", ":-", "$", "$5", "$5\r", "$5\r\n", "$5\r\nhel",
         "$5\r\nhello", "$5\r\nhello\r", "*", "*2\r\n", "*2\r\n:1\r\n", "*2\r\n*1\r\n:1\r\n",
         "$-", "$-1", "$-1\r", "*1\r\n$3\r\nab", "$536870912\r\n",
     };
+    // clang-format on
 
     for (size_t i = 0; i < ARRAY_SIZE(again); i++) {
         struct redis_rsp r;
         redis_rsp_init(&r);
-        ck_assert_msg(redis_parse_rsp(&r, (const uint8_t *)again[i], strlen(again[i]))
-                          == REDIS_PARSE_AGAIN,
+        ck_assert_msg(redis_parse_rsp(&r, (const uint8_t *)again[i], strlen(again[i])) ==
+                          REDIS_PARSE_AGAIN,
                       "not AGAIN: %s", again[i]);
     }
 }

@@ -68,7 +68,7 @@ value_of(const char *key)
     static char v[64];
 
     if (strchr(key, 'x') != NULL) {
-        return NULL;    /* keys with an x are misses */
+        return NULL; /* keys with an x are misses */
     }
     snprintf(v, sizeof(v), "val-%s", key);
     return v;
@@ -76,8 +76,7 @@ value_of(const char *key)
 
 /* What a server answers for a request on the given keys. */
 static void
-answer(enum proto_id proto, enum msg_merge merge, const char *const *keys, size_t n,
-       struct sb *out)
+answer(enum proto_id proto, enum msg_merge merge, const char *const *keys, size_t n, struct sb *out)
 {
     if (proto == PROTO_MEMCACHED) {
         for (size_t i = 0; i < n; i++) {
@@ -135,7 +134,7 @@ plain_msg(enum proto_id proto)
 
     ck_assert_ptr_nonnull(m);
     m->cmd = proto == PROTO_MEMCACHED ? (uint16_t)MC_GET : 0;
-    m->client = (void *)&cache;     /* someone waits for its reply */
+    m->client = (void *)&cache; /* someone waits for its reply */
     return m;
 }
 
@@ -266,8 +265,10 @@ run_case(enum proto_id proto, enum msg_merge merge, const char *const *keys, uin
             p->nfrags_done = k;
             feed(w, &q, &stream, cut);
             /* each reply went to its own request, none crossed */
-            ck_assert(buf_len(&a->rsp) == plain.len && memcmp(buf_head(&a->rsp), plain.p, plain.len) == 0);
-            ck_assert(buf_len(&b->rsp) == plain.len && memcmp(buf_head(&b->rsp), plain.p, plain.len) == 0);
+            ck_assert(buf_len(&a->rsp) == plain.len &&
+                      memcmp(buf_head(&a->rsp), plain.p, plain.len) == 0);
+            ck_assert(buf_len(&b->rsp) == plain.len &&
+                      memcmp(buf_head(&b->rsp), plain.p, plain.len) == 0);
             ck_assert(fr->done);
             ck_assert_uint_eq(p->nfrags_done, k + 1);
             free_msg(a);
@@ -277,7 +278,7 @@ run_case(enum proto_id proto, enum msg_merge merge, const char *const *keys, uin
     }
     reply_merge(w, p);
     ck_assert_msg(p->err == 0 && buf_len(&p->rsp) == want.len &&
-                  memcmp(buf_head(&p->rsp), want.p, want.len) == 0,
+                      memcmp(buf_head(&p->rsp), want.p, want.len) == 0,
                   "merged '%.*s', want '%s'", (int)buf_len(&p->rsp), buf_head(&p->rsp), want.p);
     free_msg(p);
     free(want.p);
@@ -343,7 +344,7 @@ merged_is(enum proto_id proto, enum msg_merge merge, const char *const *parts, i
     struct msg *p = merged(proto, merge, parts, fail_err);
 
     ck_assert_msg(buf_len(&p->rsp) == strlen(want) &&
-                  memcmp(buf_head(&p->rsp), want, strlen(want)) == 0,
+                      memcmp(buf_head(&p->rsp), want, strlen(want)) == 0,
                   "merged '%.*s', want '%s'", (int)buf_len(&p->rsp), buf_head(&p->rsp), want);
     free_msg(p);
 }
@@ -391,7 +392,7 @@ END_TEST
 
 START_TEST(test_one_server_is_not_split)
 {
-    static const char *const keys[] = { "k1", "k4", "kx7" };   /* all on server 1 */
+    static const char *const keys[] = { "k1", "k4", "kx7" }; /* all on server 1 */
     struct msg_split sp;
     struct msg *p = msg_get(&cache);
 

@@ -81,8 +81,8 @@ START_TEST(test_parse_u64_syntax)
     ck_assert_int_eq(parse("0x10", UINT64_MAX, &v), -1);
     ck_assert_int_eq(parse("1\t", UINT64_MAX, &v), -1);
     ck_assert_int_eq(util_parse_u64("1\0", 2, UINT64_MAX, &v), -1);
-    ck_assert_int_eq(parse("/", UINT64_MAX, &v), -1);   /* '0' - 1 */
-    ck_assert_int_eq(parse(":", UINT64_MAX, &v), -1);   /* '9' + 1 */
+    ck_assert_int_eq(parse("/", UINT64_MAX, &v), -1); /* '0' - 1 */
+    ck_assert_int_eq(parse(":", UINT64_MAX, &v), -1); /* '9' + 1 */
     ck_assert_uint_eq(v, 7);
 }
 END_TEST
@@ -111,7 +111,7 @@ START_TEST(test_strieq)
     ck_assert(util_strieq("get", 3, "GET"));
     ck_assert(util_strieq("MgEt", 4, "mget"));
     ck_assert(util_strieq("", 0, ""));
-    ck_assert(util_strieq("getx", 3, "get"));   /* bounded by len */
+    ck_assert(util_strieq("getx", 3, "get")); /* bounded by len */
     ck_assert(!util_strieq("get", 3, "gets"));
     ck_assert(!util_strieq("gets", 4, "get"));
     ck_assert(!util_strieq("", 0, "a"));
@@ -135,11 +135,26 @@ START_TEST(test_rand64)
 
         ck_assert_uint_ne(a, 0);
         ck_assert_uint_ne(s1, 0);
-        ck_assert_uint_eq(a, b);    /* deterministic per seed */
+        ck_assert_uint_eq(a, b); /* deterministic per seed */
         ck_assert_uint_ne(a, prev);
         prev = a;
     }
     ck_assert_uint_ne(util_rand64(&s3), util_rand64(&s1));
+}
+END_TEST
+
+START_TEST(test_ms_tv)
+{
+    struct timeval tv = util_ms_tv(0);
+
+    ck_assert(tv.tv_sec == 0 && tv.tv_usec == 0);
+    tv = util_ms_tv(999);
+    ck_assert(tv.tv_sec == 0 && tv.tv_usec == 999000);
+    tv = util_ms_tv(86400123);
+    ck_assert(tv.tv_sec == 86400 && tv.tv_usec == 123000);
+    ck_assert_uint_eq(CACHE_ROUND(1), CACHE_LINE);
+    ck_assert_uint_eq(CACHE_ROUND(CACHE_LINE), CACHE_LINE);
+    ck_assert_uint_eq(CACHE_ROUND(CACHE_LINE + 1), 2 * CACHE_LINE);
 }
 END_TEST
 
@@ -170,6 +185,7 @@ util_suite(void)
     tcase_add_test(tc, test_strieq);
     tcase_add_test(tc, test_rand64);
     tcase_add_test(tc, test_clocks);
+    tcase_add_test(tc, test_ms_tv);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,237 @@
+# bench/lib.sh: what the bench scripts share. Sourced (bash) by run-mc.sh,
+# run-redis.sh and run-metrics-cost.sh after they set BENCH_DIR and their
+# settings; it defines helpers only, and starts nothing until told:
+#
+#   die MSG...                  print "SCRIPT: MSG" and exit 1
+#   bench_setup PREFIX          make $TMP (/tmp/PREFIX.XXXXXX), $PIDS, $AUX and
+#                               the traps that stop every process we started
+#                               (by PID) and remove $TMP (kept with KEEP=1)
+#   stop_pid PID                TERM, wait up to 3 s, then KILL
+#   free_port                   a free loopback port not handed out before
+#   wait_listen PID PORT WHAT LOG   wait until PID itself listens on PORT
+#   cpu_ticks PID...            utime + stime of whole processes, clock ticks
+#   machine_ticks               busy ticks of all CPUs, from /proc/stat
+#   children_cpu FILE           CPU seconds of reaped children, from `times`
+#   run_aux OUT ERR CMD...      run CMD in the background and wait for it
+#   run_aux_in IN OUT ERR CMD...    the same with stdin from IN
+#   field NAME "k=v ..."        the value of NAME
+#   median N...                 the median of the numbers
+#   build_mcload                compile bench/mcload.c into $MCLOAD
+#   start_memcacheds            two memcached backends: $MC_PORTS, $MC_PIDS
+#   start_nutcracker REDIS NAME1 PORT1 NAME2 PORT2
+#                               nutcracker over two backends: $NC_PORT, $NC_PID
+#   write_cachemux_ini REDIS NAME1 PORT1 NAME2 PORT2
+#                               the same pool for cachemux, checked with -t: $CMX_PORT
+#   start_cachemux              run it on that file: $CMX_PID
+#
+# Every process is started in the background and recorded (PIDS, AUX), so
+# that a signal to the script is handled at once (bash runs traps only
+# between foreground commands) and nothing outlives it.
+
+die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+
+CLK_TCK=$(getconf CLK_TCK)
+
+bench_setup() {
+    TMP=$(mktemp -d "/tmp/$1.XXXXXX")
+    PIDS=()     # long-lived: backends and proxies
+    AUX=        # the helper running now (load generator, scraper, strace); cleared once reaped
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+stop_pid() {  # stop one process we started: TERM, wait up to 3 s, then KILL
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 30); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+bench_cleanup() {
+    local pid
+    set +e
+    for pid in $AUX; do stop_pid "$pid"; done
+    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+    if [ -n "${KEEP:-}" ]; then echo "kept: $TMP" >&2; else rm -rf "$TMP"; fi
+}
+
+USED_PORTS=" "
+port_in_use() {  # any socket on 127.0.0.1/0.0.0.0/:: with this local port
+    local hex
+    hex=$(printf '%04X' "$1")
+    awk -v h=":$hex" 'NR > 1 && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' \
+        /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+free_port() {
+    local p i
+    for i in $(seq 200); do
+        p=$((20000 + RANDOM % 40000))
+        case $USED_PORTS in *" $p "*) continue ;; esac
+        port_in_use "$p" && continue
+        USED_PORTS="$USED_PORTS$p "
+        echo "$p"
+        return 0
+    done
+    die "no free port found"
+}
+
+listen_inodes() {  # socket inodes listening on 127.0.0.1:PORT
+    local hex
+    hex=$(printf '0100007F:%04X' "$1")
+    awk -v a="$hex" 'NR > 1 && $2 == a && $4 == "0A" { print $10 }' /proc/net/tcp
+}
+
+# Wait until PID listens on 127.0.0.1:PORT (the listening socket must be one of
+# PID's own fds, so a stranger on the same port is not mistaken for ours).
+wait_listen() {
+    local pid=$1 port=$2 what=$3 log=$4 i ino
+    for i in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2 2>/dev/null; die "$what (pid $pid) exited before listening on 127.0.0.1:$port (log above)"; }
+        for ino in $(listen_inodes "$port"); do
+            if ls -l "/proc/$pid/fd" 2>/dev/null | grep -q "socket:\[$ino\]"; then
+                return 0
+            fi
+        done
+        sleep 0.1
+    done
+    cat "$log" >&2 2>/dev/null
+    die "$what (pid $pid) is not listening on 127.0.0.1:$port after 10 s"
+}
+
+cpu_ticks() {  # utime + stime of whole processes (all threads), in clock ticks
+    local pid rest
+    for pid in "$@"; do
+        rest=$(sed 's/^.*) //' "/proc/$pid/stat") || die "pid $pid is gone"
+        echo "$rest"
+    done | awk '{ s += $12 + $13 } END { print s + 0 }'
+}
+
+machine_ticks() {  # busy ticks of all CPUs (not idle, not iowait), from /proc/stat
+    awk '$1 == "cpu" { s = 0; for (i = 2; i <= NF; i++) s += $i; print s - $5 - $6; exit }' /proc/stat
+}
+
+# CPU seconds (user + sys) of this shell's reaped children, from the builtin
+# `times` (run in this shell, not in a subshell, or it reports the subshell).
+children_cpu() {  # children_cpu FILE-WRITTEN-BY-times
+    awk 'NR == 2 { s = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } printf "%.3f\n", s }' "$1"
+}
+
+run_aux() {  # run_aux OUTFILE ERRFILE CMD...; returns CMD's status
+    local out=$1 err=$2 rc=0
+    shift 2
+    "$@" >"$out" 2>"$err" &
+    AUX=$!
+    wait "$AUX" || rc=$?
+    AUX=
+    return "$rc"
+}
+
+run_aux_in() {  # run_aux_in INFILE OUTFILE ERRFILE CMD...
+    local in=$1 out=$2 err=$3 rc=0
+    shift 3
+    "$@" <"$in" >"$out" 2>"$err" &
+    AUX=$!
+    wait "$AUX" || rc=$?
+    AUX=
+    return "$rc"
+}
+
+field() {  # field NAME "key=value ..." -> value
+    local k=$1 line=$2
+    printf '%s\n' "$line" | tr ' ' '\n' | sed -n "s/^$k=//p"
+}
+
+median() {  # median of the numbers given as arguments
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+build_mcload() {  # compile bench/mcload.c into $MCLOAD (in $TMP)
+    MCLOAD=$TMP/mcload
+    "$CC" -O2 -std=c11 -Wall -pthread -o "$MCLOAD" "$BENCH_DIR/mcload.c" || die "building mcload failed"
+}
+
+start_memcacheds() {  # two memcached backends (-t MC_THREADS) on free ports: MC_PORTS, MC_PIDS
+    local i port pid
+    local mcuser=()
+    [ "$(id -u)" = 0 ] && mcuser=(-u nobody)
+    MC_PORTS=()
+    MC_PIDS=()
+    for i in 1 2; do
+        port=$(free_port)
+        "$MEMCACHED" "${mcuser[@]}" -l 127.0.0.1 -p "$port" -U 0 -t "$MC_THREADS" -m 256 -c 4096 \
+            >"$TMP/memcached$i.log" 2>&1 &
+        pid=$!
+        PIDS+=("$pid")
+        wait_listen "$pid" "$port" "memcached $i" "$TMP/memcached$i.log"
+        MC_PORTS+=("$port")
+        MC_PIDS+=("$pid")
+    done
+}
+
+start_nutcracker() {  # start_nutcracker REDIS(true|false) NAME1 PORT1 NAME2 PORT2: NC_PORT, NC_PID
+    local nc_stats
+    NC_PORT=$(free_port)
+    nc_stats=$(free_port)
+    cat >"$TMP/nutcracker.yml" <<EOF
+bench:
+  listen: 127.0.0.1:$NC_PORT
+  hash: fnv1a_64
+  distribution: ketama
+  timeout: 2000
+  backlog: 1024
+  preconnect: true
+  redis: $1
+  server_connections: 1
+  auto_eject_hosts: false
+  servers:
+   - 127.0.0.1:$3:1 $2
+   - 127.0.0.1:$5:1 $4
+EOF
+    "$NUTCRACKER" -c "$TMP/nutcracker.yml" -s "$nc_stats" -a 127.0.0.1 -v 4 \
+        -o "$TMP/nutcracker.log" >"$TMP/nutcracker.out" 2>&1 &
+    NC_PID=$!
+    PIDS+=("$NC_PID")
+    wait_listen "$NC_PID" "$NC_PORT" nutcracker "$TMP/nutcracker.log"
+}
+
+write_cachemux_ini() {  # write_cachemux_ini REDIS(true|false) NAME1 PORT1 NAME2 PORT2: CMX_PORT
+    local cmx_stats
+    CMX_PORT=$(free_port)
+    cmx_stats=$(free_port)
+    cat >"$TMP/cachemux.ini" <<EOF
+[cachemux]
+workers = $WORKERS
+stats_listen = 127.0.0.1:$cmx_stats
+log_level = 4
+shutdown_timeout = 1000
+
+[pool bench]
+listen = 127.0.0.1:$CMX_PORT
+hash = fnv1a_64
+distribution = ketama
+timeout = 2000
+backlog = 1024
+preconnect = true
+redis = $1
+server_connections = 1
+auto_eject_hosts = false
+server = 127.0.0.1:$3:1 $2
+server = 127.0.0.1:$5:1 $4
+EOF
+    "$CACHEMUX" -t -c "$TMP/cachemux.ini" >"$TMP/cachemux-t.log" 2>&1 ||
+        { cat "$TMP/cachemux-t.log" >&2; die "cachemux -t rejected $TMP/cachemux.ini"; }
+}
+
+start_cachemux() {  # cachemux on $TMP/cachemux.ini, listening on CMX_PORT: CMX_PID
+    "$CACHEMUX" -c "$TMP/cachemux.ini" >"$TMP/cachemux.log" 2>&1 &
+    CMX_PID=$!
+    PIDS+=("$CMX_PID")
+    wait_listen "$CMX_PID" "$CMX_PORT" cachemux "$TMP/cachemux.log"
+}
