@@ -24,11 +24,26 @@
 #                               the same pool for cachemux, checked with -t: $CMX_PORT
 #   start_cachemux              run it on that file: $CMX_PID
 #
+# Pinning (optional): PROXY_CPU=N runs both proxies on CPU N (taskset -c)
+# and LOAD_CPU=M runs the load generator on CPU M; the backends are never
+# pinned. The prefixes are "${PROXY_PIN[@]}" and "${LOAD_PIN[@]}".
+#
 # Every process is started in the background and recorded (PIDS, AUX), so
 # that a signal to the script is handled at once (bash runs traps only
 # between foreground commands) and nothing outlives it.
 
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+
+PROXY_PIN=()
+LOAD_PIN=()
+if [ -n "${PROXY_CPU:-}" ] || [ -n "${LOAD_CPU:-}" ]; then
+    command -v taskset >/dev/null || die "PROXY_CPU/LOAD_CPU need taskset (apt-get install util-linux)"
+fi
+[ -n "${PROXY_CPU:-}" ] && PROXY_PIN=(taskset -c "$PROXY_CPU")
+[ -n "${LOAD_CPU:-}" ] && LOAD_PIN=(taskset -c "$LOAD_CPU")
+pin_note() {  # a header line saying what runs where
+    echo "# pinned: proxies on CPU ${PROXY_CPU:-any}, load generator on CPU ${LOAD_CPU:-any}, backends unpinned"
+}
 
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -165,7 +180,8 @@ start_memcacheds() {  # two memcached backends (-t MC_THREADS) on free ports: MC
     MC_PIDS=()
     for i in 1 2; do
         port=$(free_port)
-        "$MEMCACHED" "${mcuser[@]}" -l 127.0.0.1 -p "$port" -U 0 -t "$MC_THREADS" -m 256 -c 4096 \
+        "$MEMCACHED" "${mcuser[@]}" -l 127.0.0.1 -p "$port" -U 0 -t "$MC_THREADS" -m "${MC_MEMORY:-256}" \
+            -I "${MC_ITEM_MAX:-1m}" -c 4096 \
             >"$TMP/memcached$i.log" 2>&1 &
         pid=$!
         PIDS+=("$pid")
@@ -194,7 +210,7 @@ bench:
    - 127.0.0.1:$3:1 $2
    - 127.0.0.1:$5:1 $4
 EOF
-    "$NUTCRACKER" -c "$TMP/nutcracker.yml" -s "$nc_stats" -a 127.0.0.1 -v 4 \
+    "${PROXY_PIN[@]}" "$NUTCRACKER" -c "$TMP/nutcracker.yml" -s "$nc_stats" -a 127.0.0.1 -v 4 \
         -o "$TMP/nutcracker.log" >"$TMP/nutcracker.out" 2>&1 &
     NC_PID=$!
     PIDS+=("$NC_PID")
@@ -230,7 +246,7 @@ EOF
 }
 
 start_cachemux() {  # cachemux on $TMP/cachemux.ini, listening on CMX_PORT: CMX_PID
-    "$CACHEMUX" -c "$TMP/cachemux.ini" >"$TMP/cachemux.log" 2>&1 &
+    "${PROXY_PIN[@]}" "$CACHEMUX" -c "$TMP/cachemux.ini" >"$TMP/cachemux.log" 2>&1 &
     CMX_PID=$!
     PIDS+=("$CMX_PID")
     wait_listen "$CMX_PID" "$CMX_PORT" cachemux "$TMP/cachemux.log"

@@ -12,7 +12,10 @@
 #   DEPTH=1            requests in flight per connection (pipeline depth)
 #   LOAD_THREADS=1     mcload threads
 #   KEYS=10000         keyspace (stored before each target's runs)
-#   WORKLOADS="getset mget10"
+#   WORKLOADS="getset mget10"  (also: set, get = all sets / all gets)
+#   VALUE_SIZE=100     value bytes (mcload -v, up to 1 MiB)
+#   MC_ITEM_MAX=1m     memcached -I (2m for 1 MiB values)
+#   PROXY_CPU, LOAD_CPU  pin the proxies / mcload to one CPU each (taskset)
 #   TARGETS="memcached nutcracker cachemux"
 #   WORKERS=$(nproc)   cachemux worker threads
 #   MC_THREADS=2       memcached -t, for each of the two backends
@@ -40,6 +43,7 @@ DEPTH=${DEPTH:-1}
 LOAD_THREADS=${LOAD_THREADS:-1}
 KEYS=${KEYS:-10000}
 WORKLOADS=${WORKLOADS:-getset mget10}
+VALUE_SIZE=${VALUE_SIZE:-100}
 TARGETS=${TARGETS:-memcached nutcracker cachemux}
 WORKERS=${WORKERS:-$(nproc)}
 MC_THREADS=${MC_THREADS:-2}
@@ -68,11 +72,19 @@ for t in $TARGETS; do
     esac
 done
 for w in $WORKLOADS; do
-    case $w in getset|mget[0-9]*) ;; *) die "unknown workload '$w' (getset, mget10)" ;; esac
+    case $w in getset|set|get|mget[0-9]*) ;; *) die "unknown workload '$w' (getset, set, get, mget10)" ;; esac
 done
 [ -r /proc/self/stat ] || die "/proc is needed to read process CPU times"
 [ -z "$SYSCALLS" ] || command -v strace >/dev/null || die "SYSCALLS=1 needs strace (apt-get install strace)"
 bench_setup cachemux-bench
+
+wl_args() {  # wl_args WORKLOAD -> mcload's -w and -r for it
+    case $1 in
+    set) echo "-w getset -r 100" ;;
+    get) echo "-w getset -r 0" ;;
+    *) echo "-w $1" ;;
+    esac
+}
 
 # --- mcload and the backends ----------------------------------------------------
 build_mcload
@@ -96,7 +108,8 @@ mc_ver=$(version "$MEMCACHED" -V)
 nc_ver="no nutcracker"; [ -n "$NC_PID" ] && nc_ver=$(version "$NUTCRACKER" -V)
 cmx_ver="no cachemux"; [ -n "$CMX_PID" ] && cmx_ver=$(version "$CACHEMUX" -V)
 echo "# $mc_ver, $nc_ver, $cmx_ver"
-echo "# mcload: conns=$CONNS depth=$DEPTH threads=$LOAD_THREADS keys=$KEYS duration=${DURATION}s warmup=${WARMUP}s;" \
+pin_note
+echo "# mcload: conns=$CONNS depth=$DEPTH threads=$LOAD_THREADS keys=$KEYS value=${VALUE_SIZE}B duration=${DURATION}s warmup=${WARMUP}s;" \
      "backends: 2 x memcached -t $MC_THREADS (shared by both proxies); cachemux workers=$WORKERS"
 echo "# CPU us/req = (utime+stime after - before) / requests completed during the mcload run (warm-up included)"
 echo
@@ -115,7 +128,7 @@ for round in $(seq "$ROUNDS"); do
             esac
             # Store the keyspace through the target (placement is the target's own).
             if ! run_aux "$TMP/populate.out" "$TMP/populate.err" \
-                    "$MCLOAD" -s 127.0.0.1 -p "$port" -w populate -k "$KEYS"; then
+                    "$MCLOAD" -s 127.0.0.1 -p "$port" -w populate -k "$KEYS" -v "$VALUE_SIZE"; then
                 cat "$TMP/populate.err" >&2
                 cat "$TMP/populate.out" >&2
                 die "populating $KEYS keys through $t (port $port) failed"
@@ -124,9 +137,10 @@ for round in $(seq "$ROUNDS"); do
             m0=$(cpu_ticks "${MC_PIDS[@]}")
             w0=$(date +%s.%N); b0=$(machine_ticks)
             rc=0
+            # shellcheck disable=SC2046
             run_aux "$TMP/mcload.out" "$TMP/mcload.err" \
-                "$MCLOAD" -s 127.0.0.1 -p "$port" -w "$wl" -N -k "$KEYS" -c "$CONNS" -d "$DEPTH" \
-                -T "$LOAD_THREADS" -t "$DURATION" -W "$WARMUP" || rc=$?
+                "${LOAD_PIN[@]}" "$MCLOAD" -s 127.0.0.1 -p "$port" $(wl_args "$wl") -N -k "$KEYS" \
+                -v "$VALUE_SIZE" -c "$CONNS" -d "$DEPTH" -T "$LOAD_THREADS" -t "$DURATION" -W "$WARMUP" || rc=$?
             line=$(cat "$TMP/mcload.out")
             p1=0; [ -n "$ppid" ] && p1=$(cpu_ticks "$ppid")
             m1=$(cpu_ticks "${MC_PIDS[@]}")
@@ -155,7 +169,7 @@ for round in $(seq "$ROUNDS"); do
                 "$(field p999_us "$line")" "$pcpu" "$mcpu" "$(field client_cpu_us_per_op "$line")" \
                 "$other" "$(field errors "$line")"
             if [ -n "$RESULTS" ]; then
-                echo "target=$t round=$round proxy_cpu_us_per_op=$pcpu mc_cpu_us_per_op=$mcpu other_cpu_pct=$other $line" >>"$RESULTS"
+                echo "target=$t round=$round test=$wl value_size=$VALUE_SIZE proxy_cpu_us_per_op=$pcpu mc_cpu_us_per_op=$mcpu other_cpu_pct=$other $line" >>"$RESULTS"
             fi
             for pid in "${MC_PIDS[@]}" $ppid; do
                 kill -0 "$pid" 2>/dev/null || die "process $pid died during the $t $wl run (logs: KEEP=1)"
@@ -179,7 +193,7 @@ if [ -n "$SYSCALLS" ]; then
             nutcracker) port=$NC_PORT; spid=$NC_PID ;;
             cachemux) port=$CMX_PORT; spid=$CMX_PID ;;
             esac
-            run_aux /dev/null "$TMP/populate.err" "$MCLOAD" -s 127.0.0.1 -p "$port" -w populate -k "$KEYS" ||
+            run_aux /dev/null "$TMP/populate.err" "$MCLOAD" -s 127.0.0.1 -p "$port" -w populate -k "$KEYS" -v "$VALUE_SIZE" ||
                 { cat "$TMP/populate.err" >&2; die "populating $KEYS keys through $t (port $port) failed"; }
             rm -f "$TMP/strace.out"
             strace -c -f -p "$spid" -o "$TMP/strace.out" 2>"$TMP/strace.err" &
@@ -191,8 +205,9 @@ if [ -n "$SYSCALLS" ]; then
                 sleep 0.1
             done
             sleep 0.2
-            "$MCLOAD" -q -s 127.0.0.1 -p "$port" -w "$wl" -N -k "$KEYS" -c "$CONNS" -d "$DEPTH" \
-                -T "$LOAD_THREADS" -n "$SYSCALL_REQS" >"$TMP/mcload.out" 2>/dev/null &
+            # shellcheck disable=SC2046
+            "${LOAD_PIN[@]}" "$MCLOAD" -q -s 127.0.0.1 -p "$port" $(wl_args "$wl") -N -k "$KEYS" -v "$VALUE_SIZE" \
+                -c "$CONNS" -d "$DEPTH" -T "$LOAD_THREADS" -n "$SYSCALL_REQS" >"$TMP/mcload.out" 2>/dev/null &
             load_pid=$!
             AUX="$spid_strace $load_pid"
             wait "$load_pid" || true
@@ -209,7 +224,10 @@ if [ -n "$SYSCALLS" ]; then
                     if ($NF == "total") tot = $4 / n
                     else if ($4 / n >= 0.005) out = out sprintf(" %s=%.2f", $NF, $4 / n)
                 }
-                END { printf "%-22s total=%.2f%s\n", who ":", tot, out }' "$TMP/strace.out"
+                END { printf "%-22s total=%.2f%s\n", who ":", tot, out }' "$TMP/strace.out" | tee -a "$TMP/syscalls"
+            if [ -n "$RESULTS" ]; then
+                echo "target=$t test=$wl value_size=$VALUE_SIZE syscalls_per_op=$(tail -1 "$TMP/syscalls" | sed -n 's/.* total=\([0-9.]*\).*/\1/p')" >>"$RESULTS"
+            fi
         done
     done
 fi

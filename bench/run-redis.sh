@@ -21,6 +21,10 @@
 #   ROUNDS=1             repeat the whole matrix (rows from every round are shown)
 #   REDIS_SERVER, REDIS_BENCHMARK, REDIS_CLI (from PATH), NUTCRACKER=/usr/sbin/nutcracker
 #   RESULTS=FILE         also append every raw row (key=value) to FILE
+#   PROXY_CPU, LOAD_CPU  pin the proxies / redis-benchmark to one CPU each (taskset)
+#   SYSCALLS=1           after the table, count the syscalls per request of each
+#                        serving process (strace -c -f -p) in a separate run of
+#                        SYSCALL_REQS=20000 requests per cell
 #   KEEP=1               keep the temp dir (configs, logs) and print its path
 #
 # Both proxies sit in front of the SAME two redis-server backends (127.0.0.1,
@@ -49,6 +53,8 @@ REDIS_CLI=${REDIS_CLI:-$(command -v redis-cli || true)}
 NUTCRACKER=${NUTCRACKER:-/usr/sbin/nutcracker}
 RESULTS=${RESULTS:-}
 KEEP=${KEEP:-}
+SYSCALLS=${SYSCALLS:-}
+SYSCALL_REQS=${SYSCALL_REQS:-20000}
 
 # --- preflight ---------------------------------------------------------------
 [ -n "$REDIS_SERVER" ] && [ -x "$REDIS_SERVER" ] || die "redis-server not found (apt-get install redis-server, or REDIS_SERVER=path)"
@@ -72,6 +78,7 @@ for p in $PIPELINES; do
     case $p in ''|*[!0-9]*|0) die "PIPELINES: '$p' is not a positive integer" ;; esac
 done
 [ -r /proc/self/stat ] || die "/proc is needed to read process CPU times"
+[ -z "$SYSCALLS" ] || command -v strace >/dev/null || die "SYSCALLS=1 needs strace (apt-get install strace)"
 bench_setup cachemux-rbench
 
 # --- backends --------------------------------------------------------------------
@@ -187,6 +194,7 @@ echo "# $rs_ver, $rb_ver, $nc_ver, $cmx_ver"
 echo "# redis-benchmark -c $CONNS -r $KEYS -d $VALUE_SIZE --csv, -n $REQUESTS (-P 1) / $PIPE_REQUESTS (-P >1) / $MGET_REQUESTS (mget10), threads=$LOAD_THREADS;" \
      "backends: 2 x redis-server (shared by both proxies); cachemux workers=$WORKERS"
 echo "# mget10 keys (cachemux -L): $mget_placed; $nc_check"
+pin_note
 echo "# CPU us/req = (utime+stime after - before) / requests of the redis-benchmark run"
 echo
 FMT='%-10s %-6s %3s %10s %8s %8s %8s %8s %8s %9s %9s %9s %6s %6s %6s\n'
@@ -225,7 +233,7 @@ for round in $(seq "$ROUNDS"); do
                 w0=$(date +%s.%N); b0=$(machine_ticks)
                 rc=0
                 times >"$TMP/times0"
-                run_aux "$TMP/rb.out" "$TMP/rb.err" "$REDIS_BENCHMARK" "${args[@]}" || rc=$?
+                run_aux "$TMP/rb.out" "$TMP/rb.err" "${LOAD_PIN[@]}" "$REDIS_BENCHMARK" "${args[@]}" || rc=$?
                 times >"$TMP/times1"
                 p1=0; [ -n "$ppid" ] && p1=$(cpu_ticks "$ppid")
                 r1=$(cpu_ticks "${RS_PIDS[@]}")
@@ -262,7 +270,7 @@ for round in $(seq "$ROUNDS"); do
                 printf "$FMT" "$t" "$test" "$pipe" "${rps%.*}" "$(ms_to_us "$avg")" "$(ms_to_us "$p50")" \
                     "$(ms_to_us "$p95")" "$(ms_to_us "$p99")" "$(ms_to_us "$max")" "$pcpu" "$rcpu" "$lcpu" "$becmd" "$berd" "$other"
                 if [ -n "$RESULTS" ]; then
-                    echo "target=$t round=$round test=$test pipeline=$pipe requests=$n rps=$rps avg_ms=$avg p50_ms=$p50" \
+                    echo "target=$t round=$round test=$test value_size=$VALUE_SIZE conns=$CONNS workers=$WORKERS pipeline=$pipe requests=$n rps=$rps avg_ms=$avg p50_ms=$p50" \
                          "p95_ms=$p95 p99_ms=$p99 max_ms=$max proxy_cpu_us_per_op=$pcpu redis_cpu_us_per_op=$rcpu" \
                          "load_cpu_us_per_op=$lcpu backend_cmds_per_op=$becmd backend_reads_per_op=$berd other_cpu_pct=$other" >>"$RESULTS"
                 fi
@@ -280,4 +288,54 @@ echo "# proxy_cpu, redis_cpu (both backends), load_cpu (redis-benchmark): CPU mi
 echo "# be_cmd, be_rd: commands and socket reads of both backends per request (INFO stats total_commands_processed,"
 echo "#   total_reads_processed): how the proxy splits requests and how many requests share one backend read;"
 echo "# other%: CPU used meanwhile by processes outside this benchmark, in % of one CPU (noise indicator)"
+
+# --- syscalls per request (optional) ---------------------------------------------
+# Traced: the proxy; for the redis row, the backend it talks to.
+if [ -n "$SYSCALLS" ]; then
+    echo
+    echo "# syscalls per request of the serving process: strace -c -f, $SYSCALL_REQS requests per cell, same settings"
+    for pipe in $PIPELINES; do
+        for test in $TESTS; do
+            for t in $TARGETS; do
+                port=$(target_port "$t")
+                spid=$(target_pid "$t"); [ -n "$spid" ] || spid=${RS_PIDS[0]}
+                args=(-h 127.0.0.1 -p "$port" -c "$CONNS" -n "$SYSCALL_REQS" -P "$pipe" -r "$KEYS" -d "$VALUE_SIZE" --csv)
+                case $test in
+                set) args+=(-t set) ;;
+                get) args+=(-t get) ;;
+                mget10) args+=(MGET "${MGET_ARGS[@]}") ;;
+                esac
+                rm -f "$TMP/strace.out"
+                strace -c -f -p "$spid" -o "$TMP/strace.out" 2>"$TMP/strace.err" &
+                spid_strace=$!
+                AUX=$spid_strace
+                for i in $(seq 100); do
+                    grep -q attached "$TMP/strace.err" 2>/dev/null && break
+                    kill -0 "$spid_strace" 2>/dev/null || { cat "$TMP/strace.err" >&2; die "strace -p $spid failed"; }
+                    sleep 0.1
+                done
+                sleep 0.2
+                "${LOAD_PIN[@]}" "$REDIS_BENCHMARK" "${args[@]}" >"$TMP/rb.out" 2>/dev/null &
+                load_pid=$!
+                AUX="$spid_strace $load_pid"
+                wait "$load_pid" || die "redis-benchmark under strace against $t failed"
+                AUX=$spid_strace
+                kill -INT "$spid_strace" 2>/dev/null || true
+                wait "$spid_strace" 2>/dev/null || true
+                AUX=
+                line=$(awk -v n="$SYSCALL_REQS" -v who="$t $test P$pipe" '
+                    $1 ~ /^[0-9.]+$/ && NF >= 5 {
+                        if ($NF == "total") tot = $4 / n
+                        else if ($4 / n >= 0.005) out = out sprintf(" %s=%.2f", $NF, $4 / n)
+                    }
+                    END { printf "%-26s total=%.2f%s\n", who ":", tot, out }' "$TMP/strace.out")
+                echo "$line"
+                if [ -n "$RESULTS" ]; then
+                    echo "target=$t test=$test value_size=$VALUE_SIZE conns=$CONNS workers=$WORKERS pipeline=$pipe" \
+                         "syscalls_per_op=$(printf '%s\n' "$line" | sed -n 's/.* total=\([0-9.]*\).*/\1/p')" >>"$RESULTS"
+                fi
+            done
+        done
+    done
+fi
 [ "$failures" = 0 ] || { echo "run-redis.sh: $failures cell(s) failed (redis-benchmark stops at the first error reply)" >&2; exit 1; }
