@@ -174,10 +174,11 @@ conn_borrow_buf(struct conn_ctx *ctx)
 }
 
 ssize_t
-conn_read(struct conn *c, struct chain_in **pin, uint64_t *body)
+conn_read(struct conn *c, struct chain_in **pin, uint64_t *body, bool ahead)
 {
     struct iovec iov[CONN_READ_IOV];
     struct chain_in *in = *pin;
+    size_t want;
     ssize_t n;
     int niov;
 
@@ -185,19 +186,22 @@ conn_read(struct conn *c, struct chain_in **pin, uint64_t *body)
     if (in == NULL && (in = *pin = conn_borrow_buf(c->ctx)) == NULL) {
         return -ENOMEM;
     }
-    if (in->left == 0) {
-        /* With less room than a quarter buffer, make room first: compacting,
-           or growing when unparsed bytes fill it. */
-        if (in->b.cap - in->b.end < c->ctx->mbuf_size / 4 &&
-            buf_reserve(&in->b, c->ctx->mbuf_size) != 0) {
+    if (in->left == 0 && in->spill_bytes == 0) {
+        /* With less room than a quarter buffer (a header's, reading ahead),
+           make room first: compacting, or growing when unparsed bytes fill
+           it. */
+        want = ahead ? CHAIN_HEAD_ROOM : c->ctx->mbuf_size / 4;
+        if (in->b.cap - in->b.end < want && buf_reserve(&in->b, c->ctx->mbuf_size) != 0) {
             return -ENOMEM;
         }
+    }
+    if (in->left == 0 && in->spill_bytes == 0 && !ahead) {
         n = read(c->fd, in->b.data + in->b.end, in->b.cap - in->b.end);
         if (n > 0) {
             in->b.end += (size_t)n;
         }
     } else {
-        if ((niov = chain_in_iov(in, &c->ctx->chunks, iov, (int)ARRAY_SIZE(iov))) == 0) {
+        if ((niov = chain_in_iov(in, &c->ctx->chunks, iov, (int)ARRAY_SIZE(iov), ahead)) == 0) {
             return -ENOMEM;
         }
         n = readv(c->fd, iov, niov);
