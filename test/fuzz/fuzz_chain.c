@@ -15,26 +15,16 @@
  * a failure must come at the same place with the same error. Any
  * violation abort()s.
  */
-#include "chain.h"
+#include "fuzz_driver.h"
+
+#define MODEL_REQUIRE CHECK
+#include "../chain_model.h"
 #include "mc_reply.h"
-#include "msg.h"
 #include "proto.h"
 #include "proto_mc.h"
 #include "proto_redis.h"
 #include "redis_reply.h"
 #include "reply.h"
-
-#include <stdlib.h>
-#include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)     \
-    do {             \
-        if (!(c)) {  \
-            abort(); \
-        }            \
-    } while (0)
 
 #define MAX_REQ (1u << 20)
 #define MAXREQ 16
@@ -45,13 +35,11 @@ static bool cache_ready;
 
 /* The runtime's way of reading, on a stream that is all there. */
 struct feed {
-    struct chain_in in;
+    struct chain_model m;
     struct chain_pool pool;
-    const uint8_t *src;
-    size_t pos, len, rsize, mbuf;
+    size_t rsize;        /* the most one read returns */
     const uint8_t *bits; /* stream decisions, cycled */
     size_t nbits, bit;
-    bool ahead; /* read ahead, as for a conn that carries large values */
 };
 
 static void
@@ -59,108 +47,42 @@ feed_init(struct feed *f, const uint8_t *src, size_t len, uint8_t sel, const uin
           size_t nbits)
 {
     memset(f, 0, sizeof(*f));
-    f->src = src;
-    f->len = len;
+    f->m.src = src;
+    f->m.len = len;
     f->rsize = 1 + (sel & 0x1f) * 3;
-    f->mbuf = 64 << ((sel >> 5) & 3);
+    f->m.mbuf = 64 << ((sel >> 5) & 3);
     f->bits = bits;
     f->nbits = nbits;
-    f->ahead = (sel & 0x80) != 0;
+    f->m.ahead = (sel & 0x80) != 0;
     chain_pool_init(&f->pool, 1 + (sel % 7) * 5, 8);
+    f->m.pool = &f->pool;
 }
 
 static void
 feed_free(struct feed *f)
 {
-    chain_in_reset(&f->in);
-    buf_free(&f->in.b);
+    chain_model_free(&f->m);
     chain_pool_destroy(&f->pool);
 }
 
-/* One read, as conn_read does. Returns the bytes read (0: the stream is all
-   read); *body: those that went into a piece. Reading ahead, the buffer gets
-   a header's room and the rest goes to chunks (the spill). */
+/* One read of at most rsize bytes (chain_model_read). */
 static size_t
 feed_read(struct feed *f, uint64_t *body)
 {
-    size_t avail = MIN(f->len - f->pos, f->rsize), n = 0;
-    struct chain_in *in = &f->in;
-
-    *body = 0;
-    if (avail == 0) {
-        return 0;
-    }
-    if (in->left == 0 && in->spill_bytes == 0) {
-        size_t want = f->ahead ? CHAIN_HEAD_ROOM : f->mbuf / 4;
-        if (in->b.cap - in->b.end < want) {
-            CHECK(buf_reserve(&in->b, f->mbuf) == 0);
-        }
-    }
-    if (in->left == 0 && in->spill_bytes == 0 && !f->ahead) {
-        n = MIN(avail, in->b.cap - in->b.end);
-        memcpy(in->b.data + in->b.end, f->src + f->pos, n);
-        in->b.end += n;
-    } else {
-        struct iovec iov[256];
-        int k = chain_in_iov(in, &f->pool, iov, 256, f->ahead);
-        CHECK(k > 0);
-        for (int i = 0; i < k && n < avail; i++) {
-            size_t t = MIN(iov[i].iov_len, avail - n);
-            memcpy(iov[i].iov_base, f->src + f->pos + n, t);
-            n += t;
-        }
-        *body = chain_in_commit(in, n);
-    }
-    f->pos += n;
-    return n;
-}
-
-/* As the runtime does when the parser wants bytes that were read ahead: a
-   body of at least a piece's worth takes them, else a header's worth moves
-   to the buffer. Returns the body bytes taken. */
-static uint64_t
-feed_unspill(struct feed *f, uint64_t left)
-{
-    if (left >= CHAIN_MIN_PIECE) {
-        uint64_t got = chain_in_adopt(&f->in, left);
-        if (got > 0) {
-            return got;
-        }
-    }
-    CHECK(chain_in_unspill(&f->in, MAX((size_t)CHAIN_HEAD_ROOM, buf_len(&f->in.b))) == 0);
-    return 0;
+    return chain_model_read(&f->m, f->rsize, body);
 }
 
 /* Whether to read the rest of a body (left bytes) around the buffer. */
 static void
 feed_maybe_stream(struct feed *f, uint64_t left)
 {
-    if (left == 0 || f->in.left > 0) {
+    if (left == 0 || f->m.in.left > 0) {
         return;
     }
     uint8_t b = f->nbits > 0 ? f->bits[f->bit++ % f->nbits] : 1;
     if (b & 1) {
-        chain_in_stream(&f->in, left);
+        chain_in_stream(&f->m.in, left);
     }
-}
-
-/* A msg's bytes with its pieces between them. */
-static uint8_t *
-flatten(const struct buf *b, const struct chain *c, size_t *len)
-{
-    struct iovec iov[4096];
-    size_t bytes, off = 0;
-    int n = chain_iov(b, c, 0, iov, 4096, &bytes);
-    uint8_t *out = malloc(bytes + 1);
-
-    CHECK(out != NULL && bytes == chain_len(b, c));
-    for (int i = 0; i < n; i++) {
-        memcpy(out + off, iov[i].iov_base, iov[i].iov_len);
-        off += iov[i].iov_len;
-    }
-    CHECK(off == bytes); /* every piece fit the iovecs */
-    *len = bytes;
-    return out;
 }
 
 /* A buffer offset of the chained parse as an offset of the whole stream:
@@ -175,6 +97,18 @@ whole_off(const struct chain *holes, size_t off)
         add += p->total;
     }
     return off + add;
+}
+
+/* Take the request the chained parse completed (total buffered bytes) and
+   compare it with the whole stream's bytes of it. */
+static void
+take_same(struct feed *f, const uint8_t *head, size_t total, const uint8_t *want, size_t wlen)
+{
+    size_t n;
+    uint8_t *got = chain_model_take(&f->m, &cache, head, total, &n);
+
+    CHECK(n == wlen && memcmp(got, want, n) == 0);
+    free(got);
 }
 
 /* ---- Redis requests ---- */
@@ -200,23 +134,20 @@ redis_requests(const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits, s
     feed_init(&f, s, len, sel, bits, nbits);
     redis_req_init(&c, chain_args, MAXARGS);
     for (;;) {
-        if (buf_len(&f.in.b) == 0 && f.in.spill_bytes > 0) {
-            CHECK(chain_in_unspill(&f.in, CHAIN_HEAD_ROOM) == 0);
-        }
-        const uint8_t *head = buf_head(&f.in.b);
-        size_t blen = buf_len(&f.in.b);
-        if (blen == 0 && feed_read(&f, &body) == 0) {
-            break;
-        }
-        if (blen == 0) {
+        const uint8_t *head;
+        size_t blen;
+        if (!chain_model_buffered(&f.m, &head, &blen)) {
+            if (feed_read(&f, &body) == 0) {
+                break;
+            }
             continue; /* the parser is never called without bytes */
         }
         enum redis_parse rc = redis_parse(&c, head, blen);
         if (rc == REDIS_PARSE_AGAIN) {
             uint32_t arg = 0;
             uint64_t left = redis_req_body_left(&c, blen, &arg);
-            if (f.in.spill_bytes > 0) {
-                uint64_t got = feed_unspill(&f, arg > 0 ? left : 0);
+            if (f.m.in.spill_bytes > 0) {
+                uint64_t got = chain_model_unspill(&f.m, arg > 0 ? left : 0);
                 if (got > 0) {
                     redis_req_skip(&c, got);
                 }
@@ -243,23 +174,15 @@ redis_requests(const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits, s
             redis_error_closes(w.err) || rc == REDIS_PARSE_ERROR && w.err == REDIS_ERR_NONE) {
             break; /* the conn closes here */
         }
-        CHECK(c.total_len + f.in.holes.bytes == w.total_len);
+        CHECK(c.total_len + f.m.in.holes.bytes == w.total_len);
         if (!c.is_inline) {
             for (uint32_t i = 0; i < c.argc && i < MAXARGS; i++) {
                 CHECK(c.args[i].len == w.args[i].len);
-                CHECK(whole_off(&f.in.holes, c.args[i].off) == w.args[i].off);
+                CHECK(whole_off(&f.m.in.holes, c.args[i].off) == w.args[i].off);
             }
         }
-        struct msg *m = msg_get(&cache);
-        CHECK(m != NULL);
-        CHECK(chain_take(&m->req, &m->req_pieces, head, &f.in.holes, 0, c.total_len) == 0);
-        size_t n;
-        uint8_t *got = flatten(&m->req, &m->req_pieces, &n);
-        CHECK(n == w.total_len && memcmp(got, s + wpos, n) == 0);
-        free(got);
-        msg_put(&cache, m);
-        chain_in_consume(&f.in, c.total_len);
-        CHECK(f.in.holes.head == NULL);
+        take_same(&f, head, c.total_len, s + wpos, w.total_len);
+        CHECK(f.m.in.holes.head == NULL);
         wpos += w.total_len;
         redis_req_reset(&c);
     }
@@ -278,25 +201,22 @@ mc_requests(const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits, size
 
     feed_init(&f, s, len, sel, bits, nbits);
     for (;;) {
-        if (buf_len(&f.in.b) == 0 && f.in.spill_bytes > 0) {
-            CHECK(chain_in_unspill(&f.in, CHAIN_HEAD_ROOM) == 0);
-        }
-        const uint8_t *head = buf_head(&f.in.b);
-        size_t blen = buf_len(&f.in.b);
-        if (blen == 0 && feed_read(&f, &body) == 0) {
-            break;
-        }
-        if (blen == 0) {
+        const uint8_t *head;
+        size_t blen;
+        if (!chain_model_buffered(&f.m, &head, &blen)) {
+            if (feed_read(&f, &body) == 0) {
+                break;
+            }
             continue; /* the parser is never called without bytes */
         }
-        enum mc_parse rc = mc_parse_req_skip(head, blen, MAX_REQ, f.in.holes.bytes, &c);
+        enum mc_parse rc = mc_parse_req_skip(head, blen, MAX_REQ, f.m.in.holes.bytes, &c);
         if (rc == MC_PARSE_AGAIN) {
             uint64_t left = 0;
             if (c.data_len > 0 && c.total_len >= 2 && c.total_len - 2 > blen) {
                 left = c.total_len - 2 - blen;
             }
-            if (f.in.spill_bytes > 0) {
-                (void)feed_unspill(&f, left); /* the skip is holes.bytes */
+            if (f.m.in.spill_bytes > 0) {
+                (void)chain_model_unspill(&f.m, left); /* the skip is holes.bytes */
                 continue;
             }
             feed_maybe_stream(&f, left);
@@ -313,21 +233,13 @@ mc_requests(const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits, size
             if (mc_error_closes(w.err)) {
                 break;
             }
-            CHECK(w.line_len == c.line_len && f.in.holes.head == NULL);
-            chain_in_consume(&f.in, c.line_len);
+            CHECK(w.line_len == c.line_len && f.m.in.holes.head == NULL);
+            chain_in_consume(&f.m.in, c.line_len);
             wpos += w.line_len;
             continue;
         }
-        CHECK(c.total_len + f.in.holes.bytes == w.total_len);
-        struct msg *m = msg_get(&cache);
-        CHECK(m != NULL);
-        CHECK(chain_take(&m->req, &m->req_pieces, head, &f.in.holes, 0, c.total_len) == 0);
-        size_t n;
-        uint8_t *got = flatten(&m->req, &m->req_pieces, &n);
-        CHECK(n == w.total_len && memcmp(got, s + wpos, n) == 0);
-        free(got);
-        msg_put(&cache, m);
-        chain_in_consume(&f.in, c.total_len);
+        CHECK(c.total_len + f.m.in.holes.bytes == w.total_len);
+        take_same(&f, head, c.total_len, s + wpos, w.total_len);
         wpos += w.total_len;
     }
     feed_free(&f);
@@ -400,14 +312,14 @@ replies(bool mc, const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits,
     reply_reader_reset(&rb);
     feed_init(&f, s, len, sel, bits, nbits);
     for (;;) {
-        b.rc = reply_read(w, &rb, &f.in, &b.q, MAX_REQ, done_cb, &b);
+        b.rc = reply_read(w, &rb, &f.m.in, &b.q, MAX_REQ, done_cb, &b);
         if (b.rc != 0) {
             break;
         }
         const struct msg *m = TAILQ_FIRST(&b.q);
-        if (m != NULL && buf_len(&f.in.b) > 0) {
-            feed_maybe_stream(&f, w->reply_body_left(rb.state, m, buf_head(&f.in.b),
-                                                     buf_len(&f.in.b), f.in.holes.bytes));
+        if (m != NULL && buf_len(&f.m.in.b) > 0) {
+            feed_maybe_stream(&f, w->reply_body_left(rb.state, m, buf_head(&f.m.in.b),
+                                                     buf_len(&f.m.in.b), f.m.in.holes.bytes));
         }
         if (feed_read(&f, &body) == 0) {
             break;
@@ -419,7 +331,7 @@ replies(bool mc, const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits,
     CHECK(a.ndone == b.ndone && a.rc == b.rc);
     for (size_t i = 0; i < a.ndone; i++) {
         size_t n;
-        uint8_t *got = flatten(&b.req[i]->rsp, &b.req[i]->rsp_pieces, &n);
+        uint8_t *got = chain_model_flatten(&b.req[i]->rsp, &b.req[i]->rsp_pieces, &n);
         CHECK(n == buf_len(&a.req[i]->rsp) && memcmp(got, buf_head(&a.req[i]->rsp), n) == 0);
         free(got);
     }

@@ -11,9 +11,7 @@
  * protocols; the split merges (MGET, memcached multi-get) move pieces from
  * fragments to the merged reply intact.
  */
-#include "chain.h"
 #include "mc_reply.h"
-#include "msg.h"
 #include "proto.h"
 #include "proto_mc.h"
 #include "proto_redis.h"
@@ -36,8 +34,10 @@
         }                                                         \
     } while (0)
 
+#define MODEL_REQUIRE REQUIRE
+#include "../chain_model.h"
+
 #define MBUF 4096
-#define MIN_READ (MBUF / 4) /* the runtime makes room below a quarter buffer */
 #define MAX_REQ (64u << 20)
 
 static struct chain_pool pool;
@@ -99,15 +99,10 @@ sb_value(struct sb *b, size_t n, unsigned salt)
 static struct sb
 flatten(const struct buf *b, const struct chain *c)
 {
-    struct iovec iov[1024];
     struct sb out = { 0 };
-    size_t bytes;
-    int n = chain_iov(b, c, 0, iov, 1024, &bytes);
 
-    REQUIRE((bytes) == (chain_len(b, c)));
-    for (int i = 0; i < n; i++) {
-        sb_add(&out, iov[i].iov_base, iov[i].iov_len);
-    }
+    out.p = chain_model_flatten(b, c, &out.len);
+    out.cap = out.len + 1;
     return out;
 }
 
@@ -119,75 +114,55 @@ assert_same(const struct sb *got, const uint8_t *want, size_t len, const char *w
     }
 }
 
-/* The runtime's reads (conn_read), on bytes that arrive in two parts;
-   with ahead, as for a conn that carries large values. */
+/* The runtime's reads (chain_model), on bytes that arrive in two parts:
+   `arrived` of them, then the rest. */
 struct reader {
-    struct chain_in in;
-    const uint8_t *src;
-    size_t pos, arrived, len;
-    bool ahead;
-    size_t pieces; /* pieces started, over the run */
+    struct chain_model m;
+    size_t arrived;
 };
-
-static size_t
-model_read(struct reader *r, uint64_t *body)
-{
-    size_t avail = r->arrived - r->pos, n = 0;
-    struct chain_in *in = &r->in;
-
-    *body = 0;
-    if (in->left == 0 && in->spill_bytes == 0) {
-        size_t want = r->ahead ? CHAIN_HEAD_ROOM : MIN_READ;
-        if (in->b.cap - in->b.end < want) {
-            REQUIRE(buf_reserve(&in->b, MBUF) == 0);
-        }
-    }
-    if (in->left == 0 && in->spill_bytes == 0 && !r->ahead) {
-        n = MIN(avail, in->b.cap - in->b.end);
-        memcpy(in->b.data + in->b.end, r->src + r->pos, n);
-        in->b.end += n;
-    } else {
-        struct iovec iov[256];
-        int k = chain_in_iov(in, &pool, iov, 256, r->ahead);
-        REQUIRE(k > 0);
-        for (int i = 0; i < k && n < avail; i++) {
-            size_t t = MIN(iov[i].iov_len, avail - n);
-            memcpy(iov[i].iov_base, r->src + r->pos + n, t);
-            n += t;
-        }
-        *body = chain_in_commit(in, n);
-    }
-    r->pos += n;
-    return n;
-}
 
 /* Whether the runs read ahead (each test runs both ways). */
 static bool ahead_mode;
 
-/* As the runtime does when the parser wants bytes that were read ahead:
-   a body of at least a piece's worth takes them, else a header's worth is
-   copied into the buffer. Returns the body bytes taken (for the skip). */
-
-static uint64_t
-model_unspill(struct reader *r, uint64_t left)
+static struct reader
+reader_of(const struct sb *stream, size_t cut)
 {
-    if (left >= CHAIN_MIN_PIECE) {
-        uint64_t got = chain_in_adopt(&r->in, left);
-        if (got > 0) {
-            r->pieces++;
-            return got;
+    struct reader rd = { .m = { .pool = &pool,
+                                .src = stream->p,
+                                .len = stream->len,
+                                .mbuf = MBUF,
+                                .ahead = ahead_mode },
+                         .arrived = cut };
+    return rd;
+}
+
+static size_t
+model_read(struct reader *r, uint64_t *body)
+{
+    return chain_model_read(&r->m, r->arrived - r->m.pos, body);
+}
+
+/* After the parser of a run took what is buffered: the next read, the
+   rest arriving once the first part is all read. False: all read. */
+static bool
+model_next(struct reader *r, uint64_t *body)
+{
+    if (r->m.pos == r->arrived) {
+        if (r->arrived == r->m.len) {
+            return false;
         }
+        r->arrived = r->m.len;
     }
-    REQUIRE(chain_in_unspill(&r->in, MAX((size_t)CHAIN_HEAD_ROOM, buf_len(&r->in.b))) == 0);
-    return 0;
+    REQUIRE(model_read(r, body) > 0);
+    return true;
 }
 
 static void
 stream_if_wanted(struct reader *r, uint64_t left)
 {
-    if (chain_in_wants_piece(&r->in, left)) {
-        chain_in_stream(&r->in, left);
-        r->pieces++;
+    if (chain_in_wants_piece(&r->m.in, left)) {
+        chain_in_stream(&r->m.in, left);
+        r->m.pieces++;
     }
 }
 
@@ -195,40 +170,37 @@ stream_if_wanted(struct reader *r, uint64_t left)
 
 START_TEST(test_take_and_iov)
 {
-    struct chain_in in = { 0 };
-    struct reader rd = { 0 };
     struct sb src = { 0 }, out;
     struct msg *m = msg_get(&cache);
 
     /* 100 bytes in the buffer, then a body of 3 chunks and a bit read around it */
     sb_value(&src, 100 + 3 * MBUF + 10 + 50, 1);
-    rd.src = src.p;
-    rd.len = rd.arrived = src.len;
-    rd.in = in;
+    ahead_mode = false;
+    struct reader rd = reader_of(&src, src.len);
     uint64_t body;
     REQUIRE((model_read(&rd, &body)) == (MBUF)); /* fills the buffer */
-    rd.in.b.end = 100;                           /* as if only 100 had come */
-    rd.pos = 100;
-    chain_in_stream(&rd.in, 3 * MBUF + 10);
-    while (rd.in.left > 0) {
+    rd.m.in.b.end = 100;                         /* as if only 100 had come */
+    rd.m.pos = 100;
+    chain_in_stream(&rd.m.in, 3 * MBUF + 10);
+    while (rd.m.in.left > 0) {
         model_read(&rd, &body);
         REQUIRE((body) > (0));
     }
-    REQUIRE((rd.in.holes.bytes) == (3 * MBUF + 10));
-    REQUIRE((rd.in.holes.head->at) == (100));
-    while (rd.pos < rd.len) {
+    REQUIRE((rd.m.in.holes.bytes) == (3 * MBUF + 10));
+    REQUIRE((rd.m.in.holes.head->at) == (100));
+    while (rd.m.pos < rd.m.len) {
         model_read(&rd, &body);
         REQUIRE((body) == (0));
     }
-    REQUIRE((buf_len(&rd.in.b)) == (150));
-    out = flatten(&rd.in.b, &rd.in.holes);
+    REQUIRE((buf_len(&rd.m.in.b)) == (150));
+    out = flatten(&rd.m.in.b, &rd.m.in.holes);
     assert_same(&out, src.p, src.len, "buffer and piece", 0);
     free(out.p);
 
     /* a piece moves to a msg with the range around it; iov skips a prefix */
-    REQUIRE((chain_take(&m->req, &m->req_pieces, buf_head(&rd.in.b), &rd.in.holes, 40, 120)) ==
+    REQUIRE((chain_take(&m->req, &m->req_pieces, buf_head(&rd.m.in.b), &rd.m.in.holes, 40, 120)) ==
             (0));
-    REQUIRE((rd.in.holes.head) == NULL);
+    REQUIRE((rd.m.in.holes.head) == NULL);
     REQUIRE((msg_req_len(m)) == (80 + 3 * MBUF + 10));
     REQUIRE((m->req_pieces.head->at) == (60));
     out = flatten(&m->req, &m->req_pieces);
@@ -243,11 +215,10 @@ START_TEST(test_take_and_iov)
     REQUIRE(memcmp(iov[0].iov_base, src.p + 100 + MBUF + 5, 8) == 0);
 
     /* consuming gives back pieces in the consumed range */
-    chain_in_consume(&rd.in, 150);
-    REQUIRE(chain_in_empty(&rd.in));
+    chain_in_consume(&rd.m.in, 150);
+    REQUIRE(chain_in_empty(&rd.m.in));
     msg_put(&cache, m);
-    chain_in_reset(&rd.in);
-    buf_free(&rd.in.b);
+    chain_model_free(&rd.m);
     free(src.p);
 }
 END_TEST
@@ -300,25 +271,32 @@ redis_expect(struct expect *e, size_t vlen)
     free(r.p);
 }
 
+/* The request the parser completed (total buffered bytes), taken into a
+   msg as the runtime does: it must be request `done` of the stream. */
+static void
+take_request(struct reader *rd, const uint8_t *head, size_t total, const struct expect *e,
+             size_t done, size_t cut)
+{
+    struct sb got = { 0 };
+
+    REQUIRE(done < e->n);
+    got.p = chain_model_take(&rd->m, &cache, head, total, &got.len);
+    assert_same(&got, e->stream.p + e->off[done], e->len[done], "request", cut);
+    free(got.p);
+}
+
 /* Parse what is buffered; each whole request is taken into a msg and
    compared. Returns the requests done so far. */
 static size_t
 redis_parse_all(struct reader *rd, struct redis_req *r, const struct expect *e, size_t done,
                 size_t cut)
 {
-    for (;;) {
-        const uint8_t *head = buf_head(&rd->in.b);
-        size_t len = buf_len(&rd->in.b);
-        uint32_t arg = 0;
+    const uint8_t *head;
+    size_t len;
 
-        if (len == 0 && rd->in.spill_bytes > 0) {
-            REQUIRE(chain_in_unspill(&rd->in, CHAIN_HEAD_ROOM) == 0);
-            continue;
-        }
-        if (len == 0) {
-            return done;
-        }
+    while (chain_model_buffered(&rd->m, &head, &len)) {
         enum redis_parse rc = redis_parse_req(r, head, len, MAX_REQ);
+        uint32_t arg = 0;
 
         if (rc == REDIS_PARSE_AGAIN) {
             uint64_t left = redis_req_body_left(r, len, &arg);
@@ -326,8 +304,8 @@ redis_parse_all(struct reader *rd, struct redis_req *r, const struct expect *e, 
                 !redis_cmd_streams(redis_cmd_lookup(head + r->args[0].off, r->args[0].len), arg)) {
                 left = 0;
             }
-            if (rd->in.spill_bytes > 0) {
-                uint64_t got = model_unspill(rd, left);
+            if (rd->m.in.spill_bytes > 0) {
+                uint64_t got = chain_model_unspill(&rd->m, left);
                 if (got > 0) {
                     redis_req_skip(r, got);
                 }
@@ -337,77 +315,17 @@ redis_parse_all(struct reader *rd, struct redis_req *r, const struct expect *e, 
             return done;
         }
         REQUIRE((rc) == (REDIS_PARSE_OK));
-        REQUIRE((done) < (e->n));
         if (r->argc > 1) {
             /* keys are never read around the buffer: routing reads them there */
             const uint8_t *k = head + r->args[1].off;
             REQUIRE((r->args[1].len == 2 && memcmp(k, "k1", 2) == 0) ||
                     (r->args[1].len == 1 && k[0] == 'a'));
         }
-        struct msg *m = msg_get(&cache);
-        REQUIRE((chain_take(&m->req, &m->req_pieces, head, &rd->in.holes, 0, r->total_len)) == (0));
-        chain_in_consume(&rd->in, r->total_len);
-        struct sb got = flatten(&m->req, &m->req_pieces);
-        assert_same(&got, e->stream.p + e->off[done], e->len[done], "request", cut);
-        free(got.p);
-        msg_put(&cache, m);
+        take_request(rd, head, r->total_len, e, done++, cut);
         redis_req_reset(r);
-        done++;
     }
+    return done;
 }
-
-static size_t
-run_redis_requests(const struct expect *e, size_t cut)
-{
-    struct reader rd = {
-        .src = e->stream.p, .len = e->stream.len, .arrived = cut, .ahead = ahead_mode
-    };
-    struct redis_arg args[8];
-    struct redis_req r;
-    size_t done = 0;
-    uint64_t body;
-
-    redis_req_init(&r, args, 8);
-    for (;;) {
-        done = redis_parse_all(&rd, &r, e, done, cut);
-        if (rd.pos == rd.arrived) {
-            if (rd.arrived == rd.len) {
-                break;
-            }
-            rd.arrived = rd.len;
-        }
-        REQUIRE((model_read(&rd, &body)) > (0));
-        if (body > 0) {
-            redis_req_skip(&r, body);
-        }
-    }
-    REQUIRE((done) == (e->n));
-    REQUIRE(chain_in_empty(&rd.in));
-    chain_in_reset(&rd.in);
-    buf_free(&rd.in.b);
-    return rd.pieces;
-}
-
-START_TEST(test_redis_requests_cut_everywhere)
-{
-    struct expect e = { 0 };
-    size_t streamed = 0;
-
-    redis_expect(&e, sizes[_i]);
-    for (int a = 0; a < 2; a++) {
-        ahead_mode = a;
-        for (size_t cut = 1; cut <= e.stream.len; cut++) {
-            streamed += run_redis_requests(&e, cut) > 0;
-        }
-    }
-    /* values of more than a piece's worth were read around the buffer */
-    /* every size over a piece's worth was read around the buffer, at most cuts */
-    if (sizes[_i] > CHAIN_MIN_PIECE + MBUF / 4) {
-        REQUIRE(streamed > e.stream.len); /* at most cuts, read ahead or not */
-    }
-    free(e.stream.p);
-}
-END_TEST
 
 static void
 mc_expect(struct expect *e, size_t vlen)
@@ -435,19 +353,12 @@ mc_expect(struct expect *e, size_t vlen)
 static size_t
 mc_parse_all(struct reader *rd, const struct expect *e, size_t done, size_t cut)
 {
-    for (;;) {
-        const uint8_t *head = buf_head(&rd->in.b);
-        size_t len = buf_len(&rd->in.b);
-        struct mc_req req;
+    const uint8_t *head;
+    size_t len;
 
-        if (len == 0 && rd->in.spill_bytes > 0) {
-            REQUIRE(chain_in_unspill(&rd->in, CHAIN_HEAD_ROOM) == 0);
-            continue;
-        }
-        if (len == 0) {
-            return done; /* the runtime never parses without bytes */
-        }
-        enum mc_parse rc = mc_parse_req_skip(head, len, MAX_REQ, rd->in.holes.bytes, &req);
+    while (chain_model_buffered(&rd->m, &head, &len)) {
+        struct mc_req req;
+        enum mc_parse rc = mc_parse_req_skip(head, len, MAX_REQ, rd->m.in.holes.bytes, &req);
 
         if (rc == MC_PARSE_AGAIN) {
             /* as route_mc does: the data block still to come */
@@ -455,74 +366,85 @@ mc_parse_all(struct reader *rd, const struct expect *e, size_t done, size_t cut)
             if (req.data_len > 0 && req.total_len >= 2 && req.total_len - 2 > len) {
                 left = req.total_len - 2 - len;
             }
-            if (rd->in.spill_bytes > 0) {
-                (void)model_unspill(rd, left); /* the skip is holes.bytes */
+            if (rd->m.in.spill_bytes > 0) {
+                (void)chain_model_unspill(&rd->m, left); /* the skip is holes.bytes */
                 continue;
             }
             stream_if_wanted(rd, left);
             return done;
         }
         REQUIRE((rc) == (MC_PARSE_OK));
-        REQUIRE((done) < (e->n));
-        struct msg *m = msg_get(&cache);
-        REQUIRE((chain_take(&m->req, &m->req_pieces, head, &rd->in.holes, 0, req.total_len)) ==
-                (0));
         if (req.nkeys > 0) {
             /* the key is in the buffer */
             REQUIRE(req.keys_end - req.keys_off == 2 && head[req.keys_off] == 'k');
         }
-        chain_in_consume(&rd->in, req.total_len);
-        struct sb got = flatten(&m->req, &m->req_pieces);
-        assert_same(&got, e->stream.p + e->off[done], e->len[done], "request", cut);
-        free(got.p);
-        msg_put(&cache, m);
-        done++;
+        take_request(rd, head, req.total_len, e, done++, cut);
     }
+    return done; /* the runtime never parses without bytes */
 }
 
+/* The stream cut at cut, parsed as the runtime does (Redis or memcached).
+   Returns the pieces started. */
 static size_t
-run_mc_requests(const struct expect *e, size_t cut)
+run_requests(bool redis, const struct expect *e, size_t cut)
 {
-    struct reader rd = {
-        .src = e->stream.p, .len = e->stream.len, .arrived = cut, .ahead = ahead_mode
-    };
+    struct reader rd = reader_of(&e->stream, cut);
+    struct redis_arg args[8];
+    struct redis_req r;
     size_t done = 0;
     uint64_t body;
 
+    redis_req_init(&r, args, 8);
     for (;;) {
-        done = mc_parse_all(&rd, e, done, cut);
-        if (rd.pos == rd.arrived) {
-            if (rd.arrived == rd.len) {
-                break;
-            }
-            rd.arrived = rd.len;
+        done = redis ? redis_parse_all(&rd, &r, e, done, cut) : mc_parse_all(&rd, e, done, cut);
+        if (!model_next(&rd, &body)) {
+            break;
         }
-        REQUIRE((model_read(&rd, &body)) > (0));
+        if (redis && body > 0) {
+            redis_req_skip(&r, body); /* memcached's skip is holes.bytes */
+        }
     }
     REQUIRE((done) == (e->n));
-    REQUIRE(chain_in_empty(&rd.in));
-    chain_in_reset(&rd.in);
-    buf_free(&rd.in.b);
-    return rd.pieces;
+    REQUIRE(chain_in_empty(&rd.m.in));
+    chain_model_free(&rd.m);
+    return rd.m.pieces;
 }
 
-START_TEST(test_mc_requests_cut_everywhere)
+/* The requests of a value of vlen bytes, cut at every byte, read ahead or
+   not. */
+static void
+requests_cut_everywhere(bool redis, size_t vlen)
 {
     struct expect e = { 0 };
     size_t streamed = 0;
 
-    mc_expect(&e, sizes[_i]);
+    if (redis) {
+        redis_expect(&e, vlen);
+    } else {
+        mc_expect(&e, vlen);
+    }
     for (int a = 0; a < 2; a++) {
         ahead_mode = a;
         for (size_t cut = 1; cut <= e.stream.len; cut++) {
-            streamed += run_mc_requests(&e, cut) > 0;
+            streamed += run_requests(redis, &e, cut) > 0;
         }
     }
     /* every size over a piece's worth was read around the buffer, at most cuts */
-    if (sizes[_i] > CHAIN_MIN_PIECE + MBUF / 4) {
+    if (vlen > CHAIN_MIN_PIECE + MBUF / 4) {
         REQUIRE(streamed > e.stream.len); /* at most cuts, read ahead or not */
     }
     free(e.stream.p);
+}
+
+START_TEST(test_redis_requests_cut_everywhere)
+{
+    requests_cut_everywhere(true, sizes[_i]);
+}
+END_TEST
+
+START_TEST(test_mc_requests_cut_everywhere)
+{
+    requests_cut_everywhere(false, sizes[_i]);
 }
 END_TEST
 
@@ -545,9 +467,7 @@ static size_t
 run_replies(const struct proto_wire *w, struct msg **msgs, size_t n, const struct sb *stream,
             size_t cut)
 {
-    struct reader rd = {
-        .src = stream->p, .len = stream->len, .arrived = cut, .ahead = ahead_mode
-    };
+    struct reader rd = reader_of(stream, cut);
     struct reply_reader rr;
     struct msg_tqh q;
     uint64_t body;
@@ -558,26 +478,21 @@ run_replies(const struct proto_wire *w, struct msg **msgs, size_t n, const struc
     }
     reply_reader_reset(&rr);
     for (;;) {
-        REQUIRE((reply_read(w, &rr, &rd.in, &q, UINT64_MAX, done_cb, &q)) == (0));
-        if (reply_stream(w, &rr, &rd.in, &q)) {
-            rd.pieces++;
+        REQUIRE((reply_read(w, &rr, &rd.m.in, &q, UINT64_MAX, done_cb, &q)) == (0));
+        if (reply_stream(w, &rr, &rd.m.in, &q)) {
+            rd.m.pieces++;
         }
-        if (rd.pos == rd.arrived) {
-            if (rd.arrived == rd.len) {
-                break;
-            }
-            rd.arrived = rd.len;
+        if (!model_next(&rd, &body)) {
+            break;
         }
-        REQUIRE((model_read(&rd, &body)) > (0));
         if (body > 0) {
             reply_streamed(w, &rr, body);
         }
     }
     REQUIRE(TAILQ_EMPTY(&q));
-    REQUIRE(chain_in_empty(&rd.in));
-    chain_in_reset(&rd.in);
-    buf_free(&rd.in.b);
-    return rd.pieces;
+    REQUIRE(chain_in_empty(&rd.m.in));
+    chain_model_free(&rd.m);
+    return rd.m.pieces;
 }
 
 static struct msg *
