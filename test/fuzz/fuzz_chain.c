@@ -16,6 +16,7 @@
  * violation abort()s.
  */
 #include "fuzz_driver.h"
+#include "fuzz_queue.h"
 
 #define MODEL_REQUIRE CHECK
 #include "../chain_model.h"
@@ -70,6 +71,21 @@ static size_t
 feed_read(struct feed *f, uint64_t *body)
 {
     return chain_model_read(&f->m, f->rsize, body);
+}
+
+/* The bytes to parse: those buffered, read while there are none (the
+   parser is never called without bytes). False: the stream is all read. */
+static bool
+feed_next(struct feed *f, const uint8_t **head, size_t *blen)
+{
+    uint64_t body;
+
+    while (!chain_model_buffered(&f->m, head, blen)) {
+        if (feed_read(f, &body) == 0) {
+            return false;
+        }
+    }
+    return true;
 }
 
 /* Whether to read the rest of a body (left bytes) around the buffer. */
@@ -128,20 +144,13 @@ redis_requests(const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits, s
 {
     struct feed f;
     struct redis_req w, c;
-    size_t wpos = 0;
+    const uint8_t *head;
+    size_t blen, wpos = 0;
     uint64_t body;
 
     feed_init(&f, s, len, sel, bits, nbits);
     redis_req_init(&c, chain_args, MAXARGS);
-    for (;;) {
-        const uint8_t *head;
-        size_t blen;
-        if (!chain_model_buffered(&f.m, &head, &blen)) {
-            if (feed_read(&f, &body) == 0) {
-                break;
-            }
-            continue; /* the parser is never called without bytes */
-        }
+    while (feed_next(&f, &head, &blen)) {
         enum redis_parse rc = redis_parse(&c, head, blen);
         if (rc == REDIS_PARSE_AGAIN) {
             uint32_t arg = 0;
@@ -196,19 +205,12 @@ mc_requests(const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits, size
 {
     struct feed f;
     struct mc_req w, c;
-    size_t wpos = 0;
+    const uint8_t *head;
+    size_t blen, wpos = 0;
     uint64_t body;
 
     feed_init(&f, s, len, sel, bits, nbits);
-    for (;;) {
-        const uint8_t *head;
-        size_t blen;
-        if (!chain_model_buffered(&f.m, &head, &blen)) {
-            if (feed_read(&f, &body) == 0) {
-                break;
-            }
-            continue; /* the parser is never called without bytes */
-        }
+    while (feed_next(&f, &head, &blen)) {
         enum mc_parse rc = mc_parse_req_skip(head, blen, MAX_REQ, f.m.in.holes.bytes, &c);
         if (rc == MC_PARSE_AGAIN) {
             uint64_t left = 0;
@@ -247,49 +249,6 @@ mc_requests(const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits, size
 
 /* ---- replies ---- */
 
-struct run {
-    struct msg *req[MAXREQ];
-    size_t nreq, ndone;
-    struct msg_tqh q;
-    int rc;
-};
-
-static int
-done_cb(void *arg, struct msg *m, size_t total)
-{
-    struct run *r = arg;
-
-    CHECK(m == TAILQ_FIRST(&r->q) && total == msg_rsp_len(m));
-    TAILQ_REMOVE(&r->q, m, s_tqe);
-    m->done = true;
-    r->ndone++;
-    return 0;
-}
-
-static void
-run_init(struct run *r, bool mc, size_t n, uint8_t kinds)
-{
-    memset(r, 0, sizeof(*r));
-    TAILQ_INIT(&r->q);
-    for (size_t i = 0; i < n; i++) {
-        struct msg *m = msg_get(&cache);
-        CHECK(m != NULL);
-        m->cmd = mc ? (uint16_t)(((kinds >> (i % 8)) & 1) ? MC_SET : MC_GET) : 0;
-        m->client = (void *)&cache;
-        r->req[r->nreq++] = m;
-        TAILQ_INSERT_TAIL(&r->q, m, s_tqe);
-    }
-}
-
-static void
-run_free(struct run *r)
-{
-    for (size_t i = 0; i < r->nreq; i++) {
-        r->req[i]->client = NULL;
-        msg_release(&cache, r->req[i]);
-    }
-}
-
 static void
 replies(bool mc, const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits, size_t nbits)
 {
@@ -297,23 +256,23 @@ replies(bool mc, const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits,
     size_t nreq = 1 + sel % MAXREQ;
     struct reply_reader ra, rb;
     struct chain_in whole = { 0 };
-    struct run a, b;
+    struct fuzz_queue a, b;
     struct feed f;
     uint64_t body;
 
     /* A: everything in one buffer */
-    run_init(&a, mc, nreq, sel);
+    fuzz_queue_init(&a, &cache, mc, nreq, sel);
     reply_reader_reset(&ra);
     CHECK(buf_append(&whole.b, s, len) == 0);
-    a.rc = reply_read(w, &ra, &whole, &a.q, MAX_REQ, done_cb, &a);
+    int arc = reply_read(w, &ra, &whole, &a.q, MAX_REQ, fuzz_queue_done, &a), brc;
 
     /* B: read as the runtime reads, bodies around the buffer */
-    run_init(&b, mc, nreq, sel);
+    fuzz_queue_init(&b, &cache, mc, nreq, sel);
     reply_reader_reset(&rb);
     feed_init(&f, s, len, sel, bits, nbits);
     for (;;) {
-        b.rc = reply_read(w, &rb, &f.m.in, &b.q, MAX_REQ, done_cb, &b);
-        if (b.rc != 0) {
+        brc = reply_read(w, &rb, &f.m.in, &b.q, MAX_REQ, fuzz_queue_done, &b);
+        if (brc != 0) {
             break;
         }
         const struct msg *m = TAILQ_FIRST(&b.q);
@@ -328,15 +287,15 @@ replies(bool mc, const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits,
             reply_streamed(w, &rb, body);
         }
     }
-    CHECK(a.ndone == b.ndone && a.rc == b.rc);
+    CHECK(a.ndone == b.ndone && arc == brc);
     for (size_t i = 0; i < a.ndone; i++) {
         size_t n;
         uint8_t *got = chain_model_flatten(&b.req[i]->rsp, &b.req[i]->rsp_pieces, &n);
         CHECK(n == buf_len(&a.req[i]->rsp) && memcmp(got, buf_head(&a.req[i]->rsp), n) == 0);
         free(got);
     }
-    run_free(&a);
-    run_free(&b);
+    fuzz_queue_free(&a, &cache);
+    fuzz_queue_free(&b, &cache);
     chain_in_reset(&whole);
     buf_free(&whole.b);
     feed_free(&f);

@@ -16,18 +16,10 @@
 #include "conf.h"
 #include "conf_scan.h"
 #include "conf_yaml.h"
+#include "fuzz_driver.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)     \
-    do {             \
-        if (!(c)) {  \
-            abort(); \
-        }            \
-    } while (0)
 
 static bool
 str_eq(const char *a, const char *b)

@@ -20,6 +20,7 @@
  */
 #include "buf.h"
 #include "fuzz_driver.h"
+#include "fuzz_queue.h"
 #include "mc_reply.h"
 #include "msg.h"
 #include "proto.h"
@@ -40,49 +41,18 @@ static bool cache_ready;
 
 /* One run: the requests that waited and what became of them. */
 struct run {
-    struct msg *req[2 * MAXREQ];
-    size_t nreq;
-    struct msg_tqh q;
+    struct fuzz_queue wq;
     struct reply_reader rr;
     struct chain_in in;
-    int rc;       /* reply_read's last result */
-    size_t ndone; /* completed, in queue order */
+    int rc; /* reply_read's last result */
 };
-
-static int
-done_cb(void *arg, struct msg *m, size_t total)
-{
-    struct run *r = arg;
-
-    CHECK(m == TAILQ_FIRST(&r->q)); /* FIFO: the oldest request's reply */
-    CHECK(total == msg_rsp_len(m));
-    TAILQ_REMOVE(&r->q, m, s_tqe);
-    m->done = true;
-    r->ndone++;
-    return 0;
-}
-
-static void
-queue_requests(struct run *r, bool mc, size_t n, uint8_t kinds)
-{
-    for (size_t i = 0; i < n && r->nreq < 2 * MAXREQ; i++) {
-        struct msg *m = msg_get(&cache);
-        CHECK(m != NULL);
-        /* memcached replies depend on the command: a get or a set */
-        m->cmd = mc ? (uint16_t)(((kinds >> (i % 8)) & 1) ? MC_SET : MC_GET) : 0;
-        m->client = (void *)&cache;
-        r->req[r->nreq++] = m;
-        TAILQ_INSERT_TAIL(&r->q, m, s_tqe);
-    }
-}
 
 static void
 run_init(struct run *r, bool mc, size_t n, uint8_t kinds)
 {
     memset(r, 0, sizeof(*r));
-    TAILQ_INIT(&r->q);
     reply_reader_reset(&r->rr);
-    queue_requests(r, mc, n, kinds);
+    fuzz_queue_init(&r->wq, &cache, mc, n, kinds);
 }
 
 /* Feed bytes; once reply_read fails the socket is dead: nothing more. */
@@ -93,7 +63,7 @@ run_feed(struct run *r, const struct proto_wire *w, const uint8_t *p, size_t n)
         return;
     }
     CHECK(buf_append(&r->in.b, p, n) == 0);
-    r->rc = reply_read(w, &r->rr, &r->in, &r->q, MAX_REPLY, done_cb, r);
+    r->rc = reply_read(w, &r->rr, &r->in, &r->wq.q, MAX_REPLY, fuzz_queue_done, &r->wq);
 }
 
 static void
@@ -111,8 +81,8 @@ run_disconnect(struct run *r)
 {
     struct msg *m;
 
-    while ((m = TAILQ_FIRST(&r->q)) != NULL) {
-        TAILQ_REMOVE(&r->q, m, s_tqe);
+    while ((m = TAILQ_FIRST(&r->wq.q)) != NULL) {
+        TAILQ_REMOVE(&r->wq.q, m, s_tqe);
         m->err = ECONNRESET;
     }
     reply_reader_reset(&r->rr);
@@ -123,10 +93,7 @@ run_disconnect(struct run *r)
 static void
 run_free(struct run *r)
 {
-    for (size_t i = 0; i < r->nreq; i++) {
-        r->req[i]->client = NULL;
-        msg_release(&cache, r->req[i]);
-    }
+    fuzz_queue_free(&r->wq, &cache);
     chain_in_reset(&r->in);
     buf_free(&r->in.b);
 }
@@ -163,7 +130,7 @@ static bool
 same_replies(const struct run *a, size_t a_from, const struct run *b, size_t b_from, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        const struct msg *x = a->req[a_from + i], *y = b->req[b_from + i];
+        const struct msg *x = a->wq.req[a_from + i], *y = b->wq.req[b_from + i];
         if (x->done != y->done || buf_len(&x->rsp) != buf_len(&y->rsp) ||
             (buf_len(&x->rsp) > 0 &&
              memcmp(buf_head(&x->rsp), buf_head(&y->rsp), buf_len(&x->rsp)) != 0)) {
@@ -198,28 +165,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run_feed(&a, w, s, len);
     run_init(&b, mc, nreq, kinds);
     run_feed_chunks(&b, w, s, len, chunk);
-    CHECK(a.ndone == b.ndone && a.rc == b.rc);
-    CHECK(same_replies(&a, 0, &b, 0, a.nreq));
-    for (size_t i = 0; i < a.ndone; i++) {
-        check_whole(mc, a.req[i]);
+    CHECK(a.wq.ndone == b.wq.ndone && a.rc == b.rc);
+    CHECK(same_replies(&a, 0, &b, 0, a.wq.nreq));
+    for (size_t i = 0; i < a.wq.ndone; i++) {
+        check_whole(mc, a.wq.req[i]);
     }
 
     /* C: the socket fails at cut; its successor gets the rest */
     run_init(&c, mc, nreq, kinds);
     run_feed_chunks(&c, w, s, cut, chunk);
-    size_t before = c.ndone;
+    size_t before = c.wq.ndone;
     run_disconnect(&c);
-    size_t first_new = c.nreq;
-    queue_requests(&c, mc, nreq, kinds);
+    size_t first_new = c.wq.nreq;
+    fuzz_queue_add(&c.wq, &cache, mc, nreq, kinds);
     run_feed_chunks(&c, w, s + cut, len - cut, chunk);
     /* what a fresh socket makes of the same bytes */
     run_init(&fresh, mc, nreq, kinds);
     run_feed(&fresh, w, s + cut, len - cut);
-    CHECK(c.ndone - before == fresh.ndone && c.rc == fresh.rc);
+    CHECK(c.wq.ndone - before == fresh.wq.ndone && c.rc == fresh.rc);
     CHECK(same_replies(&c, first_new, &fresh, 0, nreq));
     /* the requests that waited at the cut were failed, not answered */
     for (size_t i = before; i < first_new; i++) {
-        CHECK(!c.req[i]->done && c.req[i]->err == ECONNRESET);
+        CHECK(!c.wq.req[i]->done && c.wq.req[i]->err == ECONNRESET);
     }
 
     run_free(&a);
