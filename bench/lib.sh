@@ -14,7 +14,17 @@
 #   children_cpu FILE           CPU seconds of reaped children, from `times`
 #   run_aux OUT ERR CMD...      run CMD in the background and wait for it
 #   run_aux_in IN OUT ERR CMD...    the same with stdin from IN
+#   start_listening WHAT PORT LOG CMD...
+#                               run CMD in the background (output to LOG),
+#                               recorded in PIDS, until it listens: STARTED_PID
+#   strace_start PID            count PID's syscalls (strace -c -f) into
+#                               $TMP/strace.out once attached: STRACE_PID (in AUX)
+#   strace_stop                 end that count (the table is then written)
+#   strace_per_op N WHO WIDTH   "WHO: total=X call=Y ..." per operation of N,
+#                               from $TMP/strace.out (WHO padded to WIDTH)
 #   field NAME "k=v ..."        the value of NAME
+#   check_cachemux              $CACHEMUX names an executable: made absolute
+#   check_mcload_tools          mcload.c, $CC and $MEMCACHED are there
 #   median N...                 the median of the numbers
 #   build_mcload                compile bench/mcload.c into $MCLOAD
 #   start_memcacheds            two memcached backends: $MC_PORTS, $MC_PIDS
@@ -158,6 +168,57 @@ run_aux_in() {  # run_aux_in INFILE OUTFILE ERRFILE CMD...
     return "$rc"
 }
 
+start_listening() {  # start_listening WHAT PORT LOG CMD...: STARTED_PID
+    local what=$1 port=$2 log=$3
+    shift 3
+    "$@" >"$log" 2>&1 &
+    STARTED_PID=$!
+    PIDS+=("$STARTED_PID")
+    wait_listen "$STARTED_PID" "$port" "$what" "$log"
+}
+
+strace_start() {  # strace_start PID: STRACE_PID, counting into $TMP/strace.out
+    local i
+    rm -f "$TMP/strace.out"
+    strace -c -f -p "$1" -o "$TMP/strace.out" 2>"$TMP/strace.err" &
+    STRACE_PID=$!
+    AUX=$STRACE_PID
+    for i in $(seq 100); do
+        grep -q attached "$TMP/strace.err" 2>/dev/null && break
+        kill -0 "$STRACE_PID" 2>/dev/null || { cat "$TMP/strace.err" >&2; die "strace -p $1 failed"; }
+        sleep 0.1
+    done
+    sleep 0.2
+}
+
+strace_stop() {  # SIGINT makes strace -c detach and write its table
+    kill -INT "$STRACE_PID" 2>/dev/null || true
+    wait "$STRACE_PID" 2>/dev/null || true
+    AUX=
+}
+
+strace_per_op() {  # strace_per_op N WHO WIDTH
+    # strace -c rows: % time, seconds, usecs/call, calls, [errors], syscall
+    awk -v n="$1" -v who="$2" -v fmt="%-$3s total=%.2f%s\n" '
+        $1 ~ /^[0-9.]+$/ && NF >= 5 {
+            if ($NF == "total") tot = $4 / n
+            else if ($4 / n >= 0.005) out = out sprintf(" %s=%.2f", $NF, $4 / n)
+        }
+        END { printf fmt, who ":", tot, out }' "$TMP/strace.out"
+}
+
+check_cachemux() {  # $CACHEMUX must name an executable; made absolute
+    [ -n "$CACHEMUX" ] || die "no cachemux binary: pass its path as the argument or set CACHEMUX (build: mkdir /tmp/b && cd /tmp/b && /path/to/src/configure && make cachemux)"
+    [ -x "$CACHEMUX" ] || die "cachemux binary '$CACHEMUX' is missing or not executable"
+    CACHEMUX=$(cd "$(dirname "$CACHEMUX")" && pwd)/$(basename "$CACHEMUX")
+}
+
+check_mcload_tools() {  # what build_mcload and start_memcacheds need
+    [ -r "$BENCH_DIR/mcload.c" ] || die "missing $BENCH_DIR/mcload.c"
+    command -v "$CC" >/dev/null || die "compiler '$CC' not found (apt-get install gcc)"
+    [ -n "$MEMCACHED" ] && [ -x "$MEMCACHED" ] || die "memcached not found (apt-get install memcached, or MEMCACHED=path)"
+}
+
 field() {  # field NAME "key=value ..." -> value
     local k=$1 line=$2
     printf '%s\n' "$line" | tr ' ' '\n' | sed -n "s/^$k=//p"
@@ -173,21 +234,18 @@ build_mcload() {  # compile bench/mcload.c into $MCLOAD (in $TMP)
 }
 
 start_memcacheds() {  # two memcached backends (-t MC_THREADS) on free ports: MC_PORTS, MC_PIDS
-    local i port pid
+    local i port
     local mcuser=()
     [ "$(id -u)" = 0 ] && mcuser=(-u nobody)
     MC_PORTS=()
     MC_PIDS=()
     for i in 1 2; do
         port=$(free_port)
-        "$MEMCACHED" "${mcuser[@]}" -l 127.0.0.1 -p "$port" -U 0 -t "$MC_THREADS" -m "${MC_MEMORY:-256}" \
-            -I "${MC_ITEM_MAX:-1m}" -c 4096 \
-            >"$TMP/memcached$i.log" 2>&1 &
-        pid=$!
-        PIDS+=("$pid")
-        wait_listen "$pid" "$port" "memcached $i" "$TMP/memcached$i.log"
+        start_listening "memcached $i" "$port" "$TMP/memcached$i.log" \
+            "$MEMCACHED" "${mcuser[@]}" -l 127.0.0.1 -p "$port" -U 0 -t "$MC_THREADS" -m "${MC_MEMORY:-256}" \
+            -I "${MC_ITEM_MAX:-1m}" -c 4096
         MC_PORTS+=("$port")
-        MC_PIDS+=("$pid")
+        MC_PIDS+=("$STARTED_PID")
     done
 }
 
@@ -246,8 +304,7 @@ EOF
 }
 
 start_cachemux() {  # cachemux on $TMP/cachemux.ini, listening on CMX_PORT: CMX_PID
-    "${PROXY_PIN[@]}" "$CACHEMUX" -c "$TMP/cachemux.ini" >"$TMP/cachemux.log" 2>&1 &
-    CMX_PID=$!
-    PIDS+=("$CMX_PID")
-    wait_listen "$CMX_PID" "$CMX_PORT" cachemux "$TMP/cachemux.log"
+    start_listening cachemux "$CMX_PORT" "$TMP/cachemux.log" \
+        "${PROXY_PIN[@]}" "$CACHEMUX" -c "$TMP/cachemux.ini"
+    CMX_PID=$STARTED_PID
 }

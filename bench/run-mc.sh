@@ -57,17 +57,13 @@ SYSCALLS=${SYSCALLS:-}
 SYSCALL_REQS=${SYSCALL_REQS:-20000}
 
 # --- preflight ---------------------------------------------------------------
-[ -r "$BENCH_DIR/mcload.c" ] || die "missing $BENCH_DIR/mcload.c"
-command -v "$CC" >/dev/null || die "compiler '$CC' not found (apt-get install gcc)"
-[ -n "$MEMCACHED" ] && [ -x "$MEMCACHED" ] || die "memcached not found (apt-get install memcached, or MEMCACHED=path)"
+check_mcload_tools
 for t in $TARGETS; do
     case $t in
     memcached) ;;
     nutcracker) [ -x "$NUTCRACKER" ] || die "nutcracker not found at '$NUTCRACKER' (apt-get install nutcracker, or NUTCRACKER=path, or TARGETS without it)" ;;
     cachemux)
-        [ -n "$CACHEMUX" ] || die "no cachemux binary: pass its path as the argument or set CACHEMUX (build: mkdir /tmp/b && cd /tmp/b && /path/to/src/configure && make cachemux)"
-        [ -x "$CACHEMUX" ] || die "cachemux binary '$CACHEMUX' is missing or not executable"
-        CACHEMUX=$(cd "$(dirname "$CACHEMUX")" && pwd)/$(basename "$CACHEMUX") ;;
+        check_cachemux ;;
     *) die "unknown target '$t' (memcached, nutcracker, cachemux)" ;;
     esac
 done
@@ -195,36 +191,19 @@ if [ -n "$SYSCALLS" ]; then
             esac
             run_aux /dev/null "$TMP/populate.err" "$MCLOAD" -s 127.0.0.1 -p "$port" -w populate -k "$KEYS" -v "$VALUE_SIZE" ||
                 { cat "$TMP/populate.err" >&2; die "populating $KEYS keys through $t (port $port) failed"; }
-            rm -f "$TMP/strace.out"
-            strace -c -f -p "$spid" -o "$TMP/strace.out" 2>"$TMP/strace.err" &
-            spid_strace=$!
-            AUX=$spid_strace
-            for i in $(seq 100); do
-                grep -q attached "$TMP/strace.err" 2>/dev/null && break
-                kill -0 "$spid_strace" 2>/dev/null || { cat "$TMP/strace.err" >&2; die "strace -p $spid failed"; }
-                sleep 0.1
-            done
-            sleep 0.2
+            strace_start "$spid"
             # shellcheck disable=SC2046
             "${LOAD_PIN[@]}" "$MCLOAD" -q -s 127.0.0.1 -p "$port" $(wl_args "$wl") -N -k "$KEYS" -v "$VALUE_SIZE" \
                 -c "$CONNS" -d "$DEPTH" -T "$LOAD_THREADS" -n "$SYSCALL_REQS" >"$TMP/mcload.out" 2>/dev/null &
             load_pid=$!
-            AUX="$spid_strace $load_pid"
+            AUX="$STRACE_PID $load_pid"
             wait "$load_pid" || true
-            AUX=$spid_strace
+            AUX=$STRACE_PID
             line=$(cat "$TMP/mcload.out")
-            kill -INT "$spid_strace" 2>/dev/null || true
-            wait "$spid_strace" 2>/dev/null || true
-            AUX=
+            strace_stop
             total=$(field total_ops "$line")
             [ -n "$total" ] && [ "$total" -gt 0 ] || die "mcload under strace against $t failed"
-            # strace -c rows: % time, seconds, usecs/call, calls, [errors], syscall
-            awk -v n="$total" -v who="$t $wl" '
-                $1 ~ /^[0-9.]+$/ && NF >= 5 {
-                    if ($NF == "total") tot = $4 / n
-                    else if ($4 / n >= 0.005) out = out sprintf(" %s=%.2f", $NF, $4 / n)
-                }
-                END { printf "%-22s total=%.2f%s\n", who ":", tot, out }' "$TMP/strace.out" | tee -a "$TMP/syscalls"
+            strace_per_op "$total" "$t $wl" 22 | tee -a "$TMP/syscalls"
             if [ -n "$RESULTS" ]; then
                 echo "target=$t test=$wl value_size=$VALUE_SIZE syscalls_per_op=$(tail -1 "$TMP/syscalls" | sed -n 's/.* total=\([0-9.]*\).*/\1/p')" >>"$RESULTS"
             fi

@@ -56,13 +56,9 @@ RESULTS=${RESULTS:-}
 KEEP=${KEEP:-}
 
 # --- preflight ---------------------------------------------------------------
-[ -r "$BENCH_DIR/mcload.c" ] || die "missing $BENCH_DIR/mcload.c"
-command -v "$CC" >/dev/null || die "compiler '$CC' not found (apt-get install gcc)"
 command -v "$PYTHON" >/dev/null || die "'$PYTHON' not found: the scraper is a Python 3 script (apt-get install python3, or PYTHON=path)"
-[ -n "$MEMCACHED" ] && [ -x "$MEMCACHED" ] || die "memcached not found (apt-get install memcached, or MEMCACHED=path)"
-[ -n "$CACHEMUX" ] || die "no cachemux binary: pass its path as the argument or set CACHEMUX (build: mkdir /tmp/b && cd /tmp/b && /path/to/src/configure && make cachemux)"
-[ -x "$CACHEMUX" ] || die "cachemux binary '$CACHEMUX' is missing or not executable"
-CACHEMUX=$(cd "$(dirname "$CACHEMUX")" && pwd)/$(basename "$CACHEMUX")
+check_mcload_tools
+check_cachemux
 case $WORKLOAD in getset|mget[0-9]*) ;; *) die "unknown workload '$WORKLOAD' (getset, mget10)" ;; esac
 for c in $CONFIGS; do
     case $c in off|on[0-9]*) ;; *) die "unknown config '$c' (off, on0, on1, on10, ...)" ;; esac

@@ -61,9 +61,7 @@ SYSCALL_REQS=${SYSCALL_REQS:-20000}
 [ -n "$REDIS_BENCHMARK" ] && [ -x "$REDIS_BENCHMARK" ] || die "redis-benchmark not found (apt-get install redis-tools, or REDIS_BENCHMARK=path)"
 [ -n "$REDIS_CLI" ] && [ -x "$REDIS_CLI" ] || die "redis-cli not found (apt-get install redis-tools, or REDIS_CLI=path)"
 # cachemux is needed even without its row: its -L picks the MGET keys.
-[ -n "$CACHEMUX" ] || die "no cachemux binary: pass its path as the argument or set CACHEMUX (build: mkdir /tmp/b && cd /tmp/b && /path/to/src/configure && make cachemux)"
-[ -x "$CACHEMUX" ] || die "cachemux binary '$CACHEMUX' is missing or not executable"
-CACHEMUX=$(cd "$(dirname "$CACHEMUX")" && pwd)/$(basename "$CACHEMUX")
+check_cachemux
 for t in $TARGETS; do
     case $t in
     redis|cachemux) ;;
@@ -87,14 +85,11 @@ RS_PIDS=()
 for i in 1 2; do
     port=$(free_port)
     mkdir -p "$TMP/redis$i"
-    "$REDIS_SERVER" --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
-        --dir "$TMP/redis$i" --daemonize no --maxclients 4096 \
-        >"$TMP/redis$i.log" 2>&1 &
-    pid=$!
-    PIDS+=("$pid")
-    wait_listen "$pid" "$port" "redis-server $i" "$TMP/redis$i.log"
+    start_listening "redis-server $i" "$port" "$TMP/redis$i.log" \
+        "$REDIS_SERVER" --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+        --dir "$TMP/redis$i" --daemonize no --maxclients 4096
     RS_PORTS+=("$port")
-    RS_PIDS+=("$pid")
+    RS_PIDS+=("$STARTED_PID")
 done
 
 # --- proxies ---------------------------------------------------------------------
@@ -305,30 +300,14 @@ if [ -n "$SYSCALLS" ]; then
                 get) args+=(-t get) ;;
                 mget10) args+=(MGET "${MGET_ARGS[@]}") ;;
                 esac
-                rm -f "$TMP/strace.out"
-                strace -c -f -p "$spid" -o "$TMP/strace.out" 2>"$TMP/strace.err" &
-                spid_strace=$!
-                AUX=$spid_strace
-                for i in $(seq 100); do
-                    grep -q attached "$TMP/strace.err" 2>/dev/null && break
-                    kill -0 "$spid_strace" 2>/dev/null || { cat "$TMP/strace.err" >&2; die "strace -p $spid failed"; }
-                    sleep 0.1
-                done
-                sleep 0.2
+                strace_start "$spid"
                 "${LOAD_PIN[@]}" "$REDIS_BENCHMARK" "${args[@]}" >"$TMP/rb.out" 2>/dev/null &
                 load_pid=$!
-                AUX="$spid_strace $load_pid"
+                AUX="$STRACE_PID $load_pid"
                 wait "$load_pid" || die "redis-benchmark under strace against $t failed"
-                AUX=$spid_strace
-                kill -INT "$spid_strace" 2>/dev/null || true
-                wait "$spid_strace" 2>/dev/null || true
-                AUX=
-                line=$(awk -v n="$SYSCALL_REQS" -v who="$t $test P$pipe" '
-                    $1 ~ /^[0-9.]+$/ && NF >= 5 {
-                        if ($NF == "total") tot = $4 / n
-                        else if ($4 / n >= 0.005) out = out sprintf(" %s=%.2f", $NF, $4 / n)
-                    }
-                    END { printf "%-26s total=%.2f%s\n", who ":", tot, out }' "$TMP/strace.out")
+                AUX=$STRACE_PID
+                strace_stop
+                line=$(strace_per_op "$SYSCALL_REQS" "$t $test P$pipe" 26)
                 echo "$line"
                 if [ -n "$RESULTS" ]; then
                     echo "target=$t test=$test value_size=$VALUE_SIZE conns=$CONNS workers=$WORKERS pipeline=$pipe" \
