@@ -58,6 +58,12 @@ def table(head, body):
     return "\n".join(lines)
 
 
+def section(head, body):
+    """One section's table, or that it was not run, and a blank line."""
+    print(table(head, body) if body else "(not run)")
+    print()
+
+
 def large(out):
     print("Large values, 50 clients, workers = 1 (medians of the rounds; CPU in us per request)")
     body = []
@@ -91,12 +97,8 @@ def large(out):
                     ratio = "%.2fx" % (pcpu / cpu["nutcracker"])
                 body.append([proto, "%dK" % (size // 1024), test, target, fmt(ops, 0), fmt(p50, 0),
                              fmt(p99, 0), fmt(pcpu), ratio, fmt(med(sc), 2)])
-    if body:
-        print(table(["proto", "value", "op", "target", "ops/s", "p50_us", "p99_us", "proxy_cpu",
-                     "vs_nc", "syscalls"], body))
-    else:
-        print("(not run)")
-    print()
+    section(["proto", "value", "op", "target", "ops/s", "p50_us", "p99_us", "proxy_cpu", "vs_nc",
+             "syscalls"], body)
 
 
 def pipeline(out):
@@ -113,12 +115,8 @@ def pipeline(out):
         c = num(by.get("cachemux", {}).get("p99_ms"))
         row.append("%.2fx" % (c / d) if c and d else "-")
         body.append(row)
-    if body:
-        print(table(["round", "direct ops/s", "p99", "nutcracker ops/s", "p99", "cachemux ops/s",
-                     "p99", "cmx/direct p99"], body))
-    else:
-        print("(not run)")
-    print()
+    section(["round", "direct ops/s", "p99", "nutcracker ops/s", "p99", "cachemux ops/s", "p99",
+             "cmx/direct p99"], body)
 
 
 def workers(out):
@@ -142,12 +140,8 @@ def workers(out):
                          fmt(med(num(r.get("backend_reads_per_op")) for r in sel), 2),
                          fmt(med(num(r.get("proxy_cpu_us_per_op")) for r in sel)), ratio,
                          fmt(dcpu, 2)])
-    if body:
-        print(table(["conns", "workers", "ops/s", "redis_cpu", "be_reads/req", "proxy_cpu",
-                     "vs_1_worker", "direct_redis_cpu"], body))
-    else:
-        print("(not run)")
-    print()
+    section(["conns", "workers", "ops/s", "redis_cpu", "be_reads/req", "proxy_cpu", "vs_1_worker",
+             "direct_redis_cpu"], body)
 
 
 def small(out):
@@ -163,11 +157,7 @@ def small(out):
         sc = [num(r["syscalls_per_op"]) for r in sysc if r["target"] == t]
         body.append([t, fmt(med(num(r.get("ops_per_sec")) for r in sel), 0),
                      fmt(med(num(r.get("proxy_cpu_us_per_op")) for r in sel)), fmt(med(sc), 2)])
-    if body:
-        print(table(["target", "ops/s", "proxy_cpu", "syscalls/req"], body))
-    else:
-        print("(not run)")
-    print()
+    section(["target", "ops/s", "proxy_cpu", "syscalls/req"], body)
 
 
 def idle(out):
