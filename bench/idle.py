@@ -21,20 +21,13 @@ import sys
 import tempfile
 import time
 
-HOST = "127.0.0.1"
+from benchlib import HOST, free_port, wait_port
+
 CONNS = int(os.environ.get("CONNS", "10000"))
 ROUNDS = int(os.environ.get("ROUNDS", "10"))
 WORKERS = int(os.environ.get("WORKERS", "1"))
 NUTCRACKER = os.environ.get("NUTCRACKER", "/usr/sbin/nutcracker")
 TARGETS = os.environ.get("TARGETS", "cachemux nutcracker").split()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind((HOST, 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def rss_kib(pid):
@@ -43,18 +36,6 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise SystemExit("no VmRSS")
-
-
-def wait_port(port, proc):
-    for _ in range(500):
-        if proc.poll() is not None:
-            raise SystemExit("exited early")
-        try:
-            socket.create_connection((HOST, port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise SystemExit("no listener on %d" % port)
 
 
 def round_trip(s):
@@ -80,7 +61,7 @@ def connect_all(port):
 def measure(name, argv, port, tmp):
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
     try:
-        wait_port(port, proc)
+        wait_port(port, proc, name, 10)
         time.sleep(0.3)
         base = rss_kib(proc.pid)
         socks = connect_all(port)
@@ -118,7 +99,7 @@ def main():
     mc = subprocess.Popen(["memcached", "-l", HOST, "-p", str(mport), "-U", "0", "-u", "nobody",
                            "-c", "4096"])
     try:
-        wait_port(mport, mc)
+        wait_port(mport, mc, "memcached", 10)
         if "cachemux" in TARGETS:
             port, sport = free_port(), free_port()
             conf = os.path.join(tmp, "c.ini")

@@ -31,31 +31,11 @@ import sys
 import tempfile
 import time
 
+from benchlib import HOST, free_port, wait_port
+
 REQUESTS = int(os.environ.get("REQUESTS", "2000"))
 KEEP_DUMPS = os.environ.get("KEEP_DUMPS")   # a directory: keep callgrind's dumps there
 WARMUP = int(os.environ.get("WARMUP", "200"))
-HOST = "127.0.0.1"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind((HOST, 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, proc, what):
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit("%s exited early" % what)
-        try:
-            socket.create_connection((HOST, port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit("%s did not listen on %d" % (what, port))
 
 
 class Conn:
