@@ -17,6 +17,7 @@
 #include "proto_redis.h"
 #include "redis_reply.h"
 #include "reply.h"
+#include "sbuf.h"
 #include "util.h"
 
 #include <check.h>
@@ -45,49 +46,9 @@ static struct msg_cache cache;
 
 /* ---- helpers ---- */
 
-struct sb {
-    uint8_t *p;
-    size_t len, cap;
-};
-
-static void
-sb_reserve(struct sb *b, size_t n)
-{
-    if (b->len + n <= b->cap) {
-        return;
-    }
-    b->cap = MAX(b->cap * 2, b->len + n + 64);
-    b->p = realloc(b->p, b->cap);
-    REQUIRE((b->p) != NULL);
-}
-
-static void
-sb_add(struct sb *b, const void *p, size_t n)
-{
-    sb_reserve(b, n);
-    if (n > 0) {
-        memcpy(b->p + b->len, p, n);
-    }
-    b->len += n;
-}
-
-static void
-sb_str(struct sb *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
-static void
-sb_fmt(struct sb *b, const char *fmt, size_t v)
-{
-    char tmp[64];
-    int n = snprintf(tmp, sizeof(tmp), fmt, v);
-    sb_add(b, tmp, (size_t)n);
-}
-
 /* A value of n bytes that differs from any other size's. */
 static void
-sb_value(struct sb *b, size_t n, unsigned salt)
+sb_value(struct sbuf *b, size_t n, unsigned salt)
 {
     sb_reserve(b, n);
     for (size_t i = 0; i < n; i++) {
@@ -96,10 +57,10 @@ sb_value(struct sb *b, size_t n, unsigned salt)
 }
 
 /* A buffer with its pieces, as the bytes a writev would send. */
-static struct sb
+static struct sbuf
 flatten(const struct buf *b, const struct chain *c)
 {
-    struct sb out = { 0 };
+    struct sbuf out = { 0 };
 
     out.p = chain_model_flatten(b, c, &out.len);
     out.cap = out.len + 1;
@@ -107,7 +68,7 @@ flatten(const struct buf *b, const struct chain *c)
 }
 
 static void
-assert_same(const struct sb *got, const uint8_t *want, size_t len, const char *what, size_t cut)
+assert_same(const struct sbuf *got, const uint8_t *want, size_t len, const char *what, size_t cut)
 {
     if (got->len != len || memcmp(got->p, want, len) != 0) {
         ck_abort_msg("%s differs (cut at %zu: %zu bytes, want %zu)", what, cut, got->len, len);
@@ -125,7 +86,7 @@ struct reader {
 static bool ahead_mode;
 
 static struct reader
-reader_of(const struct sb *stream, size_t cut)
+reader_of(const struct sbuf *stream, size_t cut)
 {
     struct reader rd = { .m = { .pool = &pool,
                                 .src = stream->p,
@@ -170,7 +131,7 @@ stream_if_wanted(struct reader *r, uint64_t left)
 
 START_TEST(test_take_and_iov)
 {
-    struct sb src = { 0 }, out;
+    struct sbuf src = { 0 }, out;
     struct msg *m = msg_get(&cache);
 
     /* 100 bytes in the buffer, then a body of 3 chunks and a bit read around it */
@@ -231,13 +192,13 @@ static const size_t sizes[] = {
 };
 
 struct expect {
-    struct sb stream;
+    struct sbuf stream;
     size_t off[4], len[4]; /* each request within stream */
     size_t n;
 };
 
 static void
-expect_add(struct expect *e, const struct sb *req)
+expect_add(struct expect *e, const struct sbuf *req)
 {
     e->off[e->n] = e->stream.len;
     e->len[e->n] = req->len;
@@ -248,7 +209,7 @@ expect_add(struct expect *e, const struct sb *req)
 static void
 redis_expect(struct expect *e, size_t vlen)
 {
-    struct sb r = { 0 };
+    struct sbuf r = { 0 };
 
     /* SET k1 <big>, GET k1, MSET a <big'> b x, PING */
     sb_str(&r, "*3\r\n$3\r\nSET\r\n$2\r\nk1\r\n");
@@ -277,7 +238,7 @@ static void
 take_request(struct reader *rd, const uint8_t *head, size_t total, const struct expect *e,
              size_t done, size_t cut)
 {
-    struct sb got = { 0 };
+    struct sbuf got = { 0 };
 
     REQUIRE(done < e->n);
     got.p = chain_model_take(&rd->m, &cache, head, total, &got.len);
@@ -330,7 +291,7 @@ redis_parse_all(struct reader *rd, struct redis_req *r, const struct expect *e, 
 static void
 mc_expect(struct expect *e, size_t vlen)
 {
-    struct sb r = { 0 };
+    struct sbuf r = { 0 };
 
     sb_fmt(&r, "set k1 0 0 %zu\r\n", vlen);
     sb_value(&r, vlen, 1);
@@ -464,7 +425,7 @@ done_cb(void *arg, struct msg *m, size_t total)
 
 /* Feed one server's reply stream, cut at cut, to msgs[0..n) in order. */
 static size_t
-run_replies(const struct proto_wire *w, struct msg **msgs, size_t n, const struct sb *stream,
+run_replies(const struct proto_wire *w, struct msg **msgs, size_t n, const struct sbuf *stream,
             size_t cut)
 {
     struct reader rd = reader_of(stream, cut);
@@ -516,7 +477,7 @@ free_msg(struct msg *m)
 START_TEST(test_redis_replies_cut_everywhere)
 {
     size_t vlen = sizes[_i], streamed = 0;
-    struct sb stream = { 0 }, r1 = { 0 }, r2 = { 0 };
+    struct sbuf stream = { 0 }, r1 = { 0 }, r2 = { 0 };
 
     /* GET's bulk, then an array of two values (one large) and a nil */
     sb_fmt(&r1, "$%zu\r\n", vlen);
@@ -535,8 +496,8 @@ START_TEST(test_redis_replies_cut_everywhere)
         ahead_mode = i >= stream.len;
         (void)run_replies(&redis_wire, m, 3, &stream, cut);
         streamed += m[0]->rsp_pieces.head != NULL;
-        struct sb g1 = flatten(&m[0]->rsp, &m[0]->rsp_pieces);
-        struct sb g2 = flatten(&m[1]->rsp, &m[1]->rsp_pieces);
+        struct sbuf g1 = flatten(&m[0]->rsp, &m[0]->rsp_pieces);
+        struct sbuf g2 = flatten(&m[1]->rsp, &m[1]->rsp_pieces);
         assert_same(&g1, r1.p, r1.len, "GET reply", cut);
         assert_same(&g2, r2.p, r2.len, "array reply", cut);
         REQUIRE(buf_len(&m[2]->rsp) == 5);
@@ -558,7 +519,7 @@ END_TEST
 START_TEST(test_mc_replies_cut_everywhere)
 {
     size_t vlen = sizes[_i], streamed = 0;
-    struct sb stream = { 0 }, r1 = { 0 };
+    struct sbuf stream = { 0 }, r1 = { 0 };
 
     /* a get of two large values, then a set's STORED */
     sb_fmt(&r1, "VALUE a 1 %zu\r\n", vlen);
@@ -574,7 +535,7 @@ START_TEST(test_mc_replies_cut_everywhere)
         ahead_mode = i >= stream.len;
         (void)run_replies(&mc_wire, m, 2, &stream, cut);
         streamed += m[0]->rsp_pieces.head != NULL;
-        struct sb g = flatten(&m[0]->rsp, &m[0]->rsp_pieces);
+        struct sbuf g = flatten(&m[0]->rsp, &m[0]->rsp_pieces);
         assert_same(&g, r1.p, r1.len, "get reply", cut);
         REQUIRE(buf_len(&m[1]->rsp) == 8);
         free(g.p);
@@ -619,7 +580,7 @@ START_TEST(test_redis_mget_merge_moves_pieces)
     /* keys: 0 -> frag 0 (large), 1 -> frag 1 (large), 2 -> frag 0 (nil), 3 -> frag 1 (small) */
     static const uint32_t owner[] = { 0, 1, 0, 1 };
     size_t vlen = 3 * MBUF + 17, streamed = 0, moved = 0;
-    struct sb v0 = { 0 }, v1 = { 0 }, s0 = { 0 }, s1 = { 0 }, want = { 0 };
+    struct sbuf v0 = { 0 }, v1 = { 0 }, s0 = { 0 }, s1 = { 0 }, want = { 0 };
 
     sb_value(&v0, vlen, 1);
     sb_value(&v1, vlen + 1, 2);
@@ -643,7 +604,7 @@ START_TEST(test_redis_mget_merge_moves_pieces)
         reply_merge(&redis_wire, p);
         REQUIRE((p->err) == (0));
         moved += p->rsp_pieces.head != NULL;
-        struct sb got = flatten(&p->rsp, &p->rsp_pieces);
+        struct sbuf got = flatten(&p->rsp, &p->rsp_pieces);
         assert_same(&got, want.p, want.len, "merged MGET", cut);
         free(got.p);
         free_msg(p);
@@ -664,7 +625,7 @@ START_TEST(test_mc_multiget_merge_moves_pieces)
     static const uint32_t owner[] = { 0, 1, 0, 1 };
     static const char line[] = "get a b c d\r\n";
     size_t vlen = 2 * MBUF + 999, streamed = 0, moved = 0;
-    struct sb va = { 0 }, vb = { 0 }, s0 = { 0 }, s1 = { 0 }, want = { 0 };
+    struct sbuf va = { 0 }, vb = { 0 }, s0 = { 0 }, s1 = { 0 }, want = { 0 };
 
     sb_value(&va, vlen, 1);
     sb_value(&vb, vlen + 2, 2);
@@ -688,7 +649,7 @@ START_TEST(test_mc_multiget_merge_moves_pieces)
         reply_merge(&mc_wire, p);
         REQUIRE((p->err) == (0));
         moved += p->rsp_pieces.head != NULL;
-        struct sb got = flatten(&p->rsp, &p->rsp_pieces);
+        struct sbuf got = flatten(&p->rsp, &p->rsp_pieces);
         assert_same(&got, want.p, want.len, "merged multi-get", cut);
         free(got.p);
         free_msg(p);

@@ -9,6 +9,7 @@
  */
 #include "msg.h"
 #include "proto_redis.h"
+#include "sbuf.h"
 #include "util.h"
 
 #include <check.h>
@@ -20,38 +21,6 @@
 #define MAX_STEPS 4096
 
 /* ---- buffers ---- */
-
-struct sbuf {
-    uint8_t *p;
-    size_t len, cap;
-};
-
-static void
-sb_add(struct sbuf *b, const void *s, size_t n)
-{
-    if (b->len + n > b->cap) {
-        b->cap = (b->len + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        ck_assert_ptr_nonnull(b->p);
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void
-sb_str(struct sbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
-static void
-sb_fmt(struct sbuf *b, const char *fmt, size_t v)
-{
-    char tmp[64];
-    int n = snprintf(tmp, sizeof(tmp), fmt, v);
-
-    sb_add(b, tmp, (size_t)n);
-}
 
 /* One multibulk argument: "$len\r\nbytes\r\n". */
 static void
