@@ -85,6 +85,18 @@ assert_stripped(const char *s, const struct mc_req *req, const char *want)
     ck_assert_str_eq(out, want);
 }
 
+/* s parses as cmd (on key, unless NULL) and goes to the backend as want. */
+static void
+noreply_ok(const char *s, enum mc_cmd cmd, const char *key, const char *want)
+{
+    struct mc_req req = req_ok(s, cmd);
+
+    if (key != NULL) {
+        assert_key(s, &req, key);
+    }
+    assert_stripped(s, &req, want);
+}
+
 static char *
 repeat(char c, size_t n)
 {
@@ -387,9 +399,7 @@ START_TEST(test_cas)
     ck_assert_uint_eq(req.data_off, 19);
     assert_key(s, &req, "k");
     req_ok("cas k 0 0 0 18446744073709551615\r\n\r\n", MC_CAS);
-    s = "cas k 0 0 1 7 noreply\r\nx\r\n";
-    req = req_ok(s, MC_CAS);
-    assert_stripped(s, &req, "cas k 0 0 1 7\r\nx\r\n");
+    noreply_ok("cas k 0 0 1 7 noreply\r\nx\r\n", MC_CAS, NULL, "cas k 0 0 1 7\r\nx\r\n");
     req_err("cas k 0 0 3\r\nabc\r\n", MC_ERR_BAD_FORMAT);
     req_err("cas k 0 0 3 x\r\nabc\r\n", MC_ERR_BAD_FORMAT);
     req_err("cas k 0 0 3 -1\r\nabc\r\n", MC_ERR_BAD_FORMAT);
@@ -511,12 +521,8 @@ START_TEST(test_delete)
     ck_assert_uint_eq(req.noreply_len, 0);
     req = req_ok("delete k 0\r\n", MC_DELETE);
     ck_assert_uint_eq(req.noreply_len, 0);
-    s = "delete k noreply\r\n";
-    req = req_ok(s, MC_DELETE);
-    assert_stripped(s, &req, "delete k\r\n");
-    s = "delete k 0 noreply\r\n";
-    req = req_ok(s, MC_DELETE);
-    assert_stripped(s, &req, "delete k 0\r\n");
+    noreply_ok("delete k noreply\r\n", MC_DELETE, NULL, "delete k\r\n");
+    noreply_ok("delete k 0 noreply\r\n", MC_DELETE, NULL, "delete k 0\r\n");
     /* memcached answers these with its usage error: forwarded */
     req = req_ok("delete k 5\r\n", MC_DELETE);
     ck_assert_uint_eq(req.noreply_len, 0);
@@ -525,10 +531,7 @@ START_TEST(test_delete)
     s = "delete noreply\r\n";
     req = req_ok(s, MC_DELETE);
     ck_assert_uint_eq(req.noreply_len, 0);
-    s = "delete noreply noreply\r\n";
-    req = req_ok(s, MC_DELETE);
-    assert_key(s, &req, "noreply");
-    assert_stripped(s, &req, "delete noreply\r\n");
+    noreply_ok("delete noreply noreply\r\n", MC_DELETE, "noreply", "delete noreply\r\n");
     req_err("delete\r\n", MC_ERR_ARITY);
     req_err("delete k 0 noreply x\r\n", MC_ERR_ARITY);
     /* stripped once this would still be noreply to the backend: no reply,
@@ -544,22 +547,15 @@ START_TEST(test_arith)
 
     assert_key(s, &req, "k");
     ck_assert_uint_eq(req.noreply_len, 0);
-    s = "decr k 18446744073709551615 noreply\r\n";
-    req = req_ok(s, MC_DECR);
-    assert_key(s, &req, "k");
-    assert_stripped(s, &req, "decr k 18446744073709551615\r\n");
+    noreply_ok("decr k 18446744073709551615 noreply\r\n", MC_DECR, "k",
+               "decr k 18446744073709551615\r\n");
     /* the delta is the backend's to judge, as twemproxy does */
     req_ok("incr k abc\r\n", MC_INCR);
     req_ok("incr k 1 extra\r\n", MC_INCR);
     /* memcached reads the last token as noreply: so do we; the backend's
      * ERROR for "incr k" is then swallowed by the proxy */
-    s = "incr k noreply\r\n";
-    req = req_ok(s, MC_INCR);
-    assert_stripped(s, &req, "incr k\r\n");
-    s = "incr noreply noreply\r\n";
-    req = req_ok(s, MC_INCR);
-    assert_key(s, &req, "noreply");
-    assert_stripped(s, &req, "incr noreply\r\n");
+    noreply_ok("incr k noreply\r\n", MC_INCR, NULL, "incr k\r\n");
+    noreply_ok("incr noreply noreply\r\n", MC_INCR, "noreply", "incr noreply\r\n");
     req_err("incr k noreply noreply\r\n", MC_ERR_BAD_FORMAT);
     req_err("incr k\r\n", MC_ERR_ARITY);
     req_err("decr\r\n", MC_ERR_ARITY);
@@ -573,9 +569,7 @@ START_TEST(test_touch)
     struct mc_req req = req_ok(s, MC_TOUCH);
 
     assert_key(s, &req, "k");
-    s = "touch k -1 noreply\r\n";
-    req = req_ok(s, MC_TOUCH);
-    assert_stripped(s, &req, "touch k -1\r\n");
+    noreply_ok("touch k -1 noreply\r\n", MC_TOUCH, NULL, "touch k -1\r\n");
     req_err("touch k\r\n", MC_ERR_ARITY);
     req_err("touch k 1 noreply x\r\n", MC_ERR_ARITY);
     req_err("touch k noreply noreply\r\n", MC_ERR_BAD_FORMAT);
