@@ -20,6 +20,8 @@
  *   stream_unit_done(cx) ready the state for the next unit
  *   step_equal(a, b)     whether two steps record the same result
  *   step_result(st)      the parse result code, for messages
+ *
+ * stream_garbage makes random streams for the no-crash, feeds-agree tests.
  */
 #ifndef CMX_TEST_STREAM_DRIVER_H
 #define CMX_TEST_STREAM_DRIVER_H
@@ -129,6 +131,21 @@ stream_check_feeds(struct stream_ctx *cx, const uint8_t *buf, size_t len, bool b
         run_stream(cx, buf, len, FEED_RANDOM, seed * 0x9e3779b97f4a7c15ULL, &run_b);
         assert_runs_equal(&run_a, &run_b);
     }
+}
+
+/* 1 to max random bytes into buf, mostly from alphabet (the protocol's own
+   characters, so the parser gets past its first checks), one in eight
+   anything. Returns how many. */
+static size_t
+stream_garbage(uint8_t *buf, size_t max, const char *alphabet, uint64_t *seed)
+{
+    size_t n = 1 + (size_t)(util_rand64(seed) % max), na = strlen(alphabet);
+
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = util_rand64(seed);
+        buf[i] = (x & 7) == 0 ? (uint8_t)(x >> 8) : (uint8_t)alphabet[(x >> 8) % na];
+    }
+    return n;
 }
 
 #endif

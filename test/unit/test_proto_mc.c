@@ -885,12 +885,8 @@ START_TEST(test_random_garbage)
     uint64_t seed = 7;
 
     for (int round = 0; round < 200; round++) {
-        size_t n = 1 + (size_t)(util_rand64(&seed) % sizeof(buf));
-        for (size_t i = 0; i < n; i++) {
-            uint64_t x = util_rand64(&seed);
-            buf[i] = (x & 7) == 0 ? (uint8_t)(x >> 8)
-                                  : (uint8_t)alphabet[(x >> 8) % (sizeof(alphabet) - 1)];
-        }
+        size_t n = stream_garbage(buf, sizeof(buf), alphabet, &seed);
+
         check_all_feeds(buf, n, 200 + (uint64_t)round * 10, false, n < 512);
     }
 }
@@ -1121,12 +1117,8 @@ START_TEST(test_rsp_random_garbage)
     uint64_t seed = 11;
 
     for (int round = 0; round < 200; round++) {
-        size_t n = 1 + (size_t)(util_rand64(&seed) % sizeof(buf));
-        for (size_t i = 0; i < n; i++) {
-            uint64_t x = util_rand64(&seed);
-            buf[i] = (x & 7) == 0 ? (uint8_t)(x >> 8)
-                                  : (uint8_t)alphabet[(x >> 8) % (sizeof(alphabet) - 1)];
-        }
+        size_t n = stream_garbage(buf, sizeof(buf), alphabet, &seed);
+
         check_all_feeds(buf, n, 0, true, n < 512);
     }
 }

@@ -1084,13 +1084,8 @@ START_TEST(test_random_garbage)
     uint64_t seed = 7;
 
     for (int round = 0; round < 2000; round++) {
-        size_t n = 1 + (size_t)(util_rand64(&seed) % sizeof(buf));
+        size_t n = stream_garbage(buf, sizeof(buf), alphabet, &seed);
 
-        for (size_t i = 0; i < n; i++) {
-            uint64_t x = util_rand64(&seed);
-            buf[i] = (x & 7) == 0 ? (uint8_t)(x >> 8)
-                                  : (uint8_t)alphabet[(x >> 8) % (sizeof(alphabet) - 1)];
-        }
         check_all_feeds(buf, n, round & 1 ? 64 : BIG_MAX, round & 2, round < 200);
     }
 }
