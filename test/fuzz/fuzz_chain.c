@@ -31,9 +31,6 @@
 #define MAXREQ 16
 #define MAXARGS 64
 
-static struct msg_cache cache;
-static bool cache_ready;
-
 /* The runtime's way of reading, on a stream that is all there. */
 struct feed {
     struct chain_model m;
@@ -121,7 +118,7 @@ static void
 take_same(struct feed *f, const uint8_t *head, size_t total, const uint8_t *want, size_t wlen)
 {
     size_t n;
-    uint8_t *got = chain_model_take(&f->m, &cache, head, total, &n);
+    uint8_t *got = chain_model_take(&f->m, &fuzz_cache, head, total, &n);
 
     CHECK(n == wlen && memcmp(got, want, n) == 0);
     free(got);
@@ -261,13 +258,13 @@ replies(bool mc, const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits,
     uint64_t body;
 
     /* A: everything in one buffer */
-    fuzz_queue_init(&a, &cache, mc, nreq, sel);
+    fuzz_queue_init(&a, mc, nreq, sel);
     reply_reader_reset(&ra);
     CHECK(buf_append(&whole.b, s, len) == 0);
     int arc = reply_read(w, &ra, &whole, &a.q, MAX_REQ, fuzz_queue_done, &a), brc;
 
     /* B: read as the runtime reads, bodies around the buffer */
-    fuzz_queue_init(&b, &cache, mc, nreq, sel);
+    fuzz_queue_init(&b, mc, nreq, sel);
     reply_reader_reset(&rb);
     feed_init(&f, s, len, sel, bits, nbits);
     for (;;) {
@@ -294,8 +291,8 @@ replies(bool mc, const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits,
         CHECK(n == buf_len(&a.req[i]->rsp) && memcmp(got, buf_head(&a.req[i]->rsp), n) == 0);
         free(got);
     }
-    fuzz_queue_free(&a, &cache);
-    fuzz_queue_free(&b, &cache);
+    fuzz_queue_free(&a);
+    fuzz_queue_free(&b);
     chain_in_reset(&whole);
     buf_free(&whole.b);
     feed_free(&f);
@@ -307,10 +304,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 3) {
         return 0;
     }
-    if (!cache_ready) {
-        msg_cache_init(&cache, 1 << 12);
-        cache_ready = true;
-    }
+    fuzz_cache_ready(1 << 12);
     uint8_t mode = data[0], sel = data[1];
     const uint8_t *s = data + 2;
     size_t len = size - 2;

@@ -36,9 +36,6 @@
 #define MAXREQ 16
 #define MAX_REPLY (1u << 20)
 
-static struct msg_cache cache;
-static bool cache_ready;
-
 /* One run: the requests that waited and what became of them. */
 struct run {
     struct fuzz_queue wq;
@@ -52,7 +49,7 @@ run_init(struct run *r, bool mc, size_t n, uint8_t kinds)
 {
     memset(r, 0, sizeof(*r));
     reply_reader_reset(&r->rr);
-    fuzz_queue_init(&r->wq, &cache, mc, n, kinds);
+    fuzz_queue_init(&r->wq, mc, n, kinds);
 }
 
 /* Feed bytes; once reply_read fails the socket is dead: nothing more. */
@@ -93,7 +90,7 @@ run_disconnect(struct run *r)
 static void
 run_free(struct run *r)
 {
-    fuzz_queue_free(&r->wq, &cache);
+    fuzz_queue_free(&r->wq);
     chain_in_reset(&r->in);
     buf_free(&r->in.b);
 }
@@ -146,10 +143,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 3) {
         return 0;
     }
-    if (!cache_ready) {
-        msg_cache_init(&cache, 1 << 16);
-        cache_ready = true;
-    }
+    fuzz_cache_ready(1 << 16);
     bool mc = data[0] & 1;
     size_t nreq = 1 + (data[0] >> 1) % MAXREQ;
     size_t chunk = 1 + data[1] % 23;
@@ -177,7 +171,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t before = c.wq.ndone;
     run_disconnect(&c);
     size_t first_new = c.wq.nreq;
-    fuzz_queue_add(&c.wq, &cache, mc, nreq, kinds);
+    fuzz_queue_add(&c.wq, mc, nreq, kinds);
     run_feed_chunks(&c, w, s + cut, len - cut, chunk);
     /* what a fresh socket makes of the same bytes */
     run_init(&fresh, mc, nreq, kinds);
