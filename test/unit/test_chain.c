@@ -575,47 +575,69 @@ split_parent(enum msg_merge merge, uint16_t cmd, uint32_t nkeys, const uint32_t 
     return p;
 }
 
+/* One merge test: each fragment's reply stream and the merged reply. */
+struct merge_case {
+    const struct proto_wire *w;
+    struct sbuf s[2], want;
+    const char *what;
+    size_t streamed, moved; /* fragment `big` read a piece; the merge kept it */
+};
+
+/* p's fragments get s[0] cut at cut0 and s[1] cut at cut1; merged, the
+   reply must be want, with fragment big's pieces moved to it. */
+static void
+merge_cut(struct merge_case *mc, struct msg *p, size_t cut0, size_t cut1, int big)
+{
+    run_replies(mc->w, &p->frags[0], 1, &mc->s[0], cut0);
+    run_replies(mc->w, &p->frags[1], 1, &mc->s[1], cut1);
+    mc->streamed += p->frags[big]->rsp_pieces.head != NULL;
+    reply_merge(mc->w, p);
+    REQUIRE((p->err) == (0));
+    mc->moved += p->rsp_pieces.head != NULL;
+    struct sbuf got = flatten(&p->rsp, &p->rsp_pieces);
+    assert_same(&got, mc->want.p, mc->want.len, mc->what, big ? cut1 : cut0);
+    free(got.p);
+    free_msg(p);
+}
+
+/* Values read into pieces reached the merged reply as pieces. */
+static void
+merge_done(struct merge_case *mc)
+{
+    REQUIRE(mc->streamed > 0 && mc->moved > 0);
+    free(mc->s[0].p);
+    free(mc->s[1].p);
+    free(mc->want.p);
+}
+
 START_TEST(test_redis_mget_merge_moves_pieces)
 {
     /* keys: 0 -> frag 0 (large), 1 -> frag 1 (large), 2 -> frag 0 (nil), 3 -> frag 1 (small) */
     static const uint32_t owner[] = { 0, 1, 0, 1 };
-    size_t vlen = 3 * MBUF + 17, streamed = 0, moved = 0;
-    struct sbuf v0 = { 0 }, v1 = { 0 }, s0 = { 0 }, s1 = { 0 }, want = { 0 };
+    size_t vlen = 3 * MBUF + 17;
+    struct merge_case mc = { .w = &redis_wire, .what = "merged MGET" };
+    struct sbuf v0 = { 0 }, v1 = { 0 }, *s0 = &mc.s[0], *s1 = &mc.s[1], *want = &mc.want;
 
     sb_value(&v0, vlen, 1);
     sb_value(&v1, vlen + 1, 2);
-    sb_fmt(&s0, "*2\r\n$%zu\r\n", v0.len);
-    sb_add(&s0, v0.p, v0.len);
-    sb_str(&s0, "\r\n$-1\r\n");
-    sb_fmt(&s1, "*2\r\n$%zu\r\n", v1.len);
-    sb_add(&s1, v1.p, v1.len);
-    sb_str(&s1, "\r\n$3\r\nabc\r\n");
-    sb_fmt(&want, "*4\r\n$%zu\r\n", v0.len);
-    sb_add(&want, v0.p, v0.len);
-    sb_fmt(&want, "\r\n$%zu\r\n", v1.len);
-    sb_add(&want, v1.p, v1.len);
-    sb_str(&want, "\r\n$-1\r\n$3\r\nabc\r\n");
-    for (size_t cut = 1; cut <= s0.len; cut += 97) {
-        struct msg *p = split_parent(MSG_MERGE_ARRAY, 0, 4, owner);
+    sb_fmt(s0, "*2\r\n$%zu\r\n", v0.len);
+    sb_add(s0, v0.p, v0.len);
+    sb_str(s0, "\r\n$-1\r\n");
+    sb_fmt(s1, "*2\r\n$%zu\r\n", v1.len);
+    sb_add(s1, v1.p, v1.len);
+    sb_str(s1, "\r\n$3\r\nabc\r\n");
+    sb_fmt(want, "*4\r\n$%zu\r\n", v0.len);
+    sb_add(want, v0.p, v0.len);
+    sb_fmt(want, "\r\n$%zu\r\n", v1.len);
+    sb_add(want, v1.p, v1.len);
+    sb_str(want, "\r\n$-1\r\n$3\r\nabc\r\n");
+    for (size_t cut = 1; cut <= s0->len; cut += 97) {
         ahead_mode = (cut / 97) % 2;
-        run_replies(&redis_wire, &p->frags[0], 1, &s0, cut);
-        run_replies(&redis_wire, &p->frags[1], 1, &s1, s1.len - cut % s1.len);
-        streamed += p->frags[0]->rsp_pieces.head != NULL;
-        reply_merge(&redis_wire, p);
-        REQUIRE((p->err) == (0));
-        moved += p->rsp_pieces.head != NULL;
-        struct sbuf got = flatten(&p->rsp, &p->rsp_pieces);
-        assert_same(&got, want.p, want.len, "merged MGET", cut);
-        free(got.p);
-        free_msg(p);
+        merge_cut(&mc, split_parent(MSG_MERGE_ARRAY, 0, 4, owner), cut, s1->len - cut % s1->len, 0);
     }
-    /* values read into pieces reached the merged reply as pieces */
-    REQUIRE(streamed > 0 && moved > 0);
+    merge_done(&mc);
     free(v0.p);
     free(v1.p);
-    free(s0.p);
-    free(s1.p);
-    free(want.p);
 }
 END_TEST
 
@@ -624,42 +646,31 @@ START_TEST(test_mc_multiget_merge_moves_pieces)
     /* get a b c d: a, c on fragment 0 (c a miss), b, d on fragment 1 */
     static const uint32_t owner[] = { 0, 1, 0, 1 };
     static const char line[] = "get a b c d\r\n";
-    size_t vlen = 2 * MBUF + 999, streamed = 0, moved = 0;
-    struct sbuf va = { 0 }, vb = { 0 }, s0 = { 0 }, s1 = { 0 }, want = { 0 };
+    size_t vlen = 2 * MBUF + 999;
+    struct merge_case mc = { .w = &mc_wire, .what = "merged multi-get" };
+    struct sbuf va = { 0 }, vb = { 0 }, *s0 = &mc.s[0], *s1 = &mc.s[1], *want = &mc.want;
 
     sb_value(&va, vlen, 1);
     sb_value(&vb, vlen + 2, 2);
-    sb_fmt(&s0, "VALUE a 0 %zu\r\n", va.len);
-    sb_add(&s0, va.p, va.len);
-    sb_str(&s0, "\r\nEND\r\n");
-    sb_fmt(&s1, "VALUE b 0 %zu\r\n", vb.len);
-    sb_add(&s1, vb.p, vb.len);
-    sb_str(&s1, "\r\nVALUE d 9 1\r\nz\r\nEND\r\n");
-    sb_add(&want, s0.p, s0.len - 5);
-    sb_add(&want, s1.p, s1.len);
-    for (size_t cut = 1; cut <= s1.len; cut += 89) {
+    sb_fmt(s0, "VALUE a 0 %zu\r\n", va.len);
+    sb_add(s0, va.p, va.len);
+    sb_str(s0, "\r\nEND\r\n");
+    sb_fmt(s1, "VALUE b 0 %zu\r\n", vb.len);
+    sb_add(s1, vb.p, vb.len);
+    sb_str(s1, "\r\nVALUE d 9 1\r\nz\r\nEND\r\n");
+    sb_add(want, s0->p, s0->len - 5);
+    sb_add(want, s1->p, s1->len);
+    for (size_t cut = 1; cut <= s1->len; cut += 89) {
         struct msg *p = split_parent(MSG_MERGE_VALUES, MC_GET, 4, owner);
         REQUIRE((buf_append(&p->req, line, sizeof(line) - 1)) == (0));
         p->keys_off = 4;
         p->keys_end = sizeof(line) - 3;
         ahead_mode = (cut / 89) % 2;
-        run_replies(&mc_wire, &p->frags[0], 1, &s0, s0.len - cut % s0.len);
-        run_replies(&mc_wire, &p->frags[1], 1, &s1, cut);
-        streamed += p->frags[1]->rsp_pieces.head != NULL;
-        reply_merge(&mc_wire, p);
-        REQUIRE((p->err) == (0));
-        moved += p->rsp_pieces.head != NULL;
-        struct sbuf got = flatten(&p->rsp, &p->rsp_pieces);
-        assert_same(&got, want.p, want.len, "merged multi-get", cut);
-        free(got.p);
-        free_msg(p);
+        merge_cut(&mc, p, s0->len - cut % s0->len, cut, 1);
     }
-    REQUIRE(streamed > 0 && moved > 0);
+    merge_done(&mc);
     free(va.p);
     free(vb.p);
-    free(s0.p);
-    free(s1.p);
-    free(want.p);
 }
 END_TEST
 
