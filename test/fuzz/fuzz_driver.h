@@ -10,7 +10,8 @@
  * with bytes arriving as a struct fuzz_feed says, and compares every
  * result with a parse of the same position with all bytes present;
  * fuzz_three_ways calls it whole, split at an offset the selector picks,
- * and in small chunks.
+ * and in small chunks. fuzz_units is such a run for a parser that a
+ * harness describes by two callbacks (struct fuzz_units).
  */
 #ifndef CMX_FUZZ_DRIVER_H
 #define CMX_FUZZ_DRIVER_H
@@ -69,6 +70,37 @@ static inline size_t
 fuzz_more(const struct fuzz_feed *f, size_t avail, size_t len)
 {
     return f->chunk == 0 ? len : (avail + f->chunk < len ? avail + f->chunk : len);
+}
+
+/* A harness's parser, unit after unit, for fuzz_units; st is its state. */
+struct fuzz_units {
+    /* Parse the unit at buf[0..avail) as the bytes arrive: true when it
+       wants more bytes. */
+    bool (*again)(void *st, const uint8_t *buf, size_t avail);
+    /* The parse is decided, or has every byte: compare it with a parse of
+       the whole rest buf[0..len) and check it. Returns the unit's length
+       when the stream goes on after it, 0 when it stops there. */
+    size_t (*decided)(void *st, const uint8_t *buf, size_t avail, size_t len);
+};
+
+/* Parse buf[0..len) unit after unit, the bytes arriving as feed says. */
+static inline void
+fuzz_units(const struct fuzz_units *u, void *st, const uint8_t *buf, size_t len,
+           const struct fuzz_feed *feed)
+{
+    size_t pos = 0, avail = fuzz_first(feed, len), unit;
+
+    for (;;) {
+        if (u->again(st, buf + pos, avail - pos) && avail < len) {
+            avail = fuzz_more(feed, avail, len);
+            continue;
+        }
+        unit = u->decided(st, buf + pos, avail - pos, len - pos);
+        if (unit == 0) {
+            return;
+        }
+        pos += unit;
+    }
 }
 
 typedef void (*fuzz_run_fn)(const uint8_t *buf, size_t len, const struct fuzz_feed *feed,

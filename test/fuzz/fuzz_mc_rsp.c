@@ -58,28 +58,43 @@ check_ok(const uint8_t *buf, size_t len, const struct mc_rsp *rsp)
     }
 }
 
+/* The incremental parse of one unit. */
+struct inc {
+    struct mc_rsp rsp;
+    enum mc_parse r;
+};
+
+static bool
+again(void *st, const uint8_t *buf, size_t avail)
+{
+    struct inc *i = st;
+
+    i->r = mc_parse_rsp(buf, avail, &i->rsp);
+    return i->r == MC_PARSE_AGAIN;
+}
+
+static size_t
+decided(void *st, const uint8_t *buf, size_t avail, size_t len)
+{
+    const struct inc *i = st;
+    struct mc_rsp whole;
+    enum mc_parse rw = mc_parse_rsp(buf, len, &whole);
+
+    CHECK(rsp_equal(i->r, &i->rsp, rw, &whole));
+    if (i->r != MC_PARSE_OK) {
+        return 0;
+    }
+    check_ok(buf, avail, &i->rsp);
+    return i->rsp.len;
+}
+
 static void
 run(const uint8_t *buf, size_t len, const struct fuzz_feed *feed, void *arg)
 {
-    size_t pos = 0, avail = fuzz_first(feed, len);
+    static const struct fuzz_units units = { again, decided };
+    struct inc i;
 
-    for (;;) {
-        struct mc_rsp inc, whole;
-        enum mc_parse ri, rw;
-
-        ri = mc_parse_rsp(buf + pos, avail - pos, &inc);
-        if (ri == MC_PARSE_AGAIN && avail < len) {
-            avail = fuzz_more(feed, avail, len);
-            continue;
-        }
-        rw = mc_parse_rsp(buf + pos, len - pos, &whole);
-        CHECK(rsp_equal(ri, &inc, rw, &whole));
-        if (ri != MC_PARSE_OK) {
-            return;
-        }
-        check_ok(buf + pos, avail - pos, &inc);
-        pos += inc.len;
-    }
+    fuzz_units(&units, &i, buf, len, feed);
 }
 
 int

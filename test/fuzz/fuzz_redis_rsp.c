@@ -93,34 +93,50 @@ check_ok(const uint8_t *buf, size_t len, const struct redis_rsp *r)
     }
 }
 
+/* One state struct kept across AGAIN results, fresh for each reply. */
+struct inc {
+    struct redis_rsp rsp;
+    enum redis_parse r;
+};
+
+static bool
+again(void *st, const uint8_t *buf, size_t avail)
+{
+    struct inc *i = st;
+
+    i->r = redis_parse_rsp(&i->rsp, buf, avail);
+    return i->r == REDIS_PARSE_AGAIN;
+}
+
+static size_t
+decided(void *st, const uint8_t *buf, size_t avail, size_t len)
+{
+    struct inc *i = st;
+    struct redis_rsp whole;
+    enum redis_parse rw;
+
+    redis_rsp_init(&whole);
+    rw = redis_parse_rsp(&whole, buf, len);
+    CHECK(rsp_equal(i->r, &i->rsp, rw, &whole));
+    /* a finished parse repeats its result */
+    CHECK(redis_parse_rsp(&whole, buf, len) == rw);
+    if (i->r != REDIS_PARSE_OK) {
+        return 0;
+    }
+    check_ok(buf, avail, &i->rsp);
+    size_t unit = i->rsp.total_len;
+    redis_rsp_init(&i->rsp);
+    return unit;
+}
+
 static void
 run(const uint8_t *buf, size_t len, const struct fuzz_feed *feed, void *arg)
 {
-    size_t pos = 0, avail = fuzz_first(feed, len);
-    struct redis_rsp inc;
+    static const struct fuzz_units units = { again, decided };
+    struct inc i;
 
-    redis_rsp_init(&inc);
-    for (;;) {
-        struct redis_rsp whole;
-        enum redis_parse ri, rw;
-
-        ri = redis_parse_rsp(&inc, buf + pos, avail - pos);
-        if (ri == REDIS_PARSE_AGAIN && avail < len) {
-            avail = fuzz_more(feed, avail, len);
-            continue;
-        }
-        redis_rsp_init(&whole);
-        rw = redis_parse_rsp(&whole, buf + pos, len - pos);
-        CHECK(rsp_equal(ri, &inc, rw, &whole));
-        /* a finished parse repeats its result */
-        CHECK(redis_parse_rsp(&whole, buf + pos, len - pos) == rw);
-        if (ri != REDIS_PARSE_OK) {
-            return;
-        }
-        check_ok(buf + pos, avail - pos, &inc);
-        pos += inc.total_len;
-        redis_rsp_init(&inc);
-    }
+    redis_rsp_init(&i.rsp);
+    fuzz_units(&units, &i, buf, len, feed);
 }
 
 int
