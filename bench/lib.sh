@@ -25,6 +25,8 @@
 #   field NAME "k=v ..."        the value of NAME
 #   check_cachemux              $CACHEMUX names an executable: made absolute
 #   check_mcload_tools          mcload.c, $CC and $MEMCACHED are there
+#   mcload_defaults             the defaults of the settings the mcload scripts
+#                               (run-mc.sh, run-metrics-cost.sh) share
 #   median N...                 the median of the numbers
 #   build_mcload                compile bench/mcload.c into $MCLOAD
 #   start_memcacheds            two memcached backends: $MC_PORTS, $MC_PIDS
@@ -211,6 +213,18 @@ check_cachemux() {  # $CACHEMUX must name an executable; made absolute
     [ -n "$CACHEMUX" ] || die "no cachemux binary: pass its path as the argument or set CACHEMUX (build: mkdir /tmp/b && cd /tmp/b && /path/to/src/configure && make cachemux)"
     [ -x "$CACHEMUX" ] || die "cachemux binary '$CACHEMUX' is missing or not executable"
     CACHEMUX=$(cd "$(dirname "$CACHEMUX")" && pwd)/$(basename "$CACHEMUX")
+}
+
+mcload_defaults() {  # as run-mc.sh's and run-metrics-cost.sh's headers list them
+    DURATION=${DURATION:-10}
+    WARMUP=${WARMUP:-1}
+    CONNS=${CONNS:-50}
+    DEPTH=${DEPTH:-1}
+    LOAD_THREADS=${LOAD_THREADS:-1}
+    KEYS=${KEYS:-10000}
+    MC_THREADS=${MC_THREADS:-2}
+    MEMCACHED=${MEMCACHED:-$(command -v memcached || true)}
+    CC=${CC:-gcc}
 }
 
 check_mcload_tools() {  # what build_mcload and start_memcacheds need

@@ -36,21 +36,13 @@ set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$BENCH_DIR/lib.sh"
 CACHEMUX=${1:-${CACHEMUX:-}}
-DURATION=${DURATION:-10}
-WARMUP=${WARMUP:-1}
-CONNS=${CONNS:-50}
-DEPTH=${DEPTH:-1}
-LOAD_THREADS=${LOAD_THREADS:-1}
-KEYS=${KEYS:-10000}
+mcload_defaults
 WORKLOADS=${WORKLOADS:-getset mget10}
 VALUE_SIZE=${VALUE_SIZE:-100}
 TARGETS=${TARGETS:-memcached nutcracker cachemux}
 WORKERS=${WORKERS:-$(nproc)}
-MC_THREADS=${MC_THREADS:-2}
 ROUNDS=${ROUNDS:-1}
 NUTCRACKER=${NUTCRACKER:-/usr/sbin/nutcracker}
-MEMCACHED=${MEMCACHED:-$(command -v memcached || true)}
-CC=${CC:-gcc}
 RESULTS=${RESULTS:-}
 KEEP=${KEEP:-}
 SYSCALLS=${SYSCALLS:-}

@@ -37,21 +37,13 @@ set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$BENCH_DIR/lib.sh"
 CACHEMUX=${1:-${CACHEMUX:-}}
-DURATION=${DURATION:-10}
-WARMUP=${WARMUP:-1}
-CONNS=${CONNS:-50}
-DEPTH=${DEPTH:-1}
-LOAD_THREADS=${LOAD_THREADS:-1}
-KEYS=${KEYS:-10000}
+mcload_defaults
 WORKLOAD=${WORKLOAD:-getset}
 CONFIGS=${CONFIGS:-off on1 on10}
 ROUNDS=${ROUNDS:-5}
 WORKERS=${WORKERS:-$(nproc)}
-MC_THREADS=${MC_THREADS:-2}
 IDLE_SCRAPES=${IDLE_SCRAPES:-2000}
-MEMCACHED=${MEMCACHED:-$(command -v memcached || true)}
 PYTHON=${PYTHON:-python3}
-CC=${CC:-gcc}
 RESULTS=${RESULTS:-}
 KEEP=${KEEP:-}
 
