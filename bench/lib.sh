@@ -25,6 +25,10 @@
 #   field NAME "k=v ..."        the value of NAME
 #   check_cachemux              $CACHEMUX names an executable: made absolute
 #   check_mcload_tools          mcload.c, $CC and $MEMCACHED are there
+#   us_per_op TICKS N           CPU microseconds per operation (0 when N is 0)
+#   mcload_line RC WHAT TAG     LINE: mcload's result line from $TMP/mcload.out
+#                               (dies naming WHAT when there is none); RC != 0
+#                               counts in FAILURES; its stderr echoed, tagged
 #   mcload_defaults             the defaults of the settings the mcload scripts
 #                               (run-mc.sh, run-metrics-cost.sh) share
 #   median N...                 the median of the numbers
@@ -213,6 +217,20 @@ check_cachemux() {  # $CACHEMUX must name an executable; made absolute
     [ -n "$CACHEMUX" ] || die "no cachemux binary: pass its path as the argument or set CACHEMUX (build: mkdir /tmp/b && cd /tmp/b && /path/to/src/configure && make cachemux)"
     [ -x "$CACHEMUX" ] || die "cachemux binary '$CACHEMUX' is missing or not executable"
     CACHEMUX=$(cd "$(dirname "$CACHEMUX")" && pwd)/$(basename "$CACHEMUX")
+}
+
+us_per_op() {  # us_per_op TICKS N
+    awk -v d="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (n > 0 ? d * 1e6 / hz / n : 0) }'
+}
+
+mcload_line() {  # mcload_line RC WHAT TAG: LINE, FAILURES
+    LINE=$(cat "$TMP/mcload.out")
+    if [ -z "$LINE" ]; then
+        cat "$TMP/mcload.err" >&2
+        die "mcload against $2 failed (exit $1)"
+    fi
+    [ "$1" = 0 ] || FAILURES=$((FAILURES + 1))
+    if [ -s "$TMP/mcload.err" ]; then sed "s/^/# $3: /" "$TMP/mcload.err" >&2; fi
 }
 
 mcload_defaults() {  # as run-mc.sh's and run-metrics-cost.sh's headers list them

@@ -105,7 +105,7 @@ FMT='%-10s %-8s %10s %8s %8s %8s %8s %9s %9s %9s %6s %6s\n'
 printf "$FMT" target workload ops/s p50_us p90_us p99_us p999_us proxy_cpu mc_cpu load_cpu other% errors
 printf "$FMT" ---------- -------- ---------- -------- -------- -------- -------- --------- --------- --------- ------ ------
 
-failures=0
+FAILURES=0
 for round in $(seq "$ROUNDS"); do
     for wl in $WORKLOADS; do
         for t in $TARGETS; do
@@ -129,24 +129,15 @@ for round in $(seq "$ROUNDS"); do
             run_aux "$TMP/mcload.out" "$TMP/mcload.err" \
                 "${LOAD_PIN[@]}" "$MCLOAD" -s 127.0.0.1 -p "$port" $(wl_args "$wl") -N -k "$KEYS" \
                 -v "$VALUE_SIZE" -c "$CONNS" -d "$DEPTH" -T "$LOAD_THREADS" -t "$DURATION" -W "$WARMUP" || rc=$?
-            line=$(cat "$TMP/mcload.out")
             p1=0; [ -n "$ppid" ] && p1=$(cpu_ticks "$ppid")
             m1=$(cpu_ticks "${MC_PIDS[@]}")
             w1=$(date +%s.%N); b1=$(machine_ticks)
-            if [ -z "$line" ]; then
-                cat "$TMP/mcload.err" >&2
-                die "mcload against $t failed (exit $rc)"
-            fi
-            [ "$rc" = 0 ] || failures=$((failures + 1))
-            [ -s "$TMP/mcload.err" ] && sed "s/^/# $t $wl: /" "$TMP/mcload.err" >&2
+            mcload_line "$rc" "$t" "$t $wl"
+            line=$LINE
             total=$(field total_ops "$line")
             pcpu=-
-            if [ -n "$ppid" ]; then
-                pcpu=$(awk -v d=$((p1 - p0)) -v n="$total" -v hz="$CLK_TCK" \
-                       'BEGIN { printf "%.2f", (n > 0 ? d * 1e6 / hz / n : 0) }')
-            fi
-            mcpu=$(awk -v d=$((m1 - m0)) -v n="$total" -v hz="$CLK_TCK" \
-                   'BEGIN { printf "%.2f", (n > 0 ? d * 1e6 / hz / n : 0) }')
+            [ -n "$ppid" ] && pcpu=$(us_per_op $((p1 - p0)) "$total")
+            mcpu=$(us_per_op $((m1 - m0)) "$total")
             # CPU that processes outside this benchmark used meanwhile, in % of one CPU.
             other=$(awk -v busy=$((b1 - b0)) -v ours=$((p1 - p0 + m1 - m0)) -v hz="$CLK_TCK" \
                     -v lc="$(field client_cpu_us_per_op "$line")" -v n="$total" -v w0="$w0" -v w1="$w1" \
@@ -202,4 +193,4 @@ if [ -n "$SYSCALLS" ]; then
         done
     done
 fi
-[ "$failures" = 0 ] || { echo "run-mc.sh: $failures cell(s) had errors (see the errors column)" >&2; exit 1; }
+[ "$FAILURES" = 0 ] || { echo "run-mc.sh: $FAILURES cell(s) had errors (see the errors column)" >&2; exit 1; }

@@ -209,7 +209,7 @@ printf "$FMT" round config ops/s p50_us p99_us proxy_cpu scrapes scr_err scr_cpu
 printf "$FMT" ----- ------ ---------- -------- -------- --------- -------- ------- ------- ------ ------
 
 declare -A OPS CPU
-failures=0
+FAILURES=0
 for round in $(seq "$ROUNDS"); do
     for cfg in $CONFIGS; do
         if [ "$cfg" = off ]; then
@@ -255,19 +255,13 @@ for round in $(seq "$ROUNDS"); do
             # the scraper's own CPU, in % of one CPU (it shares the machine)
             scr_cpu=$(awk -v d=$((s1 - s0)) -v hz="$CLK_TCK" -v w0="$w0" -v w1="$w1" \
                       'BEGIN { printf "%.1f", 100 * d / hz / (w1 - w0) }')
-            [ "$scr_err" = 0 ] || { failures=$((failures + 1)); sed 's/^/# scraper: /' "$TMP/scrape.err" >&2; }
+            [ "$scr_err" = 0 ] || { FAILURES=$((FAILURES + 1)); sed 's/^/# scraper: /' "$TMP/scrape.err" >&2; }
         fi
-        line=$(cat "$TMP/mcload.out")
-        if [ -z "$line" ]; then
-            cat "$TMP/mcload.err" >&2
-            die "mcload against cachemux ($cfg) failed (exit $rc)"
-        fi
-        [ "$rc" = 0 ] || failures=$((failures + 1))
-        [ -s "$TMP/mcload.err" ] && sed "s/^/# $cfg: /" "$TMP/mcload.err" >&2
+        mcload_line "$rc" "cachemux ($cfg)" "$cfg"
+        line=$LINE
         total=$(field total_ops "$line")
         ops=$(field ops_per_sec "$line" | cut -d. -f1)
-        pcpu=$(awk -v d=$((p1 - p0)) -v n="$total" -v hz="$CLK_TCK" \
-               'BEGIN { printf "%.2f", (n > 0 ? d * 1e6 / hz / n : 0) }')
+        pcpu=$(us_per_op $((p1 - p0)) "$total")
         lsec=$(awk -v t="$(field client_cpu_us_per_op "$line")" -v n="$total" 'BEGIN { print t * n / 1e6 }')
         other=$(awk -v busy=$((b1 - b0)) -v ours=$((p1 - p0 + m1 - m0 + s1 - s0)) -v lc="$lsec" -v hz="$CLK_TCK" \
                 -v w0="$w0" -v w1="$w1" \
@@ -344,4 +338,4 @@ if [ "$IDLE_SCRAPES" -gt 0 ]; then
     awk -v c=$((c2 - c1)) -v n="$IDLE_SCRAPES" -v hz="$CLK_TCK" -v b="$(field stats_bytes "$iline")" -v t0="$t1" -v t1="$t2" \
         'BEGIN { printf "stats JSON:   %6.1f us CPU per scrape, %.2f ms per fetch (client included), %d bytes\n", c * 1e6 / hz / n, (t1 - t0) * 1e3 / n, b }'
 fi
-[ "$failures" = 0 ] || { echo "run-metrics-cost.sh: $failures run(s) had errors (mcload errors or scrape errors)" >&2; exit 1; }
+[ "$FAILURES" = 0 ] || { echo "run-metrics-cost.sh: $FAILURES run(s) had errors (mcload errors or scrape errors)" >&2; exit 1; }
