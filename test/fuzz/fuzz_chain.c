@@ -177,7 +177,7 @@ redis_requests(const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits, s
         CHECK(rw == rc && w.err == c.err && w.cmd == c.cmd && w.argc == c.argc &&
               w.is_inline == c.is_inline);
         if (w.err == REDIS_ERR_BULK_LEN || w.err == REDIS_ERR_EXPECTED_DOLLAR ||
-            redis_error_closes(w.err) || rc == REDIS_PARSE_ERROR && w.err == REDIS_ERR_NONE) {
+            redis_error_closes(w.err) || (rc == REDIS_PARSE_ERROR && w.err == REDIS_ERR_NONE)) {
             break; /* the conn closes here */
         }
         CHECK(c.total_len + f.m.in.holes.bytes == w.total_len);
