@@ -128,6 +128,9 @@ struct proto_ops {
     /* The reply to such a handshake request came (in m->rsp): 0 if it
        succeeded, else -EACCES (logged by the protocol with the reason). */
     int (*handshake_reply)(struct server_conn *s, const struct msg *m);
+    /* A request's whole reply came from s (in m->rsp), before it is
+       delivered: what the protocol learns or counts from it. NULL: none. */
+    void (*replied)(struct server_conn *s, const struct msg *m);
 };
 
 struct conn;
@@ -159,6 +162,11 @@ struct conn_ctx {
     void *client_slabs;          /* blocks of client structs, kept until exit */
     bool stopping;               /* graceful stop in progress */
     struct stats_worker *wst;    /* this worker's own counters */
+    /* Every worker's counters (read with relaxed loads) and their number,
+       for the answers the proxy gives about itself (INFO, memcached stats). */
+    const struct stats_worker *all_wst;
+    int nworkers;
+    uint64_t start_ms; /* when the worker started (uptime) */
 };
 
 /* The part of a conn every socket has. */
@@ -183,6 +191,7 @@ struct client {
     uint32_t nq;
     uint8_t close_reason; /* DRAINING: why it closes (enum stats_client_close) */
     bool authed;          /* redis_auth pools: AUTH succeeded */
+    char *name;           /* Redis CLIENT SETNAME; NULL: none */
     size_t pending_bytes; /* reply bytes done but not yet written */
     struct chain_in *in;  /* bytes read, not yet parsed; NULL when idle */
     void *ps;             /* request-parse state while a request is partial */

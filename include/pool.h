@@ -42,6 +42,7 @@ struct pool_server {
     uint32_t backoff_ms;                 /* next reconnect delay after a failure */
     int last_err;                        /* errno of the last connect failure */
     uint64_t local_err_log_ms;           /* next time a local connect error may be logged */
+    char version[24];                    /* Redis: its redis_version, from INFO; "" unknown */
     TAILQ_ENTRY(pool_server) retire_tqe; /* on the worker's retiring list */
     void *retire_hold;                   /* what keeps cs alive while retiring */
 };

@@ -39,6 +39,7 @@ enum redis_route {
     REDIS_ROUTE_SPLIT,       /* split its keys over servers, merge the replies */
     REDIS_ROUTE_LOCAL,       /* answered by the proxy */
     REDIS_ROUTE_UNSUPPORTED, /* known to Redis but not proxied (e.g. MOVE) */
+    REDIS_ROUTE_FANOUT,      /* sent to every server of the pool, replies merged */
 };
 
 /* The proxy's own answers (REDIS_ROUTE_LOCAL rows). */
@@ -49,6 +50,8 @@ enum redis_local {
     REDIS_LOCAL_ECHO,
     REDIS_LOCAL_SELECT,
     REDIS_LOCAL_AUTH,
+    REDIS_LOCAL_HELLO,
+    REDIS_LOCAL_CLIENT,
 };
 
 #define REDIS_CMD_NOAUTH 0x1 /* allowed before AUTH on a redis_auth pool */
@@ -79,6 +82,13 @@ const struct redis_cmd *redis_cmd_lookup(const uint8_t *name, size_t len);
  * answers from. An unknown command (NULL) is only skipped: any may.
  */
 bool redis_cmd_streams(const struct redis_cmd *cmd, uint32_t arg);
+
+/*
+ * SCRIPT's subcommands: the merge of the fan-out for sub[0..len)
+ * (case-insensitive) with its argument count bounds, or MSG_MERGE_NONE
+ * for a subcommand the proxy does not fan out (KILL, DEBUG, ...).
+ */
+int redis_script_sub(const uint8_t *sub, size_t len, int *min_args, int *max_args);
 
 /* The whole table, sorted by name, *n rows (for tests and listings). */
 const struct redis_cmd *redis_cmd_table(size_t *n);

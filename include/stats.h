@@ -127,6 +127,11 @@ struct stats_worker {
     _Atomic uint64_t total_connections; /* ever opened, same kinds */
     _Atomic uint64_t clients;           /* client conns open now */
     _Atomic uint64_t requests;          /* client requests parsed */
+    /* memcached, for its stats command: keys asked by retrievals, storage
+       commands, and the VALUEs (hits) the backends answered them with */
+    _Atomic uint64_t cmd_get;
+    _Atomic uint64_t cmd_set;
+    _Atomic uint64_t get_hits;
 } __attribute__((aligned(CACHE_LINE)));
 
 /* Add d (may be negative, for gauges) to a counter its owner writes. */

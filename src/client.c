@@ -319,6 +319,8 @@ client_close(struct client *c, enum stats_client_close why)
         }
         /* else an orphan: released when its replies come */
     }
+    free(c->name);
+    c->name = NULL;
     TAILQ_REMOVE(&p->clients, c, pool_tqe);
     p->nclients--;
     atomic_fetch_sub_explicit(&p->reg->nclients, 1, memory_order_relaxed);

@@ -287,9 +287,11 @@ server_close_reason(int err)
     }
 }
 
-/* Fail (or, for tombstones already answered, release) every msg of sc. */
+/* Fail (or, for tombstones already answered, release) every msg of sc.
+   not_sent: the connect failed, so each request failed is a forwarding
+   error of the pool (as nutcracker counts it). */
 static void
-server_dequeue_all(struct server_conn *sc, int err)
+server_dequeue_all(struct server_conn *sc, int err, bool not_sent)
 {
     struct conn_ctx *ctx = sc->c.ctx;
     struct msg *m;
@@ -298,6 +300,9 @@ server_dequeue_all(struct server_conn *sc, int err)
         if (m->timed_out || m->handshake) {
             msg_release(&ctx->msgs, m);
         } else {
+            if (not_sent) {
+                stats_add(&sc->pool->st->f[STATS_P_forward_error], 1);
+            }
             client_fail_msg(ctx, m, err);
         }
     }
@@ -315,7 +320,7 @@ server_fail(struct server_conn *sc, int err)
     bool connecting = sc->c.state == CONN_CONNECTING;
     server_reset(sc);
     pool_server_failed(s, err, connecting);
-    server_dequeue_all(sc, err);
+    server_dequeue_all(sc, err, connecting);
 }
 
 void
@@ -332,7 +337,7 @@ server_shutdown(struct pool_server *s)
 {
     for (uint32_t j = 0; j < s->nconns; j++) {
         server_close(&s->conns[j], STATS_SC_shutdown);
-        server_dequeue_all(&s->conns[j], ECONNABORTED);
+        server_dequeue_all(&s->conns[j], ECONNABORTED, false);
     }
 }
 
@@ -390,6 +395,9 @@ server_replied(void *arg, struct msg *m, size_t total)
         return rc;
     }
     pool_server_ok(sc->server);
+    if (sc->proto->replied != NULL && !m->timed_out) {
+        sc->proto->replied(sc, m);
+    }
     if (m->timed_out) {
         msg_release(&ctx->msgs, m); /* a tombstone's late reply */
     } else {

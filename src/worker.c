@@ -467,6 +467,9 @@ worker_setup(struct worker *w, char *err, size_t errlen)
     w->ctx.state_size = protocols_state_size();
     worker_apply_limits(w, cf);
     w->ctx.wst = w->wst;
+    w->ctx.all_wst = w->wst - w->id; /* worker_start: wst is &all[id] of nworkers */
+    w->ctx.nworkers = w->nworkers;
+    w->ctx.start_ms = util_mono_msec();
     evtimer_assign(&w->stop_timer, w->base, worker_stop_timer_cb, w);
     event_assign(&w->inbox_ev, w->base, w->efd, EV_READ | EV_PERSIST, worker_inbox_cb, w);
     event_add(&w->inbox_ev, NULL);
@@ -518,13 +521,15 @@ worker_main(void *arg)
 }
 
 int
-worker_start(struct worker *w, int id, struct gen *g, struct stats_worker *wst)
+worker_start(struct worker *w, int id, int nworkers, struct gen *g, struct stats_worker *counters)
 {
+    struct stats_worker *wst = &counters[id];
     sigset_t all, old;
     int rc;
 
     memset(w, 0, sizeof(*w));
     w->id = id;
+    w->nworkers = nworkers;
     w->gen = g;
     w->wst = wst;
     TAILQ_INIT(&w->retiring_pools);

@@ -9,9 +9,11 @@
  */
 #include "msg.h"
 #include "proto_redis.h"
+#include "redis_reply.h"
 #include "util.h"
 
 #include <check.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,6 +330,9 @@ static const char *const appendix_a[] = {
     "RESTORE",
     "MGET", "DEL", "UNLINK", "TOUCH", "EXISTS", "MSET",
     "EVAL", "EVALSHA", "LOLWUT", "AUTH", "ECHO", "SELECT",
+    /* the proxy's own and the fan-outs (protocols.md 3) */
+    "HELLO", "CLIENT", "INFO", "DBSIZE", "KEYS", "RANDOMKEY", "SCAN", "SCRIPT", "FLUSHDB",
+    "FLUSHALL",
 };
 // clang-format on
 
@@ -375,6 +380,12 @@ START_TEST(test_table_sorted)
             ck_assert_uint_ne(t[i].local, REDIS_LOCAL_NONE);
             ck_assert_uint_eq(t[i].first_key, 0);
             break;
+        case REDIS_ROUTE_FANOUT:
+            /* no key: every server, one merge (SCRIPT's by its subcommand) */
+            ck_assert_uint_eq(t[i].first_key, 0);
+            ck_assert(t[i].merge != MSG_MERGE_NONE || strcmp(t[i].name, "script") == 0);
+            ck_assert(!redis_cmd_streams(&t[i], 1));
+            break;
         default:
             ck_assert_uint_eq(t[i].key_step, 0);
             break;
@@ -403,13 +414,52 @@ START_TEST(test_every_command_found)
 }
 END_TEST
 
+/* SCAN's cursor: server index + nservers * the server's cursor; a
+   server's end moves on to the next server, the last one's ends the scan. */
+START_TEST(test_scan_cursor)
+{
+    uint32_t server;
+    uint64_t cur, out;
+
+    ck_assert_int_eq(redis_scan_cursor_decode((const uint8_t *)"0", 1, 3, &server, &cur), 0);
+    ck_assert_uint_eq(server, 0);
+    ck_assert_uint_eq(cur, 0);
+    ck_assert_int_eq(redis_scan_cursor_decode((const uint8_t *)"17", 2, 3, &server, &cur), 0);
+    ck_assert_uint_eq(server, 2);
+    ck_assert_uint_eq(cur, 5);
+    ck_assert_int_eq(redis_scan_cursor_decode((const uint8_t *)"x1", 2, 3, &server, &cur), -1);
+    ck_assert_int_eq(
+        redis_scan_cursor_decode((const uint8_t *)"18446744073709551616", 20, 3, &server, &cur),
+        -1);
+    ck_assert_int_eq(redis_scan_cursor_encode(5, 2, 3, &out), 0);
+    ck_assert_uint_eq(out, 17);
+    ck_assert_int_eq(redis_scan_cursor_encode(0, 0, 3, &out), 0);
+    ck_assert_uint_eq(out, 1);
+    ck_assert_int_eq(redis_scan_cursor_encode(0, 2, 3, &out), 0);
+    ck_assert_uint_eq(out, 0);
+    ck_assert_int_eq(redis_scan_cursor_encode(UINT64_MAX / 3 + 1, 0, 3, &out), -1);
+    /* every encoded cursor decodes back */
+    for (uint64_t c = 1; c < 5000; c += 7) {
+        for (uint32_t s = 0; s < 5; s++) {
+            char num[32];
+            ck_assert_int_eq(redis_scan_cursor_encode(c, s, 5, &out), 0);
+            int n = snprintf(num, sizeof(num), "%" PRIu64, out);
+            ck_assert_int_eq(
+                redis_scan_cursor_decode((const uint8_t *)num, (size_t)n, 5, &server, &cur), 0);
+            ck_assert_uint_eq(server, s);
+            ck_assert_uint_eq(cur, c);
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_lookup_misses)
 {
     // clang-format off
     static const char *const misses[] = {
         "", "g", "ge", "gett", "gets", "a", "zzzz", "zunionstor", "zunionstoree", "set ",
-        " set", "getex\n", "mgetx", "georadiusbymemberx", "hello", "multi", "exec", "keys",
-        "flushall", "config", "subscribe", "scan", "info",
+        " set", "getex\n", "mgetx", "georadiusbymemberx", "hell", "multi", "exec", "key",
+        "flushal", "config", "subscribe", "sca", "infos",
     };
     // clang-format on
     uint8_t hi[] = { 'g', 0xc5, 't' }, nul[] = { 'g', 'e', 't', 0 };
@@ -456,6 +506,13 @@ START_TEST(test_routes)
         { "select", REDIS_ROUTE_LOCAL, 0, 0, 0, 0, REDIS_LOCAL_SELECT, 0 },
         { "auth", REDIS_ROUTE_LOCAL, 0, 0, 0, 0, REDIS_LOCAL_AUTH, REDIS_CMD_NOAUTH },
         { "move", REDIS_ROUTE_UNSUPPORTED, 0, 0, 0, 0, 0, 0 },
+        { "hello", REDIS_ROUTE_LOCAL, 0, 0, 0, 0, REDIS_LOCAL_HELLO, REDIS_CMD_NOAUTH },
+        { "client", REDIS_ROUTE_LOCAL, 0, 0, 0, 0, REDIS_LOCAL_CLIENT, 0 },
+        { "dbsize", REDIS_ROUTE_FANOUT, 0, 0, 0, MSG_MERGE_SUM, 0, 0 },
+        { "keys", REDIS_ROUTE_FANOUT, 0, 0, 0, MSG_MERGE_CONCAT, 0, 0 },
+        { "scan", REDIS_ROUTE_FANOUT, 0, 0, 0, MSG_MERGE_SCAN, 0, 0 },
+        { "info", REDIS_ROUTE_FANOUT, 0, 0, 0, MSG_MERGE_INFO, 0, 0 },
+        { "flushall", REDIS_ROUTE_FANOUT, 0, 0, 0, MSG_MERGE_ALL_OK, 0, 0 },
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
@@ -644,7 +701,7 @@ START_TEST(test_unsupported)
             "-ERR unsupported command 'move'\r\n");
     /* the wrong arity of an unsupported command is still "unsupported" */
     req_err("move\r\n", REDIS_ERR_UNSUPPORTED, "-ERR unsupported command 'move'\r\n");
-    req_err("keys *\r\n", REDIS_ERR_UNSUPPORTED, "-ERR unsupported command 'keys'\r\n");
+    req_err("multi\r\n", REDIS_ERR_UNSUPPORTED, "-ERR unsupported command 'multi'\r\n");
     req_err("*1\r\n$0\r\n\r\n", REDIS_ERR_UNSUPPORTED, "-ERR unsupported command ''\r\n");
     /* CR and LF in the name become spaces, as Redis does */
     req_err("*2\r\n$4\r\na\r\nb\r\n$1\r\nx\r\n", REDIS_ERR_UNSUPPORTED,
@@ -1396,6 +1453,7 @@ proto_redis_suite(void)
     TCase *rsp = tcase_create("reply");
 
     tcase_add_test(table, test_table_sorted);
+    tcase_add_test(table, test_scan_cursor);
     tcase_add_test(table, test_every_command_found);
     tcase_add_test(table, test_lookup_misses);
     tcase_add_test(table, test_routes);
