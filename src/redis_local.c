@@ -636,16 +636,15 @@ redis_local_fanout(struct client *c, struct msg *m, const struct redis_req *r, c
             return;
         }
         if ((int)r->argc - 2 < lo || (hi >= 0 && (int)r->argc - 2 > hi)) {
-            char line[96];
-            int n = (int)MIN(r->args[1].len, 16);
-            snprintf(line, sizeof(line),
-                     "-ERR wrong number of arguments for 'script|%.*s' command\r\n", n,
-                     (const char *)buf + r->args[1].off);
-            for (char *q = line; *q != '\0'; q++) {
-                if (*q >= 'A' && *q <= 'Z') {
-                    *q = (char)(*q - 'A' + 'a');
-                }
+            char line[96], sub[17];
+            size_t n = MIN(r->args[1].len, sizeof(sub) - 1);
+            for (size_t k = 0; k < n; k++) {
+                char ch = (char)buf[r->args[1].off + k];
+                sub[k] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
             }
+            sub[n] = '\0';
+            snprintf(line, sizeof(line),
+                     "-ERR wrong number of arguments for 'script|%s' command\r\n", sub);
             redis_local_answer(c, m, line);
             return;
         }
