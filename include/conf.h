@@ -40,6 +40,11 @@
 #define CONF_MAX_MS 2147483647u    /* most for every time in milliseconds */
 #define CONF_MAX_WORKERS 1024
 
+#define CONF_DENY_WORDS 4 /* 256 commands per protocol */
+
+/* Whether command index cmd is in pool p's deny_commands. */
+#define CONF_DENIED(p, cmd) (((p)->deny[(cmd) / 64] >> ((cmd) % 64)) & 1)
+
 struct conf_pool {
     char *name;
     char *file; /* the file holding it (-c's, or an included one) */
@@ -60,6 +65,10 @@ struct conf_pool {
     uint32_t server_failure_limit;
     uint32_t client_connections; /* 0: no limit */
     bool tcpkeepalive;
+    char *deny_commands; /* as written; NULL: none */
+    /* deny_commands resolved: bit i set refuses the protocol's command i
+       (Redis: its table row, redis_cmd_index; memcached: enum mc_cmd) */
+    uint64_t deny[CONF_DENY_WORDS];
     struct conf_server *servers; /* sorted in identity order (dist_ident_cmp); lines in file */
     size_t nservers;
 };

@@ -46,6 +46,8 @@
 #include "conf_scan.h"
 #include "conf_yaml.h"
 #include "log.h"
+#include "proto_mc.h"
+#include "proto_redis.h"
 #include "util.h"
 
 #define MAX_INT32 CONF_MAX_MS
@@ -122,6 +124,7 @@ static const struct key_def pool_keys[] = {
     { "server_failure_limit", KEY_U32, P(server_failure_limit), 0, MAX_INT32, "2" },
     { "client_connections", KEY_U32, P(client_connections), 0, MAX_INT32, "0" },
     { "tcpkeepalive", KEY_BOOL, P(tcpkeepalive), 0, 0, "false" },
+    { "deny_commands", KEY_STR, P(deny_commands), 0, 0, NULL },
     { "server", KEY_SERVER, 0, 0, 0, NULL }, /* the one repeatable key */
 };
 
@@ -477,6 +480,7 @@ conf_pool_clear(struct conf_pool *pool)
     free(pool->listen.host);
     free(pool->listen_str);
     free(pool->redis_auth);
+    free(pool->deny_commands);
     for (size_t i = 0; i < pool->nservers; i++) {
         free(pool->servers[i].ident);
         free(pool->servers[i].name);
@@ -711,6 +715,62 @@ conf_server_cmp(const void *a, const void *b)
     return c != 0 ? c : (x->line > y->line) - (x->line < y->line);
 }
 
+/* The index of a command of protocol proto named name[0..len) that a
+   deny list may hold, or -1 (unknown, or one a client cannot do without:
+   AUTH, HELLO, QUIT). */
+static int
+conf_deny_index(enum proto_id proto, const char *name, size_t len)
+{
+    if (proto == PROTO_REDIS) {
+        const struct redis_cmd *c = redis_cmd_lookup((const uint8_t *)name, len);
+        if (c == NULL || c->local == REDIS_LOCAL_AUTH || c->local == REDIS_LOCAL_HELLO ||
+            c->local == REDIS_LOCAL_QUIT) {
+            return -1;
+        }
+        return redis_cmd_index(c);
+    }
+    for (int i = 0; i < MC_CMD_COUNT; i++) {
+        const char *n = mc_cmd_name((enum mc_cmd)i);
+        if (i != MC_QUIT && strlen(n) == len && strncasecmp(n, name, len) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* deny_commands: names separated by spaces, each a command of the pool's
+   protocol, resolved into pool->deny. */
+static void
+conf_check_deny(struct parse *p, struct sect *s)
+{
+    struct conf_pool *pool = &s->pool;
+    const char *w = pool->deny_commands;
+    int line = 0;
+
+    memset(pool->deny, 0, sizeof(pool->deny));
+    for (size_t k = 0; k < ARRAY_SIZE(pool_keys); k++) {
+        if (strcmp(pool_keys[k].name, "deny_commands") == 0) {
+            line = s->seen[k];
+        }
+    }
+    while (w != NULL && *w != '\0') {
+        size_t len = strcspn(w, " \t");
+        if (len > 0) {
+            int i = conf_deny_index(pool->proto, w, len);
+            if (i < 0 || i >= CONF_DENY_WORDS * 64) {
+                conf_diag(p, line,
+                          "'deny_commands' of %s: '%.*s' is not a %s command that can be denied "
+                          "(AUTH, HELLO and QUIT cannot)",
+                          s->show, (int)MIN(len, 64), w, proto_name(pool->proto));
+            } else {
+                pool->deny[i / 64] |= UINT64_C(1) << (i % 64);
+            }
+        }
+        w += len;
+        w += strspn(w, " \t");
+    }
+}
+
 static void
 conf_check_pool(struct parse *p, struct sect *s)
 {
@@ -725,6 +785,7 @@ conf_check_pool(struct parse *p, struct sect *s)
     if (s->server_lines == 0 && !s->partial) {
         conf_diag(p, s->line, "missing '%s' in %s", s->yaml ? "servers" : "server", s->show);
     }
+    conf_check_deny(p, s);
     if (pool->redis_auth != NULL && pool->proto != PROTO_REDIS) {
         conf_diag(p, s->auth_line, "'redis_auth' is set but %s is not a redis pool (needs %s)",
                   s->show, s->yaml ? "redis: true" : "redis = true");
@@ -1155,7 +1216,7 @@ conf_pool_equal(const struct conf_pool *a, const struct conf_pool *b)
         a->server_retry_timeout_ms != b->server_retry_timeout_ms ||
         a->server_failure_limit != b->server_failure_limit ||
         a->client_connections != b->client_connections || a->tcpkeepalive != b->tcpkeepalive ||
-        a->nservers != b->nservers) {
+        memcmp(a->deny, b->deny, sizeof(a->deny)) != 0 || a->nservers != b->nservers) {
         return false;
     }
     for (size_t i = 0; i < a->nservers; i++) {

@@ -322,6 +322,12 @@ route_mc_request(struct client *c, void *state, const uint8_t *buf, size_t len)
         client_reply_and_drain(c, "", 0, STATS_CC_quit);
         return -1;
     }
+    if (CONF_DENIED(c->pool->cp, req.cmd)) {
+        /* deny_commands; a noreply request gets no reply, even this one */
+        static const char e[] = "CLIENT_ERROR command disabled\r\n";
+        client_reply(c, e, req.noreply_len > 0 ? 0 : sizeof(e) - 1);
+        return (ssize_t)req.total_len;
+    }
     route_mc_serve(c, buf, &req);
     return (ssize_t)req.total_len;
 }

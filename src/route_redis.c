@@ -281,6 +281,12 @@ route_redis_serve(struct client *c, const uint8_t *buf, const struct redis_req *
         route_redis_local(c, "-NOAUTH Authentication required.\r\n");
         return true;
     }
+    if (CONF_DENIED(c->pool->cp, redis_cmd_index(cmd))) {
+        char line[96];
+        snprintf(line, sizeof(line), "-ERR command '%s' is disabled on this pool\r\n", cmd->name);
+        route_redis_local(c, line);
+        return true;
+    }
     if (cmd->route == REDIS_ROUTE_LOCAL) {
         if (cmd->flags & REDIS_CMD_CLOSES) {
             client_reply_and_drain(c, "+OK\r\n", 5, STATS_CC_quit);

@@ -418,6 +418,54 @@ class ForwardErrorCounts(h.IntegrationTest):
         self.assertGreaterEqual(theirs[1], 1)
 
 
+class DenyLists(h.IntegrationTest):
+    """deny_commands: refused with an error, the connection open; a reload
+    applies a new list; a bad name is refused at load and at reload."""
+
+    def test_redis_deny_and_reload(self):
+        b = self.redis(name="s1")
+        px = self.cachemux([h.Pool("rd", [b], redis=True, deny_commands="KEYS flushall")],
+                           workers=2)
+        c = px.client()
+        self.addCleanup(c.close)
+        self.assertEqual(c.resp("SET", "k", "v"), OK)
+        self.assertEqual(c.resp("keys", "*"), b"-ERR command 'keys' is disabled on this pool\r\n")
+        self.assertEqual(c.resp("FLUSHALL"),
+                         b"-ERR command 'flushall' is disabled on this pool\r\n")
+        self.assertEqual(direct(b, "GET", "k"), bulk("v"))
+        self.assertEqual(c.resp("DBSIZE"), b":1\r\n")
+        # a new list reaches the connected client
+        px.reload(pools=[h.Pool("rd", [b], redis=True, port=px.port("rd"),
+                                deny_commands="dbsize")])
+        self.assertEqual(c.resp("KEYS", "*"), array([bulk("k")]))
+        self.assertEqual(c.resp("DBSIZE"), b"-ERR command 'dbsize' is disabled on this pool\r\n")
+        # a name Redis does not have, or AUTH: the reload is rejected
+        px.reload(pools=[h.Pool("rd", [b], redis=True, port=px.port("rd"),
+                                deny_commands="dbsize nosuch")], expect="rejected")
+        px.reload(pools=[h.Pool("rd", [b], redis=True, port=px.port("rd"),
+                                deny_commands="auth")], expect="rejected")
+        self.assertEqual(c.resp("DBSIZE"), b"-ERR command 'dbsize' is disabled on this pool\r\n")
+
+    def test_memcached_deny(self):
+        m = self.memcached(name="m1")
+        px = self.cachemux([h.Pool("mc", [m], deny_commands="flush_all")], workers=1)
+        c = px.client()
+        self.addCleanup(c.close)
+        self.assertEqual(c.request(b"set a 0 0 1\r\nx\r\n"), b"STORED\r\n")
+        self.assertEqual(c.request(b"flush_all\r\n"), b"CLIENT_ERROR command disabled\r\n")
+        c.send(b"flush_all noreply\r\n")      # no reply, even this one
+        self.assertEqual(c.request(b"get a\r\n"), b"VALUE a 0 1\r\nx\r\nEND\r\n")
+
+    def test_bad_name_refused_at_start(self):
+        path = h.tmp_path("deny.ini")
+        h.write_ini(path, [h.Pool("rd", [("127.0.0.1", 1, 1)], redis=True, port=1,
+                                  deny_commands="keys nosuch")])
+        out = subprocess.run([h.CACHEMUX, "-t", "-c", path], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, timeout=h.scaled(30))
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn(b"'nosuch' is not a redis command", out.stdout)
+
+
 # --------------------------------------------------------------------------
 # memcached
 

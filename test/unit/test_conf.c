@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "proto_mc.h"
+#include "proto_redis.h"
 #include "conf_file.h"
 #include "conf_scan.h"
 #include "util.h"
@@ -803,6 +805,30 @@ START_TEST(test_scan)
 }
 END_TEST
 
+/* deny_commands: names of the pool's protocol, any case, resolved to bits */
+START_TEST(test_deny_commands)
+{
+    struct conf *c = load_ok(POOL_A "redis = true\ndeny_commands =  KEYS flushall\tFlushDB \n");
+    const struct conf_pool *p = &c->pools[0];
+    const struct redis_cmd *keys = redis_cmd_lookup((const uint8_t *)"keys", 4);
+    const struct redis_cmd *get = redis_cmd_lookup((const uint8_t *)"get", 3);
+    const struct redis_cmd *fa = redis_cmd_lookup((const uint8_t *)"flushall", 8);
+    const struct redis_cmd *fd = redis_cmd_lookup((const uint8_t *)"flushdb", 7);
+
+    ck_assert(CONF_DENIED(p, redis_cmd_index(keys)));
+    ck_assert(CONF_DENIED(p, redis_cmd_index(fa)));
+    ck_assert(CONF_DENIED(p, redis_cmd_index(fd)));
+    ck_assert(!CONF_DENIED(p, redis_cmd_index(get)));
+    conf_free(c);
+
+    c = load_ok(POOL_A "deny_commands = flush_all stats\n");
+    ck_assert(CONF_DENIED(&c->pools[0], MC_FLUSH_ALL));
+    ck_assert(CONF_DENIED(&c->pools[0], MC_STATS));
+    ck_assert(!CONF_DENIED(&c->pools[0], MC_GET));
+    conf_free(c);
+}
+END_TEST
+
 /* ---- broken configs ---- */
 
 struct bad_case {
@@ -812,6 +838,13 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
+    { POOL_A "redis = true\ndeny_commands = keys nosuch\n",
+      5,
+      { "'deny_commands' of [pool a]: 'nosuch' is not a redis command" } },
+    { POOL_A "redis = true\ndeny_commands = AUTH\n", 5, { "'AUTH' is not a redis command" } },
+    { POOL_A "redis = true\ndeny_commands = hello\n", 5, { "'hello' is not a redis command" } },
+    { POOL_A "deny_commands = quit\n", 4, { "'quit' is not a memcached command" } },
+    { POOL_A "deny_commands = keys\n", 4, { "'keys' is not a memcached command" } },
     { "[pool alpha]\nlisten = 127.0.0.1:22121\nhashh = md5\nserver = 10.0.0.1:11211:1\n",
       3,
       { "unknown key 'hashh' in [pool alpha]" } },
@@ -1155,6 +1188,7 @@ conf_suite(void)
     tcase_add_test(tc, test_duplicate_key_values);
     tcase_add_test(tc, test_three_errors);
     tcase_add_test(tc, test_errors_sorted_across_pools);
+    tcase_add_test(tc, test_deny_commands);
     tcase_add_test(tc, test_secret_not_shown);
     tcase_add_test(tc, test_dup_section_values_checked);
     tcase_add_test(tc, test_random_configs);
