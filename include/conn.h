@@ -192,6 +192,7 @@ struct client {
     uint8_t close_reason; /* DRAINING: why it closes (enum stats_client_close) */
     bool authed;          /* redis_auth pools: AUTH succeeded */
     char *name;           /* Redis CLIENT SETNAME; NULL: none */
+    size_t lingered;      /* bytes dropped while closing after an error */
     size_t pending_bytes; /* reply bytes done but not yet written */
     struct chain_in *in;  /* bytes read, not yet parsed; NULL when idle */
     void *ps;             /* request-parse state while a request is partial */

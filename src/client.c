@@ -37,6 +37,13 @@
 #include "pool.h"
 
 #define CLIENT_IOV_MAX 512
+/* Lingering close: after an error reply that closes (a framing error, a
+   request over max_request_size) the client may still be sending; closing
+   with its bytes unread would reset the connection and could destroy the
+   reply before it is read. So the write side is shut, and what the client
+   still sends is read and dropped, for at most this long and this much. */
+#define CLIENT_LINGER_MS 2000
+#define CLIENT_LINGER_MAX_BYTES (64u * 1024 * 1024)
 
 static void client_event(int fd, short what, void *arg);
 static void client_parse(struct client *c);
@@ -569,6 +576,54 @@ client_write(struct client *c)
     }
 }
 
+/* Lingering: read and drop what the client still sends, until its EOF,
+   an error, the byte budget or the timer; then close. */
+static void
+client_linger_event(int fd, short what, void *arg)
+{
+    struct client *c = arg;
+    uint8_t sink[16384];
+
+    if (what & EV_TIMEOUT) {
+        client_close(c, (enum stats_client_close)c->close_reason);
+        return;
+    }
+    for (;;) {
+        ssize_t n = read(fd, sink, sizeof(sink));
+        if (n > 0) {
+            c->lingered += (size_t)n;
+            if (c->lingered < CLIENT_LINGER_MAX_BYTES) {
+                continue;
+            }
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        client_close(c, (enum stats_client_close)c->close_reason);
+        return;
+    }
+}
+
+/* c's last reply (an error that closes) is written: close, lingering when
+   the client may still be sending (see CLIENT_LINGER_MS). */
+static void
+client_close_after_reply(struct client *c)
+{
+    enum stats_client_close why = (enum stats_client_close)c->close_reason;
+    struct timeval tv = util_ms_tv(CLIENT_LINGER_MS);
+
+    if ((why != STATS_CC_protocol_error && why != STATS_CC_too_large) ||
+        shutdown(c->c.fd, SHUT_WR) != 0) {
+        client_close(c, why);
+        return;
+    }
+    conn_watch(&c->c, 0);
+    c->c.events = EV_READ; /* conn_close_fd removes the event */
+    event_assign(&c->c.ev, c->c.ctx->base, c->c.fd, EV_READ | EV_PERSIST, client_linger_event, c);
+    event_add(&c->c.ev, &tv);
+}
+
 void
 client_flush(struct client *c)
 {
@@ -577,7 +632,7 @@ client_flush(struct client *c)
     }
     int rc = client_write(c);
     if (rc == -ECONNABORTED) {
-        client_close(c, (enum stats_client_close)c->close_reason);
+        client_close_after_reply(c);
     } else if (rc < 0) {
         client_close(c, STATS_CC_error);
     } else if (c->c.state == CONN_THROTTLED && client_under_half(c)) {

@@ -18,6 +18,7 @@ Run by automake (exit 0/1/77), or directly:
 import hashlib
 import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -464,6 +465,45 @@ class DenyLists(h.IntegrationTest):
                              stderr=subprocess.STDOUT, timeout=h.scaled(30))
         self.assertNotEqual(out.returncode, 0)
         self.assertIn(b"'nosuch' is not a redis command", out.stdout)
+
+
+class LingeringClose(h.IntegrationTest):
+    """An error reply that closes is read by the client, then EOF, never a
+    reset: the proxy shuts its write side and drops what the client still
+    sends before it closes."""
+
+    def big_set(self, redis):
+        body = b"x" * (2 * 1024 * 1024)
+        if redis:
+            return (b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n" % len(body)) + body + b"\r\n"
+        return b"set k 0 0 %d\r\n" % len(body) + body + b"\r\n"
+
+    def tries(self, redis, want):
+        b = self.redis(name="s1") if redis else self.memcached(name="m1")
+        px = self.cachemux([h.Pool("p", [b], redis=redis)], workers=2,
+                           globals_={"max_request_size": 1024 * 1024})
+        data = self.big_set(redis)
+        for i in range(100):
+            s = socket.create_connection((h.HOST, px.port("p")), timeout=h.scaled(10))
+            try:
+                s.sendall(data)
+                got = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            except ConnectionResetError:
+                self.fail("try %d: connection reset (read %r)" % (i, got))
+            finally:
+                s.close()
+            self.assertEqual(got, want, "try %d" % i)
+
+    def test_redis_request_too_large(self):
+        self.tries(True, b"-ERR Protocol error: request too large\r\n")
+
+    def test_memcached_request_too_large(self):
+        self.tries(False, b"SERVER_ERROR object too large for cache\r\n")
 
 
 # --------------------------------------------------------------------------
