@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "stats.h"
 #include "util.h"
 
 struct conf_pool;
@@ -35,27 +36,12 @@ struct ssl_ctx_st;
 struct ssl_session_st;
 struct tls_sock;
 
-/* Why a handshake failed: the reason label of the failure counters. */
-#define TLS_FAIL_LIST(X)                                                        \
-    X(timeout, "it did not finish within tls_handshake_timeout")                \
-    X(peer_closed, "the peer closed the connection during the handshake")       \
-    X(no_certificate, "the peer sent no certificate where one is required")     \
-    X(bad_certificate, "the peer's certificate failed verification")            \
-    X(alert, "the peer refused the handshake (an alert, e.g. our certificate)") \
-    X(protocol, "not TLS, or no protocol version or cipher in common")          \
-    X(error, "another error (a socket error, out of memory)")
-
-#define TLS_FAIL_ENUM(name, desc) TLS_FAIL_##name,
-enum tls_fail { TLS_FAIL_LIST(TLS_FAIL_ENUM) TLS_FAIL_N };
-#undef TLS_FAIL_ENUM
-
-extern const char *const tls_fail_names[TLS_FAIL_N];
-
 /* A pool's contexts and what the metrics say about its certificate. */
 struct tls_ctxs {
-    struct ssl_ctx_st *accept;  /* clients -> cachemux (tls = true), or NULL */
-    struct ssl_ctx_st *connect; /* cachemux -> servers (server_tls = true), or NULL */
-    int64_t cert_not_after;     /* tls_cert_file's expiry, seconds since the epoch */
+    struct ssl_ctx_st *accept;     /* clients -> cachemux (tls = true), or NULL */
+    struct ssl_ctx_st *connect;    /* cachemux -> servers (server_tls = true), or NULL */
+    int64_t cert_not_after;        /* tls_cert_file's expiry, seconds since the epoch */
+    int64_t server_cert_not_after; /* server_tls_cert_file's, likewise */
 };
 
 /*
@@ -101,7 +87,8 @@ void tls_sock_free(struct tls_sock *t, int fd, bool notify);
  * tls_fail_text say why.
  */
 int tls_handshake(struct tls_sock *t, int fd) MUSTCHECK;
-enum tls_fail tls_fail_reason(const struct tls_sock *t);
+/* Why it failed: the reason label of the failure counters (stats.h). */
+enum stats_tls_fail tls_fail_reason(const struct tls_sock *t);
 const char *tls_fail_text(const struct tls_sock *t);
 
 /* Read decrypted bytes into iov[0..n), filling one after another. Returns
@@ -117,6 +104,10 @@ ssize_t tls_readv(struct tls_sock *t, const struct iovec *iov, int n);
  */
 int tls_writev(struct tls_sock *t, int fd, const struct iovec *iov, int n,
                size_t *consumed) MUSTCHECK;
+
+/* The handshake's deadline (monotonic ms), kept for the caller's timer. */
+void tls_set_deadline(struct tls_sock *t, uint64_t ms);
+uint64_t tls_deadline(const struct tls_sock *t);
 
 /* Ciphertext waits for the socket to take it. */
 bool tls_out_pending(const struct tls_sock *t);

@@ -307,3 +307,18 @@ pool_pick(struct pool *p, const uint8_t *key, size_t len)
 
     return idx < 0 ? NULL : p->servers[idx];
 }
+
+bool
+pool_tls_log_allowed(struct pool *p, uint32_t *dropped)
+{
+    uint64_t now = util_mono_msec();
+
+    if (now < p->tls_log_ms) {
+        p->tls_log_dropped++;
+        return false;
+    }
+    p->tls_log_ms = now + 1000;
+    *dropped = p->tls_log_dropped;
+    p->tls_log_dropped = 0;
+    return true;
+}

@@ -46,17 +46,14 @@
 
 struct tls_sock {
     SSL *ssl;
-    struct buf out;          /* ciphertext not yet written */
-    bool hs_want_write;      /* a socket BIO (kTLS) could not write */
-    bool eof;                /* the peer's end of stream was read */
-    bool ktls;               /* the kernel does the record layer */
-    enum tls_fail fail;      /* why the handshake failed */
-    char text[TLS_TEXT_MAX]; /* and in words */
+    struct buf out;           /* ciphertext not yet written */
+    bool hs_want_write;       /* a socket BIO (kTLS) could not write */
+    bool eof;                 /* the peer's end of stream was read */
+    bool ktls;                /* the kernel does the record layer */
+    uint64_t deadline_ms;     /* the handshake's, for the caller's timer */
+    enum stats_tls_fail fail; /* why the handshake failed */
+    char text[TLS_TEXT_MAX];  /* and in words */
 };
-
-#define TLS_FAIL_NAME(name, desc) #name,
-const char *const tls_fail_names[TLS_FAIL_N] = { TLS_FAIL_LIST(TLS_FAIL_NAME) };
-#undef TLS_FAIL_NAME
 
 static BIO_METHOD *tls_out_method;
 static bool tls_kernel_ktls;
@@ -236,7 +233,10 @@ tls_ctx_common(SSL_CTX *ctx)
        connection holds no record buffers. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    /* A peer that closes without close_notify has ended its stream: the
+       protocols on top frame their own messages. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_read_ahead(ctx, 1);
 }
 
@@ -312,12 +312,11 @@ fail:
 }
 
 static SSL_CTX *
-tls_connect_ctx(const struct conf_pool *cp, struct conf_errors *errs)
+tls_connect_ctx(const struct conf_pool *cp, int64_t *not_after, struct conf_errors *errs)
 {
     const struct conf_server_tls *t = &cp->server_tls;
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     char why[TLS_TEXT_MAX];
-    int64_t not_after;
 
     if (ctx == NULL) {
         tls_conf_err(errs, cp, t->line, "server_tls: %s", tls_ossl_reason(why, sizeof(why)));
@@ -349,7 +348,7 @@ tls_connect_ctx(const struct conf_pool *cp, struct conf_errors *errs)
     }
     if (t->cert_file.path != NULL &&
         !tls_load_pair(ctx, errs, cp, "server_tls_cert_file", &t->cert_file, "server_tls_key_file",
-                       &t->key_file, &not_after)) {
+                       &t->key_file, not_after)) {
         goto fail;
     }
     ERR_clear_error();
@@ -367,7 +366,8 @@ tls_pool_ctxs(const struct conf_pool *cp, struct tls_ctxs *out, struct conf_erro
     if (cp->tls.on && (out->accept = tls_accept_ctx(cp, &out->cert_not_after, errs)) == NULL) {
         return -1;
     }
-    if (cp->server_tls.on && (out->connect = tls_connect_ctx(cp, errs)) == NULL) {
+    if (cp->server_tls.on &&
+        (out->connect = tls_connect_ctx(cp, &out->server_cert_not_after, errs)) == NULL) {
         tls_ctxs_free(out);
         return -1;
     }
@@ -498,26 +498,26 @@ tls_set_fail(struct tls_sock *t, int err, int saved_errno)
     char ebuf[128];
 
     if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && e == 0 && saved_errno == 0)) {
-        t->fail = TLS_FAIL_peer_closed;
+        t->fail = STATS_TLS_FAIL_peer_closed;
         snprintf(t->text, sizeof(t->text), "the peer closed the connection");
     } else if (err == SSL_ERROR_SYSCALL && e == 0) {
-        t->fail = saved_errno == ECONNRESET ? TLS_FAIL_peer_closed : TLS_FAIL_error;
+        t->fail = saved_errno == ECONNRESET ? STATS_TLS_FAIL_peer_closed : STATS_TLS_FAIL_error;
         snprintf(t->text, sizeof(t->text), "%s", util_strerror(saved_errno, ebuf, sizeof(ebuf)));
     } else if (ERR_GET_LIB(e) == ERR_LIB_SSL && reason == SSL_R_CERTIFICATE_VERIFY_FAILED) {
-        t->fail = TLS_FAIL_bad_certificate;
+        t->fail = STATS_TLS_FAIL_bad_certificate;
         snprintf(t->text, sizeof(t->text), "certificate verify failed: %s",
                  X509_verify_cert_error_string(SSL_get_verify_result(t->ssl)));
     } else if (ERR_GET_LIB(e) == ERR_LIB_SSL && reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
-        t->fail = TLS_FAIL_no_certificate;
+        t->fail = STATS_TLS_FAIL_no_certificate;
         snprintf(t->text, sizeof(t->text), "%s", r != NULL ? r : "no certificate");
     } else if (ERR_GET_LIB(e) == ERR_LIB_SSL && reason >= SSL_AD_REASON_OFFSET) {
-        t->fail = TLS_FAIL_alert;
+        t->fail = STATS_TLS_FAIL_alert;
         snprintf(t->text, sizeof(t->text), "the peer sent an alert: %s", r != NULL ? r : "?");
     } else if (ERR_GET_LIB(e) == ERR_LIB_SSL) {
-        t->fail = TLS_FAIL_protocol;
+        t->fail = STATS_TLS_FAIL_protocol;
         snprintf(t->text, sizeof(t->text), "%s", r != NULL ? r : "protocol error");
     } else {
-        t->fail = TLS_FAIL_error;
+        t->fail = STATS_TLS_FAIL_error;
         snprintf(t->text, sizeof(t->text), "%s", r != NULL ? r : "error");
     }
     ERR_clear_error();
@@ -529,7 +529,7 @@ tls_write_failed(struct tls_sock *t, int err)
 {
     char ebuf[128];
 
-    t->fail = err == EPIPE || err == ECONNRESET ? TLS_FAIL_peer_closed : TLS_FAIL_error;
+    t->fail = err == EPIPE || err == ECONNRESET ? STATS_TLS_FAIL_peer_closed : STATS_TLS_FAIL_error;
     snprintf(t->text, sizeof(t->text), "%s", util_strerror(err, ebuf, sizeof(ebuf)));
     return -1;
 }
@@ -558,7 +558,7 @@ tls_handshake(struct tls_sock *t, int fd)
                 /* Declined (a cipher the kernel lacks): our own I/O after all. */
                 BIO *wbio = BIO_new(tls_out_method);
                 if (wbio == NULL) {
-                    t->fail = TLS_FAIL_error;
+                    t->fail = STATS_TLS_FAIL_error;
                     snprintf(t->text, sizeof(t->text), "out of memory");
                     return -1;
                 }
@@ -583,7 +583,7 @@ tls_handshake(struct tls_sock *t, int fd)
     return -1;
 }
 
-enum tls_fail
+enum stats_tls_fail
 tls_fail_reason(const struct tls_sock *t)
 {
     return t->fail;
@@ -645,14 +645,17 @@ tls_readv(struct tls_sock *t, const struct iovec *iov, int n)
 static int
 tls_encrypt(struct tls_sock *t, const void *p, size_t len)
 {
+    const uint8_t *q = p;
     size_t w;
 
-    if (len == 0) {
-        return 0;
-    }
-    if (SSL_write_ex(t->ssl, p, len, &w) != 1 || w != len) {
-        ERR_clear_error();
-        return -ENOMEM; /* the out BIO only fails when memory does */
+    /* With partial writes on, each call may stop after a record. */
+    while (len > 0) {
+        if (SSL_write_ex(t->ssl, q, len, &w) != 1) {
+            ERR_clear_error();
+            return -ENOMEM; /* the out BIO only fails when memory does */
+        }
+        q += w;
+        len -= w;
     }
     return 0;
 }
@@ -696,6 +699,18 @@ tls_writev(struct tls_sock *t, int fd, const struct iovec *iov, int n, size_t *c
     }
     *consumed = taken;
     return tls_flush(t, fd);
+}
+
+void
+tls_set_deadline(struct tls_sock *t, uint64_t ms)
+{
+    t->deadline_ms = ms;
+}
+
+uint64_t
+tls_deadline(const struct tls_sock *t)
+{
+    return t->deadline_ms;
 }
 
 bool

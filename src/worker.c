@@ -48,6 +48,8 @@ worker_apply_limits(struct worker *w, const struct conf *c)
     w->ctx.client_output_limit = c->client_output_limit;
     w->ctx.max_reply_size = c->max_reply_size;
     w->ctx.drain_timeout_ms = c->shutdown_timeout_ms;
+    w->ctx.max_handshakes = c->tls_max_handshakes;
+    w->ctx.handshake_timeout_ms = c->tls_handshake_timeout_ms;
 }
 
 static void
@@ -153,6 +155,9 @@ worker_flush(struct worker *w)
         }
     } while (!TAILQ_EMPTY(&ctx->dirty_servers));
     client_reap(ctx);
+    if (!TAILQ_EMPTY(&ctx->paused) && ctx->nhandshakes < ctx->max_handshakes) {
+        listener_resume_paused(ctx);
+    }
     if (!TAILQ_EMPTY(&w->retiring_servers) || !TAILQ_EMPTY(&w->retiring_pools)) {
         worker_sweep(w);
     }
