@@ -133,6 +133,7 @@ struct proto_ops {
 struct conn;
 struct listener;
 struct tls_sock;
+struct ssl_session_st;
 TAILQ_HEAD(conn_tqh, conn);
 TAILQ_HEAD(listener_tqh, listener);
 
@@ -231,6 +232,9 @@ struct server_conn {
     struct event tev;      /* the oldest request's deadline (or connect's) */
     struct chain_in *in;   /* bytes read, not yet parsed; NULL when none */
     struct conn_sock sock; /* state of the current socket only */
+    /* The TLS session of the last socket, offered by the next one so that
+       a reconnect resumes (server_tls); outlives sockets on purpose. */
+    struct ssl_session_st *tls_session;
 };
 
 static inline struct client *

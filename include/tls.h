@@ -50,6 +50,9 @@ struct tls_ctxs {
  */
 int tls_init(void) MUSTCHECK;
 
+/* A worker thread is about to exit: free what the thread keeps. */
+void tls_worker_done(void);
+
 /* Whether the kernel offers the "tls" TCP ULP (kTLS). */
 bool tls_kernel_has_ktls(void);
 
@@ -105,13 +108,21 @@ ssize_t tls_readv(struct tls_sock *t, const struct iovec *iov, int n);
 int tls_writev(struct tls_sock *t, int fd, const struct iovec *iov, int n,
                size_t *consumed) MUSTCHECK;
 
+/* on (the default): pieces smaller than half a record written together
+   share records. off: every piece is a record (or more) of its own, for
+   a peer that must find each request's end at a record's end. */
+void tls_set_gather(struct tls_sock *t, bool on);
+
 /* The handshake's deadline (monotonic ms), kept for the caller's timer. */
 void tls_set_deadline(struct tls_sock *t, uint64_t ms);
 uint64_t tls_deadline(const struct tls_sock *t);
 
 /* Ciphertext waits for the socket to take it. */
 bool tls_out_pending(const struct tls_sock *t);
-/* Decrypted (or read but not yet decrypted) bytes wait in OpenSSL. */
+/* Bytes wait in OpenSSL that the socket will not announce: the last read
+   filled the caller's buffers with more left, or the handshake read
+   records ahead. (Part of a record is not counted: the socket announces
+   the rest.) */
 bool tls_in_pending(const struct tls_sock *t);
 
 /* After the handshake: "TLSv1.2" / "TLSv1.3" as 12 / 13, whether the

@@ -106,10 +106,13 @@ client_hs_failed(struct client *c, enum stats_tls_fail why, const char *text)
 
     stats_add(&p->st->tls.fail[why], 1);
     if (pool_tls_log_allowed(p, &dropped)) {
+        char more[64] = "";
+        if (dropped > 0) {
+            snprintf(more, sizeof(more), "; %u more not logged before this", dropped);
+        }
         char peer[64];
-        log_notice("tls: pool %s: client %s: %s (%s)%s", p->cp->name,
-                   client_peer(c, peer, sizeof(peer)), text, stats_tls_fail_names[why],
-                   dropped > 0 ? "; earlier failures not logged" : "");
+        log_notice("tls: pool %s: %s: %s (%s%s)", p->cp->name, client_peer(c, peer, sizeof(peer)),
+                   text, stats_tls_fail_names[why], more);
     }
     client_close(c, STATS_CC_tls_handshake);
 }
@@ -630,7 +633,12 @@ void
 client_close_if_idle(struct client *c)
 {
     if (c->c.handshaking) {
-        client_close(c, c->c.ctx->stopping ? STATS_CC_stop : STATS_CC_pool_removed);
+        /* Taken from the accept queue at stop, it still gets its request
+           served (the drain deadline bounds it); else it is not a
+           client yet. */
+        if (c->c.state != CONN_AWAITING) {
+            client_close(c, c->c.ctx->stopping ? STATS_CC_stop : STATS_CC_pool_removed);
+        }
         return;
     }
     if ((c->c.state != CONN_ACTIVE && c->c.state != CONN_AWAITING) || !TAILQ_EMPTY(&c->q) ||

@@ -49,15 +49,29 @@ struct tls_sock {
     struct buf out;           /* ciphertext not yet written */
     bool hs_want_write;       /* a socket BIO (kTLS) could not write */
     bool eof;                 /* the peer's end of stream was read */
-    bool ktls;                /* the kernel does the record layer */
+    bool more;                /* whole records may wait in OpenSSL's buffer */
+    bool gather;              /* small pieces share records (tls_set_gather) */
+    bool ktls;                /* the kernel does the record layer, both ways */
+    bool ktls_tx;             /* the kernel encrypts what we write */
     uint64_t deadline_ms;     /* the handshake's, for the caller's timer */
     enum stats_tls_fail fail; /* why the handshake failed */
     char text[TLS_TEXT_MAX];  /* and in words */
 };
 
+/* 1: gather pieces smaller than half a record into one (the default);
+   0: one SSL_write per piece, for measuring what gathering saves
+   (bench/README.md). */
+#ifndef CMX_TLS_GATHER
+#define CMX_TLS_GATHER 1
+#endif
+
 static BIO_METHOD *tls_out_method;
 static bool tls_kernel_ktls;
 static _Thread_local uint8_t tls_stage[TLS_STAGE];
+/* An emptied out buffer kept by the worker for the next socket that
+   writes: an idle TLS connection holds no buffer, and a busy worker does
+   not malloc one per write. */
+static _Thread_local struct buf tls_spare;
 
 /* ---- the out BIO ---- */
 
@@ -68,6 +82,10 @@ tls_bio_write(BIO *b, const char *data, int len)
 
     if (len <= 0) {
         return 0;
+    }
+    if (t->out.data == NULL && tls_spare.data != NULL) {
+        t->out = tls_spare;
+        tls_spare = (struct buf){ 0 };
     }
     if (buf_append(&t->out, data, (size_t)len) != 0) {
         return -1;
@@ -418,7 +436,11 @@ tls_sock_new(SSL_CTX *ctx, int fd, bool accept, const char *name, bool name_is_i
         BIO_set_data(wbio, t);
     }
     SSL_set_bio(t->ssl, rbio, wbio);
+    if (ktls) {
+        SSL_set_read_ahead(t->ssl, 0); /* records read ahead would stay in OpenSSL */
+    }
     rbio = wbio = NULL;
+    t->gather = true;
     if (accept) {
         SSL_set_accept_state(t->ssl);
     } else {
@@ -466,10 +488,23 @@ tls_flush(struct tls_sock *t, int fd)
             return 0; /* short: the socket is full */
         }
     }
-    if (t->out.cap > 2 * TLS_WRITE_MAX) {
-        buf_free(&t->out); /* a burst's buffer is not kept */
+    /* Emptied: the worker keeps one buffer (not a burst's large one). */
+    if (t->out.data != NULL) {
+        if (tls_spare.data == NULL && t->out.cap <= 2 * TLS_WRITE_MAX) {
+            buf_reset(&t->out);
+            tls_spare = t->out;
+            t->out = (struct buf){ 0 };
+        } else {
+            buf_free(&t->out);
+        }
     }
     return 0;
+}
+
+void
+tls_worker_done(void)
+{
+    buf_free(&tls_spare);
 }
 
 void
@@ -551,11 +586,14 @@ tls_handshake(struct tls_sock *t, int fd)
         if ((rc = tls_flush(t, fd)) < 0) {
             return tls_write_failed(t, -rc);
         }
+        /* Requests sent right behind the Finished message were read ahead. */
+        t->more = SSL_has_pending(t->ssl);
         if (SSL_CTX_get_options(SSL_get_SSL_CTX(t->ssl)) & SSL_OP_ENABLE_KTLS) {
-            t->ktls = BIO_get_ktls_send(SSL_get_wbio(t->ssl)) &&
-                      BIO_get_ktls_recv(SSL_get_rbio(t->ssl));
-            if (!t->ktls) {
-                /* Declined (a cipher the kernel lacks): our own I/O after all. */
+            t->ktls_tx = BIO_get_ktls_send(SSL_get_wbio(t->ssl));
+            t->ktls = t->ktls_tx && BIO_get_ktls_recv(SSL_get_rbio(t->ssl));
+            if (!t->ktls_tx) {
+                /* Declined (a cipher the kernel lacks): our own writes after
+                   all. (Sending only: plaintext goes to the socket as is.) */
                 BIO *wbio = BIO_new(tls_out_method);
                 if (wbio == NULL) {
                     t->fail = STATS_TLS_FAIL_error;
@@ -615,10 +653,13 @@ tls_readv(struct tls_sock *t, const struct iovec *iov, int n)
                 total += got;
                 /* Another read of the socket would most likely find nothing. */
                 if (!SSL_has_pending(t->ssl)) {
+                    t->more = false;
                     return (ssize_t)total;
                 }
                 continue;
             }
+            /* What is left is part of a record: the socket will say. */
+            t->more = false;
             saved = errno;
             int err = SSL_get_error(t->ssl, 0);
             if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
@@ -638,6 +679,8 @@ tls_readv(struct tls_sock *t, const struct iovec *iov, int n)
             return err == SSL_ERROR_SYSCALL && saved != 0 ? -saved : -EPROTO;
         }
     }
+    /* The buffers are full and OpenSSL holds more. */
+    t->more = SSL_has_pending(t->ssl);
     return (ssize_t)total;
 }
 
@@ -667,6 +710,15 @@ tls_writev(struct tls_sock *t, int fd, const struct iovec *iov, int n, size_t *c
     int rc;
 
     *consumed = 0;
+    if (t->ktls_tx) {
+        /* The kernel makes the records. */
+        ssize_t w = n > 0 ? writev(fd, iov, n) : 0;
+        if (w < 0) {
+            return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -errno;
+        }
+        *consumed = (size_t)w;
+        return 0;
+    }
     if ((rc = tls_flush(t, fd)) < 0) {
         return rc;
     }
@@ -676,7 +728,7 @@ tls_writev(struct tls_sock *t, int fd, const struct iovec *iov, int n, size_t *c
     for (int i = 0; i < n && taken < TLS_WRITE_MAX; i++) {
         const uint8_t *p = iov[i].iov_base;
         size_t len = MIN(iov[i].iov_len, TLS_WRITE_MAX - taken);
-        if (len >= TLS_STAGE / 2) {
+        if (!CMX_TLS_GATHER || !t->gather || len >= TLS_STAGE / 2) {
             /* A large piece (a body chunk) is a record or more on its own. */
             if ((rc = tls_encrypt(t, tls_stage, staged)) < 0 || (rc = tls_encrypt(t, p, len)) < 0) {
                 return rc;
@@ -702,6 +754,12 @@ tls_writev(struct tls_sock *t, int fd, const struct iovec *iov, int n, size_t *c
 }
 
 void
+tls_set_gather(struct tls_sock *t, bool on)
+{
+    t->gather = on;
+}
+
+void
 tls_set_deadline(struct tls_sock *t, uint64_t ms)
 {
     t->deadline_ms = ms;
@@ -722,7 +780,7 @@ tls_out_pending(const struct tls_sock *t)
 bool
 tls_in_pending(const struct tls_sock *t)
 {
-    return !t->eof && SSL_has_pending(t->ssl);
+    return t->more && !t->eof;
 }
 
 int

@@ -39,6 +39,7 @@
 #include "protocols.h"
 #include "route.h"
 #include "server.h"
+#include "tls.h"
 
 /* The [cachemux] byte limits that take effect on reload. */
 static void
@@ -443,6 +444,7 @@ worker_cleanup(struct worker *w)
     w->pools = NULL;
     w->npools = 0;
     conn_ctx_destroy(&w->ctx);
+    tls_worker_done();
     if (w->base != NULL) {
         event_del(&w->inbox_ev);
         event_del(&w->stop_timer);
