@@ -42,7 +42,7 @@ import time
 sys.dont_write_bytecode = True   # never write into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-from helpers import metric, scrape, wait_for  # noqa: E402
+from helpers import bulk, metric, scrape, wait_for  # noqa: E402
 import tlsutil  # noqa: E402
 
 import redis  # noqa: E402
@@ -524,6 +524,31 @@ class TLSTest(h.IntegrationTest):
         when = ssl.cert_time_to_seconds(end.stdout.strip().split("=", 1)[1])
         self.assertEqual(self.m("cachemux_tls_cert_expiry_timestamp_seconds", pool="mx",
                                 file=self.pki["server"][0]), when)
+        px.stop()
+
+    @h.requires("redis-server")
+    def test_ktls_opt_in(self):
+        try:
+            with open("/proc/sys/net/ipv4/tcp_available_ulp") as f:
+                offered = "tls" in f.read().split()
+        except OSError:
+            offered = False
+        b = self.redis()
+        px = self.start([h.Pool("kt", [b], redis=True, **self.tls_keys(tls_ktls=True))],
+                        workers=1)
+        out = h.read_text(px.log + ".out")
+        if offered:
+            self.assertNotIn("tls_ktls = true but the kernel offers no kTLS", out)
+        else:
+            self.assertIn("pool kt: tls_ktls = true but the kernel offers no kTLS", out)
+        # served either way: through the kernel's records or OpenSSL's
+        for size in (10, 300000):
+            v = b"k" * size
+            out = self.tls_request(px.port("kt"), h.resp_command("SET", "kk", v) +
+                                   h.resp_command("GET", "kk"), n=2)
+            self.assertEqual(out, b"+OK\r\n" + bulk(v))
+        if not offered:
+            self.assertNotIn("kTLS", px.wait_log(r"pool kt: TLS with client")[0])
         px.stop()
 
 
