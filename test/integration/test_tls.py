@@ -17,7 +17,8 @@ from the CA, from another CA, and an expired one.
   1,000 handshakes at once; tls_max_handshakes pauses accepting.
 - Reload: a renewed certificate under 50 busy TLS clients (none fails or
   is closed; new connections get the new serial); a key that does not
-  match rejects the reload with FILE:LINE and the old certificate stays.
+  match, an expired certificate and a missing key each reject the reload
+  with FILE:LINE of their key, and the old certificate stays.
 - Server side: verification against the wrong CA fails with the reason,
   server_tls_name, resumption of server sessions across reconnects.
 - Metrics: handshakes, resumed, failures by reason, connections by
@@ -422,6 +423,17 @@ class TLSTest(h.IntegrationTest):
         kline = [i + 1 for i, l in enumerate(lines) if l.startswith("tls_key_file")][0]
         px.wait_log(re.escape("%s:%d: pool rl: tls_key_file" % (px.conf, kline)) +
                     ".*does not match", since=off)
+        # an expired certificate (with its own key), then a key that is gone
+        cline = [i + 1 for i, l in enumerate(lines) if l.startswith("tls_cert_file")][0]
+        shutil.copy(self.pki["expired"][0], pem)
+        shutil.copy(self.pki["expired"][1], key)
+        line, off = px.reload(expect="rejected")
+        px.wait_log(re.escape("%s:%d: pool rl: tls_cert_file '%s': the certificate expired on "
+                              "2021-01-01" % (px.conf, cline, pem)), since=off)
+        os.unlink(key)
+        line, off = px.reload(expect="rejected")
+        px.wait_log(re.escape("%s:%d: pool rl: tls_key_file '%s': cannot read it" %
+                              (px.conf, kline, key)), since=off)
         still = self.tls_conn(port)
         self.assertEqual(_serial(still), 0x2002)
         still.close()
@@ -525,6 +537,32 @@ class TLSTest(h.IntegrationTest):
         self.assertEqual(self.m("cachemux_tls_cert_expiry_timestamp_seconds", pool="mx",
                                 file=self.pki["server"][0]), when)
         px.stop()
+
+    def test_start_errors(self):
+        # every TLS file and list is checked at start as at reload, FILE:LINE of its key
+        pem, key = self.pki["server"]
+        d = h.tmp_dir("conf")
+        cases = (
+            ({"tls_ciphers": "NOPE"}, "tls_ciphers", "tls_ciphers 'NOPE': no cipher match"),
+            ({"tls_ciphersuites": "TLS_NOPE"}, "tls_ciphersuites",
+             "tls_ciphersuites 'TLS_NOPE': no cipher match"),
+            ({"tls_cert_file": os.path.join(d, "gone.pem")}, "tls_cert_file",
+             "cannot read it: No such file or directory"),
+            ({"tls_cert_file": self.pki["expired"][0], "tls_key_file": self.pki["expired"][1]},
+             "tls_cert_file", "the certificate expired on 2021-01-01"),
+            ({"tls_ca_file": key, "tls_verify_client": True}, "tls_ca_file",
+             "no PEM certificates"),
+        )
+        for extra, k, want in cases:
+            keys = self.tls_keys(**extra)
+            path = h.write_ini(os.path.join(d, "c.ini"),
+                               [h.Pool("p", [(h.HOST, 1, 1)], port=h.free_port(), **keys)])
+            line = [i + 1 for i, l in enumerate(open(path).read().split("\n"))
+                    if l.startswith(k + " ")][0]
+            r = subprocess.run([h.CACHEMUX, "-t", "-c", path], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("%s:%d: pool p: %s " % (path, line, k), r.stderr)
+            self.assertIn(want, r.stderr)
 
     @h.requires("redis-server")
     def test_ktls_opt_in(self):
