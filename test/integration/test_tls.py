@@ -526,7 +526,8 @@ class TLSTest(h.IntegrationTest):
                                 **self.tls_keys(tls_protocols="TLSv1.2"))], workers=1)
         s = self.tls_conn(px.port("mx"))
         self.assertEqual(s.version(), "TLSv1.2")
-        self.assertEqual(self.m("cachemux_tls_connections", pool="mx", version="TLSv1.2"), 1)
+        wait_for(lambda: self.m("cachemux_tls_connections", pool="mx", version="TLSv1.2") == 1,
+                 5, "one TLS 1.2 connection counted")
         self.assertEqual(self.m("cachemux_tls_connections", pool="mx", version="TLSv1.3"), 0)
         s.close()
         wait_for(lambda: self.m("cachemux_tls_connections", pool="mx", version="TLSv1.2") == 0,
