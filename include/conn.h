@@ -200,6 +200,7 @@ struct client {
     uint32_t nq;
     uint8_t close_reason; /* DRAINING: why it closes (enum stats_client_close) */
     bool authed;          /* redis_auth pools: AUTH succeeded */
+    bool bulky;           /* its last request had a large value: read ahead */
     size_t pending_bytes; /* reply bytes done but not yet written */
     struct chain_in *in;  /* bytes read, not yet parsed; NULL when idle */
     void *ps;             /* request-parse state while a request is partial */
@@ -275,13 +276,15 @@ void conn_mark_dirty(struct conn *c);
 
 /*
  * Read once into *in, borrowing a buffer from the ctx when *in has none:
- * read() into its buffer, or, while a body is read around it (chain.h),
- * readv() into the body's chunks and then the buffer. Returns bytes read
- * (*body of them went to the body's piece), 0 on EOF, -EAGAIN, or -errno.
- * A TLS conn decrypts into the same places (tls_readv), and when OpenSSL
- * still holds bytes the read callback runs again next turn.
+ * read() into its buffer, or readv() into chunks as well (chain.h): the
+ * rest of a body being read around the buffer, or, with ahead (a conn that
+ * carries large values), a header's worth into the buffer and what follows
+ * into chunks. Returns bytes read (*body of them went to the body's piece),
+ * 0 on EOF, -EAGAIN, or -errno. A TLS conn decrypts into the same places
+ * (tls_readv), and when OpenSSL still holds bytes the read callback runs
+ * again next turn.
  */
-ssize_t conn_read(struct conn *c, struct chain_in **in, uint64_t *body);
+ssize_t conn_read(struct conn *c, struct chain_in **in, uint64_t *body, bool ahead);
 
 /* writev() iov[0..n); *written gets the bytes written (0 on EAGAIN).
    Returns 0 or -errno. A TLS conn encrypts them (tls_writev: *written is

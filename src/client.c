@@ -519,7 +519,39 @@ client_may_parse(const struct client *c)
 {
     return (c->c.state == CONN_ACTIVE || c->c.state == CONN_AWAITING ||
             c->c.state == CONN_DRAINING) &&
-           c->in != NULL && buf_len(&c->in->b) > 0 && !client_over_limits(c);
+           c->in != NULL && chain_in_pending(c->in) && !client_over_limits(c);
+}
+
+/*
+ * The request being parsed needs bytes that were read ahead into chunks: if
+ * it is in a large body, those of the body become its piece; otherwise they
+ * are copied into the buffer, a header's worth at a time (or as much as the
+ * buffer holds, so a long line is not parsed again for every few bytes).
+ * Returns 0, or -1 when c was closed (out of memory).
+ */
+static int
+client_unspill(struct client *c)
+{
+    struct chain_in *in = c->in;
+    uint64_t left = 0;
+
+    if (c->proto->req_body_left != NULL) {
+        left = c->proto->req_body_left(c, c->ps, buf_head(&in->b), buf_len(&in->b));
+    }
+    if (left >= CHAIN_MIN_PIECE) {
+        uint64_t got = chain_in_adopt(in, left);
+        if (got > 0) {
+            if (c->proto->req_body_skip != NULL) {
+                c->proto->req_body_skip(c->ps, got);
+            }
+            return 0;
+        }
+    }
+    if (chain_in_unspill(in, MAX((size_t)CHAIN_HEAD_ROOM, buf_len(&in->b))) != 0) {
+        client_close(c, STATS_CC_out_of_memory);
+        return -1;
+    }
+    return 0;
 }
 
 /* The request being parsed is in a large body: read the rest of it into
@@ -546,6 +578,11 @@ client_parse(struct client *c)
     struct conn_ctx *ctx = c->c.ctx;
 
     while (client_may_parse(c)) {
+        struct chain_in *in = c->in;
+        if (buf_len(&in->b) == 0 && chain_in_unspill(in, CHAIN_HEAD_ROOM) != 0) {
+            client_close(c, STATS_CC_out_of_memory);
+            return;
+        }
         if (c->ps == NULL && c->proto->req_state_size > 0) {
             if ((c->ps = conn_state_get(ctx)) == NULL) {
                 client_close(c, STATS_CC_out_of_memory);
@@ -553,15 +590,24 @@ client_parse(struct client *c)
             }
             c->proto->req_state_init(c->ps);
         }
-        ssize_t n = c->proto->request(c, c->ps, buf_head(&c->in->b), buf_len(&c->in->b));
+        ssize_t n = c->proto->request(c, c->ps, buf_head(&in->b), buf_len(&in->b));
         if (n == 0 && c->c.state != CONN_CLOSED) {
+            if (in->spill_bytes > 0) {
+                if (client_unspill(c) != 0) {
+                    return;
+                }
+                continue; /* more bytes for the parser, or its body's piece */
+            }
             client_stream(c);
             break; /* incomplete */
         }
         if (n < 0 || c->c.state == CONN_CLOSED) {
             break; /* it stopped reading */
         }
-        chain_in_consume(c->in, (size_t)n); /* bodies nobody took go back */
+        /* a client that sends large values reads ahead into chunks */
+        c->bulky = in->npieces > 0;
+        in->npieces = 0;
+        chain_in_consume(in, (size_t)n); /* bodies nobody took go back */
         if (c->ps != NULL) {
             c->proto->req_state_reset(c->ps); /* the next request starts afresh */
         }
@@ -609,7 +655,7 @@ static void
 client_read(struct client *c)
 {
     uint64_t body;
-    ssize_t n = conn_read(&c->c, &c->in, &body);
+    ssize_t n = conn_read(&c->c, &c->in, &body, c->bulky);
 
     if (n == -EAGAIN) {
         return;
@@ -651,7 +697,7 @@ client_close_if_idle(struct client *c)
     /* Closing with unread bytes would reset the conn and lose requests the
        client sent before we stopped: look once more. */
     uint64_t body; /* none: no request was partial */
-    ssize_t n = conn_read(&c->c, &c->in, &body);
+    ssize_t n = conn_read(&c->c, &c->in, &body, false);
     if (n == -EAGAIN) {
         client_release_parse(c);
         client_close(c, c->c.ctx->stopping ? STATS_CC_stop : STATS_CC_pool_removed);

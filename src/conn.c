@@ -207,15 +207,17 @@ conn_borrow_buf(struct conn_ctx *ctx)
     return calloc(1, sizeof(struct chain_in));
 }
 
-/* conn_read of a TLS conn: decrypt into iov (the buffer alone, or a
-   body's chunks then the buffer, as the plaintext read would have). */
+/* conn_read of a TLS conn: decrypt into iov, as the plaintext read would
+   have read into it: the buffer alone (buf_only), or chunks as well
+   (chain_in_iov's, committed the same way). */
 static ssize_t
-conn_tls_read(struct conn *c, struct chain_in *in, struct iovec *iov, int niov, uint64_t *body)
+conn_tls_read(struct conn *c, struct chain_in *in, struct iovec *iov, int niov, uint64_t *body,
+              bool buf_only)
 {
     ssize_t n = tls_readv(c->tls, iov, niov);
 
     if (n > 0) {
-        if (in->left == 0) {
+        if (buf_only) {
             in->b.end += (size_t)n;
         } else {
             *body = chain_in_commit(in, (size_t)n);
@@ -229,10 +231,11 @@ conn_tls_read(struct conn *c, struct chain_in *in, struct iovec *iov, int niov, 
 }
 
 ssize_t
-conn_read(struct conn *c, struct chain_in **pin, uint64_t *body)
+conn_read(struct conn *c, struct chain_in **pin, uint64_t *body, bool ahead)
 {
     struct iovec iov[CONN_READ_IOV];
     struct chain_in *in = *pin;
+    size_t want;
     ssize_t n;
     int niov;
 
@@ -240,28 +243,31 @@ conn_read(struct conn *c, struct chain_in **pin, uint64_t *body)
     if (in == NULL && (in = *pin = conn_borrow_buf(c->ctx)) == NULL) {
         return -ENOMEM;
     }
-    if (in->left == 0) {
-        /* With less room than a quarter buffer, make room first: compacting,
-           or growing when unparsed bytes fill it. */
-        if (in->b.cap - in->b.end < c->ctx->mbuf_size / 4 &&
-            buf_reserve(&in->b, c->ctx->mbuf_size) != 0) {
+    if (in->left == 0 && in->spill_bytes == 0) {
+        /* With less room than a quarter buffer (a header's, reading ahead),
+           make room first: compacting, or growing when unparsed bytes fill
+           it. */
+        want = ahead ? CHAIN_HEAD_ROOM : c->ctx->mbuf_size / 4;
+        if (in->b.cap - in->b.end < want && buf_reserve(&in->b, c->ctx->mbuf_size) != 0) {
             return -ENOMEM;
         }
+    }
+    if (in->left == 0 && in->spill_bytes == 0 && !ahead) {
         if (c->tls == NULL) {
             n = read(c->fd, in->b.data + in->b.end, in->b.cap - in->b.end);
         } else {
             iov[0] = (struct iovec){ in->b.data + in->b.end, in->b.cap - in->b.end };
-            return conn_tls_read(c, in, iov, 1, body);
+            return conn_tls_read(c, in, iov, 1, body, true);
         }
         if (n > 0) {
             in->b.end += (size_t)n;
         }
     } else {
-        if ((niov = chain_in_iov(in, &c->ctx->chunks, iov, (int)ARRAY_SIZE(iov))) == 0) {
+        if ((niov = chain_in_iov(in, &c->ctx->chunks, iov, (int)ARRAY_SIZE(iov), ahead)) == 0) {
             return -ENOMEM;
         }
         if (c->tls != NULL) {
-            return conn_tls_read(c, in, iov, niov, body);
+            return conn_tls_read(c, in, iov, niov, body, false);
         }
         n = readv(c->fd, iov, niov);
         if (n > 0) {

@@ -531,7 +531,7 @@ server_read(struct server_conn *sc)
 {
     const struct proto_wire *w = sc->proto->wire;
     uint64_t body;
-    ssize_t n = conn_read(&sc->c, &sc->in, &body);
+    ssize_t n = conn_read(&sc->c, &sc->in, &body, sc->sock.reader.bulky);
 
     if (n == -EAGAIN) {
         return;
