@@ -34,12 +34,19 @@
 /* A body smaller than this is read into the buffer even when it must grow
    for it: a piece costs more than copying a few bytes. */
 #define CHAIN_MIN_PIECE 4096u
+/* A read ahead (chain_in_iov) gives the buffer this much of its room, room
+   for a header, and the rest of what the socket has to chunks. */
+#define CHAIN_HEAD_ROOM 512u
+/* Most chunks a read ahead offers: enough for what a loopback or LAN socket
+   holds at once, few enough that offering and taking back stays cheap. */
+#define CHAIN_AHEAD_CHUNKS 16
 
 struct chain_pool;
 
 struct chunk {
     struct chunk *next;      /* the next chunk of its piece, or the next free one */
     struct chain_pool *pool; /* where it returns */
+    size_t off;              /* its bytes are data[off..off+len) */
     size_t len;              /* bytes held */
     /* Meaningful in a piece's first chunk only: */
     struct chunk *next_piece; /* the next piece of the same chain */
@@ -63,16 +70,28 @@ struct chain {
     uint64_t bytes; /* of all its pieces */
 };
 
-/* A read buffer and the bodies read around it. */
+/*
+ * A read buffer and the bodies read around it. A read may also go past the
+ * buffer's room into chunks (a read ahead, for a conn that carries large
+ * values): those bytes, the spill, follow the buffer's bytes. The parser
+ * sees the buffer only; a body that goes on into the spill takes the
+ * spill's chunks as its piece (chain_in_adopt), and any other bytes are
+ * copied into the buffer as the parser needs them (chain_in_unspill).
+ */
 struct chain_in {
     struct buf b;
-    struct chain holes;         /* pieces standing in b's bytes */
-    uint64_t left;              /* bytes the newest piece still takes (0: none growing) */
-    bool fresh;                 /* the next body bytes start a new piece */
+    struct chain holes;  /* pieces standing in b's bytes */
+    uint64_t left;       /* bytes the newest piece still takes (0: none growing) */
+    bool fresh;          /* the next body bytes start a new piece */
+    uint32_t npieces;    /* pieces started since the caller last zeroed it */
+    struct chunk *spill; /* bytes read ahead, after b's: chunks in order */
+    struct chunk *spill_tail;
+    size_t spill_bytes;
     struct chunk *offered_tail; /* the growing piece's last chunk, offered to a read */
     size_t offered_tail_bytes;  /* its free bytes offered */
-    struct chunk *offered;      /* new chunks offered to the read */
+    struct chunk *offered;      /* new chunks offered to the read: the piece's, or spill */
     size_t offered_bytes;       /* piece bytes that read may take, tail included */
+    size_t offered_buf;         /* buffer bytes that read may take */
 };
 
 void chain_pool_init(struct chain_pool *p, size_t size, uint32_t keep);
@@ -123,17 +142,32 @@ int chain_iov(const struct buf *b, const struct chain *c, uint64_t skip, struct 
 void chain_in_stream(struct chain_in *in, uint64_t left);
 
 /*
- * The iovecs one read into `in` fills: room in the growing piece (up to
- * CHAIN_READ_MAX of its left bytes, chunks taken from p), then the
- * buffer's free room if all of the body fits before it. Returns how many
- * (0 when out of memory). The chunks
- * are held by `in` until chain_in_commit.
+ * The iovecs one read into `in` fills. While a body is read around the
+ * buffer: room in its piece (up to CHAIN_READ_MAX of its left bytes, chunks
+ * taken from p), then the buffer's free room if all of the body fits
+ * before it. Otherwise the buffer's free room (CHAIN_HEAD_ROOM of it with
+ * ahead), then with ahead chunks for a spill of up to CHAIN_READ_MAX bytes;
+ * while bytes are spilled already, chunks only. Returns how many (0 when
+ * out of memory). The chunks are held by `in` until chain_in_commit.
  */
-int chain_in_iov(struct chain_in *in, struct chain_pool *p, struct iovec *iov, int max);
+int chain_in_iov(struct chain_in *in, struct chain_pool *p, struct iovec *iov, int max, bool ahead);
 
-/* n bytes arrived into the iovecs of chain_in_iov: the first ones into
-   the piece, the rest into the buffer. Returns those of the piece. */
+/* n bytes arrived into the iovecs of chain_in_iov: into the piece, the
+   buffer and the spill, in that order. Returns those of the piece. */
 uint64_t chain_in_commit(struct chain_in *in, size_t n);
+
+/*
+ * The parser is in a body of which left bytes are still to come after the
+ * buffer's bytes: the spill's first bytes, up to left, become a new piece
+ * standing at the buffer's end (the rest of the body, if the spill ends
+ * first, is read into it: in->left). Returns the bytes taken, for the
+ * parser's skip (0 when out of memory).
+ */
+uint64_t chain_in_adopt(struct chain_in *in, uint64_t left);
+
+/* Copy up to n of the spill's first bytes into the buffer. Returns 0, or
+   -1 when the buffer cannot grow. */
+int chain_in_unspill(struct chain_in *in, size_t n) MUSTCHECK;
 
 /* The first n bytes of the buffer were consumed: pieces standing in them
    are given back (those still wanted were taken), later ones move up. */
@@ -155,7 +189,14 @@ chain_in_wants_piece(const struct chain_in *in, uint64_t left)
 static inline bool
 chain_in_empty(const struct chain_in *in)
 {
-    return buf_len(&in->b) == 0 && in->holes.head == NULL && in->left == 0;
+    return buf_len(&in->b) == 0 && in->holes.head == NULL && in->left == 0 && in->spill_bytes == 0;
+}
+
+/* Bytes the parser has not seen: the buffer's and the spill's. */
+static inline bool
+chain_in_pending(const struct chain_in *in)
+{
+    return buf_len(&in->b) > 0 || in->spill_bytes > 0;
 }
 
 #endif

@@ -134,7 +134,11 @@ struct proto_ops {
 };
 
 struct conn;
+struct listener;
+struct tls_sock;
+struct ssl_session_st;
 TAILQ_HEAD(conn_tqh, conn);
+TAILQ_HEAD(listener_tqh, listener);
 
 /* One worker's runtime, shared by all of its conns (never by two threads). */
 struct conn_ctx {
@@ -167,6 +171,16 @@ struct conn_ctx {
     const struct stats_worker *all_wst;
     int nworkers;
     uint64_t start_ms; /* when the worker started (uptime) */
+    /* TLS handshakes with clients in progress (on dirty_tqe: a client in
+       its handshake has nothing to write), oldest first, and the timer
+       for the oldest one's deadline (client.c). */
+    struct conn_tqh handshakes;
+    uint32_t nhandshakes;
+    uint32_t max_handshakes;       /* tls_max_handshakes */
+    uint64_t handshake_timeout_ms; /* tls_handshake_timeout */
+    struct event hs_timer;
+    bool hs_timer_ready;        /* hs_timer is assigned */
+    struct listener_tqh paused; /* TLS listeners paused at max_handshakes */
 };
 
 /* The part of a conn every socket has. */
@@ -176,10 +190,13 @@ struct conn {
     struct conn_ctx *ctx;
     uint64_t id;
     int fd;
-    uint8_t kind;   /* enum conn_kind */
-    uint8_t state;  /* enum conn_state */
-    uint8_t events; /* EV_READ / EV_WRITE the event is added with */
-    bool dirty;     /* on a dirty list */
+    uint8_t kind;         /* enum conn_kind */
+    uint8_t state;        /* enum conn_state */
+    uint8_t events;       /* EV_READ / EV_WRITE the event is added with */
+    bool dirty;           /* on a dirty list */
+    bool handshaking;     /* TLS handshake in progress */
+    uint8_t tls_version;  /* 0: plaintext (or kTLS done), else STATS_TLS_v12/v13 + 1 */
+    struct tls_sock *tls; /* the socket's TLS (NULL: plaintext); dies with the socket */
 };
 
 struct client {
@@ -193,6 +210,7 @@ struct client {
     bool authed;          /* redis_auth pools: AUTH succeeded */
     char *name;           /* Redis CLIENT SETNAME; NULL: none */
     size_t lingered;      /* bytes dropped while closing after an error */
+    bool bulky;           /* its last request had a large value: read ahead */
     size_t pending_bytes; /* reply bytes done but not yet written */
     struct chain_in *in;  /* bytes read, not yet parsed; NULL when idle */
     void *ps;             /* request-parse state while a request is partial */
@@ -225,6 +243,9 @@ struct server_conn {
     struct event tev;      /* the oldest request's deadline (or connect's) */
     struct chain_in *in;   /* bytes read, not yet parsed; NULL when none */
     struct conn_sock sock; /* state of the current socket only */
+    /* The TLS session of the last socket, offered by the next one so that
+       a reconnect resumes (server_tls); outlives sockets on purpose. */
+    struct ssl_session_st *tls_session;
 };
 
 static inline struct client *
@@ -251,10 +272,13 @@ const char *conn_state_name(enum conn_state st);
 void conn_attach(struct conn *c, int fd, event_callback_fn cb);
 
 /* Watch for readability and/or writability (EV_READ | EV_WRITE), or
-   neither (0); only a change reaches libevent. */
+   neither (0); only a change reaches libevent. A TLS conn also watches
+   writability while ciphertext waits, and is made readable at once when
+   OpenSSL holds bytes the socket will not announce. */
 void conn_watch(struct conn *c, uint8_t events);
 
-/* Remove the event and close the fd. */
+/* Remove the event and close the fd (a TLS conn's TLS goes first, with a
+   close_notify when the socket takes it). */
 void conn_close_fd(struct conn *c);
 
 /* Put c on its ctx's dirty list (idempotent). */
@@ -262,14 +286,21 @@ void conn_mark_dirty(struct conn *c);
 
 /*
  * Read once into *in, borrowing a buffer from the ctx when *in has none:
- * read() into its buffer, or, while a body is read around it (chain.h),
- * readv() into the body's chunks and then the buffer. Returns bytes read
- * (*body of them went to the body's piece), 0 on EOF, -EAGAIN, or -errno.
+ * read() into its buffer, or readv() into chunks as well (chain.h): the
+ * rest of a body being read around the buffer, or, with ahead (a conn that
+ * carries large values), a header's worth into the buffer and what follows
+ * into chunks. Returns bytes read (*body of them went to the body's piece),
+ * 0 on EOF, -EAGAIN, or -errno. A TLS conn decrypts into the same places
+ * (tls_readv), and when OpenSSL still holds bytes the read callback runs
+ * again next turn.
  */
-ssize_t conn_read(struct conn *c, struct chain_in **in, uint64_t *body);
+ssize_t conn_read(struct conn *c, struct chain_in **in, uint64_t *body, bool ahead);
 
 /* writev() iov[0..n); *written gets the bytes written (0 on EAGAIN).
-   Returns 0 or -errno. */
+   Returns 0 or -errno. A TLS conn encrypts them (tls_writev: *written is
+   the plaintext taken) and first sends ciphertext still waiting, which it
+   does even when n is 0; while ciphertext waits, conn_watch keeps
+   EV_WRITE on. */
 struct iovec;
 int conn_writev(struct conn *c, const struct iovec *iov, int n, size_t *written) MUSTCHECK;
 

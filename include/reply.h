@@ -17,6 +17,7 @@
 #ifndef CMX_REPLY_H
 #define CMX_REPLY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,7 @@
 struct reply_reader {
     uint64_t bytes;                    /* of the reply being read, all its units */
     uint64_t state[REPLY_STATE_WORDS]; /* the protocol's parse state */
+    bool bulky;                        /* the last reply had a large value: read ahead */
 };
 
 /* m's reply is complete; its bytes were appended to m->rsp when m wants

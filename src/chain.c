@@ -45,6 +45,7 @@ chunk_get(struct chain_pool *p)
     }
     c->next = NULL;
     c->pool = p;
+    c->off = 0;
     c->len = 0;
     return c;
 }
@@ -191,7 +192,8 @@ chain_iov(const struct buf *b, const struct chain *c, uint64_t skip, struct iove
         }
         pos = p->at;
         for (const struct chunk *k = p; k != NULL; k = k->next) {
-            if (k->len > 0 && !chain_iov_add(iov, max, &n, bytes, &skip, k->data, k->len)) {
+            if (k->len > 0 &&
+                !chain_iov_add(iov, max, &n, bytes, &skip, k->data + k->off, k->len)) {
                 return n;
             }
         }
@@ -221,29 +223,22 @@ chain_in_unoffer(struct chain_in *in)
     in->offered_bytes = 0;
     in->offered_tail = NULL;
     in->offered_tail_bytes = 0;
+    in->offered_buf = 0;
 }
 
-int
-chain_in_iov(struct chain_in *in, struct chain_pool *p, struct iovec *iov, int max)
+/* Offer new chunks for up to want bytes in iov[*n..limit). Returns the
+   bytes offered. */
+static size_t
+chain_in_offer(struct chain_in *in, struct chain_pool *p, struct iovec *iov, int limit, int *n,
+               uint64_t want)
 {
-    uint64_t want = MIN(in->left, (uint64_t)CHAIN_READ_MAX);
     struct chunk **link = &in->offered;
-    int n = 0;
+    size_t offered = 0;
 
-    chain_in_unoffer(in);
-    if (!in->fresh && want > 0 && in->holes.tail != NULL) {
-        struct chunk *tail = in->holes.tail->last;
-        size_t k = (size_t)MIN(want, (uint64_t)(p->size - tail->len));
-        if (k > 0) {
-            in->offered_tail = tail;
-            in->offered_tail_bytes = k;
-            iov[n].iov_base = tail->data + tail->len;
-            iov[n++].iov_len = k;
-            in->offered_bytes += k;
-            want -= k;
-        }
+    while (*link != NULL) {
+        link = &(*link)->next;
     }
-    while (want > 0 && n < max - 1) {
+    while (want > 0 && *n < limit) {
         struct chunk *c = chunk_get(p);
         if (c == NULL) {
             break;
@@ -251,60 +246,224 @@ chain_in_iov(struct chain_in *in, struct chain_pool *p, struct iovec *iov, int m
         size_t k = (size_t)MIN(want, (uint64_t)p->size);
         *link = c;
         link = &c->next;
-        iov[n].iov_base = c->data;
-        iov[n++].iov_len = k;
-        in->offered_bytes += k;
+        iov[*n].iov_base = c->data;
+        iov[(*n)++].iov_len = k;
+        offered += k;
         want -= k;
     }
-    if (in->left > 0 && n == 0) {
-        return 0; /* out of memory: the body has nowhere to go */
+    return offered;
+}
+
+/* The room after a chunk's bytes. */
+static size_t
+chunk_room(const struct chunk *c)
+{
+    return c->pool->size - c->off - c->len;
+}
+
+int
+chain_in_iov(struct chain_in *in, struct chain_pool *p, struct iovec *iov, int max, bool ahead)
+{
+    size_t room = in->b.cap - in->b.end;
+    int n = 0;
+
+    chain_in_unoffer(in);
+    if (in->left > 0) {
+        uint64_t want = MIN(in->left, (uint64_t)CHAIN_READ_MAX);
+        if (!in->fresh && in->holes.tail != NULL) {
+            struct chunk *tail = in->holes.tail->last;
+            size_t k = (size_t)MIN(want, (uint64_t)chunk_room(tail));
+            if (k > 0) {
+                in->offered_tail = tail;
+                in->offered_tail_bytes = k;
+                iov[n].iov_base = tail->data + tail->off + tail->len;
+                iov[n++].iov_len = k;
+                in->offered_bytes += k;
+                want -= k;
+            }
+        }
+        in->offered_bytes += chain_in_offer(in, p, iov, max - 1, &n, want); /* one for the buffer */
+        if (n == 0) {
+            return 0; /* out of memory: the body has nowhere to go */
+        }
+        /* What follows the body goes to the buffer, once all of the body has
+           somewhere to go before it. */
+        if (in->offered_bytes == in->left && in->spill_bytes == 0 && room > 0) {
+            in->offered_buf = room;
+            iov[n].iov_base = in->b.data + in->b.end;
+            iov[n++].iov_len = room;
+        }
+        return n;
     }
-    /* What follows the body goes to the buffer, once all of the body has
-       somewhere to go before it. */
-    if (in->offered_bytes == in->left && in->b.cap > in->b.end && n < max) {
+    if (in->spill_bytes == 0 && room > 0) {
+        /* new bytes follow the spill's, never the buffer's, while there is one */
+        in->offered_buf = ahead ? MIN(room, (size_t)CHAIN_HEAD_ROOM) : room;
         iov[n].iov_base = in->b.data + in->b.end;
-        iov[n++].iov_len = in->b.cap - in->b.end;
+        iov[n++].iov_len = in->offered_buf;
+    }
+    if (ahead || in->spill_bytes > 0) {
+        (void)chain_in_offer(in, p, iov, MIN(max, n + CHAIN_AHEAD_CHUNKS), &n, CHAIN_READ_MAX);
     }
     return n;
+}
+
+/* Append chunk c (its bytes data[off..off+len)) to the piece starting at
+   *piece, starting a new piece standing at the buffer's end if none. */
+static void
+chain_in_grow_piece(struct chain_in *in, struct chunk **piece, struct chunk *c)
+{
+    c->next = NULL;
+    if (*piece == NULL) {
+        *piece = c;
+        c->at = buf_len(&in->b);
+        c->total = 0;
+        c->last = c;
+        chain_push(&in->holes, c);
+        in->fresh = false;
+        in->npieces++;
+    } else {
+        (*piece)->last->next = c;
+        (*piece)->last = c;
+    }
+    (*piece)->total += c->len;
+    in->holes.bytes += c->len;
+}
+
+/* Append chunk c to the spill. */
+static void
+chain_in_spill_push(struct chain_in *in, struct chunk *c)
+{
+    c->next = NULL;
+    if (in->spill_tail != NULL) {
+        in->spill_tail->next = c;
+    } else {
+        in->spill = c;
+    }
+    in->spill_tail = c;
+    in->spill_bytes += c->len;
 }
 
 uint64_t
 chain_in_commit(struct chain_in *in, size_t n)
 {
-    size_t body = MIN(n, in->offered_bytes), left = body;
-    struct chunk *piece = in->fresh ? NULL : in->holes.tail;
+    size_t body = in->left > 0 ? MIN(n, in->offered_bytes) : 0, rest = n - body, left = body;
 
-    if (in->offered_tail != NULL && left > 0) {
-        size_t k = MIN(left, in->offered_tail_bytes);
-        in->offered_tail->len += k;
-        left -= k;
+    if (in->left > 0) {
+        struct chunk *piece = in->fresh ? NULL : in->holes.tail;
+        if (in->offered_tail != NULL && left > 0) {
+            size_t k = MIN(left, in->offered_tail_bytes);
+            in->offered_tail->len += k;
+            piece->total += k;
+            in->holes.bytes += k;
+            left -= k;
+        }
+        while (left > 0 && in->offered != NULL) {
+            struct chunk *c = in->offered;
+            in->offered = c->next;
+            c->len = MIN(left, c->pool->size);
+            left -= c->len;
+            chain_in_grow_piece(in, &piece, c);
+        }
+        in->left -= body;
     }
-    while (left > 0 && in->offered != NULL) {
+    size_t to_buf = MIN(rest, in->offered_buf);
+    in->b.end += to_buf;
+    rest -= to_buf;
+    while (rest > 0 && in->offered != NULL) {
         struct chunk *c = in->offered;
         in->offered = c->next;
-        c->next = NULL;
-        c->len = MIN(left, c->pool->size);
-        left -= c->len;
-        if (piece == NULL) {
-            piece = c;
-            piece->at = buf_len(&in->b);
-            piece->total = 0;
-            piece->last = c;
-            chain_push(&in->holes, piece);
-            in->fresh = false;
-        } else {
-            piece->last->next = c;
-            piece->last = c;
-        }
+        c->len = MIN(rest, c->pool->size);
+        rest -= c->len;
+        chain_in_spill_push(in, c);
     }
     chain_in_unoffer(in);
-    if (piece != NULL) {
-        piece->total += body;
-        in->holes.bytes += body;
-    }
-    in->left -= body;
-    in->b.end += n - body;
     return body;
+}
+
+/* Take the spill's first chunk off it. */
+static struct chunk *
+chain_in_spill_pop(struct chain_in *in)
+{
+    struct chunk *c = in->spill;
+
+    in->spill = c->next;
+    if (in->spill == NULL) {
+        in->spill_tail = NULL;
+    }
+    in->spill_bytes -= c->len;
+    c->next = NULL;
+    return c;
+}
+
+uint64_t
+chain_in_adopt(struct chain_in *in, uint64_t left)
+{
+    uint64_t want = MIN(left, (uint64_t)in->spill_bytes), got = 0;
+    struct chunk *piece = NULL;
+
+    while (got < want) {
+        struct chunk *c = in->spill;
+        size_t need = (size_t)(want - got);
+        if (c->len > need) {
+            /* The body ends inside this chunk: split it, copying the smaller
+               side into a new chunk. */
+            struct chunk *k = chunk_get(c->pool);
+            if (k == NULL) {
+                break;
+            }
+            if (need <= c->len - need) {
+                /* the body's part moves to k; c keeps what follows */
+                memcpy(k->data, c->data + c->off, need);
+                k->len = need;
+                c->off += need;
+                c->len -= need;
+                in->spill_bytes -= need;
+                chain_in_grow_piece(in, &piece, k);
+            } else {
+                /* what follows moves to k, which takes c's place in the spill */
+                size_t tail = c->len - need;
+                memcpy(k->data, c->data + c->off + need, tail);
+                k->len = tail;
+                c->len = need;
+                k->next = c->next;
+                c->next = k;
+                if (in->spill_tail == c) {
+                    in->spill_tail = k;
+                }
+                /* spill_bytes is unchanged: c's tail is k's now */
+                chain_in_grow_piece(in, &piece, chain_in_spill_pop(in));
+            }
+            got += need;
+            break;
+        }
+        got += c->len;
+        chain_in_grow_piece(in, &piece, chain_in_spill_pop(in));
+    }
+    if (got > 0 && left > got) {
+        in->left = left - got; /* the rest of the body is read into the piece */
+        in->fresh = false;
+    }
+    return got;
+}
+
+int
+chain_in_unspill(struct chain_in *in, size_t n)
+{
+    while (n > 0 && in->spill != NULL) {
+        struct chunk *c = in->spill;
+        size_t k = MIN(n, c->len);
+        if (buf_append(&in->b, c->data + c->off, k) != 0) {
+            return -1;
+        }
+        c->off += k;
+        c->len -= k;
+        in->spill_bytes -= k;
+        n -= k;
+        if (c->len == 0) {
+            chunk_put(chain_in_spill_pop(in));
+        }
+    }
+    return 0;
 }
 
 void
@@ -325,6 +484,10 @@ chain_in_reset(struct chain_in *in)
     buf_reset(&in->b);
     chain_clear(&in->holes);
     chain_in_unoffer(in);
+    while (in->spill != NULL) {
+        chunk_put(chain_in_spill_pop(in));
+    }
     in->left = 0;
     in->fresh = false;
+    in->npieces = 0;
 }

@@ -22,18 +22,43 @@
 _Static_assert(sizeof(((struct reply_reader *)0)->state) >= 128,
                "reply_reader state too small for the protocols' parse state");
 
+/*
+ * The unit at the front needs bytes that were read ahead into chunks: the
+ * body it is in takes them as its piece, or a header's worth is copied
+ * into the buffer. Returns 0 or -ENOMEM.
+ */
+static int
+reply_unspill(const struct proto_wire *w, struct reply_reader *rr, struct chain_in *in,
+              const struct msg *m)
+{
+    uint64_t left =
+        w->reply_body_left(rr->state, m, buf_head(&in->b), buf_len(&in->b), in->holes.bytes);
+
+    if (left >= CHAIN_MIN_PIECE) {
+        uint64_t got = chain_in_adopt(in, left);
+        if (got > 0) {
+            reply_streamed(w, rr, got);
+            return 0;
+        }
+    }
+    return chain_in_unspill(in, MAX((size_t)CHAIN_HEAD_ROOM, buf_len(&in->b))) != 0 ? -ENOMEM : 0;
+}
+
 int
 reply_read(const struct proto_wire *w, struct reply_reader *rr, struct chain_in *in,
            struct msg_tqh *q, uint64_t max_reply, reply_done_fn done, void *arg)
 {
-    while (buf_len(&in->b) > 0) {
+    while (chain_in_pending(in)) {
         struct msg *m = TAILQ_FIRST(q);
         struct proto_step st = { 0 };
-        const uint8_t *head = buf_head(&in->b);
 
         if (m == NULL) {
             return -EINVAL; /* bytes nobody asked for */
         }
+        if (buf_len(&in->b) == 0 && chain_in_unspill(in, CHAIN_HEAD_ROOM) != 0) {
+            return -ENOMEM;
+        }
+        const uint8_t *head = buf_head(&in->b);
         enum proto_rc rc = w->reply_step(rr->state, m, head, buf_len(&in->b), in->holes.bytes, &st);
         if (rc != PROTO_OK) {
             /* Refused once its declared parts cannot fit, not once buffered;
@@ -42,7 +67,17 @@ reply_read(const struct proto_wire *w, struct reply_reader *rr, struct chain_in 
             if (rr->bytes + st.min_len > max_reply) {
                 return -EMSGSIZE;
             }
-            return rc == PROTO_ERROR ? -EINVAL : 0;
+            if (rc == PROTO_ERROR) {
+                return -EINVAL;
+            }
+            if (in->spill_bytes == 0) {
+                return 0;
+            }
+            int urc = reply_unspill(w, rr, in, m);
+            if (urc < 0) {
+                return urc;
+            }
+            continue;
         }
         rr->bytes += st.len;
         if (rr->bytes > max_reply) {
@@ -57,6 +92,8 @@ reply_read(const struct proto_wire *w, struct reply_reader *rr, struct chain_in 
             if (w->rsp_state_size > 0) {
                 memset(rr->state, 0, w->rsp_state_size); /* the next reply starts afresh */
             }
+            rr->bulky = in->npieces > 0; /* a server that sends large values: read ahead */
+            in->npieces = 0;
             size_t total = (size_t)rr->bytes;
             rr->bytes = 0;
             int drc = done(arg, m, total);

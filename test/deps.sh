@@ -3,12 +3,13 @@
 # The second line is for packaging: notify via libsystemd, the unit check
 # (systemd-analyze), the Debian package build and its install test, the man
 # page linters, promtool for the alert rules, and clang-format for the
-# format check.
-CACHEMUX_PACKAGES="gcc make autoconf automake pkg-config libevent-dev libinih-dev libyaml-dev check \
+# format check. TLS: libssl-dev to build, openssl for the tests' certificates,
+# stunnel4 for the TLS benchmark beside nutcracker.
+CACHEMUX_PACKAGES="gcc make autoconf automake pkg-config libevent-dev libinih-dev libyaml-dev libssl-dev openssl check \
 memcached redis-server redis-tools nutcracker python3 python3-redis python3-pymemcache \
 libmemcached-tools clang libclang-rt-14-dev procps iproute2 \
 libsystemd-dev systemd build-essential dpkg-dev debhelper adduser logrotate man-db \
-mandoc groff-base prometheus python3-yaml clang-format nodejs"
+mandoc groff-base prometheus python3-yaml clang-format nodejs stunnel4"
 
 cachemux_install_deps() {
     missing=""

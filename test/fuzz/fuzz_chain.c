@@ -51,6 +51,7 @@ struct feed {
     size_t pos, len, rsize, mbuf;
     const uint8_t *bits; /* stream decisions, cycled */
     size_t nbits, bit;
+    bool ahead; /* read ahead, as for a conn that carries large values */
 };
 
 static void
@@ -64,6 +65,7 @@ feed_init(struct feed *f, const uint8_t *src, size_t len, uint8_t sel, const uin
     f->mbuf = 64 << ((sel >> 5) & 3);
     f->bits = bits;
     f->nbits = nbits;
+    f->ahead = (sel & 0x80) != 0;
     chain_pool_init(&f->pool, 1 + (sel % 7) * 5, 8);
 }
 
@@ -75,37 +77,58 @@ feed_free(struct feed *f)
     chain_pool_destroy(&f->pool);
 }
 
-/* One read. Returns the bytes read (0: the stream is all read); *body:
-   those that went into a piece. */
+/* One read, as conn_read does. Returns the bytes read (0: the stream is all
+   read); *body: those that went into a piece. Reading ahead, the buffer gets
+   a header's room and the rest goes to chunks (the spill). */
 static size_t
 feed_read(struct feed *f, uint64_t *body)
 {
     size_t avail = MIN(f->len - f->pos, f->rsize), n = 0;
+    struct chain_in *in = &f->in;
 
     *body = 0;
     if (avail == 0) {
         return 0;
     }
-    if (f->in.left == 0) {
-        if (f->in.b.cap - f->in.b.end < f->mbuf / 4) {
-            CHECK(buf_reserve(&f->in.b, f->mbuf) == 0);
+    if (in->left == 0 && in->spill_bytes == 0) {
+        size_t want = f->ahead ? CHAIN_HEAD_ROOM : f->mbuf / 4;
+        if (in->b.cap - in->b.end < want) {
+            CHECK(buf_reserve(&in->b, f->mbuf) == 0);
         }
-        n = MIN(avail, f->in.b.cap - f->in.b.end);
-        memcpy(f->in.b.data + f->in.b.end, f->src + f->pos, n);
-        f->in.b.end += n;
+    }
+    if (in->left == 0 && in->spill_bytes == 0 && !f->ahead) {
+        n = MIN(avail, in->b.cap - in->b.end);
+        memcpy(in->b.data + in->b.end, f->src + f->pos, n);
+        in->b.end += n;
     } else {
         struct iovec iov[256];
-        int k = chain_in_iov(&f->in, &f->pool, iov, 256);
+        int k = chain_in_iov(in, &f->pool, iov, 256, f->ahead);
         CHECK(k > 0);
         for (int i = 0; i < k && n < avail; i++) {
             size_t t = MIN(iov[i].iov_len, avail - n);
             memcpy(iov[i].iov_base, f->src + f->pos + n, t);
             n += t;
         }
-        *body = chain_in_commit(&f->in, n);
+        *body = chain_in_commit(in, n);
     }
     f->pos += n;
     return n;
+}
+
+/* As the runtime does when the parser wants bytes that were read ahead: a
+   body of at least a piece's worth takes them, else a header's worth moves
+   to the buffer. Returns the body bytes taken. */
+static uint64_t
+feed_unspill(struct feed *f, uint64_t left)
+{
+    if (left >= CHAIN_MIN_PIECE) {
+        uint64_t got = chain_in_adopt(&f->in, left);
+        if (got > 0) {
+            return got;
+        }
+    }
+    CHECK(chain_in_unspill(&f->in, MAX((size_t)CHAIN_HEAD_ROOM, buf_len(&f->in.b))) == 0);
+    return 0;
 }
 
 /* Whether to read the rest of a body (left bytes) around the buffer. */
@@ -177,6 +200,9 @@ redis_requests(const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits, s
     feed_init(&f, s, len, sel, bits, nbits);
     redis_req_init(&c, chain_args, MAXARGS);
     for (;;) {
+        if (buf_len(&f.in.b) == 0 && f.in.spill_bytes > 0) {
+            CHECK(chain_in_unspill(&f.in, CHAIN_HEAD_ROOM) == 0);
+        }
         const uint8_t *head = buf_head(&f.in.b);
         size_t blen = buf_len(&f.in.b);
         if (blen == 0 && feed_read(&f, &body) == 0) {
@@ -189,6 +215,13 @@ redis_requests(const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits, s
         if (rc == REDIS_PARSE_AGAIN) {
             uint32_t arg = 0;
             uint64_t left = redis_req_body_left(&c, blen, &arg);
+            if (f.in.spill_bytes > 0) {
+                uint64_t got = feed_unspill(&f, arg > 0 ? left : 0);
+                if (got > 0) {
+                    redis_req_skip(&c, got);
+                }
+                continue;
+            }
             if (arg > 0) {
                 feed_maybe_stream(&f, left);
             }
@@ -245,6 +278,9 @@ mc_requests(const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits, size
 
     feed_init(&f, s, len, sel, bits, nbits);
     for (;;) {
+        if (buf_len(&f.in.b) == 0 && f.in.spill_bytes > 0) {
+            CHECK(chain_in_unspill(&f.in, CHAIN_HEAD_ROOM) == 0);
+        }
         const uint8_t *head = buf_head(&f.in.b);
         size_t blen = buf_len(&f.in.b);
         if (blen == 0 && feed_read(&f, &body) == 0) {
@@ -255,9 +291,15 @@ mc_requests(const uint8_t *s, size_t len, uint8_t sel, const uint8_t *bits, size
         }
         enum mc_parse rc = mc_parse_req_skip(head, blen, MAX_REQ, f.in.holes.bytes, &c);
         if (rc == MC_PARSE_AGAIN) {
+            uint64_t left = 0;
             if (c.data_len > 0 && c.total_len >= 2 && c.total_len - 2 > blen) {
-                feed_maybe_stream(&f, c.total_len - 2 - blen);
+                left = c.total_len - 2 - blen;
             }
+            if (f.in.spill_bytes > 0) {
+                (void)feed_unspill(&f, left); /* the skip is holes.bytes */
+                continue;
+            }
+            feed_maybe_stream(&f, left);
             if (feed_read(&f, &body) == 0) {
                 break;
             }
