@@ -34,6 +34,8 @@ struct cli_opts {
     long client_output_limit;   /* -1: not given */
     long max_reply_size;        /* -1: not given */
     long shutdown_timeout;      /* -1: not given */
+    long tls_handshake_timeout; /* -1: not given */
+    long tls_max_handshakes;    /* -1: not given */
 };
 
 /* Parse argv. Returns 0, or -1 after printing what is wrong to stderr. */

@@ -39,6 +39,51 @@
 #define CONF_MIN_REPLY_SIZE 1024   /* room for any status or error line a server sends */
 #define CONF_MAX_MS 2147483647u    /* most for every time in milliseconds */
 #define CONF_MAX_WORKERS 1024
+#define CONF_DEFAULT_TLS_HANDSHAKE_TIMEOUT 10000
+#define CONF_DEFAULT_TLS_MAX_HANDSHAKES 1000
+
+/* TLS protocol versions a pool accepts (tls_protocols), as bits. */
+#define CONF_TLS_V12 1u
+#define CONF_TLS_V13 2u
+
+/* A file a key names, and the line of that key (for a reload's messages). */
+struct conf_path {
+    char *path; /* NULL: not set */
+    int line;
+};
+
+/* TLS between clients and cachemux (tls = true and the tls_* keys). */
+struct conf_tls {
+    bool on;
+    struct conf_path cert_file; /* PEM, chain allowed */
+    struct conf_path key_file;
+    struct conf_path ca_file; /* clients' CA (tls_verify_client) */
+    bool verify_client;
+    uint32_t protocols;  /* CONF_TLS_V12 | CONF_TLS_V13 */
+    char *protocols_str; /* as written, for --dump-conf */
+    char *ciphers;       /* TLS 1.2, OpenSSL syntax; NULL: OpenSSL's */
+    char *ciphersuites;  /* TLS 1.3; NULL: OpenSSL's */
+    bool session_cache;  /* tickets and resumption */
+    bool ktls;           /* kernel TLS where offered (accepted connections) */
+    int line;            /* of "tls = true", 0: unset */
+    int ciphers_line, ciphersuites_line;
+};
+
+/* TLS between cachemux and the pool's servers (server_tls and friends). */
+struct conf_server_tls {
+    bool on;
+    struct conf_path ca_file;   /* NULL: the system's trust store */
+    bool verify;                /* default true */
+    char *name;                 /* SNI and the name verified; NULL: the server's host */
+    struct conf_path cert_file; /* a client certificate, with key_file */
+    struct conf_path key_file;
+    int line; /* of "server_tls = true", 0: unset */
+};
+
+#define CONF_DENY_WORDS 4 /* 256 commands per protocol */
+
+/* Whether command index cmd is in pool p's deny_commands. */
+#define CONF_DENIED(p, cmd) (((p)->deny[(cmd) / 64] >> ((cmd) % 64)) & 1)
 
 struct conf_pool {
     char *name;
@@ -60,6 +105,12 @@ struct conf_pool {
     uint32_t server_failure_limit;
     uint32_t client_connections; /* 0: no limit */
     bool tcpkeepalive;
+    char *deny_commands; /* as written; NULL: none */
+    /* deny_commands resolved: bit i set refuses the protocol's command i
+       (Redis: its table row, redis_cmd_index; memcached: enum mc_cmd) */
+    uint64_t deny[CONF_DENY_WORDS];
+    struct conf_tls tls;
+    struct conf_server_tls server_tls;
     struct conf_server *servers; /* sorted in identity order (dist_ident_cmp); lines in file */
     size_t nservers;
 };
@@ -79,7 +130,9 @@ struct conf {
     bool client_output_limit_auto; /* unset in the file: follows max_request_size */
     uint64_t max_reply_size;       /* bytes of one whole reply from a server */
     uint64_t shutdown_timeout_ms;
-    struct conf_pool *pools; /* twemproxy order: shorter names first, then bytewise */
+    uint64_t tls_handshake_timeout_ms; /* a TLS handshake longer than this is closed */
+    uint32_t tls_max_handshakes;       /* per worker; at the cap TLS accepts pause */
+    struct conf_pool *pools;           /* twemproxy order: shorter names first, then bytewise */
     size_t npools;
 };
 
@@ -130,6 +183,13 @@ void conf_errors_add(struct conf_errors *errs, const char *path, int line, const
 /* Same settings and same servers (identity, address, weight): a reload
    leaves such a pool untouched. Supervisor-filled fields are ignored. */
 bool conf_pool_equal(const struct conf_pool *a, const struct conf_pool *b);
+
+/* Same TLS settings towards the servers (a change reconnects them). */
+bool conf_server_tls_equal(const struct conf_server_tls *a, const struct conf_server_tls *b);
+
+/* Parse a tls_protocols value ("TLSv1.2 TLSv1.3", in any order) into
+   CONF_TLS_* bits. Returns 0, or -1 with the reason in err. */
+int conf_tls_protocols(const char *v, uint32_t *bits, char *err, size_t errlen);
 
 /* Same address (host or path, and port) for a server. */
 bool conf_server_same_addr(const struct conf_server *a, const struct conf_server *b);

@@ -128,10 +128,17 @@ struct proto_ops {
     /* The reply to such a handshake request came (in m->rsp): 0 if it
        succeeded, else -EACCES (logged by the protocol with the reason). */
     int (*handshake_reply)(struct server_conn *s, const struct msg *m);
+    /* A request's whole reply came from s (in m->rsp), before it is
+       delivered: what the protocol learns or counts from it. NULL: none. */
+    void (*replied)(struct server_conn *s, const struct msg *m);
 };
 
 struct conn;
+struct listener;
+struct tls_sock;
+struct ssl_session_st;
 TAILQ_HEAD(conn_tqh, conn);
+TAILQ_HEAD(listener_tqh, listener);
 
 /* One worker's runtime, shared by all of its conns (never by two threads). */
 struct conn_ctx {
@@ -159,6 +166,21 @@ struct conn_ctx {
     void *client_slabs;          /* blocks of client structs, kept until exit */
     bool stopping;               /* graceful stop in progress */
     struct stats_worker *wst;    /* this worker's own counters */
+    /* Every worker's counters (read with relaxed loads) and their number,
+       for the answers the proxy gives about itself (INFO, memcached stats). */
+    const struct stats_worker *all_wst;
+    int nworkers;
+    uint64_t start_ms; /* when the worker started (uptime) */
+    /* TLS handshakes with clients in progress (on dirty_tqe: a client in
+       its handshake has nothing to write), oldest first, and the timer
+       for the oldest one's deadline (client.c). */
+    struct conn_tqh handshakes;
+    uint32_t nhandshakes;
+    uint32_t max_handshakes;       /* tls_max_handshakes */
+    uint64_t handshake_timeout_ms; /* tls_handshake_timeout */
+    struct event hs_timer;
+    bool hs_timer_ready;        /* hs_timer is assigned */
+    struct listener_tqh paused; /* TLS listeners paused at max_handshakes */
 };
 
 /* The part of a conn every socket has. */
@@ -168,10 +190,13 @@ struct conn {
     struct conn_ctx *ctx;
     uint64_t id;
     int fd;
-    uint8_t kind;   /* enum conn_kind */
-    uint8_t state;  /* enum conn_state */
-    uint8_t events; /* EV_READ / EV_WRITE the event is added with */
-    bool dirty;     /* on a dirty list */
+    uint8_t kind;         /* enum conn_kind */
+    uint8_t state;        /* enum conn_state */
+    uint8_t events;       /* EV_READ / EV_WRITE the event is added with */
+    bool dirty;           /* on a dirty list */
+    bool handshaking;     /* TLS handshake in progress */
+    uint8_t tls_version;  /* 0: plaintext (or kTLS done), else STATS_TLS_v12/v13 + 1 */
+    struct tls_sock *tls; /* the socket's TLS (NULL: plaintext); dies with the socket */
 };
 
 struct client {
@@ -183,6 +208,8 @@ struct client {
     uint32_t nq;
     uint8_t close_reason; /* DRAINING: why it closes (enum stats_client_close) */
     bool authed;          /* redis_auth pools: AUTH succeeded */
+    char *name;           /* Redis CLIENT SETNAME; NULL: none */
+    size_t lingered;      /* bytes dropped while closing after an error */
     bool bulky;           /* its last request had a large value: read ahead */
     size_t pending_bytes; /* reply bytes done but not yet written */
     struct chain_in *in;  /* bytes read, not yet parsed; NULL when idle */
@@ -216,6 +243,9 @@ struct server_conn {
     struct event tev;      /* the oldest request's deadline (or connect's) */
     struct chain_in *in;   /* bytes read, not yet parsed; NULL when none */
     struct conn_sock sock; /* state of the current socket only */
+    /* The TLS session of the last socket, offered by the next one so that
+       a reconnect resumes (server_tls); outlives sockets on purpose. */
+    struct ssl_session_st *tls_session;
 };
 
 static inline struct client *
@@ -242,10 +272,13 @@ const char *conn_state_name(enum conn_state st);
 void conn_attach(struct conn *c, int fd, event_callback_fn cb);
 
 /* Watch for readability and/or writability (EV_READ | EV_WRITE), or
-   neither (0); only a change reaches libevent. */
+   neither (0); only a change reaches libevent. A TLS conn also watches
+   writability while ciphertext waits, and is made readable at once when
+   OpenSSL holds bytes the socket will not announce. */
 void conn_watch(struct conn *c, uint8_t events);
 
-/* Remove the event and close the fd. */
+/* Remove the event and close the fd (a TLS conn's TLS goes first, with a
+   close_notify when the socket takes it). */
 void conn_close_fd(struct conn *c);
 
 /* Put c on its ctx's dirty list (idempotent). */
@@ -257,12 +290,17 @@ void conn_mark_dirty(struct conn *c);
  * rest of a body being read around the buffer, or, with ahead (a conn that
  * carries large values), a header's worth into the buffer and what follows
  * into chunks. Returns bytes read (*body of them went to the body's piece),
- * 0 on EOF, -EAGAIN, or -errno.
+ * 0 on EOF, -EAGAIN, or -errno. A TLS conn decrypts into the same places
+ * (tls_readv), and when OpenSSL still holds bytes the read callback runs
+ * again next turn.
  */
 ssize_t conn_read(struct conn *c, struct chain_in **in, uint64_t *body, bool ahead);
 
 /* writev() iov[0..n); *written gets the bytes written (0 on EAGAIN).
-   Returns 0 or -errno. */
+   Returns 0 or -errno. A TLS conn encrypts them (tls_writev: *written is
+   the plaintext taken) and first sends ciphertext still waiting, which it
+   does even when n is 0; while ciphertext waits, conn_watch keeps
+   EV_WRITE on. */
 struct iovec;
 int conn_writev(struct conn *c, const struct iovec *iov, int n, size_t *written) MUSTCHECK;
 

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "net.h"
+#include "tls.h"
 
 struct conf;
 struct conf_errors;
@@ -35,6 +36,7 @@ struct gen_pool {
     struct net_addr listen;
     int listen_fd;              /* a unix listener shared by the workers, or -1 */
     struct gen_server *servers; /* parallel to the conf pool's servers */
+    struct tls_ctxs tls;        /* the pool's TLS contexts (tls.h), read-only */
 };
 
 struct gen {
@@ -47,8 +49,8 @@ struct gen {
 
 /*
  * A generation for c with every listen and server address resolved
- * (blocking DNS: supervisor only), no registry records and no listeners
- * yet, one reference held. Problems are added to errs as FILE:LINE
+ * (blocking DNS: supervisor only) and every TLS context built from its
+ * files, no registry records and no listeners yet, one reference held. Problems are added to errs as FILE:LINE
  * messages. Returns NULL on any problem, and c stays the caller's;
  * otherwise the generation owns c.
  */

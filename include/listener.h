@@ -11,6 +11,7 @@
 #include <event2/event_struct.h> /* events are embedded: no malloc per conn event */
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/queue.h>
 
 #include "util.h"
 
@@ -22,6 +23,8 @@ struct listener {
     bool owned; /* false: a shared unix fd the supervisor closes */
     bool active;
     bool draining; /* accepting the last queued conns before closing */
+    bool paused;   /* at tls_max_handshakes, on the ctx's paused list */
+    TAILQ_ENTRY(listener) pause_tqe;
     struct event ev;
     struct event retry; /* re-arms accept after EMFILE */
 };
@@ -36,6 +39,11 @@ int listener_open(struct listener *l, struct pool *p, int shared_fd, char *err,
 
 /* Accept what is queued (so it is served, not reset), then stop. */
 void listener_drain_and_close(struct listener *l);
+
+/* Accept again on TLS listeners paused at tls_max_handshakes, as long as
+   ctx is under the cap (the worker calls it at the end of a turn). */
+struct conn_ctx;
+void listener_resume_paused(struct conn_ctx *ctx);
 
 /* Stop accepting and close (no draining). */
 void listener_close(struct listener *l);

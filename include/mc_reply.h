@@ -7,6 +7,8 @@
 #ifndef CMX_MC_REPLY_H
 #define CMX_MC_REPLY_H
 
+#include <stdint.h>
+
 #include "proto.h"
 
 struct buf;
@@ -19,9 +21,14 @@ struct msg;
  * that VALUE is for it (a miss takes nothing), then one END. memcached
  * answers a part's hits in the order of its keys, so this is request-key
  * order, duplicates included. A part that ends in an error line rather than
- * END is the reply of the whole. Returns 0 or -ENOMEM.
+ * END is the reply of the whole. A fan-out (flush_all, merge
+ * MSG_MERGE_ALL_OK) is OK when every server said OK, else the first other
+ * reply. Returns 0 or -ENOMEM.
  */
 int mc_reply_merge(struct msg *parent);
+
+/* The VALUE blocks in m's whole reply (the hits of a retrieval). */
+uint32_t mc_reply_values(const struct msg *m);
 
 /* rsp becomes "SERVER_ERROR <the system's text for err>\r\n". */
 void mc_reply_error(struct buf *rsp, int err);

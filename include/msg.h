@@ -35,7 +35,15 @@ enum msg_merge {
     MSG_MERGE_VALUES, /* memcached get: every part's VALUEs in request-key order, one END */
     MSG_MERGE_ARRAY,  /* Redis MGET: one array, elements in key order */
     MSG_MERGE_SUM,    /* Redis DEL EXISTS UNLINK TOUCH: integers summed */
-    MSG_MERGE_ALL_OK, /* Redis MSET: +OK when every part said +OK */
+    MSG_MERGE_ALL_OK, /* Redis MSET, FLUSHDB, SCRIPT FLUSH; memcached flush_all: all OK */
+    /* fan-outs (route_fanout): one fragment per server of the pool */
+    MSG_MERGE_CONCAT, /* Redis KEYS: the parts' arrays joined */
+    MSG_MERGE_SAME,   /* Redis SCRIPT LOAD: the reply when every part gives the same */
+    MSG_MERGE_AND,    /* Redis SCRIPT EXISTS: 1 where every part says 1 */
+    MSG_MERGE_RANDOM, /* Redis RANDOMKEY: a non-nil part's reply, from a random start */
+    MSG_MERGE_SCAN,   /* Redis SCAN: one server's page, its cursor re-encoded */
+    MSG_MERGE_INFO,   /* Redis INFO: the proxy's sections (in req) and the keyspace summed */
+    MSG_MERGE_HELLO,  /* Redis HELLO: Redis 7's map as a flat array, version from INFO */
 };
 
 struct msg {
@@ -63,19 +71,25 @@ struct msg {
     uint64_t timeout_ms;      /* the pool's timeout when it was queued */
     size_t keys_off;          /* split, memcached: key tokens within req */
     size_t keys_end;
-    uint32_t nkeys;   /* split: keys of the request */
-    int err;          /* errno of a failure, 0 if none */
-    uint16_t cmd;     /* its row in its protocol's command table */
-    uint8_t merge;    /* enum msg_merge */
-    bool done;        /* reply complete (or failed) */
-    bool swallow;     /* noreply: reply is discarded */
-    bool close_after; /* close the client once this reply is written */
-    bool local;       /* answered by the proxy, never sent */
-    bool timed_out;   /* answered already; its late reply is dropped */
-    bool handshake;   /* proxy's own AUTH/SELECT on a new server conn */
+    uint32_t nkeys;        /* split: keys of the request */
+    uint32_t fan_server;   /* SCAN: the server index its fragment went to */
+    uint32_t fan_nservers; /* SCAN: the pool's server count (cursor encoding) */
+    uint8_t fan_flags;     /* INFO: MSG_INFO_* sections the merge adds */
+    int err;               /* errno of a failure, 0 if none */
+    uint16_t cmd;          /* its row in its protocol's command table */
+    uint8_t merge;         /* enum msg_merge */
+    bool done;             /* reply complete (or failed) */
+    bool swallow;          /* noreply: reply is discarded */
+    bool close_after;      /* close the client once this reply is written */
+    bool local;            /* answered by the proxy, never sent */
+    bool timed_out;        /* answered already; its late reply is dropped */
+    bool handshake;        /* proxy's own AUTH/SELECT on a new server conn */
 };
 
 TAILQ_HEAD(msg_tqh, msg);
+
+#define MSG_INFO_SERVER 0x1   /* INFO: the server section's redis_version goes first in it */
+#define MSG_INFO_KEYSPACE 0x2 /* INFO: a keyspace section summed over the parts */
 
 /* The whole request and reply: their bytes and the pieces standing in them. */
 static inline uint64_t

@@ -42,6 +42,7 @@ struct pool_server {
     uint32_t backoff_ms;                 /* next reconnect delay after a failure */
     int last_err;                        /* errno of the last connect failure */
     uint64_t local_err_log_ms;           /* next time a local connect error may be logged */
+    char version[24];                    /* Redis: its redis_version, from INFO; "" unknown */
     TAILQ_ENTRY(pool_server) retire_tqe; /* on the worker's retiring list */
     void *retire_hold;                   /* what keeps cs alive while retiring */
 };
@@ -65,6 +66,9 @@ struct pool {
     uint64_t eject_gen_seen;     /* reg->eject_gen the dist was built at */
     uint64_t next_rebuild_ms;    /* an ejected server returns then; 0: none out */
     bool retiring;               /* removed by a reload: clients close at a boundary */
+    uint64_t tls_log_ms;         /* the TLS failure log's window ends then */
+    uint32_t tls_log_lines;      /* lines logged in the window */
+    uint32_t tls_log_dropped;    /* failures not logged since the last line */
 };
 
 /* Build p from cp (bound by gp) for ctx's worker, speaking proto; its
@@ -100,6 +104,12 @@ void pool_server_failed(struct pool_server *s, int err, bool connect_failed);
 
 /* A good reply or connect: the failure count and backoff start over. */
 void pool_server_ok(struct pool_server *s);
+
+/* Whether a TLS failure of p may be logged now (POOL_TLS_LOG_PER_SEC
+   lines a second per pool and worker); *dropped gets how many were not
+   logged before it. */
+#define POOL_TLS_LOG_PER_SEC 5
+bool pool_tls_log_allowed(struct pool *p, uint32_t *dropped);
 
 /* The server that owns key, or NULL when no server is live. */
 struct pool_server *pool_pick(struct pool *p, const uint8_t *key, size_t len);

@@ -30,26 +30,32 @@ enum mc_kind {
     MC_KIND_TOUCH,     /* touch key exptime [noreply] */
     MC_KIND_VERSION,   /* version (extra arguments ignored) */
     MC_KIND_QUIT,      /* quit */
+    MC_KIND_STATS,     /* stats: answered by the proxy (with an argument: an error) */
+    MC_KIND_FLUSH,     /* flush_all [delay] [noreply]: sent to every server */
+    MC_KIND_VERBOSITY, /* verbosity level [noreply]: answered OK by the proxy */
 };
 
 /* X-macro: enum, wire name, kind. */
-#define MC_CMD_LIST(X)                        \
-    X(MC_GET, "get", MC_KIND_RETRIEVAL)       \
-    X(MC_GETS, "gets", MC_KIND_RETRIEVAL)     \
-    X(MC_GAT, "gat", MC_KIND_GAT)             \
-    X(MC_GATS, "gats", MC_KIND_GAT)           \
-    X(MC_SET, "set", MC_KIND_STORAGE)         \
-    X(MC_ADD, "add", MC_KIND_STORAGE)         \
-    X(MC_REPLACE, "replace", MC_KIND_STORAGE) \
-    X(MC_APPEND, "append", MC_KIND_STORAGE)   \
-    X(MC_PREPEND, "prepend", MC_KIND_STORAGE) \
-    X(MC_CAS, "cas", MC_KIND_CAS)             \
-    X(MC_DELETE, "delete", MC_KIND_DELETE)    \
-    X(MC_INCR, "incr", MC_KIND_ARITH)         \
-    X(MC_DECR, "decr", MC_KIND_ARITH)         \
-    X(MC_TOUCH, "touch", MC_KIND_TOUCH)       \
-    X(MC_VERSION, "version", MC_KIND_VERSION) \
-    X(MC_QUIT, "quit", MC_KIND_QUIT)
+#define MC_CMD_LIST(X)                          \
+    X(MC_GET, "get", MC_KIND_RETRIEVAL)         \
+    X(MC_GETS, "gets", MC_KIND_RETRIEVAL)       \
+    X(MC_GAT, "gat", MC_KIND_GAT)               \
+    X(MC_GATS, "gats", MC_KIND_GAT)             \
+    X(MC_SET, "set", MC_KIND_STORAGE)           \
+    X(MC_ADD, "add", MC_KIND_STORAGE)           \
+    X(MC_REPLACE, "replace", MC_KIND_STORAGE)   \
+    X(MC_APPEND, "append", MC_KIND_STORAGE)     \
+    X(MC_PREPEND, "prepend", MC_KIND_STORAGE)   \
+    X(MC_CAS, "cas", MC_KIND_CAS)               \
+    X(MC_DELETE, "delete", MC_KIND_DELETE)      \
+    X(MC_INCR, "incr", MC_KIND_ARITH)           \
+    X(MC_DECR, "decr", MC_KIND_ARITH)           \
+    X(MC_TOUCH, "touch", MC_KIND_TOUCH)         \
+    X(MC_VERSION, "version", MC_KIND_VERSION)   \
+    X(MC_QUIT, "quit", MC_KIND_QUIT)            \
+    X(MC_STATS, "stats", MC_KIND_STATS)         \
+    X(MC_FLUSH_ALL, "flush_all", MC_KIND_FLUSH) \
+    X(MC_VERBOSITY, "verbosity", MC_KIND_VERBOSITY)
 
 #define MC_CMD_ENUM(e, s, k) e,
 enum mc_cmd { MC_CMD_LIST(MC_CMD_ENUM) MC_CMD_COUNT };

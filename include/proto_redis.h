@@ -39,6 +39,7 @@ enum redis_route {
     REDIS_ROUTE_SPLIT,       /* split its keys over servers, merge the replies */
     REDIS_ROUTE_LOCAL,       /* answered by the proxy */
     REDIS_ROUTE_UNSUPPORTED, /* known to Redis but not proxied (e.g. MOVE) */
+    REDIS_ROUTE_FANOUT,      /* sent to every server of the pool, replies merged */
 };
 
 /* The proxy's own answers (REDIS_ROUTE_LOCAL rows). */
@@ -49,6 +50,8 @@ enum redis_local {
     REDIS_LOCAL_ECHO,
     REDIS_LOCAL_SELECT,
     REDIS_LOCAL_AUTH,
+    REDIS_LOCAL_HELLO,
+    REDIS_LOCAL_CLIENT,
 };
 
 #define REDIS_CMD_NOAUTH 0x1 /* allowed before AUTH on a redis_auth pool */
@@ -79,6 +82,13 @@ const struct redis_cmd *redis_cmd_lookup(const uint8_t *name, size_t len);
  * answers from. An unknown command (NULL) is only skipped: any may.
  */
 bool redis_cmd_streams(const struct redis_cmd *cmd, uint32_t arg);
+
+/*
+ * SCRIPT's subcommands: the merge of the fan-out for sub[0..len)
+ * (case-insensitive) with its argument count bounds, or MSG_MERGE_NONE
+ * for a subcommand the proxy does not fan out (KILL, DEBUG, ...).
+ */
+int redis_script_sub(const uint8_t *sub, size_t len, int *min_args, int *max_args);
 
 /* The whole table, sorted by name, *n rows (for tests and listings). */
 const struct redis_cmd *redis_cmd_table(size_t *n);
@@ -203,6 +213,16 @@ enum redis_rsp_type {
     REDIS_RSP_INTEGER, /* :n */
     REDIS_RSP_BULK,    /* $n (or $-1 nil) */
     REDIS_RSP_ARRAY,   /* *n (or *-1 nil), elements of any type, any depth */
+    /* RESP3 only (redis_rsp_init3) */
+    REDIS_RSP_NULL,       /* _ */
+    REDIS_RSP_BOOLEAN,    /* #t or #f (integer 1 or 0) */
+    REDIS_RSP_DOUBLE,     /* ,1.5 */
+    REDIS_RSP_BIG_NUMBER, /* (3492890328409238509324850943850943825024385 */
+    REDIS_RSP_BLOB_ERROR, /* !n */
+    REDIS_RSP_VERBATIM,   /* =n, the body starting "txt:" or another 3-byte format */
+    REDIS_RSP_MAP,        /* %n: n key-value pairs */
+    REDIS_RSP_SET,        /* ~n */
+    REDIS_RSP_PUSH,       /* >n */
 };
 
 struct redis_rsp {
@@ -217,13 +237,20 @@ struct redis_rsp {
     uint64_t bulk_len;
     size_t scan;  /* where the search for the current line's '\n' resumes */
     bool in_body; /* reading a bulk's body of bulk_len bytes at pos */
+    bool resp3;   /* the RESP3 types are allowed */
+    bool typed;   /* the reply's own type is known (attributes come first) */
 };
 
+/* A parser of RESP2 replies; redis_rsp_init3 also takes RESP3's types,
+   with attributes (|n) kept in the reply ahead of the value they describe
+   (type and integer are the value's). Streamed strings and aggregates
+   ($?, *? ...) are an error: Redis sends them to no command. */
 void redis_rsp_init(struct redis_rsp *r);
+void redis_rsp_init3(struct redis_rsp *r);
 
 /*
  * Continue parsing one reply at buf[0..len) (the same bytes as before,
- * possibly more of them). ERROR: not RESP2 (an unknown type byte, a bad
+ * possibly more of them). ERROR: not RESP2 or RESP3 as initialized (an unknown type byte, a bad
  * number, a bulk over REDIS_MAX_BULK, a status line over REDIS_MAX_RSP_LINE,
  * a body not followed by "\r\n").
  */

@@ -24,6 +24,28 @@ struct msg;
  */
 int redis_reply_merge(struct msg *parent);
 
+/*
+ * SCAN's cursor as a client sees it: server index + nservers * that
+ * server's cursor, so cursor 0 starts at the first server and a server's
+ * cursor 0 (its end) moves on to the next one. decode: -1 when s is not a
+ * number below 2^64. encode: -1 when the server's cursor is too large for
+ * the encoding (over (2^64 - 1 - index) / nservers).
+ */
+int redis_scan_cursor_decode(const uint8_t *s, size_t len, uint32_t nservers, uint32_t *server,
+                             uint64_t *cursor);
+int redis_scan_cursor_encode(uint64_t cursor, uint32_t server, uint32_t nservers, uint64_t *out);
+
+/* Append HELLO's RESP2 reply (Redis 7's fields) with version and the
+   decimal id[0..idlen) to b. Returns 0 or -ENOMEM. */
+int redis_hello_reply(struct buf *b, const char *version, const void *id, size_t idlen);
+
+/* The redis_version of a whole INFO reply rsp[0..len) (a bulk string)
+   into out (NUL-terminated). Returns 0, or -1 when there is none. */
+int redis_info_version(const uint8_t *rsp, size_t len, char *out, size_t outlen);
+
+/* Compare two "major.minor.patch" versions: <0, 0, >0. */
+int redis_version_cmp(const char *a, const char *b);
+
 /* rsp becomes "-ERR <the system's text for err>\r\n". */
 void redis_reply_error(struct buf *rsp, int err);
 

@@ -48,6 +48,17 @@ struct route_split_ops {
 void route_split(struct client *c, struct msg *m, uint32_t nkeys, const struct route_split_ops *ops,
                  void *arg);
 
+/*
+ * Fan-out: send m (on c's queue, m->merge set) to the servers first ..
+ * first + n - 1 of c's pool (identity order), one fragment each, whose
+ * request build(arg, fragment, server index) writes; the merge makes the
+ * one reply. A server that is ejected fails the whole (Connection
+ * refused) before anything is sent, and a part that fails fails the whole
+ * with its error: never a partial answer.
+ */
+void route_fanout(struct client *c, struct msg *m, uint32_t first, uint32_t n,
+                  int (*build)(void *arg, struct msg *fr, uint32_t server), void *arg);
+
 /* Connect every server conn of p now (preconnect). */
 void route_preconnect(struct pool *p);
 

@@ -60,6 +60,7 @@ enum stats_type { STATS_COUNTER, STATS_GAUGE, STATS_TIMESTAMP };
     X(pool_removed, "its pool was removed by a reload")                       \
     X(drain_timeout, "still busy when a drain deadline passed")               \
     X(client_limit, "refused at accept: client_connections reached")          \
+    X(tls_handshake, "its TLS handshake failed or timed out")                 \
     X(out_of_memory, "out of memory")
 
 #define STATS_SERVER_CLOSE_LIST(X)                                                     \
@@ -70,8 +71,52 @@ enum stats_type { STATS_COUNTER, STATS_GAUGE, STATS_TIMESTAMP };
     X(protocol_error, "bytes that are not a valid reply, or a reply nobody asked for") \
     X(reply_too_large, "a reply over max_reply_size")                                  \
     X(handshake, "AUTH or SELECT refused")                                             \
+    X(tls_handshake, "its TLS handshake failed or timed out")                          \
     X(retired, "the server left its pool in a reload")                                 \
     X(shutdown, "the worker stopped")
+
+/*
+ * TLS (pools with tls = true, and per server with server_tls = true), shown
+ * only in /metrics: handshakes completed and resumed, open connections by
+ * version, and failed handshakes by reason.
+ */
+#define STATS_TLS_LIST(X)                               \
+    X(handshakes, "TLS handshakes completed")           \
+    X(resumed, "TLS handshakes that resumed a session") \
+    X(v12, "open TLS connections speaking TLS 1.2")     \
+    X(v13, "open TLS connections speaking TLS 1.3")
+
+#define STATS_TLS_FAIL_LIST(X)                                                        \
+    X(timeout, "it did not finish within tls_handshake_timeout")                      \
+    X(peer_closed, "the peer closed the connection during the handshake")             \
+    X(no_certificate, "the peer sent no certificate where one is required")           \
+    X(bad_certificate, "the peer's certificate failed verification")                  \
+    X(alert, "the peer refused the handshake (an alert, e.g. about our certificate)") \
+    X(protocol, "not TLS, or no protocol version or cipher in common")                \
+    X(error, "another error (a socket error, out of memory)")
+
+#define STATS_TLS_ENUM(name, desc) STATS_TLS_##name,
+#define STATS_TLS_FAIL_ENUM(name, desc) STATS_TLS_FAIL_##name,
+enum stats_tls_field { STATS_TLS_LIST(STATS_TLS_ENUM) STATS_TLS_N };
+enum stats_tls_fail { STATS_TLS_FAIL_LIST(STATS_TLS_FAIL_ENUM) STATS_TLS_FAIL_N };
+#undef STATS_TLS_ENUM
+#undef STATS_TLS_FAIL_ENUM
+
+extern const char *const stats_tls_fail_names[STATS_TLS_FAIL_N];
+
+struct stats_tls {
+    _Atomic uint64_t f[STATS_TLS_N];
+    _Atomic uint64_t fail[STATS_TLS_FAIL_N];
+};
+
+/* A summed view of one struct stats_tls. */
+struct stats_tls_view {
+    uint64_t f[STATS_TLS_N];
+    uint64_t fail[STATS_TLS_FAIL_N];
+};
+
+/* Add t's current values into v. */
+void stats_tls_sum(struct stats_tls_view *v, const struct stats_tls *t);
 
 #define STATS_CLOSE_ENUM_C(name, desc) STATS_CC_##name,
 #define STATS_CLOSE_ENUM_S(name, desc) STATS_SC_##name,
@@ -112,12 +157,14 @@ struct stats_hist {
 struct stats_server {
     _Atomic uint64_t f[STATS_SERVER_NFIELDS];
     _Atomic uint64_t closed[STATS_SERVER_CLOSE_N];
+    struct stats_tls tls;
     struct stats_hist hist;
 } __attribute__((aligned(CACHE_LINE)));
 
 struct stats_pool {
     _Atomic uint64_t f[STATS_POOL_NFIELDS];
     _Atomic uint64_t closed[STATS_CLIENT_CLOSE_N];
+    struct stats_tls tls;
     struct stats_hist hist;
 } __attribute__((aligned(CACHE_LINE)));
 
@@ -127,6 +174,11 @@ struct stats_worker {
     _Atomic uint64_t total_connections; /* ever opened, same kinds */
     _Atomic uint64_t clients;           /* client conns open now */
     _Atomic uint64_t requests;          /* client requests parsed */
+    /* memcached, for its stats command: keys asked by retrievals, storage
+       commands, and the VALUEs (hits) the backends answered them with */
+    _Atomic uint64_t cmd_get;
+    _Atomic uint64_t cmd_set;
+    _Atomic uint64_t get_hits;
 } __attribute__((aligned(CACHE_LINE)));
 
 /* Add d (may be negative, for gauges) to a counter its owner writes. */
@@ -166,6 +218,13 @@ struct stats_pool_view {
     const uint64_t (*sclosed)[STATS_SERVER_CLOSE_N];
     struct stats_hist_view hist;
     const struct stats_hist_view *shist; /* [nservers] */
+    /* TLS: rendered only for the sides that speak it */
+    bool tls, server_tls;
+    struct stats_tls_view tls_v;
+    const struct stats_tls_view *stls; /* [nservers] */
+    /* certificates and their expiry, seconds since the epoch (NULL: none) */
+    const char *cert_file, *server_cert_file;
+    int64_t cert_not_after, server_cert_not_after;
 };
 
 struct stats_doc {

@@ -38,6 +38,7 @@ TAILQ_HEAD(worker_pool_tqh, worker_pool);
 
 struct worker {
     int id;
+    int nworkers; /* of the process */
     pthread_t thread;
     struct gen *gen;          /* the generation served (held) */
     struct stats_worker *wst; /* this worker's own counters (registry) */
@@ -66,9 +67,11 @@ struct worker {
     _Atomic uint64_t gen_seen;      /* id of the generation switched to */
 };
 
-/* Start w's thread serving g (held by the worker from now on). Returns 0
-   or -errno. */
-int worker_start(struct worker *w, int id, struct gen *g, struct stats_worker *wst) MUSTCHECK;
+/* Start w's thread, worker id of nworkers, serving g (held by the worker
+   from now on); counters: every worker's, counters[id] being its own.
+   Returns 0 or -errno. */
+int worker_start(struct worker *w, int id, int nworkers, struct gen *g,
+                 struct stats_worker *counters) MUSTCHECK;
 
 /* Wait until w is ready (0) or failed (-1, reason in w->start_err). */
 int worker_wait_ready(struct worker *w);

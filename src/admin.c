@@ -63,6 +63,7 @@ struct admin_snapshot {
     uint64_t (*sf)[STATS_SERVER_NFIELDS];
     uint64_t (*sclosed)[STATS_SERVER_CLOSE_N];
     struct stats_hist_view *shist;
+    struct stats_tls_view *stls;
     const char **names;
     uint64_t *worker_clients;
     uint64_t *worker_requests;
@@ -75,6 +76,7 @@ admin_snapshot_free(struct admin_snapshot *s)
     free(s->sf);
     free(s->sclosed);
     free(s->shist);
+    free(s->stls);
     free(s->names);
     free(s->worker_clients);
     free(s->worker_requests);
@@ -94,12 +96,14 @@ admin_snapshot(const struct admin *a, struct admin_snapshot *s)
     s->sf = calloc(nserv + 1, sizeof(*s->sf));
     s->sclosed = calloc(nserv + 1, sizeof(*s->sclosed));
     s->shist = calloc(nserv + 1, sizeof(*s->shist));
+    s->stls = calloc(nserv + 1, sizeof(*s->stls));
     s->names = calloc(nserv + 1, sizeof(*s->names));
     int nworkers = a->reg->nworkers;
     s->worker_clients = calloc((size_t)nworkers + 1, sizeof(uint64_t));
     s->worker_requests = calloc((size_t)nworkers + 1, sizeof(uint64_t));
     if (s->views == NULL || s->sf == NULL || s->sclosed == NULL || s->shist == NULL ||
-        s->names == NULL || s->worker_clients == NULL || s->worker_requests == NULL) {
+        s->stls == NULL || s->names == NULL || s->worker_clients == NULL ||
+        s->worker_requests == NULL) {
         admin_snapshot_free(s);
         return -1;
     }
@@ -122,6 +126,17 @@ admin_snapshot(const struct admin *a, struct admin_snapshot *s)
         v->sf = &s->sf[base];
         v->sclosed = &s->sclosed[base];
         v->shist = &s->shist[base];
+        v->stls = &s->stls[base];
+        v->tls = cp->tls.on;
+        v->server_tls = cp->server_tls.on;
+        if (cp->tls.on) {
+            v->cert_file = cp->tls.cert_file.path;
+            v->cert_not_after = gp->tls.cert_not_after;
+        }
+        if (cp->server_tls.on && cp->server_tls.cert_file.path != NULL) {
+            v->server_cert_file = cp->server_tls.cert_file.path;
+            v->server_cert_not_after = gp->tls.server_cert_not_after;
+        }
         for (size_t k = 0; k < cp->nservers; k++) {
             s->names[base + k] = cp->servers[k].ident;
         }
@@ -134,6 +149,7 @@ admin_snapshot(const struct admin *a, struct admin_snapshot *s)
                 v->closed[r] += stats_get(&ps->closed[r]);
             }
             stats_hist_sum(&v->hist, &ps->hist);
+            stats_tls_sum(&v->tls_v, &ps->tls);
             for (size_t k = 0; k < cp->nservers; k++) {
                 const struct stats_server *ss = &gp->servers[k].reg->st[w];
                 for (size_t f = 0; f < STATS_SERVER_NFIELDS; f++) {
@@ -143,6 +159,7 @@ admin_snapshot(const struct admin *a, struct admin_snapshot *s)
                     s->sclosed[base + k][r] += stats_get(&ss->closed[r]);
                 }
                 stats_hist_sum(&s->shist[base + k], &ss->hist);
+                stats_tls_sum(&s->stls[base + k], &ss->tls);
             }
         }
         /* Ejection time is shared state, not a per-worker sum. */

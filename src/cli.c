@@ -27,6 +27,8 @@ enum cli_long_only {
     CLI_OPT_CLIENT_OUTPUT_LIMIT,
     CLI_OPT_MAX_REPLY_SIZE,
     CLI_OPT_SHUTDOWN_TIMEOUT,
+    CLI_OPT_TLS_HANDSHAKE_TIMEOUT,
+    CLI_OPT_TLS_MAX_HANDSHAKES,
 };
 
 static const struct option cli_long_opts[] = {
@@ -52,6 +54,8 @@ static const struct option cli_long_opts[] = {
     { "client-output-limit", required_argument, NULL, CLI_OPT_CLIENT_OUTPUT_LIMIT },
     { "max-reply-size", required_argument, NULL, CLI_OPT_MAX_REPLY_SIZE },
     { "shutdown-timeout", required_argument, NULL, CLI_OPT_SHUTDOWN_TIMEOUT },
+    { "tls-handshake-timeout", required_argument, NULL, CLI_OPT_TLS_HANDSHAKE_TIMEOUT },
+    { "tls-max-handshakes", required_argument, NULL, CLI_OPT_TLS_MAX_HANDSHAKES },
     { NULL, 0, NULL, 0 },
 };
 
@@ -97,11 +101,15 @@ cli_usage(void)
            "                                (default: the larger of %llu and max-request-size)\n"
            "      --max-reply-size=N      : set largest reply from a server in bytes\n"
            "                                (default: %llu)\n"
-           "      --shutdown-timeout=N    : set ms a graceful stop waits (default: %d)\n",
+           "      --shutdown-timeout=N    : set ms a graceful stop waits (default: %d)\n"
+           "      --tls-handshake-timeout=N : set ms a TLS handshake may take (default: %d)\n"
+           "      --tls-max-handshakes=N  : set TLS handshakes one worker runs at once\n"
+           "                                (default: %d)\n",
            CONF_DEFAULT_LOG_LEVEL, LOG_LEVEL_MAX, CACHEMUX_SYSCONFDIR, CONF_DEFAULT_STATS_PORT,
            CONF_DEFAULT_MBUF_SIZE, (unsigned long long)CONF_DEFAULT_MAX_REQUEST_SIZE,
            (unsigned long long)CONF_DEFAULT_CLIENT_OUTPUT_LIMIT,
-           (unsigned long long)CONF_DEFAULT_MAX_REPLY_SIZE, CONF_DEFAULT_SHUTDOWN_TIMEOUT);
+           (unsigned long long)CONF_DEFAULT_MAX_REPLY_SIZE, CONF_DEFAULT_SHUTDOWN_TIMEOUT,
+           CONF_DEFAULT_TLS_HANDSHAKE_TIMEOUT, CONF_DEFAULT_TLS_MAX_HANDSHAKES);
 }
 
 static int
@@ -153,6 +161,8 @@ cli_parse(int argc, char **argv, struct cli_opts *o)
     o->client_output_limit = -1;
     o->max_reply_size = -1;
     o->shutdown_timeout = -1;
+    o->tls_handshake_timeout = -1;
+    o->tls_max_handshakes = -1;
     o->conf_file = CACHEMUX_SYSCONFDIR "/cachemux.ini";
 
     opterr = 0;
@@ -211,6 +221,14 @@ cli_parse(int argc, char **argv, struct cli_opts *o)
         case CLI_OPT_SHUTDOWN_TIMEOUT:
             if (cli_number("--shutdown-timeout", optarg, 0, CONF_MAX_MS, &v) != 0) return -1;
             o->shutdown_timeout = v;
+            break;
+        case CLI_OPT_TLS_HANDSHAKE_TIMEOUT:
+            if (cli_number("--tls-handshake-timeout", optarg, 1, CONF_MAX_MS, &v) != 0) return -1;
+            o->tls_handshake_timeout = v;
+            break;
+        case CLI_OPT_TLS_MAX_HANDSHAKES:
+            if (cli_number("--tls-max-handshakes", optarg, 1, CONF_MAX_MS, &v) != 0) return -1;
+            o->tls_max_handshakes = v;
             break;
         // clang-format on
         case ':':
@@ -294,6 +312,12 @@ cli_apply_overrides(const struct cli_opts *o, struct conf *c, struct conf_errors
     }
     if (o->shutdown_timeout >= 0) {
         c->shutdown_timeout_ms = (uint64_t)o->shutdown_timeout;
+    }
+    if (o->tls_handshake_timeout > 0) {
+        c->tls_handshake_timeout_ms = (uint64_t)o->tls_handshake_timeout;
+    }
+    if (o->tls_max_handshakes > 0) {
+        c->tls_max_handshakes = (uint32_t)o->tls_max_handshakes;
     }
     if (c->client_output_limit < c->max_request_size) {
         conf_errors_add(errs, c->path, 0,

@@ -32,13 +32,23 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "gen.h"
 #include "log.h"
 #include "net.h"
 #include "pool.h"
+#include "tls.h"
 
 #define CLIENT_IOV_MAX 512
+/* Lingering close: after an error reply that closes (a framing error, a
+   request over max_request_size) the client may still be sending; closing
+   with its bytes unread would reset the connection and could destroy the
+   reply before it is read. So the write side is shut, and what the client
+   still sends is read and dropped, for at most this long and this much. */
+#define CLIENT_LINGER_MS 2000
+#define CLIENT_LINGER_MAX_BYTES (64u * 1024 * 1024)
 
 static void client_event(int fd, short what, void *arg);
+static void client_hs_event(int fd, short what, void *arg);
 static void client_parse(struct client *c);
 
 static const char *
@@ -58,10 +68,156 @@ client_peer(const struct client *c, char *buf, size_t len)
     return net_sa_str((struct sockaddr *)&ss, sl, buf, len);
 }
 
+/* ---- TLS handshakes (pools with tls = true) ---- */
+
+/* Arm the ctx's handshake timer for the earliest deadline, if any. */
+static void
+client_hs_arm(struct conn_ctx *ctx)
+{
+    uint64_t next = 0;
+    struct conn *c;
+
+    TAILQ_FOREACH (c, &ctx->handshakes, dirty_tqe) {
+        uint64_t d = tls_deadline(c->tls);
+        next = next == 0 || d < next ? d : next;
+    }
+    if (next == 0) {
+        evtimer_del(&ctx->hs_timer);
+        return;
+    }
+    uint64_t now = util_mono_msec();
+    struct timeval tv = util_ms_tv(next > now ? next - now : 0);
+    evtimer_add(&ctx->hs_timer, &tv);
+}
+
+/* c's handshake is over, one way or the other. */
+static void
+client_hs_remove(struct client *c)
+{
+    struct conn_ctx *ctx = c->c.ctx;
+
+    if (!c->c.handshaking) {
+        return;
+    }
+    TAILQ_REMOVE(&ctx->handshakes, &c->c, dirty_tqe);
+    ctx->nhandshakes--;
+    c->c.handshaking = false;
+}
+
+/* A handshake failed: counted by reason, logged (rate-limited), closed. */
+static void
+client_hs_failed(struct client *c, enum stats_tls_fail why, const char *text)
+{
+    struct pool *p = c->pool;
+    uint32_t dropped;
+
+    stats_add(&p->st->tls.fail[why], 1);
+    if (pool_tls_log_allowed(p, &dropped)) {
+        char more[64] = "";
+        if (dropped > 0) {
+            snprintf(more, sizeof(more), "; %u more not logged before this", dropped);
+        }
+        char peer[64];
+        log_notice("tls: pool %s: %s: %s (%s%s)", p->cp->name, client_peer(c, peer, sizeof(peer)),
+                   text, stats_tls_fail_names[why], more);
+    }
+    client_close(c, STATS_CC_tls_handshake);
+}
+
+static void
+client_hs_timeout(int fd, short what, void *arg)
+{
+    struct conn_ctx *ctx = arg;
+    uint64_t now = util_mono_msec();
+    struct conn *c, *next;
+    char text[64];
+
+    (void)fd;
+    (void)what;
+    for (c = TAILQ_FIRST(&ctx->handshakes); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, dirty_tqe);
+        if (tls_deadline(c->tls) <= now) {
+            snprintf(text, sizeof(text), "handshake not finished after %" PRIu64 " ms",
+                     ctx->handshake_timeout_ms);
+            client_hs_failed(conn_client(c), STATS_TLS_FAIL_timeout, text);
+        }
+    }
+    client_hs_arm(ctx);
+}
+
+/* c starts its handshake: it counts towards tls_max_handshakes until done. */
+static void
+client_hs_add(struct client *c)
+{
+    struct conn_ctx *ctx = c->c.ctx;
+    uint64_t deadline = util_mono_msec() + ctx->handshake_timeout_ms;
+
+    if (!ctx->hs_timer_ready) {
+        evtimer_assign(&ctx->hs_timer, ctx->base, client_hs_timeout, ctx);
+        ctx->hs_timer_ready = true;
+    }
+    tls_set_deadline(c->c.tls, deadline);
+    c->c.handshaking = true;
+    TAILQ_INSERT_TAIL(&ctx->handshakes, &c->c, dirty_tqe);
+    ctx->nhandshakes++;
+    if (!evtimer_pending(&ctx->hs_timer, NULL)) {
+        client_hs_arm(ctx);
+    }
+}
+
+static void
+client_handshake(struct client *c)
+{
+    struct tls_sock *t = c->c.tls;
+    struct stats_tls *st = &c->pool->st->tls;
+    int rc = tls_handshake(t, c->c.fd);
+
+    if (rc == 0) {
+        conn_watch(&c->c, EV_READ); /* and EV_WRITE while a flight waits */
+        return;
+    }
+    client_hs_remove(c);
+    if (rc < 0) {
+        client_hs_failed(c, tls_fail_reason(t), tls_fail_text(t));
+        return;
+    }
+    stats_add(&st->f[STATS_TLS_handshakes], 1);
+    if (tls_resumed(t)) {
+        stats_add(&st->f[STATS_TLS_resumed], 1);
+    }
+    c->c.tls_version = (uint8_t)(tls_version(t) == 13 ? STATS_TLS_v13 : STATS_TLS_v12);
+    stats_add(&st->f[c->c.tls_version], 1);
+    if (log_enabled(LOG_INFO)) {
+        char peer[64];
+        log_info("pool %s: TLS with client %s (conn %" PRIu64 "): TLSv1.%d%s%s", c->pool->cp->name,
+                 client_peer(c, peer, sizeof(peer)), c->c.id, tls_version(t) == 13 ? 3 : 2,
+                 tls_resumed(t) ? ", resumed" : "", tls_ktls(t) ? ", kTLS" : "");
+    }
+    if (tls_ktls(t)) {
+        /* The kernel does the records: the data path is plain syscalls. */
+        tls_sock_free(t, c->c.fd, false);
+        c->c.tls = NULL;
+    }
+    /* Requests from now on: the ordinary callback. */
+    conn_watch(&c->c, 0);
+    conn_attach(&c->c, c->c.fd, client_event);
+    conn_watch(&c->c, EV_READ);
+}
+
+static void
+client_hs_event(int fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    client_handshake(arg);
+}
+
 void
 client_accept(struct pool *p, int fd, bool awaiting)
 {
     struct conn_ctx *ctx = p->ctx;
+    struct ssl_ctx_st *tctx = p->gp->tls.accept;
+    struct tls_sock *t = NULL;
     struct client *c;
 
     /* The limit holds across workers: one shared count, changed only here
@@ -69,7 +225,9 @@ client_accept(struct pool *p, int fd, bool awaiting)
     int64_t n = atomic_fetch_add_explicit(&p->reg->nclients, 1, memory_order_relaxed) + 1;
     if (p->cp->client_connections > 0 && n > (int64_t)p->cp->client_connections) {
         atomic_fetch_sub_explicit(&p->reg->nclients, 1, memory_order_relaxed);
-        (void)!write(fd, p->proto->full_reply, strlen(p->proto->full_reply));
+        if (tctx == NULL) { /* a TLS client could not read it */
+            (void)!write(fd, p->proto->full_reply, strlen(p->proto->full_reply));
+        }
         close(fd);
         stats_add(&p->st->closed[STATS_CC_client_limit], 1);
         log_info("pool %s: client refused: client_connections limit %u reached", p->cp->name,
@@ -82,9 +240,11 @@ client_accept(struct pool *p, int fd, bool awaiting)
             net_set_keepalive(fd);
         }
     }
-    if ((c = conn_client_get(ctx)) == NULL) {
+    if ((tctx != NULL && (t = tls_sock_new(tctx, fd, true, NULL, false, NULL)) == NULL) ||
+        (c = conn_client_get(ctx)) == NULL) {
         atomic_fetch_sub_explicit(&p->reg->nclients, 1, memory_order_relaxed);
         log_error("pool %s: out of memory accepting a client", p->cp->name);
+        tls_sock_free(t, fd, false);
         close(fd);
         return;
     }
@@ -96,7 +256,13 @@ client_accept(struct pool *p, int fd, bool awaiting)
     c->pool = p;
     c->proto = p->proto;
     TAILQ_INIT(&c->q);
-    conn_attach(&c->c, fd, client_event);
+    if (t == NULL) {
+        conn_attach(&c->c, fd, client_event);
+    } else {
+        c->c.tls = t;
+        conn_attach(&c->c, fd, client_hs_event);
+        client_hs_add(c);
+    }
     conn_watch(&c->c, EV_READ);
     TAILQ_INSERT_TAIL(&p->clients, c, pool_tqe);
     p->nclients++;
@@ -303,6 +469,10 @@ client_close(struct client *c, enum stats_client_close why)
                   client_peer(c, peer, sizeof(peer)), c->c.id, p->cp->name,
                   stats_client_close_descs[why]);
     }
+    client_hs_remove(c);
+    if (c->c.tls_version != 0) {
+        stats_add(&p->st->tls.f[c->c.tls_version], -1);
+    }
     stats_add(&p->st->closed[why], 1);
     if (why == STATS_CC_eof) {
         stats_add(&p->st->f[STATS_P_client_eof], 1);
@@ -319,6 +489,8 @@ client_close(struct client *c, enum stats_client_close why)
         }
         /* else an orphan: released when its replies come */
     }
+    free(c->name);
+    c->name = NULL;
     TAILQ_REMOVE(&p->clients, c, pool_tqe);
     p->nclients--;
     atomic_fetch_sub_explicit(&p->reg->nclients, 1, memory_order_relaxed);
@@ -501,6 +673,11 @@ client_read(struct client *c)
         c->proto->req_body_skip(c->ps, body);
     }
     if (n < 0) {
+        if (n == -EPROTO && c->c.tls != NULL && log_enabled(LOG_INFO)) {
+            char peer[64];
+            log_info("tls: pool %s: client %s: %s", c->pool->cp->name,
+                     client_peer(c, peer, sizeof(peer)), tls_fail_text(c->c.tls));
+        }
         client_close(c, n == -ENOMEM ? STATS_CC_out_of_memory : STATS_CC_error);
         return;
     }
@@ -510,6 +687,15 @@ client_read(struct client *c)
 void
 client_close_if_idle(struct client *c)
 {
+    if (c->c.handshaking) {
+        /* Taken from the accept queue at stop, it still gets its request
+           served (the drain deadline bounds it); else it is not a
+           client yet. */
+        if (c->c.state != CONN_AWAITING) {
+            client_close(c, c->c.ctx->stopping ? STATS_CC_stop : STATS_CC_pool_removed);
+        }
+        return;
+    }
     if ((c->c.state != CONN_ACTIVE && c->c.state != CONN_AWAITING) || !TAILQ_EMPTY(&c->q) ||
         (c->in != NULL && !chain_in_empty(c->in))) {
         return; /* not at a request boundary yet */
@@ -613,6 +799,54 @@ client_write(struct client *c)
     }
 }
 
+/* Lingering: read and drop what the client still sends, until its EOF,
+   an error, the byte budget or the timer; then close. */
+static void
+client_linger_event(int fd, short what, void *arg)
+{
+    struct client *c = arg;
+    uint8_t sink[16384];
+
+    if (what & EV_TIMEOUT) {
+        client_close(c, (enum stats_client_close)c->close_reason);
+        return;
+    }
+    for (;;) {
+        ssize_t n = read(fd, sink, sizeof(sink));
+        if (n > 0) {
+            c->lingered += (size_t)n;
+            if (c->lingered < CLIENT_LINGER_MAX_BYTES) {
+                continue;
+            }
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        client_close(c, (enum stats_client_close)c->close_reason);
+        return;
+    }
+}
+
+/* c's last reply (an error that closes) is written: close, lingering when
+   the client may still be sending (see CLIENT_LINGER_MS). */
+static void
+client_close_after_reply(struct client *c)
+{
+    enum stats_client_close why = (enum stats_client_close)c->close_reason;
+    struct timeval tv = util_ms_tv(CLIENT_LINGER_MS);
+
+    if ((why != STATS_CC_protocol_error && why != STATS_CC_too_large) ||
+        shutdown(c->c.fd, SHUT_WR) != 0) {
+        client_close(c, why);
+        return;
+    }
+    conn_watch(&c->c, 0);
+    c->c.events = EV_READ; /* conn_close_fd removes the event */
+    event_assign(&c->c.ev, c->c.ctx->base, c->c.fd, EV_READ | EV_PERSIST, client_linger_event, c);
+    event_add(&c->c.ev, &tv);
+}
+
 void
 client_flush(struct client *c)
 {
@@ -621,7 +855,7 @@ client_flush(struct client *c)
     }
     int rc = client_write(c);
     if (rc == -ECONNABORTED) {
-        client_close(c, (enum stats_client_close)c->close_reason);
+        client_close_after_reply(c);
     } else if (rc < 0) {
         client_close(c, STATS_CC_error);
     } else if (c->c.state == CONN_THROTTLED && client_under_half(c)) {

@@ -46,13 +46,15 @@
 #include "conf_scan.h"
 #include "conf_yaml.h"
 #include "log.h"
+#include "proto_mc.h"
+#include "proto_redis.h"
 #include "util.h"
 
 #define MAX_INT32 CONF_MAX_MS
 #define MAX_REQUEST_SIZE CONF_MAX_SIZE
 #define MIN_REPLY_SIZE CONF_MIN_REPLY_SIZE
 #define SHOW_MAX 64 /* bytes of a value quoted in a message */
-#define MAX_KEYS 24
+#define MAX_KEYS 48
 
 enum key_kind {
     KEY_BOOL,
@@ -69,6 +71,8 @@ enum key_kind {
     KEY_SERVER,
     KEY_STATS,
     KEY_METRICS,
+    KEY_PATH,          /* struct conf_path: a file, with the key's line */
+    KEY_TLS_PROTOCOLS, /* tls_protocols */
 };
 
 struct key_def {
@@ -103,6 +107,10 @@ static const struct key_def global_keys[] = {
       NUM_STR(CONF_DEFAULT_MAX_REPLY_SIZE) },
     { "shutdown_timeout", KEY_U64, G(shutdown_timeout_ms), 0, MAX_INT32,
       NUM_STR(CONF_DEFAULT_SHUTDOWN_TIMEOUT) },
+    { "tls_handshake_timeout", KEY_U64, G(tls_handshake_timeout_ms), 1, MAX_INT32,
+      NUM_STR(CONF_DEFAULT_TLS_HANDSHAKE_TIMEOUT) },
+    { "tls_max_handshakes", KEY_U32, G(tls_max_handshakes), 1, MAX_INT32,
+      NUM_STR(CONF_DEFAULT_TLS_MAX_HANDSHAKES) },
 };
 
 static const struct key_def pool_keys[] = {
@@ -122,6 +130,25 @@ static const struct key_def pool_keys[] = {
     { "server_failure_limit", KEY_U32, P(server_failure_limit), 0, MAX_INT32, "2" },
     { "client_connections", KEY_U32, P(client_connections), 0, MAX_INT32, "0" },
     { "tcpkeepalive", KEY_BOOL, P(tcpkeepalive), 0, 0, "false" },
+    { "deny_commands", KEY_STR, P(deny_commands), 0, 0, NULL },
+    /* Client side TLS: the pool's listener. Keys named tls_* need tls = true. */
+    { "tls", KEY_BOOL, P(tls.on), 0, 0, "false" },
+    { "tls_cert_file", KEY_PATH, P(tls.cert_file), 0, 0, NULL },
+    { "tls_key_file", KEY_PATH, P(tls.key_file), 0, 0, NULL },
+    { "tls_ca_file", KEY_PATH, P(tls.ca_file), 0, 0, NULL },
+    { "tls_verify_client", KEY_BOOL, P(tls.verify_client), 0, 0, "false" },
+    { "tls_protocols", KEY_TLS_PROTOCOLS, P(tls.protocols), 0, 0, "TLSv1.2 TLSv1.3" },
+    { "tls_ciphers", KEY_STR, P(tls.ciphers), 0, 0, NULL },
+    { "tls_ciphersuites", KEY_STR, P(tls.ciphersuites), 0, 0, NULL },
+    { "tls_session_cache", KEY_BOOL, P(tls.session_cache), 0, 0, "true" },
+    { "tls_ktls", KEY_BOOL, P(tls.ktls), 0, 0, "false" },
+    /* Server side TLS. Keys named server_tls_* need server_tls = true. */
+    { "server_tls", KEY_BOOL, P(server_tls.on), 0, 0, "false" },
+    { "server_tls_ca_file", KEY_PATH, P(server_tls.ca_file), 0, 0, NULL },
+    { "server_tls_verify", KEY_BOOL, P(server_tls.verify), 0, 0, "true" },
+    { "server_tls_name", KEY_STR, P(server_tls.name), 0, 0, NULL },
+    { "server_tls_cert_file", KEY_PATH, P(server_tls.cert_file), 0, 0, NULL },
+    { "server_tls_key_file", KEY_PATH, P(server_tls.key_file), 0, 0, NULL },
     { "server", KEY_SERVER, 0, 0, 0, NULL }, /* the one repeatable key */
 };
 
@@ -265,6 +292,33 @@ conf_at(const struct parse *p, size_t file, int line, char *buf, size_t buflen)
 
 /* ---- values ---- */
 
+int
+conf_tls_protocols(const char *v, uint32_t *bits, char *err, size_t errlen)
+{
+    uint32_t b = 0;
+    const char *q = v;
+
+    while (*q != '\0') {
+        size_t n = strcspn(q, " \t");
+        if (n == 7 && strncmp(q, "TLSv1.2", 7) == 0) {
+            b |= CONF_TLS_V12;
+        } else if (n == 7 && strncmp(q, "TLSv1.3", 7) == 0) {
+            b |= CONF_TLS_V13;
+        } else if (n > 0) {
+            snprintf(err, errlen, "expected TLSv1.2 and/or TLSv1.3, separated by spaces");
+            return -1;
+        }
+        q += n;
+        q += strspn(q, " \t");
+    }
+    if (b == 0) {
+        snprintf(err, errlen, "expected TLSv1.2 and/or TLSv1.3, separated by spaces");
+        return -1;
+    }
+    *bits = b;
+    return 0;
+}
+
 static int
 conf_set_number(const struct key_def *k, void *field, const char *v, char *err, size_t errlen)
 {
@@ -371,6 +425,17 @@ conf_set_value(struct parse *p, struct sect *s, const struct key_def *k, const c
         return 0;
     case KEY_STR:
         return conf_set_string((char **)field, v, err, errlen);
+    case KEY_PATH:
+        if (conf_set_string(&((struct conf_path *)field)->path, v, err, errlen) < 0) {
+            return -1;
+        }
+        ((struct conf_path *)field)->line = line;
+        return 0;
+    case KEY_TLS_PROTOCOLS:
+        if (conf_tls_protocols(v, &pool->tls.protocols, err, errlen) < 0) {
+            return -1;
+        }
+        return conf_set_string(&pool->tls.protocols_str, v, err, errlen);
     case KEY_HASH:
         if ((i = hash_from_name(v)) < 0) {
             conf_names_list(err, errlen, true);
@@ -477,6 +542,17 @@ conf_pool_clear(struct conf_pool *pool)
     free(pool->listen.host);
     free(pool->listen_str);
     free(pool->redis_auth);
+    free(pool->deny_commands);
+    free(pool->tls.cert_file.path);
+    free(pool->tls.key_file.path);
+    free(pool->tls.ca_file.path);
+    free(pool->tls.protocols_str);
+    free(pool->tls.ciphers);
+    free(pool->tls.ciphersuites);
+    free(pool->server_tls.ca_file.path);
+    free(pool->server_tls.name);
+    free(pool->server_tls.cert_file.path);
+    free(pool->server_tls.key_file.path);
     for (size_t i = 0; i < pool->nservers; i++) {
         free(pool->servers[i].ident);
         free(pool->servers[i].name);
@@ -711,6 +787,115 @@ conf_server_cmp(const void *a, const void *b)
     return c != 0 ? c : (x->line > y->line) - (x->line < y->line);
 }
 
+/* The index of a command of protocol proto named name[0..len) that a
+   deny list may hold, or -1 (unknown, or one a client cannot do without:
+   AUTH, HELLO, QUIT). */
+static int
+conf_deny_index(enum proto_id proto, const char *name, size_t len)
+{
+    if (proto == PROTO_REDIS) {
+        const struct redis_cmd *c = redis_cmd_lookup((const uint8_t *)name, len);
+        if (c == NULL || c->local == REDIS_LOCAL_AUTH || c->local == REDIS_LOCAL_HELLO ||
+            c->local == REDIS_LOCAL_QUIT) {
+            return -1;
+        }
+        return redis_cmd_index(c);
+    }
+    for (int i = 0; i < MC_CMD_COUNT; i++) {
+        const char *n = mc_cmd_name((enum mc_cmd)i);
+        if (i != MC_QUIT && strlen(n) == len && strncasecmp(n, name, len) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* deny_commands: names separated by spaces, each a command of the pool's
+   protocol, resolved into pool->deny. */
+static void
+conf_check_deny(struct parse *p, struct sect *s)
+{
+    struct conf_pool *pool = &s->pool;
+    const char *w = pool->deny_commands;
+    int line = 0;
+
+    memset(pool->deny, 0, sizeof(pool->deny));
+    for (size_t k = 0; k < ARRAY_SIZE(pool_keys); k++) {
+        if (strcmp(pool_keys[k].name, "deny_commands") == 0) {
+            line = s->seen[k];
+        }
+    }
+    while (w != NULL && *w != '\0') {
+        size_t len = strcspn(w, " \t");
+        if (len > 0) {
+            int i = conf_deny_index(pool->proto, w, len);
+            if (i < 0 || i >= CONF_DENY_WORDS * 64) {
+                conf_diag(p, line,
+                          "'deny_commands' of %s: '%.*s' is not a %s command that can be denied "
+                          "(AUTH, HELLO and QUIT cannot)",
+                          s->show, (int)MIN(len, 64), w, proto_name(pool->proto));
+            } else {
+                pool->deny[i / 64] |= UINT64_C(1) << (i % 64);
+            }
+        }
+        w += len;
+        w += strspn(w, " \t");
+    }
+}
+
+/* The line of pool key name in s, 0 when unset. */
+static int
+conf_pool_key_line(const struct sect *s, const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(pool_keys); i++) {
+        if (strcmp(pool_keys[i].name, name) == 0) {
+            return s->seen[i];
+        }
+    }
+    return 0;
+}
+
+/* TLS keys that make sense only together. */
+static void
+conf_check_tls(struct parse *p, struct sect *s)
+{
+    struct conf_pool *pool = &s->pool;
+
+    /* Lines for the messages of building the contexts (tls.h). */
+    pool->tls.line = conf_pool_key_line(s, "tls");
+    pool->tls.ciphers_line = conf_pool_key_line(s, "tls_ciphers");
+    pool->tls.ciphersuites_line = conf_pool_key_line(s, "tls_ciphersuites");
+    pool->server_tls.line = conf_pool_key_line(s, "server_tls");
+
+    /* A tls_* key without tls = true would be silently ignored: say so. */
+    for (size_t i = 0; i < ARRAY_SIZE(pool_keys); i++) {
+        const char *k = pool_keys[i].name;
+        bool client = strncmp(k, "tls_", 4) == 0, server = strncmp(k, "server_tls_", 11) == 0;
+        if (s->seen[i] == 0 || (!client && !server) || (client && pool->tls.on) ||
+            (server && pool->server_tls.on)) {
+            continue;
+        }
+        conf_diag(p, s->seen[i], "'%s' is set but %s is not true in %s", k,
+                  client ? "tls" : "server_tls", s->show);
+    }
+    if (pool->tls.on && (pool->tls.cert_file.path == NULL || pool->tls.key_file.path == NULL)) {
+        conf_diag(p, conf_pool_key_line(s, "tls"),
+                  "'tls = true' in %s needs tls_cert_file and tls_key_file", s->show);
+    }
+    if (pool->tls.on && pool->tls.verify_client && pool->tls.ca_file.path == NULL) {
+        conf_diag(p, conf_pool_key_line(s, "tls_verify_client"),
+                  "'tls_verify_client = true' in %s needs tls_ca_file", s->show);
+    }
+    if (pool->server_tls.on &&
+        (pool->server_tls.cert_file.path == NULL) != (pool->server_tls.key_file.path == NULL)) {
+        conf_diag(p,
+                  conf_pool_key_line(s, pool->server_tls.cert_file.path != NULL
+                                            ? "server_tls_cert_file"
+                                            : "server_tls_key_file"),
+                  "server_tls_cert_file and server_tls_key_file go together in %s", s->show);
+    }
+}
+
 static void
 conf_check_pool(struct parse *p, struct sect *s)
 {
@@ -725,10 +910,12 @@ conf_check_pool(struct parse *p, struct sect *s)
     if (s->server_lines == 0 && !s->partial) {
         conf_diag(p, s->line, "missing '%s' in %s", s->yaml ? "servers" : "server", s->show);
     }
+    conf_check_deny(p, s);
     if (pool->redis_auth != NULL && pool->proto != PROTO_REDIS) {
         conf_diag(p, s->auth_line, "'redis_auth' is set but %s is not a redis pool (needs %s)",
                   s->show, s->yaml ? "redis: true" : "redis = true");
     }
+    conf_check_tls(p, s);
     /* Sorting by (identity, line) puts each first occurrence ahead of its twins. */
     if (pool->nservers > 1) {
         qsort(pool->servers, pool->nservers, sizeof(*pool->servers), conf_server_cmp);
@@ -1140,6 +1327,30 @@ conf_server_same_addr(const struct conf_server *a, const struct conf_server *b)
            conf_str_eq(a->addr.host, b->addr.host);
 }
 
+static bool
+conf_path_eq(const struct conf_path *a, const struct conf_path *b)
+{
+    return conf_str_eq(a->path, b->path);
+}
+
+bool
+conf_server_tls_equal(const struct conf_server_tls *a, const struct conf_server_tls *b)
+{
+    return a->on == b->on && conf_path_eq(&a->ca_file, &b->ca_file) && a->verify == b->verify &&
+           conf_str_eq(a->name, b->name) && conf_path_eq(&a->cert_file, &b->cert_file) &&
+           conf_path_eq(&a->key_file, &b->key_file);
+}
+
+static bool
+conf_tls_equal(const struct conf_tls *a, const struct conf_tls *b)
+{
+    return a->on == b->on && conf_path_eq(&a->cert_file, &b->cert_file) &&
+           conf_path_eq(&a->key_file, &b->key_file) && conf_path_eq(&a->ca_file, &b->ca_file) &&
+           a->verify_client == b->verify_client && a->protocols == b->protocols &&
+           conf_str_eq(a->ciphers, b->ciphers) && conf_str_eq(a->ciphersuites, b->ciphersuites) &&
+           a->session_cache == b->session_cache && a->ktls == b->ktls;
+}
+
 bool
 conf_pool_equal(const struct conf_pool *a, const struct conf_pool *b)
 {
@@ -1155,7 +1366,8 @@ conf_pool_equal(const struct conf_pool *a, const struct conf_pool *b)
         a->server_retry_timeout_ms != b->server_retry_timeout_ms ||
         a->server_failure_limit != b->server_failure_limit ||
         a->client_connections != b->client_connections || a->tcpkeepalive != b->tcpkeepalive ||
-        a->nservers != b->nservers) {
+        memcmp(a->deny, b->deny, sizeof(a->deny)) != 0 || !conf_tls_equal(&a->tls, &b->tls) ||
+        !conf_server_tls_equal(&a->server_tls, &b->server_tls) || a->nservers != b->nservers) {
         return false;
     }
     for (size_t i = 0; i < a->nservers; i++) {
@@ -1258,6 +1470,11 @@ conf_out_keys(struct conf_out *o, const struct key_def *keys, size_t n, const st
     for (size_t i = 0; i < n; i++) {
         const struct key_def *k = &keys[i];
         const void *field = base + k->off;
+        /* tls_* keys only with tls = true, which loading demands */
+        if (pool != NULL && ((strncmp(k->name, "tls_", 4) == 0 && !pool->tls.on) ||
+                             (strncmp(k->name, "server_tls_", 11) == 0 && !pool->server_tls.on))) {
+            continue;
+        }
         switch (k->kind) {
         case KEY_BOOL:
             conf_out_kv(o, k->name, *(const bool *)field ? "true" : "false");
@@ -1289,6 +1506,14 @@ conf_out_keys(struct conf_out *o, const struct key_def *keys, size_t n, const st
             if (*(char *const *)field != NULL) {
                 conf_out_kv(o, k->name, *(char *const *)field);
             }
+            break;
+        case KEY_PATH:
+            if (((const struct conf_path *)field)->path != NULL) {
+                conf_out_kv(o, k->name, ((const struct conf_path *)field)->path);
+            }
+            break;
+        case KEY_TLS_PROTOCOLS:
+            conf_out_kv(o, k->name, pool->tls.protocols_str);
             break;
         case KEY_HASH:
             conf_out_kv(o, k->name, hash_name(pool->key_rule.hash));

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "tls.h"
 
 #define CONN_SPARE_BUFS_MAX 256
 #define CONN_SPARE_STATES_MAX 256
@@ -80,6 +81,8 @@ conn_ctx_init(struct conn_ctx *ctx, struct event_base *base, int worker_id, size
     ctx->next_conn_id = ((uint64_t)worker_id << 48) + 1;
     ctx->mbuf_size = mbuf_size;
     ctx->rng = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)(worker_id + 1) * 0xBF58476D1CE4E5B9ULL);
+    TAILQ_INIT(&ctx->handshakes);
+    TAILQ_INIT(&ctx->paused);
 }
 
 void
@@ -90,6 +93,9 @@ conn_ctx_destroy(struct conn_ctx *ctx)
     /* Clients closed since the last turn's reap live in the slabs too. */
     while ((c = TAILQ_FIRST(&ctx->closed)) != NULL) {
         TAILQ_REMOVE(&ctx->closed, c, dirty_tqe);
+    }
+    if (ctx->hs_timer_ready) {
+        evtimer_del(&ctx->hs_timer);
     }
     msg_cache_destroy(&ctx->msgs);
     chain_pool_destroy(&ctx->chunks);
@@ -111,16 +117,8 @@ conn_ctx_destroy(struct conn_ctx *ctx)
     memset(ctx, 0, sizeof(*ctx));
 }
 
-void
-conn_attach(struct conn *c, int fd, event_callback_fn cb)
-{
-    c->fd = fd;
-    c->events = 0;
-    event_assign(&c->ev, c->ctx->base, fd, EV_PERSIST, cb, c);
-}
-
-void
-conn_watch(struct conn *c, uint8_t events)
+static void
+conn_set_events(struct conn *c, uint8_t events)
 {
     if (c->fd < 0 || c->events == events) {
         return;
@@ -140,8 +138,44 @@ conn_watch(struct conn *c, uint8_t events)
 }
 
 void
+conn_attach(struct conn *c, int fd, event_callback_fn cb)
+{
+    c->fd = fd;
+    c->events = 0;
+    event_assign(&c->ev, c->ctx->base, fd, EV_PERSIST, cb, c);
+}
+
+/* conn_watch of a TLS conn: writability also while ciphertext waits, and
+   a read now when OpenSSL holds bytes the socket will not announce. */
+static void
+conn_tls_watch(struct conn *c, uint8_t events)
+{
+    if (tls_out_pending(c->tls)) {
+        events |= EV_WRITE;
+    }
+    conn_set_events(c, events);
+    if ((events & EV_READ) && c->fd >= 0 && tls_in_pending(c->tls)) {
+        event_active(&c->ev, EV_READ, 1);
+    }
+}
+
+void
+conn_watch(struct conn *c, uint8_t events)
+{
+    if (c->tls != NULL) {
+        conn_tls_watch(c, events);
+        return;
+    }
+    conn_set_events(c, events);
+}
+
+void
 conn_close_fd(struct conn *c)
 {
+    if (c->tls != NULL) {
+        tls_sock_free(c->tls, c->fd, !c->handshaking);
+        c->tls = NULL;
+    }
     if (c->events != 0) {
         event_del(&c->ev);
         c->events = 0;
@@ -173,6 +207,29 @@ conn_borrow_buf(struct conn_ctx *ctx)
     return calloc(1, sizeof(struct chain_in));
 }
 
+/* conn_read of a TLS conn: decrypt into iov, as the plaintext read would
+   have read into it: the buffer alone (buf_only), or chunks as well
+   (chain_in_iov's, committed the same way). */
+static ssize_t
+conn_tls_read(struct conn *c, struct chain_in *in, struct iovec *iov, int niov, uint64_t *body,
+              bool buf_only)
+{
+    ssize_t n = tls_readv(c->tls, iov, niov);
+
+    if (n > 0) {
+        if (buf_only) {
+            in->b.end += (size_t)n;
+        } else {
+            *body = chain_in_commit(in, (size_t)n);
+        }
+        /* Bytes OpenSSL read ahead: the socket will not say so again. */
+        if ((c->events & EV_READ) && tls_in_pending(c->tls)) {
+            event_active(&c->ev, EV_READ, 1);
+        }
+    }
+    return n;
+}
+
 ssize_t
 conn_read(struct conn *c, struct chain_in **pin, uint64_t *body, bool ahead)
 {
@@ -196,13 +253,21 @@ conn_read(struct conn *c, struct chain_in **pin, uint64_t *body, bool ahead)
         }
     }
     if (in->left == 0 && in->spill_bytes == 0 && !ahead) {
-        n = read(c->fd, in->b.data + in->b.end, in->b.cap - in->b.end);
+        if (c->tls == NULL) {
+            n = read(c->fd, in->b.data + in->b.end, in->b.cap - in->b.end);
+        } else {
+            iov[0] = (struct iovec){ in->b.data + in->b.end, in->b.cap - in->b.end };
+            return conn_tls_read(c, in, iov, 1, body, true);
+        }
         if (n > 0) {
             in->b.end += (size_t)n;
         }
     } else {
         if ((niov = chain_in_iov(in, &c->ctx->chunks, iov, (int)ARRAY_SIZE(iov), ahead)) == 0) {
             return -ENOMEM;
+        }
+        if (c->tls != NULL) {
+            return conn_tls_read(c, in, iov, niov, body, false);
         }
         n = readv(c->fd, iov, niov);
         if (n > 0) {
@@ -254,6 +319,9 @@ conn_writev(struct conn *c, const struct iovec *iov, int n, size_t *written)
     ssize_t w;
 
     *written = 0;
+    if (c->tls != NULL) {
+        return tls_writev(c->tls, c->fd, iov, n, written);
+    }
     if (n == 0) {
         return 0;
     }

@@ -13,6 +13,7 @@ gen_free_pools(struct gen *g)
 {
     for (size_t i = 0; i < g->conf->npools; i++) {
         free(g->pools[i].servers);
+        tls_ctxs_free(&g->pools[i].tls);
     }
     free(g->pools);
 }
@@ -54,6 +55,9 @@ gen_new(struct conf *c, struct conf_errors *errs)
                                 err);
                 ok = false;
             }
+        }
+        if (tls_pool_ctxs(p, &gp->tls, errs) != 0) {
+            ok = false;
         }
     }
     if (!ok) {

@@ -26,10 +26,48 @@
 #define LISTENER_EMFILE_RETRY_MS 100
 
 /* Returns false when accepting should pause (out of descriptors). */
+/* At tls_max_handshakes a TLS listener stops accepting until a handshake
+   finishes (listener_resume_paused): clients that open connections and
+   stall cannot take every handshake slot and more. */
+static bool
+listener_at_cap(struct listener *l)
+{
+    struct conn_ctx *ctx = l->pool->ctx;
+
+    if (l->draining || l->pool->gp->tls.accept == NULL || ctx->nhandshakes < ctx->max_handshakes) {
+        return false;
+    }
+    event_del(&l->ev);
+    l->active = false;
+    l->paused = true;
+    TAILQ_INSERT_TAIL(&ctx->paused, l, pause_tqe);
+    log_info("pool %s: %u TLS handshakes in progress (tls_max_handshakes): accepting paused",
+             l->pool->cp->name, ctx->nhandshakes);
+    return true;
+}
+
+void
+listener_resume_paused(struct conn_ctx *ctx)
+{
+    struct listener *l;
+
+    while (ctx->nhandshakes < ctx->max_handshakes && (l = TAILQ_FIRST(&ctx->paused)) != NULL) {
+        TAILQ_REMOVE(&ctx->paused, l, pause_tqe);
+        l->paused = false;
+        if (l->fd >= 0) {
+            event_add(&l->ev, NULL);
+            l->active = true;
+        }
+    }
+}
+
 static bool
 listener_accept_some(struct listener *l, int max)
 {
     for (int i = 0; i < max; i++) {
+        if (listener_at_cap(l)) {
+            break;
+        }
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd >= 0) {
@@ -119,6 +157,10 @@ listener_close(struct listener *l)
     event_del(&l->ev);
     event_del(&l->retry);
     l->active = false;
+    if (l->paused) {
+        TAILQ_REMOVE(&l->pool->ctx->paused, l, pause_tqe);
+        l->paused = false;
+    }
     stats_add(&l->pool->ctx->wst->curr_connections, -1);
     if (l->owned) {
         close(l->fd);

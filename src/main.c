@@ -16,6 +16,7 @@
 #include "log.h"
 #include "stats.h"
 #include "supervisor.h"
+#include "tls.h"
 
 static void
 main_crash_handler(int sig)
@@ -86,6 +87,10 @@ main(int argc, char **argv)
     }
     log_init(o.verbose >= 0 ? o.verbose : CONF_DEFAULT_LOG_LEVEL, NULL);
     log_set_thread_tag("sup");
+    if (tls_init() != 0) {
+        fprintf(stderr, "cachemux: cannot initialize OpenSSL\n");
+        return 1;
+    }
 
     /* Messages name the file as the user wrote it. */
     if (conf_load(o.conf_file, &c, &errs) == 0 && cli_apply_overrides(&o, c, &errs) == 0 &&

@@ -100,6 +100,36 @@ mc_reply_unit(const struct msg *fr, size_t at, struct mc_rsp *rsp)
     return r == MC_PARSE_OK;
 }
 
+uint32_t
+mc_reply_values(const struct msg *m)
+{
+    size_t at = 0, n = buf_len(&m->rsp);
+    uint32_t values = 0;
+    struct mc_rsp rsp;
+
+    while (at < n && mc_reply_unit(m, at, &rsp) && rsp.type == MC_RSP_VALUE) {
+        values++;
+        at += rsp.len;
+    }
+    return values;
+}
+
+/* flush_all: OK when every server said OK, else the first other reply. */
+static int
+mc_reply_merge_all_ok(struct msg *p)
+{
+    for (uint32_t f = 0; f < p->nfrags; f++) {
+        struct msg *fr = p->frags[f];
+        if (buf_len(&fr->rsp) != 4 || memcmp(buf_head(&fr->rsp), "OK\r\n", 4) != 0) {
+            return chain_take(&p->rsp, &p->rsp_pieces, buf_head(&fr->rsp), &fr->rsp_pieces, 0,
+                              buf_len(&fr->rsp)) != 0
+                       ? -ENOMEM
+                       : 0;
+        }
+    }
+    return buf_append(&p->rsp, "OK\r\n", 4) != 0 ? -ENOMEM : 0;
+}
+
 int
 mc_reply_merge(struct msg *p)
 {
@@ -108,6 +138,9 @@ mc_reply_merge(struct msg *p)
     uint32_t i = 0;
 
     msg_rsp_reset(p);
+    if (p->merge == MSG_MERGE_ALL_OK) {
+        return mc_reply_merge_all_ok(p);
+    }
     for (uint32_t f = 0; f < p->nfrags; f++) {
         struct msg *fr = p->frags[f];
         size_t n = buf_len(&fr->rsp);

@@ -17,6 +17,7 @@
 #include "conf.h"
 #include "gen.h"
 #include "log.h"
+#include "tls.h"
 
 #define POOL_BACKOFF_MIN_MS 10
 #define POOL_BACKOFF_MAX_MS 1000
@@ -146,6 +147,7 @@ pool_server_free(struct pool_server *s)
     }
     for (uint32_t j = 0; j < s->nconns; j++) {
         evtimer_del(&s->conns[j].tev);
+        tls_session_free(s->conns[j].tls_session);
     }
     free(s->conns);
     free(s);
@@ -306,4 +308,23 @@ pool_pick(struct pool *p, const uint8_t *key, size_t len)
     int idx = dist_pick(p->dist, &p->cp->key_rule, key, len, &p->ctx->rng);
 
     return idx < 0 ? NULL : p->servers[idx];
+}
+
+bool
+pool_tls_log_allowed(struct pool *p, uint32_t *dropped)
+{
+    uint64_t now = util_mono_msec();
+
+    if (now >= p->tls_log_ms) {
+        p->tls_log_ms = now + 1000; /* a new window */
+        p->tls_log_lines = 0;
+    }
+    if (p->tls_log_lines == POOL_TLS_LOG_PER_SEC) {
+        p->tls_log_dropped++;
+        return false;
+    }
+    p->tls_log_lines++;
+    *dropped = p->tls_log_dropped;
+    p->tls_log_dropped = 0;
+    return true;
 }

@@ -90,6 +90,9 @@ static const struct mc_kind_info mc_kinds[] = {
     [MC_KIND_TOUCH]     = { 2, 3, "kxx", true, false },
     [MC_KIND_VERSION]   = { 0, MC_ARGS_ANY, "", false, false },
     [MC_KIND_QUIT]      = { 0, MC_ARGS_ANY, "", false, false },
+    [MC_KIND_STATS]     = { 0, MC_ARGS_ANY, "", false, false },
+    [MC_KIND_FLUSH]     = { 0, 2, "xx", true, false },
+    [MC_KIND_VERBOSITY] = { 1, 2, "xx", true, false },
 };
 // clang-format on
 
@@ -373,9 +376,12 @@ mc_parse_req_skip(const uint8_t *buf, size_t len, uint64_t max_request_size, uin
         }
     }
 
-    if (ki->noreply && nargs >= 2 && mc_tok_is_noreply(buf, &ln.last)) {
-        /* ln.prev is an argument, not the key, from the third token on. */
-        if (ln.ntok - 2 >= 2 && mc_tok_is_noreply(buf, &ln.prev)) {
+    /* A command without a key (flush_all, verbosity) may carry noreply as
+       its first argument; one with a key only after the key. */
+    size_t first_opt = ki->rules[0] == 'k' || ki->rules[0] == 'K' ? 2 : 1;
+    if (ki->noreply && nargs >= first_opt && mc_tok_is_noreply(buf, &ln.last)) {
+        /* ln.prev is an argument, not the key or the command, from then on. */
+        if (ln.ntok - 2 >= first_opt && mc_tok_is_noreply(buf, &ln.prev)) {
             return mc_req_fail(req, MC_ERR_BAD_FORMAT);
         }
         req->noreply_off = ln.prev.off + ln.prev.len;
@@ -586,8 +592,10 @@ mc_rsp_fits(enum mc_cmd cmd, const uint8_t *buf, const struct mc_rsp *rsp)
         return mc_line_is(buf, rsp, "TOUCHED") || mc_line_is(buf, rsp, "NOT_FOUND");
     case MC_KIND_VERSION:
         return rsp->type == MC_RSP_LINE && rsp->len > 8 && memcmp(buf, "VERSION ", 8) == 0;
+    case MC_KIND_FLUSH:
+        return mc_line_is(buf, rsp, "OK");
     case MC_KIND_QUIT:
     default:
-        return false;
+        return false; /* quit, stats and verbosity are never sent */
     }
 }

@@ -693,6 +693,13 @@ redis_rsp_init(struct redis_rsp *r)
     memset(r, 0, sizeof(*r));
 }
 
+void
+redis_rsp_init3(struct redis_rsp *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->resp3 = true;
+}
+
 static enum redis_parse
 redis_rsp_fail(struct redis_rsp *r)
 {
@@ -735,20 +742,83 @@ redis_rsp_status(struct redis_rsp *r, const uint8_t *buf, size_t len, size_t *en
     return REDIS_PARSE_OK;
 }
 
+/* The type each type byte gives (looked up for the bytes redis_rsp_kind
+   accepts only). */
+static const enum redis_rsp_type redis_rsp_types[128] = {
+    ['+'] = REDIS_RSP_STATUS,     ['-'] = REDIS_RSP_ERROR,    [':'] = REDIS_RSP_INTEGER,
+    ['$'] = REDIS_RSP_BULK,       ['*'] = REDIS_RSP_ARRAY,    ['_'] = REDIS_RSP_NULL,
+    ['#'] = REDIS_RSP_BOOLEAN,    [','] = REDIS_RSP_DOUBLE,   ['('] = REDIS_RSP_BIG_NUMBER,
+    ['!'] = REDIS_RSP_BLOB_ERROR, ['='] = REDIS_RSP_VERBATIM, ['%'] = REDIS_RSP_MAP,
+    ['~'] = REDIS_RSP_SET,        ['>'] = REDIS_RSP_PUSH,
+};
+
+/* How a value's header is read: a line that is the whole value, a length
+   before a body, or a count of values that follow. */
+enum redis_rsp_kind { KIND_NONE, KIND_LINE, KIND_BODY, KIND_COUNT };
+
+static enum redis_rsp_kind
+redis_rsp_kind(uint8_t type, bool resp3)
+{
+    switch (type) {
+    case '+':
+    case '-':
+    case ':':
+        return KIND_LINE;
+    case '$':
+        return KIND_BODY;
+    case '*':
+        return KIND_COUNT;
+    case '_':
+    case '#':
+    case ',':
+    case '(':
+        return resp3 ? KIND_LINE : KIND_NONE;
+    case '!':
+    case '=':
+        return resp3 ? KIND_BODY : KIND_NONE;
+    case '%':
+    case '~':
+    case '>':
+    case '|':
+        return resp3 ? KIND_COUNT : KIND_NONE;
+    default:
+        return KIND_NONE;
+    }
+}
+
+/* Whether the RESP3 line value at buf[start..end) (its "\r\n" included) is
+   well formed: a null is empty, a boolean t or f, a double or big number
+   not empty (their digits are the backend's business). */
+static bool
+redis_rsp3_line_ok(uint8_t type, const uint8_t *buf, size_t start, size_t end)
+{
+    size_t n = end - start - 3; /* between the type byte and "\r\n" */
+
+    switch (type) {
+    case '_':
+        return n == 0;
+    case '#':
+        return n == 1 && (buf[start + 1] == 't' || buf[start + 1] == 'f');
+    case ',':
+    case '(':
+        return n > 0;
+    default:
+        return true;
+    }
+}
+
 /*
- * One value's header line at r->pos: the whole value for + - :, the length
- * for $, the count for *. Returns AGAIN (line incomplete), ERROR, or OK
- * with r->pos past the line and the owed-values counter updated.
+ * One value's header line at r->pos: the whole value for a line type, the
+ * length for a body type, the count for an aggregate. Returns AGAIN (line
+ * incomplete), ERROR, or OK with r->pos past the line and the owed-values
+ * counter updated. An attribute (|n) owes its 2n values and still the
+ * value it describes.
  */
 static enum redis_parse
 redis_rsp_header(struct redis_rsp *r, const uint8_t *buf, size_t len)
 {
-    static const enum redis_rsp_type types[] = {
-        ['+'] = REDIS_RSP_STATUS, ['-'] = REDIS_RSP_ERROR, [':'] = REDIS_RSP_INTEGER,
-        ['$'] = REDIS_RSP_BULK,   ['*'] = REDIS_RSP_ARRAY,
-    };
     size_t start = r->pos, end = 0;
-    uint64_t max_pos, max_neg;
+    uint64_t max_pos, max_neg, owed;
     enum redis_parse rc;
     int64_t n = 0;
     uint8_t type;
@@ -757,29 +827,32 @@ redis_rsp_header(struct redis_rsp *r, const uint8_t *buf, size_t len)
         return REDIS_PARSE_AGAIN;
     }
     type = buf[start];
-    switch (type) {
-    case '+':
-    case '-':
+    switch (redis_rsp_kind(type, r->resp3)) {
+    case KIND_LINE:
         max_pos = max_neg = 0;
+        if (type == ':') {
+            max_pos = INT64_MAX;
+            max_neg = (uint64_t)INT64_MAX + 1;
+        }
         break;
-    case ':':
-        max_pos = INT64_MAX;
-        max_neg = (uint64_t)INT64_MAX + 1;
-        break;
-    case '$':
+    case KIND_BODY:
         max_pos = REDIS_MAX_BULK;
-        max_neg = 1; /* $-1: nil */
+        max_neg = type == '$' ? 1 : 0; /* $-1: nil */
         break;
-    case '*':
+    case KIND_COUNT:
         max_pos = INT32_MAX;
-        max_neg = 1; /* *-1: nil */
+        max_neg = type == '*' ? 1 : 0; /* *-1: nil */
         break;
     default:
-        return REDIS_PARSE_ERROR; /* RESP3 types included: we never ask for them */
+        return REDIS_PARSE_ERROR; /* unknown, or RESP3 on a RESP2 conn */
     }
-    if (type == '+' || type == '-') {
+    if (max_pos == 0) {
         rc = redis_rsp_status(r, buf, len, &end);
+        if (rc == REDIS_PARSE_OK && !redis_rsp3_line_ok(type, buf, start, end)) {
+            rc = REDIS_PARSE_ERROR;
+        }
     } else {
+        /* a streamed "$?" or "*?" fails here: '?' is not a digit */
         switch (redis_parse_hdr(buf, len, start, max_pos, max_neg, &n, &end)) {
         case HDR_OK:
             rc = REDIS_PARSE_OK;
@@ -796,25 +869,32 @@ redis_rsp_header(struct redis_rsp *r, const uint8_t *buf, size_t len)
         return rc;
     }
 
-    if (type == '*' && n > 0 && r->remaining - 1 > UINT64_MAX - (uint64_t)n) {
+    owed = n > 0 && redis_rsp_kind(type, true) == KIND_COUNT ? (uint64_t)n : 0;
+    if (type == '%' || type == '|') {
+        owed *= 2; /* pairs */
+    }
+    if (owed > 0 && r->remaining - 1 > UINT64_MAX - owed) {
         return REDIS_PARSE_ERROR;
     }
-    if (start == 0) {
-        r->type = types[type];
-        r->integer = n;
+    if (!r->typed && type != '|' && r->remaining == 1) {
+        /* the reply's own value: the first one owed alone, so not inside a
+           leading attribute (whose values are owed beside it) */
+        r->type = redis_rsp_types[type];
+        r->integer = type == '#' ? buf[start + 1] == 't' : n;
+        r->typed = true;
     }
     r->pos = end;
-    if (type == '$' && n >= 0) {
+    if (redis_rsp_kind(type, true) == KIND_BODY && n >= 0) {
         /* the value is paid for once its body has been read */
         r->bulk_len = (uint64_t)n;
         r->state = RSP_BODY;
         r->in_body = true;
         return REDIS_PARSE_OK;
     }
-    r->remaining--;
-    if (type == '*' && n > 0) {
-        r->remaining += (uint64_t)n;
+    if (type != '|') {
+        r->remaining--;
     }
+    r->remaining += owed;
     return REDIS_PARSE_OK;
 }
 

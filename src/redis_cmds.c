@@ -35,6 +35,7 @@
 #define LOCAL(name, min, max, handler, flags) \
     { name, min, max, REDIS_ROUTE_LOCAL, 0, 0, 0, 0, handler, flags }
 #define UNSUPPORTED(name, min, max) { name, min, max, REDIS_ROUTE_UNSUPPORTED, 0, 0, 0, 0, 0, 0 }
+#define FANOUT(name, min, max, merge) { name, min, max, REDIS_ROUTE_FANOUT, 0, 0, 0, merge, 0, 0 }
 // clang-format on
 
 static const struct redis_cmd redis_cmds[] = {
@@ -43,8 +44,12 @@ static const struct redis_cmd redis_cmds[] = {
     KEY("bitcount", 1, REDIS_ANY),
     KEY("bitfield", 1, REDIS_ANY),
     KEY("bitpos", 2, REDIS_ANY),
+    /* CLIENT SETNAME GETNAME ID SETINFO are answered per client conn; the
+     * other subcommands are refused as unsupported. */
+    LOCAL("client", 1, REDIS_ANY, REDIS_LOCAL_CLIENT, 0),
     NOKEY("command", 0, REDIS_ANY),
     KEY("copy", 2, REDIS_ANY),
+    FANOUT("dbsize", 0, 0, MSG_MERGE_SUM),
     KEY("decr", 1, 1),
     KEY("decrby", 2, 2),
     SPLIT("del", 1, REDIS_ANY, 1, MSG_MERGE_SUM),
@@ -55,6 +60,8 @@ static const struct redis_cmd redis_cmds[] = {
     SPLIT("exists", 1, REDIS_ANY, 1, MSG_MERGE_SUM),
     KEY("expire", 2, REDIS_ANY),
     KEY("expireat", 2, REDIS_ANY),
+    FANOUT("flushall", 0, 1, MSG_MERGE_ALL_OK),
+    FANOUT("flushdb", 0, 1, MSG_MERGE_ALL_OK),
     KEY("geoadd", 4, REDIS_ANY),
     KEY("geodist", 3, REDIS_ANY),
     KEY("geohash", 1, REDIS_ANY),
@@ -70,6 +77,10 @@ static const struct redis_cmd redis_cmds[] = {
     KEY("getrange", 3, 3),
     KEY("getset", 2, 2),
     KEY("hdel", 2, REDIS_ANY),
+    /* HELLO 2 (or none) is answered as Redis 7 answers it in RESP2; HELLO 3
+     * gets -NOPROTO until RESP3 is spoken. Its AUTH option is checked here,
+     * so it is allowed before authentication. */
+    LOCAL("hello", 0, REDIS_ANY, REDIS_LOCAL_HELLO, REDIS_CMD_NOAUTH),
     KEY("hexists", 2, 2),
     KEY("hget", 2, 2),
     KEY("hgetall", 1, 1),
@@ -88,6 +99,9 @@ static const struct redis_cmd redis_cmds[] = {
     KEY("incr", 1, 1),
     KEY("incrby", 2, 2),
     KEY("incrbyfloat", 2, 2),
+    /* INFO: the proxy's own sections and the servers' keyspace summed */
+    FANOUT("info", 0, REDIS_ANY, MSG_MERGE_INFO),
+    FANOUT("keys", 1, 1, MSG_MERGE_CONCAT),
     KEY("lindex", 2, 2),
     KEY("linsert", 4, 4),
     KEY("llen", 1, 1),
@@ -116,13 +130,19 @@ static const struct redis_cmd redis_cmds[] = {
     KEY("psetex", 3, 3),
     KEY("pttl", 1, 1),
     LOCAL("quit", 0, REDIS_ANY, REDIS_LOCAL_QUIT, REDIS_CMD_NOAUTH | REDIS_CMD_CLOSES),
+    FANOUT("randomkey", 0, 0, MSG_MERGE_RANDOM),
     KEY("restore", 3, REDIS_ANY),
     KEY("rpop", 1, REDIS_ANY),
     KEY("rpoplpush", 2, 2),
     KEY("rpush", 2, REDIS_ANY),
     KEY("rpushx", 2, REDIS_ANY),
     KEY("sadd", 2, REDIS_ANY),
+    /* SCAN walks the servers one after the other; the cursor a client sees
+     * holds the server's index and that server's cursor (protocols.md). */
+    FANOUT("scan", 1, REDIS_ANY, MSG_MERGE_SCAN),
     KEY("scard", 1, 1),
+    /* SCRIPT LOAD, EXISTS and FLUSH go to every server (redis_script_sub) */
+    FANOUT("script", 1, REDIS_ANY, MSG_MERGE_NONE),
     KEY("sdiff", 1, REDIS_ANY),
     KEY("sdiffstore", 2, REDIS_ANY),
     LOCAL("select", 1, 1, REDIS_LOCAL_SELECT, 0),
@@ -187,6 +207,18 @@ static const struct redis_cmd redis_cmds[] = {
 #undef SPLIT
 #undef LOCAL
 #undef UNSUPPORTED
+#undef FANOUT
+
+/* SCRIPT's subcommands that go to every server, and how their replies merge. */
+static const struct {
+    const char *name;
+    int min_args, max_args; /* after the subcommand */
+    uint8_t merge;
+} redis_script_subs[] = {
+    { "exists", 1, REDIS_ANY, MSG_MERGE_AND },
+    { "flush", 0, 1, MSG_MERGE_ALL_OK },
+    { "load", 1, 1, MSG_MERGE_SAME },
+};
 
 static int
 redis_cmd_cmp(const uint8_t *name, size_t len, const char *lit)
@@ -231,6 +263,19 @@ redis_cmd_lookup(const uint8_t *name, size_t len)
     return NULL;
 }
 
+int
+redis_script_sub(const uint8_t *sub, size_t len, int *min_args, int *max_args)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(redis_script_subs); i++) {
+        if (redis_cmd_cmp(sub, len, redis_script_subs[i].name) == 0) {
+            *min_args = redis_script_subs[i].min_args;
+            *max_args = redis_script_subs[i].max_args;
+            return redis_script_subs[i].merge;
+        }
+    }
+    return MSG_MERGE_NONE;
+}
+
 const struct redis_cmd *
 redis_cmd_table(size_t *n)
 {
@@ -258,6 +303,7 @@ redis_cmd_streams(const struct redis_cmd *cmd, uint32_t arg)
     }
     switch (cmd->route) {
     case REDIS_ROUTE_LOCAL:
+    case REDIS_ROUTE_FANOUT: /* every fragment copies the arguments */
         return false;
     case REDIS_ROUTE_KEY:
         /* numkeys commands: where the keys are depends on a later argument */

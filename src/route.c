@@ -49,6 +49,21 @@ route_server_conn(struct pool_server *s, const struct client *c, int *err)
     return sc;
 }
 
+/*
+ * A request that cannot be sent because its server refused the connection,
+ * is backing off after that, or is ejected: a forwarding error of the pool
+ * and an error of the server (s NULL: no server is live), as nutcracker
+ * counts them, so an alert on either fires while a backend is down.
+ */
+static void
+route_count_forward_error(struct pool *p, struct pool_server *s)
+{
+    stats_add(&p->st->f[STATS_P_forward_error], 1);
+    if (s != NULL) {
+        stats_add(&s->st->f[STATS_S_server_err], 1);
+    }
+}
+
 void
 route_forward_to(struct client *c, struct pool_server *s, struct msg *m)
 {
@@ -56,7 +71,7 @@ route_forward_to(struct client *c, struct pool_server *s, struct msg *m)
     struct server_conn *sc = route_server_conn(s, c, &err);
 
     if (sc == NULL) {
-        stats_add(&c->pool->st->f[STATS_P_forward_error], 1);
+        route_count_forward_error(c->pool, s);
         client_fail_msg(c->c.ctx, m, err);
         return;
     }
@@ -69,7 +84,7 @@ route_forward(struct client *c, struct msg *m, const uint8_t *key, size_t len)
     struct pool_server *s = pool_pick(c->pool, key, len);
 
     if (s == NULL) {
-        stats_add(&c->pool->st->f[STATS_P_forward_error], 1);
+        route_count_forward_error(c->pool, NULL);
         client_fail_msg(c->c.ctx, m, ECONNREFUSED);
         return;
     }
@@ -95,7 +110,7 @@ route_split(struct client *c, struct msg *m, uint32_t nkeys, const struct route_
         ops->key(arg, i, &key, &len);
         struct pool_server *s = pool_pick(p, key, len);
         if (s == NULL) {
-            stats_add(&p->st->f[STATS_P_forward_error], 1);
+            route_count_forward_error(p, NULL);
             client_fail_msg(ctx, m, ECONNREFUSED);
             return;
         }
@@ -137,6 +152,64 @@ route_split(struct client *c, struct msg *m, uint32_t nkeys, const struct route_
     stats_add(&p->st->f[STATS_P_fragments], sp.nfrags);
     for (uint32_t f = 0; f < sp.nfrags; f++) {
         route_forward_to(c, p->servers[sp.frag_server[f]], m->frags[f]);
+    }
+}
+
+/* Whether s is out of the ring now (auto_eject_hosts). */
+static bool
+route_ejected(const struct pool *p, const struct pool_server *s)
+{
+    if (!p->cp->auto_eject_hosts) {
+        return false;
+    }
+    uint64_t until = atomic_load_explicit(&s->shared->ejected_until_ms, memory_order_relaxed);
+    return until != 0 && until > util_mono_msec();
+}
+
+void
+route_fanout(struct client *c, struct msg *m, uint32_t first, uint32_t n,
+             int (*build)(void *arg, struct msg *fr, uint32_t server), void *arg)
+{
+    struct pool *p = c->pool;
+    struct conn_ctx *ctx = c->c.ctx;
+    struct msg_split sp;
+    int err = 0;
+
+    if (n == 0 || first + n > p->nservers) {
+        client_fail_msg(ctx, m, EINVAL);
+        return;
+    }
+    for (uint32_t i = first; i < first + n; i++) {
+        if (route_ejected(p, p->servers[i])) {
+            route_count_forward_error(p, p->servers[i]);
+            client_fail_msg(ctx, m, ECONNREFUSED);
+            return;
+        }
+    }
+    if (msg_split_alloc(m, 0, n, 0, &sp) != 0) {
+        client_fail_msg(ctx, m, ENOMEM);
+        return;
+    }
+    for (uint32_t f = 0; f < n && err == 0; f++) {
+        struct msg *fr = msg_get(&ctx->msgs);
+        if (fr == NULL) {
+            err = ENOMEM;
+            break;
+        }
+        fr->parent = m;
+        fr->cmd = m->cmd;
+        m->frags[f] = fr;
+        m->nfrags++;
+        if (build(arg, fr, first + f) != 0) {
+            err = ENOMEM;
+        }
+    }
+    if (err != 0) {
+        client_fail_msg(ctx, m, err); /* nothing was sent */
+        return;
+    }
+    for (uint32_t f = 0; f < n; f++) {
+        route_forward_to(c, p->servers[first + f], m->frags[f]);
     }
 }
 

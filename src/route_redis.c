@@ -4,8 +4,8 @@
  * A request is parsed once (proto_redis), its arguments recorded as the
  * parse passes them, and its command's table row says what happens next:
  * forwarded as framed to the server of its key (or of "placeholder"),
- * split per server (the merge is redis_reply.c's), or answered here by the
- * row's handler. Inline requests are encoded as multibulk first, so the
+ * split per server (the merge is redis_reply.c's), sent to every server
+ * (redis_local.c), or answered here by the row's handler. Inline requests are encoded as multibulk first, so the
  * backend sees exactly the arguments we routed on.
  *
  * New backend conns first get AUTH redis_auth and then SELECT redis_db (in
@@ -27,6 +27,7 @@
 #include "msg.h"
 #include "pool.h"
 #include "proto_redis.h"
+#include "redis_local.h"
 #include "redis_reply.h"
 #include "route.h"
 #include "server.h"
@@ -150,37 +151,13 @@ route_redis_select(struct client *c, const struct redis_req *r, const uint8_t *b
     }
 }
 
-static void
-route_redis_auth(struct client *c, const struct redis_req *r, const uint8_t *buf)
-{
-    const char *pw = c->pool->cp->redis_auth;
-    const struct redis_arg *user = r->argc == 3 ? &r->args[1] : NULL;
-    const struct redis_arg *pass = &r->args[r->argc - 1];
-
-    if (pw == NULL) {
-        route_redis_local(c, "-ERR Client sent AUTH, but no password is set\r\n");
-        return;
-    }
-    bool pw_ok = pass->len == strlen(pw) && memcmp(buf + pass->off, pw, pass->len) == 0;
-    bool default_user = user == NULL ||
-                        (user->len == 7 && memcmp(buf + user->off, "default", 7) == 0);
-    if (!default_user) {
-        c->authed = false;
-        route_redis_local(c, "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
-        return;
-    }
-    c->authed = pw_ok;
-    route_redis_local(c, pw_ok ? "+OK\r\n" : "-ERR invalid password\r\n");
-}
-
 typedef void (*route_redis_handler)(struct client *c, const struct redis_req *r,
                                     const uint8_t *buf);
 
 static const route_redis_handler route_redis_handlers[] = {
-    [REDIS_LOCAL_PING] = route_redis_ping,
-    [REDIS_LOCAL_ECHO] = route_redis_echo,
-    [REDIS_LOCAL_SELECT] = route_redis_select,
-    [REDIS_LOCAL_AUTH] = route_redis_auth,
+    [REDIS_LOCAL_PING] = route_redis_ping,     [REDIS_LOCAL_ECHO] = route_redis_echo,
+    [REDIS_LOCAL_SELECT] = route_redis_select, [REDIS_LOCAL_AUTH] = redis_local_auth,
+    [REDIS_LOCAL_HELLO] = redis_local_hello,   [REDIS_LOCAL_CLIENT] = redis_local_client,
 };
 
 /* ---- splitting ---- */
@@ -304,6 +281,12 @@ route_redis_serve(struct client *c, const uint8_t *buf, const struct redis_req *
         route_redis_local(c, "-NOAUTH Authentication required.\r\n");
         return true;
     }
+    if (CONF_DENIED(c->pool->cp, redis_cmd_index(cmd))) {
+        char line[96];
+        snprintf(line, sizeof(line), "-ERR command '%s' is disabled on this pool\r\n", cmd->name);
+        route_redis_local(c, line);
+        return true;
+    }
     if (cmd->route == REDIS_ROUTE_LOCAL) {
         if (cmd->flags & REDIS_CMD_CLOSES) {
             client_reply_and_drain(c, "+OK\r\n", 5, STATS_CC_quit);
@@ -322,6 +305,10 @@ route_redis_serve(struct client *c, const uint8_t *buf, const struct redis_req *
     m->start_usec = util_mono_usec();
     stats_add(&ctx->wst->requests, 1);
     client_enqueue(c, m);
+    if (cmd->route == REDIS_ROUTE_FANOUT) {
+        redis_local_fanout(c, m, r, buf);
+        return true;
+    }
     if (cmd->route == REDIS_ROUTE_SPLIT && c->pool->nservers > 1) {
         struct route_redis_split sp = { c, r, buf, cmd->first_key, cmd->key_step };
         m->merge = cmd->merge;
@@ -486,4 +473,5 @@ const struct proto_ops route_redis_proto = {
     .req_state_free = route_redis_state_free,
     .server_open = route_redis_server_open,
     .handshake_reply = route_redis_handshake_reply,
+    .replied = redis_local_replied,
 };

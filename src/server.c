@@ -21,6 +21,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/uio.h>
 
 #include "client.h"
@@ -29,11 +30,13 @@
 #include "log.h"
 #include "net.h"
 #include "pool.h"
+#include "tls.h"
 
 #define SERVER_IOV_MAX 512
 #define SERVER_LOCAL_ERR_LOG_MS 1000
 
 static void server_rearm(struct server_conn *sc);
+static void server_tls_keep_session(struct server_conn *sc);
 
 /*
  * Errors of this host, not of the server: out of descriptors, memory or
@@ -189,13 +192,14 @@ server_flush(struct server_conn *sc)
                            &bytes);
             total += bytes;
         }
-        if (n == 0) {
-            conn_watch(&sc->c, EV_READ);
-            return;
-        }
+        /* n == 0: a TLS conn still sends ciphertext that waits. */
         rc = conn_writev(&sc->c, iov, n, &written);
         if (rc != 0) {
             server_fail(sc, -rc);
+            return;
+        }
+        if (n == 0) {
+            conn_watch(&sc->c, EV_READ);
             return;
         }
         while (written > 0 && (m = TAILQ_FIRST(&sc->in_q)) != NULL) {
@@ -250,7 +254,15 @@ server_reset(struct server_conn *sc)
         stats_add(&sc->st->f[STATS_S_server_connections], -1);
         stats_add(&ctx->wst->curr_connections, -1);
     }
-    conn_close_fd(&sc->c);
+    if (sc->c.tls != NULL && !sc->c.handshaking) {
+        server_tls_keep_session(sc); /* tickets may have come since the handshake */
+    }
+    if (sc->c.tls_version != 0) {
+        stats_add(&sc->st->tls.f[sc->c.tls_version], -1);
+        sc->c.tls_version = 0;
+    }
+    conn_close_fd(&sc->c); /* and its TLS */
+    sc->c.handshaking = false;
     if (sc->in != NULL) {
         chain_in_reset(sc->in); /* bytes and bodies of the dead socket */
         conn_give_back_buf(ctx, &sc->in);
@@ -280,6 +292,8 @@ server_close_reason(int err)
         return STATS_SC_reply_too_large;
     case EACCES:
         return STATS_SC_handshake;
+    case EPROTO:
+        return STATS_SC_tls_handshake;
     case ECONNABORTED:
         return STATS_SC_shutdown;
     default:
@@ -287,9 +301,11 @@ server_close_reason(int err)
     }
 }
 
-/* Fail (or, for tombstones already answered, release) every msg of sc. */
+/* Fail (or, for tombstones already answered, release) every msg of sc.
+   not_sent: the connect failed, so each request failed is a forwarding
+   error of the pool (as nutcracker counts it). */
 static void
-server_dequeue_all(struct server_conn *sc, int err)
+server_dequeue_all(struct server_conn *sc, int err, bool not_sent)
 {
     struct conn_ctx *ctx = sc->c.ctx;
     struct msg *m;
@@ -298,6 +314,9 @@ server_dequeue_all(struct server_conn *sc, int err)
         if (m->timed_out || m->handshake) {
             msg_release(&ctx->msgs, m);
         } else {
+            if (not_sent) {
+                stats_add(&sc->pool->st->f[STATS_P_forward_error], 1);
+            }
             client_fail_msg(ctx, m, err);
         }
     }
@@ -315,7 +334,7 @@ server_fail(struct server_conn *sc, int err)
     bool connecting = sc->c.state == CONN_CONNECTING;
     server_reset(sc);
     pool_server_failed(s, err, connecting);
-    server_dequeue_all(sc, err);
+    server_dequeue_all(sc, err, connecting);
 }
 
 void
@@ -332,7 +351,7 @@ server_shutdown(struct pool_server *s)
 {
     for (uint32_t j = 0; j < s->nconns; j++) {
         server_close(&s->conns[j], STATS_SC_shutdown);
-        server_dequeue_all(&s->conns[j], ECONNABORTED);
+        server_dequeue_all(&s->conns[j], ECONNABORTED, false);
     }
 }
 
@@ -347,15 +366,11 @@ server_idle(const struct pool_server *s)
     return true;
 }
 
+/* The TCP connect (and TLS handshake, if any) is done: queue what must
+   precede requests, then write what waited. */
 static void
-server_connected(struct server_conn *sc)
+server_ready(struct server_conn *sc)
 {
-    int err = net_socket_error(sc->c.fd);
-
-    if (err != 0) {
-        server_fail(sc, err);
-        return;
-    }
     if (sc->proto->server_open != NULL) {
         int rc = sc->proto->server_open(sc);
         if (rc < 0) {
@@ -374,6 +389,124 @@ server_connected(struct server_conn *sc)
     server_flush(sc);
 }
 
+/* ---- TLS to the server (server_tls = true) ---- */
+
+static void
+server_tls_keep_session(struct server_conn *sc)
+{
+    struct ssl_session_st *s = tls_session_get(sc->c.tls);
+
+    if (s != NULL) {
+        tls_session_free(sc->tls_session);
+        sc->tls_session = s;
+    }
+}
+
+/* A TLS failure of sc's handshake: counted, logged (rate-limited). */
+static void
+server_tls_failed(struct server_conn *sc, enum stats_tls_fail why, const char *text)
+{
+    struct pool *p = sc->pool;
+    uint32_t dropped;
+
+    stats_add(&sc->st->tls.fail[why], 1);
+    if (pool_tls_log_allowed(p, &dropped)) {
+        char more[64] = "";
+        if (dropped > 0) {
+            snprintf(more, sizeof(more), "; %u more not logged before this", dropped);
+        }
+        const struct conf_server *cs = sc->server->cs;
+        char addr[300];
+        if (cs->addr.is_unix) {
+            snprintf(addr, sizeof(addr), "%s", cs->addr.host);
+        } else {
+            snprintf(addr, sizeof(addr), "%s:%d", cs->addr.host, cs->addr.port);
+        }
+        log_warn("tls: pool %s: %s (server %s): %s (%s%s)", p->cp->name, addr, cs->ident, text,
+                 stats_tls_fail_names[why], more);
+    }
+}
+
+static void
+server_tls_step(struct server_conn *sc)
+{
+    struct tls_sock *t = sc->c.tls;
+    int rc = tls_handshake(t, sc->c.fd);
+
+    if (rc == 0) {
+        conn_watch(&sc->c, EV_READ); /* and EV_WRITE while a flight waits */
+        return;
+    }
+    if (rc < 0) {
+        server_tls_failed(sc, tls_fail_reason(t), tls_fail_text(t));
+        server_fail(sc, EPROTO);
+        return;
+    }
+    sc->c.handshaking = false;
+    stats_add(&sc->st->tls.f[STATS_TLS_handshakes], 1);
+    if (tls_resumed(t)) {
+        stats_add(&sc->st->tls.f[STATS_TLS_resumed], 1);
+    }
+    sc->c.tls_version = (uint8_t)(tls_version(t) == 13 ? STATS_TLS_v13 : STATS_TLS_v12);
+    stats_add(&sc->st->tls.f[sc->c.tls_version], 1);
+    server_tls_keep_session(sc);
+    log_debug("pool %s: TLSv1.%d with server %s (conn %" PRIu64 ")%s", sc->pool->cp->name,
+              tls_version(t) == 13 ? 3 : 2, sc->server->cs->ident, sc->c.id,
+              tls_resumed(t) ? ", resumed" : "");
+    server_ready(sc);
+}
+
+/* The TCP connect is done: start TLS on it. Its deadline is the
+   handshake's from now. */
+static void
+server_tls_begin(struct server_conn *sc)
+{
+    const struct conf_pool *cp = sc->pool->cp;
+    const struct conf_server *cs = sc->server->cs;
+    const char *name = cp->server_tls.name;
+    bool is_ip = false;
+    uint8_t a[16];
+
+    if (name == NULL && !cs->addr.is_unix) {
+        name = cs->addr.host;
+    }
+    if (name != NULL) {
+        is_ip = inet_pton(AF_INET, name, a) == 1 || inet_pton(AF_INET6, name, a) == 1;
+    }
+    sc->c.tls =
+        tls_sock_new(sc->pool->gp->tls.connect, sc->c.fd, false, name, is_ip, sc->tls_session);
+    if (sc->c.tls == NULL) {
+        server_tls_failed(sc, STATS_TLS_FAIL_error, "out of memory");
+        server_fail(sc, ENOMEM);
+        return;
+    }
+    /* memcached 1.6 reads a large value straight into its item, taking the
+       last record whole, and never looks again at a request that shared
+       that record: it waits for the socket, which stays silent. One record
+       per request keeps each request's end at a record's end. */
+    tls_set_gather(sc->c.tls, cp->proto != PROTO_MEMCACHED);
+    sc->c.handshaking = true;
+    sc->sock.connect_deadline_ms = util_mono_msec() + sc->c.ctx->handshake_timeout_ms;
+    server_arm(sc, sc->sock.connect_deadline_ms);
+    server_tls_step(sc);
+}
+
+static void
+server_connected(struct server_conn *sc)
+{
+    int err = net_socket_error(sc->c.fd);
+
+    if (err != 0) {
+        server_fail(sc, err);
+        return;
+    }
+    if (sc->pool->gp->tls.connect != NULL) {
+        server_tls_begin(sc);
+        return;
+    }
+    server_ready(sc);
+}
+
 /* reply_read's callback: m's whole reply came. */
 static int
 server_replied(void *arg, struct msg *m, size_t total)
@@ -390,6 +523,9 @@ server_replied(void *arg, struct msg *m, size_t total)
         return rc;
     }
     pool_server_ok(sc->server);
+    if (sc->proto->replied != NULL && !m->timed_out) {
+        sc->proto->replied(sc, m);
+    }
     if (m->timed_out) {
         msg_release(&ctx->msgs, m); /* a tombstone's late reply */
     } else {
@@ -409,6 +545,11 @@ server_read(struct server_conn *sc)
         return;
     }
     if (n < 0) {
+        if (n == -EPROTO) {
+            log_warn("tls: pool %s: %s: %s", sc->pool->cp->name, sc->server->cs->ident,
+                     tls_fail_text(sc->c.tls));
+            n = -EIO; /* not a handshake's failure */
+        }
         server_fail(sc, (int)-n);
         return;
     }
@@ -502,6 +643,12 @@ server_timer(struct server_conn *sc)
 
     if (sc->c.state == CONN_CONNECTING && sc->sock.connect_deadline_ms != 0 &&
         now >= sc->sock.connect_deadline_ms) {
+        if (sc->c.handshaking) {
+            char text[64];
+            snprintf(text, sizeof(text), "handshake not finished after %" PRIu64 " ms",
+                     sc->c.ctx->handshake_timeout_ms);
+            server_tls_failed(sc, STATS_TLS_FAIL_timeout, text);
+        }
         server_fail(sc, ETIMEDOUT);
         return;
     }
@@ -545,7 +692,11 @@ server_event(int fd, short what, void *arg)
         return;
     }
     if (sc->c.state == CONN_CONNECTING) {
-        server_connected(sc);
+        if (sc->c.handshaking) {
+            server_tls_step(sc);
+        } else {
+            server_connected(sc);
+        }
         return;
     }
     if (what & EV_WRITE) {

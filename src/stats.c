@@ -35,9 +35,23 @@ const char *const stats_server_close_names[STATS_SERVER_CLOSE_N] = {
 const char *const stats_server_close_descs[STATS_SERVER_CLOSE_N] = {
     STATS_SERVER_CLOSE_LIST(STATS_CLOSE_DESC)
 };
+const char *const stats_tls_fail_names[STATS_TLS_FAIL_N] = {
+    STATS_TLS_FAIL_LIST(STATS_CLOSE_NAME)
+};
 #undef STATS_CLOSE_NAME
 #undef STATS_CLOSE_DESC
 // clang-format on
+
+void
+stats_tls_sum(struct stats_tls_view *v, const struct stats_tls *t)
+{
+    for (size_t i = 0; i < STATS_TLS_N; i++) {
+        v->f[i] += stats_get(&t->f[i]);
+    }
+    for (size_t i = 0; i < STATS_TLS_FAIL_N; i++) {
+        v->fail[i] += stats_get(&t->fail[i]);
+    }
+}
 
 static int
 stats_puts(struct buf *b, const char *s)
@@ -259,6 +273,140 @@ stats_prom_closed(struct buf *b, const struct stats_doc *d)
     return rc;
 }
 
+/* name{pool="p"[,server="s"][,key="val"]} value: the TLS families. */
+static int
+stats_prom_kv(struct buf *b, const char *name, const char *pool, const char *server,
+              const char *key, const char *val, uint64_t value)
+{
+    char num[32];
+    int rc = stats_puts(b, "cachemux_");
+
+    rc |= stats_puts(b, name);
+    rc |= stats_puts(b, "{pool=\"");
+    rc |= stats_put_label(b, pool);
+    rc |= stats_puts(b, "\"");
+    if (server != NULL) {
+        rc |= stats_puts(b, ",server=\"");
+        rc |= stats_put_label(b, server);
+        rc |= stats_puts(b, "\"");
+    }
+    if (key != NULL) {
+        rc |= stats_puts(b, ",");
+        rc |= stats_puts(b, key);
+        rc |= stats_puts(b, "=\"");
+        rc |= stats_put_label(b, val);
+        rc |= stats_puts(b, "\"");
+    }
+    snprintf(num, sizeof(num), "} %" PRIu64 "\n", value);
+    rc |= stats_puts(b, num);
+    return rc;
+}
+
+/* One side's TLS families (server: the server side, per server). */
+static int
+stats_prom_tls_side(struct buf *b, const struct stats_doc *d, bool server)
+{
+    static const char *const total[] = { "tls_handshakes_total", "server_tls_handshakes_total" };
+    static const char *const resumed[] = { "tls_handshakes_resumed_total",
+                                           "server_tls_handshakes_resumed_total" };
+    static const char *const failed[] = { "tls_handshakes_failed_total",
+                                          "server_tls_handshakes_failed_total" };
+    static const char *const conns[] = { "tls_connections", "server_tls_connections" };
+    int rc = 0;
+
+    rc |= stats_prom_head(b, total[server], "counter", "TLS handshakes completed");
+    for (size_t p = 0; p < d->npools; p++) {
+        const struct stats_pool_view *v = &d->pools[p];
+        for (size_t s = 0; server && v->server_tls && s < v->nservers; s++) {
+            rc |= stats_prom_kv(b, total[1], v->name, v->server_names[s], NULL, NULL,
+                                v->stls[s].f[STATS_TLS_handshakes]);
+        }
+        if (!server && v->tls) {
+            rc |= stats_prom_kv(b, total[0], v->name, NULL, NULL, NULL,
+                                v->tls_v.f[STATS_TLS_handshakes]);
+        }
+    }
+    rc |= stats_prom_head(b, resumed[server], "counter",
+                          "TLS handshakes that resumed a session (no full handshake)");
+    for (size_t p = 0; p < d->npools; p++) {
+        const struct stats_pool_view *v = &d->pools[p];
+        for (size_t s = 0; server && v->server_tls && s < v->nservers; s++) {
+            rc |= stats_prom_kv(b, resumed[1], v->name, v->server_names[s], NULL, NULL,
+                                v->stls[s].f[STATS_TLS_resumed]);
+        }
+        if (!server && v->tls) {
+            rc |= stats_prom_kv(b, resumed[0], v->name, NULL, NULL, NULL,
+                                v->tls_v.f[STATS_TLS_resumed]);
+        }
+    }
+    rc |= stats_prom_head(b, failed[server], "counter", "TLS handshakes that failed, by reason");
+    for (size_t p = 0; p < d->npools; p++) {
+        const struct stats_pool_view *v = &d->pools[p];
+        for (size_t r = 0; r < STATS_TLS_FAIL_N; r++) {
+            for (size_t s = 0; server && v->server_tls && s < v->nservers; s++) {
+                rc |= stats_prom_kv(b, failed[1], v->name, v->server_names[s], "reason",
+                                    stats_tls_fail_names[r], v->stls[s].fail[r]);
+            }
+            if (!server && v->tls) {
+                rc |= stats_prom_kv(b, failed[0], v->name, NULL, "reason", stats_tls_fail_names[r],
+                                    v->tls_v.fail[r]);
+            }
+        }
+    }
+    rc |= stats_prom_head(b, conns[server], "gauge", "Open TLS connections, by TLS version");
+    for (size_t p = 0; p < d->npools; p++) {
+        const struct stats_pool_view *v = &d->pools[p];
+        for (size_t s = 0; server && v->server_tls && s < v->nservers; s++) {
+            rc |= stats_prom_kv(b, conns[1], v->name, v->server_names[s], "version", "TLSv1.2",
+                                v->stls[s].f[STATS_TLS_v12]);
+            rc |= stats_prom_kv(b, conns[1], v->name, v->server_names[s], "version", "TLSv1.3",
+                                v->stls[s].f[STATS_TLS_v13]);
+        }
+        if (!server && v->tls) {
+            rc |= stats_prom_kv(b, conns[0], v->name, NULL, "version", "TLSv1.2",
+                                v->tls_v.f[STATS_TLS_v12]);
+            rc |= stats_prom_kv(b, conns[0], v->name, NULL, "version", "TLSv1.3",
+                                v->tls_v.f[STATS_TLS_v13]);
+        }
+    }
+    return rc;
+}
+
+static int
+stats_prom_tls(struct buf *b, const struct stats_doc *d)
+{
+    bool any = false, any_server = false;
+    int rc = 0;
+
+    for (size_t p = 0; p < d->npools; p++) {
+        any = any || d->pools[p].tls;
+        any_server = any_server || d->pools[p].server_tls;
+    }
+    if (any) {
+        rc |= stats_prom_tls_side(b, d, false);
+    }
+    if (any_server) {
+        rc |= stats_prom_tls_side(b, d, true);
+    }
+    if (!any && !any_server) {
+        return rc;
+    }
+    rc |= stats_prom_head(b, "tls_cert_expiry_timestamp_seconds", "gauge",
+                          "When a certificate cachemux presents expires, seconds since the epoch");
+    for (size_t p = 0; p < d->npools; p++) {
+        const struct stats_pool_view *v = &d->pools[p];
+        if (v->cert_file != NULL) {
+            rc |= stats_prom_kv(b, "tls_cert_expiry_timestamp_seconds", v->name, NULL, "file",
+                                v->cert_file, (uint64_t)MAX(v->cert_not_after, 0));
+        }
+        if (v->server_cert_file != NULL) {
+            rc |= stats_prom_kv(b, "tls_cert_expiry_timestamp_seconds", v->name, NULL, "file",
+                                v->server_cert_file, (uint64_t)MAX(v->server_cert_not_after, 0));
+        }
+    }
+    return rc;
+}
+
 static int
 stats_prom_hist(struct buf *b, const char *name, const char *pool, const char *server,
                 const struct stats_hist_view *h)
@@ -368,6 +516,7 @@ stats_render_prom(struct buf *b, const struct stats_doc *d)
         }
     }
     rc |= stats_prom_closed(b, d);
+    rc |= stats_prom_tls(b, d);
     rc |= stats_prom_head(b, "request_duration_seconds", "histogram",
                           "Request time per pool, from parsed to reply written");
     for (size_t p = 0; p < d->npools; p++) {

@@ -615,7 +615,7 @@ supervisor_run(struct gen *g, const struct cli_opts *o)
     supervisor_log_capacity(&sv);
     for (int i = 0; i < sv.nworkers; i++) {
         gen_hold(sv.gen);
-        int e = worker_start(&sv.workers[i], i, sv.gen, &sv.reg.workers[i]);
+        int e = worker_start(&sv.workers[i], i, sv.nworkers, sv.gen, sv.reg.workers);
         if (e != 0) {
             gen_release(sv.gen);
             log_error("cannot start worker %d: %s", i, strerror(-e));

@@ -39,6 +39,7 @@
 #include "protocols.h"
 #include "route.h"
 #include "server.h"
+#include "tls.h"
 
 /* The [cachemux] byte limits that take effect on reload. */
 static void
@@ -48,6 +49,8 @@ worker_apply_limits(struct worker *w, const struct conf *c)
     w->ctx.client_output_limit = c->client_output_limit;
     w->ctx.max_reply_size = c->max_reply_size;
     w->ctx.drain_timeout_ms = c->shutdown_timeout_ms;
+    w->ctx.max_handshakes = c->tls_max_handshakes;
+    w->ctx.handshake_timeout_ms = c->tls_handshake_timeout_ms;
 }
 
 static void
@@ -153,6 +156,9 @@ worker_flush(struct worker *w)
         }
     } while (!TAILQ_EMPTY(&ctx->dirty_servers));
     client_reap(ctx);
+    if (!TAILQ_EMPTY(&ctx->paused) && ctx->nhandshakes < ctx->max_handshakes) {
+        listener_resume_paused(ctx);
+    }
     if (!TAILQ_EMPTY(&w->retiring_servers) || !TAILQ_EMPTY(&w->retiring_pools)) {
         worker_sweep(w);
     }
@@ -438,6 +444,7 @@ worker_cleanup(struct worker *w)
     w->pools = NULL;
     w->npools = 0;
     conn_ctx_destroy(&w->ctx);
+    tls_worker_done();
     if (w->base != NULL) {
         event_del(&w->inbox_ev);
         event_del(&w->stop_timer);
@@ -467,6 +474,9 @@ worker_setup(struct worker *w, char *err, size_t errlen)
     w->ctx.state_size = protocols_state_size();
     worker_apply_limits(w, cf);
     w->ctx.wst = w->wst;
+    w->ctx.all_wst = w->wst - w->id; /* worker_start: wst is &all[id] of nworkers */
+    w->ctx.nworkers = w->nworkers;
+    w->ctx.start_ms = util_mono_msec();
     evtimer_assign(&w->stop_timer, w->base, worker_stop_timer_cb, w);
     event_assign(&w->inbox_ev, w->base, w->efd, EV_READ | EV_PERSIST, worker_inbox_cb, w);
     event_add(&w->inbox_ev, NULL);
@@ -518,13 +528,15 @@ worker_main(void *arg)
 }
 
 int
-worker_start(struct worker *w, int id, struct gen *g, struct stats_worker *wst)
+worker_start(struct worker *w, int id, int nworkers, struct gen *g, struct stats_worker *counters)
 {
+    struct stats_worker *wst = &counters[id];
     sigset_t all, old;
     int rc;
 
     memset(w, 0, sizeof(*w));
     w->id = id;
+    w->nworkers = nworkers;
     w->gen = g;
     w->wst = wst;
     TAILQ_INIT(&w->retiring_pools);

@@ -4,12 +4,13 @@ test/test_doc_refs.py can compare them (and a writer can print the rows
 protocols.md needs: `python3 test/doc_tables.py`).
 
 Redis: every row of src/redis_cmds.c's table, written with one of its row
-macros (KEY, NOKEY, EVAL, SPLIT, LOCAL, UNSUPPORTED), becomes
+macros (KEY, NOKEY, EVAL, SPLIT, LOCAL, UNSUPPORTED, FANOUT), becomes
 (name, arity, route):
   arity  "N" (exactly N arguments after the name), "N+" (at least N) or
          "N-M";
   route  key | placeholder | numkeys | split | split pairs | local |
-         unsupported, and for a split how its replies merge.
+         unsupported, and for a split how its replies merge; a fan-out
+         "all servers, <how the replies merge>" or "one server at a time".
 memcached: every command of include/proto_mc.h's MC_CMD_LIST with its kind
 and that kind's argument counts from src/proto_mc.c's mc_kinds table.
 """
@@ -20,6 +21,13 @@ import sys
 ANY = "REDIS_ANY"
 MERGES = {"MSG_MERGE_SUM": "summed", "MSG_MERGE_ARRAY": "array in key order",
           "MSG_MERGE_ALL_OK": "+OK if every part is"}
+FANOUT_MERGES = {"MSG_MERGE_SUM": "all servers, summed",
+                 "MSG_MERGE_ALL_OK": "all servers, +OK if every one is",
+                 "MSG_MERGE_CONCAT": "all servers, joined",
+                 "MSG_MERGE_RANDOM": "all servers, a random key",
+                 "MSG_MERGE_SCAN": "one server at a time",
+                 "MSG_MERGE_INFO": "all servers, with the proxy's sections",
+                 "MSG_MERGE_NONE": "all servers, by subcommand"}
 
 
 def _arity(lo, hi, any_=ANY):
@@ -55,6 +63,8 @@ def redis_table(top):
             rows.append((name, _arity(args[1], args[2]), "%s, %s" % (how, MERGES[args[4]])))
         elif macro == "LOCAL":
             rows.append((name, _arity(args[1], args[2]), "local"))
+        elif macro == "FANOUT":
+            rows.append((name, _arity(args[1], args[2]), FANOUT_MERGES[args[3]]))
         elif macro == "UNSUPPORTED":
             rows.append((name, _arity(args[1], args[2]), "unsupported"))
         else:

@@ -12,6 +12,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/test/deps.sh"
 
 cachemux_install_deps
+cachemux_node_clients
+export CACHEMUX_NODE_MODULES="$top/build/node/node_modules"
 cachemux_bootstrap
 
 # Integration tests must not skip for a missing backend here.

@@ -76,7 +76,8 @@ check_ok(const uint8_t *buf, size_t len, uint64_t max, const struct mc_req *req)
     kind = mc_cmd_kind(req->cmd);
 
     /* keys */
-    if (kind == MC_KIND_VERSION || kind == MC_KIND_QUIT) {
+    if (kind == MC_KIND_VERSION || kind == MC_KIND_QUIT || kind == MC_KIND_STATS ||
+        kind == MC_KIND_FLUSH || kind == MC_KIND_VERBOSITY) {
         CHECK(req->nkeys == 0);
     } else {
         CHECK(req->nkeys >= 1);

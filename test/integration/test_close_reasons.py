@@ -33,9 +33,10 @@ from helpers import scrape, wait_for  # noqa: E402
 from scripted import Scripted  # noqa: E402
 
 CLIENT_REASONS = ("eof", "error", "quit", "protocol_error", "too_large", "output_limit", "stop",
-                  "pool_removed", "drain_timeout", "client_limit", "out_of_memory")
+                  "pool_removed", "drain_timeout", "client_limit", "tls_handshake",
+                  "out_of_memory")
 SERVER_REASONS = ("eof", "idle_eof", "error", "timeout", "protocol_error", "reply_too_large",
-                  "handshake", "retired", "shutdown")
+                  "handshake", "tls_handshake", "retired", "shutdown")
 
 
 def closed(port, family, pool, server=None):

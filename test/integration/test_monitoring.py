@@ -13,9 +13,10 @@
   metrics of its expression (Prometheus adds instance and job);
 - the alerts and panels the bundle promises are there.
 
-cachemux-tls.rules.yml is only syntax-checked: it watches
-cachemux_tls_cert_expiry_timestamp_seconds, which appears once cachemux
-serves TLS; until then no live /metrics has it.
+cachemux-tls.rules.yml is only syntax-checked here: it watches
+cachemux_tls_cert_expiry_timestamp_seconds, which only pools with TLS
+have; test_tls.py (test_metrics) checks that metric, its labels and its
+value on a live TLS pool.
 """
 
 import json
@@ -158,7 +159,7 @@ class Bundle(h.IntegrationTest):
             self.assertIn(want, alerts)
 
     def test_tls_rules_watch_the_certificate_metric(self):
-        # Not checked against /metrics: the metric comes with TLS (see above).
+        # The live metric is checked in test_tls.py (see above).
         exprs = rule_exprs(TLS_RULES)
         self.assertEqual([n for n, _ in exprs], ["CachemuxTLSCertificateExpiring"])
         self.assertIn("cachemux_tls_cert_expiry_timestamp_seconds", exprs[0][1])

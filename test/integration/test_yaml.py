@@ -213,12 +213,14 @@ class Flags(YamlTest):
         g = self.dump("-w", "3", "-s", "23000", "-a", "0.0.0.0", "-v", "7", "-o", "/tmp/x.log",
                       "-p", "/tmp/x.pid", "-m", "4096", "--metrics-listen", "127.0.0.1:9999",
                       "--max-request-size=1000", "--client-output-limit", "2000",
-                      "--max-reply-size", "4096", "--shutdown-timeout", "5")
+                      "--max-reply-size", "4096", "--shutdown-timeout", "5",
+                      "--tls-handshake-timeout", "700", "--tls-max-handshakes", "9")
         self.assertEqual(g, {
             "workers": "3", "stats_listen": "0.0.0.0:23000", "metrics_listen": "127.0.0.1:9999",
             "log_file": "/tmp/x.log", "log_level": "7", "pid_file": "/tmp/x.pid",
             "mbuf_size": "4096", "max_request_size": "1000", "client_output_limit": "2000",
             "max_reply_size": "4096", "shutdown_timeout": "5",
+            "tls_handshake_timeout": "700", "tls_max_handshakes": "9",
         })
         # unset anywhere, client_output_limit follows max_request_size
         self.assertEqual(self.dump("--max-request-size", "100000000")["client_output_limit"],

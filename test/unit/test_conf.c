@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "proto_mc.h"
+#include "proto_redis.h"
 #include "conf_file.h"
 #include "conf_scan.h"
 #include "util.h"
@@ -803,6 +805,30 @@ START_TEST(test_scan)
 }
 END_TEST
 
+/* deny_commands: names of the pool's protocol, any case, resolved to bits */
+START_TEST(test_deny_commands)
+{
+    struct conf *c = load_ok(POOL_A "redis = true\ndeny_commands =  KEYS flushall\tFlushDB \n");
+    const struct conf_pool *p = &c->pools[0];
+    const struct redis_cmd *keys = redis_cmd_lookup((const uint8_t *)"keys", 4);
+    const struct redis_cmd *get = redis_cmd_lookup((const uint8_t *)"get", 3);
+    const struct redis_cmd *fa = redis_cmd_lookup((const uint8_t *)"flushall", 8);
+    const struct redis_cmd *fd = redis_cmd_lookup((const uint8_t *)"flushdb", 7);
+
+    ck_assert(CONF_DENIED(p, redis_cmd_index(keys)));
+    ck_assert(CONF_DENIED(p, redis_cmd_index(fa)));
+    ck_assert(CONF_DENIED(p, redis_cmd_index(fd)));
+    ck_assert(!CONF_DENIED(p, redis_cmd_index(get)));
+    conf_free(c);
+
+    c = load_ok(POOL_A "deny_commands = flush_all stats\n");
+    ck_assert(CONF_DENIED(&c->pools[0], MC_FLUSH_ALL));
+    ck_assert(CONF_DENIED(&c->pools[0], MC_STATS));
+    ck_assert(!CONF_DENIED(&c->pools[0], MC_GET));
+    conf_free(c);
+}
+END_TEST
+
 /* ---- broken configs ---- */
 
 struct bad_case {
@@ -812,6 +838,13 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
+    { POOL_A "redis = true\ndeny_commands = keys nosuch\n",
+      5,
+      { "'deny_commands' of [pool a]: 'nosuch' is not a redis command" } },
+    { POOL_A "redis = true\ndeny_commands = AUTH\n", 5, { "'AUTH' is not a redis command" } },
+    { POOL_A "redis = true\ndeny_commands = hello\n", 5, { "'hello' is not a redis command" } },
+    { POOL_A "deny_commands = quit\n", 4, { "'quit' is not a memcached command" } },
+    { POOL_A "deny_commands = keys\n", 4, { "'keys' is not a memcached command" } },
     { "[pool alpha]\nlisten = 127.0.0.1:22121\nhashh = md5\nserver = 10.0.0.1:11211:1\n",
       3,
       { "unknown key 'hashh' in [pool alpha]" } },
@@ -1119,6 +1152,130 @@ START_TEST(test_random_configs)
 }
 END_TEST
 
+/* ---- TLS keys ---- */
+
+START_TEST(test_tls_keys)
+{
+    struct conf *c = load_ok("[cachemux]\ntls_handshake_timeout = 2500\ntls_max_handshakes = 7\n"
+                             "[pool a]\nlisten = 127.0.0.1:22121\nserver = 10.0.0.1:6379:1\n"
+                             "tls = true\ntls_cert_file = /c.pem\ntls_key_file = /k.pem\n"
+                             "tls_ca_file = /ca.pem\ntls_verify_client = true\n"
+                             "tls_protocols = TLSv1.3\ntls_ciphers = HIGH\n"
+                             "tls_ciphersuites = TLS_AES_128_GCM_SHA256\n"
+                             "tls_session_cache = false\ntls_ktls = true\n"
+                             "server_tls = true\nserver_tls_ca_file = /sca.pem\n"
+                             "server_tls_verify = false\nserver_tls_name = cache.example\n"
+                             "server_tls_cert_file = /sc.pem\nserver_tls_key_file = /sk.pem\n");
+    const struct conf_pool *p = &c->pools[0];
+
+    ck_assert_uint_eq(c->tls_handshake_timeout_ms, 2500);
+    ck_assert_uint_eq(c->tls_max_handshakes, 7);
+    ck_assert(p->tls.on);
+    ck_assert_str_eq(p->tls.cert_file.path, "/c.pem");
+    ck_assert_int_eq(p->tls.cert_file.line, 8);
+    ck_assert_str_eq(p->tls.key_file.path, "/k.pem");
+    ck_assert_int_eq(p->tls.key_file.line, 9);
+    ck_assert_str_eq(p->tls.ca_file.path, "/ca.pem");
+    ck_assert(p->tls.verify_client);
+    ck_assert_uint_eq(p->tls.protocols, CONF_TLS_V13);
+    ck_assert_str_eq(p->tls.ciphers, "HIGH");
+    ck_assert_int_eq(p->tls.ciphers_line, 13);
+    ck_assert_str_eq(p->tls.ciphersuites, "TLS_AES_128_GCM_SHA256");
+    ck_assert(!p->tls.session_cache);
+    ck_assert(p->tls.ktls);
+    ck_assert_int_eq(p->tls.line, 7);
+    ck_assert(p->server_tls.on);
+    ck_assert_str_eq(p->server_tls.ca_file.path, "/sca.pem");
+    ck_assert(!p->server_tls.verify);
+    ck_assert_str_eq(p->server_tls.name, "cache.example");
+    ck_assert_str_eq(p->server_tls.cert_file.path, "/sc.pem");
+    ck_assert_int_eq(p->server_tls.key_file.line, 22);
+
+    /* --dump-conf writes every TLS key and loads again to the same pool. */
+    char *dump = conf_dump(c);
+    ck_assert_ptr_nonnull(dump);
+    ck_assert_ptr_nonnull(strstr(dump, "tls_protocols = TLSv1.3\n"));
+    struct conf *d = load_ok(dump);
+    ck_assert(conf_pool_equal(&c->pools[0], &d->pools[0]));
+    free(dump);
+    conf_free(d);
+    conf_free(c);
+
+    /* Defaults: off; TLSv1.2 and TLSv1.3; tickets on; servers verified. */
+    c = load_ok(POOL_A);
+    p = &c->pools[0];
+    ck_assert(!p->tls.on && !p->server_tls.on);
+    ck_assert_uint_eq(p->tls.protocols, CONF_TLS_V12 | CONF_TLS_V13);
+    ck_assert(p->tls.session_cache);
+    ck_assert(p->server_tls.verify);
+    ck_assert_uint_eq(c->tls_handshake_timeout_ms, CONF_DEFAULT_TLS_HANDSHAKE_TIMEOUT);
+    ck_assert_uint_eq(c->tls_max_handshakes, CONF_DEFAULT_TLS_MAX_HANDSHAKES);
+    dump = conf_dump(c);
+    ck_assert_ptr_null(strstr(dump, "\ntls_session_cache")); /* it would need tls = true */
+    ck_assert_ptr_null(strstr(dump, "\nserver_tls_verify"));
+    free(dump);
+    conf_free(c);
+}
+END_TEST
+
+START_TEST(test_tls_protocols)
+{
+    uint32_t b = 0;
+    char err[128];
+
+    ck_assert_int_eq(conf_tls_protocols("TLSv1.2 TLSv1.3", &b, err, sizeof(err)), 0);
+    ck_assert_uint_eq(b, CONF_TLS_V12 | CONF_TLS_V13);
+    ck_assert_int_eq(conf_tls_protocols("  TLSv1.3\tTLSv1.2 ", &b, err, sizeof(err)), 0);
+    ck_assert_uint_eq(b, CONF_TLS_V12 | CONF_TLS_V13);
+    ck_assert_int_eq(conf_tls_protocols("TLSv1.2", &b, err, sizeof(err)), 0);
+    ck_assert_uint_eq(b, CONF_TLS_V12);
+    ck_assert_int_eq(conf_tls_protocols("TLSv1.1", &b, err, sizeof(err)), -1);
+    ck_assert_int_eq(conf_tls_protocols("TLSv1.3,TLSv1.2", &b, err, sizeof(err)), -1);
+    ck_assert_int_eq(conf_tls_protocols("tlsv1.3", &b, err, sizeof(err)), -1);
+    ck_assert_int_eq(conf_tls_protocols(" ", &b, err, sizeof(err)), -1);
+}
+END_TEST
+
+START_TEST(test_tls_errors)
+{
+    struct conf_errors errs = { 0 };
+
+    load_bad("[pool a]\nlisten = 127.0.0.1:1\nserver = h:1:1\n"
+             "tls = true\n"                 /* 4: no cert or key */
+             "tls_verify_client = true\n"   /* 5: no CA */
+             "tls_protocols = SSLv3\n"      /* 6 */
+             "server_tls_name = x\n"        /* 7: server_tls is off */
+             "tls_session_cache = maybe\n", /* 8 */
+             &errs);
+    ck_assert_uint_eq(errs.n, 5);
+    assert_msg(
+        errs.msgs[0], 4,
+        (const char *[]){ "'tls = true' in [pool a] needs tls_cert_file and tls_key_file", NULL },
+        2);
+    assert_msg(errs.msgs[1], 5, (const char *[]){ "tls_verify_client", "needs tls_ca_file" }, 2);
+    assert_msg(errs.msgs[2], 6, (const char *[]){ "'SSLv3'", "TLSv1.2 and/or TLSv1.3" }, 2);
+    assert_msg(errs.msgs[3], 7,
+               (const char *[]){ "'server_tls_name' is set but server_tls is not true" }, 1);
+    assert_msg(errs.msgs[4], 8, (const char *[]){ "tls_session_cache", "true or false" }, 2);
+    conf_errors_free(&errs);
+
+    load_bad("[pool a]\nlisten = 127.0.0.1:1\nserver = h:1:1\n"
+             "tls_cert_file = /c.pem\n"
+             "server_tls = true\nserver_tls_cert_file = /c.pem\n",
+             &errs);
+    ck_assert_uint_eq(errs.n, 2);
+    assert_msg(errs.msgs[0], 4, (const char *[]){ "'tls_cert_file' is set but tls is not true" },
+               1);
+    assert_msg(errs.msgs[1], 6,
+               (const char *[]){ "server_tls_cert_file and server_tls_key_file go together" }, 1);
+    conf_errors_free(&errs);
+
+    load_bad("[cachemux]\ntls_max_handshakes = 0\ntls_handshake_timeout = 0\n" POOL_A, &errs);
+    ck_assert_uint_eq(errs.n, 2);
+    conf_errors_free(&errs);
+}
+END_TEST
+
 static Suite *
 conf_suite(void)
 {
@@ -1139,6 +1296,8 @@ conf_suite(void)
     tcase_add_test(tc, test_parse_addr);
     tcase_add_test(tc, test_errors_add);
     tcase_add_test(tc, test_scan);
+    tcase_add_test(tc, test_tls_keys);
+    tcase_add_test(tc, test_tls_protocols);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("include");
@@ -1155,9 +1314,11 @@ conf_suite(void)
     tcase_add_test(tc, test_duplicate_key_values);
     tcase_add_test(tc, test_three_errors);
     tcase_add_test(tc, test_errors_sorted_across_pools);
+    tcase_add_test(tc, test_deny_commands);
     tcase_add_test(tc, test_secret_not_shown);
     tcase_add_test(tc, test_dup_section_values_checked);
     tcase_add_test(tc, test_random_configs);
+    tcase_add_test(tc, test_tls_errors);
     suite_add_tcase(s, tc);
     return s;
 }

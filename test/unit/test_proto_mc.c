@@ -205,6 +205,9 @@ START_TEST(test_cmd_table)
         { MC_TOUCH, "touch", MC_KIND_TOUCH, true },
         { MC_VERSION, "version", MC_KIND_VERSION, false },
         { MC_QUIT, "quit", MC_KIND_QUIT, false },
+        { MC_STATS, "stats", MC_KIND_STATS, false },
+        { MC_FLUSH_ALL, "flush_all", MC_KIND_FLUSH, true },
+        { MC_VERBOSITY, "verbosity", MC_KIND_VERBOSITY, true },
     };
 
     ck_assert_uint_eq(ARRAY_SIZE(want), MC_CMD_COUNT);
@@ -644,12 +647,39 @@ END_TEST
 
 /* ---- errors ---- */
 
+/* stats, flush_all and verbosity: no key; noreply may be the only argument,
+   and a second noreply before it is refused (stripped once, the backend
+   would still not answer). */
+START_TEST(test_pool_cmds)
+{
+    struct mc_req req = req_ok("stats\r\n", MC_STATS);
+    ck_assert_uint_eq(req.nkeys, 0);
+    (void)req_ok("stats items\r\n", MC_STATS);
+    req = req_ok("flush_all\r\n", MC_FLUSH_ALL);
+    ck_assert_uint_eq(req.noreply_len, 0);
+    req = req_ok("flush_all noreply\r\n", MC_FLUSH_ALL);
+    ck_assert_uint_eq(req.noreply_off, 9);
+    ck_assert_uint_eq(req.noreply_len, 8);
+    req = req_ok("flush_all 10 noreply\r\n", MC_FLUSH_ALL);
+    ck_assert_uint_eq(req.noreply_off, 12);
+    req = req_ok("flush_all 10\r\n", MC_FLUSH_ALL);
+    ck_assert_uint_eq(req.noreply_len, 0);
+    req_err("flush_all 1 2 3\r\n", MC_ERR_ARITY);
+    req_err("flush_all noreply noreply\r\n", MC_ERR_BAD_FORMAT);
+    (void)req_ok("verbosity 1\r\n", MC_VERBOSITY);
+    req = req_ok("verbosity 1 noreply\r\n", MC_VERBOSITY);
+    ck_assert_uint_eq(req.noreply_len, 8);
+    req_err("verbosity\r\n", MC_ERR_ARITY);
+}
+END_TEST
+
 START_TEST(test_unknown)
 {
     req_err("GET k\r\n", MC_ERR_UNKNOWN_CMD);
     req_err("Set k 0 0 1\r\n", MC_ERR_UNKNOWN_CMD);
-    req_err("stats\r\n", MC_ERR_UNKNOWN_CMD);
-    req_err("flush_all\r\n", MC_ERR_UNKNOWN_CMD);
+    req_err("STATS\r\n", MC_ERR_UNKNOWN_CMD);
+    req_err("flush\r\n", MC_ERR_UNKNOWN_CMD);
+    req_err("stats_all\r\n", MC_ERR_UNKNOWN_CMD);
     req_err("mg k v\r\n", MC_ERR_UNKNOWN_CMD);
     req_err("getx k\r\n", MC_ERR_UNKNOWN_CMD);
     req_err("ge k\r\n", MC_ERR_UNKNOWN_CMD);
@@ -1147,6 +1177,7 @@ proto_mc_suite(void)
     tcase_add_test(req, test_noreply_positions);
     tcase_add_test(req, test_noreply_not_last);
     tcase_add_test(req, test_unknown);
+    tcase_add_test(req, test_pool_cmds);
     tcase_add_test(req, test_key_too_long);
     tcase_add_test(req, test_too_large);
     tcase_add_test(req, test_bad_chunk);

@@ -9,10 +9,12 @@
  */
 #include "msg.h"
 #include "proto_redis.h"
+#include "redis_reply.h"
 #include "sbuf.h"
 #include "util.h"
 
 #include <check.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,6 +176,19 @@ struct step {
     size_t rsp_len;
 };
 
+/* Whether the reply parsers of the helpers below take RESP3 (redis_rsp_init3). */
+static bool rsp3;
+
+static void
+rsp_init(struct redis_rsp *r)
+{
+    if (rsp3) {
+        redis_rsp_init3(r);
+    } else {
+        redis_rsp_init(r);
+    }
+}
+
 /* The request (rsp false) or reply parser, with one state struct per unit
    kept across AGAIN results. */
 struct stream_ctx {
@@ -189,7 +204,7 @@ static void
 stream_begin(struct stream_ctx *cx)
 {
     redis_req_init(&cx->req, t_stream.p, t_stream.cap);
-    redis_rsp_init(&cx->res);
+    rsp_init(&cx->res);
 }
 
 static enum stream_result
@@ -233,7 +248,7 @@ static void
 stream_unit_done(struct stream_ctx *cx)
 {
     redis_req_reset(&cx->req);
-    redis_rsp_init(&cx->res);
+    rsp_init(&cx->res);
 }
 
 static bool
@@ -297,6 +312,9 @@ static const char *const appendix_a[] = {
     "RESTORE",
     "MGET", "DEL", "UNLINK", "TOUCH", "EXISTS", "MSET",
     "EVAL", "EVALSHA", "LOLWUT", "AUTH", "ECHO", "SELECT",
+    /* the proxy's own and the fan-outs (protocols.md 3) */
+    "HELLO", "CLIENT", "INFO", "DBSIZE", "KEYS", "RANDOMKEY", "SCAN", "SCRIPT", "FLUSHDB",
+    "FLUSHALL",
 };
 // clang-format on
 
@@ -344,6 +362,12 @@ START_TEST(test_table_sorted)
             ck_assert_uint_ne(t[i].local, REDIS_LOCAL_NONE);
             ck_assert_uint_eq(t[i].first_key, 0);
             break;
+        case REDIS_ROUTE_FANOUT:
+            /* no key: every server, one merge (SCRIPT's by its subcommand) */
+            ck_assert_uint_eq(t[i].first_key, 0);
+            ck_assert(t[i].merge != MSG_MERGE_NONE || strcmp(t[i].name, "script") == 0);
+            ck_assert(!redis_cmd_streams(&t[i], 1));
+            break;
         default:
             ck_assert_uint_eq(t[i].key_step, 0);
             break;
@@ -372,13 +396,52 @@ START_TEST(test_every_command_found)
 }
 END_TEST
 
+/* SCAN's cursor: server index + nservers * the server's cursor; a
+   server's end moves on to the next server, the last one's ends the scan. */
+START_TEST(test_scan_cursor)
+{
+    uint32_t server;
+    uint64_t cur, out;
+
+    ck_assert_int_eq(redis_scan_cursor_decode((const uint8_t *)"0", 1, 3, &server, &cur), 0);
+    ck_assert_uint_eq(server, 0);
+    ck_assert_uint_eq(cur, 0);
+    ck_assert_int_eq(redis_scan_cursor_decode((const uint8_t *)"17", 2, 3, &server, &cur), 0);
+    ck_assert_uint_eq(server, 2);
+    ck_assert_uint_eq(cur, 5);
+    ck_assert_int_eq(redis_scan_cursor_decode((const uint8_t *)"x1", 2, 3, &server, &cur), -1);
+    ck_assert_int_eq(
+        redis_scan_cursor_decode((const uint8_t *)"18446744073709551616", 20, 3, &server, &cur),
+        -1);
+    ck_assert_int_eq(redis_scan_cursor_encode(5, 2, 3, &out), 0);
+    ck_assert_uint_eq(out, 17);
+    ck_assert_int_eq(redis_scan_cursor_encode(0, 0, 3, &out), 0);
+    ck_assert_uint_eq(out, 1);
+    ck_assert_int_eq(redis_scan_cursor_encode(0, 2, 3, &out), 0);
+    ck_assert_uint_eq(out, 0);
+    ck_assert_int_eq(redis_scan_cursor_encode(UINT64_MAX / 3 + 1, 0, 3, &out), -1);
+    /* every encoded cursor decodes back */
+    for (uint64_t c = 1; c < 5000; c += 7) {
+        for (uint32_t s = 0; s < 5; s++) {
+            char num[32];
+            ck_assert_int_eq(redis_scan_cursor_encode(c, s, 5, &out), 0);
+            int n = snprintf(num, sizeof(num), "%" PRIu64, out);
+            ck_assert_int_eq(
+                redis_scan_cursor_decode((const uint8_t *)num, (size_t)n, 5, &server, &cur), 0);
+            ck_assert_uint_eq(server, s);
+            ck_assert_uint_eq(cur, c);
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_lookup_misses)
 {
     // clang-format off
     static const char *const misses[] = {
         "", "g", "ge", "gett", "gets", "a", "zzzz", "zunionstor", "zunionstoree", "set ",
-        " set", "getex\n", "mgetx", "georadiusbymemberx", "hello", "multi", "exec", "keys",
-        "flushall", "config", "subscribe", "scan", "info",
+        " set", "getex\n", "mgetx", "georadiusbymemberx", "hell", "multi", "exec", "key",
+        "flushal", "config", "subscribe", "sca", "infos",
     };
     // clang-format on
     uint8_t hi[] = { 'g', 0xc5, 't' }, nul[] = { 'g', 'e', 't', 0 };
@@ -425,6 +488,13 @@ START_TEST(test_routes)
         { "select", REDIS_ROUTE_LOCAL, 0, 0, 0, 0, REDIS_LOCAL_SELECT, 0 },
         { "auth", REDIS_ROUTE_LOCAL, 0, 0, 0, 0, REDIS_LOCAL_AUTH, REDIS_CMD_NOAUTH },
         { "move", REDIS_ROUTE_UNSUPPORTED, 0, 0, 0, 0, 0, 0 },
+        { "hello", REDIS_ROUTE_LOCAL, 0, 0, 0, 0, REDIS_LOCAL_HELLO, REDIS_CMD_NOAUTH },
+        { "client", REDIS_ROUTE_LOCAL, 0, 0, 0, 0, REDIS_LOCAL_CLIENT, 0 },
+        { "dbsize", REDIS_ROUTE_FANOUT, 0, 0, 0, MSG_MERGE_SUM, 0, 0 },
+        { "keys", REDIS_ROUTE_FANOUT, 0, 0, 0, MSG_MERGE_CONCAT, 0, 0 },
+        { "scan", REDIS_ROUTE_FANOUT, 0, 0, 0, MSG_MERGE_SCAN, 0, 0 },
+        { "info", REDIS_ROUTE_FANOUT, 0, 0, 0, MSG_MERGE_INFO, 0, 0 },
+        { "flushall", REDIS_ROUTE_FANOUT, 0, 0, 0, MSG_MERGE_ALL_OK, 0, 0 },
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
@@ -613,7 +683,7 @@ START_TEST(test_unsupported)
             "-ERR unsupported command 'move'\r\n");
     /* the wrong arity of an unsupported command is still "unsupported" */
     req_err("move\r\n", REDIS_ERR_UNSUPPORTED, "-ERR unsupported command 'move'\r\n");
-    req_err("keys *\r\n", REDIS_ERR_UNSUPPORTED, "-ERR unsupported command 'keys'\r\n");
+    req_err("multi\r\n", REDIS_ERR_UNSUPPORTED, "-ERR unsupported command 'multi'\r\n");
     req_err("*1\r\n$0\r\n\r\n", REDIS_ERR_UNSUPPORTED, "-ERR unsupported command ''\r\n");
     /* CR and LF in the name become spaces, as Redis does */
     req_err("*2\r\n$4\r\na\r\nb\r\n$1\r\nx\r\n", REDIS_ERR_UNSUPPORTED,
@@ -1099,7 +1169,7 @@ rsp_ok(const char *s, enum redis_rsp_type type, int64_t integer)
     struct redis_rsp r;
     enum redis_parse rc;
 
-    redis_rsp_init(&r);
+    rsp_init(&r);
     rc = redis_parse_rsp(&r, (const uint8_t *)s, strlen(s));
     ck_assert_msg(rc == REDIS_PARSE_OK, "not OK: %s (%d)", s, rc);
     ck_assert_int_eq(r.type, type);
@@ -1110,7 +1180,7 @@ rsp_ok(const char *s, enum redis_rsp_type type, int64_t integer)
     ck_assert_uint_eq(r.total_len, strlen(s));
     for (size_t i = 0; i < strlen(s); i++) {
         struct redis_rsp p;
-        redis_rsp_init(&p);
+        rsp_init(&p);
         ck_assert_int_eq(redis_parse_rsp(&p, (const uint8_t *)s, i), REDIS_PARSE_AGAIN);
     }
     check_str_feeds(s, 0, true);
@@ -1122,7 +1192,7 @@ rsp_bad(const char *s, size_t len)
 {
     struct redis_rsp r;
 
-    redis_rsp_init(&r);
+    rsp_init(&r);
     ck_assert_msg(redis_parse_rsp(&r, (const uint8_t *)s, len) == REDIS_PARSE_ERROR,
                   "not ERROR: %s", s);
     /* and it stays failed */
@@ -1301,6 +1371,80 @@ START_TEST(test_rsp_stream)
 }
 END_TEST
 
+/* RESP3 (HELLO 3 backends): every type, attributes, and RESP2's refusal of them. */
+START_TEST(test_rsp3_types)
+{
+    rsp3 = true;
+    rsp_ok("_\r\n", REDIS_RSP_NULL, 0);
+    rsp_ok("#t\r\n", REDIS_RSP_BOOLEAN, 1);
+    rsp_ok("#f\r\n", REDIS_RSP_BOOLEAN, 0);
+    rsp_ok(",1.5\r\n", REDIS_RSP_DOUBLE, 0);
+    rsp_ok(",-inf\r\n", REDIS_RSP_DOUBLE, 0);
+    rsp_ok("(3492890328409238509324850943850943825024385\r\n", REDIS_RSP_BIG_NUMBER, 0);
+    rsp_ok("!21\r\nSYNTAX invalid syntax\r\n", REDIS_RSP_BLOB_ERROR, 21);
+    rsp_ok("=15\r\ntxt:Some string\r\n", REDIS_RSP_VERBATIM, 15);
+    rsp_ok("%2\r\n+first\r\n:1\r\n+second\r\n:2\r\n", REDIS_RSP_MAP, 2);
+    rsp_ok("%0\r\n", REDIS_RSP_MAP, 0);
+    rsp_ok("~3\r\n+a\r\n_\r\n#t\r\n", REDIS_RSP_SET, 3);
+    rsp_ok(">2\r\n+message\r\n$2\r\nhi\r\n", REDIS_RSP_PUSH, 2);
+    /* nesting of every aggregate in every other */
+    rsp_ok("%1\r\n~1\r\n*1\r\n>1\r\n%1\r\n,2\r\n=5\r\nmkd:x\r\n:1\r\n", REDIS_RSP_MAP, 1);
+    /* RESP2 types still parse on a RESP3 conn */
+    rsp_ok("*2\r\n$1\r\na\r\n:3\r\n", REDIS_RSP_ARRAY, 2);
+    rsp_ok("$-1\r\n", REDIS_RSP_BULK, -1);
+    /* an attribute goes with the value after it: the reply is that value */
+    rsp_ok("|1\r\n+key-popularity\r\n%2\r\n$1\r\na\r\n,0.19\r\n$1\r\nb\r\n,0.05\r\n"
+           "*2\r\n:2039123\r\n:9543892\r\n",
+           REDIS_RSP_ARRAY, 2);
+    rsp_ok("|1\r\n+a\r\n+b\r\n|1\r\n+c\r\n+d\r\n:7\r\n", REDIS_RSP_INTEGER, 7);
+    /* an attribute of an attribute's value */
+    rsp_ok("|1\r\n+a\r\n|1\r\n+b\r\n+c\r\n:7\r\n#t\r\n", REDIS_RSP_BOOLEAN, 1);
+    /* and inside an aggregate, before an element */
+    rsp_ok("*2\r\n|1\r\n+ttl\r\n:3600\r\n$1\r\nv\r\n:1\r\n", REDIS_RSP_ARRAY, 2);
+    rsp3 = false;
+}
+END_TEST
+
+START_TEST(test_rsp3_malformed)
+{
+    // clang-format off
+    static const char *const bad[] = {
+        "_x\r\n", "_\n", "#\r\n", "#x\r\n", "#tt\r\n", ",\r\n", "(\r\n", "!-1\r\n", "=-1\r\n",
+        "%-1\r\n", "~-1\r\n", ">-1\r\n", "|-1\r\n", "%x\r\n", "%2147483648\r\n",
+        /* streamed strings and aggregates: Redis never sends them to a command */
+        "$?\r\n;4\r\nHell\r\n;0\r\n", "*?\r\n:1\r\n.\r\n", "%?\r\n", "~?\r\n", ">?\r\n",
+        "!3\r\nabcd\r\n", "?\r\n", ";1\r\n", ".\r\n",
+    };
+    // clang-format on
+
+    rsp3 = true;
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        rsp_bad(bad[i], strlen(bad[i]));
+    }
+    rsp3 = false;
+}
+END_TEST
+
+START_TEST(test_rsp3_stream)
+{
+    const char *s = "_\r\n%1\r\n+k\r\n#f\r\n|1\r\n+a\r\n+b\r\n~1\r\n,3.0\r\n"
+                    "=8\r\ntxt:abcd\r\n!3\r\nERR\r\n+OK\r\n>1\r\n(12";
+
+    rsp3 = true;
+    check_str_feeds(s, 0, true);
+    rsp3 = false;
+    ck_assert_uint_eq(run_a.n, 7);
+    ck_assert_int_eq(run_a.s[0].rsp_type, REDIS_RSP_NULL);
+    ck_assert_int_eq(run_a.s[1].rsp_type, REDIS_RSP_MAP);
+    ck_assert_int_eq(run_a.s[2].rsp_type, REDIS_RSP_SET);
+    ck_assert_uint_eq(run_a.s[2].rsp_len, 22); /* the attribute is part of it */
+    ck_assert_int_eq(run_a.s[3].rsp_type, REDIS_RSP_VERBATIM);
+    ck_assert_int_eq(run_a.s[4].rsp_type, REDIS_RSP_BLOB_ERROR);
+    ck_assert_int_eq(run_a.s[5].rsp_type, REDIS_RSP_STATUS);
+    ck_assert_int_eq(run_a.s[6].rsp_rc, REDIS_PARSE_AGAIN);
+}
+END_TEST
+
 START_TEST(test_rsp_big_value)
 {
     size_t vlen = 5u << 20;
@@ -1360,6 +1504,7 @@ proto_redis_suite(void)
     TCase *rsp = tcase_create("reply");
 
     tcase_add_test(table, test_table_sorted);
+    tcase_add_test(table, test_scan_cursor);
     tcase_add_test(table, test_every_command_found);
     tcase_add_test(table, test_lookup_misses);
     tcase_add_test(table, test_routes);
@@ -1395,6 +1540,9 @@ proto_redis_suite(void)
     tcase_add_test(rsp, test_rsp_incomplete);
     tcase_add_test(rsp, test_rsp_stream);
     tcase_add_test(rsp, test_rsp_big_value);
+    tcase_add_test(rsp, test_rsp3_types);
+    tcase_add_test(rsp, test_rsp3_malformed);
+    tcase_add_test(rsp, test_rsp3_stream);
     tcase_add_test(rsp, test_next_elem);
     suite_add_tcase(s, rsp);
     return s;

@@ -390,6 +390,108 @@ START_TEST(test_sum_limits)
 }
 END_TEST
 
+/* A fan-out's merge: one fragment per server, parts[f] its reply; req and
+   flags as the proxy leaves them in the parent (INFO). */
+static void
+fan_is(enum proto_id proto, enum msg_merge merge, const char *const *parts, const char *req,
+       uint8_t flags, const char *want)
+{
+    const struct proto_wire *w = proto == PROTO_MEMCACHED ? &mc_wire : &redis_wire;
+    struct msg_split sp;
+    struct msg *p = msg_get(&cache);
+
+    ck_assert_int_eq(msg_split_alloc(p, 0, NSERVERS, 0, &sp), 0);
+    for (uint32_t f = 0; f < NSERVERS; f++) {
+        p->frags[f] = msg_get(&cache);
+        p->frags[f]->parent = p;
+        p->nfrags++;
+        ck_assert_int_eq(buf_append(&p->frags[f]->rsp, parts[f], strlen(parts[f])), 0);
+    }
+    p->merge = (uint8_t)merge;
+    p->fan_flags = flags;
+    if (req != NULL) {
+        ck_assert_int_eq(buf_append(&p->req, req, strlen(req)), 0);
+    }
+    reply_merge(w, p);
+    ck_assert_msg(buf_len(&p->rsp) == strlen(want) &&
+                      memcmp(buf_head(&p->rsp), want, strlen(want)) == 0,
+                  "merged '%.*s', want '%s'", (int)buf_len(&p->rsp), buf_head(&p->rsp), want);
+    free_msg(p);
+}
+
+START_TEST(test_fanout_merges)
+{
+    const char *keys[] = { "*1\r\n$1\r\na\r\n", "*0\r\n", "*2\r\n$1\r\nb\r\n$2\r\ncc\r\n" };
+    const char *same[] = { "$3\r\nabc\r\n", "$3\r\nabc\r\n", "$3\r\nabc\r\n" };
+    const char *differ[] = { "$3\r\nabc\r\n", "$3\r\nabd\r\n", "$3\r\nabc\r\n" };
+    const char *exists[] = { "*3\r\n:1\r\n:0\r\n:1\r\n", "*3\r\n:1\r\n:1\r\n:0\r\n",
+                             "*3\r\n:1\r\n:1\r\n:1\r\n" };
+    const char *nils[] = { "$-1\r\n", "$-1\r\n", "$-1\r\n" };
+    const char *one[] = { "$-1\r\n", "$-1\r\n", "$2\r\nk9\r\n" };
+    const char *flush_ok[] = { "OK\r\n", "OK\r\n", "OK\r\n" };
+    const char *flush_err[] = { "OK\r\n", "SERVER_ERROR busy\r\n", "OK\r\n" };
+    const char *info[] = {
+        "$80\r\n# Server\r\nredis_version:7.0.15\r\n\r\n# Keyspace\r\n"
+        "db0:keys=3,expires=1,avg_ttl=100\r\n\r\n",
+        "$79\r\n# Server\r\nredis_version:6.2.1\r\n\r\n# Keyspace\r\n"
+        "db0:keys=5,expires=3,avg_ttl=300\r\n\r\n",
+        "$31\r\n# Server\r\nredis_version:7.2.0\r\n\r\n",
+    };
+
+    fan_is(PROTO_REDIS, MSG_MERGE_CONCAT, keys, NULL, 0,
+           "*3\r\n$1\r\na\r\n$1\r\nb\r\n$2\r\ncc\r\n");
+    fan_is(PROTO_REDIS, MSG_MERGE_SAME, same, NULL, 0, "$3\r\nabc\r\n");
+    fan_is(PROTO_REDIS, MSG_MERGE_SAME, differ, NULL, 0,
+           "-ERR the servers of the pool answered differently\r\n");
+    fan_is(PROTO_REDIS, MSG_MERGE_AND, exists, NULL, 0, "*3\r\n:1\r\n:0\r\n:0\r\n");
+    fan_is(PROTO_REDIS, MSG_MERGE_RANDOM, nils, NULL, 0, "$-1\r\n");
+    fan_is(PROTO_REDIS, MSG_MERGE_RANDOM, one, NULL, 0, "$2\r\nk9\r\n");
+    fan_is(PROTO_MEMCACHED, MSG_MERGE_ALL_OK, flush_ok, NULL, 0, "OK\r\n");
+    fan_is(PROTO_MEMCACHED, MSG_MERGE_ALL_OK, flush_err, NULL, 0, "SERVER_ERROR busy\r\n");
+    /* INFO: the lowest version first in the proxy's server section, the
+       keyspace summed (avg_ttl weighted by expires) */
+    fan_is(PROTO_REDIS, MSG_MERGE_INFO, info, "# Server\r\ncachemux_version:1\r\n",
+           MSG_INFO_SERVER | MSG_INFO_KEYSPACE,
+           "$99\r\n# Server\r\nredis_version:6.2.1\r\ncachemux_version:1\r\n\r\n# Keyspace\r\n"
+           "db0:keys=8,expires=4,avg_ttl=250\r\n\r\n");
+}
+END_TEST
+
+/* SCAN: one server's page, its cursor re-encoded for the client. */
+START_TEST(test_scan_merge)
+{
+    static const struct {
+        const char *part;
+        uint32_t server;
+        const char *want;
+    } cases[] = {
+        { "*2\r\n$2\r\n12\r\n*1\r\n$1\r\na\r\n", 1, "*2\r\n$2\r\n37\r\n*1\r\n$1\r\na\r\n" },
+        { "*2\r\n$1\r\n0\r\n*0\r\n", 1, "*2\r\n$1\r\n2\r\n*0\r\n" },
+        { "*2\r\n$1\r\n0\r\n*0\r\n", 2, "*2\r\n$1\r\n0\r\n*0\r\n" },
+        { "*2\r\n$20\r\n18446744073709551615\r\n*0\r\n", 0,
+          "-ERR the server's cursor is too large to encode\r\n" },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct msg_split sp;
+        struct msg *p = msg_get(&cache);
+        ck_assert_int_eq(msg_split_alloc(p, 0, 1, 0, &sp), 0);
+        p->frags[0] = msg_get(&cache);
+        p->frags[0]->parent = p;
+        p->nfrags = 1;
+        ck_assert_int_eq(buf_append(&p->frags[0]->rsp, cases[i].part, strlen(cases[i].part)), 0);
+        p->merge = MSG_MERGE_SCAN;
+        p->fan_server = cases[i].server;
+        p->fan_nservers = 3;
+        reply_merge(&redis_wire, p);
+        ck_assert_msg(buf_len(&p->rsp) == strlen(cases[i].want) &&
+                          memcmp(buf_head(&p->rsp), cases[i].want, strlen(cases[i].want)) == 0,
+                      "case %zu: '%.*s'", i, (int)buf_len(&p->rsp), buf_head(&p->rsp));
+        free_msg(p);
+    }
+}
+END_TEST
+
 START_TEST(test_one_server_is_not_split)
 {
     static const char *const keys[] = { "k1", "k4", "kx7" }; /* all on server 1 */
@@ -489,6 +591,8 @@ split_suite(void)
     tcase_add_test(t, test_one_server_is_not_split);
     tcase_add_test(t, test_plan_order);
     tcase_add_test(t, test_reader_limits);
+    tcase_add_test(t, test_fanout_merges);
+    tcase_add_test(t, test_scan_merge);
     suite_add_tcase(s, t);
     return s;
 }
