@@ -141,6 +141,18 @@ TAILQ_HEAD(conn_tqh, conn);
 TAILQ_HEAD(listener_tqh, listener);
 
 /* One worker's runtime, shared by all of its conns (never by two threads). */
+/* A connection refused at accept (client_connections): its error is
+   written and its write side shut, and what the client still sends is read
+   and dropped until EOF, a byte budget or a timer, so the client reads the
+   error rather than a reset (client.c). It holds no client struct and
+   counts as no client. */
+struct conn_refused {
+    struct event ev;
+    LIST_ENTRY(conn_refused) le;
+    size_t drained;
+};
+LIST_HEAD(conn_refused_list, conn_refused);
+
 struct conn_ctx {
     struct event_base *base;
     struct conn_tqh dirty_servers; /* server conns with requests to write */
@@ -179,8 +191,9 @@ struct conn_ctx {
     uint32_t max_handshakes;       /* tls_max_handshakes */
     uint64_t handshake_timeout_ms; /* tls_handshake_timeout */
     struct event hs_timer;
-    bool hs_timer_ready;        /* hs_timer is assigned */
-    struct listener_tqh paused; /* TLS listeners paused at max_handshakes */
+    bool hs_timer_ready;              /* hs_timer is assigned */
+    struct listener_tqh paused;       /* TLS listeners paused at max_handshakes */
+    struct conn_refused_list refused; /* refused conns lingering */
 };
 
 /* The part of a conn every socket has. */
@@ -262,6 +275,8 @@ conn_server(struct conn *c)
 
 void conn_ctx_init(struct conn_ctx *ctx, struct event_base *base, int worker_id, size_t mbuf_size);
 void conn_ctx_destroy(struct conn_ctx *ctx);
+/* Close a refused conn's socket and free it. */
+void conn_refused_end(struct conn_refused *r);
 
 /* Change state, logging the transition at debug level; an illegal one
    (not in the diagram above) is a bug and aborts. */

@@ -50,6 +50,7 @@
 static void client_event(int fd, short what, void *arg);
 static void client_hs_event(int fd, short what, void *arg);
 static void client_parse(struct client *c);
+static void client_refuse(struct conn_ctx *ctx, int fd, const char *reply);
 
 static const char *
 client_peer(const struct client *c, char *buf, size_t len)
@@ -225,10 +226,7 @@ client_accept(struct pool *p, int fd, bool awaiting)
     int64_t n = atomic_fetch_add_explicit(&p->reg->nclients, 1, memory_order_relaxed) + 1;
     if (p->cp->client_connections > 0 && n > (int64_t)p->cp->client_connections) {
         atomic_fetch_sub_explicit(&p->reg->nclients, 1, memory_order_relaxed);
-        if (tctx == NULL) { /* a TLS client could not read it */
-            (void)!write(fd, p->proto->full_reply, strlen(p->proto->full_reply));
-        }
-        close(fd);
+        client_refuse(ctx, fd, tctx == NULL ? p->proto->full_reply : NULL);
         stats_add(&p->st->closed[STATS_CC_client_limit], 1);
         log_info("pool %s: client refused: client_connections limit %u reached", p->cp->name,
                  p->cp->client_connections);
@@ -801,31 +799,70 @@ client_write(struct client *c)
 
 /* Lingering: read and drop what the client still sends, until its EOF,
    an error, the byte budget or the timer; then close. */
+/* Read and drop what fd has, adding to *drained. Returns false while the
+   socket has nothing more for now, true once lingering should end (EOF, an
+   error or the byte budget). */
+static bool
+client_sink(int fd, size_t *drained)
+{
+    uint8_t sink[16384];
+
+    for (;;) {
+        ssize_t n = read(fd, sink, sizeof(sink));
+        if (n > 0) {
+            *drained += (size_t)n;
+            if (*drained < CLIENT_LINGER_MAX_BYTES) {
+                continue;
+            }
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return false;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        return true;
+    }
+}
+
 static void
 client_linger_event(int fd, short what, void *arg)
 {
     struct client *c = arg;
-    uint8_t sink[16384];
 
-    if (what & EV_TIMEOUT) {
+    if ((what & EV_TIMEOUT) || client_sink(fd, &c->lingered)) {
         client_close(c, (enum stats_client_close)c->close_reason);
+    }
+}
+
+static void
+client_refused_event(int fd, short what, void *arg)
+{
+    struct conn_refused *r = arg;
+
+    if ((what & EV_TIMEOUT) || client_sink(fd, &r->drained)) {
+        conn_refused_end(r);
+    }
+}
+
+/* Refuse fd at accept with reply (NULL: none, for a TLS client that could
+   not read it), lingering as after an error that closes. */
+static void
+client_refuse(struct conn_ctx *ctx, int fd, const char *reply)
+{
+    struct timeval tv = util_ms_tv(CLIENT_LINGER_MS);
+    struct conn_refused *r = NULL;
+
+    if (reply == NULL || write(fd, reply, strlen(reply)) < 0 || shutdown(fd, SHUT_WR) != 0 ||
+        (r = calloc(1, sizeof(*r))) == NULL) {
+        close(fd);
         return;
     }
-    for (;;) {
-        ssize_t n = read(fd, sink, sizeof(sink));
-        if (n > 0) {
-            c->lingered += (size_t)n;
-            if (c->lingered < CLIENT_LINGER_MAX_BYTES) {
-                continue;
-            }
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            return;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        client_close(c, (enum stats_client_close)c->close_reason);
+    event_assign(&r->ev, ctx->base, fd, EV_READ | EV_PERSIST, client_refused_event, r);
+    if (event_add(&r->ev, &tv) != 0) {
+        free(r);
+        close(fd);
         return;
     }
+    LIST_INSERT_HEAD(&ctx->refused, r, le);
 }
 
 /* c's last reply (an error that closes) is written: close, lingering when

@@ -75,6 +75,7 @@ conn_ctx_init(struct conn_ctx *ctx, struct event_base *base, int worker_id, size
     TAILQ_INIT(&ctx->dirty_servers);
     TAILQ_INIT(&ctx->dirty_clients);
     TAILQ_INIT(&ctx->closed);
+    LIST_INIT(&ctx->refused);
     msg_cache_init(&ctx->msgs, mbuf_size);
     chain_pool_init(&ctx->chunks, mbuf_size, (uint32_t)MAX(CONN_CHUNKS_KEEP_BYTES / mbuf_size, 16));
     ctx->worker_id = worker_id;
@@ -83,6 +84,17 @@ conn_ctx_init(struct conn_ctx *ctx, struct event_base *base, int worker_id, size
     ctx->rng = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)(worker_id + 1) * 0xBF58476D1CE4E5B9ULL);
     TAILQ_INIT(&ctx->handshakes);
     TAILQ_INIT(&ctx->paused);
+}
+
+void
+conn_refused_end(struct conn_refused *r)
+{
+    int fd = event_get_fd(&r->ev);
+
+    event_del(&r->ev);
+    LIST_REMOVE(r, le);
+    close(fd);
+    free(r);
 }
 
 void
@@ -96,6 +108,9 @@ conn_ctx_destroy(struct conn_ctx *ctx)
     }
     if (ctx->hs_timer_ready) {
         evtimer_del(&ctx->hs_timer);
+    }
+    while (!LIST_EMPTY(&ctx->refused)) {
+        conn_refused_end(LIST_FIRST(&ctx->refused));
     }
     msg_cache_destroy(&ctx->msgs);
     chain_pool_destroy(&ctx->chunks);

@@ -543,7 +543,10 @@ class SlowReader(h.IntegrationTest):
         if not SANITIZED:
             self.assertGreaterEqual(took, DEADLINE - 0.5)
             self.assertLessEqual(took, DEADLINE + 1.5)
-            self.assertLess(worst, 0.5)
+            # Stuck behind the unread response it would wait for the deadline;
+            # rendering the 3,000-server /metrics beside it may take a while
+            # on a loaded machine, which is not what this proves.
+            self.assertLess(worst, DEADLINE / 2, "/healthz waited on the unread response")
 
 
 if __name__ == "__main__":

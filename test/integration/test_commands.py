@@ -503,6 +503,38 @@ class LingeringClose(h.IntegrationTest):
     def test_memcached_request_too_large(self):
         self.tries(False, b"SERVER_ERROR object too large for cache\r\n")
 
+    def refused_tries(self, redis, want):
+        """Over client_connections: the refused client, which already
+        sent a 2 MiB request, reads the refusal then EOF, 100 of 100 times."""
+        b = self.redis(name="s1") if redis else self.memcached(name="m1")
+        px = self.cachemux([h.Pool("p", [b], redis=redis, client_connections=1)], workers=2)
+        held = socket.create_connection((h.HOST, px.port("p")), timeout=h.scaled(10))
+        self.addCleanup(held.close)
+        held.sendall(b"PING\r\n" if redis else b"version\r\n")
+        self.assertTrue(held.recv(100))  # accepted and counted
+        data = self.big_set(redis)
+        for i in range(100):
+            s = socket.create_connection((h.HOST, px.port("p")), timeout=h.scaled(10))
+            got = b""
+            try:
+                s.sendall(data)
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            except (ConnectionResetError, BrokenPipeError) as e:
+                self.fail("try %d: %r (read %r)" % (i, e, got))
+            finally:
+                s.close()
+            self.assertEqual(got, want, "try %d" % i)
+
+    def test_redis_too_many_connections(self):
+        self.refused_tries(True, b"-ERR max number of clients reached\r\n")
+
+    def test_memcached_too_many_connections(self):
+        self.refused_tries(False, b"ERROR Too many open connections\r\n")
+
 
 # --------------------------------------------------------------------------
 # memcached
