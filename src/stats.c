@@ -202,10 +202,23 @@ stats_prom_head(struct buf *b, const char *name, const char *type, const char *h
     return buf_append(b, tmp, (size_t)MIN((size_t)n, sizeof(tmp) - 1));
 }
 
-/* name{pool="p"[,server="s"][,reason="r"][,le="x"]} value */
+/* ,key="val", val escaped as a label value. */
 static int
-stats_prom_sample_r(struct buf *b, const char *name, const char *suffix, const char *pool,
-                    const char *server, const char *reason, const char *le, const char *value)
+stats_prom_label(struct buf *b, const char *key, const char *val)
+{
+    int rc = stats_puts(b, ",");
+
+    rc |= stats_puts(b, key);
+    rc |= stats_puts(b, "=\"");
+    rc |= stats_put_label(b, val);
+    rc |= stats_puts(b, "\"");
+    return rc;
+}
+
+/* cachemux_<name><suffix>{pool="p"[,server="s"], the labels left open. */
+static int
+stats_prom_open(struct buf *b, const char *name, const char *suffix, const char *pool,
+                const char *server)
 {
     int rc = stats_puts(b, "cachemux_");
 
@@ -215,19 +228,23 @@ stats_prom_sample_r(struct buf *b, const char *name, const char *suffix, const c
     rc |= stats_put_label(b, pool);
     rc |= stats_puts(b, "\"");
     if (server != NULL) {
-        rc |= stats_puts(b, ",server=\"");
-        rc |= stats_put_label(b, server);
-        rc |= stats_puts(b, "\"");
+        rc |= stats_prom_label(b, "server", server);
     }
+    return rc;
+}
+
+/* name{pool="p"[,server="s"][,reason="r"][,le="x"]} value */
+static int
+stats_prom_sample_r(struct buf *b, const char *name, const char *suffix, const char *pool,
+                    const char *server, const char *reason, const char *le, const char *value)
+{
+    int rc = stats_prom_open(b, name, suffix, pool, server);
+
     if (reason != NULL) {
-        rc |= stats_puts(b, ",reason=\"");
-        rc |= stats_puts(b, reason);
-        rc |= stats_puts(b, "\"");
+        rc |= stats_prom_label(b, "reason", reason);
     }
     if (le != NULL) {
-        rc |= stats_puts(b, ",le=\"");
-        rc |= stats_puts(b, le);
-        rc |= stats_puts(b, "\"");
+        rc |= stats_prom_label(b, "le", le);
     }
     rc |= stats_puts(b, "} ");
     rc |= stats_puts(b, value);
@@ -279,23 +296,10 @@ stats_prom_kv(struct buf *b, const char *name, const char *pool, const char *ser
               const char *key, const char *val, uint64_t value)
 {
     char num[32];
-    int rc = stats_puts(b, "cachemux_");
+    int rc = stats_prom_open(b, name, "", pool, server);
 
-    rc |= stats_puts(b, name);
-    rc |= stats_puts(b, "{pool=\"");
-    rc |= stats_put_label(b, pool);
-    rc |= stats_puts(b, "\"");
-    if (server != NULL) {
-        rc |= stats_puts(b, ",server=\"");
-        rc |= stats_put_label(b, server);
-        rc |= stats_puts(b, "\"");
-    }
     if (key != NULL) {
-        rc |= stats_puts(b, ",");
-        rc |= stats_puts(b, key);
-        rc |= stats_puts(b, "=\"");
-        rc |= stats_put_label(b, val);
-        rc |= stats_puts(b, "\"");
+        rc |= stats_prom_label(b, key, val);
     }
     snprintf(num, sizeof(num), "} %" PRIu64 "\n", value);
     rc |= stats_puts(b, num);
