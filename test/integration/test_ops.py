@@ -265,6 +265,18 @@ class OpsTest(h.IntegrationTest):
         except OSError:
             pass
 
+    def pick_spread(self, pool, prefix, idents, n=12):
+        """n keys spread evenly over the pool's servers, and {key: server}:
+        ketama over servers on random ports may put 11 of 12 fixed keys on
+        one server, so the keys are picked from located candidates."""
+        cands = spread_keys(prefix, 20 * n)
+        where = self.locate(self.cmx, pool, cands)
+        per = {s: [k for k in cands if where[k] == s] for s in idents}
+        for s in idents:
+            self.assertGreaterEqual(len(per[s]), n, "too few candidates on %s" % s)
+        keys = [per[idents[i % len(idents)]][i // len(idents)] for i in range(n)]
+        return keys, {k: where[k] for k in keys}
+
     def locate(self, cmx, pool, keys):
         """{key: server identity} from `cachemux -L POOL` on cmx's config."""
         san = h.tmp_dir("sanitizer")
@@ -321,8 +333,7 @@ class TwoPools(OpsTest):
         this workload only."""
         exp = {}
         # ---- memcached pool alpha
-        keys = spread_keys("st:", 12)
-        where = self.locate(self.cmx, "alpha", keys)
+        keys, where = self.pick_spread("alpha", "st:", list(self.mc_ident))
         on = {s: [k for k in keys if where[k] == s] for s in self.mc_ident}
         for s, ks in on.items():
             self.assertGreaterEqual(len(ks), 2, "need 2 keys on %s: %s" % (s, where))
@@ -375,8 +386,7 @@ class TwoPools(OpsTest):
                             fragment_steps=[y - x for x, y in zip(steps, steps[1:])])
 
         # ---- redis pool beta
-        keys = spread_keys("rs:", 12)
-        where = self.locate(self.cmx, "beta", keys)
+        keys, where = self.pick_spread("beta", "rs:", list(self.rd_ident))
         on = {s: [k for k in keys if where[k] == s] for s in self.rd_ident}
         for s, ks in on.items():
             self.assertGreaterEqual(len(ks), 2, "need 2 keys on %s: %s" % (s, where))
