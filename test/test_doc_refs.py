@@ -4,8 +4,10 @@
 - every document the tree refers to is in the tree: a path ending in .md, a
   doc/ path or a DIR/README anywhere in the sources, tests, docs, man pages
   and build files must name a file of the repository, and no file may cite
-  a document the repository does not carry (a bare SPEC, DESIGN, TESTING or
-  STYLE, or anything under ../shared);
+  a document the repository does not carry: the design documents are
+  doc/design.md, doc/protocols.md and doc/testing.md, and the names of the
+  outside documents they replace (FOREIGN below) or a directory outside the
+  tree (OUTSIDE) are refused wherever they appear;
 - doc/protocols.md's command tables list exactly the commands of the code's
   tables (src/redis_cmds.c; MC_CMD_LIST with src/proto_mc.c's argument
   counts), each with the same arguments and route (test/doc_tables.py reads
@@ -28,10 +30,13 @@ SCAN = ("src", "include", "test", "bench", "doc", "man", "etc", "debian", ".ci",
         "README", "Makefile.am", "configure.ac")
 SKIP_EXT = (".tsv", ".o", ".a", ".gz", ".deb")
 
-# Documents that were never part of the repository, cited by name.
-FOREIGN_RE = re.compile(r"\b(" + "|".join(("SP" "EC", "DES" "IGN", "TEST" "ING", "ST" "YLE"))
-                        + r")(\.md)?\b")
-SHARED_RE = re.compile(r"\.\./" + "shared" + r"\b")
+# Documents that were never part of the repository (spelled backwards here
+# so that this file does not cite them itself), and the directory beside the
+# tree they lived in.
+FOREIGN = tuple(n[::-1] for n in ("CEPS", "NGISED", "GNITSET", "ELYTS"))
+OUTSIDE = "../" + "derahs"[::-1]
+FOREIGN_RE = re.compile(r"\b(" + "|".join(FOREIGN) + r")(\.md)?\b")
+OUTSIDE_RE = re.compile(re.escape(OUTSIDE) + r"\b")
 # A path, possibly behind a shell or make variable naming the top ($top/doc/...).
 _PRE = r"(?<![\w/.:$-])(?:\$[({]?\w+[)}]?/)?"
 PATH_RES = (re.compile(_PRE + r"(/?(?:[\w.-]+/)*[\w-][\w.-]*\.md)\b"),
@@ -59,8 +64,8 @@ def check_text(text, where):
         at = "%s:%d" % (os.path.relpath(where, top), lineno)
         for m in FOREIGN_RE.finditer(line):
             out.append("%s: cites %s, which is not in the repository" % (at, m.group(0)))
-        if SHARED_RE.search(line):
-            out.append("%s: cites ../shared, which is not part of the repository" % at)
+        if OUTSIDE_RE.search(line):
+            out.append("%s: cites %s, which is not part of the repository" % (at, OUTSIDE))
         seen = set()
         for rx in PATH_RES:
             for m in rx.finditer(line):
@@ -134,8 +139,8 @@ def check_protocols(text=None):
 def self_test():
     """The checker finds planted mistakes and passes good references."""
     here = os.path.join(top, "src", "x.c")
-    bad = {"see " + "DES" "IGN" " 6": 1, "(" + "SP" "EC" ".md 4.1)": 1,
-           "../" "shared/placement": 1, "doc/nowhere.md": 1, "doc/no-such-file": 1,
+    bad = {"see %s 6" % FOREIGN[1]: 1, "(%s.md 4.1)" % FOREIGN[0]: 1,
+           OUTSIDE + "/placement": 1, "doc/nowhere.md": 1, "doc/no-such-file": 1,
            "test/nothing/README": 1, "see notes/absent.md.": 1}
     good = ("doc/design.md section 3", "doc/layers.txt", "README \"Operations\"",
             "AF_UNSPEC", "test/data/placement/README.md", "https://example.org/a/b.md",
