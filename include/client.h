@@ -37,6 +37,15 @@ int client_take(struct client *c, struct msg *m, const uint8_t *buf, size_t from
    to - from bytes (0: all of it is in the buffer). */
 uint64_t client_piece_bytes(const struct client *c, size_t from, size_t to);
 
+/*
+ * The request being served must wait until every earlier request of c is
+ * answered (a protocol switch: the requests after it use other server
+ * conns). The protocol's request() then returns 0 without consuming it; c
+ * is read no more until its queue is empty, and the request is parsed
+ * again from the start.
+ */
+void client_hold(struct client *c);
+
 /* Queue m, whose rsp the proxy filled itself, as c's next reply. */
 void client_local_msg(struct client *c, struct msg *m);
 

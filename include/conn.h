@@ -91,6 +91,17 @@ enum conn_kind { CONN_CLIENT, CONN_SERVER };
 struct proto_ops {
     const char *name;
     const struct proto_wire *wire;
+    /*
+     * Server conn sets. A protocol family whose clients may switch between
+     * versions (Redis: RESP2 and RESP3, by HELLO) gives each version its
+     * own server conns, so replies need no translation: sets[0..nsets) are
+     * the family's ops (nsets 0: one set, this), set is this one's index,
+     * and conn_label names the set in /metrics (NULL: one set, no label).
+     */
+    const struct proto_ops *const *sets;
+    uint8_t nsets;
+    uint8_t set;
+    const char *conn_label;
     /* What a client over client_connections is told before it is closed. */
     const char *full_reply;
     /* Bytes of resumable request-parse state a client keeps while a request
@@ -224,6 +235,7 @@ struct client {
     char *name;           /* Redis CLIENT SETNAME; NULL: none */
     size_t lingered;      /* bytes dropped while closing after an error */
     bool bulky;           /* its last request had a large value: read ahead */
+    bool held;            /* parsing waits until every queued request is answered */
     size_t pending_bytes; /* reply bytes done but not yet written */
     struct chain_in *in;  /* bytes read, not yet parsed; NULL when idle */
     void *ps;             /* request-parse state while a request is partial */

@@ -32,8 +32,11 @@ struct pool_server {
     const struct conf_server *cs;
     const struct gen_server *gs; /* its address and registry record */
     struct pool *pool;
-    struct server_conn *conns; /* [nconns] server conns of this worker */
+    /* This worker's server conns: one set of nset (server_connections)
+       per version of the protocol (proto_ops sets), set k at conns[k * nset]. */
+    struct server_conn *conns; /* [nconns] */
     uint32_t nconns;
+    uint32_t nset;
     uint32_t idx;                        /* index in identity order */
     uint32_t failures;                   /* consecutive failures seen by this worker */
     struct stats_server *st;             /* this worker's counters for the server */

@@ -37,6 +37,7 @@ enum proto_rc { PROTO_OK, PROTO_AGAIN, PROTO_ERROR };
 struct proto_step {
     size_t len;       /* OK: bytes of this unit of the reply */
     bool done;        /* OK: the request's reply is complete with this unit */
+    bool drop;        /* OK: the unit is no reply to any request (a RESP3 push): dropped */
     uint64_t min_len; /* AGAIN, ERROR: the fewest bytes the unit takes in all, from
                            what its bytes so far declared (before a bad one) */
 };
@@ -75,6 +76,7 @@ struct proto_wire {
 
 /* The wire ops of each protocol. */
 extern const struct proto_wire mc_wire;
-extern const struct proto_wire redis_wire;
+extern const struct proto_wire redis_wire;  /* RESP2 */
+extern const struct proto_wire redis3_wire; /* RESP3 */
 
 #endif

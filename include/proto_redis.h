@@ -54,8 +54,9 @@ enum redis_local {
     REDIS_LOCAL_CLIENT,
 };
 
-#define REDIS_CMD_NOAUTH 0x1 /* allowed before AUTH on a redis_auth pool */
-#define REDIS_CMD_CLOSES 0x2 /* the conn closes once its reply is written */
+#define REDIS_CMD_NOAUTH 0x1  /* allowed before AUTH on a redis_auth pool */
+#define REDIS_CMD_CLOSES 0x2  /* the conn closes once its reply is written */
+#define REDIS_CMD_STREAMS 0x4 /* the key follows a STREAMS token; BLOCK is refused */
 
 /* Longer than every name in the table: such a name is unknown at a glance. */
 #define REDIS_CMD_NAME_MAX 32
@@ -199,6 +200,10 @@ bool redis_error_closes(enum redis_req_error err);
  */
 int redis_inline_next_arg(const uint8_t *line, size_t len, size_t *cursor, uint8_t *out,
                           size_t *outlen);
+
+/* Whether argument i of r (parsed at buf) is the lower-case word lit,
+   compared case-insensitively. */
+bool redis_arg_is(const struct redis_req *r, const uint8_t *buf, uint32_t i, const char *lit);
 
 /* The most bytes redis_inline_encode() writes for the whole inline r. */
 size_t redis_inline_encoded_max(const struct redis_req *r);

@@ -6,6 +6,7 @@
 #ifndef CMX_REDIS_REPLY_H
 #define CMX_REDIS_REPLY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,10 @@ struct msg;
  * reply its command gets; ENOMEM).
  */
 int redis_reply_merge(struct msg *parent);
+/* The same for a RESP3 client: the parts are RESP3 (nulls are "_"), and
+   what the proxy writes itself is RESP3 (INFO a verbatim string, HELLO a
+   map). */
+int redis_reply_merge3(struct msg *parent);
 
 /*
  * SCAN's cursor as a client sees it: server index + nservers * that
@@ -35,9 +40,10 @@ int redis_scan_cursor_decode(const uint8_t *s, size_t len, uint32_t nservers, ui
                              uint64_t *cursor);
 int redis_scan_cursor_encode(uint64_t cursor, uint32_t server, uint32_t nservers, uint64_t *out);
 
-/* Append HELLO's RESP2 reply (Redis 7's fields) with version and the
-   decimal id[0..idlen) to b. Returns 0 or -ENOMEM. */
-int redis_hello_reply(struct buf *b, const char *version, const void *id, size_t idlen);
+/* Append HELLO's reply (Redis 7's fields: a map in RESP3, a flat array in
+   RESP2) with version and the decimal id[0..idlen) to b. Returns 0 or
+   -ENOMEM. */
+int redis_hello_reply(struct buf *b, const char *version, const void *id, size_t idlen, bool resp3);
 
 /* The redis_version of a whole INFO reply rsp[0..len) (a bulk string)
    into out (NUL-terminated). Returns 0, or -1 when there is none. */
@@ -53,5 +59,9 @@ void redis_reply_error(struct buf *rsp, int err);
    Return 0 or -1 (out of memory). */
 int redis_reply_append_bulk(struct buf *b, const void *p, size_t len);
 int redis_reply_append_count(struct buf *b, char type, uint64_t n);
+
+/* Append text as Redis 7 sends INFO and CLIENT INFO: a bulk string in
+   RESP2, a verbatim string ("=n\r\ntxt:...") in RESP3. 0 or -1. */
+int redis_reply_append_text(struct buf *b, const void *p, size_t len, bool resp3);
 
 #endif

@@ -154,8 +154,14 @@ struct stats_hist {
     _Atomic uint64_t sum_us;
 };
 
+/* Server conn sets per server (proto_ops sets: Redis RESP2 and RESP3). */
+#define STATS_CONN_SETS 2
+
 struct stats_server {
     _Atomic uint64_t f[STATS_SERVER_NFIELDS];
+    /* server_connections by conn set: only /metrics shows them (a proto
+       label), the stats JSON keeps twemproxy's sum */
+    _Atomic uint64_t set_connections[STATS_CONN_SETS];
     _Atomic uint64_t closed[STATS_SERVER_CLOSE_N];
     struct stats_tls tls;
     struct stats_hist hist;
@@ -216,6 +222,10 @@ struct stats_pool_view {
     const char *const *server_names; /* [nservers], identity order */
     const uint64_t (*sf)[STATS_SERVER_NFIELDS];
     const uint64_t (*sclosed)[STATS_SERVER_CLOSE_N];
+    /* server_connections per conn set, labelled by set_labels (set_labels[0]
+       NULL: the protocol has one set and the gauge no proto label) */
+    const uint64_t (*sconns)[STATS_CONN_SETS];
+    const char *set_labels[STATS_CONN_SETS];
     struct stats_hist_view hist;
     const struct stats_hist_view *shist; /* [nservers] */
     /* TLS: rendered only for the sides that speak it */

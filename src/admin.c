@@ -34,10 +34,12 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "conn.h"
 #include "gen.h"
 #include "httpd.h"
 #include "log.h"
 #include "net.h"
+#include "protocols.h"
 #include "registry.h"
 #include "stats.h"
 #include "util.h"
@@ -62,6 +64,7 @@ struct admin_snapshot {
     struct stats_pool_view *views;
     uint64_t (*sf)[STATS_SERVER_NFIELDS];
     uint64_t (*sclosed)[STATS_SERVER_CLOSE_N];
+    uint64_t (*sconns)[STATS_CONN_SETS];
     struct stats_hist_view *shist;
     struct stats_tls_view *stls;
     const char **names;
@@ -75,11 +78,27 @@ admin_snapshot_free(struct admin_snapshot *s)
     free(s->views);
     free(s->sf);
     free(s->sclosed);
+    free(s->sconns);
     free(s->shist);
     free(s->stls);
     free(s->names);
     free(s->worker_clients);
     free(s->worker_requests);
+}
+
+/* The labels of cp's server conn sets into v (none when its protocol has
+   one set: server_connections then carries no proto label). */
+static void
+admin_set_labels(const struct conf_pool *cp, struct stats_pool_view *v)
+{
+    const struct proto_ops *ops = protocols_get(cp->proto);
+
+    if (ops == NULL || ops->nsets < 2) {
+        return;
+    }
+    for (size_t k = 0; k < ops->nsets && k < STATS_CONN_SETS; k++) {
+        v->set_labels[k] = ops->sets[k]->conn_label;
+    }
 }
 
 static int
@@ -95,14 +114,15 @@ admin_snapshot(const struct admin *a, struct admin_snapshot *s)
     s->views = calloc(c->npools + 1, sizeof(*s->views));
     s->sf = calloc(nserv + 1, sizeof(*s->sf));
     s->sclosed = calloc(nserv + 1, sizeof(*s->sclosed));
+    s->sconns = calloc(nserv + 1, sizeof(*s->sconns));
     s->shist = calloc(nserv + 1, sizeof(*s->shist));
     s->stls = calloc(nserv + 1, sizeof(*s->stls));
     s->names = calloc(nserv + 1, sizeof(*s->names));
     int nworkers = a->reg->nworkers;
     s->worker_clients = calloc((size_t)nworkers + 1, sizeof(uint64_t));
     s->worker_requests = calloc((size_t)nworkers + 1, sizeof(uint64_t));
-    if (s->views == NULL || s->sf == NULL || s->sclosed == NULL || s->shist == NULL ||
-        s->stls == NULL || s->names == NULL || s->worker_clients == NULL ||
+    if (s->views == NULL || s->sf == NULL || s->sclosed == NULL || s->sconns == NULL ||
+        s->shist == NULL || s->stls == NULL || s->names == NULL || s->worker_clients == NULL ||
         s->worker_requests == NULL) {
         admin_snapshot_free(s);
         return -1;
@@ -125,6 +145,8 @@ admin_snapshot(const struct admin *a, struct admin_snapshot *s)
         v->server_names = &s->names[base];
         v->sf = &s->sf[base];
         v->sclosed = &s->sclosed[base];
+        v->sconns = &s->sconns[base];
+        admin_set_labels(cp, v);
         v->shist = &s->shist[base];
         v->stls = &s->stls[base];
         v->tls = cp->tls.on;
@@ -157,6 +179,9 @@ admin_snapshot(const struct admin *a, struct admin_snapshot *s)
                 }
                 for (size_t r = 0; r < STATS_SERVER_CLOSE_N; r++) {
                     s->sclosed[base + k][r] += stats_get(&ss->closed[r]);
+                }
+                for (size_t r = 0; r < STATS_CONN_SETS; r++) {
+                    s->sconns[base + k][r] += stats_get(&ss->set_connections[r]);
                 }
                 stats_hist_sum(&s->shist[base + k], &ss->hist);
                 stats_tls_sum(&s->stls[base + k], &ss->tls);

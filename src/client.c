@@ -520,13 +520,19 @@ client_reap(struct conn_ctx *ctx)
     }
 }
 
-/* Parsing waits while over the backpressure limits. */
+/* Parsing waits while over the backpressure limits, or held. */
 static bool
 client_may_parse(const struct client *c)
 {
     return (c->c.state == CONN_ACTIVE || c->c.state == CONN_AWAITING ||
             c->c.state == CONN_DRAINING) &&
-           c->in != NULL && chain_in_pending(c->in) && !client_over_limits(c);
+           c->in != NULL && chain_in_pending(c->in) && !client_over_limits(c) && !c->held;
+}
+
+void
+client_hold(struct client *c)
+{
+    c->held = true;
 }
 
 /*
@@ -598,6 +604,12 @@ client_parse(struct client *c)
             c->proto->req_state_init(c->ps);
         }
         ssize_t n = c->proto->request(c, c->ps, buf_head(&in->b), buf_len(&in->b));
+        if (n == 0 && c->held) {
+            if (c->ps != NULL) {
+                c->proto->req_state_reset(c->ps); /* parsed again once released */
+            }
+            break;
+        }
         if (n == 0 && c->c.state != CONN_CLOSED) {
             if (in->spill_bytes > 0) {
                 if (client_unspill(c) != 0) {
@@ -644,7 +656,8 @@ client_process(struct client *c, bool eof)
     if (c->c.state == CONN_DRAINING && c->in != NULL && !client_over_limits(c)) {
         chain_in_reset(c->in); /* only a partial request is left: it never completes */
     }
-    if ((c->c.state == CONN_ACTIVE || c->c.state == CONN_AWAITING) && client_over_limits(c)) {
+    if ((c->c.state == CONN_ACTIVE || c->c.state == CONN_AWAITING) &&
+        (client_over_limits(c) || c->held)) {
         /* Buffered requests wait until replies drain (client_flush). */
         conn_set_state(&c->c, CONN_THROTTLED);
         conn_watch(&c->c, c->c.events & EV_WRITE);
@@ -785,6 +798,9 @@ client_write(struct client *c)
             }
         }
         m = TAILQ_FIRST(&c->q);
+        if (m == NULL) {
+            c->held = false; /* every request is answered */
+        }
         if (m == NULL || !m->done) {
             conn_watch(&c->c, c->c.events & EV_READ);
             return 0;
@@ -895,7 +911,7 @@ client_flush(struct client *c)
         client_close_after_reply(c);
     } else if (rc < 0) {
         client_close(c, STATS_CC_error);
-    } else if (c->c.state == CONN_THROTTLED && client_under_half(c)) {
+    } else if (c->c.state == CONN_THROTTLED && client_under_half(c) && !c->held) {
         conn_set_state(&c->c, CONN_ACTIVE);
         conn_watch(&c->c, c->c.events | EV_READ);
         client_process(c, false);

@@ -115,7 +115,8 @@ pool_server_new(struct pool *p, const struct conf_server *cs, const struct gen_s
     s->pool = p;
     s->st = &gs->reg->st[p->ctx->worker_id];
     s->shared = &gs->reg->shared;
-    s->nconns = p->cp->server_connections;
+    s->nset = p->cp->server_connections;
+    s->nconns = s->nset * MAX(p->proto->nsets, 1);
     s->conns = calloc(s->nconns, sizeof(*s->conns));
     if (s->conns == NULL) {
         free(s);
@@ -123,6 +124,7 @@ pool_server_new(struct pool *p, const struct conf_server *cs, const struct gen_s
     }
     for (uint32_t j = 0; j < s->nconns; j++) {
         struct server_conn *sc = &s->conns[j];
+        uint32_t set = j / s->nset;
         sc->c.ctx = p->ctx;
         sc->c.kind = CONN_SERVER;
         sc->c.state = CONN_DISCONNECTED;
@@ -130,7 +132,7 @@ pool_server_new(struct pool *p, const struct conf_server *cs, const struct gen_s
         sc->c.id = p->ctx->next_conn_id++;
         sc->server = s;
         sc->pool = p;
-        sc->proto = p->proto;
+        sc->proto = p->proto->nsets > 0 ? p->proto->sets[set] : p->proto;
         sc->st = s->st;
         TAILQ_INIT(&sc->in_q);
         TAILQ_INIT(&sc->out_q);
@@ -241,7 +243,7 @@ pool_reconfigure(struct pool *p, const struct conf_pool *cp, const struct gen_po
         for (size_t j = 0; keep_conns && j < p->nservers; j++) {
             struct pool_server *o = p->servers[j];
             if (!kept[j] && strcmp(o->cs->ident, cs->ident) == 0 &&
-                conf_server_same_addr(o->cs, cs) && o->nconns == cp->server_connections) {
+                conf_server_same_addr(o->cs, cs) && o->nset == cp->server_connections) {
                 kept[j] = true;
                 servers[i] = o;
                 break;

@@ -685,6 +685,26 @@ redis_error_reply(const struct redis_req *r, const uint8_t *buf, char *out, size
     return ok ? n : 0;
 }
 
+bool
+redis_arg_is(const struct redis_req *r, const uint8_t *buf, uint32_t i, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    if (i >= r->argc || r->args[i].len != n) {
+        return false;
+    }
+    for (size_t k = 0; k < n; k++) {
+        uint8_t a = buf[r->args[i].off + k];
+        if (a >= 'A' && a <= 'Z') {
+            a = (uint8_t)(a - 'A' + 'a');
+        }
+        if (a != (uint8_t)lit[k]) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* ---- replies ---- */
 
 void

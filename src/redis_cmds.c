@@ -14,7 +14,9 @@
  *
  * Key specs follow Redis's (first key, step): a command's key is argument
  * first_key; a split command's keys are every key_step-th argument from
- * there; EVAL's keys follow its numkeys argument. A command without a key
+ * there; EVAL's keys follow its numkeys argument; XREAD's and XREADGROUP's
+ * the STREAMS token (routed by the first, as twemproxy routes every
+ * multi-key command it does not split; hash tags keep them together). A command without a key
  * routes by the literal key "placeholder", as twemproxy does.
  *
  * Sorted by name: redis_cmd_lookup is a binary search that compares
@@ -34,6 +36,10 @@
     { name, min, max, REDIS_ROUTE_SPLIT, 1, step, 0, merge, 0, 0 }
 #define LOCAL(name, min, max, handler, flags) \
     { name, min, max, REDIS_ROUTE_LOCAL, 0, 0, 0, 0, handler, flags }
+/* the key is argument n (XINFO STREAM key, XGROUP CREATE key ...) */
+#define KEY_AT(name, n, min, max) { name, min, max, REDIS_ROUTE_KEY, n, 0, 0, 0, 0, 0 }
+/* the key is the first after the STREAMS token; BLOCK is refused */
+#define STREAMS(name, min) { name, min, REDIS_ANY, REDIS_ROUTE_KEY, 0, 0, 0, 0, 0, REDIS_CMD_STREAMS }
 #define UNSUPPORTED(name, min, max) { name, min, max, REDIS_ROUTE_UNSUPPORTED, 0, 0, 0, 0, 0, 0 }
 #define FANOUT(name, min, max, merge) { name, min, max, REDIS_ROUTE_FANOUT, 0, 0, 0, merge, 0, 0 }
 // clang-format on
@@ -169,6 +175,21 @@ static const struct redis_cmd redis_cmds[] = {
     KEY("ttl", 1, 1),
     KEY("type", 1, 1),
     SPLIT("unlink", 1, REDIS_ANY, 1, MSG_MERGE_SUM),
+    KEY("xack", 3, REDIS_ANY),
+    KEY("xadd", 4, REDIS_ANY),
+    KEY("xautoclaim", 5, REDIS_ANY),
+    KEY("xclaim", 5, REDIS_ANY),
+    KEY("xdel", 2, REDIS_ANY),
+    KEY_AT("xgroup", 2, 3, REDIS_ANY),
+    KEY_AT("xinfo", 2, 2, REDIS_ANY),
+    KEY("xlen", 1, 1),
+    KEY("xpending", 2, REDIS_ANY),
+    KEY("xrange", 3, REDIS_ANY),
+    STREAMS("xread", 3),
+    STREAMS("xreadgroup", 6),
+    KEY("xrevrange", 3, REDIS_ANY),
+    KEY("xsetid", 2, REDIS_ANY),
+    KEY("xtrim", 3, REDIS_ANY),
     KEY("zadd", 3, REDIS_ANY),
     KEY("zcard", 1, 1),
     KEY("zcount", 3, 3),
@@ -307,7 +328,7 @@ redis_cmd_streams(const struct redis_cmd *cmd, uint32_t arg)
         return false;
     case REDIS_ROUTE_KEY:
         /* numkeys commands: where the keys are depends on a later argument */
-        return cmd->numkeys_arg == 0 && arg != cmd->first_key;
+        return cmd->numkeys_arg == 0 && !(cmd->flags & REDIS_CMD_STREAMS) && arg != cmd->first_key;
     case REDIS_ROUTE_SPLIT:
         return arg < cmd->first_key || (arg - cmd->first_key) % MAX(cmd->key_step, 1) != 0;
     default:

@@ -17,11 +17,16 @@
  * into the server section, so a client that gates features on it stays
  * safe) and their keyspace (summed).
  *
- * HELLO answers as Redis 7 does in RESP2. Its version is the lowest of
- * the pool's servers, learned from every INFO reply that passes (per
- * worker, per server); until each server's is known, HELLO asks them.
- * One function, redis_local_hello_proto, decides which protocol versions
- * are spoken.
+ * HELLO answers as Redis 7 does. Its version is the lowest of the pool's
+ * servers, learned from every INFO reply that passes (per worker, per
+ * server); until each server's is known, HELLO asks them. HELLO 3 and
+ * HELLO 2 switch the client's protocol version (its proto_ops: the other
+ * of its family's sets), but only once every earlier request of the client
+ * is answered (client_hold): the requests after it go to the other set of
+ * server conns, and must not overtake those before it.
+ *
+ * Every reply made here is in the client's version: nil is "_" in RESP3,
+ * INFO text a verbatim string, HELLO a map.
  */
 #include "redis_local.h"
 
@@ -52,6 +57,13 @@ redis_local_reply(struct client *c, const char *s)
     client_reply(c, s, strlen(s));
 }
 
+/* Whether c speaks RESP3 now. */
+static bool
+redis_local_resp3(const struct client *c)
+{
+    return c->proto->wire == &redis3_wire;
+}
+
 static void
 redis_local_reply_bulk(struct client *c, const void *p, size_t len)
 {
@@ -65,26 +77,6 @@ redis_local_reply_bulk(struct client *c, const void *p, size_t len)
         return;
     }
     client_local_msg(c, m);
-}
-
-static bool
-redis_local_arg_is(const struct redis_req *r, const uint8_t *buf, uint32_t i, const char *lit)
-{
-    size_t n = strlen(lit);
-
-    if (i >= r->argc || r->args[i].len != n) {
-        return false;
-    }
-    for (size_t k = 0; k < n; k++) {
-        uint8_t a = buf[r->args[i].off + k];
-        if (a >= 'A' && a <= 'Z') {
-            a = (uint8_t)(a - 'A' + 'a');
-        }
-        if (a != (uint8_t)lit[k]) {
-            return false;
-        }
-    }
-    return true;
 }
 
 /* The id CLIENT ID and HELLO report: the conn id, unique in the process
@@ -160,14 +152,11 @@ redis_local_set_name(struct client *c, const uint8_t *p, size_t len)
 
 /* ---- HELLO ---- */
 
-/*
- * Whether HELLO may switch to protocol version ver. RESP2 only for now;
- * RESP3 is added here (and in the reply the client then gets).
- */
+/* Whether HELLO may switch to protocol version ver. */
 static bool
 redis_local_hello_proto(uint64_t ver)
 {
-    return ver == 2;
+    return ver == 2 || ver == 3;
 }
 
 /* The lowest version among p's servers as this worker learned them, or
@@ -203,6 +192,7 @@ redis_local_hello(struct client *c, const struct redis_req *r, const uint8_t *bu
     struct conn_ctx *ctx = c->c.ctx;
     const struct redis_arg *user = NULL, *pass = NULL, *name = NULL;
     char line[160];
+    bool resp3 = redis_local_resp3(c);
 
     if (r->argc >= 2) {
         uint64_t ver;
@@ -215,14 +205,19 @@ redis_local_hello(struct client *c, const struct redis_req *r, const uint8_t *bu
             redis_local_reply(c, "-NOPROTO unsupported protocol version\r\n");
             return;
         }
+        if ((ver == 3) != resp3 && !TAILQ_EMPTY(&c->q)) {
+            client_hold(c); /* switch only once the requests before are answered */
+            return;
+        }
+        resp3 = ver == 3;
     }
     for (uint32_t i = 2; i < r->argc; i++) {
         uint32_t left = r->argc - i - 1;
-        if (redis_local_arg_is(r, buf, i, "auth") && left >= 2) {
+        if (redis_arg_is(r, buf, i, "auth") && left >= 2) {
             user = &r->args[i + 1];
             pass = &r->args[i + 2];
             i += 2;
-        } else if (redis_local_arg_is(r, buf, i, "setname") && left >= 1) {
+        } else if (redis_arg_is(r, buf, i, "setname") && left >= 1) {
             name = &r->args[i + 1];
             i += 1;
         } else {
@@ -266,6 +261,10 @@ redis_local_hello(struct client *c, const struct redis_req *r, const uint8_t *bu
         }
     }
 
+    if (c->proto->nsets > 1) {
+        c->proto = c->proto->sets[resp3 ? 1 : 0]; /* RESP2 and RESP3 are sets 0 and 1 */
+    }
+
     char id[32];
     int idlen = snprintf(id, sizeof(id), "%" PRIu64, redis_local_client_id(c));
     struct msg *m = msg_get(&ctx->msgs);
@@ -275,7 +274,7 @@ redis_local_hello(struct client *c, const struct redis_req *r, const uint8_t *bu
     }
     const char *version = redis_local_pool_version(c->pool);
     if (version != NULL) {
-        if (redis_hello_reply(&m->rsp, version, id, (size_t)idlen) != 0) {
+        if (redis_hello_reply(&m->rsp, version, id, (size_t)idlen, resp3) != 0) {
             msg_put(&ctx->msgs, m);
             redis_local_reply(c, "-ERR out of memory\r\n");
             return;
@@ -305,7 +304,7 @@ redis_local_client_setinfo(struct client *c, const struct redis_req *r, const ui
     char line[160];
     const struct redis_arg *v = &r->args[3];
 
-    if (!redis_local_arg_is(r, buf, 2, "lib-name") && !redis_local_arg_is(r, buf, 2, "lib-ver")) {
+    if (!redis_arg_is(r, buf, 2, "lib-name") && !redis_arg_is(r, buf, 2, "lib-ver")) {
         int n = (int)MIN(r->args[2].len, 64);
         snprintf(line, sizeof(line), "-ERR Unrecognized option '%.*s'\r\n", n,
                  (const char *)buf + r->args[2].off);
@@ -315,11 +314,50 @@ redis_local_client_setinfo(struct client *c, const struct redis_req *r, const ui
     if (!redis_local_name_ok(buf + v->off, v->len)) {
         snprintf(line, sizeof(line),
                  "-ERR %s cannot contain spaces, newlines or special characters.\r\n",
-                 redis_local_arg_is(r, buf, 2, "lib-name") ? "lib-name" : "lib-ver");
+                 redis_arg_is(r, buf, 2, "lib-name") ? "lib-name" : "lib-ver");
         redis_local_reply(c, line);
         return;
     }
     redis_local_reply(c, "+OK\r\n");
+}
+
+/*
+ * A CLIENT subcommand the proxy does not answer. One Redis 7 knows (LIST,
+ * KILL, TRACKING: about a connection the client does not have, or one
+ * that would make a shared server conn push) is unsupported; one Redis 7
+ * does not know gets Redis 7's own text, so a client that sends such a
+ * subcommand at connect and tolerates Redis 7's answer (MAINT_NOTIFICATIONS)
+ * tolerates ours.
+ */
+static void
+redis_local_client_other(struct client *c, const struct redis_req *r, const uint8_t *buf)
+{
+    static const char *const known[] = {
+        "caching",  "getredir", "help",  "info",     "kill",         "list",    "no-evict",
+        "no-touch", "pause",    "reply", "tracking", "trackinginfo", "unblock", "unpause",
+    };
+    char line[200];
+
+    for (size_t k = 0; k < ARRAY_SIZE(known); k++) {
+        if (redis_arg_is(r, buf, 1, known[k])) {
+            redis_local_reply(c, "-ERR unsupported command 'client'\r\n");
+            return;
+        }
+    }
+    if (r->argc < 2) {
+        redis_local_reply(c, "-ERR wrong number of arguments for 'client' command\r\n");
+        return;
+    }
+    /* Redis prints at most 128 bytes of the name, line breaks as spaces */
+    char sub[129];
+    size_t n = MIN(r->args[1].len, sizeof(sub) - 1);
+    for (size_t k = 0; k < n; k++) {
+        char ch = (char)buf[r->args[1].off + k];
+        sub[k] = ch == '\r' || ch == '\n' ? ' ' : ch;
+    }
+    sub[n] = '\0';
+    snprintf(line, sizeof(line), "-ERR unknown subcommand '%s'. Try CLIENT HELP.\r\n", sub);
+    redis_local_reply(c, line);
 }
 
 void
@@ -333,12 +371,12 @@ redis_local_client(struct client *c, const struct redis_req *r, const uint8_t *b
     size_t i;
 
     for (i = 0; i < ARRAY_SIZE(subs); i++) {
-        if (redis_local_arg_is(r, buf, 1, subs[i].name)) {
+        if (redis_arg_is(r, buf, 1, subs[i].name)) {
             break;
         }
     }
     if (i == ARRAY_SIZE(subs)) {
-        redis_local_reply(c, "-ERR unsupported command 'client'\r\n");
+        redis_local_client_other(c, r, buf);
         return;
     }
     if (r->argc != subs[i].argc) {
@@ -362,7 +400,7 @@ redis_local_client(struct client *c, const struct redis_req *r, const uint8_t *b
     }
     case 1:
         if (c->name == NULL) {
-            redis_local_reply(c, "$-1\r\n");
+            redis_local_reply(c, redis_local_resp3(c) ? "_\r\n" : "$-1\r\n");
         } else {
             redis_local_reply_bulk(c, c->name, strlen(c->name));
         }
@@ -472,7 +510,7 @@ redis_local_info_sections(const struct redis_req *r, const uint8_t *buf)
     }
     for (uint32_t i = 1; i < r->argc; i++) {
         for (size_t k = 0; k < ARRAY_SIZE(names); k++) {
-            if (redis_local_arg_is(r, buf, i, names[k].name)) {
+            if (redis_arg_is(r, buf, i, names[k].name)) {
                 want |= names[k].bits;
             }
         }
@@ -559,7 +597,8 @@ redis_local_info(struct client *c, struct msg *m, const struct redis_req *r, con
     if (!(want & (REDIS_INFO_SERVER | REDIS_INFO_KEYSPACE))) {
         /* nothing to ask the servers: the proxy's sections, or none */
         m->local = true;
-        if (redis_reply_append_bulk(&m->rsp, buf_head(&m->req), buf_len(&m->req)) != 0) {
+        if (redis_reply_append_text(&m->rsp, buf_head(&m->req), buf_len(&m->req),
+                                    redis_local_resp3(c)) != 0) {
             client_fail_msg(ctx, m, ENOMEM);
             return;
         }

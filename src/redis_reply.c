@@ -18,6 +18,17 @@
 
 _Static_assert(sizeof(struct redis_rsp) <= 128, "redis_rsp must fit a reply_reader");
 
+/* A parser of the RESP version a client speaks. */
+static void
+redis_rsp_init_v(struct redis_rsp *r, bool resp3)
+{
+    if (resp3) {
+        redis_rsp_init3(r);
+    } else {
+        redis_rsp_init(r);
+    }
+}
+
 static enum proto_rc
 redis_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t len, uint64_t skipped,
                  struct proto_step *out)
@@ -38,6 +49,27 @@ redis_reply_step(void *state, const struct msg *m, const uint8_t *buf, size_t le
         out->min_len = redis_rsp_min_len(r); /* what was declared before the bad byte */
         return PROTO_ERROR;
     }
+}
+
+/*
+ * RESP3: a reply may be any RESP3 value. A push (">") is never the reply to
+ * the request at the head: the proxy never asks for one (the commands that
+ * make a connection push are refused), so one that comes anyway is taken
+ * off the stream and dropped rather than given to whichever client waits.
+ */
+static enum proto_rc
+redis_reply_step3(void *state, const struct msg *m, const uint8_t *buf, size_t len,
+                  uint64_t skipped, struct proto_step *out)
+{
+    struct redis_rsp *r = state;
+
+    r->resp3 = true; /* the reader zeroes the state for each reply */
+    enum proto_rc rc = redis_reply_step(state, m, buf, len, skipped, out);
+    if (rc == PROTO_OK && r->type == REDIS_RSP_PUSH) {
+        out->done = false;
+        out->drop = true;
+    }
+    return rc;
 }
 
 static uint64_t
@@ -98,7 +130,7 @@ redis_reply_append_count(struct buf *b, char type, uint64_t n)
  * first, and told of that piece's bytes only if its body reaches it.
  */
 static bool
-redis_reply_next_elem(const struct msg *fr, size_t *cursor, size_t *off, size_t *len)
+redis_reply_next_elem(const struct msg *fr, bool resp3, size_t *cursor, size_t *off, size_t *len)
 {
     const uint8_t *buf = buf_head(&fr->rsp);
     size_t n = buf_len(&fr->rsp), p = *cursor, stop;
@@ -118,7 +150,7 @@ redis_reply_next_elem(const struct msg *fr, size_t *cursor, size_t *off, size_t 
     }
     piece = chain_next_piece(&fr->rsp_pieces, p);
     stop = piece != NULL ? piece->at : n;
-    redis_rsp_init(&e);
+    redis_rsp_init_v(&e, resp3);
     rc = redis_parse_rsp(&e, buf + p, stop - p);
     if (rc == REDIS_PARSE_AGAIN && piece != NULL && redis_rsp_body_left(&e, stop - p) > 0) {
         redis_rsp_skip(&e, piece->total);
@@ -146,7 +178,7 @@ redis_reply_take_all(struct msg *p, struct msg *fr)
 /* MGET: the array of the keys' values, in request-key order; large values
    move by their chunks. */
 static int
-redis_reply_merge_array(struct msg *p)
+redis_reply_merge_array(struct msg *p, bool resp3)
 {
     if (redis_reply_append_count(&p->rsp, '*', p->nkeys) != 0) {
         return -ENOMEM;
@@ -157,7 +189,7 @@ redis_reply_merge_array(struct msg *p)
     for (uint32_t i = 0; i < p->nkeys; i++) {
         struct msg *fr = p->frags[p->key_frag[i]];
         size_t cursor = (size_t)fr->rsp_sent, off, len;
-        if (!redis_reply_next_elem(fr, &cursor, &off, &len)) {
+        if (!redis_reply_next_elem(fr, resp3, &cursor, &off, &len)) {
             return -EINVAL; /* a part with fewer elements than its keys */
         }
         fr->rsp_sent = cursor;
@@ -178,7 +210,7 @@ redis_reply_merge_sum(struct msg *p)
     for (uint32_t f = 0; f < p->nfrags; f++) {
         struct msg *fr = p->frags[f];
         struct redis_rsp rsp;
-        redis_rsp_init(&rsp);
+        redis_rsp_init3(&rsp); /* an integer in either version */
         if (redis_parse_rsp(&rsp, buf_head(&fr->rsp), buf_len(&fr->rsp)) != REDIS_PARSE_OK ||
             rsp.type != REDIS_RSP_INTEGER) {
             return -EINVAL;
@@ -302,7 +334,7 @@ redis_reply_merge_same(struct msg *p)
 
 /* SCRIPT EXISTS: an array of 0/1 per script; 1 only where every part says 1. */
 static int
-redis_reply_merge_and(struct msg *p)
+redis_reply_merge_and(struct msg *p, bool resp3)
 {
     const struct msg *a = p->frags[0];
     const uint8_t *b = buf_head(&a->rsp);
@@ -323,7 +355,7 @@ redis_reply_merge_and(struct msg *p)
         for (uint32_t f = 0; f < p->nfrags; f++) {
             struct msg *fr = p->frags[f];
             size_t cursor = (size_t)fr->rsp_sent, off, len;
-            if (!redis_reply_next_elem(fr, &cursor, &off, &len)) {
+            if (!redis_reply_next_elem(fr, resp3, &cursor, &off, &len)) {
                 return -EINVAL;
             }
             fr->rsp_sent = cursor;
@@ -341,8 +373,11 @@ redis_reply_merge_and(struct msg *p)
 static bool
 redis_reply_is_nil(const struct msg *fr)
 {
-    return buf_len(&fr->rsp) == 5 && (memcmp(buf_head(&fr->rsp), "$-1\r\n", 5) == 0 ||
-                                      memcmp(buf_head(&fr->rsp), "*-1\r\n", 5) == 0);
+    size_t n = buf_len(&fr->rsp);
+    const uint8_t *b = buf_head(&fr->rsp);
+
+    return (n == 5 && (memcmp(b, "$-1\r\n", 5) == 0 || memcmp(b, "*-1\r\n", 5) == 0)) ||
+           (n == 3 && memcmp(b, "_\r\n", 3) == 0);
 }
 
 /* RANDOMKEY: the first part with a key, starting from a part picked by
@@ -392,7 +427,7 @@ redis_scan_cursor_encode(uint64_t cursor, uint32_t server, uint32_t nservers, ui
 
 /* SCAN: one server's page, with the cursor the client must send next. */
 static int
-redis_reply_merge_scan(struct msg *p)
+redis_reply_merge_scan(struct msg *p, bool resp3)
 {
     struct msg *fr = p->frags[0];
     size_t cursor = 0, off, len, eoff, elen;
@@ -402,12 +437,12 @@ redis_reply_merge_scan(struct msg *p)
     size_t hdr;
 
     if (!redis_reply_array_head(buf_head(&fr->rsp), buf_len(&fr->rsp), &cnt, &hdr) || cnt != 2 ||
-        !redis_reply_next_elem(fr, &cursor, &off, &len) ||
-        !redis_reply_next_elem(fr, &cursor, &eoff, &elen)) {
+        !redis_reply_next_elem(fr, resp3, &cursor, &off, &len) ||
+        !redis_reply_next_elem(fr, resp3, &cursor, &eoff, &elen)) {
         return -EINVAL;
     }
     /* the cursor: a bulk string holding a number */
-    redis_rsp_init(&e);
+    redis_rsp_init_v(&e, resp3);
     const uint8_t *b = buf_head(&fr->rsp) + off;
     const uint8_t *nl = memchr(b, '\n', len);
     if (redis_parse_rsp(&e, b, len) != REDIS_PARSE_OK || e.type != REDIS_RSP_BULK || nl == NULL ||
@@ -472,7 +507,8 @@ redis_reply_info_field(const char *text, size_t n, const char *name, size_t *vle
     return NULL;
 }
 
-/* The body of a bulk reply held whole in b (flattened), or NULL. */
+/* The text of a bulk reply held whole in b (flattened), or of a RESP3
+   verbatim string (its "txt:" left out), or NULL. */
 static const char *
 redis_reply_bulk_body(const struct buf *b, size_t *len)
 {
@@ -481,13 +517,36 @@ redis_reply_bulk_body(const struct buf *b, size_t *len)
     const uint8_t *nl;
     uint64_t v;
 
-    if (n < 4 || h[0] != '$' || (nl = memchr(h, '\n', n)) == NULL || nl - h < 3 ||
+    if (n < 4 || (h[0] != '$' && h[0] != '=') || (nl = memchr(h, '\n', n)) == NULL || nl - h < 3 ||
         util_parse_u64((const char *)h + 1, (size_t)(nl - h) - 2, UINT64_MAX, &v) != 0 ||
         (size_t)(nl - h) + 1 + v > n) {
         return NULL;
     }
+    if (h[0] == '=') {
+        if (v < 4) {
+            return NULL;
+        }
+        *len = (size_t)v - 4;
+        return (const char *)nl + 5;
+    }
     *len = (size_t)v;
     return (const char *)nl + 1;
+}
+
+int
+redis_reply_append_text(struct buf *b, const void *p, size_t len, bool resp3)
+{
+    if (!resp3) {
+        return redis_reply_append_bulk(b, p, len);
+    }
+    char hdr[32];
+    int n = snprintf(hdr, sizeof(hdr), "=%zu\r\ntxt:", len + 4);
+
+    if (buf_append(b, hdr, (size_t)n) != 0 || buf_append(b, p, len) != 0 ||
+        buf_append(b, "\r\n", 2) != 0) {
+        return -1;
+    }
+    return 0;
 }
 
 #define REDIS_INFO_DBS 64 /* databases summed in INFO's keyspace */
@@ -568,7 +627,7 @@ redis_reply_put(struct buf *b, const char *s, size_t n)
 /* INFO: the sections the proxy wrote (p->req), the lowest redis_version
    put first in its server section, and the keyspace summed. */
 static int
-redis_reply_merge_info(struct msg *p)
+redis_reply_merge_info(struct msg *p, bool resp3)
 {
     struct redis_info_sum sum;
     struct buf out = { 0 };
@@ -611,16 +670,17 @@ redis_reply_merge_info(struct msg *p)
         }
     }
     if (rc == 0) {
-        rc = redis_reply_append_bulk(&p->rsp, buf_head(&out), buf_len(&out)) != 0 ? -ENOMEM : 0;
+        rc = redis_reply_append_text(&p->rsp, buf_head(&out), buf_len(&out), resp3) != 0 ? -ENOMEM
+                                                                                         : 0;
     }
     buf_free(&out);
     return rc;
 }
 
-/* HELLO 2: Redis 7's reply in RESP2, the version the lowest of the pool's
-   servers (their INFO server), the id the proxy's (p->req). */
+/* HELLO: Redis 7's reply, the version the lowest of the pool's servers
+   (their INFO server), the id the proxy's (p->req). */
 static int
-redis_reply_merge_hello(struct msg *p)
+redis_reply_merge_hello(struct msg *p, bool resp3)
 {
     struct redis_info_sum sum;
     int rc = redis_reply_info_sum(p, &sum);
@@ -628,17 +688,20 @@ redis_reply_merge_hello(struct msg *p)
     if (rc != 0) {
         return rc;
     }
-    return redis_hello_reply(&p->rsp, sum.version, buf_head(&p->req), buf_len(&p->req));
+    return redis_hello_reply(&p->rsp, sum.version, buf_head(&p->req), buf_len(&p->req), resp3);
 }
 
 int
-redis_hello_reply(struct buf *b, const char *version, const void *id, size_t idlen)
+redis_hello_reply(struct buf *b, const char *version, const void *id, size_t idlen, bool resp3)
 {
-    if (redis_reply_append_count(b, '*', 14) != 0 || redis_reply_append_bulk(b, "server", 6) != 0 ||
+    /* RESP3: a map of 7 pairs; RESP2: the same as a flat array */
+    if ((resp3 ? redis_reply_append_count(b, '%', 7) : redis_reply_append_count(b, '*', 14)) != 0 ||
+        redis_reply_append_bulk(b, "server", 6) != 0 ||
         redis_reply_append_bulk(b, "redis", 5) != 0 ||
         redis_reply_append_bulk(b, "version", 7) != 0 ||
         redis_reply_append_bulk(b, version, strlen(version)) != 0 ||
-        redis_reply_append_bulk(b, "proto", 5) != 0 || buf_append(b, ":2\r\n", 4) != 0 ||
+        redis_reply_append_bulk(b, "proto", 5) != 0 ||
+        buf_append(b, resp3 ? ":3\r\n" : ":2\r\n", 4) != 0 ||
         redis_reply_append_bulk(b, "id", 2) != 0 || buf_append(b, ":", 1) != 0 ||
         buf_append(b, id, idlen) != 0 || buf_append(b, "\r\n", 2) != 0 ||
         redis_reply_append_bulk(b, "mode", 4) != 0 ||
@@ -675,20 +738,21 @@ redis_version_cmp(const char *a, const char *b)
     return x < y ? -1 : x > y;
 }
 
-int
-redis_reply_merge(struct msg *p)
+static int
+redis_reply_merge_v(struct msg *p, bool resp3)
 {
     msg_rsp_reset(p);
     for (uint32_t f = 0; f < p->nfrags; f++) {
         struct msg *fr = p->frags[f];
-        if (buf_len(&fr->rsp) > 0 && buf_head(&fr->rsp)[0] == '-') {
+        if (buf_len(&fr->rsp) > 0 &&
+            (buf_head(&fr->rsp)[0] == '-' || buf_head(&fr->rsp)[0] == '!')) {
             /* a backend error in any part is the reply of the whole */
             return redis_reply_take_all(p, fr);
         }
     }
     switch ((enum msg_merge)p->merge) {
     case MSG_MERGE_ARRAY:
-        return redis_reply_merge_array(p);
+        return redis_reply_merge_array(p, resp3);
     case MSG_MERGE_SUM:
         return redis_reply_merge_sum(p);
     case MSG_MERGE_ALL_OK:
@@ -698,18 +762,30 @@ redis_reply_merge(struct msg *p)
     case MSG_MERGE_SAME:
         return redis_reply_merge_same(p);
     case MSG_MERGE_AND:
-        return redis_reply_merge_and(p);
+        return redis_reply_merge_and(p, resp3);
     case MSG_MERGE_RANDOM:
         return redis_reply_merge_random(p);
     case MSG_MERGE_SCAN:
-        return redis_reply_merge_scan(p);
+        return redis_reply_merge_scan(p, resp3);
     case MSG_MERGE_INFO:
-        return redis_reply_merge_info(p);
+        return redis_reply_merge_info(p, resp3);
     case MSG_MERGE_HELLO:
-        return redis_reply_merge_hello(p);
+        return redis_reply_merge_hello(p, resp3);
     default:
         return -EINVAL;
     }
+}
+
+int
+redis_reply_merge(struct msg *p)
+{
+    return redis_reply_merge_v(p, false);
+}
+
+int
+redis_reply_merge3(struct msg *p)
+{
+    return redis_reply_merge_v(p, true);
 }
 
 const struct proto_wire redis_wire = {
@@ -720,4 +796,14 @@ const struct proto_wire redis_wire = {
     .reply_body_skip = redis_reply_body_skip,
     .error_reply = redis_reply_error,
     .merge = redis_reply_merge,
+};
+
+const struct proto_wire redis3_wire = {
+    .id = PROTO_REDIS,
+    .rsp_state_size = sizeof(struct redis_rsp),
+    .reply_step = redis_reply_step3,
+    .reply_body_left = redis_reply_body_left,
+    .reply_body_skip = redis_reply_body_skip,
+    .error_reply = redis_reply_error,
+    .merge = redis_reply_merge3,
 };

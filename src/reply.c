@@ -83,6 +83,16 @@ reply_read(const struct proto_wire *w, struct reply_reader *rr, struct chain_in 
         if (rr->bytes > max_reply) {
             return -EMSGSIZE;
         }
+        if (st.drop) {
+            /* out of band: nobody's reply; the head still waits for its own */
+            chain_in_consume(in, st.len);
+            if (w->rsp_state_size > 0) {
+                memset(rr->state, 0, w->rsp_state_size);
+            }
+            rr->bytes = 0;
+            in->npieces = 0;
+            continue;
+        }
         if (msg_wants_reply(m) &&
             chain_take(&m->rsp, &m->rsp_pieces, head, &in->holes, 0, st.len) != 0) {
             return -ENOMEM;

@@ -3,8 +3,10 @@
  * worker's thread only.
  *
  * A client's requests to one server always take the same server conn
- * (client id modulo server_connections), so they reach the server in the
- * order the client sent them.
+ * (client id modulo server_connections, in the set of the protocol version
+ * it speaks), so they reach the server in the order the client sent them.
+ * A client that switches version (HELLO) does so only once every earlier
+ * request is answered, so its order holds across the two sets.
  *
  * Splitting. Each key is looked up once (pool_pick) and given to its
  * server's fragment (msg_split_add); when every key sits on one server the
@@ -33,7 +35,9 @@
 static struct server_conn *
 route_server_conn(struct pool_server *s, const struct client *c, int *err)
 {
-    struct server_conn *sc = &s->conns[c != NULL ? c->c.id % s->nconns : 0];
+    /* the set of the version c speaks, then c's conn in it */
+    struct server_conn *sc = c != NULL ? &s->conns[c->proto->set * s->nset + c->c.id % s->nset]
+                                       : &s->conns[0];
 
     if (sc->c.state == CONN_DISCONNECTED) {
         if (s->retry_at_ms != 0 && util_mono_msec() < s->retry_at_ms) {
@@ -217,7 +221,8 @@ void
 route_preconnect(struct pool *p)
 {
     for (size_t i = 0; i < p->nservers; i++) {
-        for (uint32_t j = 0; j < p->servers[i]->nconns; j++) {
+        /* the first set only: a RESP3 set opens when a client needs it */
+        for (uint32_t j = 0; j < p->servers[i]->nset; j++) {
             struct server_conn *sc = &p->servers[i]->conns[j];
             /* A failure is logged and counted; the next request retries. */
             if (sc->c.state == CONN_DISCONNECTED && server_connect(sc) != 0) {

@@ -238,10 +238,34 @@ static const struct route_split_ops route_redis_split_ops = {
 
 /* ---- serving a parsed request ---- */
 
+/*
+ * XREAD / XREADGROUP: the argument after STREAMS (0: none, and the backend
+ * answers the syntax error), and whether BLOCK comes before it: a blocked
+ * read would hold a server conn that other clients' requests share.
+ */
+static uint32_t
+route_redis_streams_key(const struct redis_req *r, const uint8_t *buf, bool *blocking)
+{
+    *blocking = false;
+    for (uint32_t i = 1; i + 1 < r->argc; i++) {
+        if (redis_arg_is(r, buf, i, "block")) {
+            *blocking = true;
+        } else if (redis_arg_is(r, buf, i, "streams")) {
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
 /* The argument a KEY row routes by, or NULL for the "placeholder" key. */
 static const struct redis_arg *
 route_redis_key(const struct redis_cmd *cmd, const struct redis_req *r, const uint8_t *buf)
 {
+    if (cmd->flags & REDIS_CMD_STREAMS) {
+        bool blocking;
+        uint32_t k = route_redis_streams_key(r, buf, &blocking);
+        return k > 0 ? &r->args[k] : NULL;
+    }
     if (cmd->numkeys_arg > 0) {
         /* EVAL: the first key follows numkeys; none goes to "placeholder" */
         const struct redis_arg *n = &r->args[cmd->numkeys_arg];
@@ -286,6 +310,16 @@ route_redis_serve(struct client *c, const uint8_t *buf, const struct redis_req *
         snprintf(line, sizeof(line), "-ERR command '%s' is disabled on this pool\r\n", cmd->name);
         route_redis_local(c, line);
         return true;
+    }
+    if (cmd->flags & REDIS_CMD_STREAMS) {
+        bool blocking;
+        (void)route_redis_streams_key(r, buf, &blocking);
+        if (blocking) {
+            char line[96];
+            snprintf(line, sizeof(line), "-ERR unsupported command '%s' with BLOCK\r\n", cmd->name);
+            route_redis_local(c, line);
+            return true;
+        }
     }
     if (cmd->route == REDIS_ROUTE_LOCAL) {
         if (cmd->flags & REDIS_CMD_CLOSES) {
@@ -374,6 +408,9 @@ route_redis_request(struct client *c, void *state, const uint8_t *buf, size_t le
         return (ssize_t)r->total_len;
     }
     bool go_on = r->is_inline ? route_redis_inline(c, st, buf, r) : route_redis_serve(c, buf, r);
+    if (c->held) {
+        return 0; /* served again once every earlier request is answered */
+    }
     return go_on ? (ssize_t)r->total_len : -1;
 }
 
@@ -424,22 +461,38 @@ route_redis_queue_handshake(struct server_conn *s, const char *cmd, const char *
     return 0;
 }
 
+/* AUTH, then HELLO 3 for a RESP3 set, then SELECT. */
 static int
-route_redis_server_open(struct server_conn *s)
+route_redis_open(struct server_conn *s, bool resp3)
 {
     const struct conf_pool *cp = s->pool->cp;
     int rc = 0;
 
-    /* Inserted at the head, so queue SELECT first to have AUTH go first. */
+    /* Inserted at the head, so queue them last to first. */
     if (cp->redis_db != 0) {
         char db[16];
         snprintf(db, sizeof(db), "%u", (unsigned)cp->redis_db);
         rc = route_redis_queue_handshake(s, "SELECT", db);
     }
+    if (rc == 0 && resp3) {
+        rc = route_redis_queue_handshake(s, "HELLO", "3");
+    }
     if (rc == 0 && cp->redis_auth != NULL) {
         rc = route_redis_queue_handshake(s, "AUTH", cp->redis_auth);
     }
     return rc;
+}
+
+static int
+route_redis_server_open(struct server_conn *s)
+{
+    return route_redis_open(s, false);
+}
+
+static int
+route_redis_server_open3(struct server_conn *s)
+{
+    return route_redis_open(s, true);
 }
 
 static int
@@ -460,9 +513,16 @@ route_redis_handshake_reply(struct server_conn *s, const struct msg *m)
     return 0;
 }
 
+static const struct proto_ops *const route_redis_sets[] = { &route_redis_proto,
+                                                            &route_redis3_proto };
+
 const struct proto_ops route_redis_proto = {
     .name = "redis",
     .wire = &redis_wire,
+    .sets = route_redis_sets,
+    .nsets = 2,
+    .set = 0,
+    .conn_label = "resp2",
     .full_reply = "-ERR max number of clients reached\r\n",
     .req_state_size = sizeof(struct route_redis_state),
     .request = route_redis_request,
@@ -472,6 +532,28 @@ const struct proto_ops route_redis_proto = {
     .req_state_reset = route_redis_state_reset,
     .req_state_free = route_redis_state_free,
     .server_open = route_redis_server_open,
+    .handshake_reply = route_redis_handshake_reply,
+    .replied = redis_local_replied,
+};
+
+/* RESP3: the same requests; replies parsed (and built) as RESP3, on server
+   conns opened with HELLO 3. A client switches with HELLO. */
+const struct proto_ops route_redis3_proto = {
+    .name = "redis",
+    .wire = &redis3_wire,
+    .sets = route_redis_sets,
+    .nsets = 2,
+    .set = 1,
+    .conn_label = "resp3",
+    .full_reply = "-ERR max number of clients reached\r\n",
+    .req_state_size = sizeof(struct route_redis_state),
+    .request = route_redis_request,
+    .req_body_left = route_redis_body_left,
+    .req_body_skip = route_redis_body_skip,
+    .req_state_init = route_redis_state_init,
+    .req_state_reset = route_redis_state_reset,
+    .req_state_free = route_redis_state_free,
+    .server_open = route_redis_server_open3,
     .handshake_reply = route_redis_handshake_reply,
     .replied = redis_local_replied,
 };

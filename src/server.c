@@ -98,6 +98,7 @@ server_connect(struct server_conn *sc)
         server_arm(sc, sc->sock.connect_deadline_ms);
     }
     stats_add(&sc->st->f[STATS_S_server_connections], 1);
+    stats_add(&sc->st->set_connections[sc->proto->set], 1);
     stats_add(&sc->c.ctx->wst->curr_connections, 1);
     stats_add(&sc->c.ctx->wst->total_connections, 1);
     log_debug("pool %s: connecting to server %s (conn %" PRIu64 ")", p->cp->name, cs->ident,
@@ -252,6 +253,7 @@ server_reset(struct server_conn *sc)
     evtimer_del(&sc->tev);
     if (sc->c.fd >= 0) {
         stats_add(&sc->st->f[STATS_S_server_connections], -1);
+        stats_add(&sc->st->set_connections[sc->proto->set], -1);
         stats_add(&ctx->wst->curr_connections, -1);
     }
     if (sc->c.tls != NULL && !sc->c.handshaking) {

@@ -306,6 +306,21 @@ stats_prom_kv(struct buf *b, const char *name, const char *pool, const char *ser
     return rc;
 }
 
+/* server_connections of v's servers, one sample per conn set (proto label). */
+static int
+stats_prom_sets(struct buf *b, const char *name, const struct stats_pool_view *v)
+{
+    int rc = 0;
+
+    for (size_t s = 0; s < v->nservers; s++) {
+        for (size_t k = 0; k < STATS_CONN_SETS && v->set_labels[k] != NULL; k++) {
+            rc |= stats_prom_kv(b, name, v->name, v->server_names[s], "proto", v->set_labels[k],
+                                v->sconns[s][k]);
+        }
+    }
+    return rc;
+}
+
 /* One side's TLS families (server: the server side, per server). */
 static int
 stats_prom_tls_side(struct buf *b, const struct stats_doc *d, bool server)
@@ -512,6 +527,11 @@ stats_render_prom(struct buf *b, const struct stats_doc *d)
         rc |= stats_prom_head(b, name, counter ? "counter" : "gauge",
                               stats_server_descs[f] + (stats_server_descs[f][0] == '#' ? 2 : 0));
         for (size_t p = 0; p < d->npools; p++) {
+            const struct stats_pool_view *v = &d->pools[p];
+            if (f == STATS_S_server_connections && v->set_labels[0] != NULL) {
+                rc |= stats_prom_sets(b, name, v);
+                continue;
+            }
             for (size_t s = 0; s < d->pools[p].nservers; s++) {
                 snprintf(val, sizeof(val), "%" PRIu64, d->pools[p].sf[s][f]);
                 rc |= stats_prom_sample(b, name, "", d->pools[p].name, d->pools[p].server_names[s],

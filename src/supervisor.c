@@ -31,10 +31,12 @@
 #include "admin.h"
 #include "cli.h"
 #include "conf.h"
+#include "conn.h"
 #include "gen.h"
 #include "log.h"
 #include "net.h"
 #include "notify.h"
+#include "protocols.h"
 #include "registry.h"
 #include "reload.h"
 #include "worker.h"
@@ -522,8 +524,10 @@ supervisor_log_capacity(const struct supervisor *sv)
     uint64_t used = 64; /* stdio, log, event fds, stats, slack */
 
     for (size_t i = 0; i < c->npools; i++) {
-        used +=
-            (uint64_t)sv->nworkers * (1 + c->pools[i].nservers * c->pools[i].server_connections);
+        /* every set of server conns (Redis: RESP2, and RESP3 once a client speaks it) */
+        uint64_t sets = MAX(protocols_get(c->pools[i].proto)->nsets, 1);
+        used += (uint64_t)sv->nworkers *
+                (1 + c->pools[i].nservers * c->pools[i].server_connections * sets);
     }
     log_notice("open files limit %" PRIu64 ": room for about %" PRIu64 " client connections",
                nofile, nofile > used ? nofile - used : 0);
@@ -534,8 +538,10 @@ supervisor_log_capacity(const struct supervisor *sv)
                    p->listen_str, proto_name(p->proto), hash_name(p->key_rule.hash),
                    dist_name(p->dist), p->nservers, sv->nworkers);
         for (size_t j = 0; j < p->nservers; j++) {
-            log_info("pool %s: server %s will get %u connections from cachemux", p->name,
-                     p->servers[j].ident, (unsigned)(sv->nworkers * p->server_connections));
+            unsigned sets = MAX(protocols_get(p->proto)->nsets, 1);
+            log_info("pool %s: server %s will get %u connections from cachemux%s", p->name,
+                     p->servers[j].ident, (unsigned)(sv->nworkers * p->server_connections),
+                     sets > 1 ? " per protocol version its clients speak" : "");
         }
     }
 }

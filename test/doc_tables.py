@@ -4,12 +4,13 @@ test/test_doc_refs.py can compare them (and a writer can print the rows
 protocols.md needs: `python3 test/doc_tables.py`).
 
 Redis: every row of src/redis_cmds.c's table, written with one of its row
-macros (KEY, NOKEY, EVAL, SPLIT, LOCAL, UNSUPPORTED, FANOUT), becomes
+macros (KEY, KEY_AT, STREAMS, NOKEY, EVAL, SPLIT, LOCAL, UNSUPPORTED, FANOUT),
+becomes
 (name, arity, route):
   arity  "N" (exactly N arguments after the name), "N+" (at least N) or
          "N-M";
-  route  key | placeholder | numkeys | split | split pairs | local |
-         unsupported, and for a split how its replies merge; a fan-out
+  route  key | key N (argument N) | after STREAMS | placeholder | numkeys |
+         split | split pairs | local | unsupported, and for a split how its replies merge; a fan-out
          "all servers, <how the replies merge>" or "one server at a time".
 memcached: every command of include/proto_mc.h's MC_CMD_LIST with its kind
 and that kind's argument counts from src/proto_mc.c's mc_kinds table.
@@ -54,6 +55,10 @@ def redis_table(top):
         name = args[0].strip('"')
         if macro == "KEY":
             rows.append((name, _arity(args[1], args[2]), "key"))
+        elif macro == "KEY_AT":
+            rows.append((name, _arity(args[2], args[3]), "key %s" % args[1]))
+        elif macro == "STREAMS":
+            rows.append((name, _arity(args[1], ANY), "after STREAMS"))
         elif macro == "NOKEY":
             rows.append((name, _arity(args[1], args[2]), "placeholder"))
         elif macro == "EVAL":

@@ -620,9 +620,10 @@ class Memcached(Backend):
 class Redis(Backend):
     kind = "redis"
 
-    def __init__(self, port=None, name=None, weight=1, extra=()):
+    def __init__(self, port=None, name=None, weight=1, extra=(), password=None):
         Backend.__init__(self, port, name, weight)
-        self.extra = list(extra)
+        self.extra = list(extra) + (["--requirepass", password] if password else [])
+        self.password = password
         self.dir = None
 
     def _argv(self):
@@ -636,6 +637,10 @@ class Redis(Backend):
         while time.time() < deadline:
             try:
                 with Client(self.port, timeout=2) as c:
+                    if self.password:
+                        c.send(resp_command("AUTH", self.password))
+                        if c.recv_until(b"\r\n") != b"+OK\r\n":
+                            raise ValueError("AUTH refused")
                     c.send(b"PING\r\n")
                     r = c.recv_until(b"\r\n")
                 if r == b"+PONG\r\n":
@@ -1287,28 +1292,31 @@ def mc_reply_end(buf, pos=0):
 
 
 def resp_reply_end(buf, pos=0):
-    """End offset of the complete RESP2 reply at buf[pos] (any type, nested
-    to any depth), or None if incomplete."""
+    """End offset of the complete RESP2 or RESP3 reply at buf[pos] (any
+    type, nested to any depth; an attribute counts with the value after
+    it), or None if incomplete."""
     nl = buf.find(b"\r\n", pos)
     if nl < 0:
         return None
     t = buf[pos:pos + 1]
-    if t in (b"+", b"-", b":"):
+    if t in (b"+", b"-", b":", b"_", b"#", b",", b"("):
         return nl + 2
-    if t == b"$":
+    if t in (b"$", b"!", b"="):
         n = int(buf[pos + 1:nl])
         if n < 0:
             return nl + 2
         end = nl + 2 + n + 2
         return end if len(buf) >= end else None
-    if t == b"*":
+    if t in (b"*", b"%", b"~", b">", b"|"):
         n = int(buf[pos + 1:nl])
+        if t in (b"%", b"|"):
+            n *= 2
         p = nl + 2
         for _ in range(max(n, 0)):
             p = resp_reply_end(buf, p)
             if p is None:
                 return None
-        return p
+        return resp_reply_end(buf, p) if t == b"|" else p
     raise ValueError("not a RESP reply: %r" % bytes(buf[pos:pos + 60]))
 
 

@@ -25,7 +25,8 @@ directive's own, also ignored (to vary a key until it lands on a server).
 normal keys
     answered like a real backend, from an in-memory dict (.data, key bytes ->
     value bytes; memcached flags in .flags): Redis GET SET DEL UNLINK EXISTS
-    TOUCH MGET MSET PING ECHO AUTH SELECT QUIT, memcached get gets gat gats
+    TOUCH MGET MSET PING ECHO AUTH SELECT QUIT HELLO INFO (RESP3 after HELLO 3:
+    nulls "_", INFO verbatim), memcached get gets gat gats
     set add replace append prepend cas delete touch incr decr version quit.
     Others get `-ERR unknown command` / `ERROR`.
 cut:NAME:N
@@ -43,6 +44,9 @@ garbage[:KIND[:MS]]
     after MS ms (default 0), send bytes that are not a valid reply, and keep
     the connection open. KIND: type (default; a line of an unknown type),
     len (a non-numeric length), neg (a length below -1).
+push[:MS]
+    Redis: send a RESP3 push message (PUSH_MESSAGE) right before the normal
+    reply (MS 0, the default: in the same write), or MS ms before it.
 unsolicited[:MS]
     answer normally, then send one more reply that nobody asked for: in the
     same write when MS is 0 (default), else MS ms later. The extra reply is
@@ -113,6 +117,10 @@ MC_REPLIES = ("value", "multi", "end", "stored", "server_error", "large")
 
 REPLIES = {REDIS: tuple(REDIS_REPLIES), MEMCACHED: MC_REPLIES}
 
+# What a Redis 6+ server sends a RESP3 connection out of band (a pub/sub
+# message; invalidations look alike).
+PUSH_MESSAGE = b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n"
+
 EXTRA_REPLY = {REDIS: b"$5\r\nextra\r\n", MEMCACHED: b"VALUE extra 0 5\r\nextra\r\nEND\r\n"}
 
 # endless:bulk and endless:value declare the largest value a backend can
@@ -159,7 +167,8 @@ def directive(key):
             k = k[e + 1:]
     parts = k.split(b":")
     name = parts[0]
-    if name in (b"cut", b"close", b"stall", b"garbage", b"unsolicited", b"bigint", b"endless"):
+    if name in (b"cut", b"close", b"stall", b"garbage", b"unsolicited", b"bigint", b"endless",
+                b"push"):
         return name.decode(), [p.decode("latin-1") for p in parts[1:]]
     return None
 
@@ -215,6 +224,7 @@ class Scripted(h.ThreadedBackend):
         self.kind = "scripted-" + protocol
         self.data = {B(k): B(v) for k, v in (data or {}).items()}
         self.flags = {}
+        self.resp3 = set()  # sockets that said HELLO 3
         self.received = []          # raw bytes of every complete request
         self.commands = []          # the same, split into words
         self.streamed = 0           # bytes sent by endless replies
@@ -429,6 +439,16 @@ class Scripted(h.ThreadedBackend):
             s.settimeout(0.1)
             self._send(s, EXTRA_REPLY[proto])
             return
+        if name == "push":
+            ms = int(f[0]) if f else 0
+            if ms > 0:
+                self._send(s, PUSH_MESSAGE)
+                self._sleep(s, buf, ms / 1000.0)
+                s.settimeout(0.1)
+                self._send(s, self._normal(words, raw, s))
+            else:
+                self._send(s, PUSH_MESSAGE + self._normal(words, raw, s))
+            return
         if name == "bigint":
             v = INT64_MIN if f and f[0] == "min" else INT64_MAX
             if proto == REDIS:
@@ -497,10 +517,28 @@ class Scripted(h.ThreadedBackend):
             return bulk(a[1])
         if cmd in (b"auth", b"select"):
             return b"+OK\r\n"
+        if cmd == b"info":
+            text = b"# Server\r\nredis_version:7.0.15\r\n"
+            if s in self.resp3:
+                return b"=%d\r\ntxt:%s\r\n" % (len(text) + 4, text)
+            return bulk(text)
+        if cmd == b"hello" and len(a) >= 2 and a[1] in (b"2", b"3"):
+            # a connection that says HELLO 3 gets RESP3 nulls from then on
+            if a[1] == b"3":
+                self.resp3.add(s)
+            else:
+                self.resp3.discard(s)
+            fields = [bulk(b"server"), bulk(b"redis"), bulk(b"version"), bulk(b"7.0.15"),
+                      bulk(b"proto"), b":" + a[1] + b"\r\n", bulk(b"id"), b":1\r\n",
+                      bulk(b"mode"), bulk(b"standalone"), bulk(b"role"), bulk(b"master"),
+                      bulk(b"modules"), b"*0\r\n"]
+            return (b"%7\r\n" if a[1] == b"3" else b"*14\r\n") + b"".join(fields)
         if cmd == b"quit":
             self._send(s, b"+OK\r\n")
             self._hangup(s)
         if cmd == b"get" and len(a) == 2:
+            if a[1] not in d and s in self.resp3:
+                return b"_\r\n"
             return bulk(d.get(a[1]))
         if cmd == b"set" and len(a) >= 3:
             d[a[1]] = a[2]
