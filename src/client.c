@@ -653,7 +653,7 @@ client_process(struct client *c, bool eof)
            holds a conn open. */
         client_drain(c, STATS_CC_eof);
     }
-    if (c->c.state == CONN_DRAINING && c->in != NULL && !client_over_limits(c)) {
+    if (c->c.state == CONN_DRAINING && c->in != NULL && !client_over_limits(c) && !c->held) {
         chain_in_reset(c->in); /* only a partial request is left: it never completes */
     }
     if ((c->c.state == CONN_ACTIVE || c->c.state == CONN_AWAITING) &&

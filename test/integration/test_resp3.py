@@ -260,6 +260,15 @@ class Resp3(h.IntegrationTest):
             self.assertEqual(reps[1][:1], b"%" if to3 else b"*")
             self.assertEqual(reps[2], bulk(v), "round %d: the GET overtook the SET" % rnd)
             self.assertEqual(reps[3], NULL if to3 else b"$-1\r\n")
+        # the same, the client closing its side at once: all four answered
+        d = h.Client(self.px.port("three"), timeout=30)
+        self.addCleanup(d.close)
+        d.send(h.resp_command("SET", "eofk", big) + h.resp_command("HELLO", "3") +
+               h.resp_command("GET", "eofk") + h.resp_command("GET", "nokey"))
+        d.shutdown_write()
+        reps = d.read_resp(4)
+        self.assertEqual((reps[0], reps[1][:1], reps[2], reps[3]), (OK, b"%", bulk(big), NULL))
+        self.assertTrue(d.is_closed())
 
     def test_mixed_clients_and_conn_sets(self):
         # only RESP2 clients so far: no RESP3 server conn anywhere
