@@ -333,8 +333,13 @@ class Resp3Handshake(h.IntegrationTest):
                                    server_retry_timeout=100)], workers=1)
         c = h.Client(px.port("rd"))
         self.addCleanup(c.close)
-        self.assertEqual(c.resp("AUTH", "sekret"), OK)
-        self.assertEqual(c.resp("HELLO", "3")[:4], b"%7\r\n")
+        # before AUTH: Redis 7's NOAUTH for HELLO; then HELLO 3 AUTH authenticates and switches
+        self.assertEqual(c.resp("HELLO", "3")[:8], b"-NOAUTH ")
+        self.assertEqual(c.resp("GET", "k"), b"-NOAUTH Authentication required.\r\n")
+        self.assertEqual(c.resp("HELLO", "3", "AUTH", "default", "wrong")[:11], b"-WRONGPASS ")
+        self.assertEqual(c.resp("HELLO", "3", "AUTH", "default", "sekret", "SETNAME", "app")[:4],
+                         b"%7\r\n")
+        self.assertEqual(c.resp("CLIENT", "GETNAME"), bulk("app"))
         self.assertEqual(c.resp("SET", "k", "v"), OK)
         self.assertEqual(c.resp("GET", "nokey"), NULL)
         with b.client() as d:
