@@ -11,9 +11,9 @@
 
 /* A msg's request and reply start this small: most are a few dozen bytes,
    and 50,000 requests in flight (500 clients x 100 pipelined) then touch a
-   quarter of the pages that 1 KiB buffers did (page faults are what a cold
-   proxy's first burst pays for). */
-#define BUF_MIN_CAP 128
+   fraction of the pages that 1 KiB buffers did (page faults are what a
+   cold proxy's first burst pays for). */
+#define BUF_MIN_CAP 64
 
 int
 buf_reserve(struct buf *b, size_t n)
