@@ -327,6 +327,7 @@ backlog = 1024
 preconnect = true
 redis = $1
 server_connections = 1
+workers = ${POOL_WORKERS:-0}
 auto_eject_hosts = false
 server = 127.0.0.1:$3:1 $2
 server = 127.0.0.1:$5:1 $4

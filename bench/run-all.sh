@@ -10,7 +10,7 @@
 #   idle      10,000 idle client connections: bytes each (bench/idle.py)
 #   workers   Redis backend CPU per request with workers = 1, 2, 4, 8 at 50
 #             and 500 clients (unpinned: 8 workers on one CPU would measure
-#             the pinning)
+#             the pinning), then 8 workers with the pool's workers = 1 and 2
 #   small     100-byte getset (memcached), workers = 1: syscalls per request
 #
 # Settings (environment):
@@ -75,6 +75,14 @@ for s in $SCENARIOS; do
             for c in 50 500; do
                 env TARGETS="redis cachemux" TESTS=get PIPELINES=1 CONNS=$c WORKERS=$w REQUESTS=200000 \
                     ROUNDS=1 RESULTS="$OUT/workers.txt" "$BENCH_DIR/run-redis.sh" | tee -a "$OUT/workers.log"
+            done
+        done
+        # the remedy: 8 workers, the pool served by 1 and by 2 of them
+        for pw in 1 2; do
+            for c in 50 500; do
+                env TARGETS="cachemux" TESTS=get PIPELINES=1 CONNS=$c WORKERS=8 POOL_WORKERS=$pw \
+                    REQUESTS=200000 ROUNDS=1 RESULTS="$OUT/workers.txt" "$BENCH_DIR/run-redis.sh" |
+                    tee -a "$OUT/workers.log"
             done
         done
         ;;

@@ -18,6 +18,7 @@
 #   TESTS="set get mget10"
 #   TARGETS="redis nutcracker cachemux"
 #   WORKERS=$(nproc)     cachemux worker threads
+#   POOL_WORKERS=0       the pool's workers key: served by the first N only (0: all)
 #   ROUNDS=1             repeat the whole matrix (rows from every round are shown)
 #   REDIS_SERVER, REDIS_BENCHMARK, REDIS_CLI (from PATH), NUTCRACKER=/usr/sbin/nutcracker
 #   RESULTS=FILE         also append every raw row (key=value) to FILE
@@ -187,7 +188,7 @@ nc_ver="no nutcracker"; [ -n "$NC_PID" ] && nc_ver=$(version "$NUTCRACKER" -V)
 cmx_ver="no cachemux"; [ -n "$CMX_PID" ] && cmx_ver=$(version "$CACHEMUX" -V)
 echo "# $rs_ver, $rb_ver, $nc_ver, $cmx_ver"
 echo "# redis-benchmark -c $CONNS -r $KEYS -d $VALUE_SIZE --csv, -n $REQUESTS (-P 1) / $PIPE_REQUESTS (-P >1) / $MGET_REQUESTS (mget10), threads=$LOAD_THREADS;" \
-     "backends: 2 x redis-server (shared by both proxies); cachemux workers=$WORKERS"
+     "backends: 2 x redis-server (shared by both proxies); cachemux workers=$WORKERS pool workers=${POOL_WORKERS:-0}"
 echo "# mget10 keys (cachemux -L): $mget_placed; $nc_check"
 pin_note
 echo "# CPU us/req = (utime+stime after - before) / requests of the redis-benchmark run"
@@ -265,7 +266,7 @@ for round in $(seq "$ROUNDS"); do
                 printf "$FMT" "$t" "$test" "$pipe" "${rps%.*}" "$(ms_to_us "$avg")" "$(ms_to_us "$p50")" \
                     "$(ms_to_us "$p95")" "$(ms_to_us "$p99")" "$(ms_to_us "$max")" "$pcpu" "$rcpu" "$lcpu" "$becmd" "$berd" "$other"
                 if [ -n "$RESULTS" ]; then
-                    echo "target=$t round=$round test=$test value_size=$VALUE_SIZE conns=$CONNS workers=$WORKERS pipeline=$pipe requests=$n rps=$rps avg_ms=$avg p50_ms=$p50" \
+                    echo "target=$t round=$round test=$test value_size=$VALUE_SIZE conns=$CONNS workers=$WORKERS pool_workers=${POOL_WORKERS:-0} pipeline=$pipe requests=$n rps=$rps avg_ms=$avg p50_ms=$p50" \
                          "p95_ms=$p95 p99_ms=$p99 max_ms=$max proxy_cpu_us_per_op=$pcpu redis_cpu_us_per_op=$rcpu" \
                          "load_cpu_us_per_op=$lcpu backend_cmds_per_op=$becmd backend_reads_per_op=$berd other_cpu_pct=$other" >>"$RESULTS"
                 fi

@@ -127,21 +127,25 @@ def workers(out):
     for conns in sorted({int(r["conns"]) for r in rs}):
         direct = [r for r in rs if r["target"] == "redis" and int(r["conns"]) == conns]
         dcpu = med(num(r.get("redis_cpu_us_per_op")) for r in direct)
-        for w in sorted({int(r["workers"]) for r in rs}):
+        # (workers, the pool's workers key): the remedy's rows after the plain ones
+        combos = sorted({(int(r["workers"]), int(r.get("pool_workers", 0))) for r in rs},
+                        key=lambda wp: (wp[1] != 0, wp))
+        for w, pw in combos:
             sel = [r for r in rs if r["target"] == "cachemux" and int(r["conns"]) == conns
-                   and int(r["workers"]) == w]
+                   and int(r["workers"]) == w and int(r.get("pool_workers", 0)) == pw]
             if not sel:
                 continue
             rcpu = med(num(r.get("redis_cpu_us_per_op")) for r in sel)
-            if w == 1:
+            if w == 1 and pw == 0:
                 base[conns] = rcpu
             ratio = "%.2fx" % (rcpu / base[conns]) if base.get(conns) else "-"
-            body.append([conns, w, fmt(med(num(r.get("rps")) for r in sel), 0), fmt(rcpu, 2),
+            body.append([conns, w, pw or "all", fmt(med(num(r.get("rps")) for r in sel), 0),
+                         fmt(rcpu, 2),
                          fmt(med(num(r.get("backend_reads_per_op")) for r in sel), 2),
                          fmt(med(num(r.get("proxy_cpu_us_per_op")) for r in sel)), ratio,
                          fmt(dcpu, 2)])
-    section(["conns", "workers", "ops/s", "redis_cpu", "be_reads/req", "proxy_cpu", "vs_1_worker",
-             "direct_redis_cpu"], body)
+    section(["conns", "workers", "pool_workers", "ops/s", "redis_cpu", "be_reads/req",
+             "proxy_cpu", "vs_1_worker", "direct_redis_cpu"], body)
 
 
 def small(out):

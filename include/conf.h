@@ -104,6 +104,7 @@ struct conf_pool {
     uint64_t server_retry_timeout_ms;
     uint32_t server_failure_limit;
     uint32_t client_connections; /* 0: no limit */
+    uint32_t workers;            /* served by the first N workers only; 0: by all */
     bool tcpkeepalive;
     char *deny_commands; /* as written; NULL: none */
     /* deny_commands resolved: bit i set refuses the protocol's command i

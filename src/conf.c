@@ -129,6 +129,7 @@ static const struct key_def pool_keys[] = {
     { "server_retry_timeout", KEY_U64, P(server_retry_timeout_ms), 0, MAX_INT32, "30000" },
     { "server_failure_limit", KEY_U32, P(server_failure_limit), 0, MAX_INT32, "2" },
     { "client_connections", KEY_U32, P(client_connections), 0, MAX_INT32, "0" },
+    { "workers", KEY_U32, P(workers), 0, CONF_MAX_WORKERS, "0" },
     { "tcpkeepalive", KEY_BOOL, P(tcpkeepalive), 0, 0, "false" },
     { "deny_commands", KEY_STR, P(deny_commands), 0, 0, NULL },
     /* Client side TLS: the pool's listener. Keys named tls_* need tls = true. */
@@ -1365,8 +1366,9 @@ conf_pool_equal(const struct conf_pool *a, const struct conf_pool *b)
         a->auto_eject_hosts != b->auto_eject_hosts ||
         a->server_retry_timeout_ms != b->server_retry_timeout_ms ||
         a->server_failure_limit != b->server_failure_limit ||
-        a->client_connections != b->client_connections || a->tcpkeepalive != b->tcpkeepalive ||
-        memcmp(a->deny, b->deny, sizeof(a->deny)) != 0 || !conf_tls_equal(&a->tls, &b->tls) ||
+        a->client_connections != b->client_connections || a->workers != b->workers ||
+        a->tcpkeepalive != b->tcpkeepalive || memcmp(a->deny, b->deny, sizeof(a->deny)) != 0 ||
+        !conf_tls_equal(&a->tls, &b->tls) ||
         !conf_server_tls_equal(&a->server_tls, &b->server_tls) || a->nservers != b->nservers) {
         return false;
     }

@@ -516,6 +516,13 @@ supervisor_raise_nofile(void)
     return (uint64_t)rl.rlim_cur;
 }
 
+/* The workers that serve pool p (its workers key caps them). */
+static int
+supervisor_pool_workers(const struct supervisor *sv, const struct conf_pool *p)
+{
+    return p->workers > 0 && p->workers < (uint32_t)sv->nworkers ? (int)p->workers : sv->nworkers;
+}
+
 static void
 supervisor_log_capacity(const struct supervisor *sv)
 {
@@ -526,7 +533,7 @@ supervisor_log_capacity(const struct supervisor *sv)
     for (size_t i = 0; i < c->npools; i++) {
         /* every set of server conns (Redis: RESP2, and RESP3 once a client speaks it) */
         uint64_t sets = MAX(protocols_get(c->pools[i].proto)->nsets, 1);
-        used += (uint64_t)sv->nworkers *
+        used += (uint64_t)supervisor_pool_workers(sv, &c->pools[i]) *
                 (1 + c->pools[i].nservers * c->pools[i].server_connections * sets);
     }
     log_notice("open files limit %" PRIu64 ": room for about %" PRIu64 " client connections",
@@ -534,13 +541,14 @@ supervisor_log_capacity(const struct supervisor *sv)
 
     for (size_t i = 0; i < c->npools; i++) {
         const struct conf_pool *p = &c->pools[i];
+        int nw = supervisor_pool_workers(sv, p);
         log_notice("pool %s: listening on %s (%s, %s/%s, %zu servers, %d workers)", p->name,
                    p->listen_str, proto_name(p->proto), hash_name(p->key_rule.hash),
-                   dist_name(p->dist), p->nservers, sv->nworkers);
+                   dist_name(p->dist), p->nservers, nw);
         for (size_t j = 0; j < p->nservers; j++) {
             unsigned sets = MAX(protocols_get(p->proto)->nsets, 1);
             log_info("pool %s: server %s will get %u connections from cachemux%s", p->name,
-                     p->servers[j].ident, (unsigned)(sv->nworkers * p->server_connections),
+                     p->servers[j].ident, (unsigned)nw * p->server_connections,
                      sets > 1 ? " per protocol version its clients speak" : "");
         }
     }

@@ -179,6 +179,16 @@ worker_nclients(const struct worker *w)
     return n;
 }
 
+/* Whether w serves cp: a pool with workers = N is served by workers 0..N-1
+   only (they alone listen for it and hold its server conns), so its
+   requests gather on fewer server conns and each backend read carries more
+   of them. */
+static bool
+worker_serves(const struct worker *w, const struct conf_pool *cp)
+{
+    return cp->workers == 0 || (uint32_t)w->id < cp->workers;
+}
+
 static struct worker_pool *
 worker_pool_new(struct worker *w, const struct conf_pool *cp, const struct gen_pool *gp)
 {
@@ -283,6 +293,9 @@ worker_switch(struct worker *w, struct gen *g)
             if (taken[j] || wp == NULL || strcmp(wp->pool.cp->name, cp->name) != 0) {
                 continue;
             }
+            if (!worker_serves(w, cp)) {
+                break; /* no longer this worker's: removed here */
+            }
             if (strcmp(wp->pool.cp->listen_str, cp->listen_str) != 0 ||
                 wp->pool.cp->proto != cp->proto) {
                 break; /* a new address or protocol: removed + added */
@@ -300,7 +313,7 @@ worker_switch(struct worker *w, struct gen *g)
             np[i] = wp;
             break;
         }
-        if (np[i] == NULL) {
+        if (np[i] == NULL && worker_serves(w, cp)) {
             np[i] = worker_pool_new(w, cp, gp);
         }
     }
@@ -488,6 +501,9 @@ worker_setup(struct worker *w, char *err, size_t errlen)
     }
     w->npools = cf->npools;
     for (size_t i = 0; i < cf->npools; i++) {
+        if (!worker_serves(w, &cf->pools[i])) {
+            continue;
+        }
         w->pools[i] = worker_pool_new(w, &cf->pools[i], &w->gen->pools[i]);
         if (w->pools[i] == NULL) {
             snprintf(err, errlen, "pool %s: cannot start (see above)", cf->pools[i].name);

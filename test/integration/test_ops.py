@@ -45,7 +45,8 @@ import time
 sys.dont_write_bytecode = True   # never write into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-from helpers import (SANITIZED, B, PromError, bulk, histogram, http_get,  # noqa: E402
+from helpers import (SANITIZED, B, PromError, accept_workers, bulk, histogram,  # noqa: E402
+                     http_get,
                      mc_store, mc_value, mc_values, metric, parse_prometheus,
                      memcached_conn_ports, proc_tcp_ports, recv_raw, redis_info_int, scrape, spread_keys,
                      start_threads, stats_json, wait_for)
@@ -790,6 +791,53 @@ class WorkersShareLoad(OpsTest):
             self.assertGreaterEqual(len(seen), 3 * 1, "%s sees %d connections from cachemux"
                                     % (m.name, len(seen)))
             self.assertEqual(js["alpha"][m.name]["server_connections"], len(seen), m.name)
+
+
+    def test_pool_served_by_fewer_workers(self):
+        """A pool's workers = 1 on a 4-worker process: every client of it on
+        worker 0, its backend sees one connection; another pool uses every
+        worker; a reload to workers = 4 spreads its new clients again."""
+        rds = [self.redis(name=n) for n in ("r1", "r2")]
+        mport = h.free_port()
+        one = h.Pool("one", [rds[0]], redis=True, workers=1)
+        every = h.Pool("every", [rds[1]], redis=True)
+        cmx = self.cachemux([one, every], workers=4,
+                            globals_={"metrics_listen": "%s:%d" % (h.HOST, mport)})
+        def clients(pool, n):
+            cs = [h.Client(cmx.port(pool)) for _ in range(n)]
+            self.addCleanup(lambda: [c.close() for c in cs])
+            for i, c in enumerate(cs):
+                self.assertEqual(c.resp("SET", "k%d" % i, "v"), b"+OK\r\n")
+            return cs
+        a = clients("one", 40)
+        b = clients("every", 40)
+        conns = {}
+        for f in ("one", "every"):
+            tags = accept_workers(cmx, [c.local_port for c in (a if f == "one" else b)], f)
+            conns[f] = sorted(set(tags.values()))
+        self.assertEqual(conns["one"], ["w0"], conns)
+        self.assertGreaterEqual(len(conns["every"]), 3, conns)
+        js = stats_json(cmx.stats_port)
+        self.assertEqual(js["one"]["r1"]["server_connections"], 1)
+        self.assertGreaterEqual(js["every"]["r2"]["server_connections"], 3)
+        self.assertIn("pool one: listening on", cmx.log_text())
+        self.assertRegex(cmx.log_text(), r"pool one: listening on \S+ \([^)]*, 1 workers\)")
+        # the other workers drop the pool on a reload that widens it back... and
+        # serve it once it does
+        one.keys["workers"] = 4
+        cmx.reload(pools=[one, every])
+        c = clients("one", 40)
+        tags = accept_workers(cmx, [x.local_port for x in c], "one")
+        self.assertGreaterEqual(len(set(tags.values())), 3, tags)
+        for x in a + c:     # the clients from before the reload are served too
+            self.assertEqual(x.resp("GET", "k0"), b"$1\r\nv\r\n")
+        # and narrowed again: workers 1-3 retire the pool, their clients close
+        # at a request boundary, worker 0 keeps serving
+        one.keys["workers"] = 1
+        cmx.reload(pools=[one, every])
+        d = clients("one", 20)
+        tags = accept_workers(cmx, [x.local_port for x in d], "one")
+        self.assertEqual(sorted(set(tags.values())), ["w0"], tags)
 
 
 # --------------------------------------------------------------------------
