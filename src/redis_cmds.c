@@ -15,9 +15,10 @@
  * Key specs follow Redis's (first key, step): a command's key is argument
  * first_key; a split command's keys are every key_step-th argument from
  * there; EVAL's keys follow its numkeys argument; XREAD's and XREADGROUP's
- * the STREAMS token (routed by the first, as twemproxy routes every
- * multi-key command it does not split; hash tags keep them together). A command without a key
- * routes by the literal key "placeholder", as twemproxy does.
+ * follow the STREAMS token (routed by the first, as twemproxy routes every
+ * multi-key command it does not split; hash tags keep them together). A
+ * command without a key routes by the literal key "placeholder", as
+ * twemproxy does.
  *
  * Sorted by name: redis_cmd_lookup is a binary search that compares
  * case-insensitively in place (no copy, no allocation).
