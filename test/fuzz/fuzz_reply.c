@@ -1,10 +1,13 @@
 /*
  * libFuzzer harness for the reply path: reply_read (a server socket's reply
- * stream paired with its queue of requests) over both protocols' reply
- * parsers, with disconnects.
+ * stream paired with its queue of requests) over the reply parsers of
+ * memcached, RESP2 and RESP3, with disconnects.
  *
- * Input: one selector byte (protocol, how many requests wait, a chunk size)
- * and then a server's byte stream. It is read three ways:
+ * Input: a selector byte (bit 0: memcached; bits 1-4: how many requests
+ * wait; bit 5, for Redis: the conn speaks RESP3, whose pushes are no
+ * request's reply), a byte for the chunk size and the cut, a byte of
+ * memcached command kinds, and then a server's byte stream. The seeds
+ * of RESP2 streams have bit 5 clear. The stream is read three ways:
  *   A: whole, by a fresh reader over a queue of waiting requests;
  *   B: in chunks, by one reader kept across reads, as a socket is;
  *   C: cut at a point the input picks, where the socket "fails": the
@@ -16,7 +19,9 @@
  * what a fresh reader makes of the bytes after the cut (nothing of a dead
  * socket's half-read reply reaches the next one's requests); and every
  * completed reply is exactly one whole reply of its protocol, so replies
- * never cross requests. Any violation abort()s.
+ * never cross requests. For Redis, the replies completed are, in order,
+ * the stream's whole values that are not pushes: a push is dropped
+ * however it was cut, and reaches no request. Any violation abort()s.
  */
 #include "buf.h"
 #include "fuzz_driver.h"
@@ -95,9 +100,21 @@ run_free(struct run *r)
     buf_free(&r->in.b);
 }
 
-/* A completed reply is exactly one whole reply of its protocol. */
+/* A Redis reply parser of the conn's RESP version. */
 static void
-check_whole(bool mc, const struct msg *m)
+rsp_init(struct redis_rsp *rsp, bool resp3)
+{
+    if (resp3) {
+        redis_rsp_init3(rsp);
+    } else {
+        redis_rsp_init(rsp);
+    }
+}
+
+/* A completed reply is exactly one whole reply of its protocol (never a
+   push). */
+static void
+check_whole(bool mc, bool resp3, const struct msg *m)
 {
     const uint8_t *p = buf_head(&m->rsp);
     size_t n = buf_len(&m->rsp);
@@ -105,8 +122,9 @@ check_whole(bool mc, const struct msg *m)
     CHECK(n > 0);
     if (!mc) {
         struct redis_rsp rsp;
-        redis_rsp_init(&rsp);
+        rsp_init(&rsp, resp3);
         CHECK(redis_parse_rsp(&rsp, p, n) == REDIS_PARSE_OK && rsp.total_len == n);
+        CHECK(rsp.type != REDIS_RSP_PUSH);
         return;
     }
     /* VALUE blocks, then one final line, each fitting the command */
@@ -120,6 +138,29 @@ check_whole(bool mc, const struct msg *m)
         }
         p += rsp.len;
         n -= rsp.len;
+    }
+}
+
+/* Redis: r's completed requests (from the first) got, in order, the
+   values of s[0..len) that are not pushes, each whole. */
+static void
+check_order(const struct run *r, bool resp3, const uint8_t *s, size_t len)
+{
+    size_t at = 0;
+
+    for (size_t i = 0; i < r->wq.nreq && r->wq.req[i]->done; i++) {
+        const struct msg *m = r->wq.req[i];
+        for (;;) {
+            struct redis_rsp rsp;
+            rsp_init(&rsp, resp3);
+            CHECK(at < len && redis_parse_rsp(&rsp, s + at, len - at) == REDIS_PARSE_OK);
+            at += rsp.total_len;
+            if (rsp.type != REDIS_RSP_PUSH) {
+                CHECK(rsp.total_len == buf_len(&m->rsp) &&
+                      memcmp(s + at - rsp.total_len, buf_head(&m->rsp), rsp.total_len) == 0);
+                break;
+            }
+        }
     }
 }
 
@@ -145,13 +186,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fuzz_cache_ready(1 << 16);
     bool mc = data[0] & 1;
+    bool resp3 = !mc && (data[0] & 0x20);
     size_t nreq = 1 + (data[0] >> 1) % MAXREQ;
     size_t chunk = 1 + data[1] % 23;
     uint8_t kinds = data[2];
     const uint8_t *s = data + 3;
     size_t len = size - 3;
     size_t cut = len > 0 ? (size_t)((data[1] * 131u + data[2] * 7u) % (len + 1)) : 0;
-    const struct proto_wire *w = mc ? &mc_wire : &redis_wire;
+    const struct proto_wire *w = mc ? &mc_wire : resp3 ? &redis3_wire : &redis_wire;
     struct run a, b, c, fresh;
 
     /* A and B: the same stream, whole and in chunks */
@@ -162,7 +204,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(a.wq.ndone == b.wq.ndone && a.rc == b.rc);
     CHECK(same_replies(&a, 0, &b, 0, a.wq.nreq));
     for (size_t i = 0; i < a.wq.ndone; i++) {
-        check_whole(mc, a.wq.req[i]);
+        check_whole(mc, resp3, a.wq.req[i]);
+    }
+    if (!mc) {
+        check_order(&a, resp3, s, len);
     }
 
     /* C: the socket fails at cut; its successor gets the rest */
@@ -178,6 +223,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run_feed(&fresh, w, s + cut, len - cut);
     CHECK(c.wq.ndone - before == fresh.wq.ndone && c.rc == fresh.rc);
     CHECK(same_replies(&c, first_new, &fresh, 0, nreq));
+    if (!mc) {
+        check_order(&fresh, resp3, s + cut, len - cut);
+    }
     /* the requests that waited at the cut were failed, not answered */
     for (size_t i = before; i < first_new; i++) {
         CHECK(!c.wq.req[i]->done && c.wq.req[i]->err == ECONNRESET);
