@@ -288,7 +288,8 @@ check_str_feeds(const char *s, uint64_t max, bool rsp)
 
 /* ---- the command table ---- */
 
-/* twemproxy's commands, plus the local ones (doc/protocols.md 3): every one must be in the table. */
+/* twemproxy's commands, plus the local ones (doc/protocols.md 3) and the streams: every
+   one must be in the table. */
 // clang-format off
 static const char *const appendix_a[] = {
     "PING", "QUIT", "COMMAND",
@@ -315,6 +316,9 @@ static const char *const appendix_a[] = {
     /* the proxy's own and the fan-outs (protocols.md 3) */
     "HELLO", "CLIENT", "INFO", "DBSIZE", "KEYS", "RANDOMKEY", "SCAN", "SCRIPT", "FLUSHDB",
     "FLUSHALL",
+    /* streams (protocols.md 3.5) */
+    "XACK", "XADD", "XAUTOCLAIM", "XCLAIM", "XDEL", "XGROUP", "XINFO", "XLEN", "XPENDING",
+    "XRANGE", "XREAD", "XREADGROUP", "XREVRANGE", "XSETID", "XTRIM",
 };
 // clang-format on
 
