@@ -232,13 +232,16 @@ struct client {
     uint32_t nq;
     uint8_t close_reason; /* DRAINING: why it closes (enum stats_client_close) */
     bool authed;          /* redis_auth pools: AUTH succeeded */
-    char *name;           /* Redis CLIENT SETNAME; NULL: none */
-    size_t lingered;      /* bytes dropped while closing after an error */
     bool bulky;           /* its last request had a large value: read ahead */
     bool held;            /* parsing waits until every queued request is answered */
-    size_t pending_bytes; /* reply bytes done but not yet written */
-    struct chain_in *in;  /* bytes read, not yet parsed; NULL when idle */
-    void *ps;             /* request-parse state while a request is partial */
+    char *name;           /* Redis CLIENT SETNAME; NULL: none */
+    union {
+        size_t pending_bytes; /* reply bytes done but not yet written */
+        size_t lingered;      /* bytes dropped while closing after an error (every
+                                 reply is written by then: nothing is pending) */
+    };
+    struct chain_in *in; /* bytes read, not yet parsed; NULL when idle */
+    void *ps;            /* request-parse state while a request is partial */
 };
 
 /*

@@ -895,6 +895,7 @@ client_close_after_reply(struct client *c)
         return;
     }
     conn_watch(&c->c, 0);
+    c->lingered = 0;
     c->c.events = EV_READ; /* conn_close_fd removes the event */
     event_assign(&c->c.ev, c->c.ctx->base, c->c.fd, EV_READ | EV_PERSIST, client_linger_event, c);
     event_add(&c->c.ev, &tv);
