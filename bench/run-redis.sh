@@ -136,8 +136,10 @@ mget_placed=${mget_placed% }
 
 # --- store the data through each target -------------------------------------------
 VALUE=$(head -c "$VALUE_SIZE" /dev/zero | tr '\0' x)
-awk -v n="$KEYS" -v v="$VALUE" 'BEGIN { for (i = 0; i < n; i++) printf "SET key:%012d %s\n", i, v }' \
-    >"$TMP/populate.cmds"
+# the value is made inside awk: a 1 MB value is too long for an argument
+awk -v n="$KEYS" -v size="$VALUE_SIZE" 'BEGIN {
+        v = sprintf("%*s", size, ""); gsub(/ /, "x", v)
+        for (i = 0; i < n; i++) printf "SET key:%012d %s\n", i, v }' >"$TMP/populate.cmds"
 for k in "${MGET_ARGS[@]}"; do echo "SET $k $VALUE"; done >"$TMP/mget.cmds"
 
 store() {  # store TARGET CMDFILE: send one command per line with redis-cli, all must be OK
@@ -175,7 +177,8 @@ for t in $TARGETS; do
 done
 # The MGET must return all 10 values through every target.
 for t in $TARGETS; do
-    got=$("$REDIS_CLI" -h 127.0.0.1 -p "$(target_port "$t")" MGET "${MGET_ARGS[@]}" | grep -c "^$VALUE\$" || true)
+    got=$("$REDIS_CLI" -h 127.0.0.1 -p "$(target_port "$t")" MGET "${MGET_ARGS[@]}" |
+        awk -v size="$VALUE_SIZE" 'length($0) == size && $0 !~ /[^x]/ { n++ } END { print n + 0 }')
     [ "$got" = 10 ] || die "MGET of the 10 keys through $t returned $got of 10 values"
 done
 
