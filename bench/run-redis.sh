@@ -138,7 +138,7 @@ mget_placed=${mget_placed% }
 VALUE=$(head -c "$VALUE_SIZE" /dev/zero | tr '\0' x)
 # the value is made inside awk: a 1 MB value is too long for an argument
 awk -v n="$KEYS" -v size="$VALUE_SIZE" 'BEGIN {
-        v = sprintf("%*s", size, ""); gsub(/ /, "x", v)
+        v = "x"; while (length(v) < size) v = v v; v = substr(v, 1, size)
         for (i = 0; i < n; i++) printf "SET key:%012d %s\n", i, v }' >"$TMP/populate.cmds"
 for k in "${MGET_ARGS[@]}"; do echo "SET $k $VALUE"; done >"$TMP/mget.cmds"
 
