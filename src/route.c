@@ -95,6 +95,21 @@ route_forward(struct client *c, struct msg *m, const uint8_t *key, size_t len)
     route_forward_to(c, s, m);
 }
 
+/* A new fragment of m, appended to m->frags (room made by msg_split_alloc),
+   or NULL when out of memory. */
+static struct msg *
+route_frag_new(struct conn_ctx *ctx, struct msg *m)
+{
+    struct msg *fr = msg_get(&ctx->msgs);
+
+    if (fr != NULL) {
+        fr->parent = m;
+        fr->cmd = m->cmd;
+        m->frags[m->nfrags++] = fr;
+    }
+    return fr;
+}
+
 void
 route_split(struct client *c, struct msg *m, uint32_t nkeys, const struct route_split_ops *ops,
             void *arg)
@@ -134,16 +149,12 @@ route_split(struct client *c, struct msg *m, uint32_t nkeys, const struct route_
         return;
     }
     for (uint32_t f = 0; f < sp.nfrags && err == 0; f++) {
-        struct msg *fr = msg_get(&ctx->msgs);
+        struct msg *fr = route_frag_new(ctx, m);
         if (fr == NULL) {
             err = ENOMEM;
             break;
         }
-        fr->parent = m;
-        fr->cmd = m->cmd;
         fr->nkeys = sp.frag_nkeys[f];
-        m->frags[f] = fr;
-        m->nfrags++;
     }
     if (err == 0 && ops->fragments(arg, m) != 0) {
         err = ENOMEM;
@@ -195,15 +206,11 @@ route_fanout(struct client *c, struct msg *m, uint32_t first, uint32_t n,
         return;
     }
     for (uint32_t f = 0; f < n && err == 0; f++) {
-        struct msg *fr = msg_get(&ctx->msgs);
+        struct msg *fr = route_frag_new(ctx, m);
         if (fr == NULL) {
             err = ENOMEM;
             break;
         }
-        fr->parent = m;
-        fr->cmd = m->cmd;
-        m->frags[f] = fr;
-        m->nfrags++;
         if (build(arg, fr, first + f) != 0) {
             err = ENOMEM;
         }

@@ -257,13 +257,15 @@ route_redis_streams_key(const struct redis_req *r, const uint8_t *buf, bool *blo
     return 0;
 }
 
-/* The argument a KEY row routes by, or NULL for the "placeholder" key. */
+/* The argument a KEY row routes by, or NULL for the "placeholder" key;
+   *blocking: an XREAD with BLOCK (refused). */
 static const struct redis_arg *
-route_redis_key(const struct redis_cmd *cmd, const struct redis_req *r, const uint8_t *buf)
+route_redis_key(const struct redis_cmd *cmd, const struct redis_req *r, const uint8_t *buf,
+                bool *blocking)
 {
+    *blocking = false;
     if (cmd->flags & REDIS_CMD_STREAMS) {
-        bool blocking;
-        uint32_t k = route_redis_streams_key(r, buf, &blocking);
+        uint32_t k = route_redis_streams_key(r, buf, blocking);
         return k > 0 ? &r->args[k] : NULL;
     }
     if (cmd->numkeys_arg > 0) {
@@ -311,15 +313,13 @@ route_redis_serve(struct client *c, const uint8_t *buf, const struct redis_req *
         route_redis_local(c, line);
         return true;
     }
-    if (cmd->flags & REDIS_CMD_STREAMS) {
-        bool blocking;
-        (void)route_redis_streams_key(r, buf, &blocking);
-        if (blocking) {
-            char line[96];
-            snprintf(line, sizeof(line), "-ERR unsupported command '%s' with BLOCK\r\n", cmd->name);
-            route_redis_local(c, line);
-            return true;
-        }
+    bool blocking = false;
+    const struct redis_arg *key = route_redis_key(cmd, r, buf, &blocking);
+    if (blocking) {
+        char line[96];
+        snprintf(line, sizeof(line), "-ERR unsupported command '%s' with BLOCK\r\n", cmd->name);
+        route_redis_local(c, line);
+        return true;
     }
     if (cmd->route == REDIS_ROUTE_LOCAL) {
         if (cmd->flags & REDIS_CMD_CLOSES) {
@@ -349,7 +349,7 @@ route_redis_serve(struct client *c, const uint8_t *buf, const struct redis_req *
         route_split(c, m, (r->argc - cmd->first_key) / cmd->key_step, &route_redis_split_ops, &sp);
         return true;
     }
-    route_redis_forward(c, m, r, buf, route_redis_key(cmd, r, buf));
+    route_redis_forward(c, m, r, buf, key);
     return true;
 }
 
@@ -516,44 +516,24 @@ route_redis_handshake_reply(struct server_conn *s, const struct msg *m)
 static const struct proto_ops *const route_redis_sets[] = { &route_redis_proto,
                                                             &route_redis3_proto };
 
-const struct proto_ops route_redis_proto = {
-    .name = "redis",
-    .wire = &redis_wire,
-    .sets = route_redis_sets,
-    .nsets = 2,
-    .set = 0,
-    .conn_label = "resp2",
-    .full_reply = "-ERR max number of clients reached\r\n",
-    .req_state_size = sizeof(struct route_redis_state),
-    .request = route_redis_request,
-    .req_body_left = route_redis_body_left,
-    .req_body_skip = route_redis_body_skip,
-    .req_state_init = route_redis_state_init,
-    .req_state_reset = route_redis_state_reset,
-    .req_state_free = route_redis_state_free,
-    .server_open = route_redis_server_open,
-    .handshake_reply = route_redis_handshake_reply,
-    .replied = redis_local_replied,
-};
+/* RESP2 and RESP3 share the requests and everything about them; each has
+   its wire (how replies are parsed and built), its set of server conns and
+   that set's handshake. */
+#define ROUTE_REDIS_OPS(wire_, set_, label_, open_)                                            \
+    {                                                                                          \
+        .name = "redis", .wire = (wire_), .sets = route_redis_sets, .nsets = 2, .set = (set_), \
+        .conn_label = (label_), .full_reply = "-ERR max number of clients reached\r\n",        \
+        .req_state_size = sizeof(struct route_redis_state), .request = route_redis_request,    \
+        .req_body_left = route_redis_body_left, .req_body_skip = route_redis_body_skip,        \
+        .req_state_init = route_redis_state_init, .req_state_reset = route_redis_state_reset,  \
+        .req_state_free = route_redis_state_free, .server_open = (open_),                      \
+        .handshake_reply = route_redis_handshake_reply, .replied = redis_local_replied,        \
+    }
 
-/* RESP3: the same requests; replies parsed (and built) as RESP3, on server
-   conns opened with HELLO 3. A client switches with HELLO. */
-const struct proto_ops route_redis3_proto = {
-    .name = "redis",
-    .wire = &redis3_wire,
-    .sets = route_redis_sets,
-    .nsets = 2,
-    .set = 1,
-    .conn_label = "resp3",
-    .full_reply = "-ERR max number of clients reached\r\n",
-    .req_state_size = sizeof(struct route_redis_state),
-    .request = route_redis_request,
-    .req_body_left = route_redis_body_left,
-    .req_body_skip = route_redis_body_skip,
-    .req_state_init = route_redis_state_init,
-    .req_state_reset = route_redis_state_reset,
-    .req_state_free = route_redis_state_free,
-    .server_open = route_redis_server_open3,
-    .handshake_reply = route_redis_handshake_reply,
-    .replied = redis_local_replied,
-};
+const struct proto_ops route_redis_proto =
+    ROUTE_REDIS_OPS(&redis_wire, 0, "resp2", route_redis_server_open);
+
+/* RESP3, after HELLO 3: replies parsed (and built) as RESP3, on server
+   conns opened with HELLO 3. */
+const struct proto_ops route_redis3_proto =
+    ROUTE_REDIS_OPS(&redis3_wire, 1, "resp3", route_redis_server_open3);

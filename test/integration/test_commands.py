@@ -358,26 +358,11 @@ class RedisEjected(h.IntegrationTest):
         self.assertEqual(c.resp("GET", "k"), bulk("v"))
 
 
-class PwRedis(h.Redis):
-    """redis-server --requirepass PASSWORD (ready once AUTH works)."""
-
-    def __init__(self, password, name=None):
-        h.Redis.__init__(self, name=name, extra=["--requirepass", password])
-        self.password = password
-
-    def _ready(self):
-        try:
-            with h.Client(self.port, timeout=2) as c:
-                return c.resp("AUTH", self.password) == OK
-        except Exception:
-            return False
-
-
 class RedisAuthHello(h.IntegrationTest):
     """HELLO on a redis_auth pool, as Redis 7 handles it before AUTH."""
 
     def test_hello_auth(self):
-        b = PwRedis("sekret", name="s1").start()
+        b = h.Redis(name="s1", password="sekret").start()
         self.addCleanup(b.stop)
         px = self.cachemux([h.Pool("rd", [b], redis=True, redis_auth="sekret")], workers=1)
         c = px.client()

@@ -188,26 +188,6 @@ def spread(prefix, n):
     return ["%s%d:%s" % (prefix, i, hashlib.md5(b"%d" % i).hexdigest()[:6]) for i in range(n)]
 
 
-class PwRedis(h.Redis):
-    """redis-server --requirepass PASSWORD."""
-
-    def __init__(self, password, name=None, **kw):
-        h.Redis.__init__(self, name=name, extra=["--requirepass", password], **kw)
-        self.password = password
-
-    def _ready(self):
-        deadline = time.time() + h.scaled(10)
-        while time.time() < deadline:
-            try:
-                with h.Client(self.port, timeout=2) as c:
-                    if c.resp("AUTH", self.password) == OK and c.resp("PING") == PONG:
-                        return True
-            except Exception:
-                pass
-            time.sleep(0.05)
-        return False
-
-
 # --------------------------------------------------------------------------
 # base class
 
@@ -225,7 +205,7 @@ class RedisCase(h.IntegrationTest):
     @classmethod
     def new_backend(cls, name):
         if cls.backend_password is not None:
-            return PwRedis(cls.backend_password, name=name)
+            return h.Redis(name=name, password=cls.backend_password)
         return h.Redis(name=name)
 
     @classmethod
