@@ -92,6 +92,8 @@ struct chain_in {
     struct chunk *offered;      /* new chunks offered to the read: the piece's, or spill */
     size_t offered_bytes;       /* piece bytes that read may take, tail included */
     size_t offered_buf;         /* buffer bytes that read may take */
+    void *state;                /* the reader's parse state, kept with these bytes
+                                   (NULL: none; the reader's to free) */
 };
 
 void chain_pool_init(struct chain_pool *p, size_t size, uint32_t keep);

@@ -13,9 +13,17 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "pool.h"
 #include "stats.h"
 
-struct pool;
+/* The protocol ops c speaks: its pool's, or after a switch (HELLO) the
+   pool's set it switched to. Derived, not stored: an idle client is kept
+   small. */
+static inline const struct proto_ops *
+client_proto(const struct client *c)
+{
+    return c->set == 0 ? c->pool->proto : c->pool->proto->sets[c->set];
+}
 
 /* Serve an accepted fd as a client conn of pool p (AWAITING: taken from
    the accept queue while stopping), or refuse it when the pool is at its

@@ -49,6 +49,7 @@
 
 #include "buf.h"
 #include "chain.h"
+#include "names.h"
 #include "msg.h"
 #include "proto.h"
 #include "reply.h"
@@ -205,6 +206,7 @@ struct conn_ctx {
     bool hs_timer_ready;              /* hs_timer is assigned */
     struct listener_tqh paused;       /* TLS listeners paused at max_handshakes */
     struct conn_refused_list refused; /* refused conns lingering */
+    struct names names;               /* the clients' CLIENT SETNAME names */
 };
 
 /* The part of a conn every socket has. */
@@ -227,21 +229,24 @@ struct client {
     struct conn c;
     TAILQ_ENTRY(client) pool_tqe; /* on its pool's client list */
     struct pool *pool;
-    const struct proto_ops *proto; /* what it speaks (per conn: it may switch) */
-    struct msg_tqh q;              /* requests in arrival order */
+    struct msg_tqh q; /* requests in arrival order */
     uint32_t nq;
     uint8_t close_reason; /* DRAINING: why it closes (enum stats_client_close) */
-    bool authed;          /* redis_auth pools: AUTH succeeded */
-    bool bulky;           /* its last request had a large value: read ahead */
-    bool held;            /* parsing waits until every queued request is answered */
-    char *name;           /* Redis CLIENT SETNAME; NULL: none */
+    uint8_t set;          /* the ops it speaks: its pool's, or the pool's sets[set]
+                             (client_proto; a Redis client's HELLO switches it) */
+    bool authed : 1;      /* redis_auth pools: AUTH succeeded */
+    bool bulky : 1;       /* its last request had a large value: read ahead */
+    bool held : 1;        /* parsing waits until every queued request is answered */
+    bool named : 1;       /* has a name (CLIENT SETNAME) in ctx->names */
     union {
         size_t pending_bytes; /* reply bytes done but not yet written */
         size_t lingered;      /* bytes dropped while closing after an error (every
                                  reply is written by then: nothing is pending) */
     };
-    struct chain_in *in; /* bytes read, not yet parsed; NULL when idle */
-    void *ps;            /* request-parse state while a request is partial */
+    /* Bytes read, not yet parsed; NULL when idle. While a request is
+       partial, in->state is its parse state (the two are lent and given
+       back together: an idle client holds neither). */
+    struct chain_in *in;
 };
 
 /*

@@ -252,7 +252,6 @@ client_accept(struct pool *p, int fd, bool awaiting)
     c->c.state = awaiting ? CONN_AWAITING : CONN_ACTIVE;
     c->c.id = ctx->next_conn_id++;
     c->pool = p;
-    c->proto = p->proto;
     TAILQ_INIT(&c->q);
     if (t == NULL) {
         conn_attach(&c->c, fd, client_event);
@@ -406,7 +405,7 @@ client_deliver(struct conn_ctx *ctx, struct msg *m)
         m = p;
         m->done = true;
         if (m->client != NULL) {
-            reply_merge(m->client->proto->wire, m);
+            reply_merge(client_proto(m->client)->wire, m);
         }
     }
     if (m->client == NULL) {
@@ -427,7 +426,7 @@ client_fail_msg(struct conn_ctx *ctx, struct msg *m, int err)
     m->err = err != 0 ? err : EIO;
     if (owner != NULL) {
         msg_rsp_reset(m); /* units of a reply cut short */
-        owner->proto->wire->error_reply(&m->rsp, m->err);
+        client_proto(owner)->wire->error_reply(&m->rsp, m->err);
     }
     client_deliver(ctx, m);
 }
@@ -441,14 +440,14 @@ client_release_parse(struct client *c)
     if (c->in != NULL && !chain_in_empty(c->in)) {
         return;
     }
-    conn_give_back_buf(ctx, &c->in);
-    if (c->ps != NULL) {
-        if (c->proto->req_state_free != NULL) {
-            c->proto->req_state_free(c->ps);
+    if (c->in != NULL && c->in->state != NULL) {
+        if (client_proto(c)->req_state_free != NULL) {
+            client_proto(c)->req_state_free(c->in->state);
         }
-        conn_state_put(ctx, c->ps);
-        c->ps = NULL;
+        conn_state_put(ctx, c->in->state);
+        c->in->state = NULL;
     }
+    conn_give_back_buf(ctx, &c->in);
 }
 
 void
@@ -487,8 +486,10 @@ client_close(struct client *c, enum stats_client_close why)
         }
         /* else an orphan: released when its replies come */
     }
-    free(c->name);
-    c->name = NULL;
+    if (c->named) {
+        names_drop(&ctx->names, c->c.id);
+        c->named = false;
+    }
     TAILQ_REMOVE(&p->clients, c, pool_tqe);
     p->nclients--;
     atomic_fetch_sub_explicit(&p->reg->nclients, 1, memory_order_relaxed);
@@ -548,14 +549,14 @@ client_unspill(struct client *c)
     struct chain_in *in = c->in;
     uint64_t left = 0;
 
-    if (c->proto->req_body_left != NULL) {
-        left = c->proto->req_body_left(c, c->ps, buf_head(&in->b), buf_len(&in->b));
+    if (client_proto(c)->req_body_left != NULL) {
+        left = client_proto(c)->req_body_left(c, in->state, buf_head(&in->b), buf_len(&in->b));
     }
     if (left >= CHAIN_MIN_PIECE) {
         uint64_t got = chain_in_adopt(in, left);
         if (got > 0) {
-            if (c->proto->req_body_skip != NULL) {
-                c->proto->req_body_skip(c->ps, got);
+            if (client_proto(c)->req_body_skip != NULL) {
+                client_proto(c)->req_body_skip(in->state, got);
             }
             return 0;
         }
@@ -575,10 +576,10 @@ client_stream(struct client *c)
     struct chain_in *in = c->in;
     uint64_t left;
 
-    if (c->proto->req_body_left == NULL || in->left > 0) {
+    if (client_proto(c)->req_body_left == NULL || in->left > 0) {
         return;
     }
-    left = c->proto->req_body_left(c, c->ps, buf_head(&in->b), buf_len(&in->b));
+    left = client_proto(c)->req_body_left(c, in->state, buf_head(&in->b), buf_len(&in->b));
     if (chain_in_wants_piece(in, left)) {
         chain_in_stream(in, left);
     }
@@ -596,17 +597,17 @@ client_parse(struct client *c)
             client_close(c, STATS_CC_out_of_memory);
             return;
         }
-        if (c->ps == NULL && c->proto->req_state_size > 0) {
-            if ((c->ps = conn_state_get(ctx)) == NULL) {
+        if (in->state == NULL && client_proto(c)->req_state_size > 0) {
+            if ((in->state = conn_state_get(ctx)) == NULL) {
                 client_close(c, STATS_CC_out_of_memory);
                 return;
             }
-            c->proto->req_state_init(c->ps);
+            client_proto(c)->req_state_init(in->state);
         }
-        ssize_t n = c->proto->request(c, c->ps, buf_head(&in->b), buf_len(&in->b));
-        if (n == 0 && c->held) {
-            if (c->ps != NULL) {
-                c->proto->req_state_reset(c->ps); /* parsed again once released */
+        ssize_t n = client_proto(c)->request(c, in->state, buf_head(&in->b), buf_len(&in->b));
+        if (n == 0 && c->held && c->c.state != CONN_CLOSED) {
+            if (in->state != NULL) {
+                client_proto(c)->req_state_reset(in->state); /* parsed again once released */
             }
             break;
         }
@@ -627,8 +628,8 @@ client_parse(struct client *c)
         c->bulky = in->npieces > 0;
         in->npieces = 0;
         chain_in_consume(in, (size_t)n); /* bodies nobody took go back */
-        if (c->ps != NULL) {
-            c->proto->req_state_reset(c->ps); /* the next request starts afresh */
+        if (in->state != NULL) {
+            client_proto(c)->req_state_reset(in->state); /* the next request starts afresh */
         }
     }
 }
@@ -680,8 +681,8 @@ client_read(struct client *c)
     if (n == -EAGAIN) {
         return;
     }
-    if (body > 0 && c->proto->req_body_skip != NULL) {
-        c->proto->req_body_skip(c->ps, body);
+    if (body > 0 && client_proto(c)->req_body_skip != NULL) {
+        client_proto(c)->req_body_skip(c->in->state, body);
     }
     if (n < 0) {
         if (n == -EPROTO && c->c.tls != NULL && log_enabled(LOG_INFO)) {

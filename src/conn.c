@@ -115,6 +115,7 @@ conn_ctx_destroy(struct conn_ctx *ctx)
     msg_cache_destroy(&ctx->msgs);
     chain_pool_destroy(&ctx->chunks);
     buf_free(&ctx->scratch);
+    names_free(&ctx->names);
     for (uint32_t i = 0; i < ctx->nspare; i++) {
         buf_free(&ctx->spare_bufs[i]->b);
         free(ctx->spare_bufs[i]);

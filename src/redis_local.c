@@ -61,7 +61,7 @@ redis_local_reply(struct client *c, const char *s)
 static bool
 redis_local_resp3(const struct client *c)
 {
-    return c->proto->wire == &redis3_wire;
+    return client_proto(c)->wire == &redis3_wire;
 }
 
 static void
@@ -137,16 +137,19 @@ redis_local_name_ok(const uint8_t *p, size_t len)
 static int
 redis_local_set_name(struct client *c, const uint8_t *p, size_t len)
 {
-    free(c->name);
-    c->name = NULL;
+    struct names *t = &c->c.ctx->names;
+
     if (len == 0) {
+        if (c->named) {
+            names_drop(t, c->c.id);
+        }
+        c->named = false;
         return 0;
     }
-    if ((c->name = malloc(len + 1)) == NULL) {
+    if (names_set(t, c->c.id, p, len) != 0) {
         return -ENOMEM;
     }
-    memcpy(c->name, p, len);
-    c->name[len] = '\0';
+    c->named = true;
     return 0;
 }
 
@@ -261,8 +264,8 @@ redis_local_hello(struct client *c, const struct redis_req *r, const uint8_t *bu
         }
     }
 
-    if (c->proto->nsets > 1) {
-        c->proto = c->proto->sets[resp3 ? 1 : 0]; /* RESP2 and RESP3 are sets 0 and 1 */
+    if (client_proto(c)->nsets > 1) {
+        c->set = resp3 ? 1 : 0; /* RESP2 and RESP3 are sets 0 and 1 */
     }
 
     char id[32];
@@ -399,10 +402,11 @@ redis_local_client(struct client *c, const struct redis_req *r, const uint8_t *b
         return;
     }
     case 1:
-        if (c->name == NULL) {
+        if (!c->named) {
             redis_local_reply(c, redis_local_resp3(c) ? "_\r\n" : "$-1\r\n");
         } else {
-            redis_local_reply_bulk(c, c->name, strlen(c->name));
+            const char *name = names_get(&c->c.ctx->names, c->c.id);
+            redis_local_reply_bulk(c, name, strlen(name));
         }
         return;
     case 2:

@@ -36,7 +36,7 @@ static struct server_conn *
 route_server_conn(struct pool_server *s, const struct client *c, int *err)
 {
     /* the set of the version c speaks, then c's conn in it */
-    struct server_conn *sc = c != NULL ? &s->conns[c->proto->set * s->nset + c->c.id % s->nset]
+    struct server_conn *sc = c != NULL ? &s->conns[c->set * s->nset + c->c.id % s->nset]
                                        : &s->conns[0];
 
     if (sc->c.state == CONN_DISCONNECTED) {
