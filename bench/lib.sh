@@ -308,7 +308,9 @@ EOF
 }
 
 write_cachemux_ini() {  # write_cachemux_ini REDIS(true|false) NAME1 PORT1 NAME2 PORT2: CMX_PORT
-    local cmx_stats
+    local cmx_stats pool_workers=""
+    # only when asked: builds from before the key existed can be compared
+    [ "${POOL_WORKERS:-0}" = 0 ] || pool_workers="workers = $POOL_WORKERS"
     CMX_PORT=$(free_port)
     cmx_stats=$(free_port)
     cat >"$TMP/cachemux.ini" <<EOF
@@ -327,7 +329,7 @@ backlog = 1024
 preconnect = true
 redis = $1
 server_connections = 1
-workers = ${POOL_WORKERS:-0}
+$pool_workers
 auto_eject_hosts = false
 server = 127.0.0.1:$3:1 $2
 server = 127.0.0.1:$5:1 $4
