@@ -12,9 +12,12 @@
 #             and 500 clients (unpinned: 8 workers on one CPU would measure
 #             the pinning), then 8 workers with the pool's workers = 1 and 2
 #   small     100-byte getset (memcached), workers = 1: syscalls per request
+#   floor     the kernel's share alone: CPU per 100 KB and 1 MB message of a
+#             thread that only forwards them between loopback sockets, by
+#             copy and by splice(2) (bench/floor.c), the least any proxy pays
 #
 # Settings (environment):
-#   SCENARIOS="large pipeline idle workers small"
+#   SCENARIOS="large pipeline idle workers small floor"
 #   ROUNDS=3             rounds of each interleaved matrix (medians are reported)
 #   PROXY_CPU=1 LOAD_CPU=0   where the proxies and the load generators run
 #                        (empty to leave them unpinned; default when nproc >= 2)
@@ -30,7 +33,7 @@ CACHEMUX=${1:-${CACHEMUX:-}}
 [ -n "$CACHEMUX" ] && [ -x "$CACHEMUX" ] || { echo "run-all.sh: no cachemux binary (argument or CACHEMUX)" >&2; exit 1; }
 CACHEMUX=$(cd "$(dirname "$CACHEMUX")" && pwd)/$(basename "$CACHEMUX")
 export CACHEMUX
-SCENARIOS=${SCENARIOS:-large pipeline idle workers small}
+SCENARIOS=${SCENARIOS:-large pipeline idle workers small floor}
 ROUNDS=${ROUNDS:-3}
 if [ "$(nproc)" -ge 2 ]; then
     PROXY_CPU=${PROXY_CPU-1}
@@ -89,6 +92,13 @@ for s in $SCENARIOS; do
     small)
         pinned env WORKLOADS=getset WORKERS=1 ROUNDS="$ROUNDS" DURATION=5 SYSCALLS=1 \
             RESULTS="$OUT/small.txt" "$BENCH_DIR/run-mc.sh" | tee "$OUT/small.log"
+        ;;
+    floor)
+        "${CC:-cc}" -O2 -std=c11 -pthread -o "$OUT/floor" "$BENCH_DIR/floor.c"
+        for r in $(seq "$ROUNDS"); do
+            "$OUT/floor" 102400 20000 ${PROXY_CPU:+$PROXY_CPU $LOAD_CPU} | tee -a "$OUT/floor.txt"
+            "$OUT/floor" 1048576 2000 ${PROXY_CPU:+$PROXY_CPU $LOAD_CPU} | tee -a "$OUT/floor.txt"
+        done
         ;;
     *)
         echo "run-all.sh: unknown scenario '$s'" >&2

@@ -5,8 +5,8 @@ ratios the scenarios are judged by.
     bench/summarize.py OUT_DIR
 
 Reads the key=value rows run-mc.sh and run-redis.sh append to their RESULTS
-files (large-mc.txt, large-redis.txt, pipeline.txt, workers.txt, small.txt)
-and idle.py's log. A file that is missing is a scenario that was not run.
+files (large-mc.txt, large-redis.txt, pipeline.txt, workers.txt, small.txt),
+bench/floor.c's lines (floor.txt) and idle.py's log. A file that is missing is a scenario that was not run.
 """
 
 import os
@@ -164,6 +164,19 @@ def small(out):
     section(["target", "ops/s", "proxy_cpu", "syscalls/req"], body)
 
 
+def floor(out):
+    print("Forwarding floor (bench/floor.c: CPU us per message of the forwarding thread alone)")
+    rs = [r for r in rows(os.path.join(out, "floor.txt")) if "mode" in r]
+    body = []
+    for size in sorted({int(r["size"]) for r in rs}):
+        for mode in ("copy", "splice"):
+            sel = [r for r in rs if int(r["size"]) == size and r["mode"] == mode]
+            if sel:
+                body.append([size, mode, fmt(med(num(r["cpu_us"]) for r in sel)),
+                             fmt(med(num(r["syscalls"]) for r in sel), 2)])
+    section(["size", "mode", "cpu_us/msg", "syscalls/msg"], body)
+
+
 def idle(out):
     path = os.path.join(out, "idle.log")
     print("Idle connections (bench/idle.py)")
@@ -184,6 +197,7 @@ def main():
     idle(out)
     workers(out)
     small(out)
+    floor(out)
 
 
 if __name__ == "__main__":
