@@ -216,12 +216,12 @@ struct conn {
     struct conn_ctx *ctx;
     uint64_t id;
     int fd;
-    uint8_t kind;         /* enum conn_kind */
     uint8_t state;        /* enum conn_state */
     uint8_t events;       /* EV_READ / EV_WRITE the event is added with */
-    bool dirty;           /* on a dirty list */
-    bool handshaking;     /* TLS handshake in progress */
     uint8_t tls_version;  /* 0: plaintext (or kTLS done), else STATS_TLS_v12/v13 + 1 */
+    uint8_t kind : 1;     /* enum conn_kind (bits: with fd, 8 bytes, no padding) */
+    bool dirty : 1;       /* on a dirty list */
+    bool handshaking : 1; /* TLS handshake in progress */
     struct tls_sock *tls; /* the socket's TLS (NULL: plaintext); dies with the socket */
 };
 
