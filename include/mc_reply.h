@@ -27,9 +27,6 @@ struct msg;
  */
 int mc_reply_merge(struct msg *parent);
 
-/* The VALUE blocks in m's whole reply (the hits of a retrieval). */
-uint32_t mc_reply_values(const struct msg *m);
-
 /* rsp becomes "SERVER_ERROR <the system's text for err>\r\n". */
 void mc_reply_error(struct buf *rsp, int err);
 

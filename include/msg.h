@@ -76,6 +76,8 @@ struct msg {
     uint32_t fan_nservers; /* SCAN: the pool's server count (cursor encoding) */
     uint8_t fan_flags;     /* INFO: MSG_INFO_* sections the merge adds */
     int err;               /* errno of a failure, 0 if none */
+    uint32_t rsp_units;    /* units of its reply as read from its server (a memcached
+                              get's VALUE blocks and END), set when it is complete */
     uint16_t cmd;          /* its row in its protocol's command table */
     uint8_t merge;         /* enum msg_merge */
     bool done;             /* reply complete (or failed) */

@@ -31,6 +31,7 @@
 
 struct reply_reader {
     uint64_t bytes;                    /* of the reply being read, all its units */
+    uint32_t units;                    /* units of it so far (pushes aside) */
     uint64_t state[REPLY_STATE_WORDS]; /* the protocol's parse state */
     bool bulky;                        /* the last reply had a large value: read ahead */
 };

@@ -100,20 +100,6 @@ mc_reply_unit(const struct msg *fr, size_t at, struct mc_rsp *rsp)
     return r == MC_PARSE_OK;
 }
 
-uint32_t
-mc_reply_values(const struct msg *m)
-{
-    size_t at = 0, n = buf_len(&m->rsp);
-    uint32_t values = 0;
-    struct mc_rsp rsp;
-
-    while (at < n && mc_reply_unit(m, at, &rsp) && rsp.type == MC_RSP_VALUE) {
-        values++;
-        at += rsp.len;
-    }
-    return values;
-}
-
 /* flush_all: OK when every server said OK, else the first other reply. */
 static int
 mc_reply_merge_all_ok(struct msg *p)

@@ -90,6 +90,7 @@ reply_read(const struct proto_wire *w, struct reply_reader *rr, struct chain_in 
                 memset(rr->state, 0, w->rsp_state_size);
             }
             rr->bytes = 0;
+            rr->units = 0;
             in->npieces = 0;
             continue;
         }
@@ -98,6 +99,7 @@ reply_read(const struct proto_wire *w, struct reply_reader *rr, struct chain_in 
             return -ENOMEM;
         }
         chain_in_consume(in, st.len); /* a reply nobody wants gives its pieces back */
+        rr->units++;
         if (st.done) {
             if (w->rsp_state_size > 0) {
                 memset(rr->state, 0, w->rsp_state_size); /* the next reply starts afresh */
@@ -105,7 +107,9 @@ reply_read(const struct proto_wire *w, struct reply_reader *rr, struct chain_in 
             rr->bulky = in->npieces > 0; /* a server that sends large values: read ahead */
             in->npieces = 0;
             size_t total = (size_t)rr->bytes;
+            m->rsp_units = rr->units;
             rr->bytes = 0;
+            rr->units = 0;
             int drc = done(arg, m, total);
             if (drc < 0) {
                 return drc;

@@ -348,12 +348,14 @@ route_mc_body_left(struct client *c, void *state, const uint8_t *buf, size_t len
     return req.total_len - 2 - len; /* the block's bytes not here yet, its "\r\n" aside */
 }
 
-/* Hits: the VALUEs a retrieval's reply carries. */
+/* Hits: the VALUEs a retrieval's reply carries. Its units are VALUE
+   blocks then END, or one error line: all but the last are VALUEs. Counted
+   as the reader cut them, not by parsing the reply again. */
 static void
 route_mc_replied(struct server_conn *sc, const struct msg *m)
 {
-    if (mc_cmd_is_retrieval((enum mc_cmd)m->cmd)) {
-        stats_add(&sc->c.ctx->wst->get_hits, mc_reply_values(m));
+    if (mc_cmd_is_retrieval((enum mc_cmd)m->cmd) && msg_wants_reply(m) && m->rsp_units > 1) {
+        stats_add(&sc->c.ctx->wst->get_hits, m->rsp_units - 1);
     }
 }
 

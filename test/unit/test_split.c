@@ -295,6 +295,16 @@ run_case(const struct proto_wire *w, enum msg_merge merge, const char *const *ke
                       memcmp(buf_head(&b->rsp), plain.p, plain.len) == 0);
             ck_assert(fr->done);
             ck_assert_uint_eq(p->nfrags_done, k + 1);
+            if (proto == PROTO_MEMCACHED) {
+                /* the units the reader cut: one per VALUE (the hits counted
+                   from them), then END; pushes never count */
+                uint32_t hits = 0;
+                for (size_t i = 0; i < nf[f]; i++) {
+                    hits += value_of(fkeys[f][i]) != NULL;
+                }
+                ck_assert_uint_eq(fr->rsp_units, hits + 1);
+                ck_assert_uint_eq(a->rsp_units, 2); /* plainA0's VALUE and END */
+            }
             free_msg(a);
             free_msg(b);
         }
