@@ -100,8 +100,16 @@ void chain_pool_init(struct chain_pool *p, size_t size, uint32_t keep);
 /* Free the pool's free chunks (every chunk must have come back). */
 void chain_pool_destroy(struct chain_pool *p);
 
-/* Give every piece of c back to its pool. */
-void chain_clear(struct chain *c);
+/* Give every piece of c back to its pool. Most msgs carry no piece: the
+   test is inline and the work is not. */
+void chain_clear_pieces(struct chain *c);
+static inline void
+chain_clear(struct chain *c)
+{
+    if (c->head != NULL) {
+        chain_clear_pieces(c);
+    }
+}
 
 /* Bytes of b plus the pieces standing in it. */
 static inline uint64_t
@@ -126,16 +134,42 @@ uint64_t chain_piece_bytes(const struct chain *c, size_t from, size_t to);
  * their place in dst; pieces of sc standing before from are given back.
  * Returns 0, or -1 when dst cannot grow.
  */
-int chain_take(struct buf *dst, struct chain *dc, const uint8_t *src, struct chain *sc, size_t from,
-               size_t to) MUSTCHECK;
+int chain_take_pieces(struct buf *dst, struct chain *dc, const uint8_t *src, struct chain *sc,
+                      size_t from, size_t to) MUSTCHECK;
+static inline int MUSTCHECK
+chain_take(struct buf *dst, struct chain *dc, const uint8_t *src, struct chain *sc, size_t from,
+           size_t to)
+{
+    if (sc->head == NULL || sc->head->at > to) {
+        return buf_append(dst, src + from, to - from); /* no piece in the range */
+    }
+    return chain_take_pieces(dst, dc, src, sc, from, to);
+}
 
 /*
  * Describe b's bytes with its pieces c interleaved, after the first skip
  * of them, in at most max iovecs. Returns the number used; *bytes: what
  * they hold.
  */
-int chain_iov(const struct buf *b, const struct chain *c, uint64_t skip, struct iovec *iov, int max,
-              size_t *bytes);
+int chain_iov_pieces(const struct buf *b, const struct chain *c, uint64_t skip, struct iovec *iov,
+                     int max, size_t *bytes);
+static inline int
+chain_iov(const struct buf *b, const struct chain *c, uint64_t skip, struct iovec *iov, int max,
+          size_t *bytes)
+{
+    if (c->head == NULL) { /* the buffer alone: one iovec */
+        size_t len = buf_len(b);
+        if (skip >= len || max == 0) {
+            *bytes = 0;
+            return 0;
+        }
+        iov->iov_base = buf_head(b) + skip;
+        iov->iov_len = len - (size_t)skip;
+        *bytes = iov->iov_len;
+        return 1;
+    }
+    return chain_iov_pieces(b, c, skip, iov, max, bytes);
+}
 
 /* ---- reading around a buffer ---- */
 

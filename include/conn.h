@@ -310,7 +310,15 @@ void conn_attach(struct conn *c, int fd, event_callback_fn cb);
    neither (0); only a change reaches libevent. A TLS conn also watches
    writability while ciphertext waits, and is made readable at once when
    OpenSSL holds bytes the socket will not announce. */
-void conn_watch(struct conn *c, uint8_t events);
+void conn_watch_change(struct conn *c, uint8_t events);
+static inline void
+conn_watch(struct conn *c, uint8_t events)
+{
+    /* per request nothing changes: no call */
+    if (c->tls != NULL || (c->fd >= 0 && c->events != events)) {
+        conn_watch_change(c, events);
+    }
+}
 
 /* Remove the event and close the fd (a TLS conn's TLS goes first, with a
    close_notify when the socket takes it). */

@@ -76,7 +76,7 @@ chain_put_piece(struct chunk *piece)
 }
 
 void
-chain_clear(struct chain *c)
+chain_clear_pieces(struct chain *c)
 {
     while (c->head != NULL) {
         struct chunk *p = c->head;
@@ -134,8 +134,8 @@ chain_piece_bytes(const struct chain *c, size_t from, size_t to)
 }
 
 int
-chain_take(struct buf *dst, struct chain *dc, const uint8_t *src, struct chain *sc, size_t from,
-           size_t to)
+chain_take_pieces(struct buf *dst, struct chain *dc, const uint8_t *src, struct chain *sc,
+                  size_t from, size_t to)
 {
     struct chunk *p;
 
@@ -178,8 +178,8 @@ chain_iov_add(struct iovec *iov, int max, int *n, size_t *bytes, uint64_t *skip,
 }
 
 int
-chain_iov(const struct buf *b, const struct chain *c, uint64_t skip, struct iovec *iov, int max,
-          size_t *bytes)
+chain_iov_pieces(const struct buf *b, const struct chain *c, uint64_t skip, struct iovec *iov,
+                 int max, size_t *bytes)
 {
     const uint8_t *head = buf_head(b);
     size_t pos = 0;

@@ -176,7 +176,7 @@ conn_tls_watch(struct conn *c, uint8_t events)
 }
 
 void
-conn_watch(struct conn *c, uint8_t events)
+conn_watch_change(struct conn *c, uint8_t events)
 {
     if (c->tls != NULL) {
         conn_tls_watch(c, events);

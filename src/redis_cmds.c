@@ -269,9 +269,13 @@ redis_cmd_lookup(const uint8_t *name, size_t len)
     if (len == 0 || len > REDIS_CMD_NAME_MAX) {
         return NULL;
     }
+    /* Most steps of the search differ in the first letter: compared here,
+       without the call (the table's names are lower case, never empty). */
+    uint8_t first = name[0] >= 'A' && name[0] <= 'Z' ? (uint8_t)(name[0] - 'A' + 'a') : name[0];
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = redis_cmd_cmp(name, len, redis_cmds[mid].name);
+        uint8_t t = (uint8_t)redis_cmds[mid].name[0];
+        int c = first != t ? (int)first - (int)t : redis_cmd_cmp(name, len, redis_cmds[mid].name);
 
         if (c == 0) {
             return &redis_cmds[mid];
