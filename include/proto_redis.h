@@ -61,10 +61,14 @@ enum redis_local {
 /* Longer than every name in the table: such a name is unknown at a glance. */
 #define REDIS_CMD_NAME_MAX 32
 
+/* Room for a command's name in the table: zero-padded, so names compare
+   a word at a time (the longest, georadiusbymember, has 17 letters). */
+#define REDIS_CMD_ROW_NAME 24
+
 struct redis_cmd {
-    const char *name; /* lower case */
-    int min_args;     /* arguments after the name */
-    int max_args;     /* -1: no limit */
+    char name[REDIS_CMD_ROW_NAME]; /* lower case, zero-padded */
+    int min_args;                  /* arguments after the name */
+    int max_args;                  /* -1: no limit */
     enum redis_route route;
     uint8_t first_key;   /* argument of the (first) key; 0: none ("placeholder") */
     uint8_t key_step;    /* SPLIT: keys every key_step arguments (2: key value pairs) */

@@ -20,10 +20,14 @@
  * command without a key routes by the literal key "placeholder", as
  * twemproxy does.
  *
- * Sorted by name: redis_cmd_lookup is a binary search that compares
- * case-insensitively in place (no copy, no allocation).
+ * Sorted by name: redis_cmd_lookup is a binary search over the names,
+ * zero-padded and compared a word at a time against the request's name
+ * lower-cased into a stack buffer (no allocation).
  */
 #include "proto_redis.h"
+
+#include <endian.h>
+#include <string.h>
 
 #include "msg.h"
 #include "util.h"
@@ -261,22 +265,45 @@ redis_cmd_cmp(const uint8_t *name, size_t len, const char *lit)
     return lit[i] == '\0' ? 0 : -1;
 }
 
+/* 8 bytes of a zero-padded name as a number that orders as the bytes do. */
+static inline uint64_t
+redis_cmd_word(const void *p)
+{
+    uint64_t w;
+
+    memcpy(&w, p, sizeof(w));
+    return be64toh(w);
+}
+
 const struct redis_cmd *
 redis_cmd_lookup(const uint8_t *name, size_t len)
 {
+    uint8_t low[REDIS_CMD_ROW_NAME] = { 0 };
     size_t lo = 0, hi = ARRAY_SIZE(redis_cmds);
 
-    if (len == 0 || len > REDIS_CMD_NAME_MAX) {
-        return NULL;
+    if (len == 0 || len >= sizeof(low)) {
+        return NULL; /* no command's name is that long */
     }
-    /* Most steps of the search differ in the first letter: compared here,
-       without the call (the table's names are lower case, never empty). */
-    uint8_t first = name[0] >= 'A' && name[0] <= 'Z' ? (uint8_t)(name[0] - 'A' + 'a') : name[0];
+    for (size_t i = 0; i < len; i++) {
+        if (name[i] == '\0') {
+            return NULL; /* it would read as the padding */
+        }
+        low[i] = name[i] >= 'A' && name[i] <= 'Z' ? (uint8_t)(name[i] - 'A' + 'a') : name[i];
+    }
+    /* Both names zero-padded: a word at a time, most steps decided by the
+       first word. */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        uint8_t t = (uint8_t)redis_cmds[mid].name[0];
-        int c = first != t ? (int)first - (int)t : redis_cmd_cmp(name, len, redis_cmds[mid].name);
+        const char *t = redis_cmds[mid].name;
+        int c = 0;
 
+        for (size_t w = 0; w < sizeof(low); w += 8) {
+            uint64_t a = redis_cmd_word(low + w), b = redis_cmd_word(t + w);
+            if (a != b) {
+                c = a < b ? -1 : 1;
+                break;
+            }
+        }
         if (c == 0) {
             return &redis_cmds[mid];
         }

@@ -338,6 +338,8 @@ START_TEST(test_table_sorted)
         for (const char *c = t[i].name; *c; c++) {
             ck_assert_msg(*c >= 'a' && *c <= 'z', "%s not lower case", t[i].name);
         }
+        /* its row holds it with padding after (compared a word at a time) */
+        ck_assert_uint_lt(strnlen(t[i].name, REDIS_CMD_ROW_NAME), REDIS_CMD_ROW_NAME);
         if (i > 0) {
             ck_assert_msg(strcmp(t[i - 1].name, t[i].name) < 0, "%s before %s", t[i - 1].name,
                           t[i].name);
@@ -462,6 +464,10 @@ START_TEST(test_lookup_misses)
     /* a prefix of a real name matches nothing; the name itself does */
     ck_assert_ptr_null(redis_cmd_lookup((const uint8_t *)"georadiusbymember", 9 + 1));
     ck_assert_ptr_nonnull(redis_cmd_lookup((const uint8_t *)"georadiusbymember", 9));
+    /* a NUL inside reads as no padding; names of 23 and 24 letters */
+    ck_assert_ptr_null(redis_cmd_lookup((const uint8_t *)"g\0t", 3));
+    ck_assert_ptr_null(redis_cmd_lookup((const uint8_t *)longname, REDIS_CMD_ROW_NAME - 1));
+    ck_assert_ptr_null(redis_cmd_lookup((const uint8_t *)longname, REDIS_CMD_ROW_NAME));
 }
 END_TEST
 
