@@ -762,8 +762,8 @@ redis_rsp_status(struct redis_rsp *r, const uint8_t *buf, size_t len, size_t *en
     return REDIS_PARSE_OK;
 }
 
-/* The type each type byte gives (looked up for the bytes redis_rsp_kind
-   accepts only). */
+/* The type each type byte gives (looked up for the bytes redis_rsp_kinds
+   knows only). */
 static const enum redis_rsp_type redis_rsp_types[128] = {
     ['+'] = REDIS_RSP_STATUS,     ['-'] = REDIS_RSP_ERROR,    [':'] = REDIS_RSP_INTEGER,
     ['$'] = REDIS_RSP_BULK,       ['*'] = REDIS_RSP_ARRAY,    ['_'] = REDIS_RSP_NULL,
@@ -776,35 +776,26 @@ static const enum redis_rsp_type redis_rsp_types[128] = {
    before a body, or a count of values that follow. */
 enum redis_rsp_kind { KIND_NONE, KIND_LINE, KIND_BODY, KIND_COUNT };
 
-static enum redis_rsp_kind
-redis_rsp_kind(uint8_t type, bool resp3)
-{
-    switch (type) {
-    case '+':
-    case '-':
-    case ':':
-        return KIND_LINE;
-    case '$':
-        return KIND_BODY;
-    case '*':
-        return KIND_COUNT;
-    case '_':
-    case '#':
-    case ',':
-    case '(':
-        return resp3 ? KIND_LINE : KIND_NONE;
-    case '!':
-    case '=':
-        return resp3 ? KIND_BODY : KIND_NONE;
-    case '%':
-    case '~':
-    case '>':
-    case '|':
-        return resp3 ? KIND_COUNT : KIND_NONE;
-    default:
-        return KIND_NONE;
-    }
-}
+/* Each type byte's kind, looked up once per header; KIND_RESP3 marks the
+   types a RESP2 conn never carries. */
+#define KIND_RESP3 0x80
+static const uint8_t redis_rsp_kinds[256] = {
+    ['+'] = KIND_LINE,
+    ['-'] = KIND_LINE,
+    [':'] = KIND_LINE,
+    ['$'] = KIND_BODY,
+    ['*'] = KIND_COUNT,
+    ['_'] = KIND_LINE | KIND_RESP3,
+    ['#'] = KIND_LINE | KIND_RESP3,
+    [','] = KIND_LINE | KIND_RESP3,
+    ['('] = KIND_LINE | KIND_RESP3,
+    ['!'] = KIND_BODY | KIND_RESP3,
+    ['='] = KIND_BODY | KIND_RESP3,
+    ['%'] = KIND_COUNT | KIND_RESP3,
+    ['~'] = KIND_COUNT | KIND_RESP3,
+    ['>'] = KIND_COUNT | KIND_RESP3,
+    ['|'] = KIND_COUNT | KIND_RESP3,
+};
 
 /* Whether the RESP3 line value at buf[start..end) (its "\r\n" included) is
    well formed: a null is empty, a boolean t or f, a double or big number
@@ -847,7 +838,12 @@ redis_rsp_header(struct redis_rsp *r, const uint8_t *buf, size_t len)
         return REDIS_PARSE_AGAIN;
     }
     type = buf[start];
-    switch (redis_rsp_kind(type, r->resp3)) {
+    uint8_t k = redis_rsp_kinds[type];
+    enum redis_rsp_kind kind = (enum redis_rsp_kind)(k & ~KIND_RESP3);
+    if ((k & KIND_RESP3) && !r->resp3) {
+        return REDIS_PARSE_ERROR; /* RESP3 on a RESP2 conn */
+    }
+    switch (kind) {
     case KIND_LINE:
         max_pos = max_neg = 0;
         if (type == ':') {
@@ -864,11 +860,12 @@ redis_rsp_header(struct redis_rsp *r, const uint8_t *buf, size_t len)
         max_neg = type == '*' ? 1 : 0; /* *-1: nil */
         break;
     default:
-        return REDIS_PARSE_ERROR; /* unknown, or RESP3 on a RESP2 conn */
+        return REDIS_PARSE_ERROR; /* unknown */
     }
     if (max_pos == 0) {
         rc = redis_rsp_status(r, buf, len, &end);
-        if (rc == REDIS_PARSE_OK && !redis_rsp3_line_ok(type, buf, start, end)) {
+        if (rc == REDIS_PARSE_OK && (k & KIND_RESP3) &&
+            !redis_rsp3_line_ok(type, buf, start, end)) {
             rc = REDIS_PARSE_ERROR;
         }
     } else {
@@ -889,7 +886,7 @@ redis_rsp_header(struct redis_rsp *r, const uint8_t *buf, size_t len)
         return rc;
     }
 
-    owed = n > 0 && redis_rsp_kind(type, true) == KIND_COUNT ? (uint64_t)n : 0;
+    owed = n > 0 && kind == KIND_COUNT ? (uint64_t)n : 0;
     if (type == '%' || type == '|') {
         owed *= 2; /* pairs */
     }
@@ -904,7 +901,7 @@ redis_rsp_header(struct redis_rsp *r, const uint8_t *buf, size_t len)
         r->typed = true;
     }
     r->pos = end;
-    if (redis_rsp_kind(type, true) == KIND_BODY && n >= 0) {
+    if (kind == KIND_BODY && n >= 0) {
         /* the value is paid for once its body has been read */
         r->bulk_len = (uint64_t)n;
         r->state = RSP_BODY;
