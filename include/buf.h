@@ -38,7 +38,14 @@ int buf_reserve(struct buf *b, size_t n) MUSTCHECK;
 /* Append n bytes. Returns 0 or -1. */
 int buf_append(struct buf *b, const void *p, size_t n) MUSTCHECK;
 /* Drop n bytes from the front; an emptied buffer resets to offset 0. */
-void buf_consume(struct buf *b, size_t n);
+static inline void
+buf_consume(struct buf *b, size_t n)
+{
+    b->start += n;
+    if (b->start >= b->end) {
+        b->start = b->end = 0;
+    }
+}
 /* Forget the contents, keep the memory. */
 static inline void
 buf_reset(struct buf *b)

@@ -207,7 +207,16 @@ int chain_in_unspill(struct chain_in *in, size_t n) MUSTCHECK;
 
 /* The first n bytes of the buffer were consumed: pieces standing in them
    are given back (those still wanted were taken), later ones move up. */
-void chain_in_consume(struct chain_in *in, size_t n);
+void chain_in_consume_pieces(struct chain_in *in, size_t n);
+static inline void
+chain_in_consume(struct chain_in *in, size_t n)
+{
+    if (in->holes.head == NULL) { /* no body read around the buffer: per unit */
+        buf_consume(&in->b, n);
+        return;
+    }
+    chain_in_consume_pieces(in, n);
+}
 
 /* Empty `in`, giving back its pieces. */
 void chain_in_reset(struct chain_in *in);

@@ -65,15 +65,6 @@ buf_append(struct buf *b, const void *p, size_t n)
 }
 
 void
-buf_consume(struct buf *b, size_t n)
-{
-    b->start += n;
-    if (b->start >= b->end) {
-        b->start = b->end = 0;
-    }
-}
-
-void
 buf_shrink(struct buf *b, size_t keep)
 {
     if (b->start == b->end && b->cap > keep) {

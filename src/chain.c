@@ -467,7 +467,7 @@ chain_in_unspill(struct chain_in *in, size_t n)
 }
 
 void
-chain_in_consume(struct chain_in *in, size_t n)
+chain_in_consume_pieces(struct chain_in *in, size_t n)
 {
     buf_consume(&in->b, n);
     while (in->holes.head != NULL && in->holes.head->at <= n) {
