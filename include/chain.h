@@ -218,8 +218,23 @@ chain_in_consume(struct chain_in *in, size_t n)
     chain_in_consume_pieces(in, n);
 }
 
-/* Empty `in`, giving back its pieces. */
-void chain_in_reset(struct chain_in *in);
+/* Empty `in`, giving back its pieces. A buffer given back after a small
+   request holds no chunk: that case is inline. */
+void chain_in_reset_chunks(struct chain_in *in);
+static inline void
+chain_in_reset(struct chain_in *in)
+{
+    if (in->holes.head != NULL || in->offered != NULL || in->spill != NULL) {
+        chain_in_reset_chunks(in);
+        return;
+    }
+    buf_reset(&in->b);
+    in->offered_tail = NULL;
+    in->offered_tail_bytes = in->offered_bytes = in->offered_buf = 0;
+    in->left = 0;
+    in->fresh = false;
+    in->npieces = 0;
+}
 
 /* Whether the left bytes still to come of a body whose start is in `in`
    are better read around the buffer: enough of them, and more than the

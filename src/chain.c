@@ -479,7 +479,7 @@ chain_in_consume_pieces(struct chain_in *in, size_t n)
 }
 
 void
-chain_in_reset(struct chain_in *in)
+chain_in_reset_chunks(struct chain_in *in)
 {
     buf_reset(&in->b);
     chain_clear(&in->holes);
