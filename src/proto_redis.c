@@ -838,6 +838,46 @@ redis_rsp_header(struct redis_rsp *r, const uint8_t *buf, size_t len)
         return REDIS_PARSE_AGAIN;
     }
     type = buf[start];
+    if (type == '$') {
+        /* The value most replies are made of (GET, every MGET element),
+           the same in RESP2 and RESP3: its own short path. */
+        switch (redis_parse_hdr(buf, len, start, REDIS_MAX_BULK, 1, &n, &end)) {
+        case HDR_OK:
+            break;
+        case HDR_AGAIN:
+            return REDIS_PARSE_AGAIN;
+        default:
+            return REDIS_PARSE_ERROR;
+        }
+        if (!r->typed && r->remaining == 1) {
+            r->type = REDIS_RSP_BULK;
+            r->integer = n;
+            r->typed = true;
+        }
+        r->pos = end;
+        if (n < 0) {
+            r->remaining--; /* $-1: nil */
+            return REDIS_PARSE_OK;
+        }
+        r->bulk_len = (uint64_t)n; /* paid for once its body has been read */
+        r->state = RSP_BODY;
+        r->in_body = true;
+        return REDIS_PARSE_OK;
+    }
+    if (type == '+') { /* +OK, the reply of every write: short path too */
+        rc = redis_rsp_status(r, buf, len, &end);
+        if (rc != REDIS_PARSE_OK) {
+            return rc;
+        }
+        if (!r->typed && r->remaining == 1) {
+            r->type = REDIS_RSP_STATUS;
+            r->integer = 0;
+            r->typed = true;
+        }
+        r->pos = end;
+        r->remaining--;
+        return REDIS_PARSE_OK;
+    }
     uint8_t k = redis_rsp_kinds[type];
     enum redis_rsp_kind kind = (enum redis_rsp_kind)(k & ~KIND_RESP3);
     if ((k & KIND_RESP3) && !r->resp3) {
