@@ -325,7 +325,16 @@ conn_watch(struct conn *c, uint8_t events)
 void conn_close_fd(struct conn *c);
 
 /* Put c on its ctx's dirty list (idempotent). */
-void conn_mark_dirty(struct conn *c);
+static inline void
+conn_mark_dirty(struct conn *c)
+{
+    if (c->dirty || c->state == CONN_CLOSED) {
+        return;
+    }
+    c->dirty = true;
+    TAILQ_INSERT_TAIL(c->kind == CONN_SERVER ? &c->ctx->dirty_servers : &c->ctx->dirty_clients, c,
+                      dirty_tqe);
+}
 
 /*
  * Read once into *in, borrowing a buffer from the ctx when *in has none:

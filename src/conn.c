@@ -202,17 +202,6 @@ conn_close_fd(struct conn *c)
     }
 }
 
-void
-conn_mark_dirty(struct conn *c)
-{
-    if (c->dirty || c->state == CONN_CLOSED) {
-        return;
-    }
-    c->dirty = true;
-    TAILQ_INSERT_TAIL(c->kind == CONN_SERVER ? &c->ctx->dirty_servers : &c->ctx->dirty_clients, c,
-                      dirty_tqe);
-}
-
 /* A buffer from the spare list, or a new empty one. */
 static struct chain_in *
 conn_borrow_buf(struct conn_ctx *ctx)
