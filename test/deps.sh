@@ -38,6 +38,15 @@ cachemux_node_clients() {
     if [ -f "$dir/.installed" ] && [ "$(cat "$dir/.installed")" = "$CACHEMUX_NODE_CLIENTS" ]; then
         return 0
     fi
+    if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+        # Debian's nodejs ships without npm (NodeSource's includes it): the
+        # package only when the command is missing, so as not to fight a
+        # nodejs that brings its own.
+        echo "==> installing: npm"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q
+        apt-get install -y -q --no-install-recommends npm
+    fi
     if ! command -v npm >/dev/null 2>&1; then
         echo "==> npm not found: the Node.js client tests will skip (or fail under CACHEMUX_REQUIRE_ALL=1)"
         return 0
