@@ -218,15 +218,17 @@ chain_in_consume(struct chain_in *in, size_t n)
     chain_in_consume_pieces(in, n);
 }
 
-/* Empty `in`, giving back its pieces. A buffer given back after a small
-   request holds no chunk: that case is inline. */
-void chain_in_reset_chunks(struct chain_in *in);
+/* Give back every chunk `in` holds: its pieces, the chunks offered to a
+   read, the spill (the offered counts are left to chain_in_reset). */
+void chain_in_drop_chunks(struct chain_in *in);
+
+/* Empty `in`, giving back its chunks. A buffer given back after a small
+   request holds none: only then is there no call. */
 static inline void
 chain_in_reset(struct chain_in *in)
 {
     if (in->holes.head != NULL || in->offered != NULL || in->spill != NULL) {
-        chain_in_reset_chunks(in);
-        return;
+        chain_in_drop_chunks(in);
     }
     buf_reset(&in->b);
     in->offered_tail = NULL;

@@ -75,6 +75,8 @@ enum conn_state { CONN_STATE_LIST(CONN_STATE_ENUM) CONN_STATE_COUNT };
 #undef CONN_STATE_ENUM
 
 enum conn_kind { CONN_CLIENT, CONN_SERVER };
+/* struct conn keeps the kind in one bit beside the fd. */
+_Static_assert(CONN_SERVER <= 1, "conn_kind no longer fits conn.kind's bit");
 
 /*
  * Backpressure: a client conn stops being read while it has this many

@@ -58,12 +58,11 @@ enum redis_local {
 #define REDIS_CMD_CLOSES 0x2  /* the conn closes once its reply is written */
 #define REDIS_CMD_STREAMS 0x4 /* the key follows a STREAMS token; BLOCK is refused */
 
-/* Longer than every name in the table: such a name is unknown at a glance. */
-#define REDIS_CMD_NAME_MAX 32
-
 /* Room for a command's name in the table: zero-padded, so names compare
    a word at a time (the longest, georadiusbymember, has 17 letters). */
 #define REDIS_CMD_ROW_NAME 24
+/* The longest name the table can hold: a longer one is unknown at a glance. */
+#define REDIS_CMD_NAME_MAX (REDIS_CMD_ROW_NAME - 1)
 
 struct redis_cmd {
     char name[REDIS_CMD_ROW_NAME]; /* lower case, zero-padded */

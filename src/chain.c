@@ -479,15 +479,19 @@ chain_in_consume_pieces(struct chain_in *in, size_t n)
 }
 
 void
-chain_in_reset_chunks(struct chain_in *in)
+chain_in_drop_chunks(struct chain_in *in)
 {
-    buf_reset(&in->b);
     chain_clear(&in->holes);
-    chain_in_unoffer(in);
-    while (in->spill != NULL) {
-        chunk_put(chain_in_spill_pop(in));
+    while (in->offered != NULL) {
+        struct chunk *c = in->offered;
+        in->offered = c->next;
+        chunk_put(c);
     }
-    in->left = 0;
-    in->fresh = false;
-    in->npieces = 0;
+    while (in->spill != NULL) {
+        struct chunk *c = in->spill;
+        in->spill = c->next;
+        chunk_put(c);
+    }
+    in->spill_tail = NULL;
+    in->spill_bytes = 0;
 }

@@ -281,7 +281,7 @@ redis_cmd_lookup(const uint8_t *name, size_t len)
     uint8_t low[REDIS_CMD_ROW_NAME] = { 0 };
     size_t lo = 0, hi = ARRAY_SIZE(redis_cmds);
 
-    if (len == 0 || len >= sizeof(low)) {
+    if (len == 0 || len > REDIS_CMD_NAME_MAX) {
         return NULL; /* no command's name is that long */
     }
     for (size_t i = 0; i < len; i++) {

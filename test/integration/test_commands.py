@@ -271,6 +271,7 @@ class RedisFanout(h.IntegrationTest):
         self.assertEqual(c.resp("CLIENT", "SETNAME", "a b"),
                          b"-ERR Client names cannot contain spaces, newlines or special "
                          b"characters.\r\n")
+        self.assertEqual(c.resp("CLIENT", "GETNAME"), bulk("app2"))  # a refused name changes nothing
         self.assertEqual(c.resp("CLIENT", "SETINFO", "lib-name", "node-redis"), OK)
         self.assertEqual(c.resp("CLIENT", "SETINFO", "LIB-VER", "4.6.0"), OK)
         self.assertEqual(c.resp("CLIENT", "SETINFO", "other", "x"),
@@ -285,10 +286,22 @@ class RedisFanout(h.IntegrationTest):
                                 "internal-ip"),
                          b"-ERR unknown subcommand 'MAINT_NOTIFICATIONS'. Try CLIENT HELP.\r\n")
         self.assertEqual(c.resp("CLIENT"), b"-ERR wrong number of arguments for 'client' command\r\n")
-        # another client: another id, no name
+        # another client: another id, no name; names are per client, and an
+        # empty one clears it (as Redis does)
         d = self.client()
         self.assertNotEqual(d.resp("CLIENT", "ID"), b":%d\r\n" % cid)
         self.assertEqual(d.resp("CLIENT", "GETNAME"), NIL)
+        self.assertEqual(d.resp("CLIENT", "SETNAME", "other"), OK)
+        self.assertEqual(c.resp("CLIENT", "GETNAME"), bulk("app2"))
+        self.assertEqual(c.resp("CLIENT", "SETNAME", ""), OK)
+        self.assertEqual(c.resp("CLIENT", "GETNAME"), NIL)
+        self.assertEqual(d.resp("CLIENT", "GETNAME"), bulk("other"))
+        # many named clients (a worker's table grows past its first 16 slots)
+        many = [self.client() for _ in range(40)]
+        for i, e in enumerate(many):
+            self.assertEqual(e.resp("CLIENT", "SETNAME", "n%d" % i), OK)
+        for i, e in enumerate(many):
+            self.assertEqual(e.resp("CLIENT", "GETNAME"), bulk("n%d" % i))
 
     # ---- python3-redis ----
 
