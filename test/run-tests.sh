@@ -21,11 +21,21 @@ export CACHEMUX_REQUIRE_ALL=1
 jobs=$(nproc)
 start=$(date +%s)
 
+# The whole log of every test automake recorded as failed under DIR (the
+# summary alone does not say what went wrong).
+show_failures() {
+    grep -rl '^:test-result: \(FAIL\|ERROR\)' "$1" --include='*.trs' 2>/dev/null |
+    while read -r trs; do
+        echo "==> ${trs%.trs}.log"
+        tail -400 "${trs%.trs}.log"
+    done
+}
+
 cachemux_build gcc CC=gcc --enable-werror
 echo "==> make format-check"
 make -C "$top/build/gcc" format-check
 echo "==> make check (gcc)"
-make -C "$top/build/gcc" -j"$jobs" check || { cat "$top"/build/gcc/test/*/*.log 2>/dev/null | tail -200; exit 1; }
+make -C "$top/build/gcc" -j"$jobs" check || { show_failures "$top/build/gcc/test"; exit 1; }
 
 cachemux_build clang CC=clang --enable-werror --without-systemd
 echo "==> test_systemd.py (build/clang: notify without libsystemd)"
@@ -36,7 +46,7 @@ echo "==> test_systemd.py (build/clang: notify without libsystemd)"
 cachemux_build asan CC=gcc --enable-werror --enable-sanitizers
 echo "==> make check (ASan + UBSan)"
 ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    make -C "$top/build/asan" -j"$jobs" check || { cat "$top"/build/asan/test/*/*.log 2>/dev/null | tail -200; exit 1; }
+    make -C "$top/build/asan" -j"$jobs" check || { show_failures "$top/build/asan/test"; exit 1; }
 
 # ThreadSanitizer: what it can prove, the tests where threads meet (workers
 # sharing ejection state and client counts, reloads switching generations,
@@ -58,7 +68,7 @@ tsan_run test_failures.py Ejection ClientLimit KilledUnderLoad
 
 echo "==> make distcheck"
 make -C "$top/build/gcc" -j"$jobs" distcheck >"$top/build/distcheck.log" 2>&1 \
-    || { tail -200 "$top/build/distcheck.log"; exit 1; }
+    || { tail -60 "$top/build/distcheck.log"; show_failures "$top/build/gcc"; exit 1; }
 
 echo "==> Debian package"
 sh "$top/test/test-deb.sh"     # from the tarball distcheck left in build/gcc
