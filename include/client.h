@@ -16,6 +16,10 @@
 #include "pool.h"
 #include "stats.h"
 
+/* How long a stop or a pool's removal waits for the first request of a
+   client that has connected but sent nothing (within shutdown_timeout). */
+#define CLIENT_FIRST_REQUEST_GRACE_MS 1000
+
 /* The protocol ops c speaks: its pool's, or after a switch (HELLO) the
    pool's set it switched to. Derived, not stored: an idle client is kept
    small. */
@@ -25,10 +29,10 @@ client_proto(const struct client *c)
     return c->set == 0 ? c->pool->proto : c->pool->proto->sets[c->set];
 }
 
-/* Serve an accepted fd as a client conn of pool p (AWAITING: taken from
-   the accept queue while stopping), or refuse it when the pool is at its
+/* Serve an accepted fd as a client conn of pool p (AWAITING until its
+   first request), or refuse it when the pool is at its
    client_connections limit (told so, then closed). */
-void client_accept(struct pool *p, int fd, bool awaiting);
+void client_accept(struct pool *p, int fd);
 
 /* Append m to c's requests (arrival order). */
 void client_enqueue(struct client *c, struct msg *m);
@@ -87,8 +91,15 @@ void client_fail_msg(struct conn_ctx *ctx, struct msg *m, int err);
 void client_close(struct client *c, enum stats_client_close why);
 
 /* Stopping or pool removed: close c if it is at a request boundary and
-   no request is waiting unread in its socket; else serve what is there. */
+   no request is waiting unread in its socket; else serve what is there.
+   A client that has sent no request yet (AWAITING) is kept: it connected
+   expecting an answer, and its request may be on the way. */
 void client_close_if_idle(struct client *c);
+
+/* The grace for a first request is over (CLIENT_FIRST_REQUEST_GRACE_MS
+   after a stop or a pool's removal began): an AWAITING c is treated as
+   idle from now on. */
+void client_end_grace(struct client *c);
 
 /* Write c's done replies (the worker's end-of-turn flush), then decide
    whether it resumes reading or closes. */

@@ -20,14 +20,15 @@
  * Lifecycle. Every state change goes through conn_set_state(), which logs
  * it and checks it against this diagram:
  *
- *   client:  (accept) --> ACTIVE <--> THROTTLED       (over / back under the
- *                          |   \                       backpressure limits)
- *              first request     \--> DRAINING --> CLOSED
- *                          |              ^        (reads no more: EOF, quit,
- *            AWAITING -----+--------------+         a framing error, stop,
- *   (taken from the accept queue at stop:           pool removed; closes
- *    closes at a boundary only after its first      once its replies are
- *    request)                                        written)
+ *   client:  (accept) --> AWAITING --first request--> ACTIVE <--> THROTTLED
+ *                           |                          |   (over / back under
+ *                           |                          |    the backpressure
+ *                           |                          v    limits)
+ *                           +------------------> DRAINING --> CLOSED
+ *   AWAITING: no request yet; a stop or a         (reads no more: EOF, quit,
+ *   pool's removal keeps it for its first          a framing error, stop,
+ *   request, within a grace                        pool removed; closes once
+ *   (CLIENT_FIRST_REQUEST_GRACE_MS)                its replies are written)
  *
  *   server:  DISCONNECTED --> CONNECTING --> READY --> DISCONNECTED
  *                   ^              |                     (failure, idle EOF,
@@ -62,7 +63,7 @@ struct server_conn;
 
 #define CONN_STATE_LIST(X)                                                                  \
     X(CONN_ACTIVE)       /* client: reading and serving requests */                         \
-    X(CONN_AWAITING)     /* client: accepted while stopping; serves one request first */    \
+    X(CONN_AWAITING)     /* client: accepted, no request yet */                             \
     X(CONN_THROTTLED)    /* client: over a backpressure limit; not read until below half */ \
     X(CONN_DRAINING)     /* client: reads no more; closes once its replies are written */   \
     X(CONN_CLOSED)       /* client: closed, freed at the end of the turn */                 \

@@ -62,6 +62,7 @@ struct worker {
     /* loop state (worker thread only) */
     bool exiting;
     struct event stop_timer;
+    struct event grace_timer;       /* stop or pool removal: first-request grace over */
     _Atomic bool exited;            /* set last by the thread: the loop is over */
     _Atomic bool accepting_stopped; /* stopping: its listeners are closed */
     _Atomic uint64_t gen_seen;      /* id of the generation switched to */

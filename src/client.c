@@ -214,7 +214,7 @@ client_hs_event(int fd, short what, void *arg)
 }
 
 void
-client_accept(struct pool *p, int fd, bool awaiting)
+client_accept(struct pool *p, int fd)
 {
     struct conn_ctx *ctx = p->ctx;
     struct ssl_ctx_st *tctx = p->gp->tls.accept;
@@ -249,7 +249,7 @@ client_accept(struct pool *p, int fd, bool awaiting)
     memset(c, 0, sizeof(*c));
     c->c.ctx = ctx;
     c->c.kind = CONN_CLIENT;
-    c->c.state = awaiting ? CONN_AWAITING : CONN_ACTIVE;
+    c->c.state = CONN_AWAITING;
     c->c.id = ctx->next_conn_id++;
     c->pool = p;
     TAILQ_INIT(&c->q);
@@ -697,12 +697,20 @@ client_read(struct client *c)
 }
 
 void
+client_end_grace(struct client *c)
+{
+    if (c->c.state == CONN_AWAITING) {
+        conn_set_state(&c->c, CONN_ACTIVE);
+        client_close_if_idle(c);
+    }
+}
+
+void
 client_close_if_idle(struct client *c)
 {
     if (c->c.handshaking) {
-        /* Taken from the accept queue at stop, it still gets its request
-           served (the drain deadline bounds it); else it is not a
-           client yet. */
+        /* Within the grace it may still finish and send its request;
+           after it, it is not a client yet. */
         if (c->c.state != CONN_AWAITING) {
             client_close(c, c->c.ctx->stopping ? STATS_CC_stop : STATS_CC_pool_removed);
         }
@@ -713,7 +721,9 @@ client_close_if_idle(struct client *c)
         return; /* not at a request boundary yet */
     }
     if (c->c.state == CONN_AWAITING) {
-        return; /* taken from the accept queue at stop: its request is coming */
+        /* Connected, nothing sent yet: closing now would reset a client
+           whose first request is on its way (client_end_grace bounds it). */
+        return;
     }
     /* Closing with unread bytes would reset the conn and lose requests the
        client sent before we stopped: look once more. */

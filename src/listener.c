@@ -71,7 +71,7 @@ listener_accept_some(struct listener *l, int max)
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd >= 0) {
-            client_accept(l->pool, fd, l->draining);
+            client_accept(l->pool, fd);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED) {

@@ -19,7 +19,9 @@
  *
  * Graceful stop: the listeners drain their accept queues and close; idle
  * clients close at once; busy ones close at the next request boundary
- * (route); the loop ends when no client is left or the timer fires.
+ * (route); clients that connected but have sent nothing yet get
+ * CLIENT_FIRST_REQUEST_GRACE_MS for their first request (the grace timer);
+ * the loop ends when no client is left or the stop timer fires.
  */
 #include "worker.h"
 
@@ -252,6 +254,44 @@ worker_pool_drain_timeout_cb(int fd, short what, void *arg)
     }
 }
 
+/* Clients that connected but sent nothing had their chance: from now on
+   they are idle like any other (the stopping pools, and every retiring one). */
+static void
+worker_grace_cb(int fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct worker_pool *wp;
+    struct client *c, *next;
+
+    (void)fd;
+    (void)what;
+    for (size_t i = 0; w->ctx.stopping && i < w->npools; i++) {
+        if (w->pools[i] == NULL) {
+            continue;
+        }
+        for (c = TAILQ_FIRST(&w->pools[i]->pool.clients); c != NULL; c = next) {
+            next = TAILQ_NEXT(c, pool_tqe);
+            client_end_grace(c);
+        }
+    }
+    TAILQ_FOREACH (wp, &w->retiring_pools, retire_tqe) {
+        for (c = TAILQ_FIRST(&wp->pool.clients); c != NULL; c = next) {
+            next = TAILQ_NEXT(c, pool_tqe);
+            client_end_grace(c);
+        }
+    }
+}
+
+/* (Re)start the first-request grace: a later removal restarts it, so each
+   gets at least the whole grace. */
+static void
+worker_start_grace(struct worker *w)
+{
+    struct timeval tv = util_ms_tv(CLIENT_FIRST_REQUEST_GRACE_MS);
+
+    evtimer_add(&w->grace_timer, &tv);
+}
+
 static void
 worker_retire_pool(struct worker *w, struct worker_pool *wp)
 {
@@ -267,6 +307,7 @@ worker_retire_pool(struct worker *w, struct worker_pool *wp)
     evtimer_add(&wp->drain_timer, &tv);
     wp->drain_timer_set = true;
     TAILQ_INSERT_TAIL(&w->retiring_pools, wp, retire_tqe);
+    worker_start_grace(w);
 }
 
 /* Serve g from now on (see the file comment); g's hold passes to w. */
@@ -371,6 +412,7 @@ worker_begin_stop(struct worker *w, uint64_t timeout_ms)
         worker_close_pool_clients(&wp->pool);
     }
     evtimer_add(&w->stop_timer, &tv);
+    worker_start_grace(w);
 }
 
 static void
@@ -461,6 +503,7 @@ worker_cleanup(struct worker *w)
     if (w->base != NULL) {
         event_del(&w->inbox_ev);
         event_del(&w->stop_timer);
+        event_del(&w->grace_timer);
         event_base_free(w->base);
         w->base = NULL;
     }
@@ -491,6 +534,7 @@ worker_setup(struct worker *w, char *err, size_t errlen)
     w->ctx.nworkers = w->nworkers;
     w->ctx.start_ms = util_mono_msec();
     evtimer_assign(&w->stop_timer, w->base, worker_stop_timer_cb, w);
+    evtimer_assign(&w->grace_timer, w->base, worker_grace_cb, w);
     event_assign(&w->inbox_ev, w->base, w->efd, EV_READ | EV_PERSIST, worker_inbox_cb, w);
     event_add(&w->inbox_ev, NULL);
 

@@ -1090,6 +1090,44 @@ class GracefulStop(OpsTest):
         cmx.stop()
         self.assertEqual(rd.client().resp("STRLEN", "bigkey"), b":%d\r\n" % len(value))
 
+    def test_connected_client_first_request_after_sigterm(self):
+        """A client accepted before SIGTERM whose first request arrives just
+        after it (a connect completes, the send is still on its way) is
+        served, not reset: it never had a request refused. One that never
+        sends is closed once the first-request grace (1 s) is over, not
+        kept until shutdown_timeout; a client that has been served closes
+        at once."""
+        mc = self.memcached(name="s1")
+        cmx = self.cachemux([h.Pool("alpha", [mc])], workers=2, verbose=6,
+                            globals_={"shutdown_timeout": 20000})
+        fresh = [h.Client(cmx.port(), timeout=15) for _ in range(8)]
+        silent = h.Client(cmx.port(), timeout=15)
+        used = self.cmx_client(cmx)
+        for c in fresh + [silent]:
+            self.addCleanup(c.close)
+        self.assertEqual(used.request(b"version\r\n")[:8], b"VERSION ")
+        ports = {c.sock.getsockname()[1] for c in fresh + [silent, used]}
+        wait_for(lambda: ports <= {int(p) for p in re.findall(
+            r"accepted client 127\.0\.0\.1:(\d+) on pool alpha", h.read_text(cmx.log))}, 5,
+                 "cachemux to accept the 10 clients")
+        t0 = time.time()
+        os.kill(cmx.proc.pid, signal.SIGTERM)
+        self.assertClosed(used, 5, "a client already served, idle at SIGTERM")
+        time.sleep(h.scaled(0.3))
+        for i, c in enumerate(fresh):
+            c.send(mc_store("fr:%d" % i, "v%d" % i) + b"get fr:%d\r\n" % i)
+        for i, c in enumerate(fresh):
+            self.assertEqual(c.read_replies(2, timeout=10),
+                             [b"STORED\r\n", mc_value("fr:%d" % i, "v%d" % i)],
+                             "client %d: first request sent 0.3 s after SIGTERM" % i)
+            self.assertClosed(c, 5, "client %d after its first request was answered" % i)
+        self.assertClosed(silent, 10, "a client that never sent anything")
+        self.wait_exit(cmx, 15)
+        elapsed = time.time() - t0
+        cmx.stop()
+        self.assertGreaterEqual(elapsed, 0.9, "the silent client got less than the grace")
+        self.assertLess(elapsed, 15, "the silent client held the stop until shutdown_timeout")
+
     def cmx_client(self, cmx):
         c = cmx.client(timeout=15)
         self.addCleanup(c.close)

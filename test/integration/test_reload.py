@@ -664,10 +664,16 @@ class AddRemovePoolTest(ReloadTest):
         self.addCleanup(mid.close)
         head = b"set big 0 0 %d\r\n" % len(big)
         mid.send(head + big[:1024 * 1024])
+        fresh = h.Client(gport, timeout=10)     # connected, nothing sent yet
+        self.addCleanup(fresh.close)
         time.sleep(h.scaled(0.3))
 
         line, off = px.reload(pools=[base])
         self.assertIn("reload: 1 pools, 1 changed (0 added, 1 removed)", line)
+        # a client with no request yet gets a grace for its first one
+        time.sleep(h.scaled(0.2))
+        self.assertEqual(fresh.request(mc_store("fresh", "v")), b"STORED\r\n")
+        self.assertClosed(fresh, 3.0, "client of the removed pool after its first request")
 
         # its port stops accepting
         deadline = time.time() + h.scaled(3)
