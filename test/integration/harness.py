@@ -1153,6 +1153,21 @@ class Cachemux(Proxy):
         self._write_conf()
         return self.conf
 
+    def _repick_taken(self, off):
+        """After a rejected reload: give a new free port to each pool whose
+        picked port could not be listened on (in use), and rewrite the
+        config. True when there was such a pool."""
+        taken = {int(m.group(1)) for m in (
+            re.search(r"cannot listen on [^ ]*:(\d+): Address already in use", ln)
+            for ln in self.log_since(off)) if m}
+        moved = [p for p in self.pools
+                 if p.fixed_port is None and p.listen is None and p.port in taken]
+        for p in moved:
+            p.port = free_port()
+        if moved:
+            self._write_conf()
+        return bool(moved)
+
     def reload(self, pools=None, workers=None, globals_=None, text=None, expect="ok",
                timeout=10.0):
         """Rewrite the config (see write_config; nothing is rewritten when
@@ -1163,10 +1178,15 @@ class Cachemux(Proxy):
         log offset taken just before the signal)."""
         if pools is not None or workers is not None or globals_ is not None or text is not None:
             self.write_config(pools=pools, workers=workers, globals_=globals_, text=text)
-        off = self.log_size()
-        os.kill(self.proc.pid, signal.SIGHUP)
-        line = self.wait_log(self.RELOAD_RESULT_RE, since=off, timeout=timeout)[0]
-        rejected = "reload: rejected" in line
+        for _ in range(5):
+            off = self.log_size()
+            os.kill(self.proc.pid, signal.SIGHUP)
+            line = self.wait_log(self.RELOAD_RESULT_RE, since=off, timeout=timeout)[0]
+            rejected = "reload: rejected" in line
+            # A new pool's port was free when picked, but another test's
+            # connection took it since (a port race, as at start): pick again.
+            if not (rejected and expect == "ok" and text is None and self._repick_taken(off)):
+                break
         if expect == "ok" and rejected:
             raise AssertionError("reload rejected: %s\n  log since the signal:\n    %s"
                                  % (line, "\n    ".join(self.log_since(off)[-30:])))
