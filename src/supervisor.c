@@ -42,6 +42,7 @@
 #include "worker.h"
 
 #define SUPERVISOR_SWEEP_MS 500
+#define SUPERVISOR_SWITCH_WAIT_MS 2000 /* a reload waits this long for the workers to switch */
 
 /*
  * A unix listener shared by the workers. It outlives the generations that
@@ -412,6 +413,34 @@ supervisor_begin_stop(struct supervisor *sv)
     }
 }
 
+/* The result of a reload is logged (and READY=1 sent) only once every
+   worker serves the new generation, so that whoever waits for the line
+   finds added pools accepting. Workers switch within a loop turn; the wait
+   is bounded. */
+static void
+supervisor_wait_switched(struct supervisor *sv, uint64_t id)
+{
+    for (int waited_ms = 0;; waited_ms++) {
+        int behind = -1;
+        for (int i = 0; i < sv->nworkers && behind < 0; i++) {
+            if (atomic_load_explicit(&sv->workers[i].gen_seen, memory_order_acquire) < id &&
+                !atomic_load_explicit(&sv->workers[i].exited, memory_order_acquire)) {
+                behind = i;
+            }
+        }
+        if (behind < 0) {
+            return;
+        }
+        if (waited_ms == SUPERVISOR_SWITCH_WAIT_MS) {
+            log_warn("reload: worker %d still serves the previous configuration after %d ms",
+                     behind, SUPERVISOR_SWITCH_WAIT_MS);
+            return;
+        }
+        struct timespec ms = { 0, 1000 * 1000 };
+        nanosleep(&ms, NULL);
+    }
+}
+
 /* SIGHUP: validate the file again; if good, make it the new generation. */
 static void
 supervisor_reload(struct supervisor *sv)
@@ -451,6 +480,7 @@ supervisor_reload(struct supervisor *sv)
     gen_release(old);
     sv->reloads.ok++;
     sv->reloads.generation = g->id;
+    supervisor_wait_switched(sv, g->id);
     log_notice("reload: %zu pools, %zu changed (%zu added, %zu removed)", nc->npools,
                sum.changed + sum.added + sum.removed, sum.added, sum.removed);
     supervisor_sweep_gens(sv);

@@ -618,11 +618,23 @@ class AddRemovePoolTest(ReloadTest):
     def test_added_pool_served_by_every_worker(self):
         m1, m2 = self.memcached(name="s1"), self.memcached(name="s2")
         base = h.Pool("base", [m1])
-        px = self.rcachemux([base], workers=4, verbose=6)
+        px = self.rcachemux([base], workers=4, verbose=7)
         self.assertNotIn("added", px.stats_json())
         line, off = px.reload(pools=[base, h.Pool("added", [m2])])
         self.assertIn("reload: 2 pools, 1 changed (1 added, 0 removed)", line)
-        time.sleep(SETTLE)
+        # the result is logged after every worker switched (their debug lines)
+        since = px.log_since(off)
+        result_at = next(i for i, ln in enumerate(since) if "reload: 2 pools" in ln)
+        switched = {re.search(r" (w\d+) ", ln).group(1) for ln in since[:result_at]
+                    if "reload: switched to generation" in ln}
+        self.assertEqual(switched, {"w0", "w1", "w2", "w3"}, "\n".join(since))
+        # no settling time: the result line is logged once every worker
+        # serves the new configuration, so the new port accepts already
+        # (connects from many source ports reach every worker's listener)
+        early = [h.Client(px.port("added")) for _ in range(16)]
+        for i, c in enumerate(early):
+            self.assertEqual(c.request(b"version\r\n")[:8], b"VERSION ", "connection %d" % i)
+            c.close()
         st = px.stats_json()
         self.assertIn("added", st)
         self.assertIn("s2", st["added"])
