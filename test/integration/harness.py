@@ -330,28 +330,59 @@ def dump_current_logs(out=sys.stdout, lines=60):
 # --------------------------------------------------------------------------
 # ports
 
-def free_port():
-    """A loopback TCP port that was free a moment ago."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+# Listeners use SO_REUSEPORT, so two processes that picked the same port
+# both bind it and the kernel splits the connections between them: a client
+# of one test's proxy may reach another test's stats listener. A port picked
+# here is claimed for the test processes running at the same time (make -j)
+# with a file in a shared directory, and never handed out again while the
+# claim is fresh.
+_PORT_DIR = os.path.join(tempfile.gettempdir(), "cachemux-test-ports-%d" % os.getuid())
+_PORT_CLAIM_SECONDS = 300
+
+
+def _claim_port(port):
+    """True when no test process has picked port in the last few minutes
+    (it is ours now)."""
+    path = os.path.join(_PORT_DIR, str(port))
+    for _ in range(2):
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            return True
+        except FileNotFoundError:
+            os.makedirs(_PORT_DIR, exist_ok=True)
+        except FileExistsError:
+            try:
+                if time.time() - os.stat(path).st_mtime < _PORT_CLAIM_SECONDS:
+                    return False
+                os.unlink(path)     # a stale claim
+            except FileNotFoundError:
+                pass
+    return False
 
 
 def free_ports(n):
-    """n distinct free ports (held together while picking)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """n distinct loopback TCP ports that were free a moment ago (held
+    together while picking) and that no other test picked recently."""
+    got = []
+    for _ in range(50):
+        socks = []
+        try:
+            for _ in range(n - len(got)):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind((HOST, 0))
+            got += [p for p in (s.getsockname()[1] for s in socks) if _claim_port(p)]
+        finally:
+            for s in socks:
+                s.close()
+        if len(got) == n:
+            return got
+    raise RuntimeError("no unclaimed free port after 50 tries (%s)" % _PORT_DIR)
+
+
+def free_port():
+    """A loopback TCP port that was free a moment ago (see free_ports)."""
+    return free_ports(1)[0]
 
 
 class PortInUse(Exception):
