@@ -254,6 +254,17 @@ worker_pool_drain_timeout_cb(int fd, short what, void *arg)
     }
 }
 
+static void
+worker_end_pool_grace(struct pool *p)
+{
+    struct client *c, *next;
+
+    for (c = TAILQ_FIRST(&p->clients); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, pool_tqe);
+        client_end_grace(c);
+    }
+}
+
 /* Clients that connected but sent nothing had their chance: from now on
    they are idle like any other (the stopping pools, and every retiring one). */
 static void
@@ -261,24 +272,16 @@ worker_grace_cb(int fd, short what, void *arg)
 {
     struct worker *w = arg;
     struct worker_pool *wp;
-    struct client *c, *next;
 
     (void)fd;
     (void)what;
     for (size_t i = 0; w->ctx.stopping && i < w->npools; i++) {
-        if (w->pools[i] == NULL) {
-            continue;
-        }
-        for (c = TAILQ_FIRST(&w->pools[i]->pool.clients); c != NULL; c = next) {
-            next = TAILQ_NEXT(c, pool_tqe);
-            client_end_grace(c);
+        if (w->pools[i] != NULL) {
+            worker_end_pool_grace(&w->pools[i]->pool);
         }
     }
     TAILQ_FOREACH (wp, &w->retiring_pools, retire_tqe) {
-        for (c = TAILQ_FIRST(&wp->pool.clients); c != NULL; c = next) {
-            next = TAILQ_NEXT(c, pool_tqe);
-            client_end_grace(c);
-        }
+        worker_end_pool_grace(&wp->pool);
     }
 }
 
