@@ -55,16 +55,23 @@ worker_apply_limits(struct worker *w, const struct conf *c)
     w->ctx.handshake_timeout_ms = c->tls_handshake_timeout_ms;
 }
 
+/* fn(c) for each client of p; fn may close c. */
 static void
-worker_close_pool_clients(struct pool *p)
+worker_each_client(struct pool *p, void (*fn)(struct client *))
 {
     struct client *c, *next;
 
-    /* Idle clients close now; busy ones at their next request boundary. */
     for (c = TAILQ_FIRST(&p->clients); c != NULL; c = next) {
         next = TAILQ_NEXT(c, pool_tqe);
-        client_close_if_idle(c);
+        fn(c);
     }
+}
+
+/* Idle clients close now; busy ones at their next request boundary. */
+static void
+worker_close_pool_clients(struct pool *p)
+{
+    worker_each_client(p, client_close_if_idle);
 }
 
 /* Close a pool's clients (for why) and every server conn, failing what
@@ -232,9 +239,9 @@ worker_retire_server(void *arg, struct pool_server *s)
 
 /*
  * A removed pool's clients close at a request boundary, but a client may
- * never reach one (a stalled partial request, or a conn taken from the
- * accept queue that never sends): past shutdown_timeout they are closed
- * anyway, so a retiring pool and its generation cannot be held forever.
+ * never reach one (a stalled partial request, or a reply it does not
+ * read): past shutdown_timeout they are closed anyway, so a retiring pool
+ * and its generation cannot be held forever.
  */
 static void
 worker_pool_drain_timeout_cb(int fd, short what, void *arg)
@@ -254,17 +261,6 @@ worker_pool_drain_timeout_cb(int fd, short what, void *arg)
     }
 }
 
-static void
-worker_end_pool_grace(struct pool *p)
-{
-    struct client *c, *next;
-
-    for (c = TAILQ_FIRST(&p->clients); c != NULL; c = next) {
-        next = TAILQ_NEXT(c, pool_tqe);
-        client_end_grace(c);
-    }
-}
-
 /* Clients that connected but sent nothing had their chance: from now on
    they are idle like any other (the stopping pools, and every retiring one). */
 static void
@@ -277,11 +273,11 @@ worker_grace_cb(int fd, short what, void *arg)
     (void)what;
     for (size_t i = 0; w->ctx.stopping && i < w->npools; i++) {
         if (w->pools[i] != NULL) {
-            worker_end_pool_grace(&w->pools[i]->pool);
+            worker_each_client(&w->pools[i]->pool, client_end_grace);
         }
     }
     TAILQ_FOREACH (wp, &w->retiring_pools, retire_tqe) {
-        worker_end_pool_grace(&wp->pool);
+        worker_each_client(&wp->pool, client_end_grace);
     }
 }
 
