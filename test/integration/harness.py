@@ -4,10 +4,11 @@ Every integration test is a script run by automake's test driver with
 /usr/bin/python3: exit 0 = pass, 1 = fail, 77 = skip. This module gives the
 scripts:
 
-- free loopback ports (bind to port 0), and a retry of a server's start when
-  its port was taken in the meantime (every server's listeners are checked to
-  belong to the process we started, so two tests that pick the same port
-  cannot silently share it, even through SO_REUSEPORT);
+- free loopback ports (bind to port 0), each claimed for a few minutes across
+  the test processes running at once (make -j), and a retry of a server's
+  start, or of a reload adding a pool, when its port was taken in the
+  meantime (every server's listeners are checked to belong to the process we
+  started, so two tests cannot silently share a port through SO_REUSEPORT);
 - real memcached and redis-server backends, cachemux and nutcracker as child
   processes, stopped by PID (never by name);
 - writers for a cachemux INI and a nutcracker YAML describing the same pools;
