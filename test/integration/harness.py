@@ -820,6 +820,11 @@ class Pool:
         self.distribution = distribution
         self.redis = redis
 
+    @property
+    def picked(self):
+        """Its TCP port is the harness's to pick (no port or listen given)."""
+        return self.fixed_port is None and self.listen is None
+
     def listen_str(self):
         return self.listen if self.listen else "%s:%d" % (HOST, self.port)
 
@@ -956,7 +961,7 @@ class Proxy:
 
     def _pick_ports(self):
         for p in self.pools:
-            if p.fixed_port is None and p.listen is None:
+            if p.picked:
                 p.port = free_port()
         if self.fixed_stats_port is None:
             self.stats_port = free_port()
@@ -1045,7 +1050,7 @@ class Proxy:
 
     def _pickable(self):
         return (self.fixed_stats_port is None or
-                any(p.fixed_port is None and p.listen is None for p in self.pools))
+                any(p.picked for p in self.pools))
 
     @property
     def alive(self):
@@ -1192,8 +1197,7 @@ class Cachemux(Proxy):
         taken = {int(m.group(1)) for m in (
             re.search(r"cannot listen on [^ ]*:(\d+): Address already in use", ln)
             for ln in self.log_since(off)) if m}
-        moved = [p for p in self.pools
-                 if p.fixed_port is None and p.listen is None and p.port in taken]
+        moved = [p for p in self.pools if p.picked and p.port in taken]
         for p in moved:
             p.port = free_port()
         if moved:
